@@ -1,0 +1,118 @@
+"""Configuration per environment, picked by PROMPT_TRACKER_ENV (default: development).
+
+Required variables are read in ``init_app`` (not in class bodies) so that importing this
+module never fails; the production config refuses to start with a sentence naming what is missing.
+"""
+
+import os
+from datetime import timedelta
+
+
+class ConfigError(RuntimeError):
+    """The environment does not allow the app to start (a required variable is missing)."""
+
+
+def _env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    SECRET_KEY = "dev-only-not-secret"
+
+    # Flask-Session: the cookie carries the session id only; the data lives server-side.
+    SESSION_TYPE = "redis"
+    SESSION_COOKIE_NAME = "_prompt_tracker_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    SESSION_PERMANENT = True
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=24)
+    SESSION_KEY_PREFIX = "prompt_tracker:session:"
+    SESSION_SERIALIZATION_FORMAT = "msgpack"
+
+    SESSION_REDIS_URL = "redis://localhost:6379/2"
+    RQ_REDIS_URL = "redis://localhost:6379/0"
+    SOCKETIO_MESSAGE_QUEUE = "redis://localhost:6379/1"
+    RQ_QUEUE = "prompt_tracker"
+    RQ_ASYNC = True
+    JOB_TIMEOUT = _env_int("JOB_TIMEOUT", 300)
+
+    # Limits: the same numbers validate input and show on the page.
+    MAX_MESSAGE_CHARS = _env_int("MAX_MESSAGE_CHARS", 20_000)
+    MAX_SYSTEM_PROMPT_CHARS = _env_int("MAX_SYSTEM_PROMPT_CHARS", 20_000)
+    MAX_CONVERSATION_MESSAGES = _env_int("MAX_CONVERSATION_MESSAGES", 2_000)
+    PAGE_WINDOW = _env_int("PAGE_WINDOW", 200)
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 256 * 1024)
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
+    @classmethod
+    def init_app(cls, app):
+        """Apply the environment's overrides (read here, at start-up, not at import)."""
+        for name in ("SECRET_KEY", "SESSION_REDIS_URL", "RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE"):
+            if os.environ.get(name):
+                app.config[name] = os.environ[name]
+
+
+class DevelopmentConfig(Config):
+    """Local development: Redis on localhost (DB 0 jobs, DB 1 Socket.IO, DB 2 sessions)."""
+
+    DEBUG = True
+
+
+class TestingConfig(Config):
+    """Unit tests: sessions in cachelib's SimpleCache, fakeredis for the rest, jobs run inline."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    SESSION_TYPE = "cachelib"
+    RQ_ASYNC = False
+    SOCKETIO_MESSAGE_QUEUE = None
+    # Marker the factory turns into fakeredis clients.
+    SESSION_REDIS_URL = RQ_REDIS_URL = "fakeredis://"
+
+    @classmethod
+    def init_app(cls, app):
+        """Tests ignore the environment: they pass their overrides to the factory."""
+
+
+class ProductionConfig(Config):
+    """Production: REDIS_URL and SECRET_KEY are required; the cookie is Secure."""
+
+    SESSION_COOKIE_SECURE = True
+
+    @classmethod
+    def init_app(cls, app):
+        missing = [name for name in ("REDIS_URL", "SECRET_KEY") if not os.environ.get(name)]
+        if missing:
+            raise ConfigError(
+                "Prompt Tracker refuses to start in production: set "
+                + " and ".join(missing)
+                + " in the environment (REDIS_URL like redis://host:6379/2, SECRET_KEY a long random string)."
+            )
+        Config.init_app(app)
+        redis_url = os.environ["REDIS_URL"]
+        app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
+        app.config["SESSION_REDIS_URL"] = redis_url
+        # Jobs and Socket.IO default to DB 0 and DB 1 of the same server.
+        app.config["RQ_REDIS_URL"] = os.environ.get("RQ_REDIS_URL") or with_db(redis_url, 0)
+        app.config["SOCKETIO_MESSAGE_QUEUE"] = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or with_db(redis_url, 1)
+
+
+def with_db(url, db):
+    """Return the Redis URL with its database number replaced by ``db``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+config = {
+    "development": DevelopmentConfig,
+    "test": TestingConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

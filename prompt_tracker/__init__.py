@@ -1,0 +1,57 @@
+"""Prompt Tracker: a prompt playground whose conversations live server-side, in Redis."""
+
+import os
+
+from flask import Flask, redirect, url_for
+
+
+def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
+    """Build the app for ``config_name`` (default: $PROMPT_TRACKER_ENV or development)."""
+    from config import config
+
+    config_name = config_name or os.environ.get("PROMPT_TRACKER_ENV", "development")
+    if config_name not in config:
+        raise RuntimeError(f"Unknown PROMPT_TRACKER_ENV {config_name!r}; use one of: development, test, production.")
+    config_class = config[config_name]
+
+    app = Flask(__name__, instance_relative_config=True)
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
+    app.config.from_object(config_class)
+    app.config["ENV_NAME"] = config_name
+    config_class.init_app(app)
+    if config_name != "test":
+        app.config.from_pyfile("config.py", silent=True)
+    app.config.update(overrides or {})
+
+    from .extensions import csrf, services, socketio
+    from .server_session import make_session_interface
+
+    bound = services.init_app(app)
+    app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
+    csrf.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+        async_mode="threading",
+    )
+
+    from .errors import bp as errors_bp
+    from .health import bp as health_bp
+    from .playground import bp as playground_bp
+    from .session_cli import sessions_cli
+    from .worker_cli import worker_command
+
+    from .text_format import message_html
+
+    app.add_template_filter(message_html)
+    app.register_blueprint(errors_bp)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(playground_bp)
+    app.cli.add_command(sessions_cli)
+    app.cli.add_command(worker_command)
+
+    @app.get("/")
+    def index():
+        return redirect(url_for("playground.index"))
+
+    return app

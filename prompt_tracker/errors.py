@@ -1,0 +1,64 @@
+"""Error pages in one place: HTML for people, JSON for the page's script; never a traceback."""
+
+from flask import Blueprint, abort, jsonify, render_template, request, session
+from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+bp = Blueprint("errors", __name__)
+
+STORE_DOWN = "The session store (Redis) is not reachable right now. Nothing was changed; try again in a moment."
+
+EXPLANATIONS = {
+    400: "The request could not be understood.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept that kind of request.",
+    413: "That was too large to accept. Shorten the message or the system prompt and send it again.",
+    503: STORE_DOWN,
+}
+
+
+def error_response(status: int, title: str, detail: str):
+    """Render an error as a page, or as JSON when the client asked for JSON."""
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(error=detail), status
+    return render_template("errors/error.html", status=status, title=title, detail=detail), status
+
+
+@bp.before_app_request
+def refuse_without_session_store():
+    """Answer 503 (not a 500) when the session could not be loaded because Redis is down."""
+    if getattr(session, "unavailable", False) and request.endpoint not in ("static", "health.healthz"):
+        abort(503)
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_error(error):
+    return error_response(
+        400, "Form expired",
+        "This form was not sent by the current page (missing or stale security token). "
+        "Nothing was changed: reload the page and try again.",
+    )
+
+
+@bp.app_errorhandler(RedisError)
+def redis_error(error):
+    return error_response(503, "Service unavailable", STORE_DOWN)
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(error):
+    if isinstance(error, InternalServerError):
+        return internal_error(error)
+    detail = EXPLANATIONS.get(error.code) or error.description
+    if error.code == 404 and error.description and "requested URL was not found" not in error.description:
+        detail = error.description
+    return error_response(error.code, error.name, detail)
+
+
+def internal_error(error):
+    """A 500; one caused by Redis (even in session saving) is reported as the 503 it is."""
+    original = getattr(error, "original_exception", None)
+    if isinstance(original, RedisError):
+        return redis_error(original)
+    return error_response(500, "Something went wrong", "An unexpected error happened. Nothing you typed was lost; try again.")

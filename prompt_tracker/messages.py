@@ -1,0 +1,79 @@
+"""The message record stored in a conversation list: a msgspec Struct, msgpack on the wire."""
+
+import secrets
+import time
+
+import msgspec
+
+ROLES = ("user", "assistant")
+# pending: queued, no worker yet; streaming: a worker is writing it; the rest are final.
+STATUSES = ("pending", "streaming", "done", "failed", "stopped")
+OPEN_STATUSES = ("pending", "streaming")
+
+
+class Usage(msgspec.Struct, omit_defaults=True):
+    """Tokens a provider reported for one reply."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One chat message; assistant messages carry the reply's provenance and costs."""
+
+    id: str
+    role: str
+    content: str = ""
+    status: str = "done"
+    error: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    params: dict | None = None
+    usage: Usage | None = None
+    first_token_ms: int | None = None
+    latency_ms: int | None = None
+    cost_usd: float | None = None
+    created_at: float
+    finished_at: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True while the reply is still expected (queued or being written)."""
+        return self.status in OPEN_STATUSES
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+def encode_message(message: Message) -> bytes:
+    """Serialize a message for the conversation list."""
+    return _encoder.encode(message)
+
+
+def decode_message(data: bytes) -> Message:
+    """Deserialize a message read from the conversation list."""
+    return _decoder.decode(data)
+
+
+def new_message_id() -> str:
+    """Return a fresh, unguessable message id."""
+    return secrets.token_hex(8)
+
+
+def user_message(content: str) -> Message:
+    """Build the record of what the user typed."""
+    return Message(id=new_message_id(), role="user", content=content, created_at=time.time())
+
+
+def assistant_placeholder(provider: str, model: str, params: dict) -> Message:
+    """Build the pending assistant message a worker will fill in."""
+    return Message(
+        id=new_message_id(),
+        role="assistant",
+        status="pending",
+        provider=provider,
+        model=model,
+        params=params,
+        created_at=time.time(),
+    )

@@ -1,0 +1,7 @@
+"""The playground: system prompt, model settings and the conversation."""
+
+from flask import Blueprint
+
+bp = Blueprint("playground", __name__, url_prefix="/playground", template_folder="templates")
+
+from . import routes  # noqa: E402,F401  (registers the views on bp)

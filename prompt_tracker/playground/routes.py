@@ -1,0 +1,123 @@
+"""Views of the playground page: thin wrappers over ``turns`` and the settings helpers."""
+
+import time
+
+import msgspec
+
+from flask import current_app, flash, jsonify, redirect, render_template, request, session, url_for
+
+from ..conversation_store import ConversationFull
+from ..extensions import services
+from ..playground_settings import STANDALONE, PlaygroundSettings, load_settings, store_settings
+from ..providers import UnknownProviderError, available_providers
+from .. import turns
+from . import bp
+from .forms import MessageForm, SettingsForm
+
+
+def wants_json() -> bool:
+    """True when the client (the page's script) asked for JSON rather than a redirect."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def back_to_page(anchor: str | None = None):
+    """Post/redirect/get: 303 back to the playground."""
+    return redirect(url_for(".index", _anchor=anchor), 303)
+
+
+def render_playground(message_form=None, settings_form=None, status=200):
+    """Render the page: settings, the latest window of the conversation, the composer."""
+    settings = load_settings(session, STANDALONE)
+    end = request.args.get("before", type=int)
+    window = services.store.window(
+        session.sid, STANDALONE, limit=current_app.config["PAGE_WINDOW"], end=end,
+        refresh_keys=current_app.session_interface.keys_of(session),
+    )
+    session.expiry_refreshed = True
+    if settings_form is None:
+        settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
+    stale_after = current_app.config["JOB_TIMEOUT"] + 30
+    now = time.time()
+    return render_template(
+        "playground/index.html",
+        window=window,
+        settings=settings,
+        settings_form=settings_form,
+        message_form=message_form or MessageForm(formdata=None),
+        stale_ids={m.id for m in window.messages if m.status == "streaming" and now - m.created_at > stale_after},
+        waiting=any(m.is_open for m in window.messages),
+        providers=available_providers(),
+        lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
+    ), status
+
+
+@bp.get("")
+def index():
+    return render_playground()
+
+
+@bp.post("/messages")
+def send():
+    form = MessageForm()
+    settings = load_settings(session, STANDALONE)
+    error = None
+    try:
+        placeholder = turns.send_message(session.sid, STANDALONE, form.content.data, settings)
+    except (turns.InvalidMessage, ConversationFull, UnknownProviderError) as problem:
+        error = str(problem)
+    except turns.QueueUnavailable as problem:
+        # The user's message is stored; its reply is marked failed with Retry.
+        session.add_playground(STANDALONE)
+        if wants_json():
+            return jsonify(error=str(problem)), 503
+        flash(str(problem), "error")
+        return back_to_page()
+    if error:
+        if wants_json():
+            return jsonify(error=error), 422
+        flash(error, "error")
+        # Render rather than redirect, so the text the user typed stays in the composer.
+        return render_playground(message_form=form, status=422)
+    session.add_playground(STANDALONE)
+    if wants_json():
+        return jsonify(id=placeholder.id), 202
+    return back_to_page(f"m-{placeholder.id}")
+
+
+@bp.post("/messages/<message_id>/retry")
+def retry(message_id):
+    settings = load_settings(session, STANDALONE)
+    try:
+        message = turns.retry_reply(session.sid, STANDALONE, message_id, settings)
+    except turns.QueueUnavailable as problem:
+        flash(str(problem), "error")
+        return back_to_page()
+    if message is None:
+        flash("That reply is no longer in this conversation.", "error")
+    if wants_json():
+        return (jsonify(id=message_id), 202) if message else (jsonify(error="not found"), 404)
+    return back_to_page(f"m-{message_id}")
+
+
+@bp.post("/settings")
+def save_settings():
+    form = SettingsForm()
+    if not form.validate():
+        flash("Settings not saved: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
+        return render_playground(settings_form=form, status=422)
+    store_settings(session, STANDALONE, PlaygroundSettings(
+        system_prompt=(form.system_prompt.data or "").replace("\r\n", "\n"),
+        provider=form.provider.data,
+        model=form.model.data,
+        temperature=float(form.temperature.data),
+        max_tokens=form.max_tokens.data,
+    ))
+    flash("Settings saved; the next message uses them.", "info")
+    return back_to_page()
+
+
+@bp.post("/reset")
+def reset():
+    turns.clear_conversation_state(session.sid, STANDALONE)
+    flash("Conversation cleared.", "info")
+    return back_to_page()

@@ -1,0 +1,67 @@
+"""The provider contract: ``stream(request)`` yields text deltas, then one ``Usage``."""
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..messages import Usage
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Everything a provider is sent for one reply: the whole history, in order, and the settings."""
+
+    model: str
+    system_prompt: str
+    messages: list[tuple[str, str]]  # (role, content), oldest first, ending with the user's turn
+    temperature: float
+    max_tokens: int
+
+
+class ProviderError(Exception):
+    """A provider call failed; the message is short and safe to show the user."""
+
+
+class UnknownProviderError(KeyError):
+    """No provider is registered under that name."""
+
+    def __str__(self) -> str:
+        return f"Unknown provider {self.args[0]!r}."
+
+
+@dataclass
+class Provider:
+    """Base class for providers: a name, a label, model suggestions, and ``stream``."""
+
+    name: str = ""
+    label: str = ""
+    models: list[str] = field(default_factory=list)
+
+    def is_configured(self) -> bool:
+        """Whether this provider can be used here (its key is set, say)."""
+        return True
+
+    def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
+        """Yield the reply as text deltas, then one Usage; raise ProviderError on failure."""
+        raise NotImplementedError
+
+
+_registry: dict[str, Provider] = {}
+
+
+def register(provider: Provider) -> Provider:
+    """Add a provider to the registry under its name."""
+    _registry[provider.name] = provider
+    return provider
+
+
+def get_provider(name: str) -> Provider:
+    """Return the provider registered as ``name``; raise UnknownProviderError otherwise."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownProviderError(name) from None
+
+
+def available_providers() -> list[Provider]:
+    """Providers that are configured on this machine, in registration order."""
+    return [provider for provider in _registry.values() if provider.is_configured()]
