@@ -17,7 +17,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python scripts/dev_run.py
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium (Playwright's Python package with executable_path).
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest
 
 clean:
