@@ -128,17 +128,18 @@ def live_playground(live_client):
 
 
 @pytest.fixture
-def start_worker(real_redis):
+def start_worker(real_redis, tmp_path):
     """Start real ``flask worker`` processes on the private Redis; all stopped after the test."""
     processes = []
 
     def start(extra_env=None):
         env = service_env(real_redis)
         env.update(extra_env or {})
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
+        with open(tmp_path / f"worker-{len(processes)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
         processes.append(process)
         return process
 

@@ -1,0 +1,147 @@
+"""The playground on a real redis-server and real RQ workers (never localhost:6379)."""
+
+import time
+
+import pytest
+
+from prompt_tracker import create_app
+from prompt_tracker.extensions import services
+from prompt_tracker.messages import decode_message
+from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.redis_keys import conversation_key, session_key
+
+from .conftest import COOKIE, wait_for
+
+pytestmark = pytest.mark.integration
+DAY = 24 * 3600
+PREFIX = "prompt_tracker:session:"
+
+
+def test_session_keys_live_in_db2_and_contain_session(live_playground, real_redis, start_worker):
+    start_worker()
+    live_playground.send("hello")
+    keys = sorted(k.decode() for k in real_redis.client(2).scan_iter(match="*session*"))
+    sid = live_playground.sid()
+    assert keys == [session_key(PREFIX, sid), conversation_key(PREFIX, sid, STANDALONE)]
+    assert real_redis.client(0).exists("rq:queue:prompt_tracker") or real_redis.client(0).keys("rq:*")
+
+
+def test_ttls_are_a_day_and_slide_on_each_request(live_playground, real_redis):
+    live_playground.send("hello")
+    db2 = real_redis.client(2)
+    sid = live_playground.sid()
+    keys = [session_key(PREFIX, sid), conversation_key(PREFIX, sid, STANDALONE)]
+    for key in keys:
+        assert DAY - 60 < db2.ttl(key) <= DAY
+        db2.expire(key, 500)
+    live_playground.page()
+    for key in keys:
+        assert db2.ttl(key) > DAY - 60
+
+
+def test_a_page_view_does_not_rewrite_the_blob(live_playground, real_redis):
+    live_playground.save_settings(system_prompt="unchanged")
+    live_playground.send("hello")
+    live_playground.page()  # consumes the flash message, which does change the session
+    db2 = real_redis.client(2)
+    db2.config_resetstat()
+    live_playground.page()
+    stats = db2.info("commandstats")
+    assert "cmdstat_set" not in stats  # no rewrite of the blob
+    assert stats["cmdstat_get"]["calls"] == 1  # the blob, read once
+    assert stats["cmdstat_expire"]["calls"] == 2  # blob + conversation list, pushed together
+    assert stats["cmdstat_lrange"]["calls"] == 1  # one window of the conversation
+
+
+def test_150_long_messages_are_stored_and_rendered_without_cookie_growth(live_app, live_playground, real_redis):
+    live_playground.send("first")
+    cookie_before = live_playground.client.get_cookie(COOKIE).value
+    sid = live_playground.sid()
+    with live_app.app_context():
+        from prompt_tracker.messages import user_message
+
+        messages = [user_message(f"message {i}: " + "y" * 2048) for i in range(148)]
+        services.store.append(sid, STANDALONE, *messages)
+    response = live_playground.page()
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "150 messages" in html
+    assert "message 147: " in html and "message 0: " in html
+    assert live_playground.client.get_cookie(COOKIE).value == cookie_before
+    assert real_redis.client(2).llen(conversation_key(PREFIX, sid, STANDALONE)) == 150
+
+
+def test_reset_removes_the_key_at_once(live_playground, real_redis):
+    live_playground.send("to be deleted")
+    key = conversation_key(PREFIX, live_playground.sid(), STANDALONE)
+    assert real_redis.client(2).exists(key)
+    live_playground.reset()
+    assert not real_redis.client(2).exists(key)
+
+
+def test_a_real_worker_completes_a_turn(live_app, live_playground, start_worker):
+    start_worker()
+    live_playground.send("through the worker")
+    reply = wait_for(lambda: next((m for m in live_playground.messages(live_app) if m.role == "assistant" and m.status == "done"), None))
+    assert reply.content.startswith("You said: through the worker")
+    assert reply.usage.output_tokens > 0
+    html = live_playground.page().get_data(as_text=True)
+    assert "You said: through the worker" in html
+
+
+def test_queued_message_waits_visibly_for_a_worker_then_completes(live_app, live_playground, start_worker):
+    live_playground.send("no worker yet")
+    html = live_playground.page().get_data(as_text=True)
+    assert "Waiting for a worker" in html
+    assert 'http-equiv="refresh"' in html  # the page refreshes itself with JS off
+    start_worker()
+    wait_for(lambda: live_playground.messages(live_app)[-1].status == "done")
+    assert 'http-equiv="refresh"' not in live_playground.page().get_data(as_text=True)
+
+
+def test_a_reply_that_finishes_after_reset_does_not_reappear(live_app, live_playground, real_redis, start_worker):
+    start_worker({"ECHO_DELAY": "0.2"})
+    live_playground.send("slow one two three four five six")
+    key = conversation_key(PREFIX, live_playground.sid(), STANDALONE)
+    db2 = real_redis.client(2)
+    wait_for(lambda: any(decode_message(raw).status == "streaming" for raw in db2.lrange(key, 0, -1)))
+    live_playground.reset()
+    assert not db2.exists(key)
+    # the job finishes (the echo reply takes ~2 s) and must not recreate the list
+    wait_for(lambda: not real_redis.client(0).llen("rq:queue:prompt_tracker") and _no_started_jobs(real_redis), timeout=20)
+    time.sleep(0.5)
+    assert not db2.exists(key)
+    assert "No messages yet" in live_playground.page().get_data(as_text=True)
+
+
+def _no_started_jobs(server):
+    from rq import Queue
+
+    queue = Queue("prompt_tracker", connection=server.client(0))
+    return queue.started_job_registry.count == 0 and queue.finished_job_registry.count + queue.failed_job_registry.count >= 1
+
+
+@pytest.mark.parametrize("missing", ["REDIS_URL", "SECRET_KEY"])
+def test_production_refuses_to_start_without_required_variables(monkeypatch, real_redis, missing):
+    from config import ConfigError
+
+    monkeypatch.setenv("REDIS_URL", real_redis.url(2))
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    monkeypatch.delenv(missing)
+    with pytest.raises(ConfigError, match=missing):
+        create_app("production")
+
+
+def test_production_starts_with_them_and_uses_secure_cookies(monkeypatch, real_redis):
+    monkeypatch.setenv("REDIS_URL", real_redis.url(2))
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    for name in ("RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE", "SESSION_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    app = create_app("production")
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["RQ_REDIS_URL"].endswith("/0")
+    assert app.config["SOCKETIO_MESSAGE_QUEUE"].endswith("/1")
+    client = app.test_client()
+    response = client.get("/playground", base_url="https://localhost")
+    assert response.status_code == 200
+    assert "Secure" in response.headers["Set-Cookie"]

@@ -1,0 +1,95 @@
+"""Session behaviour that must hold on both backends: cachelib (unit config) and a real Redis."""
+
+import pickle
+
+import pytest
+
+from prompt_tracker.extensions import services
+from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.redis_keys import conversation_key, session_key
+
+from .conftest import COOKIE, Playground
+
+DAY = 24 * 3600
+
+
+@pytest.fixture(params=["cachelib", "redis"])
+def backend(request):
+    """(app, playground) on each session backend."""
+    if request.param == "cachelib":
+        app = request.getfixturevalue("app")
+    else:
+        request.applymarker(pytest.mark.integration)
+        app = request.getfixturevalue("live_app")
+    return app, Playground(app.test_client())
+
+
+def blob(app, sid):
+    """The stored session data (dict) or None, whatever the backend."""
+    interface = app.session_interface
+    with app.app_context():
+        return interface._retrieve_session_data(session_key(app.config["SESSION_KEY_PREFIX"], sid))
+
+
+def test_a_session_is_stored_server_side_with_settings(backend):
+    app, playground = backend
+    playground.save_settings(system_prompt="Stored server-side")
+    data = blob(app, playground.sid())
+    assert data["settings"][STANDALONE]["system_prompt"] == "Stored server-side"
+    assert playground.client.get_cookie(COOKIE).value == playground.sid()
+
+
+def test_cookie_does_not_grow_with_the_conversation(backend):
+    app, playground = backend
+    playground.send("first")
+    before = playground.client.get_cookie(COOKIE).value
+    for index in range(20):
+        playground.send(f"message {index} " + "x" * 2000)
+    assert playground.client.get_cookie(COOKIE).value == before
+    assert len(playground.messages(app)) == 42
+
+
+def test_conversation_list_gets_the_session_lifetime(backend):
+    app, playground = backend
+    playground.send("hello")
+    with app.app_context():
+        ttl = services.session_redis.ttl(conversation_key(app.config["SESSION_KEY_PREFIX"], playground.sid(), STANDALONE))
+    assert DAY - 60 < ttl <= DAY
+
+
+def test_a_later_request_pushes_the_conversation_expiry(backend):
+    app, playground = backend
+    playground.send("hello")
+    key = conversation_key(app.config["SESSION_KEY_PREFIX"], playground.sid(), STANDALONE)
+    with app.app_context():
+        services.session_redis.expire(key, 100)
+    playground.page()
+    with app.app_context():
+        assert services.session_redis.ttl(key) > DAY - 60
+
+
+def test_blob_that_is_not_msgpack_or_json_is_no_session(backend):
+    app, playground = backend
+    playground.save_settings(system_prompt="secret settings")
+    sid = playground.sid()
+    store_id = session_key(app.config["SESSION_KEY_PREFIX"], sid)
+    payload = pickle.dumps({"settings": {STANDALONE: {"system_prompt": "from pickle"}}})
+    with app.app_context():
+        if app.config["SESSION_TYPE"] == "redis":
+            services.session_redis.set(store_id, payload)
+        else:
+            app.session_interface.cache.set(store_id, "not a dict")
+    html = playground.page().get_data(as_text=True)
+    assert "from pickle" not in html
+    assert "secret settings" not in html
+    assert playground.sid() != sid  # a fresh session was issued
+
+
+def test_malformed_cookies_start_fresh_sessions(backend):
+    app, playground = backend
+    playground.send("mine")
+    for value in ["A" * 43, "short", "x" * 4000, "bad chars!@#$%^&*()", ""]:
+        playground.client.set_cookie(COOKIE, value)
+        response = playground.page()
+        assert response.status_code == 200
+        assert "No messages yet" in response.get_data(as_text=True)
