@@ -23,25 +23,32 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         app.config.from_pyfile("config.py", silent=True)
     app.config.update(overrides or {})
 
+    import socketio as socketio_module
+
+    # Blueprints first: their Socket.IO handlers must be declared before socketio.init_app
+    # builds the server, or a second app (tests build many) would not get them.
+    from .errors import bp as errors_bp
+    from .health import bp as health_bp
+    from .playground import bp as playground_bp
     from .extensions import csrf, services, socketio
     from .server_session import make_session_interface
 
     bound = services.init_app(app)
     app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
     csrf.init_app(app)
-    socketio.init_app(
-        app,
-        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
-        async_mode="threading",
-    )
+    if app.config["SOCKETIO_MESSAGE_QUEUE"]:
+        socketio.init_app(app, message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"], async_mode="threading")
+    else:
+        # In-process only (unit tests); explicit, since the shared SocketIO object keeps old options.
+        socketio.init_app(app, client_manager=socketio_module.Manager(), async_mode="threading")
 
-    from .errors import bp as errors_bp
-    from .health import bp as health_bp
-    from .playground import bp as playground_bp
     from .session_cli import sessions_cli
     from .worker_cli import worker_command
 
+    from . import security_headers
     from .text_format import message_html
+
+    security_headers.init_app(app)
 
     app.add_template_filter(message_html)
     app.register_blueprint(errors_bp)

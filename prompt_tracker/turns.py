@@ -11,7 +11,9 @@ from redis.exceptions import RedisError
 
 from .extensions import services
 from .messages import Message, Usage, assistant_placeholder, user_message
+from .live_events import DeltaBuffer, publish
 from .playground_settings import PlaygroundSettings
+from .pricing import cost_usd
 from .providers import ChatRequest, ProviderError, get_provider
 
 
@@ -34,14 +36,15 @@ def validate_content(content: str | None) -> str:
     return content
 
 
-def send_message(sid: str, playground: str, content: str, settings: PlaygroundSettings) -> Message:
-    """Append the user's message and a pending reply atomically, queue the reply; return the placeholder."""
+def send_message(sid: str, playground: str, content: str, settings: PlaygroundSettings) -> tuple[Message, Message]:
+    """Append the user's message and a pending reply atomically, queue the reply; return both."""
     content = validate_content(content)
     get_provider(settings.provider)  # an unknown provider fails before anything is stored
+    sent = user_message(content)
     placeholder = assistant_placeholder(settings.provider, settings.model, settings.params())
-    services.store.append(sid, playground, user_message(content), placeholder)
+    services.store.append(sid, playground, sent, placeholder)
     enqueue_reply(sid, playground, placeholder.id, settings)
-    return placeholder
+    return sent, placeholder
 
 
 def enqueue_reply(sid: str, playground: str, message_id: str, settings: PlaygroundSettings) -> None:
@@ -67,7 +70,7 @@ def retry_reply(sid: str, playground: str, message_id: str, settings: Playground
     """Reset a finished or failed assistant message to pending and queue it again."""
 
     def to_pending(message: Message) -> Message | None:
-        if message.role != "assistant" or message.status == "pending":
+        if message.role != "assistant" or (message.is_open and not is_stale(message)):
             return None
         return msgspec.structs.replace(
             message, status="pending", content="", error=None, usage=None, first_token_ms=None,
@@ -80,6 +83,11 @@ def retry_reply(sid: str, playground: str, message_id: str, settings: Playground
         return None
     enqueue_reply(sid, playground, message_id, settings)
     return message
+
+
+def is_stale(message: Message) -> bool:
+    """True for a reply a worker started but cannot still be writing (it outlived the job timeout)."""
+    return message.status == "streaming" and time.time() - message.created_at > current_app.config["JOB_TIMEOUT"] + 30
 
 
 def clear_conversation_state(sid: str, playground: str) -> bool:
@@ -109,10 +117,32 @@ def history_before(messages: list[Message], message_id: str) -> list[tuple[str, 
     return history
 
 
-def run_turn(sid: str, playground: str, message_id: str, settings: PlaygroundSettings) -> str:
-    """Write the reply ``message_id`` by calling the provider; return what became of it.
+def stop_key(message_id: str) -> str:
+    """Jobs-Redis key that asks the worker writing ``message_id`` to stop."""
+    return f"prompt_tracker:stop:{message_id}"
 
-    Returns "dropped" when the placeholder is gone (Reset) and "skipped" when it is no longer open.
+
+def request_stop(sid: str, playground: str, message_id: str) -> Message | None:
+    """Stop a reply: a queued one is marked stopped now, one being written stops at its next chunk."""
+
+    def stop_if_queued(message: Message) -> Message | None:
+        if message.role != "assistant" or message.status != "pending":
+            return None
+        return msgspec.structs.replace(message, status="stopped", finished_at=time.time())
+
+    message = services.store.update(sid, playground, message_id, stop_if_queued)
+    if message is not None and message.status == "streaming":
+        services.jobs_redis.set(stop_key(message_id), 1, ex=current_app.config["JOB_TIMEOUT"] + 60)
+    elif message is not None and message.status == "stopped":
+        publish(sid, "message.stopped", {"id": message_id})
+    return message
+
+
+def run_turn(sid: str, playground: str, message_id: str, settings: PlaygroundSettings) -> str:
+    """Write the reply ``message_id`` by streaming from the provider; return what became of it.
+
+    Returns "done", "stopped", "dropped" (the placeholder is gone: Reset) or "skipped" (no longer open).
+    Deltas go to the browser as they come; the stored message is replaced once, at the end.
     """
     store = services.store
     started = time.monotonic()
@@ -125,6 +155,7 @@ def run_turn(sid: str, playground: str, message_id: str, settings: PlaygroundSet
         return "dropped"
     if not message.is_open:
         return "skipped"
+    publish(sid, "message.started", {"id": message_id})
 
     request = ChatRequest(
         model=settings.model,
@@ -136,27 +167,46 @@ def run_turn(sid: str, playground: str, message_id: str, settings: PlaygroundSet
     parts: list[str] = []
     usage = None
     first_token_ms = None
+    stopped = False
+    buffer = DeltaBuffer(sid, message_id)
+    stream = get_provider(settings.provider).stream(request)
     try:
-        for item in get_provider(settings.provider).stream(request):
+        for item in stream:
             if isinstance(item, Usage):
                 usage = item
                 continue
             if first_token_ms is None:
                 first_token_ms = int((time.monotonic() - started) * 1000)
             parts.append(item)
+            if buffer.add(item) and services.jobs_redis.exists(stop_key(message_id)):
+                stopped = True
+                break
     except ProviderError as error:
         fail_message(sid, playground, message_id, str(error))
+        publish(sid, "message.failed", {"id": message_id, "error": str(error)})
         raise
     except Exception:
-        fail_message(sid, playground, message_id, "The reply failed with an internal error; see the worker log.")
+        error = "The reply failed with an internal error; see the worker log."
+        fail_message(sid, playground, message_id, error)
+        publish(sid, "message.failed", {"id": message_id, "error": error})
         raise
+    finally:
+        stream.close()  # stops the provider's HTTP stream when we leave early
+        services.jobs_redis.delete(stop_key(message_id))
+    buffer.flush()
+    status = "stopped" if stopped else "done"
 
-    def to_done(message: Message) -> Message | None:
+    def to_final(message: Message) -> Message | None:
         if not message.is_open:
             return None
         return msgspec.structs.replace(
-            message, status="done", content="".join(parts), usage=usage, first_token_ms=first_token_ms,
+            message, status=status, content="".join(parts), usage=usage, first_token_ms=first_token_ms,
             latency_ms=int((time.monotonic() - started) * 1000), finished_at=time.time(),
+            cost_usd=cost_usd(settings.provider, settings.model, usage),
         )
 
-    return "done" if store.update(sid, playground, message_id, to_done) is not None else "dropped"
+    final = store.update(sid, playground, message_id, to_final)
+    if final is None or final.status != status:
+        return "dropped"
+    publish(sid, f"message.{status}", {"id": message_id})
+    return status

@@ -4,7 +4,7 @@ import time
 
 import msgspec
 
-from flask import current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 
 from ..conversation_store import ConversationFull
 from ..extensions import services
@@ -36,19 +36,31 @@ def render_playground(message_form=None, settings_form=None, status=200):
     session.expiry_refreshed = True
     if settings_form is None:
         settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
-    stale_after = current_app.config["JOB_TIMEOUT"] + 30
-    now = time.time()
     return render_template(
         "playground/index.html",
         window=window,
         settings=settings,
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
-        stale_ids={m.id for m in window.messages if m.status == "streaming" and now - m.created_at > stale_after},
+        stale_ids=stale_ids(window.messages),
         waiting=any(m.is_open for m in window.messages),
+        refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{window.messages[-1].id}" if window.messages else None),
         providers=available_providers(),
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
     ), status
+
+
+def stale_ids(messages) -> set[str]:
+    """Ids of replies whose worker must have died (shown as failed, with Retry)."""
+    return {message.id for message in messages if turns.is_stale(message)}
+
+
+def render_messages(*messages) -> str:
+    """HTML of some messages, as the page shows them (for the page's script)."""
+    return "".join(
+        render_template("playground/_message.html", message=message, stale_ids=stale_ids(messages))
+        for message in messages
+    )
 
 
 @bp.get("")
@@ -62,7 +74,7 @@ def send():
     settings = load_settings(session, STANDALONE)
     error = None
     try:
-        placeholder = turns.send_message(session.sid, STANDALONE, form.content.data, settings)
+        sent, placeholder = turns.send_message(session.sid, STANDALONE, form.content.data, settings)
     except (turns.InvalidMessage, ConversationFull, UnknownProviderError) as problem:
         error = str(problem)
     except turns.QueueUnavailable as problem:
@@ -80,8 +92,28 @@ def send():
         return render_playground(message_form=form, status=422)
     session.add_playground(STANDALONE)
     if wants_json():
-        return jsonify(id=placeholder.id), 202
+        reply = services.store.get(session.sid, STANDALONE, placeholder.id) or placeholder
+        return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
     return back_to_page(f"m-{placeholder.id}")
+
+
+@bp.get("/messages/<message_id>")
+def message_fragment(message_id):
+    """One message as HTML (the page's script swaps it in when a reply finishes)."""
+    message = services.store.get(session.sid, STANDALONE, message_id)
+    if message is None:
+        abort(404, "That message is no longer in this conversation.")
+    return render_messages(message)
+
+
+@bp.post("/messages/<message_id>/stop")
+def stop(message_id):
+    message = turns.request_stop(session.sid, STANDALONE, message_id)
+    if message is None:
+        flash("That reply is no longer in this conversation.", "error")
+    if wants_json():
+        return (jsonify(id=message_id, status=message.status), 202) if message else (jsonify(error="not found"), 404)
+    return back_to_page(f"m-{message_id}")
 
 
 @bp.post("/messages/<message_id>/retry")
@@ -95,7 +127,9 @@ def retry(message_id):
     if message is None:
         flash("That reply is no longer in this conversation.", "error")
     if wants_json():
-        return (jsonify(id=message_id), 202) if message else (jsonify(error="not found"), 404)
+        if message is None:
+            return jsonify(error="not found"), 404
+        return jsonify(id=message_id, html=render_messages(message)), 202
     return back_to_page(f"m-{message_id}")
 
 

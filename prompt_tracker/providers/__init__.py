@@ -9,9 +9,13 @@ from .base import (
     get_provider,
     register,
 )
+from .anthropic_messages import AnthropicMessagesProvider
 from .echo import EchoProvider
+from .openai_chat import OpenAIChatProvider
 
 register(EchoProvider())
+register(OpenAIChatProvider())
+register(AnthropicMessagesProvider())
 
 __all__ = [
     "ChatRequest",

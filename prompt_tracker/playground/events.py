@@ -1,0 +1,15 @@
+"""Socket.IO handlers of the playground: a socket joins its own session's room, or is refused."""
+
+from flask import session
+from flask_socketio import ConnectionRefusedError, join_room
+
+from ..extensions import socketio
+from ..live_events import room_for
+
+
+@socketio.on("connect")
+def connect(auth=None):
+    """Admit a socket only with a stored session (its cookie), into that session's room."""
+    if getattr(session, "unavailable", False) or not session:
+        raise ConnectionRefusedError("no session: load the playground page first")
+    join_room(room_for(session.sid))

@@ -1,0 +1,116 @@
+"""``anthropic``: the Anthropic Messages API through the official SDK.
+
+Configured by the environment only, read on every call: ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``
+(for proxies and the tests' fake server) and ``PROVIDER_TIMEOUT`` (seconds, default 60).
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..messages import Usage
+from .base import ChatRequest, Provider, ProviderError
+from .openai_chat import display_url, provider_timeout, short_detail, status_text
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+LABEL = "Anthropic"
+KEY_VARIABLE = "ANTHROPIC_API_KEY"
+
+# Claude 3.x and 4.x up to 4.6 still honour ``temperature``; later models answer 400 to it, and SDK 1.0
+# dropped it from the method signatures (it goes through ``extra_body`` for the models that take it).
+_TAKES_TEMPERATURE = re.compile(r"^claude-(3-.+|(opus|sonnet|haiku)-4(-[0156])?(-\d{8}|-latest)?)$")
+TEMPERATURE_MAX = 1.0
+
+
+def takes_temperature(model: str) -> bool:
+    """Whether ``model`` accepts a sampling temperature (newer Claude models reject one)."""
+    return bool(_TAKES_TEMPERATURE.match(model))
+
+
+def _mid_stream_text(error_type: str | None) -> str:
+    """The sentence for an ``error`` event inside a 200 stream (the status line said all was well)."""
+    if error_type == "overloaded_error":
+        return f"{LABEL} is overloaded, try again shortly"
+    if error_type == "rate_limit_error":
+        return f"{LABEL} rate limited the reply, try again shortly"
+    return f"{LABEL} reported an error mid-reply ({error_type or 'no details given'}); try again"
+
+
+@dataclass
+class AnthropicMessagesProvider(Provider):
+    """Streams a reply from the Anthropic Messages API through the official SDK."""
+
+    name: str = "anthropic"
+    label: str = "Anthropic"
+    models: list[str] = field(default_factory=lambda: ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6"])
+
+    def is_configured(self) -> bool:
+        """True when ANTHROPIC_API_KEY is set."""
+        return bool(os.environ.get("ANTHROPIC_API_KEY"))
+
+    def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
+        """Yield the reply's text deltas, then its Usage (message_start input + message_delta output)."""
+        # Imported here, not at the top: only workers pay for importing the SDK (and httpx2, its HTTP client).
+        import anthropic
+        import httpx2
+
+        timeout = provider_timeout()
+        key = os.environ.get("ANTHROPIC_API_KEY") or ""
+        if not key:
+            raise ProviderError(f"{LABEL} needs {KEY_VARIABLE}: set it in the environment")
+        base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
+        options = {}
+        if request.system_prompt:
+            options["system"] = request.system_prompt
+        if takes_temperature(request.model):
+            if not 0 <= request.temperature <= TEMPERATURE_MAX:
+                raise ProviderError(
+                    f"{LABEL} takes a temperature from 0 to {TEMPERATURE_MAX:g}; this one is {request.temperature:g}"
+                )
+            options["extra_body"] = {"temperature": request.temperature}
+        opened = False
+        try:
+            # One client per call: the environment is read now, and its connections close with it.
+            with anthropic.Anthropic(api_key=key, base_url=base_url, timeout=timeout, max_retries=0) as client:
+                with client.messages.stream(
+                    model=request.model,
+                    max_tokens=request.max_tokens,
+                    messages=[{"role": role, "content": content} for role, content in request.messages],
+                    **options,
+                ) as events:
+                    opened = True
+                    started = stopped = False
+                    for event in events:
+                        if event.type == "message_start":
+                            started = True
+                        elif event.type == "text" and event.text:
+                            yield event.text
+                        elif event.type == "message_stop":
+                            stopped = True
+                    if not started:
+                        raise ProviderError(f"{LABEL} sent a malformed stream")
+                    reported = events.current_message_snapshot.usage
+        except (anthropic.APITimeoutError, httpx2.TimeoutException):
+            raise ProviderError(f"{LABEL} did not answer within {timeout:g} s") from None
+        except (anthropic.APIConnectionError, httpx2.TransportError):
+            # The SDK types failures to connect; a connection lost mid-stream reaches us as httpx2's own error.
+            if opened:
+                raise ProviderError(f"The connection to {LABEL} broke off mid-reply; try again") from None
+            where = display_url(base_url or DEFAULT_BASE_URL)
+            raise ProviderError(f"Could not connect to {LABEL} at {where}: is the server running?") from None
+        except anthropic.APIStatusError as error:
+            if error.status_code < 400:  # an ``error`` event inside the stream
+                raise ProviderError(_mid_stream_text(error.type)) from None
+            detail = short_detail(error.api_message, key)
+            raise ProviderError(status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "ANTHROPIC_BASE_URL")) from None
+        except (ValueError, LookupError, TypeError, RuntimeError):
+            # Undecodable JSON (ValueError) or events out of order / for blocks never started: the SDK's
+            # stream accumulator raises RuntimeError, IndexError or TypeError on those.
+            raise ProviderError(f"{LABEL} sent a malformed stream") from None
+        except anthropic.AnthropicError as error:  # e.g. a client the SDK refuses to build from this environment
+            raise ProviderError(f"{LABEL} could not be called: {short_detail(str(error), key)}") from None
+        if not stopped:
+            raise ProviderError(f"{LABEL}'s stream ended before the reply was complete")
+        if isinstance(reported.input_tokens, int) and isinstance(reported.output_tokens, int):
+            yield Usage(input_tokens=reported.input_tokens, output_tokens=reported.output_tokens)

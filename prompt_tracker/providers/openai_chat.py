@@ -1,0 +1,185 @@
+"""``openai``: any OpenAI-compatible Chat Completions endpoint (OpenAI, Ollama, vLLM, LM Studio, llama.cpp, OpenRouter).
+
+Configured by the environment only, read on every call: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and
+``PROVIDER_TIMEOUT`` (seconds, default 60).
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from ..messages import Usage
+from .base import ChatRequest, Provider, ProviderError
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT = 60.0
+# A local server (Ollama, llama.cpp...) may want no key, but the SDK refuses to start without one.
+NO_KEY = "not-needed"
+LABEL = "OpenAI"
+KEY_VARIABLE = "OPENAI_API_KEY"
+
+
+def provider_timeout() -> float:
+    """Seconds to wait for the server (PROVIDER_TIMEOUT, default 60); ProviderError if it is not a positive number."""
+    raw = os.environ.get("PROVIDER_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ProviderError(f"PROVIDER_TIMEOUT must be a positive number of seconds, not {raw[:20]!r}.")
+    return seconds
+
+
+def display_url(url: str) -> str:
+    """The URL without user info, query or fragment: safe to show, whatever was put in it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` blanked out."""
+    return text.replace(secret, "[redacted]") if secret and len(secret) >= 4 else text
+
+
+def status_text(label: str, key_variable: str, status: int, detail: str | None, url_variable: str | None = None) -> str:
+    """The user-facing sentence for an HTTP error status from a provider."""
+    prefix = f"{label} answered {status}"
+    if status == 401:
+        return f"{prefix}: check {key_variable}"
+    if status == 403:
+        return f"{prefix}: this key may not use this model; check {key_variable} and the model name"
+    if status == 404:
+        return f"{prefix}: check the model name" + (f" and {url_variable}" if url_variable else "")
+    if status == 429:
+        return f"{prefix}: rate limited, try again shortly"
+    if status == 529:
+        return f"{prefix}: the server is overloaded, try again shortly"
+    if status >= 500:
+        return f"{prefix}: the server had an error"
+    # Other 4xx (400, 413, 422...): the server's own words are what helps, e.g. an unsupported parameter.
+    return f"{prefix}: {detail}" if detail else f"{prefix}: the request was rejected"
+
+
+def short_detail(message: object, secret: str, limit: int = 200) -> str | None:
+    """A server's error message cut to one short line, with the key blanked out; None if there is none."""
+    if not isinstance(message, str) or not message.strip():
+        return None
+    line = " ".join(redact(message, secret).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _error_message(body: object) -> object:
+    """``message`` of an OpenAI error body (the SDK hands over its inner ``error`` object, or the whole body)."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    return body.get("message") if isinstance(body, dict) else None
+
+
+@dataclass
+class OpenAIChatProvider(Provider):
+    """Streams a chat completion from an OpenAI-compatible server through the official SDK."""
+
+    name: str = "openai"
+    label: str = "OpenAI-compatible"
+    # Models that take ``max_tokens`` and a free ``temperature``; o-series and GPT-5 models want
+    # ``max_completion_tokens`` instead and are left out of the suggestions for that reason.
+    models: list[str] = field(default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-4.1-nano"])
+
+    def is_configured(self) -> bool:
+        """True when OPENAI_API_KEY or OPENAI_BASE_URL is set (a local server may need no key)."""
+        return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+
+    def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
+        """Yield the reply's text deltas, then its Usage if the server reported one; ProviderError on failure.
+
+        A server that reports no usage (some local servers ignore ``include_usage``) gets no Usage
+        yielded at all: the caller keeps ``usage=None``, meaning unknown, never zero.
+        """
+        import openai  # here, not at the top: only workers pay for importing the SDK
+
+        timeout = provider_timeout()
+        key = os.environ.get("OPENAI_API_KEY") or ""
+        base_url = os.environ.get("OPENAI_BASE_URL") or None
+        if not key and not base_url:
+            raise ProviderError(f"{LABEL} needs {KEY_VARIABLE} (or OPENAI_BASE_URL for a local server): set it in the environment")
+        messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
+        messages += [{"role": role, "content": content} for role, content in request.messages]
+        opened = False
+        try:
+            # One client per call: the environment is read now, and its connections close with it.
+            with openai.OpenAI(api_key=key or NO_KEY, base_url=base_url, timeout=timeout, max_retries=0) as client:
+                with client.chat.completions.create(
+                    model=request.model,
+                    messages=messages,
+                    temperature=request.temperature,
+                    max_tokens=request.max_tokens,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                ) as chunks:
+                    opened = True
+                    usage = None
+                    finished = False
+                    for chunk in chunks:
+                        text, finish_reason, chunk_usage = _read_chunk(chunk)
+                        if chunk_usage is not None:
+                            usage = chunk_usage
+                        finished = finished or finish_reason is not None
+                        if text:
+                            yield text
+        except openai.APITimeoutError:
+            raise ProviderError(f"{LABEL} did not answer within {timeout:g} s") from None
+        except openai.APIConnectionError:
+            if opened:
+                raise ProviderError(f"The connection to {LABEL} broke off mid-reply; try again") from None
+            where = display_url(base_url or DEFAULT_BASE_URL)
+            raise ProviderError(f"Could not connect to {LABEL} at {where}: is the server running?") from None
+        except openai.APIStatusError as error:
+            detail = short_detail(_error_message(error.body), key)
+            raise ProviderError(status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "OPENAI_BASE_URL")) from None
+        except openai.APIError as error:
+            # An ``{"error": ...}`` object inside a 200 stream (OpenRouter does this when a model fails).
+            detail = short_detail(error.message, key)
+            raise ProviderError(f"{LABEL} reported an error mid-reply: {detail or 'no details given'}") from None
+        except _MalformedChunk:
+            raise ProviderError(f"{LABEL} sent a malformed stream") from None
+        except ValueError:  # json.JSONDecodeError and UnicodeDecodeError while decoding the stream
+            raise ProviderError(f"{LABEL} sent a malformed stream") from None
+        except openai.OpenAIError as error:  # e.g. a client the SDK refuses to build from this environment
+            raise ProviderError(f"{LABEL} could not be called: {short_detail(str(error), key)}") from None
+        if not finished:
+            raise ProviderError(f"{LABEL}'s stream ended before the reply was complete")
+        if usage is not None:
+            yield usage
+
+
+class _MalformedChunk(Exception):
+    """A streamed chunk parsed as JSON but does not have the shape of a chat completion chunk."""
+
+
+def _read_chunk(chunk) -> tuple[str, str | None, Usage | None]:
+    """Text delta, finish reason and usage carried by one streamed chunk."""
+    try:
+        text = ""
+        finish_reason = None
+        for choice in chunk.choices or []:
+            if choice.index not in (0, None):
+                continue  # we ask for one choice; ignore any others
+            if choice.delta is not None and isinstance(choice.delta.content, str):
+                text += choice.delta.content
+            finish_reason = choice.finish_reason or finish_reason
+        usage = None
+        reported = getattr(chunk, "usage", None)
+        if reported is not None:
+            prompt_tokens, completion_tokens = reported.prompt_tokens, reported.completion_tokens
+            if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
+                usage = Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens)
+        return text, finish_reason, usage
+    except (AttributeError, TypeError) as error:
+        raise _MalformedChunk() from error

@@ -1,0 +1,366 @@
+"""Local stand-ins for the OpenAI and Anthropic HTTP APIs, speaking their real streaming wire formats.
+
+Each server is a stdlib ``ThreadingHTTPServer`` on a free 127.0.0.1 port, in a background thread.
+A test scripts it (reply text, an error status, delays, a malformed stream) through ``server.script``
+and reads back what the client sent from ``server.requests``. The ``fake_openai`` and
+``fake_anthropic`` fixtures start one per test and point the provider's environment variables at it.
+
+Run one by hand (say, to point a dev worker at it): ``python -m tests.fake_llm_servers openai``.
+"""
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+OPENAI_KEY = "sk-test-openai-0123456789abcdef"
+ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"
+
+
+@dataclass
+class Script:
+    """What the fake server answers to the next requests; tests change it freely."""
+
+    reply: str = "Hello there, this is the fake model speaking."
+    status: int = 200  # anything else: that status with the API's JSON error body
+    delay_before: float = 0.0  # seconds before the status line (a slow server, for timeouts)
+    chunk_delay: float = 0.0  # seconds between streamed chunks (slow streams, Stop)
+    malformed: bool = False  # stream a little, then a line that is not JSON, then end
+    drop_after: int | None = None  # hang up after this many frames, mid-stream (a crashed server)
+    end_after: int | None = None  # end the body cleanly after this many frames (no finish, no [DONE])
+    error_mid_stream: bool = False  # after the first delta, an error inside the 200 stream (overloaded)
+    usage: bool = True  # OpenAI: send the usage chunk when asked for it (some servers never do)
+    input_tokens: int = 21
+    output_tokens: int = 9
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake server received."""
+
+    method: str
+    path: str
+    headers: dict  # lower-cased names
+    body: dict | None
+
+    def sent_key(self) -> str:
+        """The API key the client sent: ``x-api-key``, or the ``Authorization: Bearer`` token (SDK 2.x sends that)."""
+        return self.headers.get("x-api-key") or self.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+@dataclass
+class _Progress:
+    chunks_sent: int = 0
+    chunks_planned: int = 0
+    disconnected: threading.Event = field(default_factory=threading.Event)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client hanging up (a timeout, Stop, a closed keep-alive connection) is what tests do on purpose.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+def reply_pieces(text: str) -> list[str]:
+    """Split a reply into word-sized deltas that join back to the same text."""
+    words = text.split(" ")
+    return [word if index == 0 else " " + word for index, word in enumerate(words)]
+
+
+class FakeLLMServer:
+    """Base class: the HTTP plumbing, the script, the request log; subclasses speak one API."""
+
+    path = ""
+
+    def __init__(self):
+        self.script = Script()
+        self.requests: list[RecordedRequest] = []
+        self.progress = _Progress()
+        self._stopping = threading.Event()
+        self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """The server's root URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "FakeLLMServer":
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; requests still sleeping in a delay give up at once."""
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait_for_disconnect(self, timeout: float = 5.0) -> bool:
+        """True once the client dropped the connection in the middle of a stream."""
+        return self.progress.disconnected.wait(timeout)
+
+    # --- what subclasses provide ---------------------------------------------------------------
+
+    def error_body(self, status: int) -> dict:
+        raise NotImplementedError
+
+    def events(self, body: dict) -> list[bytes]:
+        """The streamed body for one request, as a list of SSE frames."""
+        raise NotImplementedError
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds:
+            self._stopping.wait(seconds)
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                server.requests.append(RecordedRequest(
+                    "POST", self.path, {name.lower(): value for name, value in self.headers.items()}, body,
+                ))
+                script = server.script
+                server._sleep(script.delay_before)
+                if server._stopping.is_set():
+                    return
+                if self.path != server.path:
+                    return self._json(404, server.error_body(404))
+                if script.status != 200:
+                    return self._json(script.status, server.error_body(script.status))
+                if not (body or {}).get("stream"):
+                    return self._json(400, server.error_body(400))
+                frames = server.events(body)
+                cut = script.drop_after if script.drop_after is not None else script.end_after
+                self._stream(frames[:cut], script.chunk_delay, complete=script.drop_after is None)
+
+            def _json(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, frames, chunk_delay, complete=True):
+                progress = server.progress
+                progress.chunks_planned = len(frames)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for index, frame in enumerate(frames):
+                        if index:
+                            server._sleep(chunk_delay)
+                        if server._stopping.is_set():
+                            return
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+                        self.wfile.flush()
+                        progress.chunks_sent += 1
+                    if not complete:  # no terminating chunk: the client sees the body cut short
+                        self.close_connection = True
+                        return
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    progress.disconnected.set()
+                    self.close_connection = True
+
+        return Handler
+
+
+def _sse(data, event: str | None = None) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data)
+    return (f"event: {event}\n" if event else "").encode() + f"data: {text}\n\n".encode()
+
+
+class FakeOpenAI(FakeLLMServer):
+    """``POST /v1/chat/completions`` with ``stream: true``, as OpenAI (and Ollama, vLLM...) answer it."""
+
+    path = "/v1/chat/completions"
+
+    @property
+    def base_url(self) -> str:
+        """What OPENAI_BASE_URL should be."""
+        return self.url + "/v1"
+
+    def error_body(self, status: int) -> dict:
+        kinds = {
+            400: ("invalid_request_error", None, "Unsupported value: 'stream' must be true here."),
+            401: ("invalid_request_error", "invalid_api_key",
+                  f"Incorrect API key provided: {self._last_key()}. You can find your API key at ..."),
+            404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
+            429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests per min (RPM): Limit 3."),
+        }
+        kind, code, message = kinds.get(
+            status, ("server_error", None, "The server had an error while processing your request. Sorry about that!")
+        )
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+    def _last_key(self) -> str:
+        # Echo the key back, as a careless server would: the provider must never show it.
+        return self.requests[-1].sent_key() if self.requests else ""
+
+    def events(self, body: dict) -> list[bytes]:
+        script = self.script
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {"id": "chatcmpl-fake1", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": body.get("model", "fake"), "system_fingerprint": "fp_fake"}
+
+        def chunk(delta, finish_reason=None):
+            payload = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+            if include_usage:
+                payload["usage"] = None
+            return _sse(payload)
+
+        pieces = reply_pieces(script.reply)
+        frames = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        if script.error_mid_stream:  # what OpenRouter sends when the upstream model fails mid-reply
+            error = {"message": "Upstream model overloaded", "code": 502, "metadata": {}}
+            return frames + [chunk({"content": pieces[0]}), _sse({**base, "error": error, "choices": []})]
+        if script.malformed:
+            frames += [chunk({"content": pieces[0]}), _sse('{"id": "chatcmpl-fake1", "choices": [{"delta": {"cont')]
+            return frames
+        frames += [chunk({"content": piece}) for piece in pieces]
+        frames.append(chunk({}, "stop"))
+        if include_usage and script.usage:
+            frames.append(_sse({**base, "choices": [], "usage": {
+                "prompt_tokens": script.input_tokens, "completion_tokens": script.output_tokens,
+                "total_tokens": script.input_tokens + script.output_tokens,
+            }}))
+        frames.append(_sse("[DONE]"))
+        return frames
+
+
+class FakeAnthropic(FakeLLMServer):
+    """``POST /v1/messages`` with ``stream: true``, as the Anthropic Messages API answers it."""
+
+    path = "/v1/messages"
+
+    @property
+    def base_url(self) -> str:
+        """What ANTHROPIC_BASE_URL should be."""
+        return self.url
+
+    def error_body(self, status: int) -> dict:
+        kinds = {
+            400: ("invalid_request_error", "messages: at least one message is required"),
+            401: ("authentication_error", f"invalid x-api-key: {self._last_key()}"),
+            403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+            404: ("not_found_error", "model: not-a-model"),
+            429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
+            529: ("overloaded_error", "Overloaded"),
+        }
+        kind, message = kinds.get(status, ("api_error", "Internal server error"))
+        return {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_fake1"}
+
+    def _last_key(self) -> str:
+        return self.requests[-1].sent_key() if self.requests else ""
+
+    def events(self, body: dict) -> list[bytes]:
+        script = self.script
+        message = {
+            "id": "msg_fake1", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": script.input_tokens, "output_tokens": 1,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        }
+        frames = [
+            _sse({"type": "message_start", "message": message}, "message_start"),
+            _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                 "content_block_start"),
+            _sse({"type": "ping"}, "ping"),
+        ]
+
+        def delta(text):
+            return _sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                        "content_block_delta")
+
+        pieces = reply_pieces(script.reply)
+        if script.error_mid_stream:
+            error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+            return frames + [delta(pieces[0]), _sse(error, "error")]
+        if script.malformed:
+            return frames + [delta(pieces[0]), b'event: content_block_delta\ndata: {"type": "content_block_delta", "ind\n\n']
+        frames += [delta(piece) for piece in pieces]
+        frames += [
+            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                  "usage": {"output_tokens": script.output_tokens}}, "message_delta"),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+        return frames
+
+
+@pytest.fixture
+def fake_openai(monkeypatch):
+    """A running fake OpenAI server; OPENAI_API_KEY and OPENAI_BASE_URL point the provider at it."""
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        yield server
+
+
+@pytest.fixture
+def fake_anthropic(monkeypatch):
+    """A running fake Anthropic server; ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL point the provider at it."""
+    with FakeAnthropic() as server:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+        yield server
+
+
+def main(argv: list[str]) -> None:
+    """Serve one fake API until Ctrl-C: ``python -m tests.fake_llm_servers openai|anthropic [chunk_delay]``."""
+    kind = argv[0] if argv else "openai"
+    server = {"openai": FakeOpenAI, "anthropic": FakeAnthropic}[kind]()
+    if len(argv) > 1:
+        server.script.chunk_delay = float(argv[1])
+    with server:
+        variable = "OPENAI_BASE_URL" if kind == "openai" else "ANTHROPIC_BASE_URL"
+        print(f"fake {kind} API listening: {variable}={server.base_url}  (Ctrl-C stops it)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
