@@ -1,6 +1,6 @@
 """Error pages in one place: HTML for people, JSON for the page's script; never a traceback."""
 
-from flask import Blueprint, abort, jsonify, render_template, request, session
+from flask import Blueprint, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -23,13 +23,6 @@ def error_response(status: int, title: str, detail: str):
     if request.accept_mimetypes.best == "application/json":
         return jsonify(error=detail), status
     return render_template("errors/error.html", status=status, title=title, detail=detail), status
-
-
-@bp.before_app_request
-def refuse_without_session_store():
-    """Answer 503 (not a 500) when the session could not be loaded because Redis is down."""
-    if getattr(session, "unavailable", False) and request.endpoint not in ("static", "health.healthz"):
-        abort(503)
 
 
 @bp.app_errorhandler(CSRFError)

@@ -1,16 +1,19 @@
 """Flask-Session's Redis (and, for unit tests, cachelib) session interfaces, adapted to the playground.
 
 What the stock 0.8 interfaces do and we change:
-- the serializer falls back to pickle: ours decodes msgpack or JSON only, anything else is no session;
-- any cookie value is looked up: ours ignores values that are not the shape of an id we issue;
+- every request reads the blob, a static file or a 404 included: ours loads it lazily, on the
+  first use of ``session``, so requests that never touch the session never reach Redis;
 - every request rewrites the whole blob (SESSION_REFRESH_EACH_REQUEST): ours rewrites it only when it
-  changed, and otherwise just pushes the expiry; static files never reach Redis at all;
+  changed, and otherwise just pushes the expiry;
+- a rewrite replaces what another request wrote meanwhile (two tabs overwrite each other): ours
+  writes only the keys this request changed, merged into the stored blob under WATCH;
 - the blob has a TTL but its conversation lists do not: ours pushes the expiry of the blob and of
   every conversation list of the session together, in one round trip;
-- a Redis outage raises from ``open_session`` (a bare 500): ours marks the session unavailable so
-  the app can answer 503.
+- the serializer falls back to pickle: ours decodes msgpack or JSON only, anything else is no session;
+- any cookie value is looked up: ours ignores values that are not the shape of an id we issue.
 """
 
+import copy
 from contextlib import suppress
 
 import msgspec
@@ -18,10 +21,12 @@ from flask import Flask, Request, Response
 from flask_session.base import MsgSpecSerializer, ServerSideSession
 from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.redis import RedisSessionInterface
-from redis.exceptions import RedisError
+from redis.exceptions import WatchError
 
 from .conversation_store import ConversationStore
 from .redis_keys import conversation_key, is_valid_sid, session_key
+
+_MISSING = object()
 
 
 class SessionDataError(Exception):
@@ -41,22 +46,142 @@ class StrictSerializer(MsgSpecSerializer):
         raise SessionDataError("session blob is not msgpack or JSON")
 
 
-class PlaygroundSession(ServerSideSession):
-    """A server-side session that knows its conversations and whether its expiry was pushed."""
+def merge_changes(original: dict, current: dict, stored: dict) -> dict:
+    """Three-way merge: apply to ``stored`` only what changed from ``original`` to ``current``.
 
-    def __init__(self, initial=None, sid=None, permanent=None):
+    Nested dicts merge key by key, so two tabs saving settings of different playgrounds, or one
+    saving settings while the other flashes a message, both keep their change.
+    """
+    merged = dict(stored)
+    for key in original.keys() | current.keys():
+        before, after = original.get(key, _MISSING), current.get(key, _MISSING)
+        if before == after:
+            continue
+        if after is _MISSING:
+            merged.pop(key, None)
+        elif isinstance(before, dict) and isinstance(after, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_changes(before, after, merged[key])
+        else:
+            merged[key] = after
+    return merged
+
+
+class PlaygroundSession(ServerSideSession):
+    """A server-side session loaded on first use, that knows its conversations.
+
+    ``loader`` returns the stored data (or None for no session); it runs at the first read or
+    write, so a request that never uses the session costs no Redis command.
+    """
+
+    def __init__(self, initial=None, sid=None, permanent=None, loader=None, on_missing=None):
+        self._loader = loader
+        self._on_missing = on_missing
+        self.original: dict = {}
+        self.stored = False  # whether a blob existed when the session was loaded
         super().__init__(initial, sid, permanent)
         self.expiry_refreshed = False
-        self.unavailable = False
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the stored data has been read (or there was nothing to read)."""
+        return self._loader is None
+
+    def ensure_loaded(self) -> None:
+        """Read the stored data now, if not done yet."""
+        if self._loader is None:
+            return
+        loader, self._loader = self._loader, None
+        data = loader()
+        if data is None:
+            self.sid = self._on_missing()
+            if self.permanent_default:
+                dict.__setitem__(self, "_permanent", True)
+            return
+        self.stored = True
+        self.original = copy.deepcopy(data)
+        dict.update(self, data)
+
+    permanent_default = True
 
     def playgrounds(self) -> list[str]:
         """Names of the playgrounds that have a conversation in this session."""
-        return list(super().get("conversations", ()))
+        return list(self.get("conversations", {}))
 
     def add_playground(self, playground: str) -> None:
         """Record that ``playground`` has a conversation (marks the session modified once)."""
         if playground not in self.playgrounds():
-            self["conversations"] = [*self.playgrounds(), playground]
+            self["conversations"] = {**self.get("conversations", {}), playground: 1}
+
+    # Every dict operation loads first. ``dict`` itself is read by the serializer only after
+    # ensure_loaded(), in save_session.
+    def __getitem__(self, key):
+        self.ensure_loaded()
+        return super().__getitem__(key)
+
+    def __setitem__(self, key, value):
+        self.ensure_loaded()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self.ensure_loaded()
+        super().__delitem__(key)
+
+    def __contains__(self, key):
+        self.ensure_loaded()
+        self.accessed = True
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self.ensure_loaded()
+        return super().__iter__()
+
+    def __len__(self):
+        self.ensure_loaded()
+        return super().__len__()
+
+    def __bool__(self):
+        self.ensure_loaded()
+        return super().__bool__()
+
+    def get(self, key, default=None):
+        self.ensure_loaded()
+        return super().get(key, default)
+
+    def setdefault(self, key, default=None):
+        self.ensure_loaded()
+        return super().setdefault(key, default)
+
+    def pop(self, key, *default):
+        self.ensure_loaded()
+        return super().pop(key, *default)
+
+    def popitem(self):
+        self.ensure_loaded()
+        return super().popitem()
+
+    def update(self, *args, **kwargs):
+        self.ensure_loaded()
+        return super().update(*args, **kwargs)
+
+    def clear(self):
+        self.ensure_loaded()
+        return super().clear()
+
+    def keys(self):
+        self.ensure_loaded()
+        return super().keys()
+
+    def items(self):
+        self.ensure_loaded()
+        return super().items()
+
+    def values(self):
+        self.ensure_loaded()
+        return super().values()
+
+    def copy(self):
+        self.ensure_loaded()
+        return dict(super().items())
 
 
 class PlaygroundSessionMixin:
@@ -70,8 +195,12 @@ class PlaygroundSessionMixin:
     def _get_store_id(self, sid: str) -> str:
         return session_key(self.key_prefix, sid)
 
+    def _new_sid(self) -> str:
+        return self._generate_sid(self.sid_length)
+
     def _new_session(self) -> PlaygroundSession:
-        return self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
+        session = self.session_class(sid=self._new_sid(), permanent=self.permanent)
+        return session
 
     def keys_of(self, session: PlaygroundSession) -> list[str]:
         """Every Redis key of the session: the blob, then each conversation list."""
@@ -80,37 +209,33 @@ class PlaygroundSessionMixin:
         ]
 
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
-        """Load the session named by the cookie, or start a new one (never for static files)."""
-        if app.static_url_path and request.path.startswith(app.static_url_path + "/"):
-            return self._new_session()
+        """Return the session named by the cookie, to be read from the store on first use."""
         sid = request.cookies.get(self.get_cookie_name(app))
         if not sid or not is_valid_sid(sid):
             return self._new_session()
-        try:
-            data = self._retrieve_session_data(self._get_store_id(sid))
-        except SessionDataError:
-            app.logger.warning("ignored a session blob that is not msgpack/JSON")
-            data = None
-        except RedisError as error:
-            app.logger.error("session store unavailable: %s", error)
-            session = self._new_session()
-            session.unavailable = True
-            return session
-        if data is None:
-            return self._new_session()
-        return self.session_class(data, sid=sid)
+
+        def load():
+            try:
+                return self._retrieve_session_data(self._get_store_id(sid))
+            except SessionDataError:
+                app.logger.warning("ignored a session blob that is not msgpack/JSON")
+                return None
+
+        session = self.session_class(sid=sid, loader=load, on_missing=self._new_sid)
+        session.permanent_default = self.permanent
+        return session
 
     def save_session(self, app: Flask, session: PlaygroundSession, response: Response) -> None:
-        """Write the blob only if it changed; otherwise push the expiry of all the session's keys."""
-        if session.unavailable:
-            return
+        """Write what changed (merged), or else push the expiry of all the session's keys."""
+        if not session.loaded:
+            return  # never used in this request: nothing to read, write or refresh
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
         if session.accessed:
             response.vary.add("Cookie")
         if not session:
-            if session.modified:
+            if session.modified and session.stored:
                 self._delete_session(self._get_store_id(session.sid))
                 response.delete_cookie(name, domain=domain, path=path)
             return
@@ -118,7 +243,7 @@ class PlaygroundSessionMixin:
             self._persist(session, rewrite=True)
         elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis):
             self._persist(session, rewrite=False)
-        if self.should_set_cookie(app, session) and (session.modified or session.accessed):
+        if session.modified or session.accessed:
             response.set_cookie(
                 name,
                 session.sid,
@@ -151,14 +276,31 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
 
     def _persist(self, session: PlaygroundSession, rewrite: bool) -> None:
         blob_key, *conversation_keys = self.keys_of(session)
-        with self.client.pipeline(transaction=False) as pipe:
-            if rewrite:
-                pipe.set(blob_key, self.serializer.encode(session), ex=self._ttl())
-            else:
-                pipe.expire(blob_key, self._ttl())
-            for key in conversation_keys:
-                pipe.expire(key, self._ttl())
-            pipe.execute()
+        if not rewrite:
+            with self.client.pipeline(transaction=False) as pipe:
+                for key in (blob_key, *conversation_keys):
+                    pipe.expire(key, self._ttl())
+                pipe.execute()
+            return
+        current = dict(session.items())
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(blob_key)
+                    raw = pipe.get(blob_key)
+                    stored = {}
+                    if raw:
+                        with suppress(SessionDataError):
+                            stored = self.serializer.decode(raw)
+                    merged = merge_changes(session.original, current, stored)
+                    pipe.multi()
+                    pipe.set(blob_key, self.serializer.encoder.encode(merged), ex=self._ttl())
+                    for key in conversation_keys:
+                        pipe.expire(key, self._ttl())
+                    pipe.execute()
+                    return
+                except WatchError:
+                    continue  # another request wrote the blob in between: merge again
 
 
 class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSessionInterface):
@@ -176,8 +318,11 @@ class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSession
 
     def _persist(self, session: PlaygroundSession, rewrite: bool) -> None:
         blob_key, *conversation_keys = self.keys_of(session)
-        # cachelib has no "touch": setting the same dict again is how its timeout slides.
-        self.cache.set(blob_key, dict(session), timeout=self._ttl())
+        current = dict(session.items())
+        stored = self._retrieve_session_data(blob_key) or {}
+        merged = merge_changes(session.original, current, stored) if rewrite else {**stored, **current}
+        # cachelib has no "touch": setting the blob again is how its timeout slides.
+        self.cache.set(blob_key, merged, timeout=self._ttl())
         self.store.refresh(conversation_keys)
 
 

@@ -167,6 +167,10 @@ def test_starts_embedded_redis_worker_and_web_then_ctrl_c_stops_everything(dev_r
     run = dev_run(redis_port)
     run.wait_ready()
     assert "started an embedded redis-server" in run.log()
+    # dev_run prints the URL once it sees the port open, which may be just after our first 200
+    deadline = time.monotonic() + 10
+    while f"http://127.0.0.1:{run.web_port}/" not in run.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert f"http://127.0.0.1:{run.web_port}/" in run.log()
     assert redis_answers(redis_port)
     assert any("redis-server" in child.name() for child in run.descendants)

@@ -1,10 +1,11 @@
 """``flask sessions`` on the test config: blobs in cachelib's SimpleCache, conversation lists in fakeredis."""
 
+import io
 import re
 
 import pytest
 
-from prompt_tracker import session_admin
+from prompt_tracker import session_admin, session_cli
 from prompt_tracker.extensions import services
 from prompt_tracker.messages import user_message
 from prompt_tracker.playground_settings import STANDALONE
@@ -156,7 +157,8 @@ def test_purge_asks_first_and_yes_deletes(app, runner, new_session):
 
 
 def test_purge_counts_conversation_lists_whose_blob_is_gone(app, runner, new_session):
-    orphan, whole = new_session(), new_session()
+    orphan = new_session()
+    new_session()
     app.session_interface.cache.delete(session_key(PREFIX, orphan.sid()))
     result = invoke(runner, "purge", "--dry-run")
     assert result.output.startswith("Would purge 2 sessions (3 keys, ")
@@ -325,3 +327,21 @@ def test_help_is_one_sentence_per_command(runner):
     output = invoke(runner, "--help").output
     assert "purge  Delete sessions: all of them, the idle ones, or one." in output
     assert "list   List the stored sessions, most recently active first." in output
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_and_for_long_runs(monkeypatch):
+    terminal = FakeTerminal()
+    monkeypatch.setattr(session_cli.sys, "stderr", terminal)
+    with session_cli.progress_bar("Deleting sessions", 1000) as advance:
+        assert advance is None  # a short run: no bar
+    with session_cli.progress_bar("Deleting sessions", 3000) as advance:
+        advance(3000)
+    assert "Deleting sessions" in terminal.getvalue() and "100%" in terminal.getvalue()
+    monkeypatch.setattr(session_cli.sys, "stderr", io.StringIO())
+    with session_cli.progress_bar("Deleting sessions", 3000) as advance:
+        assert advance is None  # not a terminal: nothing that would end up in a log
