@@ -39,6 +39,8 @@ class Config:
     RQ_QUEUE = "prompt_tracker"
     RQ_ASYNC = True
     JOB_TIMEOUT = _env_int("JOB_TIMEOUT", 300)
+    # Seconds without a worker heartbeat after which a reply being written shows as failed.
+    HEARTBEAT_TTL = _env_int("HEARTBEAT_TTL", 20)
 
     # Limits: the same numbers validate input and show on the page.
     MAX_MESSAGE_CHARS = _env_int("MAX_MESSAGE_CHARS", 20_000)

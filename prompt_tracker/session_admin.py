@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Collection, Iterable, Iterator
 
 import msgspec
 from flask import current_app
@@ -492,7 +492,7 @@ def preview(text: str, width: int = 80) -> str:
     return flat if len(flat) <= width else flat[:width] + "…"
 
 
-def format_table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def format_table(headers: list[str], rows: list[list[str]], right: Collection[int] = ()) -> list[str]:
     """Lines of a plain-text table; columns whose index is in ``right`` are right-aligned."""
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
 

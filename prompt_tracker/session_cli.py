@@ -88,7 +88,7 @@ def purge(idle_for, sid, dry_run, yes):
         return
     with progress_bar("Deleting sessions", plan.keys) as advance:
         result = admin.execute_purge(keyspace, plan, progress=advance)
-    kept = f" {admin.plural(result.kept, 'session')} became active meanwhile and were kept." if result.kept else ""
+    kept = f" Kept {admin.plural(result.kept, 'session')} used since the scan." if result.kept else ""
     click.echo(
         f"Purged {admin.plural(result.sessions, 'session')}{idle} ({admin.plural(result.keys, 'key')}, "
         f"{admin.format_size(result.size)}) in {plan.seconds + result.seconds:.2f} s.{kept}"

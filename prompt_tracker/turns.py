@@ -3,6 +3,7 @@
 Views, the RQ job and the tests call these; they know nothing of the request.
 """
 
+import threading
 import time
 
 import msgspec
@@ -69,9 +70,14 @@ def enqueue_reply(sid: str, playground: str, message_id: str, settings: Playgrou
 def retry_reply(sid: str, playground: str, message_id: str, settings: PlaygroundSettings) -> Message | None:
     """Reset a finished or failed assistant message to pending and queue it again."""
 
+    current = services.store.get(sid, playground, message_id)
+    dead = dead_replies([current]) if current else set()
+
     def to_pending(message: Message) -> Message | None:
-        if message.role != "assistant" or (message.is_open and not is_stale(message)):
+        if message.role != "assistant" or message.status == "pending":
             return None
+        if message.status == "streaming" and message.id not in dead:
+            return None  # a worker is still writing it
         return msgspec.structs.replace(
             message, status="pending", content="", error=None, usage=None, first_token_ms=None,
             latency_ms=None, cost_usd=None, finished_at=None, provider=settings.provider,
@@ -85,9 +91,53 @@ def retry_reply(sid: str, playground: str, message_id: str, settings: Playground
     return message
 
 
-def is_stale(message: Message) -> bool:
-    """True for a reply a worker started but cannot still be writing (it outlived the job timeout)."""
-    return message.status == "streaming" and time.time() - message.created_at > current_app.config["JOB_TIMEOUT"] + 30
+# A worker writing a reply keeps a key alive (HEARTBEAT_TTL seconds, renewed four times per TTL);
+# a reply "streaming" without it lost its worker.
+
+
+def alive_key(message_id: str) -> str:
+    """Jobs-Redis key that exists while a worker is writing ``message_id``."""
+    return f"prompt_tracker:alive:{message_id}"
+
+
+class Heartbeat:
+    """Keep ``alive_key`` set while a reply is written, from a thread, so slow providers count as alive."""
+
+    def __init__(self, message_id: str):
+        self.key = alive_key(message_id)
+        self.redis = services.jobs_redis
+        self.ttl = current_app.config["HEARTBEAT_TTL"]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.ttl / 4):
+            try:
+                self.redis.set(self.key, 1, ex=self.ttl)
+            except RedisError:
+                pass  # the next beat tries again; the reply itself fails loudly if Redis is gone
+
+    def __enter__(self) -> "Heartbeat":
+        self.redis.set(self.key, 1, ex=self.ttl)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # The key is left to expire: a page that saw "streaming" just before the end stays right.
+        self.stopped.set()
+        self.thread.join()
+
+
+def dead_replies(messages: list[Message]) -> set[str]:
+    """Ids of replies marked streaming whose worker is gone (killed mid-turn): one round trip."""
+    streaming = [message.id for message in messages if message.status == "streaming"]
+    if not streaming:
+        return set()
+    with services.jobs_redis.pipeline(transaction=False) as pipe:
+        for message_id in streaming:
+            pipe.exists(alive_key(message_id))
+        alive = pipe.execute()
+    return {message_id for message_id, is_alive in zip(streaming, alive) if not is_alive}
 
 
 def clear_conversation_state(sid: str, playground: str) -> bool:
@@ -144,6 +194,11 @@ def run_turn(sid: str, playground: str, message_id: str, settings: PlaygroundSet
     Returns "done", "stopped", "dropped" (the placeholder is gone: Reset) or "skipped" (no longer open).
     Deltas go to the browser as they come; the stored message is replaced once, at the end.
     """
+    with Heartbeat(message_id):
+        return _write_reply(sid, playground, message_id, settings)
+
+
+def _write_reply(sid: str, playground: str, message_id: str, settings: PlaygroundSettings) -> str:
     store = services.store
     started = time.monotonic()
 

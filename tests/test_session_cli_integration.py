@@ -167,13 +167,18 @@ def test_list_show_and_stats(runner, new_session, db2, live_app):
 
     listing = invoke(runner, "list")
     assert listing.exit_code == 0, listing.output
-    assert listing.output.splitlines() == [
-        "ID         IDLE   EXPIRES IN  MESSAGES  BYTES (MEMORY USAGE)",
-        f"{busy.sid()[:8]}…  0s     23h59m             6  {sizes[busy.sid()]:>20,}",
-        f"{quiet.sid()[:8]}…  1h30m  22h29m             2  {sizes[quiet.sid()]:>20,}",
-        f"{orphan[:8]}…  5h00m  18h59m             4  {sizes[orphan]:>20,}",
-        "3 sessions, most recently active first.",
+    header, *rows, footer = listing.output.splitlines()
+    assert header == "ID         IDLE   EXPIRES IN  MESSAGES  BYTES (MEMORY USAGE)"
+    assert {len(row) for row in rows} == {len(header)}  # aligned columns, bytes right-aligned
+    cells = [row.split() for row in rows]
+    assert re.fullmatch(r"\ds", cells[0][1])  # a few seconds at most since its last request
+    cells[0][1] = "0s"
+    assert cells == [
+        [busy.sid()[:8] + "…", "0s", "23h59m", "6", f"{sizes[busy.sid()]:,}"],
+        [quiet.sid()[:8] + "…", "1h30m", "22h29m", "2", f"{sizes[quiet.sid()]:,}"],
+        [orphan[:8] + "…", "5h00m", "18h59m", "4", f"{sizes[orphan]:,}"],
     ]
+    assert footer == "3 sessions, most recently active first."
 
     shown = invoke(runner, "show", quiet.sid()[:8])
     assert shown.exit_code == 0, shown.output

@@ -8,17 +8,19 @@ import redis
 
 from prompt_tracker.extensions import services
 from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.turns import alive_key
 
 from .conftest import wait_for
 
 
-def test_stale_reply_shows_failed_with_retry_and_retry_completes_it(app, playground):
+def test_reply_without_worker_heartbeat_shows_failed_with_retry_and_retry_completes_it(app, playground):
     playground.send("question")
     sid = playground.sid()
     with app.app_context():
         reply = services.store.all(sid, STANDALONE)[-1]
         services.store.update(sid, STANDALONE, reply.id, lambda m: msgspec.structs.replace(
-            m, status="streaming", content="", created_at=time.time() - 3600))
+            m, status="streaming", content=""))
+        services.jobs_redis.delete(alive_key(reply.id))  # its worker's heartbeat ran out
     html = playground.page().get_data(as_text=True)
     assert "The worker stopped before finishing this reply." in html
     assert f"/playground/messages/{reply.id}/retry" in html
@@ -102,3 +104,30 @@ def test_stop_a_reply_being_written_keeps_what_was_written(live_app, live_playgr
     assert "word59" not in stopped.content  # it did not run to the end
     html = live_playground.page().get_data(as_text=True)
     assert "Stopped." in html and "Retry" in html
+
+
+@pytest.mark.integration
+def test_a_worker_killed_mid_turn_leaves_a_failed_reply_with_retry(live_app, live_playground, start_worker):
+    import os
+    import signal
+
+    import psutil
+
+    worker = start_worker({"ECHO_DELAY": "0.3", "HEARTBEAT_TTL": "2"})
+    live_playground.send("this reply will be cut off")
+    wait_for(lambda: live_playground.messages(live_app)[-1].status == "streaming")
+    for process in [*psutil.Process(worker.pid).children(recursive=True), psutil.Process(worker.pid)]:
+        os.kill(process.pid, signal.SIGKILL)
+    reply = live_playground.messages(live_app)[-1]
+    def failed_page():
+        html = live_playground.page().get_data(as_text=True)
+        return html if "The worker stopped before finishing this reply." in html else None
+
+    html = wait_for(failed_page, timeout=15)
+    assert f"/playground/messages/{reply.id}/retry" in html
+    assert live_playground.messages(live_app)[0].content == "this reply will be cut off"  # the user's message
+    # Retry with a live worker completes it
+    start_worker()
+    live_playground.retry(reply.id)
+    done = wait_for(lambda: (m := live_playground.messages(live_app)[-1]).status == "done" and m)
+    assert done.content.startswith("You said: this reply will be cut off")

@@ -51,8 +51,8 @@ def render_playground(message_form=None, settings_form=None, status=200):
 
 
 def stale_ids(messages) -> set[str]:
-    """Ids of replies whose worker must have died (shown as failed, with Retry)."""
-    return {message.id for message in messages if turns.is_stale(message)}
+    """Ids of replies whose worker died mid-turn (shown as failed, with Retry)."""
+    return turns.dead_replies(messages)
 
 
 def render_messages(*messages) -> str:
