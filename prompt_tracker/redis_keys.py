@@ -26,11 +26,6 @@ def conversation_key(prefix: str, sid: str, playground: str) -> str:
     return f"{prefix}{{{sid}}}:conversation:{playground}"
 
 
-def session_keys_pattern(prefix: str, sid: str = "*") -> str:
-    """SCAN pattern matching every key of ``sid`` (or of every session with the default)."""
-    return f"{prefix}{{{sid}}}*" if sid != "*" else f"{prefix}*"
-
-
 _KEY_RE_CACHE: dict[str, re.Pattern] = {}
 
 
