@@ -12,6 +12,7 @@ import pytest
 from prompt_tracker import create_app
 from prompt_tracker.playground_settings import STANDALONE
 
+from .fake_llm_servers import fake_anthropic, fake_openai  # noqa: F401  (fixtures for every test module)
 from .redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent

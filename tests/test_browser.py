@@ -5,7 +5,8 @@ import pytest
 from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key
 
-from .conftest import screenshot, wait_for
+from .conftest import screenshot
+from .fake_llm_servers import OPENAI_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 PREFIX = "prompt_tracker:session:"
@@ -81,3 +82,45 @@ def test_page_works_with_javascript_off(chromium, live_server, start_worker):
     page.wait_for_selector("text=You said: no script here", timeout=20_000)
     screenshot(page, "08-no-js")
     context.close()
+
+
+def test_chat_with_an_openai_compatible_server(fake_openai, page, live_server, start_worker):
+    """OPENAI_BASE_URL pointed at a (fake) OpenAI-compatible server: streamed reply, usage, cost, history."""
+    fake_openai.script.reply = "Prompts are instructions. They shape what a model writes next."
+    fake_openai.script.chunk_delay = 0.05
+    start_worker()  # inherits OPENAI_API_KEY / OPENAI_BASE_URL from the fixture's environment
+    page.goto(live_server + "/playground")
+    page.select_option("#provider", "openai")
+    assert page.input_value("#model") == "gpt-4o-mini"  # the script offers that provider's first model
+    page.fill("#system_prompt", "You are a patient teacher.")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    page.fill("#content", "What is a prompt?")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(".message-assistant .live:not(:empty)", timeout=20_000)
+    page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
+    reply = page.inner_text(".message-assistant")
+    assert "Prompts are instructions. They shape what a model writes next." in reply
+    assert "openai · gpt-4o-mini" in reply and "21 in / 9 out" in reply and "$" in reply
+    screenshot(page, "09-openai-compatible")
+    sent = fake_openai.requests[-1].body
+    assert sent["messages"][0] == {"role": "system", "content": "You are a patient teacher."}
+    assert sent["messages"][-1] == {"role": "user", "content": "What is a prompt?"}
+    assert OPENAI_KEY not in page.content()
+
+
+def test_provider_errors_show_a_clear_failed_message_with_retry(fake_openai, page, live_server, start_worker):
+    fake_openai.script.status = 401
+    start_worker()
+    page.goto(live_server + "/playground")
+    page.select_option("#provider", "openai")
+    page.click("text=Save settings")
+    page.fill("#content", "hello?")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector('.message-assistant[data-status="failed"]', timeout=20_000)
+    assert "OpenAI answered 401: check OPENAI_API_KEY" in page.inner_text(".message-assistant")
+    assert page.inner_text(".message-user").strip().endswith("hello?")
+    screenshot(page, "10-provider-401")
+    fake_openai.script.status = 200
+    page.click(".message-assistant button:has-text('Retry')")
+    page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)

@@ -9,7 +9,7 @@ import pytest
 from prompt_tracker.messages import Usage
 from prompt_tracker.providers import ChatRequest, ProviderError, available_providers, get_provider
 
-from .fake_llm_servers import ANTHROPIC_KEY, OPENAI_KEY, fake_anthropic, fake_openai, reply_pieces  # noqa: F401
+from .fake_llm_servers import ANTHROPIC_KEY, OPENAI_KEY, reply_pieces
 
 HISTORY = [("user", "What is a prompt?"), ("assistant", "Text you give a model."), ("user", "Give an example.")]
 SYSTEM = "You are terse.\nAnswer in one line."

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from ..messages import Usage
 from .base import ChatRequest, Provider, ProviderError
-from .openai_chat import display_url, provider_timeout, short_detail, status_text
+from .http_errors import display_url, provider_timeout, short_detail, status_text
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 LABEL = "Anthropic"

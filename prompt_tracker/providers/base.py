@@ -41,7 +41,10 @@ class Provider:
         return True
 
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
-        """Yield the reply as text deltas, then one Usage; raise ProviderError on failure."""
+        """Yield the reply as text deltas, then at most one Usage; raise ProviderError on failure.
+
+        No Usage means the provider reported none: unknown, not zero (and so no cost is shown).
+        """
         raise NotImplementedError
 
 

@@ -154,6 +154,14 @@
   // If the socket is down, look at open replies every few seconds instead.
   setInterval(() => { if (!socketReady) refreshOpenMessages(); }, 3000);
 
+  // Switching provider offers that provider's models (the model field stays free text).
+  const provider = document.getElementById("provider");
+  const model = document.getElementById("model");
+  provider?.addEventListener("change", () => {
+    const options = [...document.querySelectorAll(`#model-suggestions option[data-provider="${provider.value}"]`)];
+    if (options.length && !options.some((option) => option.value === model.value)) model.value = options[0].value;
+  });
+
   // On a phone the settings fold away above the conversation.
   if (window.matchMedia("(max-width: 760px)").matches) document.querySelector(".settings-fold")?.removeAttribute("open");
 
