@@ -66,4 +66,4 @@ def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask
 
 def new_message(role: str, **fields) -> dict:
     """A message record as a plain dict (the fields Prompt Tracker's ``Message`` has when they are set)."""
-    return {"id": secrets.token_hex(8), "role": role, "status": "done", "created_at": time.time(), **fields}
+    return {"id": secrets.token_hex(8), "role": role, "content": "", "status": "done", "created_at": time.time(), **fields}

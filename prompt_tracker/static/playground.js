@@ -37,7 +37,9 @@
       headers: { Accept: "text/html" }, credentials: "same-origin",
     });
     const element = item(id);
+    const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     if (response.ok && element) replaceWithHtml(element, await response.text());
+    if (atEnd) scrollToEnd();
     else if (response.status === 404 && element) element.remove();
   }
 
