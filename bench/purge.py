@@ -42,7 +42,7 @@ class PurgeTiming:
 
     def as_dict(self) -> dict:
         """Plain data for results.json."""
-        return {**asdict(self), "keys_per_second": round(self.keys_per_second)}
+        return {**asdict(self), "seconds": round(self.seconds, 3), "keys_per_second": round(self.keys_per_second)}
 
 
 def seed_sessions(client: redis.Redis, prefix: str, count: int, ttl: int) -> int:

@@ -54,26 +54,35 @@ def conversation(count: int) -> list[Message]:
     return messages
 
 
-def server_env(server: RedisServer) -> dict:
-    """Environment for both apps' server processes: every Redis URL on the private server."""
-    return dict(
-        os.environ,
-        PROMPT_TRACKER_ENV="development",
-        SESSION_REDIS_URL=server.url(SESSIONS_DB),
-        RQ_REDIS_URL=server.url(JOBS_DB),
-        SOCKETIO_MESSAGE_QUEUE=server.url(SOCKETIO_DB),
-        STOCK_SESSION_REDIS_URL=server.url(STOCK_DB),
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]),
-    )
-
-
-def build_ours(server: RedisServer) -> Flask:
-    """Prompt Tracker in this process, on the private server (overrides win over instance/config.py)."""
-    return create_app("development", overrides={
+def redis_urls(server: RedisServer) -> dict[str, str]:
+    """Every Redis URL either app reads from its environment, all on the private server."""
+    return {
         "SESSION_REDIS_URL": server.url(SESSIONS_DB),
         "RQ_REDIS_URL": server.url(JOBS_DB),
         "SOCKETIO_MESSAGE_QUEUE": server.url(SOCKETIO_DB),
-    })
+        "STOCK_SESSION_REDIS_URL": server.url(STOCK_DB),
+    }
+
+
+def server_env(server: RedisServer) -> dict:
+    """Environment for both apps' server processes."""
+    return dict(os.environ, PROMPT_TRACKER_ENV="development", PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]),
+                **redis_urls(server))
+
+
+def build_ours(server: RedisServer) -> Flask:
+    """Prompt Tracker in this process, configured from the environment exactly as its gunicorn workers are.
+
+    Refuses to go on if the app would use another Redis (an ``instance/config.py`` that sets a URL
+    wins over the environment): the benchmark must never touch a developer's Redis.
+    """
+    os.environ.update(PROMPT_TRACKER_ENV="development", **redis_urls(server))
+    app = create_app()
+    elsewhere = [name for name, url in redis_urls(server).items() if name in app.config and app.config[name] != url]
+    if elsewhere:
+        raise RuntimeError(f"{', '.join(elsewhere)} from instance/config.py would point the app away from the "
+                           "benchmark's private Redis; move instance/config.py aside to run the benchmark.")
+    return app
 
 
 def build_stock(server: RedisServer) -> Flask:

@@ -12,13 +12,13 @@ from typing import Callable, Iterable
 from .messages import Message, decode_message, encode_message
 from .redis_keys import conversation_key, session_key
 
-# KEYS: conversation, session blob. ARGV: ttl, cap, records...
+# KEYS: the conversation, then the session's other keys (blob, other conversations), whose expiry
+# is pushed too (they share the {sid} hash slot). ARGV: ttl, cap, records...
 _APPEND = """
 local n = redis.call('LLEN', KEYS[1])
 if n + #ARGV - 2 > tonumber(ARGV[2]) then return -1 end
 local len = redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
+for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 return len
 """
 
@@ -62,10 +62,16 @@ class ConversationStore:
         """Redis key of one conversation."""
         return conversation_key(self.key_prefix, sid, playground)
 
-    def append(self, sid: str, playground: str, *messages: Message) -> int:
-        """Append messages atomically and slide the session's expiry; return the new length."""
+    def append(self, sid: str, playground: str, *messages: Message, refresh_keys: Iterable[str] = ()) -> int:
+        """Append messages atomically and slide the expiry of the session (blob and ``refresh_keys``).
+
+        Returns the new length; raises ConversationFull (appending nothing) past the cap.
+        """
+        key = self.key(sid, playground)
+        others = dict.fromkeys([session_key(self.key_prefix, sid), *refresh_keys])
+        others.pop(key, None)
         length = self._append(
-            keys=[self.key(sid, playground), session_key(self.key_prefix, sid)],
+            keys=[key, *others],
             args=[self.ttl_seconds, self.max_messages, *map(encode_message, messages)],
         )
         if length == -1:

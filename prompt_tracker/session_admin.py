@@ -136,14 +136,16 @@ class RedisKeyspace:
             if cursor == 0:
                 return
 
-    def inspect(self, keys: Iterable[str]) -> list[KeyInfo]:
-        """Measure session keys in one pipeline (TTL, LLEN, size); keys gone meanwhile are left out."""
+    def inspect(self, keys: Iterable[str], sizes: bool = True) -> list[KeyInfo]:
+        """Measure session keys in one pipeline (TTL, and with ``sizes`` LLEN and bytes); keys gone are left out."""
         parsed = [(key, *found) for key in keys if (found := parse_key(self.prefix, key))]
         if not parsed:
             return []
         with self.client.pipeline(transaction=False) as pipe:
             for key, _sid, playground in parsed:
                 pipe.pttl(key)
+                if not sizes:
+                    continue
                 if playground is not None:
                     pipe.llen(key)
                 if self.memory_usage:
@@ -157,8 +159,8 @@ class RedisKeyspace:
         infos = []
         for key, sid, playground in parsed:
             pttl = _number(next(results))
-            messages = _number(next(results)) if playground is not None else 0
-            size = _size(next(results))
+            messages = _number(next(results)) if sizes and playground is not None else 0
+            size = _size(next(results)) if sizes else 0
             if pttl == -2:
                 continue
             infos.append(KeyInfo(key, sid, playground, None if pttl < 0 else pttl / 1000, messages, size))
@@ -212,10 +214,10 @@ class CacheLibKeyspace(RedisKeyspace):
         for first in range(0, len(blobs), SCAN_COUNT):
             yield blobs[first:first + SCAN_COUNT]
 
-    def inspect(self, keys: Iterable[str]) -> list[KeyInfo]:
+    def inspect(self, keys: Iterable[str], sizes: bool = True) -> list[KeyInfo]:
         """Measure the lists in Redis and the blobs in the cache (expired entries count as gone)."""
         blobs, lists = _split_blobs(self.prefix, keys)
-        infos = super().inspect(lists)
+        infos = super().inspect(lists, sizes)
         now = time.time()
         for key, sid in blobs:
             entry = self._entries().get(key)
@@ -224,7 +226,7 @@ class CacheLibKeyspace(RedisKeyspace):
             expires_at, pickled = entry
             if expires_at and expires_at <= now:
                 continue
-            infos.append(KeyInfo(key, sid, None, expires_at - now if expires_at else None, 0, len(pickled)))
+            infos.append(KeyInfo(key, sid, None, expires_at - now if expires_at else None, 0, len(pickled) if sizes else 0))
         return infos
 
     def unlink(self, sessions: Iterable[list[str]]) -> int:
@@ -263,14 +265,15 @@ def open_keyspace() -> RedisKeyspace:
 # --- the work ----------------------------------------------------------------------------------
 
 
-def collect_sessions(keyspace: RedisKeyspace, sid_prefix: str = "", progress: Progress = None) -> dict[str, SessionInfo]:
+def collect_sessions(keyspace: RedisKeyspace, sid_prefix: str = "", progress: Progress = None,
+                     sizes: bool = True) -> dict[str, SessionInfo]:
     """Scan and measure every session (whose id starts with ``sid_prefix``), keyed by sid."""
     lifetime = current_app.permanent_session_lifetime.total_seconds()
     sessions: dict[str, SessionInfo] = {}
     pending: list[str] = []
 
     def measure() -> None:
-        for info in keyspace.inspect(pending):
+        for info in keyspace.inspect(pending, sizes):
             session = sessions.get(info.sid)
             if session is None:
                 session = sessions[info.sid] = SessionInfo(info.sid, lifetime)
@@ -285,6 +288,23 @@ def collect_sessions(keyspace: RedisKeyspace, sid_prefix: str = "", progress: Pr
             measure()
     if pending:
         measure()
+    return sessions
+
+
+def group_sessions(keyspace: RedisKeyspace, progress: Progress = None) -> dict[str, SessionInfo]:
+    """Scan the session keys and group them by sid, measuring nothing (all a full purge needs)."""
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    sessions: dict[str, SessionInfo] = {}
+    for batch in keyspace.scan():
+        for key in batch:
+            found = parse_key(keyspace.prefix, key)
+            if found is None:
+                continue
+            sid, playground = found
+            session = sessions.get(sid) or sessions.setdefault(sid, SessionInfo(sid, lifetime))
+            session.keys[key] = KeyInfo(key, sid, playground, None, 0, 0)
+        if progress:
+            progress(len(batch))
     return sessions
 
 
@@ -390,11 +410,6 @@ class PurgePlan:
         """Keys the purge will delete."""
         return sum(len(session.keys) for session in self.sessions)
 
-    @property
-    def size(self) -> int:
-        """Bytes the purge will free."""
-        return sum(session.size for session in self.sessions)
-
 
 @dataclass
 class PurgeResult:
@@ -402,7 +417,6 @@ class PurgeResult:
 
     sessions: int
     keys: int
-    size: int
     kept: int
     seconds: float
 
@@ -413,8 +427,10 @@ def plan_purge(keyspace: RedisKeyspace, idle_for: float | None = None, sid: str 
     started = time.monotonic()
     if sid is not None:
         candidates = [resolve_session(keyspace, sid)]
+    elif idle_for is None:
+        candidates = list(group_sessions(keyspace, progress).values())
     else:
-        candidates = list(collect_sessions(keyspace, progress=progress).values())
+        candidates = list(collect_sessions(keyspace, progress=progress, sizes=False).values())
     if idle_for is not None:
         candidates = [session for session in candidates if session.idle >= idle_for]
     return PurgePlan(candidates, idle_for, time.monotonic() - started)
@@ -423,20 +439,20 @@ def plan_purge(keyspace: RedisKeyspace, idle_for: float | None = None, sid: str 
 def execute_purge(keyspace: RedisKeyspace, plan: PurgePlan, progress: Progress = None) -> PurgeResult:
     """Delete the planned sessions in pipelined batches; with ``idle_for``, spare those used since the scan."""
     started = time.monotonic()
-    sessions = keys = size = kept = 0
+    sessions = keys = kept = 0
     for batch in _session_batches(plan.sessions):
         planned_keys = sum(len(session.keys) for session in batch)
         if plan.idle_for is not None:
             # The confirmation may have waited a while: re-measure, so a session in use is not deleted.
-            fresh = _regroup(keyspace.inspect(key for session in batch for key in session.keys), batch[0].lifetime)
+            fresh = _regroup(keyspace.inspect((key for session in batch for key in session.keys), sizes=False),
+                             batch[0].lifetime)
             kept += sum(1 for session in fresh if session.idle < plan.idle_for)
             batch = [session for session in fresh if session.idle >= plan.idle_for]
         keys += keyspace.unlink(list(session.keys) for session in batch)
         sessions += len(batch)
-        size += sum(session.size for session in batch)
         if progress:
             progress(planned_keys)
-    return PurgeResult(sessions, keys, size, kept, time.monotonic() - started)
+    return PurgeResult(sessions, keys, kept, time.monotonic() - started)
 
 
 # --- parsing and formatting --------------------------------------------------------------------

@@ -78,8 +78,7 @@ def purge(idle_for, sid, dry_run, yes):
         return
     what = f"{admin.plural(len(plan.sessions), 'session')}{idle}"
     if dry_run:
-        click.echo(f"Would purge {what} ({admin.plural(plan.keys, 'key')}, {admin.format_size(plan.size)}); "
-                   "dry run, nothing was deleted.")
+        click.echo(f"Would purge {what} ({admin.plural(plan.keys, 'key')}); dry run, nothing was deleted.")
         return
     if not yes and not click.confirm(
         f"Delete {admin.plural(len(plan.sessions), 'session')} ({admin.plural(plan.keys, 'key')})?"
@@ -90,8 +89,8 @@ def purge(idle_for, sid, dry_run, yes):
         result = admin.execute_purge(keyspace, plan, progress=advance)
     kept = f" Kept {admin.plural(result.kept, 'session')} used since the scan." if result.kept else ""
     click.echo(
-        f"Purged {admin.plural(result.sessions, 'session')}{idle} ({admin.plural(result.keys, 'key')}, "
-        f"{admin.format_size(result.size)}) in {plan.seconds + result.seconds:.2f} s.{kept}"
+        f"Purged {admin.plural(result.sessions, 'session')}{idle} ({admin.plural(result.keys, 'key')}) "
+        f"in {plan.seconds + result.seconds:.2f} s.{kept}"
     )
 
 

@@ -5,6 +5,7 @@ Views, the RQ job and the tests call these; they know nothing of the request.
 
 import threading
 import time
+from typing import Iterable
 
 import msgspec
 from flask import current_app
@@ -37,13 +38,17 @@ def validate_content(content: str | None) -> str:
     return content
 
 
-def send_message(sid: str, playground: str, content: str, settings: PlaygroundSettings) -> tuple[Message, Message]:
-    """Append the user's message and a pending reply atomically, queue the reply; return both."""
+def send_message(sid: str, playground: str, content: str, settings: PlaygroundSettings,
+                 refresh_keys: Iterable[str] = ()) -> tuple[Message, Message]:
+    """Append the user's message and a pending reply atomically, queue the reply; return both.
+
+    The append also pushes the expiry of ``refresh_keys`` (the session's other keys).
+    """
     content = validate_content(content)
     get_provider(settings.provider)  # an unknown provider fails before anything is stored
     sent = user_message(content)
     placeholder = assistant_placeholder(settings.provider, settings.model, settings.params())
-    services.store.append(sid, playground, sent, placeholder)
+    services.store.append(sid, playground, sent, placeholder, refresh_keys=refresh_keys)
     enqueue_reply(sid, playground, placeholder.id, settings)
     return sent, placeholder
 

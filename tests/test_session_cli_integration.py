@@ -90,7 +90,7 @@ def test_purge_all_deletes_only_session_keys_of_db2(runner, new_session, db2, re
 
     assert result.exit_code == 0, result.output
     size = session_admin.format_size(expected_bytes)
-    assert re.fullmatch(rf"Purged 2 sessions \(4 keys, {re.escape(size)}\) in \d+\.\d\d s\.\n", result.output)
+    assert re.fullmatch(r"Purged 2 sessions \(4 keys\) in \d+\.\d\d s\.\n", result.output)
     assert session_keys(db2) == {PREFIX + "not-a-session-key"}
     assert db2.get("someone-else:key") == b"kept"
     assert real_redis.client(0).dbsize() == jobs_before
@@ -105,7 +105,7 @@ def test_purge_idle_for_keeps_active_sessions_and_their_ttls(runner, new_session
     result = invoke(runner, "purge", "--idle-for", "2h", "--yes")
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Purged 1 session idle for at least 2h00m (2 keys, ")
+    assert result.output.startswith("Purged 1 session idle for at least 2h00m (2 keys) ")
     assert session_keys(db2) == keys_of(active.sid())
     for key, ttl in ttls_before.items():
         assert ttl - 5 <= db2.ttl(key) <= ttl  # untouched, not refreshed or shortened
@@ -128,7 +128,7 @@ def test_purge_sid_dry_run_and_prompt(runner, new_session, db2):
 
     dry = invoke(runner, "purge", "--sid", doomed.sid(), "--dry-run")
     assert dry.exit_code == 0
-    assert dry.output.startswith("Would purge 1 session (2 keys, ")
+    assert dry.output.startswith("Would purge 1 session (2 keys)")
     assert session_keys(db2) == everything
 
     declined = invoke(runner, "purge", "--sid", doomed.sid(), input="n\n")
@@ -138,7 +138,7 @@ def test_purge_sid_dry_run_and_prompt(runner, new_session, db2):
 
     accepted = invoke(runner, "purge", "--sid", doomed.sid()[:12], input="y\n")
     assert accepted.exit_code == 0
-    assert "Purged 1 session (2 keys, " in accepted.output
+    assert "Purged 1 session (2 keys) " in accepted.output
     assert session_keys(db2) == keys_of(kept.sid())
 
 
@@ -238,7 +238,7 @@ def test_purge_of_3000_sessions_leaves_no_key_and_never_uses_keys(live_app, runn
     result = invoke(runner, "purge", "--yes")
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Purged 3,000 sessions (6,000 keys, ")
+    assert result.output.startswith("Purged 3,000 sessions (6,000 keys) ")
     assert db2.dbsize() == 0
     commands = db2.info("commandstats")
     assert "cmdstat_keys" not in commands
@@ -259,6 +259,6 @@ def test_purge_idle_for_among_3000_sessions_leaves_active_ones_intact(live_app, 
     result = invoke(runner, "purge", "--idle-for", "2h", "--yes")
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Purged 1,500 sessions idle for at least 2h00m (3,000 keys, ")
+    assert result.output.startswith("Purged 1,500 sessions idle for at least 2h00m (3,000 keys) ")
     assert session_keys(db2) == set().union(*(keys_of(sid) for sid in active))
     assert all(ttl > DAY - 60 for ttl in (db2.ttl(key) for sid in active[:50] for key in keys_of(sid)))

@@ -74,7 +74,10 @@ def send():
     settings = load_settings(session, STANDALONE)
     error = None
     try:
-        sent, placeholder = turns.send_message(session.sid, STANDALONE, form.content.data, settings)
+        sent, placeholder = turns.send_message(
+            session.sid, STANDALONE, form.content.data, settings,
+            refresh_keys=current_app.session_interface.keys_of(session),
+        )
     except (turns.InvalidMessage, ConversationFull, UnknownProviderError) as problem:
         error = str(problem)
     except turns.QueueUnavailable as problem:
@@ -91,6 +94,7 @@ def send():
         # Render rather than redirect, so the text the user typed stays in the composer.
         return render_playground(message_form=form, status=422)
     session.add_playground(STANDALONE)
+    session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
     if wants_json():
         reply = services.store.get(session.sid, STANDALONE, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
