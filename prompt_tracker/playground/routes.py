@@ -4,7 +4,7 @@ import time
 
 import msgspec
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, get_template_attribute, jsonify, redirect, render_template, request, session, url_for
 
 from ..conversation_store import ConversationFull
 from ..extensions import services
@@ -57,10 +57,9 @@ def stale_ids(messages) -> set[str]:
 
 def render_messages(*messages) -> str:
     """HTML of some messages, as the page shows them (for the page's script)."""
-    return "".join(
-        render_template("playground/_message.html", message=message, stale_ids=stale_ids(messages))
-        for message in messages
-    )
+    message_item = get_template_attribute("playground/_message.html", "message_item")
+    stale = stale_ids(messages)
+    return "".join(message_item(message, stale) for message in messages)
 
 
 @bp.get("")
