@@ -57,6 +57,8 @@ class Config:
         for name in ("SECRET_KEY", "SESSION_REDIS_URL", "RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE"):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
+        if os.environ.get("FLASK_DEBUG"):  # Flask's own switch, honoured under gunicorn too
+            app.config["DEBUG"] = os.environ["FLASK_DEBUG"].lower() in ("1", "true", "yes")
 
 
 class DevelopmentConfig(Config):

@@ -36,8 +36,8 @@ def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask
         SESSION_REDIS=redis.Redis.from_url(redis_url or os.environ.get("STOCK_SESSION_REDIS_URL", DEFAULT_REDIS_URL)),
         PAGE_WINDOW=int(os.environ.get("PAGE_WINDOW", 200)),
         WTF_CSRF_TIME_LIMIT=None,  # as in Prompt Tracker: the token lives as long as the session
-        # Prompt Tracker's development config runs with DEBUG on (Jinja re-checks template files).
-        DEBUG=os.environ.get("STOCK_DEBUG", "1") == "1" if debug is None else debug,
+        # The bench runs both apps with DEBUG off (FLASK_DEBUG=0 for ours, STOCK_DEBUG=0 here).
+        DEBUG=os.environ.get("STOCK_DEBUG", "0") == "1" if debug is None else debug,
     )
     app.add_template_filter(message_html)
     Session(app)
