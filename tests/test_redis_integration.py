@@ -145,3 +145,19 @@ def test_production_starts_with_them_and_uses_secure_cookies(monkeypatch, real_r
     response = client.get("/playground", base_url="https://localhost")
     assert response.status_code == 200
     assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_a_plain_rq_worker_also_completes_a_turn(live_app, live_playground, real_redis):
+    """The README's alternative worker command: `rq worker prompt_tracker --url $RQ_REDIS_URL`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .conftest import ROOT, service_env
+
+    live_playground.send("plain rq")
+    rq = Path(sys.executable).with_name("rq")
+    subprocess.run([str(rq), "worker", "prompt_tracker", "--url", real_redis.url(0), "--burst"],
+                   cwd=ROOT, env=service_env(real_redis), check=True, capture_output=True, timeout=60)
+    reply = live_playground.messages(live_app)[-1]
+    assert reply.status == "done" and reply.content.startswith("You said: plain rq")
