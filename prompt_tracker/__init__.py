@@ -28,6 +28,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     # Blueprints first: their Socket.IO handlers must be declared before socketio.init_app
     # builds the server, or a second app (tests build many) would not get them.
     from .errors import bp as errors_bp
+    from .form_guard import refuse_unreadable_forms
     from .health import bp as health_bp
     from .playground import bp as playground_bp
     from .extensions import csrf, services, socketio
@@ -35,6 +36,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     bound = services.init_app(app)
     app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
+    # Before CSRF: a body that is not a UTF-8 form is refused for what it is, not as a missing token.
+    app.before_request(refuse_unreadable_forms)
     csrf.init_app(app)
     if app.config["SOCKETIO_MESSAGE_QUEUE"]:
         socketio.init_app(app, message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"], async_mode="threading")

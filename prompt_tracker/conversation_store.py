@@ -92,8 +92,10 @@ class ConversationStore:
             pipe.llen(key)
             if end is None:
                 pipe.lrange(key, -limit, -1)
+            elif end > 0:
+                pipe.lrange(key, max(0, end - limit), end - 1)
             else:
-                pipe.lrange(key, max(0, end - limit), max(0, end) - 1)
+                pipe.lrange(key, 1, 0)  # nothing lies before the first message ("0 -1" would be all)
             for refresh_key in refresh_keys:
                 pipe.expire(refresh_key, self.ttl_seconds)
             total, raw, *_ = pipe.execute()

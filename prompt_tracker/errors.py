@@ -1,8 +1,6 @@
 """Error pages in one place: HTML for people, JSON for the page's script; never a traceback."""
 
-from urllib.parse import parse_qsl
-
-from flask import Blueprint, abort, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -20,39 +18,11 @@ EXPLANATIONS = {
     503: STORE_DOWN,
 }
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-FORM_NOT_UTF8 = "The form was not sent as UTF-8 text, so it could not be read. Nothing was changed: reload the page and send it again."
-NOT_A_FORM = "This address takes a form (application/x-www-form-urlencoded or multipart/form-data), not {type}. Nothing was changed."
-
-
 def error_response(status: int, title: str, detail: str):
     """Render an error as a page, or as JSON when the client asked for JSON."""
     if request.accept_mimetypes.best == "application/json":
         return jsonify(error=detail), status
     return render_template("errors/error.html", status=status, title=title, detail=detail), status
-
-
-def refuse_unreadable_forms():
-    """Refuse a request body that is not a UTF-8 form with a clear 415 or 400, before anything reads it.
-
-    Register with ``app.before_request`` before ``csrf.init_app``, so that such a body is named for what
-    it is rather than reported as a missing token. Without it Werkzeug drops an undecodable
-    urlencoded body silently, keeps ``%FF`` as the text "%FF" and turns bad bytes of multipart fields
-    into U+FFFD; and Flask-WTF takes a JSON body as the form (a 500 when it is not an object).
-    The app's forms have no file fields, so a whole multipart body must be UTF-8 too.
-    """
-    if request.method not in ("POST", "PUT", "PATCH") or not (request.content_length or request.mimetype):
-        return None
-    if request.mimetype not in FORM_TYPES:
-        abort(415, NOT_A_FORM.format(type=request.mimetype or "a body without a content type"))
-    body = request.get_data(cache=True)  # the form parser reads these cached bytes afterwards
-    try:
-        text = body.decode("utf-8")
-        if request.mimetype == FORM_TYPES[0]:
-            parse_qsl(text, keep_blank_values=True, errors="strict")
-    except UnicodeDecodeError:
-        abort(400, FORM_NOT_UTF8)
-    return None
 
 
 @bp.app_errorhandler(CSRFError)

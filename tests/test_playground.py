@@ -120,3 +120,9 @@ def test_html_in_messages_is_escaped(playground):
     html = playground.page().get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_window_past_the_end_shows_the_latest_messages(playground):
+    playground.send("only one")
+    response = playground.page(before=5000)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/playground")

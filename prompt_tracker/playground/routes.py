@@ -34,6 +34,8 @@ def render_playground(message_form=None, settings_form=None, status=200):
         refresh_keys=current_app.session_interface.keys_of(session),
     )
     session.expiry_refreshed = True
+    if end is not None and end > window.total:
+        return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
     if settings_form is None:
         settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
     return render_template(

@@ -1,0 +1,33 @@
+"""A guard on request bodies: the app's POSTs take UTF-8 forms and nothing else."""
+
+from urllib.parse import parse_qsl
+
+from flask import abort, request
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_NOT_UTF8 = "The form was not sent as UTF-8 text, so it could not be read. Nothing was changed: reload the page and send it again."
+NOT_A_FORM = "This address takes a form (application/x-www-form-urlencoded or multipart/form-data), not {type}. Nothing was changed."
+
+
+
+def refuse_unreadable_forms():
+    """Refuse a request body that is not a UTF-8 form with a clear 415 or 400, before anything reads it.
+
+    Register with ``app.before_request`` before ``csrf.init_app``, so that such a body is named for what
+    it is rather than reported as a missing token. Without it Werkzeug drops an undecodable
+    urlencoded body silently, keeps ``%FF`` as the text "%FF" and turns bad bytes of multipart fields
+    into U+FFFD; and Flask-WTF takes a JSON body as the form (a 500 when it is not an object).
+    The app's forms have no file fields, so a whole multipart body must be UTF-8 too.
+    """
+    if request.method not in ("POST", "PUT", "PATCH") or not (request.content_length or request.mimetype):
+        return None
+    if request.mimetype not in FORM_TYPES:
+        abort(415, NOT_A_FORM.format(type=request.mimetype or "a body without a content type"))
+    body = request.get_data(cache=True)  # the form parser reads these cached bytes afterwards
+    try:
+        text = body.decode("utf-8")
+        if request.mimetype == FORM_TYPES[0]:
+            parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        abort(400, FORM_NOT_UTF8)
+    return None

@@ -1,0 +1,188 @@
+"""Redis going away and coming back: a clear 503 (never a traceback), nothing half-stored, and the same
+app serving again once Redis is back. Each test stops its own redis-servers, never the shared one."""
+
+import re
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from prompt_tracker import create_app
+from prompt_tracker.extensions import services
+
+from .conftest import ROOT, Playground, wait_for
+from .redis_server import RedisServer
+from .test_concurrency import Browser, all_done, jobs_queue, stored_conversation, web_env, web_process
+from .test_hostile_input import assert_security_headers
+from .test_live_events import RawSocket
+
+pytestmark = pytest.mark.integration
+
+STORE_DOWN = "The session store (Redis) is not reachable right now."
+
+
+@pytest.fixture
+def servers():
+    """Two private redis-servers: ``sessions`` (DB 2) and ``jobs`` (DB 0 RQ, DB 1 Socket.IO)."""
+    sessions, jobs = RedisServer().start(), RedisServer().start()
+    yield sessions, jobs
+    sessions.stop()
+    jobs.stop()
+
+
+@pytest.fixture
+def app_on(servers):
+    """The development app (DEBUG off) on the two private servers."""
+    sessions, jobs = servers
+    return create_app("development", overrides={
+        "DEBUG": False, "SESSION_REDIS_URL": sessions.url(2), "RQ_REDIS_URL": jobs.url(0),
+        "SOCKETIO_MESSAGE_QUEUE": jobs.url(1),
+    })
+
+
+def stop_keeping_data(server: RedisServer) -> None:
+    """Stop a server after SAVE, so that its restart (same port, same dir) loads the data back."""
+    server.client(0).save()
+    server.stop()
+
+
+def assert_store_down_page(status: int, text: str) -> None:
+    """The 503 page: says the session store is unreachable, shows no traceback."""
+    assert status == 503
+    assert STORE_DOWN in text
+    assert "Traceback" not in text and "redis.exceptions" not in text
+
+
+def test_sessions_redis_down_gives_503_pages_stores_nothing_and_recovers(servers, app_on):
+    """Page, form send, JSON send: 503 while the sessions Redis is down; then the same app serves again."""
+    sessions, _ = servers
+    playground = Playground(app_on.test_client())
+    playground.send("sent before the outage")
+    token, sid = playground.token(), playground.sid()
+    stop_keeping_data(sessions)
+
+    page = playground.page()
+    assert_store_down_page(page.status_code, page.get_data(as_text=True))
+    sent = playground.client.post("/playground/messages", data={"content": "during", "csrf_token": token})
+    assert_store_down_page(sent.status_code, sent.get_data(as_text=True))
+    sent_json = playground.client.post("/playground/messages", data={"content": "during", "csrf_token": token},
+                                       headers={"Accept": "application/json"})
+    assert sent_json.status_code == 503 and STORE_DOWN in sent_json.get_json()["error"]
+    static = playground.client.get("/static/style.css")
+    assert static.status_code == 200  # static files never need Redis
+    static.close()
+    health = playground.client.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json() == {"status": "unavailable", "redis": {
+        "sessions": "down: ConnectionError", "jobs": "ok", "socketio": "ok"}}
+
+    sessions.start()
+    assert playground.page().status_code == 200
+    assert playground.sid() == sid
+    assert [m.content for m in stored_conversation(sessions, sid)] == ["sent before the outage", ""]
+    assert playground.client.get("/healthz").status_code == 200
+    assert playground.send("sent after the outage").status_code == 303
+    assert len(stored_conversation(sessions, sid)) == 4
+
+
+def test_jobs_redis_down_keeps_the_message_fails_the_reply_and_retry_completes_it(servers, app_on, tmp_path):
+    """With only the jobs Redis down: /healthz names jobs and socketio, the message is kept, its reply offers Retry."""
+    sessions, jobs = servers
+    playground = Playground(app_on.test_client())
+    playground.page()
+    jobs.stop()
+
+    health = playground.client.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["redis"] == {
+        "sessions": "ok", "jobs": "down: ConnectionError", "socketio": "down: ConnectionError"}
+    assert playground.send("keep me").status_code == 303
+    sent, reply = stored_conversation(sessions, playground.sid())
+    assert sent.content == "keep me"
+    assert reply.status == "failed" and "could not be queued" in reply.error
+    assert f"/playground/messages/{reply.id}/retry" in playground.page().get_data(as_text=True)
+
+    jobs.start()
+    with app_on.app_context():
+        from rq import SimpleWorker
+
+        assert playground.retry(reply.id).status_code == 303
+        SimpleWorker([services.queue], connection=services.jobs_redis).work(burst=True)
+    assert stored_conversation(sessions, playground.sid())[1].content == "You said: keep me\n\n(turn 1)"
+    assert jobs_queue(jobs).finished_job_registry.count == 1
+
+
+def test_sessions_redis_down_over_real_http_then_back(servers, tmp_path):
+    """A `flask run` process: 503 page, 503 send, /healthz naming sessions; 200 again once Redis is back, no restart."""
+    sessions, jobs = servers
+    with web_process(web_env(sessions, jobs), tmp_path / "web.log") as url:
+        browser = Browser(url)
+        assert browser.send("before").status == 303
+        stop_keeping_data(sessions)
+
+        page = browser.page()
+        assert_store_down_page(page.status, page.text)
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert_security_headers(page.headers)
+        sent = browser.send("during the outage")
+        assert_store_down_page(sent.status, sent.text)
+        health = browser.request("GET", "/healthz")
+        assert health.status == 503
+        assert_security_headers(health.headers)
+        assert browser.request("GET", "/static/style.css").status == 200  # static files never need Redis
+        assert re.search(r'"sessions":\s*"down: ConnectionError"', health.text)
+        assert re.search(r'"jobs":\s*"ok"', health.text)
+
+        sessions.start()
+        page = browser.page()
+        assert page.status == 200
+        assert "2 messages" in page.text and "during the outage" not in page.text
+        assert [m.content for m in stored_conversation(sessions, browser.cookie)] == ["before", ""]
+        assert browser.request("GET", "/healthz").status == 200
+
+
+@contextmanager
+def worker_process(env: dict, log_path):
+    """A real `flask worker` with ``env`` (the ``start_worker`` fixture is bound to the shared Redis)."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def test_a_restart_of_the_jobs_redis_is_survived_by_worker_and_live_events(servers, tmp_path):
+    """Jobs Redis (DB 0 and the Socket.IO queue, DB 1) restarts: the same worker, web process and socket carry on."""
+    sessions, jobs = servers
+    env = web_env(sessions, jobs)
+    with web_process(env, tmp_path / "web.log") as url, worker_process(env, tmp_path / "worker.log") as worker:
+        browser = Browser(url)
+        browser.page()
+        socket = RawSocket(url, browser.cookie)
+        try:
+            assert socket.connected
+            assert browser.send("before the restart").status == 303
+            assert [e["name"] for e in socket.events(until="message.done", timeout=10)][-1] == "message.done"
+            jobs.stop()
+            time.sleep(0.5)
+            jobs.start()
+            # The web process resubscribes to the Socket.IO channel by itself (events sent before are lost).
+            wait_for(lambda: jobs.client(1).pubsub_numsub("flask-socketio")[0][1] >= 1, timeout=10)
+            assert browser.send("after the restart").status == 303
+            received = socket.events(until="message.done", timeout=20)
+        finally:
+            socket.close()
+        text = "".join(e["args"][0]["text"] for e in received if e["name"] == "message.delta")
+        assert text == "You said: after the restart\n\n(turn 2)"
+        messages = wait_for(lambda: all_done(sessions, browser.cookie, 4))
+        assert messages[3].content == "You said: after the restart\n\n(turn 2)"
+        assert worker.poll() is None  # the worker reconnected rather than exited
