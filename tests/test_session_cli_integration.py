@@ -241,8 +241,8 @@ def test_purge_of_3000_sessions_leaves_no_key_and_never_uses_keys(live_app, runn
     commands = db2.info("commandstats")
     assert "cmdstat_keys" not in commands
     assert commands["cmdstat_scan"]["calls"] >= 12  # two purges' worth of SCAN at COUNT 1000
-    # Deleted session by session (cluster-safe), but in pipelines of about a thousand keys.
-    assert commands["cmdstat_unlink"]["calls"] == 3000
+    # Deleted with one UNLINK per SCAN batch, as the scan goes, never one command per key.
+    assert commands["cmdstat_unlink"]["calls"] <= commands["cmdstat_scan"]["calls"]
 
 
 def test_purge_idle_for_among_3000_sessions_leaves_active_ones_intact(live_app, runner, db2):
