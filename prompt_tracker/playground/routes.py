@@ -8,7 +8,9 @@ from flask import abort, current_app, flash, get_template_attribute, jsonify, re
 
 from ..conversation_store import ConversationFull
 from ..extensions import services
-from ..playground_settings import STANDALONE, PlaygroundSettings, load_settings, store_settings
+from ..playground_settings import (
+    MAX_MODEL_CHARS, MAX_TOKENS_RANGE, STANDALONE, TEMPERATURE_RANGE, PlaygroundSettings, load_settings, store_settings,
+)
 from ..providers import UnknownProviderError, available_providers
 from .. import turns
 from . import bp
@@ -48,6 +50,7 @@ def render_playground(message_form=None, settings_form=None, status=200):
         waiting=any(m.is_open for m in window.messages),
         refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{window.messages[-1].id}" if window.messages else None),
         providers=available_providers(),
+        limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
     ), status
 
