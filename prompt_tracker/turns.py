@@ -268,5 +268,11 @@ def _write_reply(sid: str, playground: str, message_id: str, settings: Playgroun
     final = store.update(sid, playground, message_id, to_final)
     if final is None or final.status != status:
         return "dropped"
-    publish(sid, f"message.{status}", {"id": message_id})
+    publish(sid, f"message.{status}", {
+        "id": message_id,
+        "usage": msgspec.to_builtins(final.usage),
+        "first_token_ms": final.first_token_ms,
+        "latency_ms": final.latency_ms,
+        "cost_usd": final.cost_usd,
+    })
     return status

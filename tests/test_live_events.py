@@ -46,6 +46,9 @@ def test_events_reach_only_their_own_session(app):
     assert "message.delta" in names
     text = "".join(e["args"][0]["text"] for e in received if e["name"] == "message.delta")
     assert text.startswith("You said: for alice only")
+    done = received[-1]["args"][0]
+    assert done["usage"]["output_tokens"] > 0 and done["latency_ms"] >= done["first_token_ms"] >= 0
+    assert "cost_usd" in done  # None for echo: its price is unknown, so no cost rather than a wrong one
     assert bob_socket.get_received() == []
 
 
