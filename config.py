@@ -12,9 +12,11 @@ class ConfigError(RuntimeError):
     """The environment does not allow the app to start (a required variable is missing)."""
 
 
-def _env_int(name, default):
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+# Numbers an environment variable of the same name may override (read at start-up, in init_app).
+INT_SETTINGS = (
+    "JOB_TIMEOUT", "HEARTBEAT_TTL", "MAX_MESSAGE_CHARS", "MAX_SYSTEM_PROMPT_CHARS",
+    "MAX_CONVERSATION_MESSAGES", "PAGE_WINDOW", "MAX_CONTENT_LENGTH",
+)
 
 
 class Config:
@@ -38,16 +40,16 @@ class Config:
     SOCKETIO_MESSAGE_QUEUE = "redis://localhost:6379/1"
     RQ_QUEUE = "prompt_tracker"
     RQ_ASYNC = True
-    JOB_TIMEOUT = _env_int("JOB_TIMEOUT", 300)
+    JOB_TIMEOUT = 300
     # Seconds without a worker heartbeat after which a reply being written shows as failed.
-    HEARTBEAT_TTL = _env_int("HEARTBEAT_TTL", 20)
+    HEARTBEAT_TTL = 20
 
     # Limits: the same numbers validate input and show on the page.
-    MAX_MESSAGE_CHARS = _env_int("MAX_MESSAGE_CHARS", 20_000)
-    MAX_SYSTEM_PROMPT_CHARS = _env_int("MAX_SYSTEM_PROMPT_CHARS", 20_000)
-    MAX_CONVERSATION_MESSAGES = _env_int("MAX_CONVERSATION_MESSAGES", 2_000)
-    PAGE_WINDOW = _env_int("PAGE_WINDOW", 200)
-    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 256 * 1024)
+    MAX_MESSAGE_CHARS = 20_000
+    MAX_SYSTEM_PROMPT_CHARS = 20_000
+    MAX_CONVERSATION_MESSAGES = 2_000
+    PAGE_WINDOW = 200
+    MAX_CONTENT_LENGTH = 256 * 1024
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 
@@ -57,6 +59,12 @@ class Config:
         for name in ("SECRET_KEY", "SESSION_REDIS_URL", "RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE"):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
+        for name in INT_SETTINGS:
+            if os.environ.get(name):
+                try:
+                    app.config[name] = int(os.environ[name])
+                except ValueError:
+                    raise ConfigError(f"{name} must be a whole number, not {os.environ[name]!r}.") from None
         if os.environ.get("FLASK_DEBUG"):  # Flask's own switch, honoured under gunicorn too
             app.config["DEBUG"] = os.environ["FLASK_DEBUG"].lower() in ("1", "true", "yes")
 

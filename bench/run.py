@@ -326,8 +326,8 @@ def parse_options(argv=None):
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per throughput case")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of unmeasured load before each case")
     parser.add_argument("--connections", type=int, default=8, help="concurrent keep-alive connections")
-    parser.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")], default=[10, 200, 1000],
-                        help="conversation sizes for the page (default 10,200,1000)")
+    parser.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")], default=[10, 200, 1000, 10_000],
+                        help="conversation sizes for the page (default 10,200,1000,10000)")
     parser.add_argument("--send-sizes", type=lambda text: [int(n) for n in text.split(",")], default=[10, 1000])
     parser.add_argument("--send-samples", type=int, default=20, help="timed sends per size")
     parser.add_argument("--requests", type=int, default=50, help="requests per Redis-traffic case")

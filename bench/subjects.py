@@ -66,7 +66,7 @@ def redis_urls(server: RedisServer) -> dict[str, str]:
 
 def server_env(server: RedisServer) -> dict:
     """Environment for both apps' server processes."""
-    return dict(os.environ, PROMPT_TRACKER_ENV="development", FLASK_DEBUG="0", STOCK_DEBUG="0", PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]),
+    return dict(os.environ, PROMPT_TRACKER_ENV="development", FLASK_DEBUG="0", STOCK_DEBUG="0", MAX_CONVERSATION_MESSAGES="100000", PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]),
                 **redis_urls(server))
 
 
@@ -76,7 +76,7 @@ def build_ours(server: RedisServer) -> Flask:
     Refuses to go on if the app would use another Redis (an ``instance/config.py`` that sets a URL
     wins over the environment): the benchmark must never touch a developer's Redis.
     """
-    os.environ.update(PROMPT_TRACKER_ENV="development", FLASK_DEBUG="0", STOCK_DEBUG="0", **redis_urls(server))
+    os.environ.update(PROMPT_TRACKER_ENV="development", FLASK_DEBUG="0", STOCK_DEBUG="0", MAX_CONVERSATION_MESSAGES="100000", **redis_urls(server))
     app = create_app()
     elsewhere = [name for name, url in redis_urls(server).items() if name in app.config and app.config[name] != url]
     if elsewhere:
