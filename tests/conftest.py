@@ -2,9 +2,6 @@
 
 import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,9 +10,9 @@ from prompt_tracker import create_app
 from prompt_tracker.playground_settings import STANDALONE
 
 from .fake_llm_servers import fake_anthropic, fake_openai  # noqa: F401  (fixtures for every test module)
+from .processes import ROOT, spawn_worker, stop, wait_for, web_process  # noqa: F401  (wait_for: for the tests)
 from .redis_server import RedisServer
 
-ROOT = Path(__file__).resolve().parent.parent
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 COOKIE = "_prompt_tracker_session"
 
@@ -134,35 +131,13 @@ def start_worker(real_redis, tmp_path):
     processes = []
 
     def start(extra_env=None):
-        env = service_env(real_redis)
-        env.update(extra_env or {})
-        with open(tmp_path / f"worker-{len(processes)}.log", "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        processes.append(process)
-        return process
+        env = {**service_env(real_redis), **(extra_env or {})}
+        processes.append(spawn_worker(env, tmp_path / f"worker-{len(processes)}.log"))
+        return processes[-1]
 
     yield start
     for process in processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def wait_for(predicate, timeout=15.0, interval=0.05):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+        stop(process)
 
 
 # --- browser: the real web server process, a real worker, Debian's Chromium ------------------
@@ -173,34 +148,8 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 @pytest.fixture
 def live_server(real_redis, tmp_path):
     """The web server (`flask run`, Socket.IO in threading mode) on a free port, on the private Redis."""
-    import urllib.request
-
-    from .redis_server import free_port
-
-    port = free_port()
-    env = service_env(real_redis)
-    with open(tmp_path / "web.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return urllib.request.urlopen(url + "/healthz", timeout=1).status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(up, timeout=20, interval=0.1)
+    with web_process(service_env(real_redis), tmp_path / "web.log") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="session")

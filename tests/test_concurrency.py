@@ -7,12 +7,9 @@ http.client with its own cookie, web server processes, and readers of what Redis
 """
 
 import http.client
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
-from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from typing import NamedTuple
 
@@ -24,8 +21,8 @@ from prompt_tracker.messages import Message, decode_message
 from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key, session_key
 
-from .conftest import COOKIE, CSRF_RE, ROOT, service_env, wait_for
-from .redis_server import RedisServer, free_port
+from .conftest import COOKIE, CSRF_RE, service_env, wait_for
+from .redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -154,38 +151,6 @@ def web_env(sessions: RedisServer, jobs: RedisServer | None = None) -> dict:
     env = service_env(sessions)
     env.update(RQ_REDIS_URL=jobs.url(0), SOCKETIO_MESSAGE_QUEUE=jobs.url(1))
     return env
-
-
-@contextmanager
-def web_process(env: dict, log_path, kind: str = "flask"):
-    """Run a web process (``flask run``, threaded; or gunicorn gthread) on a free port; yield its URL."""
-    port = free_port()
-    if kind == "flask":
-        command = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port),
-                   "--no-reload"]
-    else:
-        command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
-                   "-b", f"127.0.0.1:{port}", "--graceful-timeout", "2", "wsgi:app"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return Browser(url).request("GET", "/healthz").status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(up, timeout=20, interval=0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def run_together(*tasks, timeout: float = 60) -> list:

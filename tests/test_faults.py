@@ -2,19 +2,17 @@
 app serving again once Redis is back. Each test stops its own redis-servers, never the shared one."""
 
 import re
-import subprocess
-import sys
 import time
-from contextlib import contextmanager
 
 import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.extensions import services
 
-from .conftest import ROOT, Playground, wait_for
+from .conftest import Playground, wait_for
 from .redis_server import RedisServer
-from .test_concurrency import Browser, all_done, jobs_queue, stored_conversation, web_env, web_process
+from .processes import web_process, worker_process
+from .test_concurrency import Browser, all_done, jobs_queue, stored_conversation, web_env
 from .test_hostile_input import assert_security_headers
 from .test_live_events import RawSocket
 
@@ -141,23 +139,6 @@ def test_sessions_redis_down_over_real_http_then_back(servers, tmp_path):
         assert "2 messages" in page.text and "during the outage" not in page.text
         assert [m.content for m in stored_conversation(sessions, browser.cookie)] == ["before", ""]
         assert browser.request("GET", "/healthz").status == 200
-
-
-@contextmanager
-def worker_process(env: dict, log_path):
-    """A real `flask worker` with ``env`` (the ``start_worker`` fixture is bound to the shared Redis)."""
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def test_a_restart_of_the_jobs_redis_is_survived_by_worker_and_live_events(servers, tmp_path):

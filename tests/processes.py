@@ -1,0 +1,83 @@
+"""The real processes integration tests run: web servers and workers, started and always stopped."""
+
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from .redis_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate, timeout=15.0, interval=0.05):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a process, and kill it if it does not exit within 10 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def spawn(command: list[str], env: dict, log_path) -> subprocess.Popen:
+    """Start ``command`` in the checkout with ``env``, its output going to ``log_path``."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def spawn_worker(env: dict, log_path) -> subprocess.Popen:
+    """A real `flask worker` process with ``env``."""
+    return spawn([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env, log_path)
+
+
+@contextmanager
+def worker_process(env: dict, log_path):
+    """A real `flask worker`, stopped when the block ends."""
+    process = spawn_worker(env, log_path)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+@contextmanager
+def web_process(env: dict, log_path, kind: str = "flask"):
+    """A web process (``flask run``, threaded; or gunicorn gthread) on a free port; yields its URL."""
+    port = free_port()
+    if kind == "flask":
+        command = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port),
+                   "--no-reload"]
+    else:
+        command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
+                   "-b", f"127.0.0.1:{port}", "--graceful-timeout", "2", "wsgi:app"]
+    process = spawn(command, env, log_path)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, timeout=20, interval=0.1)
+        yield url
+    finally:
+        stop(process)
