@@ -73,9 +73,10 @@ class PlaygroundSession(ServerSideSession):
     write, so a request that never uses the session costs no Redis command.
     """
 
-    def __init__(self, initial=None, sid=None, permanent=None, loader=None, on_missing=None):
+    def __init__(self, initial=None, sid=None, permanent=None, loader=None, on_missing=None, permanent_default=True):
         self._loader = loader
         self._on_missing = on_missing
+        self.permanent_default = permanent_default  # for a session that turns out not to be stored
         self.original: dict = {}
         self.stored = False  # whether a blob existed when the session was loaded
         super().__init__(initial, sid, permanent)
@@ -100,8 +101,6 @@ class PlaygroundSession(ServerSideSession):
         self.stored = True
         self.original = copy.deepcopy(data)
         dict.update(self, data)
-
-    permanent_default = True
 
     def playgrounds(self) -> list[str]:
         """Names of the playgrounds that have a conversation in this session."""
@@ -199,8 +198,7 @@ class PlaygroundSessionMixin:
         return self._generate_sid(self.sid_length)
 
     def _new_session(self) -> PlaygroundSession:
-        session = self.session_class(sid=self._new_sid(), permanent=self.permanent)
-        return session
+        return self.session_class(sid=self._new_sid(), permanent=self.permanent)
 
     def keys_of(self, session: PlaygroundSession) -> list[str]:
         """Every Redis key of the session: the blob, then each conversation list."""
@@ -221,9 +219,7 @@ class PlaygroundSessionMixin:
                 app.logger.warning("ignored a session blob that is not msgpack/JSON")
                 return None
 
-        session = self.session_class(sid=sid, loader=load, on_missing=self._new_sid)
-        session.permanent_default = self.permanent
-        return session
+        return self.session_class(sid=sid, loader=load, on_missing=self._new_sid, permanent_default=self.permanent)
 
     def save_session(self, app: Flask, session: PlaygroundSession, response: Response) -> None:
         """Write what changed (merged), or else push the expiry of all the session's keys."""
