@@ -27,12 +27,12 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     # Blueprints first: their Socket.IO handlers must be declared before socketio.init_app
     # builds the server, or a second app (tests build many) would not get them.
-    from .errors import bp as errors_bp
-    from .form_guard import refuse_unreadable_forms
-    from .health import bp as health_bp
+    from .web.errors import bp as errors_bp
+    from .web.form_guard import refuse_unreadable_forms
+    from .web.health import bp as health_bp
     from .playground import bp as playground_bp
     from .extensions import csrf, services, socketio
-    from .server_session import make_session_interface
+    from .sessions.interface import make_session_interface
 
     bound = services.init_app(app)
     app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
@@ -45,10 +45,10 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         # In-process only (unit tests); explicit, since the shared SocketIO object keeps old options.
         socketio.init_app(app, client_manager=socketio_module.Manager(), async_mode="threading")
 
-    from .session_cli import sessions_cli
-    from .worker_cli import worker_command
+    from .sessions.cli import sessions_cli
+    from .turns.worker_cli import worker_command
 
-    from . import security_headers
+    from .web import headers as security_headers
     from .text_format import message_html
 
     security_headers.init_app(app)

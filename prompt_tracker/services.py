@@ -6,7 +6,7 @@ import redis
 from flask import Flask, current_app
 from rq import Queue
 
-from .conversation_store import ConversationStore
+from .sessions.conversation_store import ConversationStore
 
 
 def connect(url: str) -> redis.Redis:

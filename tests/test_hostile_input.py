@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from prompt_tracker.form_guard import FORM_NOT_UTF8, NOT_A_FORM
+from prompt_tracker.web.form_guard import FORM_NOT_UTF8, NOT_A_FORM
 
 from .conftest import wait_for
 from .test_concurrency import PREFIX, Browser, all_done, session_keys, stored_blob, stored_conversation

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from prompt_tracker import session_admin, session_cli
+from prompt_tracker.sessions import admin as session_admin, cli as session_cli
 from prompt_tracker.extensions import services
 from prompt_tracker.messages import user_message
 from prompt_tracker.playground_settings import STANDALONE

@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from prompt_tracker import session_admin
+from prompt_tracker.sessions import admin as session_admin
 from prompt_tracker.extensions import services
 from prompt_tracker.messages import encode_message, user_message
 from prompt_tracker.playground_settings import STANDALONE

@@ -2,7 +2,7 @@
 
 import pytest
 
-from prompt_tracker.server_session import merge_changes
+from prompt_tracker.sessions.interface import merge_changes
 
 from .conftest import Playground
 

@@ -5,7 +5,7 @@ from flask_socketio import ConnectionRefusedError, join_room
 from redis.exceptions import RedisError
 
 from ..extensions import socketio
-from ..live_events import room_for
+from ..turns.live import room_for
 
 
 @socketio.on("connect")

@@ -6,7 +6,7 @@ import msgspec
 
 from flask import abort, current_app, flash, get_template_attribute, jsonify, redirect, render_template, request, session, url_for
 
-from ..conversation_store import ConversationFull
+from ..sessions.conversation_store import ConversationFull
 from ..extensions import services
 from ..playground_settings import (
     MAX_MODEL_CHARS, MAX_TOKENS_RANGE, STANDALONE, TEMPERATURE_RANGE, PlaygroundSettings, load_settings, store_settings,

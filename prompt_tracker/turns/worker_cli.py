@@ -3,7 +3,7 @@
 import click
 from flask.cli import with_appcontext
 
-from .extensions import services
+from ..extensions import services
 
 
 @click.command("worker")

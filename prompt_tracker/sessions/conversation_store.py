@@ -9,8 +9,8 @@ after a Reset (the list is gone, or holds other messages) is dropped instead of 
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .messages import Message, decode_message, encode_message
-from .redis_keys import conversation_key, session_key
+from ..messages import Message, decode_message, encode_message
+from ..redis_keys import conversation_key, session_key
 
 # KEYS: the conversation, then the session's other keys (blob, other conversations), whose expiry
 # is pushed too (they share the {sid} hash slot). ARGV: ttl, cap, records...

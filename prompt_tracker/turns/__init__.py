@@ -11,12 +11,12 @@ import msgspec
 from flask import current_app
 from redis.exceptions import RedisError
 
-from .extensions import services
-from .messages import Message, Usage, assistant_placeholder, user_message
-from .live_events import DeltaBuffer, publish
-from .playground_settings import PlaygroundSettings
-from .pricing import cost_usd
-from .providers import ChatRequest, ProviderError, get_provider
+from ..extensions import services
+from ..messages import Message, Usage, assistant_placeholder, user_message
+from .live import DeltaBuffer, publish
+from ..playground_settings import PlaygroundSettings
+from ..pricing import cost_usd
+from ..providers import ChatRequest, ProviderError, get_provider
 
 
 class InvalidMessage(ValueError):
@@ -57,7 +57,7 @@ def enqueue_reply(sid: str, playground: str, message_id: str, settings: Playgrou
     """Queue the job that writes the reply; if the queue is down, mark the reply failed (with Retry)."""
     try:
         services.queue.enqueue(
-            "prompt_tracker.tasks.run_turn",
+            "prompt_tracker.turns.job.run_turn",
             sid,
             playground,
             message_id,

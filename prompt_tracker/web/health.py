@@ -3,8 +3,8 @@
 import redis
 from flask import Blueprint, current_app, jsonify
 
-from .extensions import services
-from .services import connect
+from ..extensions import services
+from ..services import connect
 
 bp = Blueprint("health", __name__)
 

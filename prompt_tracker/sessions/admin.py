@@ -20,10 +20,10 @@ import msgspec
 from flask import current_app
 from redis.exceptions import ResponseError
 
-from .extensions import services
-from .messages import Message, decode_message
-from .redis_keys import parse_key, session_key
-from .server_session import SessionDataError
+from ..extensions import services
+from ..messages import Message, decode_message
+from ..redis_keys import parse_key, session_key
+from .interface import SessionDataError
 
 SCAN_COUNT = 1000  # keys asked of each SCAN call
 BATCH_KEYS = 1000  # keys measured or deleted per pipeline

@@ -11,7 +11,7 @@ import click
 from flask.cli import AppGroup
 from redis.exceptions import RedisError
 
-from . import session_admin as admin
+from . import admin
 
 sessions_cli = AppGroup("sessions", help="Inspect and purge playground sessions stored in Redis.")
 

@@ -24,7 +24,7 @@ from flask_session.redis import RedisSessionInterface
 from redis.exceptions import WatchError
 
 from .conversation_store import ConversationStore
-from .redis_keys import conversation_key, is_valid_sid, session_key
+from ..redis_keys import conversation_key, is_valid_sid, session_key
 
 _MISSING = object()
 

@@ -2,7 +2,7 @@
 
 from flask import current_app, has_app_context
 
-from .playground_settings import PlaygroundSettings
+from ..playground_settings import PlaygroundSettings
 
 _worker_app = None
 
@@ -13,7 +13,7 @@ def _app():
     if has_app_context():
         return current_app._get_current_object()
     if _worker_app is None:
-        from . import create_app
+        from .. import create_app
 
         _worker_app = create_app()
     return _worker_app
@@ -23,7 +23,7 @@ def run_turn(sid: str, playground: str, message_id: str, settings: dict) -> str:
     """Write one assistant reply (see ``turns.run_turn``)."""
     import msgspec
 
-    from . import turns
+    from .. import turns
 
     with _app().app_context():
         return turns.run_turn(sid, playground, message_id, msgspec.convert(settings, PlaygroundSettings))

@@ -11,7 +11,7 @@ import time
 
 from flask import current_app
 
-from .extensions import socketio
+from ..extensions import socketio
 
 
 def room_for(sid: str) -> str:

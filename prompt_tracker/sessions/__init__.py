@@ -1,0 +1,1 @@
+"""The session layer: Flask-Session interfaces, the conversation store, and the admin CLI."""

@@ -1,0 +1,1 @@
+"""Web plumbing: error pages, health check, security headers and request guards."""
