@@ -5,7 +5,7 @@ import time
 
 import msgspec
 
-ROLES = ("user", "assistant")
+ROLES = ("system", "user", "assistant")
 # pending: queued, no worker yet; streaming: a worker is writing it; the rest are final.
 STATUSES = ("pending", "streaming", "done", "failed", "stopped")
 OPEN_STATUSES = ("pending", "streaming")
@@ -16,14 +16,15 @@ class Usage(msgspec.Struct, omit_defaults=True):
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0
 
 
-class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One chat message; assistant messages carry the reply's provenance and costs."""
+class Alternative(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An earlier attempt of a regenerated reply, kept so the page can switch back to it (‹ 1/2 ›)."""
 
-    id: str
-    role: str
+    attempt: int
     content: str = ""
+    html: str | None = None
     status: str = "done"
     error: str | None = None
     provider: str | None = None
@@ -33,6 +34,36 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     first_token_ms: int | None = None
     latency_ms: int | None = None
     cost_usd: float | None = None
+    finished_at: float | None = None
+
+
+class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One chat message; assistant messages carry the reply's provenance and costs."""
+
+    id: str
+    role: str
+    content: str = ""
+    # Rendered once when the text is final (Markdown for replies); the page never re-renders.
+    html: str | None = None
+    status: str = "done"
+    # Which attempt of this reply the record holds; a job for any other attempt does nothing.
+    attempt: int = 1
+    alternatives: list[Alternative] = []
+    error: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    params: dict | None = None
+    usage: Usage | None = None
+    first_token_ms: int | None = None
+    latency_ms: int | None = None
+    cost_usd: float | None = None
+    # What the provider was sent (system prompt after variables, messages, params; keys masked).
+    request: dict | None = None
+    # Which prompt version produced the reply (None with ``draft``: unsaved settings), and the
+    # template variable values it used.
+    version: int | None = None
+    draft: bool = False
+    variables: dict | None = None
     created_at: float
     finished_at: float | None = None
 
