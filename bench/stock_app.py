@@ -21,8 +21,6 @@ from flask import Flask, redirect, render_template, request, session, url_for
 from flask_session import Session
 from flask_wtf.csrf import CSRFProtect
 
-from prompt_tracker.text_format import message_html
-
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/3"
 
@@ -39,7 +37,6 @@ def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask
         # The bench runs both apps with DEBUG off (FLASK_DEBUG=0 for ours, STOCK_DEBUG=0 here).
         DEBUG=os.environ.get("STOCK_DEBUG", "0") == "1" if debug is None else debug,
     )
-    app.add_template_filter(message_html)
     Session(app)
     CSRFProtect(app)
 

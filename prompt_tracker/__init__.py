@@ -49,11 +49,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from .turns.worker_cli import worker_command
 
     from .web import headers as security_headers
-    from .text_format import message_html
 
     security_headers.init_app(app)
 
-    app.add_template_filter(message_html)
     app.register_blueprint(errors_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(playground_bp)

@@ -16,6 +16,7 @@ from ..messages import Message, Usage, assistant_placeholder, user_message
 from .live import DeltaBuffer, publish
 from ..playground_settings import PlaygroundSettings
 from ..pricing import cost_usd
+from ..rendering import render_reply
 from ..providers import ChatRequest, ProviderError, get_provider
 
 
@@ -260,7 +261,7 @@ def _write_reply(sid: str, playground: str, message_id: str, settings: Playgroun
         if not message.is_open:
             return None
         return msgspec.structs.replace(
-            message, status=status, content="".join(parts), usage=usage, first_token_ms=first_token_ms,
+            message, status=status, content="".join(parts), html=render_reply("".join(parts)), usage=usage, first_token_ms=first_token_ms,
             latency_ms=int((time.monotonic() - started) * 1000), finished_at=time.time(),
             cost_usd=cost_usd(settings.provider, settings.model, usage),
         )

@@ -1,0 +1,71 @@
+"""The workbench in a real Chromium: Markdown replies with highlighted code and Copy buttons."""
+
+import pytest
+
+from .conftest import screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+MARKDOWN_REPLY = (
+    "Here is **the plan**, ~~not~~ final:\n\n"
+    "| step | owner |\n| --- | --- |\n| draft | Ada |\n| review | Lin |\n\n"
+    "- read the [docs](https://example.org/docs)\n- run the code:\n\n"
+    "```python\ndef greet(name):\n    return f\"Hello, {name}!\"\n```\n"
+)
+
+
+def ask_openai(page, live_server, text):
+    page.goto(live_server + "/playground")
+    if not page.is_visible("#provider"):  # on a phone the settings are folded away
+        page.click(".settings-fold > summary")
+    page.select_option("#provider", "openai")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    page.fill("#content", text)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
+
+
+def test_markdown_reply_with_highlighted_code_and_copy_buttons(fake_openai, chromium, live_server, start_worker):
+    fake_openai.script.reply = MARKDOWN_REPLY
+    start_worker()
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    ask_openai(page, live_server, "Plan with **stars** kept as typed")
+    reply = page.locator(".message-assistant .body")
+    # rendered once the reply is done (swapped in without a reload)
+    assert reply.locator("strong").inner_text() == "the plan"
+    assert reply.locator("s").inner_text() == "not"
+    assert reply.locator("table td").first.inner_text() == "draft"
+    assert reply.locator("a").get_attribute("rel") == "noopener noreferrer"
+    keyword = reply.locator("pre.highlight code .k").first  # `def`, highlighted with a class
+    assert keyword.inner_text() == "def"
+    assert keyword.evaluate("node => getComputedStyle(node).color") != reply.locator("pre code").evaluate(
+        "node => getComputedStyle(node).color")
+    # the user's text is plain, as typed
+    assert page.inner_text(".message-user .body") == "Plan with **stars** kept as typed"
+    screenshot(page, "20-markdown-reply")
+
+    reply.locator(".code-block .copy-button").click()
+    page.wait_for_selector(".code-block .copy-button:has-text('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == 'def greet(name):\n    return f"Hello, {name}!"\n'
+    page.click(".message-user .copy-button")
+    assert page.evaluate("navigator.clipboard.readText()") == "Plan with **stars** kept as typed"
+
+    page.reload()  # the stored HTML, not a re-render
+    assert page.locator(".message-assistant pre.highlight .k").first.inner_text() == "def"
+    context.close()
+
+
+def test_markdown_on_a_phone(fake_openai, chromium, live_server, start_worker):
+    fake_openai.script.reply = MARKDOWN_REPLY
+    start_worker()
+    phone = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = phone.new_page()
+    ask_openai(page, live_server, "Plan on a phone")
+    assert page.locator(".message-assistant table").is_visible()
+    # the page itself never scrolls sideways: wide tables and code scroll inside the message
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "21-markdown-phone")
+    phone.close()

@@ -1,0 +1,86 @@
+"""Replies as Markdown, rendered once at finish: CommonMark + tables + strikethrough, safe links, Pygments."""
+
+from pathlib import Path
+
+import pytest
+
+from prompt_tracker.rendering import pygments_css, render_reply
+
+STATIC = Path(__file__).resolve().parent.parent / "prompt_tracker" / "static"
+
+
+def test_markdown_tables_and_strikethrough():
+    html = render_reply("# Title\n\n**bold** ~~gone~~\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert "<h1>Title</h1>" in html
+    assert "<strong>bold</strong> <s>gone</s>" in html
+    assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in html
+    assert "<table>" in html and "<th>a</th>" in html and "<td>2</td>" in html
+
+
+def test_raw_html_is_escaped():
+    html = render_reply('<script>alert(1)</script>\n\nhi <img src=x onerror="alert(1)">')
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+@pytest.mark.parametrize("link, kept", [
+    ("[a](https://example.org/x)", True),
+    ("[a](http://example.org/x)", True),
+    ("[a](mailto:someone@example.org)", True),
+    ("<https://example.org/auto>", True),
+    ("[a](javascript:alert(1))", False),
+    ("[a](JAVASCRIPT:alert(1))", False),
+    ("[a](data:text/html,hi)", False),
+    ("[a](/playground/reset)", False),
+    ("[a](vbscript:x)", False),
+])
+def test_only_http_https_and_mailto_links(link, kept):
+    html = render_reply(link)
+    assert ("<a " in html) is kept
+    if kept:
+        assert 'rel="noopener noreferrer"' in html
+
+
+def test_images_stay_links():
+    html = render_reply("![chart](https://example.org/chart.png)")
+    assert "<img" not in html
+    assert '<a href="https://example.org/chart.png" rel="noopener noreferrer">chart</a>' in html
+
+
+def test_code_is_highlighted_with_classes_and_a_copy_button():
+    html = render_reply("```python\nif a < b:\n    print('x')\n```\n")
+    assert '<pre class="highlight"><code class="language-python">' in html
+    assert '<span class="k">if</span>' in html and "&lt;" in html
+    assert 'class="copy-button" data-copy="code"' in html
+    assert "style=" not in html  # the CSP forbids inline styles
+
+
+def test_unknown_or_hostile_languages_are_plain_code():
+    html = render_reply('```nosuchlanguage\nx < y\n```\n\n```"><img src=x>\nz\n```\n')
+    assert '<code class="language-nosuchlanguage">x &lt; y\n</code>' in html
+    assert "<img" not in html and "<code>z\n</code>" in html
+
+
+def test_indented_code_gets_a_copy_button_too():
+    assert 'data-copy="code"' in render_reply("text\n\n    code here\n")
+
+
+def test_committed_pygments_stylesheet_matches_the_generator():
+    # Regenerate with: python -c "from prompt_tracker.rendering import pygments_css; print(pygments_css(), end='')" > prompt_tracker/static/pygments.css
+    css = (STATIC / "pygments.css").read_text()
+    assert css == pygments_css()
+    assert "@media (prefers-color-scheme: dark)" in css and ".highlight .k" in css
+
+
+def test_a_finished_reply_stores_its_html_and_the_page_shows_it(app, playground):
+    playground.send("**bold** and `code` <b>raw</b>")
+    user, reply = playground.messages(app)
+    assert user.html is None  # user text is never rendered
+    assert reply.status == "done"
+    assert reply.html == render_reply(reply.content)
+    assert "<strong>bold</strong>" in reply.html and "&lt;b&gt;raw&lt;/b&gt;" in reply.html
+    page = playground.page().get_data(as_text=True)
+    assert '<div class="body markdown"><p>You said: <strong>bold</strong>' in page
+    # the user's own text is shown as typed, escaped, never as Markdown
+    assert '<div class="body plain">**bold** and `code` &lt;b&gt;raw&lt;/b&gt;</div>' in page
+    assert "copy.js" in page and "pygments.css" in page
