@@ -92,6 +92,7 @@ MARKUP = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 def assert_no_markup_from_user(text: str) -> None:
     """The user's markup shows as text: escaped, never as a tag or attribute."""
     assert "<script>alert" not in text and "<img src=x" not in text
+    text = text.replace("&quot;", "&#34;")  # Markdown replies escape quotes the other (equally safe) way
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in text
 
 
@@ -113,7 +114,8 @@ def test_markup_in_messages_settings_and_json_fragments_is_escaped(live_server, 
     assert_no_markup_from_user(page)
     assert '<script>alert("model")' not in page and "&#34;&gt;&lt;script&gt;alert(&#34;model&#34;)" in page
     assert "&lt;/textarea&gt;&lt;script&gt;" in page
-    assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/static/playground.js" defer>']
+    assert re.findall(r"<script\b[^>]*>", page) == [
+        '<script src="/static/copy.js" defer>', '<script src="/static/playground.js" defer>']
     refused = browser.save_settings(system_prompt=MARKUP, model=MARKUP, temperature="not a number")
     assert refused.status == 422  # the form comes back with what was typed, escaped
     assert_no_markup_from_user(refused.text)
