@@ -51,6 +51,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from .web import headers as security_headers
 
     security_headers.init_app(app)
+    from .pricing import context_window
+
+    app.add_template_global(context_window)
 
     app.register_blueprint(errors_bp)
     app.register_blueprint(health_bp)

@@ -1,33 +1,67 @@
-"""What a reply cost, in USD, from the price table in ``prices.json`` (USD per million tokens).
+"""What a reply cost, in USD, and a model's context window, from the `genai-prices` package's data.
 
-No price is better than a wrong one: an unknown provider or model, or a reply whose usage is
+The data is the snapshot bundled with the pinned package (never updated over the network at run
+time). Prices are looked up where the request went: a provider's official endpoint by the
+provider's id, a custom base URL by that URL (OpenRouter, Groq... are known; a local server is not).
+No price is better than a wrong one: an unknown endpoint or model, or a reply whose usage is
 unknown, has no cost (None), never a guess.
 """
 
-import json
 from functools import cache
-from importlib import resources
 
 from .messages import Usage
+from .providers import UnknownProviderError, get_provider
 
-PER_TOKENS = 1_000_000
+# Models the UI suggests that have no price on purpose (tests check every suggestion is priced or here).
+UNPRICED = {("echo", "echo-1"): "offline and free: nothing is called"}
+
+
+def _model_info(provider: str, model: str):
+    """genai-prices' (provider, model) for where ``provider`` sends requests now, or None if unknown."""
+    try:
+        source = get_provider(provider).price_source()
+    except UnknownProviderError:
+        return None
+    if source is None:
+        return None
+    return _lookup(model, *source)
 
 
 @cache
-def price_table() -> dict:
-    """The parsed ``prices.json`` (read once per process): ``as_of``, ``sources`` and per-provider prices."""
-    return json.loads(resources.files(__package__).joinpath("prices.json").read_text(encoding="utf-8"))
+def _lookup(model: str, provider_id: str | None, api_url: str | None):
+    # Imported here: only the worker (and a page showing a context window) pays for the data.
+    from genai_prices.data_snapshot import get_snapshot
 
-
-def model_prices(provider: str, model: str) -> dict | None:
-    """USD per million ``input`` and ``output`` tokens for a provider's model, or None if unknown."""
-    return price_table()["providers"].get(provider, {}).get(model)
+    try:
+        return get_snapshot().find_provider_model(model, None, provider_id, api_url)
+    except LookupError:
+        return None
 
 
 def cost_usd(provider: str, model: str, usage: Usage | None) -> float | None:
-    """The cost of a reply in USD, or None when the model's price or the reply's usage is unknown."""
-    prices = model_prices(provider, model)
-    if prices is None or usage is None:
+    """The cost of a reply in USD (cached input tokens at their own price), or None when unknown."""
+    found = _model_info(provider, model) if usage is not None else None
+    if found is None:
         return None
-    cost = (usage.input_tokens * prices["input"] + usage.output_tokens * prices["output"]) / PER_TOKENS
-    return round(cost, 10)  # drop float noise (3.15e-06, not 3.1500000000000004e-06); far below a cent
+    import genai_prices
+
+    found_provider, found_model = found
+    priced = found_model.calc_price(
+        genai_prices.Usage(
+            input_tokens=usage.input_tokens, cache_read_tokens=usage.cached_tokens, output_tokens=usage.output_tokens,
+        ),
+        found_provider,
+    )
+    return round(float(priced.total_price), 10)  # Decimal to the record's float, without float noise
+
+
+def context_window(provider: str, model: str) -> int | None:
+    """The model's context window in tokens (input + output), or None if the data does not know it."""
+    found = _model_info(provider, model)
+    return found[1].context_window if found else None
+
+
+def is_priced(provider: str, model: str) -> bool:
+    """Whether replies of ``model`` from ``provider`` (at its current endpoint) get a cost."""
+    found = _model_info(provider, model)
+    return found is not None and found[1].prices not in (None, [])

@@ -36,6 +36,7 @@ class Script:
     usage: bool = True  # OpenAI: send the usage chunk when asked for it (some servers never do)
     input_tokens: int = 21
     output_tokens: int = 9
+    cached_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
 
 
 @dataclass
@@ -263,6 +264,7 @@ class FakeOpenAI(FakeLLMServer):
             frames.append(_sse({**base, "choices": [], "usage": {
                 "prompt_tokens": script.input_tokens, "completion_tokens": script.output_tokens,
                 "total_tokens": script.input_tokens + script.output_tokens,
+                "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
             }}))
         frames.append(_sse("[DONE]"))
         return frames
@@ -298,8 +300,9 @@ class FakeAnthropic(FakeLLMServer):
         message = {
             "id": "msg_fake1", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
             "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": script.input_tokens, "output_tokens": 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+            # Anthropic's input_tokens leaves out what was read from the cache.
+            "usage": {"input_tokens": script.input_tokens - script.cached_tokens, "output_tokens": 1,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": script.cached_tokens},
         }
         frames = [
             _sse({"type": "message_start", "message": message}, "message_start"),

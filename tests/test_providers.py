@@ -66,6 +66,14 @@ def test_deltas_arrive_in_order_then_one_usage(setup, name):
 
 
 @BOTH
+def test_cached_input_tokens_are_reported(setup, name):
+    provider, server, (*_, model) = setup(name)
+    server.script.cached_tokens = 16
+    usage = list(provider.stream(chat(model)))[-1]
+    assert usage == Usage(input_tokens=21, output_tokens=9, cached_tokens=16)
+
+
+@BOTH
 def test_deltas_are_yielded_as_they_arrive(setup, name):
     provider, server, (*_, model) = setup(name)
     server.script.chunk_delay = 0.2

@@ -49,6 +49,11 @@ class AnthropicMessagesProvider(Provider):
         """True when ANTHROPIC_API_KEY is set."""
         return bool(os.environ.get("ANTHROPIC_API_KEY"))
 
+    def price_source(self) -> tuple[str | None, str | None]:
+        """Anthropic's prices, or those of the service at ANTHROPIC_BASE_URL (none for an unknown one)."""
+        base_url = os.environ.get("ANTHROPIC_BASE_URL")
+        return (None, base_url) if base_url else ("anthropic", None)
+
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage (message_start input + message_delta output)."""
         # Imported here, not at the top: only workers pay for importing the SDK (and httpx2, its HTTP client).
@@ -113,4 +118,8 @@ class AnthropicMessagesProvider(Provider):
         if not stopped:
             raise ProviderError(f"{LABEL}'s stream ended before the reply was complete")
         if isinstance(reported.input_tokens, int) and isinstance(reported.output_tokens, int):
-            yield Usage(input_tokens=reported.input_tokens, output_tokens=reported.output_tokens)
+            # Anthropic counts cache reads and writes apart from input_tokens; our input_tokens is all of it.
+            cache_read = reported.cache_read_input_tokens if isinstance(reported.cache_read_input_tokens, int) else 0
+            cache_write = reported.cache_creation_input_tokens if isinstance(reported.cache_creation_input_tokens, int) else 0
+            yield Usage(input_tokens=reported.input_tokens + cache_read + cache_write,
+                        output_tokens=reported.output_tokens, cached_tokens=cache_read)

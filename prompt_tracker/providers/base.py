@@ -40,6 +40,10 @@ class Provider:
         """Whether this provider can be used here (its key is set, say)."""
         return True
 
+    def price_source(self) -> tuple[str | None, str | None] | None:
+        """Where prices are looked up: (provider id, None) or (None, API base URL); None for no price."""
+        return None
+
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply as text deltas, then at most one Usage; raise ProviderError on failure.
 
@@ -63,6 +67,11 @@ def get_provider(name: str) -> Provider:
         return _registry[name]
     except KeyError:
         raise UnknownProviderError(name) from None
+
+
+def all_providers() -> list[Provider]:
+    """Every registered provider, configured here or not, in registration order."""
+    return list(_registry.values())
 
 
 def available_providers() -> list[Provider]:

@@ -40,6 +40,11 @@ class OpenAIChatProvider(Provider):
         """True when OPENAI_API_KEY or OPENAI_BASE_URL is set (a local server may need no key)."""
         return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
 
+    def price_source(self) -> tuple[str | None, str | None]:
+        """OpenAI's prices, or those of the service at OPENAI_BASE_URL (none for a local server)."""
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        return (None, base_url) if base_url else ("openai", None)
+
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage if the server reported one; ProviderError on failure.
 
@@ -123,7 +128,11 @@ def _read_chunk(chunk) -> tuple[str, str | None, Usage | None]:
         if reported is not None:
             prompt_tokens, completion_tokens = reported.prompt_tokens, reported.completion_tokens
             if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
-                usage = Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens)
+                # prompt_tokens counts the cached ones too (as our Usage.input_tokens does).
+                details = getattr(reported, "prompt_tokens_details", None)
+                cached = getattr(details, "cached_tokens", None) if details is not None else None
+                usage = Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens,
+                              cached_tokens=cached if isinstance(cached, int) else 0)
         return text, finish_reason, usage
     except (AttributeError, TypeError) as error:
         raise _MalformedChunk() from error
