@@ -1,12 +1,20 @@
-"""The settings of one playground (system prompt and model), kept in the session blob."""
+"""The settings of one playground (system prompt, model, parameters), kept in the session blob."""
 
 import msgspec
+
+from .providers import PARAM_NAMES, UnknownProviderError, get_provider
 
 STANDALONE = "standalone"  # the playground at /playground; prompts get their own slug later
 
 TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_TOKENS_RANGE = (1, 32_000)
 MAX_MODEL_CHARS = 200
+TOP_P_RANGE = (0.0, 1.0)
+PENALTY_RANGE = (-2.0, 2.0)
+SEED_RANGE = (0, 2**63 - 1)
+THINKING_BUDGET_RANGE = (1024, MAX_TOKENS_RANGE[1])  # Anthropic's minimum; below max tokens too
+MAX_STOP_SEQUENCES = 4  # OpenAI's limit (Anthropic takes more)
+MAX_STOP_CHARS = 100
 
 
 class PlaygroundSettings(msgspec.Struct, kw_only=True):
@@ -17,10 +25,22 @@ class PlaygroundSettings(msgspec.Struct, kw_only=True):
     model: str = "echo-1"
     temperature: float = 0.7
     max_tokens: int = 1024
+    # Unset (None / empty) means "not sent": the provider's default applies.
+    top_p: float | None = None
+    stop: list[str] = []
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    thinking_budget: int | None = None
 
     def params(self) -> dict:
-        """Sampling parameters recorded on each assistant message."""
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        """The parameters the next reply is sent with (and recorded with): set, and accepted by provider and model."""
+        chosen = {name: getattr(self, name) for name in PARAM_NAMES}
+        chosen = {name: value for name, value in chosen.items() if value is not None and value != []}
+        try:
+            return get_provider(self.provider).select_params(self.model, chosen)
+        except UnknownProviderError:
+            return chosen  # the send is refused anyway; nothing is sent
 
 
 def load_settings(session, playground: str) -> PlaygroundSettings:

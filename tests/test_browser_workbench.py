@@ -69,3 +69,26 @@ def test_markdown_on_a_phone(fake_openai, chromium, live_server, start_worker):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "21-markdown-phone")
     phone.close()
+
+
+def test_parameters_follow_the_provider_and_show_under_the_reply(fake_openai, fake_anthropic, page, live_server,
+                                                                 start_worker):
+    start_worker()
+    page.goto(live_server + "/playground")
+    assert not page.is_visible("#top_p") and not page.is_visible("#seed")  # echo takes neither
+    page.select_option("#provider", "anthropic")
+    assert page.is_visible("#thinking_budget") and page.is_visible("#top_p") and not page.is_visible("#seed")
+    page.select_option("#provider", "openai")
+    assert page.is_visible("#seed") and page.is_visible("#frequency_penalty") and not page.is_visible("#thinking_budget")
+    page.fill("#top_p", "0.9")
+    page.fill("#seed", "7")
+    page.fill("#stop", "###")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    page.fill("#content", "with parameters")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
+    assert 'top_p=0.9 stop=["###"] seed=7' in page.inner_text(".message-assistant .params-used")
+    body = fake_openai.requests[-1].body
+    assert body["top_p"] == 0.9 and body["seed"] == 7 and body["stop"] == ["###"]
+    screenshot(page, "22-parameters")

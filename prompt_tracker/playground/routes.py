@@ -9,7 +9,7 @@ from flask import abort, current_app, flash, get_template_attribute, jsonify, re
 from ..sessions.conversation_store import ConversationFull
 from ..extensions import services
 from ..playground_settings import (
-    MAX_MODEL_CHARS, MAX_TOKENS_RANGE, STANDALONE, TEMPERATURE_RANGE, PlaygroundSettings, load_settings, store_settings,
+    MAX_MODEL_CHARS, MAX_TOKENS_RANGE, STANDALONE, TEMPERATURE_RANGE, load_settings, store_settings,
 )
 from ..providers import UnknownProviderError, available_providers
 from .. import turns
@@ -147,13 +147,7 @@ def save_settings():
     if not form.validate():
         flash("Settings not saved: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
         return render_playground(settings_form=form, status=422)
-    store_settings(session, STANDALONE, PlaygroundSettings(
-        system_prompt=(form.system_prompt.data or "").replace("\r\n", "\n"),
-        provider=form.provider.data,
-        model=form.model.data,
-        temperature=float(form.temperature.data),
-        max_tokens=form.max_tokens.data,
-    ))
+    store_settings(session, STANDALONE, form.to_settings())
     flash("Settings saved; the next message uses them.", "info")
     return back_to_page()
 

@@ -1,6 +1,7 @@
 """Model providers: a name → implementation registry behind one small streaming contract."""
 
 from .base import (
+    PARAM_NAMES,
     ChatRequest,
     Provider,
     ProviderError,
@@ -19,6 +20,7 @@ register(OpenAIChatProvider())
 register(AnthropicMessagesProvider())
 
 __all__ = [
+    "PARAM_NAMES",
     "ChatRequest",
     "Provider",
     "ProviderError",

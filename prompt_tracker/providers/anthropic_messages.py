@@ -21,11 +21,19 @@ KEY_VARIABLE = "ANTHROPIC_API_KEY"
 # dropped it from the method signatures (it goes through ``extra_body`` for the models that take it).
 _TAKES_TEMPERATURE = re.compile(r"^claude-(3-.+|(opus|sonnet|haiku)-4(-[0156])?(-\d{8}|-latest)?)$")
 TEMPERATURE_MAX = 1.0
+# Extended thinking with a token budget: Claude 3.7 Sonnet and Claude 4 up to 4.6, except Opus 4.6
+# (the SDK deprecates budgets there in favour of adaptive thinking, as for the models after it).
+_TAKES_THINKING = re.compile(r"^claude-(3-7-sonnet|(opus|sonnet|haiku)-4(-[015])?|sonnet-4-6)(-\d{8}|-latest)?$")
 
 
 def takes_temperature(model: str) -> bool:
     """Whether ``model`` accepts a sampling temperature (newer Claude models reject one)."""
     return bool(_TAKES_TEMPERATURE.match(model))
+
+
+def takes_thinking(model: str) -> bool:
+    """Whether ``model`` offers extended thinking with a ``budget_tokens``."""
+    return bool(_TAKES_THINKING.match(model))
 
 
 def _mid_stream_text(error_type: str | None) -> str:
@@ -44,6 +52,18 @@ class AnthropicMessagesProvider(Provider):
     name: str = "anthropic"
     label: str = "Anthropic"
     models: list[str] = field(default_factory=lambda: ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6"])
+    params: tuple[str, ...] = ("temperature", "max_tokens", "top_p", "stop", "thinking_budget")
+
+    def select_params(self, model: str, params: dict) -> dict:
+        """Sampling only for models that take it; thinking only where offered, and then no sampling
+        (Anthropic refuses a temperature or top_p chosen with thinking on)."""
+        selected = super().select_params(model, params)
+        if not takes_thinking(model):
+            selected.pop("thinking_budget", None)
+        if not takes_temperature(model) or "thinking_budget" in selected:
+            selected.pop("temperature", None)
+            selected.pop("top_p", None)
+        return selected
 
     def is_configured(self) -> bool:
         """True when ANTHROPIC_API_KEY is set."""
@@ -68,12 +88,21 @@ class AnthropicMessagesProvider(Provider):
         options = {}
         if request.system_prompt:
             options["system"] = request.system_prompt
-        if takes_temperature(request.model):
-            if not 0 <= request.temperature <= TEMPERATURE_MAX:
-                raise ProviderError(
-                    f"{LABEL} takes a temperature from 0 to {TEMPERATURE_MAX:g}; this one is {request.temperature:g}"
-                )
-            options["extra_body"] = {"temperature": request.temperature}
+        params = self.sent_params(request)
+        # temperature and top_p go in the body: SDK 1.0 dropped them from the method signatures.
+        sampling = {name: params[name] for name in ("temperature", "top_p") if name in params}
+        if sampling.get("temperature", 0) > TEMPERATURE_MAX:
+            raise ProviderError(
+                f"{LABEL} takes a temperature from 0 to {TEMPERATURE_MAX:g}; this one is {request.temperature:g}"
+            )
+        if sampling:
+            options["extra_body"] = sampling
+        if "stop" in params:
+            options["stop_sequences"] = params["stop"]
+        if "thinking_budget" in params:
+            if request.thinking_budget >= request.max_tokens:
+                raise ProviderError(f"{LABEL} needs the thinking budget below max tokens ({request.max_tokens})")
+            options["thinking"] = {"type": "enabled", "budget_tokens": request.thinking_budget}
         opened = False
         try:
             # One client per call: the environment is read now, and its connections close with it.

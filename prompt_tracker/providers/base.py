@@ -6,6 +6,11 @@ from typing import Iterator
 from ..messages import Usage
 
 
+# Every parameter a reply can be sent with (ChatRequest fields), in the order the page shows them.
+PARAM_NAMES = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty",
+               "thinking_budget")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """Everything a provider is sent for one reply: the whole history, in order, and the settings."""
@@ -13,8 +18,15 @@ class ChatRequest:
     model: str
     system_prompt: str
     messages: list[tuple[str, str]]  # (role, content), oldest first, ending with the user's turn
-    temperature: float
-    max_tokens: int
+    temperature: float | None = None
+    max_tokens: int = 1024
+    # None / empty: not sent. Only parameters the provider accepts get here (``Provider.select_params``).
+    top_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    thinking_budget: int | None = None
 
 
 class ProviderError(Exception):
@@ -35,10 +47,22 @@ class Provider:
     name: str = ""
     label: str = ""
     models: list[str] = field(default_factory=list)
+    # The parameters (names of ChatRequest fields) this provider sends; the page shows only these.
+    params: tuple[str, ...] = ("temperature", "max_tokens")
 
     def is_configured(self) -> bool:
         """Whether this provider can be used here (its key is set, say)."""
         return True
+
+    def select_params(self, model: str, params: dict) -> dict:
+        """Of ``params`` (name → value), those this provider sends for ``model``."""
+        return {name: value for name, value in params.items() if name in self.params}
+
+    def sent_params(self, request: ChatRequest) -> dict:
+        """The parameters of ``request`` that are set and that this provider sends for its model."""
+        chosen = {name: getattr(request, name) for name in PARAM_NAMES}
+        chosen = {name: value for name, value in chosen.items() if value is not None and value != []}
+        return self.select_params(request.model, chosen)
 
     def price_source(self) -> tuple[str | None, str | None] | None:
         """Where prices are looked up: (provider id, None) or (None, API base URL); None for no price."""

@@ -35,6 +35,8 @@ class OpenAIChatProvider(Provider):
     # Models that take ``max_tokens`` and a free ``temperature``; o-series and GPT-5 models want
     # ``max_completion_tokens`` instead and are left out of the suggestions for that reason.
     models: list[str] = field(default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-4.1-nano"])
+    params: tuple[str, ...] = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty",
+                               "frequency_penalty")
 
     def is_configured(self) -> bool:
         """True when OPENAI_API_KEY or OPENAI_BASE_URL is set (a local server may need no key)."""
@@ -67,10 +69,9 @@ class OpenAIChatProvider(Provider):
                 with client.chat.completions.create(
                     model=request.model,
                     messages=messages,
-                    temperature=request.temperature,
-                    max_tokens=request.max_tokens,
                     stream=True,
                     stream_options={"include_usage": True},
+                    **self.sent_params(request),
                 ) as chunks:
                     opened = True
                     usage = None

@@ -222,8 +222,7 @@ def _write_reply(sid: str, playground: str, message_id: str, settings: Playgroun
         model=settings.model,
         system_prompt=settings.system_prompt,
         messages=history_before(store.all(sid, playground), message_id),
-        temperature=settings.temperature,
-        max_tokens=settings.max_tokens,
+        **settings.params(),
     )
     parts: list[str] = []
     usage = None
