@@ -57,5 +57,7 @@ def load_settings(session, playground: str) -> PlaygroundSettings:
 def store_settings(session, playground: str, settings: PlaygroundSettings) -> None:
     """Write a playground's settings into the session."""
     all_settings = dict(session.get("settings", {}))
-    all_settings[playground] = msgspec.to_builtins(settings)
+    # Unset parameters are left out: the blob stays small and reads the same as before they existed.
+    stored = {name: value for name, value in msgspec.to_builtins(settings).items() if value is not None and value != []}
+    all_settings[playground] = stored
     session["settings"] = all_settings
