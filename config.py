@@ -53,10 +53,14 @@ class Config:
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 
+    # Logs: "text" for a terminal, "json" (one object per line) for a log pipeline.
+    LOG_FORMAT = "text"
+    HSTS_SECONDS = 0
+
     @classmethod
     def init_app(cls, app):
         """Apply the environment's overrides (read here, at start-up, not at import)."""
-        for name in ("SECRET_KEY", "SESSION_REDIS_URL", "RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE"):
+        for name in ("SECRET_KEY", "SESSION_REDIS_URL", "RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE", "LOG_FORMAT"):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
         for name in INT_SETTINGS:
@@ -95,6 +99,8 @@ class ProductionConfig(Config):
     """Production: REDIS_URL and SECRET_KEY are required; the cookie is Secure."""
 
     SESSION_COOKIE_SECURE = True
+    LOG_FORMAT = "json"
+    HSTS_SECONDS = 365 * 24 * 3600
 
     @classmethod
     def init_app(cls, app):

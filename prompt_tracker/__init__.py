@@ -49,10 +49,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from .turns.worker_cli import worker_command
 
     from .web import headers as security_headers
+    from .pricing import context_window
+    from .web import request_log
 
     security_headers.init_app(app)
-    from .pricing import context_window
-
+    request_log.configure(app)
     app.add_template_global(context_window)
 
     app.register_blueprint(errors_bp)

@@ -1,6 +1,7 @@
-"""Security headers on every response: a CSP without inline script, no sniffing, no framing."""
+"""Security headers on every response: a CSP without inline script, no sniffing, no framing;
+HSTS in production; pages are never cached (they carry conversation data)."""
 
-from flask import Flask
+from flask import Flask, current_app, request
 
 # 'self' covers same-origin ws:/wss: for the Socket.IO connection.
 CONTENT_SECURITY_POLICY = (
@@ -15,6 +16,12 @@ def add_security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    hsts = current_app.config.get("HSTS_SECONDS")
+    if hsts:
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts}; includeSubDomains")
+    if request.endpoint != "static":
+        # Pages and JSON answers hold conversation data: no shared or browser cache may keep them.
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 
