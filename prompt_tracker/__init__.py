@@ -32,6 +32,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from .web.health import bp as health_bp
     from .playground import bp as playground_bp
     from .extensions import csrf, services, socketio
+    from .redis_urls import socketio_manager
     from .sessions.interface import make_session_interface
 
     bound = services.init_app(app)
@@ -40,7 +41,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.before_request(refuse_unreadable_forms)
     csrf.init_app(app)
     if app.config["SOCKETIO_MESSAGE_QUEUE"]:
-        socketio.init_app(app, message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"], async_mode="threading")
+        # Our own manager: Flask-SocketIO would hand a redis+sentinel:// URL to kombu.
+        manager = socketio_manager(app.config["SOCKETIO_MESSAGE_QUEUE"])
+        socketio.init_app(app, client_manager=manager, async_mode="threading")
     else:
         # In-process only (unit tests); explicit, since the shared SocketIO object keeps old options.
         socketio.init_app(app, client_manager=socketio_module.Manager(), async_mode="threading")

@@ -6,17 +6,8 @@ import redis
 from flask import Flask, current_app
 from rq import Queue
 
+from .redis_urls import check_url, connect
 from .sessions.conversation_store import ConversationStore
-
-
-def connect(url: str) -> redis.Redis:
-    """Open a Redis client for ``url``; ``fakeredis://`` gives an in-memory one (unit tests)."""
-    if url.startswith("fakeredis://"):
-        import fakeredis
-
-        return fakeredis.FakeRedis()
-    # Short timeouts: an unreachable Redis should become a 503 page quickly, not a hung request.
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
 
 
 @dataclass
@@ -34,8 +25,10 @@ class Services:
 
     def init_app(self, app: Flask) -> Bound:
         """Connect to the configured Redis databases and build the store and the queue."""
-        session_redis = app.config.get("SESSION_REDIS") or connect(app.config["SESSION_REDIS_URL"])
-        jobs_redis = app.config.get("RQ_REDIS") or connect(app.config["RQ_REDIS_URL"])
+        session_redis = app.config.get("SESSION_REDIS") or connect(app.config["SESSION_REDIS_URL"], "sessions")
+        if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
+            check_url(app.config["SOCKETIO_MESSAGE_QUEUE"], "socketio")
+        jobs_redis = app.config.get("RQ_REDIS") or connect(app.config["RQ_REDIS_URL"], "jobs")
         store = ConversationStore(
             session_redis,
             key_prefix=app.config["SESSION_KEY_PREFIX"],

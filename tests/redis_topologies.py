@@ -2,13 +2,26 @@
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 
 import redis
 
-from .redis_server import free_port, redis_server_binary
+from .redis_server import redis_server_binary
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (held open together while chosen, so none repeats)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_until(check, timeout: float, what: str):
@@ -45,8 +58,15 @@ class Processes:
             command.append(path)
         command += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                     "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log"), *args]
-        self.processes[port] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: redis.Redis(port=port, socket_timeout=1).ping(), 10, f"redis-server on {port}")
+        process = self.processes[port] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            if process.poll() is not None:
+                with open(os.path.join(workdir, "redis.log")) as log:
+                    raise RuntimeError(f"redis-server on {port} exited: {log.read()[-2000:]}")
+            return redis.Redis(port=port, socket_timeout=1).ping()
+
+        wait_until(up, 20, f"redis-server on {port}")
 
     def stop(self) -> None:
         """Stop every process and remove the directory."""
@@ -68,8 +88,7 @@ class SentinelDeployment(Processes):
 
     def __init__(self):
         super().__init__("pt-sentinel-")
-        self.master_port, self.replica_port = free_port(), free_port()
-        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.master_port, self.replica_port, *self.sentinel_ports = free_ports(5)
 
     def start(self) -> "SentinelDeployment":
         """Start the servers and wait until the sentinels see the replica."""
@@ -104,9 +123,13 @@ class SentinelDeployment(Processes):
         # A planned failover: wait until the replica has acknowledged every write the master took.
         assert master.wait(1, 5000) >= 1
         self.sentinel().execute_command("SENTINEL", "FAILOVER", self.service)
-        return wait_until(lambda: (port := self.master_port_now()) != old and
-                          redis.Redis(port=port, socket_timeout=1).info("replication")["role"] == "master" and port,
-                          30, "the failover")
+        new = wait_until(lambda: (port := self.master_port_now()) != old and
+                         redis.Redis(port=port, socket_timeout=1).info("replication")["role"] == "master" and port,
+                         30, "the failover")
+        # Done when the old master serves as a replica of the new one.
+        wait_until(lambda: redis.Redis(port=old, socket_timeout=1).info("replication").get("master_port") == new,
+                   30, "the old master to follow the new one")
+        return new
 
 
 def cluster_ok(port: int) -> bool:
@@ -120,13 +143,15 @@ class ClusterDeployment(Processes):
 
     def __init__(self, masters: int = 3):
         super().__init__("pt-cluster-")
-        self.ports = [free_port() for _ in range(masters)]
+        ports = free_ports(2 * masters)
+        # The cluster bus defaults to port + 10000, which a free port above 55535 cannot have.
+        self.ports, self.bus_ports = ports[:masters], ports[masters:]
 
     def start(self) -> "ClusterDeployment":
         """Start the nodes, join them and assign the slots."""
-        for port in self.ports:
+        for port, bus_port in zip(self.ports, self.bus_ports, strict=True):
             self.spawn(port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                       "--cluster-node-timeout", "2000")
+                       "--cluster-port", str(bus_port), "--cluster-node-timeout", "2000")
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is needed to create the test cluster (Debian package redis-tools)")

@@ -127,14 +127,16 @@ class RedisKeyspace:
     def scan(self, sid_prefix: str = "") -> Iterator[list[str]]:
         """Yield batches of the session keys (of sids starting with ``sid_prefix``), with SCAN."""
         match = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ("{" + sid_prefix if sid_prefix else "") + "*"
-        cursor = 0
-        while True:
-            cursor, found = self.client.scan(cursor, match=match, count=SCAN_COUNT)
-            keys = [key for key in map(_text, found) if key is not None]
-            if keys:
-                yield keys
-            if cursor == 0:
-                return
+        # scan_iter walks every master of a Redis Cluster, and the one server otherwise.
+        batch = []
+        for key in map(_text, self.client.scan_iter(match=match, count=SCAN_COUNT)):
+            if key is not None:
+                batch.append(key)
+            if len(batch) >= SCAN_COUNT:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def inspect(self, keys: Iterable[str], sizes: bool = True) -> list[KeyInfo]:
         """Measure session keys in one pipeline (TTL, and with ``sizes`` LLEN and bytes); keys gone are left out."""
@@ -169,8 +171,8 @@ class RedisKeyspace:
     def unlink(self, sessions: Iterable[list[str]]) -> int:
         """Delete the keys of these sessions with one UNLINK (one round trip); return how many went.
 
-        One command for the whole batch suits the single Redis (redis.Redis) the app connects to;
-        a Redis Cluster client would need one UNLINK per session (its keys share a hash slot).
+        One command for the whole batch on a single Redis; a Redis Cluster client splits it into
+        one UNLINK per hash slot (a session's keys share one).
         """
         keys = [key for session_keys in sessions for key in session_keys]
         return self.client.unlink(*keys) if keys else 0

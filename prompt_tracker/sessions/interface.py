@@ -18,7 +18,7 @@ from contextlib import suppress
 
 import msgspec
 from flask import Flask, Request, Response
-from flask_session.base import MsgSpecSerializer, ServerSideSession
+from flask_session.base import MsgSpecSerializer, ServerSideSession, ServerSideSessionInterface
 from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.redis import RedisSessionInterface
 from redis.exceptions import WatchError
@@ -262,7 +262,10 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
     """Sessions in Redis DB 2: the blob and the conversation lists, one TTL for all."""
 
     def __init__(self, app: Flask, client, store: ConversationStore, **options):
-        super().__init__(app, client=client, **options)
+        # Flask-Session only accepts a redis.Redis; a RedisCluster client serves as well (every
+        # key of a session shares one hash slot), so skip its check and keep the client we got.
+        ServerSideSessionInterface.__init__(self, app, **options)
+        self.client = client
         self.serializer = StrictSerializer(app, options.get("serialization_format", "msgpack"))
         self.store = store
 

@@ -15,7 +15,7 @@ def _socketio_redis():
         return None
     client = current_app.extensions.get("prompt_tracker.socketio_redis")
     if client is None:
-        client = current_app.extensions["prompt_tracker.socketio_redis"] = connect(url)
+        client = current_app.extensions["prompt_tracker.socketio_redis"] = connect(url, "socketio")
     return client
 
 
