@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install browser-deps redis-deps clean
+VENDOR := prompt_tracker/static/vendor
+NODE_STAMP := node_modules/.installed
+
+.PHONY: run test install vendor browser-deps redis-deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,9 +15,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+# The browser's Socket.IO client: the version pinned in package-lock.json, from the npm registry,
+# served from static/vendor/ (the CSP allows no other host). The copy is committed too, so a
+# checkout serves it without Node; this rule keeps it equal to the lock file.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
 
-run: $(STAMP)
+vendor: $(NODE_STAMP)
+	mkdir -p $(VENDOR)
+	cp node_modules/socket.io-client/dist/socket.io.min.js $(VENDOR)/socket.io.min.js
+	cp node_modules/socket.io-client/LICENSE $(VENDOR)/socket.io-client.LICENSE
+
+install: $(STAMP) vendor
+
+run: $(STAMP) vendor
 	$(BIN)/python scripts/dev_run.py
 
 # Browser tests drive Debian's Chromium (Playwright's Python package with executable_path).
@@ -25,8 +41,8 @@ browser-deps:
 redis-deps:
 	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools; }
 
-test: $(STAMP) browser-deps redis-deps
+test: $(STAMP) vendor browser-deps redis-deps
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) node_modules .pytest_cache test-artifacts

@@ -5,6 +5,16 @@ import os
 from flask import Flask, redirect, url_for
 
 
+def socketio_async_mode() -> str:
+    """Socket.IO's concurrency model, following the server: gevent under `gunicorn -k gevent`, else threads."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return "threading"
+    # gunicorn's gevent worker patches the standard library before it loads the app.
+    return "gevent" if monkey.is_module_patched("socket") else "threading"
+
+
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     """Build the app for ``config_name`` (default: $PROMPT_TRACKER_ENV or development)."""
     from config import config
@@ -40,13 +50,15 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     # Before CSRF: a body that is not a UTF-8 form is refused for what it is, not as a missing token.
     app.before_request(refuse_unreadable_forms)
     csrf.init_app(app)
+    # WebSocket only: no long-polling, so any web process can take any request (no sticky sessions).
+    socket_options = dict(async_mode=socketio_async_mode(), transports=["websocket"])
     if app.config["SOCKETIO_MESSAGE_QUEUE"]:
         # Our own manager: Flask-SocketIO would hand a redis+sentinel:// URL to kombu.
         manager = socketio_manager(app.config["SOCKETIO_MESSAGE_QUEUE"])
-        socketio.init_app(app, client_manager=manager, async_mode="threading")
+        socketio.init_app(app, client_manager=manager, **socket_options)
     else:
         # In-process only (unit tests); explicit, since the shared SocketIO object keeps old options.
-        socketio.init_app(app, client_manager=socketio_module.Manager(), async_mode="threading")
+        socketio.init_app(app, client_manager=socketio_module.Manager(), **socket_options)
 
     from .sessions.cli import sessions_cli
     from .turns.worker_cli import worker_command

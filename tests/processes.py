@@ -1,5 +1,6 @@
 """The real processes integration tests run: web servers and workers, started and always stopped."""
 
+import shlex
 import subprocess
 import sys
 import time
@@ -56,16 +57,23 @@ def worker_process(env: dict, log_path):
         stop(process)
 
 
+def procfile_command(name: str, port: int) -> list[str]:
+    """The Procfile's command of process ``name``, on ``port``, run with this venv's Python."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    line = next(line for line in lines if line.startswith(f"{name}:"))
+    program, *args = shlex.split(line.split(":", 1)[1].replace("$PORT", str(port)))
+    return [sys.executable, "-m", program, *args]
+
+
 @contextmanager
 def web_process(env: dict, log_path, kind: str = "flask"):
-    """A web process (``flask run``, threaded; or gunicorn gthread) on a free port; yields its URL."""
+    """A web process (``flask run``, threaded; or ``production``: the Procfile's) on a free port; yields its URL."""
     port = free_port()
     if kind == "flask":
         command = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port),
                    "--no-reload"]
     else:
-        command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
-                   "-b", f"127.0.0.1:{port}", "--graceful-timeout", "2", "wsgi:app"]
+        command = procfile_command("web", port)
     process = spawn(command, env, log_path)
     url = f"http://127.0.0.1:{port}"
 

@@ -41,6 +41,10 @@ def test_events_reach_only_their_own_session(app):
     alice.send("for alice only")  # the job runs inline on the test config
 
     received = alice_socket.get_received()
+    appended = [e["args"][0] for e in received if e["name"] == "message.appended"]
+    sent, reply = alice.messages(app)
+    assert appended == [{"playground": "standalone", "ids": [sent.id, reply.id]}]
+    received = [e for e in received if e["name"] != "message.appended"]  # the job ran inline, before it
     names = event_names(received)
     assert names[0] == "message.started" and names[-1] == "message.done"
     assert "message.delta" in names
@@ -50,6 +54,87 @@ def test_events_reach_only_their_own_session(app):
     assert done["usage"]["output_tokens"] > 0 and done["latency_ms"] >= done["first_token_ms"] >= 0
     assert "cost_usd" in done  # None for echo: its price is unknown, so no cost rather than a wrong one
     assert bob_socket.get_received() == []
+
+
+def test_long_polling_is_refused(client):
+    """WebSocket only: a polling handshake gets 400, so no web process needs sticky sessions."""
+    assert client.get("/socket.io/?EIO=4&transport=polling").status_code == 400
+
+
+def tab_events(socket, name):
+    return [event["args"][0] for event in socket.get_received() if event["name"] == name]
+
+
+def test_send_reset_and_save_reach_every_tab_of_the_session_and_no_other(app):
+    """Two tabs of one session (one cookie, two sockets) both hear a send, a Reset and a settings save."""
+    alice, bob = Playground(app.test_client()), Playground(app.test_client())
+    alice.page(), bob.page()
+    tab_a = socketio.test_client(app, flask_test_client=alice.client)
+    tab_b = socketio.test_client(app, flask_test_client=alice.client)
+    stranger = socketio.test_client(app, flask_test_client=bob.client)
+    assert tab_a.is_connected() and tab_b.is_connected() and stranger.is_connected()
+
+    alice.send("seen in both tabs")
+    sent, reply = alice.messages(app)
+    for tab in (tab_a, tab_b):
+        assert tab_events(tab, "message.appended") == [{"playground": "standalone", "ids": [sent.id, reply.id]}]
+
+    alice.save_settings(system_prompt="Be brief.")
+    digests = [tab_events(tab, "settings.saved") for tab in (tab_a, tab_b)]
+    assert digests[0] == digests[1] and len(digests[0]) == 1 and digests[0][0]["playground"] == "standalone"
+    assert f'data-digest="{digests[0][0]["digest"]}"' in alice.page().get_data(as_text=True)
+
+    alice.reset()
+    for tab in (tab_a, tab_b):
+        assert tab_events(tab, "conversation.reset") == [{"playground": "standalone"}]
+    assert stranger.get_received() == []
+
+
+def test_a_settings_digest_changes_with_the_settings(playground):
+    playground.page()
+    before = playground.page().get_data(as_text=True)
+    playground.save_settings(temperature=0.3)
+    after = playground.page().get_data(as_text=True)
+    digest = lambda html: html.split('data-digest="')[1].split('"')[0]  # noqa: E731
+    assert len(digest(before)) == 16 and digest(before) != digest(after)
+
+
+def open_messages(playground, **query):
+    response = playground.client.get("/playground/messages/open", query_string=query)
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_catch_up_returns_what_a_tab_lacks(app, playground):
+    """After its last message: the newer ones and any it shows as open; a tab whose last message is gone gets all."""
+    playground.page()
+    playground.send("first")
+    playground.send("second")
+    first, first_reply, second, second_reply = playground.messages(app)
+
+    state = open_messages(playground)  # a tab that shows no message yet
+    assert state["replace"] and state["total"] == 4 and state["start"] == 0
+    assert [m["id"] for m in state["messages"]] == [first.id, first_reply.id, second.id, second_reply.id]
+    assert f'id="m-{second_reply.id}"' in state["messages"][-1]["html"]
+
+    state = open_messages(playground, after=first_reply.id)
+    assert not state["replace"] and [m["id"] for m in state["messages"]] == [second.id, second_reply.id]
+
+    # a reply the tab still shows as open comes back too, with its final HTML
+    state = open_messages(playground, after=second_reply.id, open=first_reply.id)
+    assert [m["id"] for m in state["messages"]] == [first_reply.id]
+    assert 'data-status="done"' in state["messages"][0]["html"]
+
+    playground.reset()
+    state = open_messages(playground, after=second_reply.id)
+    assert state == {**state, "replace": True, "total": 0, "messages": []}
+
+
+def test_catch_up_reports_the_saved_settings(playground):
+    playground.page()
+    playground.save_settings(system_prompt="Answer in French.")
+    page = playground.page().get_data(as_text=True)
+    assert f'data-digest="{open_messages(playground)["settings_digest"]}"' in page
 
 
 class RawSocket:
@@ -88,7 +173,12 @@ class RawSocket:
         return received
 
     def close(self):
-        self.ws.close()
+        import simple_websocket
+
+        try:
+            self.ws.close()
+        except simple_websocket.ConnectionClosed:
+            pass  # the server closed it first (a refused socket)
 
 
 @pytest.mark.integration
@@ -118,9 +208,61 @@ def test_a_real_workers_events_reach_the_browser_through_the_queue(live_server, 
     alice.open(live_server + "/playground/messages",
                urllib.parse.urlencode({"content": "through redis", "csrf_token": alice_token}).encode())
     received = alice_socket.events(until="message.done")
-    assert event_names(received)[0] == "message.started"
+    assert event_names(received)[0] == "message.appended"  # published by the send, before the worker starts
+    assert event_names(received)[1] == "message.started"
     text = "".join(e["args"][0]["text"] for e in received if e["name"] == "message.delta")
     assert text.startswith("You said: through redis")
     assert bob_socket.events(until="message.done", timeout=1) == []
     for socket in (alice_socket, bob_socket, stranger):
         socket.close()
+
+
+def raw_refused_connection(base_url, cookie="D" * 43, timeout=5.0):
+    """Open a WebSocket by hand, ask to join as Socket.IO does, and read until the server ends the TCP connection.
+
+    Returns what was read, or raises if the connection is still open after ``timeout`` seconds.
+    """
+    import base64
+    import os
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base_url)
+    connection = socket.create_connection((address.hostname, address.port), timeout=timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    connection.sendall((
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Cookie: _prompt_tracker_session={cookie}\r\n\r\n"
+    ).encode())
+    received = b""
+    while b'"sid"' not in received:  # the 101 answer and Engine.IO's open packet
+        received += connection.recv(4096)
+    assert received.startswith(b"HTTP/1.1 101")
+    mask = os.urandom(4)
+    payload = bytes(byte ^ mask[index % 4] for index, byte in enumerate(b"40"))  # Socket.IO CONNECT, masked
+    connection.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + payload)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return received  # EOF: the server closed the connection
+            received += chunk
+    finally:
+        connection.close()
+    raise AssertionError(f"the server kept the refused connection open; read {received!r}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["flask", "production"])
+def test_the_server_closes_a_refused_socket(server, real_redis, tmp_path):
+    """A socket without a stored session reads the refusal, then the server ends its TCP connection."""
+    from .conftest import service_env
+    from .processes import web_process
+
+    with web_process(service_env(real_redis), tmp_path / "web.log", server) as url:
+        received = raw_refused_connection(url)
+    assert b'44{"message":"no session: load the playground page first"}' in received

@@ -13,6 +13,7 @@ from ..playground_settings import (
 )
 from ..providers import UnknownProviderError, available_providers
 from .. import turns
+from ..turns import live
 from . import bp
 from .forms import MessageForm, SettingsForm
 
@@ -52,6 +53,8 @@ def render_playground(message_form=None, settings_form=None, status=200):
         providers=available_providers(),
         limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
+        playground=STANDALONE,
+        settings_digest=live.settings_digest(settings),
     ), status
 
 
@@ -87,6 +90,7 @@ def send():
     except turns.QueueUnavailable as problem:
         # The user's message is stored; its reply is marked failed with Retry.
         session.add_playground(STANDALONE)
+        live.publish(session.sid, "message.appended", {"playground": STANDALONE, "ids": []})
         if wants_json():
             return jsonify(error=str(problem)), 503
         flash(str(problem), "error")
@@ -99,10 +103,38 @@ def send():
         return render_playground(message_form=form, status=422)
     session.add_playground(STANDALONE)
     session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
+    live.publish(session.sid, "message.appended", {"playground": STANDALONE, "ids": [sent.id, placeholder.id]})
     if wants_json():
         reply = services.store.get(session.sid, STANDALONE, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
     return back_to_page(f"m-{placeholder.id}")
+
+
+@bp.get("/messages/open")
+def open_messages():
+    """What a tab lacks after a reconnect or an event: messages after its last one, and open replies.
+
+    ``after`` is the id of the tab's last message, ``open`` the ids it shows as open. If ``after`` is
+    not in the latest window (a Reset, or a tab with no messages), every message of the window comes
+    back with ``replace``: the tab shows them instead of its own.
+    """
+    window = services.store.window(
+        session.sid, STANDALONE, limit=current_app.config["PAGE_WINDOW"],
+        refresh_keys=current_app.session_interface.keys_of(session),
+    )
+    session.expiry_refreshed = True
+    after = request.args.get("after", "")
+    shown_open = set(request.args.get("open", "").split(","))
+    ids = [message.id for message in window.messages]
+    replace = after not in ids
+    first_new = 0 if replace else ids.index(after) + 1
+    wanted = [message for index, message in enumerate(window.messages)
+              if replace or index >= first_new or message.is_open or message.id in shown_open]
+    return jsonify(
+        total=window.total, start=window.start, replace=replace,
+        settings_digest=live.settings_digest(load_settings(session, STANDALONE)),
+        messages=[{"id": message.id, "html": render_messages(message)} for message in wanted],
+    )
 
 
 @bp.get("/messages/<message_id>")
@@ -148,6 +180,8 @@ def save_settings():
         flash("Settings not saved: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
         return render_playground(settings_form=form, status=422)
     store_settings(session, STANDALONE, form.to_settings())
+    live.publish(session.sid, "settings.saved", {
+        "playground": STANDALONE, "digest": live.settings_digest(load_settings(session, STANDALONE))})
     flash("Settings saved; the next message uses them.", "info")
     return back_to_page()
 
@@ -155,5 +189,6 @@ def save_settings():
 @bp.post("/reset")
 def reset():
     turns.clear_conversation_state(session.sid, STANDALONE)
+    live.publish(session.sid, "conversation.reset", {"playground": STANDALONE})
     flash("Conversation cleared.", "info")
     return back_to_page()

@@ -1,5 +1,6 @@
-// Prompt Tracker playground: send without reloading, stream replies live, Stop and Retry in place.
-// Hand-written and small. Without it the page still works: forms post and the page refreshes itself.
+// Prompt Tracker playground: send without reloading, stream replies live, keep every tab of the session in step.
+// The Socket.IO protocol is the official client's (static/vendor/socket.io.min.js); this file only wires
+// its events to the page. Without JavaScript the page still works: forms post and the page refreshes itself.
 (() => {
   "use strict";
   const list = document.getElementById("messages");
@@ -7,11 +8,16 @@
   if (!list || !composer) return;
   const textarea = composer.querySelector("textarea");
   const errorBox = document.getElementById("composer-error");
+  const settingsForm = document.getElementById("settings-form");
+  const playground = list.dataset.playground;
   const OPEN = ["pending", "streaming"];
-  let socketReady = false;
+  let sending = false;
+  let savingSettings = false;
 
   const csrfToken = () => composer.querySelector('input[name="csrf_token"]').value;
   const item = (id) => document.getElementById("m-" + id);
+  const messageItems = () => [...list.querySelectorAll(".message")];
+  const nearEnd = () => list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   const scrollToEnd = () => { list.scrollTop = list.scrollHeight; };
 
   function showError(text) {
@@ -19,35 +25,104 @@
     errorBox.hidden = !text;
   }
 
-  function countMessages(added) {
+  function showCount(count) {
     const counter = document.getElementById("message-count");
-    const count = Number(counter.dataset.count) + added;
     counter.dataset.count = count;
     counter.textContent = `${count} message${count === 1 ? "" : "s"}`;
   }
 
-  function replaceWithHtml(element, html) {
+  function elementsOf(html) {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
-    element.replaceWith(...template.content.childNodes);
+    return [...template.content.children];
+  }
+
+  // Put messages in place: replace the element of the same id, or add it at the end; returns how many were added.
+  function upsert(html) {
+    let added = 0;
+    for (const element of elementsOf(html)) {
+      const current = item(element.dataset.id);
+      if (current) current.replaceWith(element);
+      else {
+        list.querySelector(".empty")?.remove();
+        list.append(element);
+        added += 1;
+      }
+    }
+    return added;
   }
 
   async function refreshMessage(id) {
     const response = await fetch(`${list.dataset.messagesUrl}/${encodeURIComponent(id)}`, {
       headers: { Accept: "text/html" }, credentials: "same-origin",
     });
-    const element = item(id);
-    const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-    if (response.ok && element) replaceWithHtml(element, await response.text());
+    const atEnd = nearEnd();
+    if (response.ok && item(id)) upsert(await response.text());
+    else if (response.status === 404) item(id)?.remove();
     if (atEnd) scrollToEnd();
-    else if (response.status === 404 && element) element.remove();
   }
 
-  function refreshOpenMessages() {
-    list.querySelectorAll(".message-assistant").forEach((element) => {
-      if (OPEN.includes(element.dataset.status)) refreshMessage(element.dataset.id);
-    });
+  // Catch up with the server: after every (re)connect and on events this tab may have half seen.
+  // Events are hints; this is the record (what a reload would show, without reloading).
+  let catchingUp = null;
+  let catchUpAgain = false;
+  async function catchUp() {
+    if (list.hasAttribute("data-earlier")) return;  // an earlier window of the conversation stays as it is
+    if (catchingUp) { catchUpAgain = true; return catchingUp; }
+    catchingUp = (async () => {
+      try {
+        do {
+          catchUpAgain = false;
+          await catchUpOnce();
+        } while (catchUpAgain);
+      } catch {
+        // offline: the next reconnect or event tries again
+      } finally {
+        catchingUp = null;
+      }
+    })();
+    return catchingUp;
   }
+
+  async function catchUpOnce() {
+    const shown = messageItems();
+    const query = new URLSearchParams({
+      after: shown.length ? shown[shown.length - 1].dataset.id : "",
+      open: shown.filter((element) => OPEN.includes(element.dataset.status)).map((element) => element.dataset.id).join(","),
+    });
+    const response = await fetch(`${list.dataset.openUrl}?${query}`, {
+      headers: { Accept: "application/json" }, credentials: "same-origin",
+    });
+    if (!response.ok) return;
+    const state = await response.json();
+    const atEnd = nearEnd();
+    if (state.replace) {
+      list.replaceChildren();
+      if (state.start > 0) {
+        const earlier = document.createElement("li");
+        earlier.className = "earlier";
+        earlier.innerHTML = `<a href="?before=${state.start}">Show earlier messages (${state.start} more)</a>`;
+        list.append(earlier);
+      }
+      if (!state.messages.length) {
+        const empty = document.createElement("li");
+        empty.className = "empty";
+        empty.textContent = "No messages yet. Write one below.";
+        list.append(empty);
+      }
+    }
+    state.messages.forEach((message) => upsert(message.html));
+    showCount(state.total);
+    noticeSettings(state.settings_digest);
+    if (atEnd || state.replace) scrollToEnd();
+  }
+
+  // A settings form loaded before another tab saved says so, instead of silently undoing that save.
+  function noticeSettings(digest) {
+    if (!settingsForm || savingSettings) return;
+    document.getElementById("settings-stale").hidden = digest === settingsForm.dataset.digest;
+  }
+  settingsForm?.addEventListener("submit", () => { savingSettings = true; });
 
   async function post(url, body) {
     return fetch(url, {
@@ -60,18 +135,19 @@
     try { return (await response.json()).error; } catch { return `The server answered ${response.status}.`; }
   }
 
-  // Send: the text stays in the box until the server has stored it.
+  // Send: once per message (a second Ctrl+Enter while the first is on its way does nothing); the text
+  // stays in the box until the server has stored it.
   composer.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (sending) return;
+    sending = true;
     const button = composer.querySelector('button[type="submit"]');
     button.disabled = true;
     try {
       const response = await post(composer.action, new FormData(composer));
       if (response.status === 202) {
         const data = await response.json();
-        list.querySelector(".empty")?.remove();
-        list.insertAdjacentHTML("beforeend", data.html);
-        countMessages(2);
+        showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
         textarea.value = "";
         showError("");
         scrollToEnd();
@@ -81,6 +157,7 @@
     } catch {
       showError("Could not reach the server; your message is still in the box.");
     } finally {
+      sending = false;
       button.disabled = false;
       textarea.focus();
     }
@@ -89,7 +166,7 @@
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      composer.requestSubmit();
+      if (!sending) composer.requestSubmit();
     }
   });
 
@@ -103,18 +180,22 @@
       const response = await post(form.action, new FormData(form));
       if (!response.ok) return showError(await errorText(response));
       const data = await response.json();
-      if (data.html) replaceWithHtml(item(id), data.html);
+      if (data.html) upsert(data.html);
       else if (data.status !== "streaming") refreshMessage(id);
     } catch {
       showError("Could not reach the server.");
     }
   });
 
-  // Live events of this session's replies.
+  // Live events of this session (payloads: prompt_tracker/turns/live.py).
+  const ours = (payload) => payload.playground === playground;
   const handlers = {
+    "message.appended": (payload) => {
+      if (ours(payload) && !(payload.ids.length && payload.ids.every(item))) catchUp();
+    },
     "message.started": ({ id }) => {
       const element = item(id);
-      if (!element) return;
+      if (!element) return catchUp();  // a worker may start before this tab heard of the message
       element.dataset.status = "streaming";
       element.classList.replace("status-pending", "status-streaming");
       const typing = element.querySelector(".typing");
@@ -123,38 +204,35 @@
     "message.delta": ({ id, text }) => {
       const live = item(id)?.querySelector(".live");
       if (!live) return;
-      const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+      const atEnd = nearEnd();
       live.textContent += text;
       if (atEnd) scrollToEnd();
     },
-    "message.done": ({ id }) => refreshMessage(id),
-    "message.failed": ({ id }) => refreshMessage(id),
-    "message.stopped": ({ id }) => refreshMessage(id),
+    "message.done": ({ id }) => item(id) && refreshMessage(id),
+    "message.failed": ({ id }) => item(id) && refreshMessage(id),
+    "message.stopped": ({ id }) => item(id) && refreshMessage(id),
+    "conversation.reset": (payload) => ours(payload) && catchUp(),
+    "settings.saved": (payload) => ours(payload) && noticeSettings(payload.digest),
   };
 
-  // A minimal Socket.IO client (Engine.IO 4 over one WebSocket): connect, answer pings, take events.
-  function connectSocket(delay = 1000) {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}/socket.io/?EIO=4&transport=websocket`);
-    let refused = false;
-    socket.onmessage = ({ data }) => {
-      if (data === "2") socket.send("3");                       // ping → pong
-      else if (data[0] === "0") socket.send("40");              // transport open → join namespace "/"
-      else if (data.startsWith("40")) { socketReady = true; delay = 1000; refreshOpenMessages(); }
-      else if (data.startsWith("44")) { refused = true; }       // no session yet: polling covers it
-      else if (data.startsWith("42")) {
-        const [name, payload] = JSON.parse(data.slice(2));
-        handlers[name]?.(payload);
-      }
-    };
-    socket.onclose = () => {
-      socketReady = false;
-      if (!refused) setTimeout(() => connectSocket(Math.min(delay * 2, 15000)), delay);
-    };
+  // The official client: WebSocket only (any web process can take it), with its own ping timeout and
+  // reconnection; after a refusal (no stored session yet) or a server-side disconnect it does not retry
+  // by itself, so we do, with a growing delay.
+  const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
+  let retryDelay = 1000;
+  function retryLater() {
+    setTimeout(() => { if (!socket.connected) socket.connect(); }, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
   }
+  socket.on("connect", () => { retryDelay = 1000; catchUp(); });
+  socket.on("connect_error", () => { if (!socket.active) retryLater(); });
+  socket.on("disconnect", () => { if (!socket.active) retryLater(); });
+  Object.entries(handlers).forEach(([name, handler]) => socket.on(name, handler));
 
-  // If the socket is down, look at open replies every few seconds instead.
-  setInterval(() => { if (!socketReady) refreshOpenMessages(); }, 3000);
+  // While the socket is down, look at open replies every few seconds instead.
+  setInterval(() => {
+    if (!socket.connected && messageItems().some((element) => OPEN.includes(element.dataset.status))) catchUp();
+  }, 3000);
 
   // Switching provider offers that provider's models (the model field stays free text).
   const provider = document.getElementById("provider");
@@ -168,5 +246,4 @@
   if (window.matchMedia("(max-width: 760px)").matches) document.querySelector(".settings-fold")?.removeAttribute("open");
 
   scrollToEnd();
-  connectSocket();
 })();

@@ -1,38 +1,55 @@
-"""Live events of a reply (started, delta, done, failed, stopped), sent to the browser over Socket.IO.
+"""Live events of a session, sent to every open tab of it over Socket.IO.
 
-Each browser joins a room named by an HMAC of its session id, never the raw id, so events can only
-reach the session they belong to and a room name reveals nothing. The worker emits through the
-Redis message queue (DB 1); web processes forward to their sockets.
+Each browser joins a room named by an HMAC of its session's store id, so events reach only the
+session they belong to and a room name reveals nothing. The worker emits through the Redis message
+queue (DB 1); every web process forwards to its own sockets.
+
+Events and their payloads (what ``static/playground.js`` reads):
+
+- ``message.appended``  ``{"playground", "ids": [...]}``  messages were added (a send)
+- ``message.started``   ``{"id"}``                        a worker began writing the reply
+- ``message.delta``     ``{"id", "text"}``                 more text of that reply
+- ``message.done`` / ``message.stopped`` / ``message.failed``  ``{"id", ...}``  the reply ended
+- ``conversation.reset`` ``{"playground"}``                the conversation was deleted
+- ``settings.saved``    ``{"playground", "digest"}``       settings were saved (``settings_digest``)
+
+An event is a hint, never the record: after any (re)connect the page fetches the open messages.
 """
 
 import hashlib
 import hmac
 import time
 
+import msgspec
 from flask import current_app
 
 from ..extensions import socketio
 
 
-def room_for(sid: str) -> str:
-    """Socket.IO room of a session: HMAC-SHA256 of the sid with the app's secret key."""
+def room_for(store_id: str) -> str:
+    """Socket.IO room of a session: HMAC-SHA256 of its store id with the app's secret key."""
     key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"room:{sid}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, f"room:{store_id}".encode(), hashlib.sha256).hexdigest()
 
 
-def publish(sid: str, event: str, payload: dict) -> None:
-    """Send one event to the browsers of session ``sid``; a failure here never fails the reply."""
+def publish(store_id: str, event: str, payload: dict) -> None:
+    """Send one event to the open tabs of session ``store_id``; a failure here never fails the action."""
     try:
-        socketio.emit(event, payload, to=room_for(sid))
-    except Exception as error:  # the reply is stored either way; the page catches up on reload
+        socketio.emit(event, payload, to=room_for(store_id))
+    except Exception as error:  # the data is stored either way; the page catches up on reconnect
         current_app.logger.warning("could not emit %s: %s", event, error)
+
+
+def settings_digest(settings: msgspec.Struct) -> str:
+    """A short fingerprint of saved settings, so a tab can tell that its form shows older ones."""
+    return hashlib.sha256(msgspec.msgpack.encode(settings)).hexdigest()[:16]
 
 
 class DeltaBuffer:
     """Coalesce text deltas so a fast stream costs one publish per ``interval``, not per token."""
 
-    def __init__(self, sid: str, message_id: str, interval: float = 0.05):
-        self.sid = sid
+    def __init__(self, store_id: str, message_id: str, interval: float = 0.05):
+        self.store_id = store_id
         self.message_id = message_id
         self.interval = interval
         self.pending: list[str] = []
@@ -49,6 +66,6 @@ class DeltaBuffer:
     def flush(self) -> None:
         """Publish what is buffered, if anything."""
         if self.pending:
-            publish(self.sid, "message.delta", {"id": self.message_id, "text": "".join(self.pending)})
+            publish(self.store_id, "message.delta", {"id": self.message_id, "text": "".join(self.pending)})
             self.pending = []
         self.last_flush = time.monotonic()
