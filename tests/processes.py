@@ -66,9 +66,9 @@ def procfile_command(name: str, port: int) -> list[str]:
 
 
 @contextmanager
-def web_process(env: dict, log_path, kind: str = "flask"):
-    """A web process (``flask run``, threaded; or ``production``: the Procfile's) on a free port; yields its URL."""
-    port = free_port()
+def web_process(env: dict, log_path, kind: str = "flask", port: int | None = None):
+    """A web process (``flask run``, threaded; or ``production``: the Procfile's) on ``port`` or a free one; yields its URL."""
+    port = port or free_port()
     if kind == "flask":
         command = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port),
                    "--no-reload"]

@@ -5,7 +5,7 @@ import pytest
 from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key
 
-from .conftest import screenshot
+from .conftest import screenshot, wait_for
 from .fake_llm_servers import OPENAI_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -125,3 +125,145 @@ def test_provider_errors_show_a_clear_failed_message_with_retry(fake_openai, pag
     fake_openai.script.status = 200
     page.click(".message-assistant button:has-text('Retry')")
     page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
+
+
+# --- several tabs of one session, the live layer ---------------------------------------------------
+
+
+def second_tab(page):
+    """Another tab of the same browser (same cookie, its own socket); console errors fail the test."""
+    tab = page.context.new_page()
+    tab.errors = []
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    tab.on("console", lambda message: message.type == "error" and tab.errors.append(message.text))
+    return tab
+
+
+def wait_until_live(tab):
+    """Wait until the tab's socket joined its room (the page's catch-up ran once, after the connect)."""
+    tab.wait_for_function("() => performance.getEntriesByType('resource').some((r) => r.name.includes('/messages/open'))")
+
+
+def test_a_second_tab_shows_the_first_tabs_message_and_reset(page, live_server, start_worker):
+    start_worker({"ECHO_DELAY": "0.02"})
+    page.goto(live_server + "/playground")
+    tab_b = second_tab(page)
+    tab_b.goto(live_server + "/playground")
+    wait_until_live(tab_b)
+    page.fill("#content", "sent from tab A")
+    page.keyboard.press("Control+Enter")
+    tab_b.wait_for_selector(".message-user >> text=sent from tab A", timeout=10_000)
+    tab_b.wait_for_selector('.message-assistant[data-status="done"] >> text=You said: sent from tab A', timeout=20_000)
+    assert "2 messages" in tab_b.inner_text("#message-count")
+    screenshot(tab_b, "11-tab-b-sees-tab-a")
+
+    page.click("summary:has-text('Reset')")
+    page.click("text=Delete conversation")
+    page.wait_for_selector("text=Conversation cleared")
+    tab_b.wait_for_selector("text=No messages yet", timeout=10_000)
+    assert tab_b.query_selector_all(".message") == []
+    assert "0 messages" in tab_b.inner_text("#message-count")
+    screenshot(tab_b, "12-tab-b-after-tab-a-reset")
+    assert tab_b.errors == []
+
+
+def test_a_settings_form_older_than_another_tabs_save_says_so(page, live_server):
+    page.goto(live_server + "/playground")
+    tab_b = second_tab(page)
+    tab_b.goto(live_server + "/playground")
+    wait_until_live(tab_b)
+    assert tab_b.is_hidden("#settings-stale")
+    page.fill("#system_prompt", "Saved in tab A.")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    tab_b.wait_for_selector("#settings-stale", state="visible", timeout=10_000)
+    assert "Another tab saved different settings" in tab_b.inner_text("#settings-stale")
+    assert page.is_hidden("#settings-stale")  # the saving tab itself is up to date
+    screenshot(tab_b, "13-tab-b-settings-stale")
+    tab_b.click("#settings-stale a")
+    tab_b.wait_for_selector("#settings-stale", state="hidden")
+    assert tab_b.input_value("#system_prompt") == "Saved in tab A."
+    assert tab_b.errors == []
+
+
+def test_ctrl_enter_twice_sends_once(page, live_server):
+    page.goto(live_server + "/playground")
+    held = []
+    page.route("**/playground/messages", lambda route: held.append(route))  # the first send waits here
+    page.fill("#content", "only once")
+    page.keyboard.press("Control+Enter")
+    page.keyboard.press("Control+Enter")
+    page.click("button:has-text('Send')", force=True)  # a click on the (disabled) button changes nothing either
+    page.wait_for_timeout(500)
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_selector(".message-user >> text=only once")
+    page.wait_for_timeout(300)
+    assert len(page.query_selector_all(".message-user")) == 1
+    page.reload()
+    assert len(page.query_selector_all(".message-user")) == 1
+
+
+def test_phone_layout_every_control_reachable(chromium, live_server, start_worker):
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    start_worker()
+    page.goto(live_server + "/playground")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
+    screenshot(page, "14-phone-empty")
+    # settings fold away, and open with a tap
+    assert page.is_hidden("#system_prompt")
+    page.tap(".settings-fold > summary")
+    for field in ("#provider", "#model", "#temperature", "#max_tokens", "#system_prompt"):
+        page.locator(field).scroll_into_view_if_needed()
+        assert page.is_visible(field) and page.is_enabled(field)
+    page.fill("#system_prompt", "Short answers.")
+    page.tap("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    # the composer and Send
+    page.locator("#content").scroll_into_view_if_needed()
+    page.fill("#content", "hello from a phone")
+    page.tap("button:has-text('Send')")
+    page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
+    page.locator(".message-assistant button:has-text('Retry')").scroll_into_view_if_needed()
+    assert page.is_visible(".message-assistant button:has-text('Retry')")
+    screenshot(page, "15-phone-conversation")
+    # Reset and its confirmation, inside the screen
+    page.tap("summary:has-text('Reset')")
+    confirm = page.locator("text=Delete conversation")
+    confirm.scroll_into_view_if_needed()
+    assert "Delete this conversation (2 messages)" in page.inner_text(".reset-confirm")
+    screenshot(page, "16-phone-reset-confirm")
+    box = confirm.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    confirm.tap()
+    page.wait_for_selector("text=No messages yet")
+    context.close()
+
+
+def test_after_a_lost_connection_the_page_catches_up(chromium, real_redis, start_worker, tmp_path):
+    """The web process goes away mid-conversation; the reply finishes meanwhile; the reconnected page shows it."""
+    from .conftest import service_env
+    from .processes import web_process
+    from .redis_server import free_port
+
+    port = free_port()
+    env = service_env(real_redis)
+    context = chromium.new_context()  # the outage logs connection errors in the console: expected here
+    page = context.new_page()
+    with web_process(env, tmp_path / "web-1.log", port=port) as url:
+        page.goto(url + "/playground")
+        wait_until_live(page)
+        page.fill("#content", "answered while the server was away")
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector('.message-assistant[data-status="pending"]')
+    # the web process is gone; a worker answers now, and its events reach nobody
+    start_worker()
+    from .test_concurrency import all_done
+
+    wait_for(lambda: all_done(real_redis, sid_of(page), 2), timeout=20)
+    assert page.query_selector('.message-assistant[data-status="done"]') is None
+    with web_process(env, tmp_path / "web-2.log", port=port):
+        page.wait_for_selector('.message-assistant[data-status="done"] >> text=You said: answered while', timeout=30_000)
+    screenshot(page, "17-caught-up-after-reconnect")
+    context.close()

@@ -266,3 +266,22 @@ def test_the_server_closes_a_refused_socket(server, real_redis, tmp_path):
     with web_process(service_env(real_redis), tmp_path / "web.log", server) as url:
         received = raw_refused_connection(url)
     assert b'44{"message":"no session: load the playground page first"}' in received
+
+
+def test_the_page_loads_the_pinned_official_client_from_this_site(client):
+    """static/vendor/ holds socket.io-client at the version package-lock.json pins, with its licence."""
+    import json
+    import re
+
+    from .conftest import ROOT
+
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    pinned = lock["packages"]["node_modules/socket.io-client"]["version"]
+    assert json.loads((ROOT / "package.json").read_text())["dependencies"]["socket.io-client"] == pinned
+    vendor = ROOT / "prompt_tracker" / "static" / "vendor"
+    assert (vendor / "socket.io.min.js").read_text().startswith(f"/*!\n * Socket.IO v{pinned}\n")
+    assert "MIT License" in (vendor / "socket.io-client.LICENSE").read_text()
+    page = client.get("/playground").get_data(as_text=True)
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts == ["/static/vendor/socket.io.min.js", "/static/playground.js"]
+    assert client.get(scripts[0]).status_code == 200

@@ -29,6 +29,7 @@
     const counter = document.getElementById("message-count");
     counter.dataset.count = count;
     counter.textContent = `${count} message${count === 1 ? "" : "s"}`;
+    document.querySelectorAll(".message-count-text").forEach((text) => { text.textContent = counter.textContent; });
   }
 
   function elementsOf(html) {
