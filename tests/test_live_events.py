@@ -284,4 +284,5 @@ def test_the_page_loads_the_pinned_official_client_from_this_site(client):
     page = client.get("/playground").get_data(as_text=True)
     scripts = re.findall(r'<script src="([^"]+)"', page)
     assert scripts == ["/static/vendor/socket.io.min.js", "/static/playground.js"]
-    assert client.get(scripts[0]).status_code == 200
+    with client.get(scripts[0]) as response:
+        assert response.status_code == 200
