@@ -115,8 +115,8 @@ def test_markup_in_messages_settings_and_json_fragments_is_escaped(live_server, 
     assert '<script>alert("model")' not in page and "&#34;&gt;&lt;script&gt;alert(&#34;model&#34;)" in page
     assert "&lt;/textarea&gt;&lt;script&gt;" in page
     assert re.findall(r"<script\b[^>]*>", page) == [
-        '<script src="/static/copy.js" defer>', '<script src="/static/playground.js" defer>',
-        '<script src="/static/settings.js" defer>']
+        '<script src="/static/copy.js" defer>', '<script src="/static/vendor/socket.io.min.js" defer>',
+        '<script src="/static/playground.js" defer>', '<script src="/static/settings.js" defer>']
     refused = browser.save_settings(system_prompt=MARKUP, model=MARKUP, temperature="not a number")
     assert refused.status == 422  # the form comes back with what was typed, escaped
     assert_no_markup_from_user(refused.text)
