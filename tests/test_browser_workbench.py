@@ -1,8 +1,11 @@
 """The workbench in a real Chromium: Markdown replies with highlighted code and Copy buttons."""
 
+import json
+
 import pytest
 
 from .conftest import screenshot
+from .fake_llm_servers import OPENAI_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -92,3 +95,31 @@ def test_parameters_follow_the_provider_and_show_under_the_reply(fake_openai, fa
     body = fake_openai.requests[-1].body
     assert body["top_p"] == 0.9 and body["seed"] == 7 and body["stop"] == ["###"]
     screenshot(page, "22-parameters")
+
+
+def test_view_request_shows_json_and_curl_and_copies_them(fake_openai, chromium, live_server, start_worker):
+    start_worker()
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    ask_openai(page, live_server, "What was sent?")
+    page.click(".message-assistant >> text=View request")
+    page.wait_for_selector("text=What openai was sent")
+    sent = fake_openai.requests[-1].body
+    assert json.loads(page.inner_text("#request-json"))["body"] == sent
+    assert page.inner_text("#request-curl").startswith("curl http://127.0.0.1:")
+    assert OPENAI_KEY not in page.content()
+    screenshot(page, "23-request-view")
+    page.click("text=Copy JSON")
+    assert json.loads(page.evaluate("navigator.clipboard.readText()"))["body"] == sent
+    page.click("text=Copy curl")
+    assert "Bearer $OPENAI_API_KEY" in page.evaluate("navigator.clipboard.readText()")
+    page.click("text=Back to the conversation")
+    page.wait_for_selector(".message-assistant")
+    # the same page on a phone: the code scrolls inside its box, the page does not
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.go_back()
+    page.wait_for_selector("#request-json")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "24-request-view-phone")
+    context.close()

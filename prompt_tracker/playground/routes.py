@@ -14,6 +14,7 @@ from ..playground_settings import (
 from ..providers import UnknownProviderError, available_providers
 from .. import turns
 from ..turns import live
+from ..request_view import curl_command, request_json
 from . import bp
 from .forms import MessageForm, SettingsForm
 
@@ -144,6 +145,16 @@ def message_fragment(message_id):
     if message is None:
         abort(404, "That message is no longer in this conversation.")
     return render_messages(message)
+
+
+@bp.get("/messages/<message_id>/request")
+def message_request(message_id):
+    """What the provider was sent for one reply, as JSON and as a curl command."""
+    message = services.store.get(session.sid, STANDALONE, message_id)
+    if message is None or message.request is None:
+        abort(404, "That reply has no recorded request: it is not finished, or no longer in this conversation.")
+    return render_template("playground/request.html", message=message,
+                           request_json=request_json(message.request), curl=curl_command(message.request))
 
 
 @bp.post("/messages/<message_id>/stop")

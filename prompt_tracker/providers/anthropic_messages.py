@@ -74,6 +74,32 @@ class AnthropicMessagesProvider(Provider):
         base_url = os.environ.get("ANTHROPIC_BASE_URL")
         return (None, base_url) if base_url else ("anthropic", None)
 
+    def request_body(self, request: ChatRequest) -> dict:
+        """The JSON body of the Messages API request for ``request``."""
+        params = self.sent_params(request)
+        body = {"model": request.model, "max_tokens": request.max_tokens,
+                "messages": [{"role": role, "content": content} for role, content in request.messages]}
+        if request.system_prompt:
+            body["system"] = request.system_prompt
+        body.update({name: params[name] for name in ("temperature", "top_p") if name in params})
+        if "stop" in params:
+            body["stop_sequences"] = params["stop"]
+        if "thinking_budget" in params:
+            body["thinking"] = {"type": "enabled", "budget_tokens": params["thinking_budget"]}
+        body["stream"] = True
+        return body
+
+    def describe(self, request: ChatRequest) -> dict:
+        """The HTTP request this provider makes for ``request``; the key shows as $ANTHROPIC_API_KEY."""
+        base_url = display_url(os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL)
+        return {
+            "method": "POST",
+            "url": f"{base_url}/v1/messages",
+            "headers": {"Content-Type": "application/json", "x-api-key": f"${KEY_VARIABLE}",
+                        "anthropic-version": "2023-06-01"},
+            "body": self.request_body(request),
+        }
+
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage (message_start input + message_delta output)."""
         # Imported here, not at the top: only workers pay for importing the SDK (and httpx2, its HTTP client).
@@ -85,34 +111,23 @@ class AnthropicMessagesProvider(Provider):
         if not key:
             raise ProviderError(f"{LABEL} needs {KEY_VARIABLE}: set it in the environment")
         base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
-        options = {}
-        if request.system_prompt:
-            options["system"] = request.system_prompt
-        params = self.sent_params(request)
-        # temperature and top_p go in the body: SDK 1.0 dropped them from the method signatures.
-        sampling = {name: params[name] for name in ("temperature", "top_p") if name in params}
-        if sampling.get("temperature", 0) > TEMPERATURE_MAX:
+        body = self.request_body(request)
+        if body.get("temperature", 0) > TEMPERATURE_MAX:
             raise ProviderError(
                 f"{LABEL} takes a temperature from 0 to {TEMPERATURE_MAX:g}; this one is {request.temperature:g}"
             )
+        if "thinking" in body and request.thinking_budget >= request.max_tokens:
+            raise ProviderError(f"{LABEL} needs the thinking budget below max tokens ({request.max_tokens})")
+        # temperature and top_p go in extra_body: SDK 1.0 dropped them from the method signatures.
+        options = {name: value for name, value in body.items() if name not in ("temperature", "top_p", "stream")}
+        sampling = {name: body[name] for name in ("temperature", "top_p") if name in body}
         if sampling:
             options["extra_body"] = sampling
-        if "stop" in params:
-            options["stop_sequences"] = params["stop"]
-        if "thinking_budget" in params:
-            if request.thinking_budget >= request.max_tokens:
-                raise ProviderError(f"{LABEL} needs the thinking budget below max tokens ({request.max_tokens})")
-            options["thinking"] = {"type": "enabled", "budget_tokens": request.thinking_budget}
         opened = False
         try:
             # One client per call: the environment is read now, and its connections close with it.
             with anthropic.Anthropic(api_key=key, base_url=base_url, timeout=timeout, max_retries=0) as client:
-                with client.messages.stream(
-                    model=request.model,
-                    max_tokens=request.max_tokens,
-                    messages=[{"role": role, "content": content} for role, content in request.messages],
-                    **options,
-                ) as events:
+                with client.messages.stream(**options) as events:
                     opened = True
                     started = stopped = False
                     for event in events:

@@ -64,6 +64,12 @@ class Provider:
         chosen = {name: value for name, value in chosen.items() if value is not None and value != []}
         return self.select_params(request.model, chosen)
 
+    def describe(self, request: ChatRequest) -> dict:
+        """What this provider is sent for ``request`` (method, URL, headers with keys as $VARIABLES, body)."""
+        return {"provider": self.name, "body": {"model": request.model, "system": request.system_prompt,
+                                                "messages": [list(turn) for turn in request.messages],
+                                                **self.sent_params(request)}}
+
     def price_source(self) -> tuple[str | None, str | None] | None:
         """Where prices are looked up: (provider id, None) or (None, API base URL); None for no price."""
         return None

@@ -47,6 +47,23 @@ class OpenAIChatProvider(Provider):
         base_url = os.environ.get("OPENAI_BASE_URL")
         return (None, base_url) if base_url else ("openai", None)
 
+    def request_body(self, request: ChatRequest) -> dict:
+        """The JSON body of the Chat Completions request for ``request`` (the SDK sends it as is)."""
+        messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
+        messages += [{"role": role, "content": content} for role, content in request.messages]
+        return {"model": request.model, "messages": messages, "stream": True,
+                "stream_options": {"include_usage": True}, **self.sent_params(request)}
+
+    def describe(self, request: ChatRequest) -> dict:
+        """The HTTP request this provider makes for ``request``; the key shows as $OPENAI_API_KEY."""
+        base_url = display_url(os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        return {
+            "method": "POST",
+            "url": f"{base_url}/chat/completions",
+            "headers": {"Content-Type": "application/json", "Authorization": f"Bearer ${KEY_VARIABLE}"},
+            "body": self.request_body(request),
+        }
+
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage if the server reported one; ProviderError on failure.
 
@@ -60,19 +77,12 @@ class OpenAIChatProvider(Provider):
         base_url = os.environ.get("OPENAI_BASE_URL") or None
         if not key and not base_url:
             raise ProviderError(f"{LABEL} needs {KEY_VARIABLE} (or OPENAI_BASE_URL for a local server): set it in the environment")
-        messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
-        messages += [{"role": role, "content": content} for role, content in request.messages]
+        body = self.request_body(request)
         opened = False
         try:
             # One client per call: the environment is read now, and its connections close with it.
             with openai.OpenAI(api_key=key or NO_KEY, base_url=base_url, timeout=timeout, max_retries=0) as client:
-                with client.chat.completions.create(
-                    model=request.model,
-                    messages=messages,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    **self.sent_params(request),
-                ) as chunks:
+                with client.chat.completions.create(**body) as chunks:
                     opened = True
                     usage = None
                     finished = False

@@ -263,6 +263,7 @@ def _write_reply(sid: str, playground: str, message_id: str, settings: Playgroun
             message, status=status, content="".join(parts), html=render_reply("".join(parts)), usage=usage, first_token_ms=first_token_ms,
             latency_ms=int((time.monotonic() - started) * 1000), finished_at=time.time(),
             cost_usd=cost_usd(settings.provider, settings.model, usage),
+            request=get_provider(settings.provider).describe(request),  # what was sent, keys as $VARIABLES
         )
 
     final = store.update(sid, playground, message_id, to_final)

@@ -1,0 +1,83 @@
+"""The request view: each reply records what its provider was sent (keys as $VARIABLES), shown as JSON and curl."""
+
+import json
+import subprocess
+
+import pytest
+
+from prompt_tracker.providers import ChatRequest, get_provider
+from prompt_tracker.request_view import curl_command
+
+from .fake_llm_servers import ANTHROPIC_KEY, OPENAI_KEY
+
+REQUEST = ChatRequest(model="gpt-4o-mini", system_prompt="Be terse.", messages=[("user", "Hi"), ("assistant", "Hello"),
+                      ("user", "Say 'it\"s' $HOME `x`")], temperature=0.2, max_tokens=64, top_p=0.5, stop=["##"], seed=3)
+
+
+@pytest.mark.parametrize("name, fixture, model", [
+    ("openai", "fake_openai", "gpt-4o-mini"), ("anthropic", "fake_anthropic", "claude-haiku-4-5"),
+])
+def test_the_recorded_body_is_exactly_what_the_server_received(request, name, fixture, model):
+    server = request.getfixturevalue(fixture)
+    chat = ChatRequest(**{**REQUEST.__dict__, "model": model})
+    provider = get_provider(name)
+    list(provider.stream(chat))
+    described = provider.describe(chat)
+    received = server.requests[-1]
+    assert described["body"] == received.body
+    assert described["url"] == server.url.rstrip("/") + received.path
+    assert OPENAI_KEY not in json.dumps(described) and ANTHROPIC_KEY not in json.dumps(described)
+
+
+def test_keys_show_as_the_variable_that_holds_them(fake_openai, fake_anthropic):
+    assert get_provider("openai").describe(REQUEST)["headers"]["Authorization"] == "Bearer $OPENAI_API_KEY"
+    assert get_provider("anthropic").describe(REQUEST)["headers"]["x-api-key"] == "$ANTHROPIC_API_KEY"
+
+
+@pytest.mark.parametrize("name, fixture, key_variable, key", [
+    ("openai", "fake_openai", "OPENAI_API_KEY", OPENAI_KEY),
+    ("anthropic", "fake_anthropic", "ANTHROPIC_API_KEY", ANTHROPIC_KEY),
+])
+def test_the_curl_command_sends_the_same_request(request, name, fixture, key_variable, key):
+    server = request.getfixturevalue(fixture)
+    model = "gpt-4o-mini" if name == "openai" else "claude-haiku-4-5"
+    described = get_provider(name).describe(ChatRequest(**{**REQUEST.__dict__, "model": model}))
+    command = curl_command(described)
+    assert key not in command
+    answer = subprocess.run(["bash", "-c", command + " --silent --show-error --max-time 20"],
+                            env={"PATH": "/usr/bin:/bin", key_variable: key}, capture_output=True, text=True, timeout=30)
+    assert answer.returncode == 0, answer.stderr
+    received = server.requests[-1]
+    assert received.body == described["body"]  # quotes, $ and backticks in the text arrived as typed
+    assert received.sent_key() == key
+    assert "Hello there" in answer.stdout or "Hello" in answer.stdout
+
+
+def test_echo_has_no_http_request_and_no_curl():
+    described = get_provider("echo").describe(REQUEST)
+    assert described["body"]["messages"][-1] == ["user", "Say 'it\"s' $HOME `x`"]
+    assert curl_command(described) is None
+
+
+def test_a_reply_records_its_request_and_the_page_links_to_it(app, playground, fake_openai):
+    playground.save_settings(provider="openai", model="gpt-4o-mini", system_prompt="Be brief.", top_p="0.5")
+    playground.send("first")
+    playground.send("second")
+    reply = playground.messages(app)[-1]
+    assert reply.request["body"] == fake_openai.requests[-1].body
+    assert [m["content"] for m in reply.request["body"]["messages"]] == [
+        "Be brief.", "first", fake_openai.script.reply, "second"]
+    page = playground.page().get_data(as_text=True)
+    assert f'href="/playground/messages/{reply.id}/request">View request</a>' in page
+    view = playground.client.get(f"/playground/messages/{reply.id}/request")
+    assert view.status_code == 200
+    html = view.get_data(as_text=True)
+    assert "&#34;top_p&#34;: 0.5" in html and "curl http://127.0.0.1:" in html
+    assert "Bearer $OPENAI_API_KEY" in html and OPENAI_KEY not in html
+    assert 'data-copy-target="request-json"' in html and 'data-copy-target="request-curl"' in html
+
+
+def test_no_request_view_for_a_missing_reply(playground):
+    response = playground.client.get("/playground/messages/nosuchid/request")
+    assert response.status_code == 404
+    assert "no recorded request" in response.get_data(as_text=True)
