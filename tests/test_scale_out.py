@@ -9,8 +9,7 @@ from rq.job import Job
 
 from .conftest import wait_for
 from .processes import web_process
-from .test_concurrency import (Browser, all_done, assert_turns_in_order, jobs_queue, run_together, start_workers,
-                               web_env)
+from .test_concurrency import Browser, all_done, assert_turns_in_order, jobs_queue, run_together, start_workers, web_env
 from .test_live_events import RawSocket
 
 pytestmark = pytest.mark.integration

@@ -53,14 +53,25 @@
     return added;
   }
 
+  const refreshing = new Map();  // id → whether another fetch is due when the current one ends
   async function refreshMessage(id) {
-    const response = await fetch(`${list.dataset.messagesUrl}/${encodeURIComponent(id)}`, {
-      headers: { Accept: "text/html" }, credentials: "same-origin",
-    });
-    const atEnd = nearEnd();
-    if (response.ok && item(id)) upsert(await response.text());
-    else if (response.status === 404) item(id)?.remove();
-    if (atEnd) scrollToEnd();
+    if (refreshing.has(id)) return void refreshing.set(id, true);  // one fetch per message at a time
+    refreshing.set(id, false);
+    try {
+      const response = await fetch(`${list.dataset.messagesUrl}/${encodeURIComponent(id)}`, {
+        headers: { Accept: "text/html" }, credentials: "same-origin",
+      });
+      const atEnd = nearEnd();
+      if (response.ok && item(id)) upsert(await response.text());
+      else if (response.status === 404) item(id)?.remove();
+      if (atEnd) scrollToEnd();
+    } catch {
+      // offline: the next reconnect catches up
+    } finally {
+      const again = refreshing.get(id);
+      refreshing.delete(id);
+      if (again) refreshMessage(id);
+    }
   }
 
   // Catch up with the server: after every (re)connect and on events this tab may have half seen.
@@ -192,7 +203,8 @@
   const ours = (payload) => payload.playground === playground;
   const handlers = {
     "message.appended": (payload) => {
-      if (ours(payload) && !(payload.ids.length && payload.ids.every(item))) catchUp();
+      const ids = payload.ids || [payload.user_message_id, payload.message_id].filter(Boolean);
+      if (ours(payload) && !(ids.length && ids.every(item))) catchUp();
     },
     "message.started": ({ id }) => {
       const element = item(id);
@@ -202,11 +214,16 @@
       const typing = element.querySelector(".typing");
       if (typing) typing.textContent = "writing…";
     },
-    "message.delta": ({ id, text }) => {
+    // ``offset`` (characters of the reply before this text) makes a delta safe to see twice, or after
+    // a catch-up whose HTML already holds part of it; a gap (a missed delta) fetches the message.
+    "message.delta": ({ id, text, offset }) => {
       const live = item(id)?.querySelector(".live");
       if (!live) return;
+      const shown = [...live.textContent].length;  // characters, as the server counts them
       const atEnd = nearEnd();
-      live.textContent += text;
+      if (offset === undefined) live.textContent += text;
+      else if (offset > shown) return refreshMessage(id);
+      else live.textContent += [...text].slice(shown - offset).join("");
       if (atEnd) scrollToEnd();
     },
     "message.done": ({ id }) => item(id) && refreshMessage(id),
