@@ -289,3 +289,22 @@ def test_the_page_loads_the_pinned_official_client_from_this_site(client):
     assert scripts.index("/static/vendor/socket.io.min.js") < scripts.index("/static/playground.js")
     with client.get(scripts[0]) as response:
         assert response.status_code == 200
+
+
+@pytest.mark.parametrize("patched, mode", [(False, "threading"), (True, "gevent")])
+def test_socketio_async_mode_follows_the_server(patched, mode, tmp_path):
+    """gevent when the standard library is patched (gunicorn's gevent worker does it first), else threads."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    script = ("from gevent import monkey; monkey.patch_all()\n" if patched else "") + (
+        "from prompt_tracker import create_app\n"
+        "from prompt_tracker.extensions import socketio\n"
+        "create_app('test')\n"
+        "print(socketio.server.eio.async_mode)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == mode
