@@ -197,11 +197,17 @@ def test_ctrl_enter_twice_sends_once(page, live_server):
     page.wait_for_timeout(500)
     assert len(held) == 1
     held[0].continue_()
+    page.unroute("**/playground/messages")
     page.wait_for_selector(".message-user >> text=only once")
     page.wait_for_timeout(300)
     assert len(page.query_selector_all(".message-user")) == 1
+    # the next message from the same page (no reload in between) is a new submission
+    page.fill("#content", "and a second one")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(".message-user >> text=and a second one")
     page.reload()
-    assert len(page.query_selector_all(".message-user")) == 1
+    assert [text.strip() for text in page.locator(".message-user .body").all_inner_texts()] == [
+        "only once", "and a second one"]
 
 
 def test_phone_layout_every_control_reachable(chromium, live_server, start_worker):

@@ -147,6 +147,15 @@
     try { return (await response.json()).error; } catch { return `The server answered ${response.status}.`; }
   }
 
+  // The composer's submission token (if the page has one): the server stores one message per token,
+  // so the page takes a new one for each message it sends without reloading.
+  function renewClientToken() {
+    const field = composer.querySelector('input[name="client_token"]');
+    if (!field) return;
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    field.value = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
   // Send: once per message (a second Ctrl+Enter while the first is on its way does nothing); the text
   // stays in the box until the server has stored it.
   composer.addEventListener("submit", async (event) => {
@@ -162,7 +171,13 @@
         showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
         textarea.value = "";
         showError("");
+        renewClientToken();
         scrollToEnd();
+      } else if (response.ok) {  // this submission was stored already (sent twice): show what is stored
+        textarea.value = "";
+        showError("");
+        renewClientToken();
+        catchUp();
       } else {
         showError(await errorText(response));
       }
