@@ -15,7 +15,7 @@ class ConfigError(RuntimeError):
 # Numbers an environment variable of the same name may override (read at start-up, in init_app).
 INT_SETTINGS = (
     "JOB_TIMEOUT", "HEARTBEAT_TTL", "MAX_MESSAGE_CHARS", "MAX_SYSTEM_PROMPT_CHARS",
-    "MAX_CONVERSATION_MESSAGES", "PAGE_WINDOW", "MAX_CONTENT_LENGTH",
+    "MAX_CONVERSATION_MESSAGES", "PAGE_WINDOW", "MAX_CONTENT_LENGTH", "MAX_IMPORT_BYTES",
 )
 
 
@@ -50,6 +50,7 @@ class Config:
     MAX_CONVERSATION_MESSAGES = 2_000
     PAGE_WINDOW = 200
     MAX_CONTENT_LENGTH = 256 * 1024
+    MAX_IMPORT_BYTES = 8 * 1024 * 1024  # a conversation file to import (the one body allowed past the above)
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 

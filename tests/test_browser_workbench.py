@@ -123,3 +123,46 @@ def test_view_request_shows_json_and_curl_and_copies_them(fake_openai, chromium,
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "24-request-view-phone")
     context.close()
+
+
+def test_export_then_import_in_another_browser(fake_openai, chromium, live_server, start_worker, tmp_path):
+    fake_openai.script.reply = MARKDOWN_REPLY
+    start_worker()
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    ask_openai(page, live_server, "Export me")
+    page.click("summary:has-text('Export / Import')")
+    screenshot(page, "25-export-import")
+    with page.expect_download() as download:
+        page.click("text=Export JSON")
+    exported = tmp_path / "conversation.json"
+    download.value.save_as(exported)
+    assert json.loads(exported.read_text())["messages"][1]["content"] == MARKDOWN_REPLY
+    with page.expect_download() as download:
+        page.click("text=Export Markdown")
+    markdown = tmp_path / "conversation.md"
+    download.value.save_as(markdown)
+    assert "## You\n\nExport me" in markdown.read_text()
+    context.close()
+
+    phone = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = phone.new_page()
+    page.goto(live_server + "/playground")
+    page.click("summary:has-text('Export / Import')")
+    page.set_input_files("#import-file", str(exported))
+    screenshot(page, "26-import-phone")
+    page.click(".import-form button:has-text('Import')")
+    page.wait_for_selector("text=Imported 2 messages.")
+    assert page.inner_text(".message-user .body") == "Export me"
+    assert page.locator(".message-assistant pre.highlight .k").first.inner_text() == "def"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # a file that is not an export: a sentence, and the conversation stays
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": "world"}')
+    page.click("summary:has-text('Export / Import')")
+    page.set_input_files("#import-file", str(bad))
+    page.click(".import-form button:has-text('Import')")
+    page.wait_for_selector("text=This is not a Prompt Tracker conversation export")
+    assert page.inner_text(".message-user .body") == "Export me"
+    screenshot(page, "27-import-refused-phone")
+    phone.close()

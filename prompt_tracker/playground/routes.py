@@ -4,7 +4,10 @@ import time
 
 import msgspec
 
-from flask import abort, current_app, flash, get_template_attribute, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Response, abort, current_app, flash, get_template_attribute, jsonify, redirect, render_template, request, session,
+    url_for,
+)
 
 from ..sessions.conversation_store import ConversationFull
 from ..extensions import services
@@ -15,6 +18,8 @@ from ..providers import UnknownProviderError, available_providers
 from .. import turns
 from ..turns import live
 from ..request_view import curl_command, request_json
+from ..conversation_transfer import ImportRefused, export_json, export_markdown, parse_import
+from ..sessions.conversation_edits import replace_conversation
 from . import bp
 from .forms import MessageForm, SettingsForm
 
@@ -202,4 +207,49 @@ def reset():
     turns.clear_conversation_state(session.sid, STANDALONE)
     live.publish(session.sid, "conversation.reset", {"playground": STANDALONE})
     flash("Conversation cleared.", "info")
+    return back_to_page()
+
+
+def download(body, extension: str, mimetype: str) -> Response:
+    """A file download named after the playground and today's date."""
+    name = f"conversation-{STANDALONE}-{time.strftime('%Y-%m-%d')}.{extension}"
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/export.json")
+def export_conversation_json():
+    """The whole conversation and the settings as JSON (what Import takes back)."""
+    messages = services.store.all(session.sid, STANDALONE)
+    return download(export_json(STANDALONE, load_settings(session, STANDALONE), messages), "json", "application/json")
+
+
+@bp.get("/export.md")
+def export_conversation_markdown():
+    """The conversation as a Markdown document."""
+    messages = services.store.all(session.sid, STANDALONE)
+    return download(export_markdown(STANDALONE, load_settings(session, STANDALONE), messages), "md", "text/markdown")
+
+
+@bp.post("/import")
+def import_conversation():
+    """Replace this playground's conversation with an exported one (checked whole first)."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash("Choose an exported .json file to import.", "error")
+        return back_to_page()
+    try:
+        data = upload.read()
+    finally:
+        upload.close()  # a large upload is a temporary file: close it now
+    try:
+        messages = parse_import(data, current_app.config["MAX_CONVERSATION_MESSAGES"])
+    except ImportRefused as problem:
+        flash(str(problem), "error")
+        return back_to_page()
+    replace_conversation(services.store, session.sid, STANDALONE, messages,
+                         refresh_keys=current_app.session_interface.keys_of(session))
+    session.add_playground(STANDALONE)
+    session.expiry_refreshed = True
+    live.publish(session.sid, "conversation.reset", {"playground": STANDALONE})
+    flash(f"Imported {len(messages)} message{'' if len(messages) == 1 else 's'}.", "info")
     return back_to_page()

@@ -2,8 +2,9 @@
 
 from urllib.parse import parse_qsl
 
-from flask import abort, request
+from flask import abort, current_app, request
 
+LARGE_UPLOADS = {"playground.import_conversation"}  # endpoints that take a file, up to MAX_IMPORT_BYTES
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 FORM_NOT_UTF8 = "The form was not sent as UTF-8 text, so it could not be read. Nothing was changed: reload the page and send it again."
 NOT_A_FORM = "This address takes a form (application/x-www-form-urlencoded or multipart/form-data), not {type}. Nothing was changed."
@@ -21,6 +22,13 @@ def refuse_unreadable_forms():
     """
     if request.method not in ("POST", "PUT", "PATCH") or not (request.content_length or request.mimetype):
         return None
+    if request.endpoint in LARGE_UPLOADS:
+        limit = current_app.config["MAX_IMPORT_BYTES"]
+        if (request.content_length or 0) > limit:
+            abort(413, f"The file is larger than {limit // (1024 * 1024)} MB, so nothing was imported.")
+        request.max_content_length = limit
+        if request.mimetype == FORM_TYPES[1]:
+            return None  # the file's bytes are the view's to check (it names a non-UTF-8 file as such)
     if request.mimetype not in FORM_TYPES:
         abort(415, NOT_A_FORM.format(type=request.mimetype or "a body without a content type"))
     body = request.get_data(cache=True)  # the form parser reads these cached bytes afterwards

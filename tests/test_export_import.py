@@ -1,0 +1,152 @@
+"""Export a conversation as JSON (complete) and Markdown; import JSON back, checked whole before one atomic write."""
+
+import io
+import json
+
+import msgspec
+import pytest
+
+from prompt_tracker.messages import Alternative, Usage
+from prompt_tracker.playground_settings import STANDALONE
+
+
+def upload(playground, data: bytes, name="conversation.json", **kwargs):
+    return playground.client.post("/playground/import", data={
+        "csrf_token": playground.token(), "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data", **kwargs)
+
+
+def flashes(playground) -> str:
+    return playground.page().get_data(as_text=True)
+
+
+@pytest.fixture
+def conversation(app, playground, fake_openai):
+    """Two turns through the OpenAI-compatible provider, with parameters, and an earlier attempt kept."""
+    playground.save_settings(provider="openai", model="gpt-4o-mini", system_prompt="Be brief.", top_p="0.5", seed="3")
+    playground.send("**first** question")
+    playground.send("second question")
+    messages = playground.messages(app)
+    with app.app_context():
+        from prompt_tracker.extensions import services
+
+        services.store.update(playground.sid(), STANDALONE, messages[1].id, lambda m: msgspec.structs.replace(
+            m, attempt=2, alternatives=[Alternative(attempt=1, content="an older answer", usage=Usage(1, 2))]))
+    return playground.messages(app)
+
+
+def test_json_export_is_complete(playground, conversation):
+    response = playground.client.get("/playground/export.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert 'attachment; filename="conversation-standalone-' in response.headers["Content-Disposition"]
+    exported = json.loads(response.data)
+    assert exported["format"] == "prompt-tracker/conversation" and exported["version"] == 1
+    assert exported["settings"]["system_prompt"] == "Be brief." and exported["settings"]["seed"] == 3
+    assert [m["role"] for m in exported["messages"]] == ["user", "assistant", "user", "assistant"]
+    reply = exported["messages"][1]
+    assert reply == msgspec.to_builtins(conversation[1])  # every field of the stored record
+    assert reply["params"]["top_p"] == 0.5 and reply["usage"] == {"input_tokens": 21, "output_tokens": 9}
+    assert reply["alternatives"][0]["content"] == "an older answer"
+    assert reply["request"]["body"]["seed"] == 3
+
+
+def test_markdown_export(playground, conversation):
+    response = playground.client.get("/playground/export.md")
+    assert response.status_code == 200 and response.mimetype == "text/markdown"
+    text = response.get_data(as_text=True)
+    assert "## System prompt\n\nBe brief." in text
+    assert "## You\n\n**first** question" in text
+    assert "## Assistant · openai / gpt-4o-mini\n\nHello there, this is the fake model speaking." in text
+    assert "temperature=0.7 · max_tokens=1024 · top_p=0.5 · seed=3 · 21 in / 9 out" in text
+    assert "### Earlier attempt 1\n\nan older answer" in text
+
+
+def test_import_round_trip_replaces_the_conversation(app, playground, conversation, client):
+    exported = playground.client.get("/playground/export.json").data
+    # another browser (its own session) imports the file
+    from tests.conftest import Playground
+
+    other = Playground(client.application.test_client())
+    other.send("something to be replaced")
+    response = upload(other, exported)
+    assert response.status_code == 303
+    assert "Imported 4 messages." in flashes(other)
+    imported = other.messages(app)
+    def essentials(m):
+        return m.role, m.content, m.status, m.params, m.usage, m.request, [(a.attempt, a.content) for a in m.alternatives]
+
+    assert [essentials(m) for m in imported] == [essentials(m) for m in conversation]
+    assert {m.id for m in imported}.isdisjoint({m.id for m in conversation})  # fresh ids
+    page = other.page().get_data(as_text=True)
+    assert "Hello there, this is the fake model speaking." in page and "something to be replaced" not in page
+
+
+def test_imported_html_is_rendered_here_never_taken_from_the_file(app, playground, conversation):
+    exported = json.loads(playground.client.get("/playground/export.json").data)
+    exported["messages"][1]["html"] = '<img src=x onerror="alert(1)">'
+    exported["messages"][1]["content"] = "**safe**"
+    exported["messages"][0]["html"] = "<script>alert(1)</script>"
+    exported["messages"][3]["status"] = "streaming"
+    assert upload(playground, json.dumps(exported).encode()).status_code == 303
+    messages = playground.messages(app)
+    assert messages[1].html == "<p><strong>safe</strong></p>\n" and messages[0].html is None
+    assert messages[3].status == "stopped"  # nothing is writing it here
+    page = playground.page().get_data(as_text=True)
+    assert "onerror" not in page and "<script>alert" not in page
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"{not json", "This file is not valid JSON (UTF-8), so nothing was imported."),
+    (b"\xff\xfe{}", "This file is not valid JSON (UTF-8), so nothing was imported."),
+    (b'{"format": "something else", "version": 1, "messages": []}', "This is not a Prompt Tracker conversation export"),
+    (b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"role": "user"}]}',
+     "Object missing required field `id` - at `$.messages[0]`"),
+    (b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"id": "a", "role": "admin", '
+     b'"created_at": 1}]}', "Message 1 has an unknown role or status (&#39;admin&#39;, &#39;done&#39;)."),
+    (b'[1, 2, 3]', "This is not a Prompt Tracker conversation export"),
+])
+def test_a_bad_file_is_refused_with_a_sentence_and_nothing_changes(app, playground, data, expected):
+    playground.send("keep me")
+    before = playground.messages(app)
+    assert upload(playground, data).status_code == 303
+    assert expected in flashes(playground)
+    assert playground.messages(app) == before
+
+
+def test_too_many_messages_are_refused(app, playground):
+    limit = app.config["MAX_CONVERSATION_MESSAGES"]
+    message = {"id": "x", "role": "user", "content": "hi", "created_at": 1}
+    data = json.dumps({"format": "prompt-tracker/conversation", "version": 1, "messages": [message] * (limit + 1)})
+    upload(playground, data.encode())
+    assert f"The file has {limit + 1:,} messages; a conversation holds at most {limit:,}." in flashes(playground)
+    assert playground.messages(app) == []
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(app, playground):
+    app.config["MAX_IMPORT_BYTES"] = 1024 * 1024
+    # the declared length is enough to refuse (the test client spools bodies past 500 KB to a file)
+    response = upload(playground, b"[]", environ_overrides={"CONTENT_LENGTH": str(1024 * 1024 + 10)})
+    assert response.status_code == 413
+    assert "The file is larger than 1 MB, so nothing was imported." in response.get_data(as_text=True)
+
+
+def test_the_import_may_be_larger_than_other_forms(app, playground):
+    """A file past MAX_CONTENT_LENGTH (256 KB) but within MAX_IMPORT_BYTES is taken."""
+    message = {"id": "x", "role": "user", "content": "y" * 10_000, "created_at": 1}
+    data = json.dumps({"format": "prompt-tracker/conversation", "version": 1, "messages": [message] * 40}).encode()
+    assert len(data) > app.config["MAX_CONTENT_LENGTH"]
+    assert upload(playground, data).status_code == 303
+    assert len(playground.messages(app)) == 40
+
+
+def test_no_file_chosen(playground):
+    response = playground.client.post("/playground/import", data={"csrf_token": playground.token()},
+                                      content_type="multipart/form-data")
+    assert response.status_code == 303
+    assert "Choose an exported .json file to import." in flashes(playground)
+
+
+def test_import_needs_the_csrf_token(app, playground):
+    response = playground.client.post("/playground/import", data={"file": (io.BytesIO(b"{}"), "x.json")},
+                                      content_type="multipart/form-data")
+    assert response.status_code == 400
