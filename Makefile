@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VENDOR := prompt_tracker/static/vendor
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test install vendor browser-deps redis-deps clean
+.PHONY: run test install vendor browser-deps redis-deps postgres-deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ browser-deps:
 redis-deps:
 	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools; }
 
-test: $(STAMP) vendor browser-deps redis-deps
+# PostgreSQL integration tests start their own server with Debian's binaries (never the machine's cluster).
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+
+test: $(STAMP) vendor browser-deps redis-deps postgres-deps
 	$(BIN)/python -m pytest
 
 clean:

@@ -57,6 +57,9 @@ class Config:
     # Logs: "text" for a terminal, "json" (one object per line) for a log pipeline.
     LOG_FORMAT = "text"
     HSTS_SECONDS = 0
+    # Prompts and versions: DATABASE_URL, else a SQLite file under instance/ (set in init_app,
+    # where the instance path is known).
+    SQLALCHEMY_DATABASE_URI = None
 
     @classmethod
     def init_app(cls, app):
@@ -72,6 +75,11 @@ class Config:
                     raise ConfigError(f"{name} must be a whole number, not {os.environ[name]!r}.") from None
         if os.environ.get("FLASK_DEBUG"):  # Flask's own switch, honoured under gunicorn too
             app.config["DEBUG"] = os.environ["FLASK_DEBUG"].lower() in ("1", "true", "yes")
+        if os.environ.get("DATABASE_URL"):
+            app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+        elif not app.config.get("SQLALCHEMY_DATABASE_URI"):
+            os.makedirs(app.instance_path, exist_ok=True)
+            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "prompt_tracker.sqlite3")
 
 
 class DevelopmentConfig(Config):
@@ -90,6 +98,7 @@ class TestingConfig(Config):
     SOCKETIO_MESSAGE_QUEUE = None
     # Marker the factory turns into fakeredis clients.
     SESSION_REDIS_URL = RQ_REDIS_URL = "fakeredis://"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"  # in memory; tests create the tables
 
     @classmethod
     def init_app(cls, app):
@@ -105,12 +114,13 @@ class ProductionConfig(Config):
 
     @classmethod
     def init_app(cls, app):
-        missing = [name for name in ("REDIS_URL", "SECRET_KEY") if not os.environ.get(name)]
+        missing = [name for name in ("REDIS_URL", "SECRET_KEY", "DATABASE_URL") if not os.environ.get(name)]
         if missing:
             raise ConfigError(
                 "Prompt Tracker refuses to start in production: set "
                 + " and ".join(missing)
-                + " in the environment (REDIS_URL like redis://host:6379/2, SECRET_KEY a long random string)."
+                + " in the environment (REDIS_URL like redis://host:6379/2, SECRET_KEY a long random string,"
+                " DATABASE_URL like postgresql://user:password@host/prompt_tracker)."
             )
         Config.init_app(app)
         redis_url = os.environ["REDIS_URL"]
@@ -119,6 +129,17 @@ class ProductionConfig(Config):
         # Jobs and Socket.IO default to DB 0 and DB 1 of the same server.
         app.config["RQ_REDIS_URL"] = os.environ.get("RQ_REDIS_URL") or with_db(redis_url, 0)
         app.config["SOCKETIO_MESSAGE_QUEUE"] = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or with_db(redis_url, 1)
+
+
+def database_options(url: str) -> tuple[str, dict]:
+    """Return the SQLAlchemy URL for ``url`` (PostgreSQL through psycopg 3) and its engine options."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url[len(scheme):]
+    if url.startswith("postgresql+psycopg://"):
+        # A stopped or unreachable server becomes a 503 page in seconds, not a hung request.
+        return url, {"pool_pre_ping": True, "connect_args": {"connect_timeout": 2}}
+    return url, {}
 
 
 def with_db(url, db):

@@ -32,6 +32,10 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     if config_name != "test":
         app.config.from_pyfile("config.py", silent=True)
     app.config.update(overrides or {})
+    from config import database_options
+
+    app.config["SQLALCHEMY_DATABASE_URI"], engine_options = database_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
 
     import socketio as socketio_module
 
@@ -41,7 +45,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from .web.form_guard import refuse_unreadable_forms
     from .web.health import bp as health_bp
     from .playground import bp as playground_bp
-    from .extensions import csrf, services, socketio
+    from .extensions import csrf, db, migrate, services, socketio
+    from .prompts import bp as prompts_bp
     from .redis_urls import socketio_manager
     from .sessions.interface import make_session_interface
 
@@ -52,6 +57,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     csrf.init_app(app)
     # WebSocket only: no long-polling, so any web process can take any request (no sticky sessions).
     socket_options = dict(async_mode=socketio_async_mode(), transports=["websocket"])
+    db.init_app(app)
+    # An absolute path: `flask db upgrade` must find the revisions from any working directory.
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     if app.config["SOCKETIO_MESSAGE_QUEUE"]:
         # Our own manager: Flask-SocketIO would hand a redis+sentinel:// URL to kombu.
         manager = socketio_manager(app.config["SOCKETIO_MESSAGE_QUEUE"])
@@ -60,6 +68,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         # In-process only (unit tests); explicit, since the shared SocketIO object keeps old options.
         socketio.init_app(app, client_manager=socketio_module.Manager(), **socket_options)
 
+    from .prompts.cli import prompts_cli
     from .sessions.cli import sessions_cli
     from .turns.worker_cli import worker_command
 
@@ -74,6 +83,10 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.register_blueprint(errors_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(playground_bp)
+    # The same playground views once more, as each prompt's own playground (/prompts/<slug>/playground).
+    app.register_blueprint(playground_bp, name="prompt_playground", url_prefix="/prompts/<slug>/playground")
+    app.register_blueprint(prompts_bp)
+    app.cli.add_command(prompts_cli)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(worker_command)
 

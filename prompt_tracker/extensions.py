@@ -1,7 +1,10 @@
 """Every extension, created unbound here and bound to the app in ``create_app``."""
 
+from flask_migrate import Migrate
 from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import DeclarativeBase
 
 from .services import Services
 
@@ -9,3 +12,13 @@ csrf = CSRFProtect()
 # The session is Flask-Session's (server-side), so Socket.IO must not keep its own copy.
 socketio = SocketIO(manage_session=False)
 services = Services()
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model (prompts and versions; users later)."""
+
+
+# Durable data (prompts and versions) lives in a relational database: SQLite in development,
+# PostgreSQL in production. Schema changes go through Alembic revisions in migrations/.
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()

@@ -97,7 +97,8 @@ def user_message(content: str) -> Message:
     return Message(id=new_message_id(), role="user", content=content, created_at=time.time())
 
 
-def assistant_placeholder(provider: str, model: str, params: dict) -> Message:
+def assistant_placeholder(provider: str, model: str, params: dict, version: int | None = None, draft: bool = False,
+                          variables: dict | None = None) -> Message:
     """Build the pending assistant message a worker will fill in."""
     return Message(
         id=new_message_id(),
@@ -106,5 +107,8 @@ def assistant_placeholder(provider: str, model: str, params: dict) -> Message:
         provider=provider,
         model=model,
         params=params,
+        version=version,
+        draft=draft,
+        variables=variables,
         created_at=time.time(),
     )

@@ -4,7 +4,7 @@ import msgspec
 
 from .providers import PARAM_NAMES, UnknownProviderError, get_provider
 
-STANDALONE = "standalone"  # the playground at /playground; prompts get their own slug later
+STANDALONE = "standalone"  # the playground at /playground; a prompt's is "prompt-<id>"
 
 TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_TOKENS_RANGE = (1, 32_000)
@@ -32,6 +32,11 @@ class PlaygroundSettings(msgspec.Struct, kw_only=True):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     thinking_budget: int | None = None
+    # Values of the system prompt's template variables, kept per playground.
+    variables: dict[str, str] = {}
+    # Set only on the settings a turn is sent with: the prompt version they are, or an unsaved draft.
+    version: int | None = None
+    draft: bool = False
 
     def params(self) -> dict:
         """The parameters the next reply is sent with (and recorded with): set, and accepted by provider and model."""
@@ -42,16 +47,21 @@ class PlaygroundSettings(msgspec.Struct, kw_only=True):
         except UnknownProviderError:
             return chosen  # the send is refused anyway; nothing is sent
 
+    def provenance(self) -> dict:
+        """What a reply records of where its settings came from: version or draft, and variable values."""
+        return {"version": self.version, "draft": self.draft, "variables": self.variables or None}
 
-def load_settings(session, playground: str) -> PlaygroundSettings:
-    """Read a playground's settings from the session; defaults if none (or unreadable) are stored."""
+
+def load_settings(session, playground: str, default: PlaygroundSettings | None = None) -> PlaygroundSettings:
+    """Read a playground's settings from the session; ``default`` if none (or unreadable) are stored."""
+    default = default or PlaygroundSettings()
     stored = session.get("settings", {}).get(playground)
     if not stored:
-        return PlaygroundSettings()
+        return default
     try:
         return msgspec.convert(stored, PlaygroundSettings)
     except msgspec.ValidationError:
-        return PlaygroundSettings()
+        return default
 
 
 def store_settings(session, playground: str, settings: PlaygroundSettings) -> None:

@@ -146,6 +146,13 @@ def stop_all(processes: dict) -> None:
                 process.wait()
 
 
+def upgrade_database(flask: list, env: dict) -> None:
+    """Apply the database migrations (`flask db upgrade`) before anything serves a page."""
+    result = subprocess.run([*flask, "db", "upgrade"], env=env, cwd=ROOT)
+    if result.returncode != 0:
+        raise Failed("`flask db upgrade` failed (see above); check DATABASE_URL")
+
+
 def main() -> int:
     """Start Redis (if needed), the worker and the web server; stop them all on a signal or a death."""
     for signum in STOP_SIGNALS:
@@ -157,6 +164,7 @@ def main() -> int:
     try:
         for (host, redis_port), url in redis_servers(env).items():
             ensure_redis(host, redis_port, url, processes)
+        upgrade_database(flask, env)
         start_child("worker", [*flask, "worker"], processes, env=env)
         start_child("web server", [*flask, "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
                     processes, env=env)

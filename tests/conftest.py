@@ -11,6 +11,7 @@ from prompt_tracker.playground_settings import STANDALONE
 
 from .fake_llm_servers import fake_anthropic, fake_openai  # noqa: F401  (fixtures for every test module)
 from .processes import ROOT, spawn_worker, stop, wait_for, web_process  # noqa: F401  (wait_for: for the tests)
+from .postgres_server import PostgresServer
 from .redis_server import RedisServer
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -138,6 +139,14 @@ def start_worker(real_redis, tmp_path):
     yield start
     for process in processes:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the whole run (initdb in a temp dir, free port)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
 
 
 # --- browser: the real web server process, a real worker, Debian's Chromium ------------------

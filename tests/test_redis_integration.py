@@ -121,12 +121,13 @@ def _no_started_jobs(server):
     return queue.started_job_registry.count == 0 and queue.finished_job_registry.count + queue.failed_job_registry.count >= 1
 
 
-@pytest.mark.parametrize("missing", ["REDIS_URL", "SECRET_KEY"])
+@pytest.mark.parametrize("missing", ["REDIS_URL", "SECRET_KEY", "DATABASE_URL"])
 def test_production_refuses_to_start_without_required_variables(monkeypatch, real_redis, missing):
     from config import ConfigError
 
     monkeypatch.setenv("REDIS_URL", real_redis.url(2))
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://prompt_tracker@localhost/prompt_tracker")
     monkeypatch.delenv(missing)
     with pytest.raises(ConfigError, match=missing):
         create_app("production")
@@ -135,6 +136,7 @@ def test_production_refuses_to_start_without_required_variables(monkeypatch, rea
 def test_production_starts_with_them_and_uses_secure_cookies(monkeypatch, real_redis):
     monkeypatch.setenv("REDIS_URL", real_redis.url(2))
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://prompt_tracker@localhost/prompt_tracker")
     for name in ("RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE", "SESSION_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     app = create_app("production")

@@ -5,15 +5,19 @@ import time
 import msgspec
 
 from flask import (
-    Response, abort, current_app, flash, get_template_attribute, jsonify, redirect, render_template, request, session,
-    url_for,
+    Response, abort, current_app, flash, g, get_template_attribute, jsonify, redirect, render_template, request,
+    session, url_for,
 )
 
 from ..sessions.conversation_store import ConversationFull
 from ..extensions import services
 from ..playground_settings import (
-    MAX_MODEL_CHARS, MAX_TOKENS_RANGE, STANDALONE, TEMPERATURE_RANGE, load_settings, store_settings,
+    MAX_MODEL_CHARS, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, store_settings,
 )
+from ..prompts.playground import (
+    add_slug, current_settings, open_playground, publish_settings_saved, settings_to_send, variables_panel,
+)
+from ..prompts.variables import TemplateProblem
 from ..providers import UnknownProviderError, available_providers
 from .. import turns
 from ..turns import live
@@ -22,6 +26,10 @@ from ..conversation_transfer import ImportRefused, export_json, export_markdown,
 from ..sessions.conversation_edits import replace_conversation
 from . import bp
 from .forms import MessageForm, SettingsForm
+
+# /playground is the standalone playground; the same views serve /prompts/<slug>/playground.
+bp.url_value_preprocessor(open_playground)
+bp.url_defaults(add_slug)
 
 
 def wants_json() -> bool:
@@ -36,10 +44,10 @@ def back_to_page(anchor: str | None = None):
 
 def render_playground(message_form=None, settings_form=None, status=200):
     """Render the page: settings, the latest window of the conversation, the composer."""
-    settings = load_settings(session, STANDALONE)
+    settings = current_settings(session)
     end = request.args.get("before", type=int)
     window = services.store.window(
-        session.sid, STANDALONE, limit=current_app.config["PAGE_WINDOW"], end=end,
+        session.sid, g.playground, limit=current_app.config["PAGE_WINDOW"], end=end,
         refresh_keys=current_app.session_interface.keys_of(session),
     )
     session.expiry_refreshed = True
@@ -59,7 +67,7 @@ def render_playground(message_form=None, settings_form=None, status=200):
         providers=available_providers(),
         limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
-        playground=STANDALONE,
+        playground=g.playground,
         settings_digest=live.settings_digest(settings),
     ), status
 
@@ -84,19 +92,19 @@ def index():
 @bp.post("/messages")
 def send():
     form = MessageForm()
-    settings = load_settings(session, STANDALONE)
     error = None
     try:
+        settings = settings_to_send(current_settings(session))
         sent, placeholder = turns.send_message(
-            session.sid, STANDALONE, form.content.data, settings,
+            session.sid, g.playground, form.content.data, settings,
             refresh_keys=current_app.session_interface.keys_of(session),
         )
-    except (turns.InvalidMessage, ConversationFull, UnknownProviderError) as problem:
+    except (turns.InvalidMessage, ConversationFull, UnknownProviderError, TemplateProblem) as problem:
         error = str(problem)
     except turns.QueueUnavailable as problem:
         # The user's message is stored; its reply is marked failed with Retry.
-        session.add_playground(STANDALONE)
-        live.publish(session.sid, "message.appended", {"playground": STANDALONE, "ids": []})
+        session.add_playground(g.playground)
+        live.publish(session.sid, "message.appended", {"playground": g.playground, "ids": []})
         if wants_json():
             return jsonify(error=str(problem)), 503
         flash(str(problem), "error")
@@ -107,11 +115,11 @@ def send():
         flash(error, "error")
         # Render rather than redirect, so the text the user typed stays in the composer.
         return render_playground(message_form=form, status=422)
-    session.add_playground(STANDALONE)
+    session.add_playground(g.playground)
     session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
-    live.publish(session.sid, "message.appended", {"playground": STANDALONE, "ids": [sent.id, placeholder.id]})
+    live.publish(session.sid, "message.appended", {"playground": g.playground, "ids": [sent.id, placeholder.id]})
     if wants_json():
-        reply = services.store.get(session.sid, STANDALONE, placeholder.id) or placeholder
+        reply = services.store.get(session.sid, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
     return back_to_page(f"m-{placeholder.id}")
 
@@ -125,7 +133,7 @@ def open_messages():
     back with ``replace``: the tab shows them instead of its own.
     """
     window = services.store.window(
-        session.sid, STANDALONE, limit=current_app.config["PAGE_WINDOW"],
+        session.sid, g.playground, limit=current_app.config["PAGE_WINDOW"],
         refresh_keys=current_app.session_interface.keys_of(session),
     )
     session.expiry_refreshed = True
@@ -138,7 +146,7 @@ def open_messages():
               if replace or index >= first_new or message.is_open or message.id in shown_open]
     return jsonify(
         total=window.total, start=window.start, replace=replace,
-        settings_digest=live.settings_digest(load_settings(session, STANDALONE)),
+        settings_digest=live.settings_digest(current_settings(session)),
         messages=[{"id": message.id, "html": render_messages(message)} for message in wanted],
     )
 
@@ -146,7 +154,7 @@ def open_messages():
 @bp.get("/messages/<message_id>")
 def message_fragment(message_id):
     """One message as HTML (the page's script swaps it in when a reply finishes)."""
-    message = services.store.get(session.sid, STANDALONE, message_id)
+    message = services.store.get(session.sid, g.playground, message_id)
     if message is None:
         abort(404, "That message is no longer in this conversation.")
     return render_messages(message)
@@ -155,7 +163,7 @@ def message_fragment(message_id):
 @bp.get("/messages/<message_id>/request")
 def message_request(message_id):
     """What the provider was sent for one reply, as JSON and as a curl command."""
-    message = services.store.get(session.sid, STANDALONE, message_id)
+    message = services.store.get(session.sid, g.playground, message_id)
     if message is None or message.request is None:
         abort(404, "That reply has no recorded request: it is not finished, or no longer in this conversation.")
     return render_template("playground/request.html", message=message,
@@ -164,7 +172,7 @@ def message_request(message_id):
 
 @bp.post("/messages/<message_id>/stop")
 def stop(message_id):
-    message = turns.request_stop(session.sid, STANDALONE, message_id)
+    message = turns.request_stop(session.sid, g.playground, message_id)
     if message is None:
         flash("That reply is no longer in this conversation.", "error")
     if wants_json():
@@ -174,10 +182,9 @@ def stop(message_id):
 
 @bp.post("/messages/<message_id>/retry")
 def retry(message_id):
-    settings = load_settings(session, STANDALONE)
     try:
-        message = turns.retry_reply(session.sid, STANDALONE, message_id, settings)
-    except turns.QueueUnavailable as problem:
+        message = turns.retry_reply(session.sid, g.playground, message_id, settings_to_send(current_settings(session)))
+    except (turns.QueueUnavailable, TemplateProblem) as problem:
         flash(str(problem), "error")
         return back_to_page()
     if message is None:
@@ -195,39 +202,50 @@ def save_settings():
     if not form.validate():
         flash("Settings not saved: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
         return render_playground(settings_form=form, status=422)
-    store_settings(session, STANDALONE, form.to_settings())
-    live.publish(session.sid, "settings.saved", {
-        "playground": STANDALONE, "digest": live.settings_digest(load_settings(session, STANDALONE))})
+    store_settings(session, g.playground, msgspec.structs.replace(form.to_settings(), variables=current_settings(session).variables))
+    publish_settings_saved(session)
     flash("Settings saved; the next message uses them.", "info")
+    return back_to_page()
+
+
+@bp.post("/variables")
+def variables():
+    """Keep the values of the template variables (one form field per variable, named as it)."""
+    settings = current_settings(session)
+    names, _ = variables_panel(settings)
+    values = {**settings.variables, **{name: request.form.get(name, "").replace("\r\n", "\n") for name in names}}
+    store_settings(session, g.playground, msgspec.structs.replace(settings, variables=values))
+    publish_settings_saved(session)
+    flash("Variables saved; the next message uses them.", "info")
     return back_to_page()
 
 
 @bp.post("/reset")
 def reset():
-    turns.clear_conversation_state(session.sid, STANDALONE)
-    live.publish(session.sid, "conversation.reset", {"playground": STANDALONE})
+    turns.clear_conversation_state(session.sid, g.playground)
+    live.publish(session.sid, "conversation.reset", {"playground": g.playground})
     flash("Conversation cleared.", "info")
     return back_to_page()
 
 
 def download(body, extension: str, mimetype: str) -> Response:
     """A file download named after the playground and today's date."""
-    name = f"conversation-{STANDALONE}-{time.strftime('%Y-%m-%d')}.{extension}"
+    name = f"conversation-{g.playground}-{time.strftime('%Y-%m-%d')}.{extension}"
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @bp.get("/export.json")
 def export_conversation_json():
     """The whole conversation and the settings as JSON (what Import takes back)."""
-    messages = services.store.all(session.sid, STANDALONE)
-    return download(export_json(STANDALONE, load_settings(session, STANDALONE), messages), "json", "application/json")
+    messages = services.store.all(session.sid, g.playground)
+    return download(export_json(g.playground, current_settings(session), messages), "json", "application/json")
 
 
 @bp.get("/export.md")
 def export_conversation_markdown():
     """The conversation as a Markdown document."""
-    messages = services.store.all(session.sid, STANDALONE)
-    return download(export_markdown(STANDALONE, load_settings(session, STANDALONE), messages), "md", "text/markdown")
+    messages = services.store.all(session.sid, g.playground)
+    return download(export_markdown(g.playground, current_settings(session), messages), "md", "text/markdown")
 
 
 @bp.post("/import")
@@ -246,10 +264,10 @@ def import_conversation():
     except ImportRefused as problem:
         flash(str(problem), "error")
         return back_to_page()
-    replace_conversation(services.store, session.sid, STANDALONE, messages,
+    replace_conversation(services.store, session.sid, g.playground, messages,
                          refresh_keys=current_app.session_interface.keys_of(session))
-    session.add_playground(STANDALONE)
+    session.add_playground(g.playground)
     session.expiry_refreshed = True
-    live.publish(session.sid, "conversation.reset", {"playground": STANDALONE})
+    live.publish(session.sid, "conversation.reset", {"playground": g.playground})
     flash(f"Imported {len(messages)} message{'' if len(messages) == 1 else 's'}.", "info")
     return back_to_page()

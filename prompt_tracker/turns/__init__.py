@@ -48,7 +48,7 @@ def send_message(sid: str, playground: str, content: str, settings: PlaygroundSe
     content = validate_content(content)
     get_provider(settings.provider)  # an unknown provider fails before anything is stored
     sent = user_message(content)
-    placeholder = assistant_placeholder(settings.provider, settings.model, settings.params())
+    placeholder = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
     services.store.append(sid, playground, sent, placeholder, refresh_keys=refresh_keys)
     enqueue_reply(sid, playground, placeholder.id, settings)
     return sent, placeholder
@@ -87,7 +87,7 @@ def retry_reply(sid: str, playground: str, message_id: str, settings: Playground
         return msgspec.structs.replace(
             message, status="pending", content="", error=None, usage=None, first_token_ms=None,
             latency_ms=None, cost_usd=None, finished_at=None, provider=settings.provider,
-            model=settings.model, params=settings.params(), created_at=time.time(),
+            model=settings.model, params=settings.params(), created_at=time.time(), **settings.provenance(),
         )
 
     message = services.store.update(sid, playground, message_id, to_pending)

@@ -1,0 +1,67 @@
+"""Differences between two versions of a prompt, side by side or unified (the template escapes them)."""
+
+import difflib
+import json
+from dataclasses import dataclass
+
+from .models import PromptVersion
+
+
+@dataclass
+class Row:
+    """One line of a side-by-side diff: left and right line numbers and text, and what changed."""
+
+    kind: str  # "same", "changed", "removed", "added"
+    left_number: int | None
+    left: str | None
+    right_number: int | None
+    right: str | None
+
+
+@dataclass
+class FieldDiff:
+    """The difference of one field (system prompt, model, params, variables) between two versions."""
+
+    label: str
+    changed: bool
+    rows: list[Row]
+    unified: list[str]
+
+
+def _lines(version: PromptVersion, field: str) -> list[str]:
+    if field == "system_prompt":
+        return version.system_prompt.split("\n")
+    if field == "model":
+        return [f"{version.provider} / {version.model}"]
+    value = getattr(version, field) or {}
+    return [f"{key} = {json.dumps(value[key], ensure_ascii=False)}" for key in value]
+
+
+def side_by_side(left: list[str], right: list[str]) -> list[Row]:
+    """Pair the lines of two texts, marking each row same, changed, removed or added."""
+    rows = []
+    matcher = difflib.SequenceMatcher(a=left, b=right, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            rows += [Row("same", i + 1, left[i], j + 1, right[j]) for i, j in zip(range(i1, i2), range(j1, j2))]
+            continue
+        for offset in range(max(i2 - i1, j2 - j1)):
+            i, j = i1 + offset, j1 + offset
+            has_left, has_right = i < i2, j < j2
+            kind = "changed" if has_left and has_right else ("removed" if has_left else "added")
+            rows.append(Row(kind, i + 1 if has_left else None, left[i] if has_left else None,
+                            j + 1 if has_right else None, right[j] if has_right else None))
+    return rows
+
+
+FIELDS = (("system_prompt", "System prompt"), ("model", "Model"), ("params", "Parameters"), ("variables", "Variables"))
+
+
+def diff_versions(old: PromptVersion, new: PromptVersion) -> list[FieldDiff]:
+    """The difference of every field between two versions."""
+    diffs = []
+    for field, label in FIELDS:
+        left, right = _lines(old, field), _lines(new, field)
+        unified = list(difflib.unified_diff(left, right, f"version {old.number}", f"version {new.number}", lineterm="", n=3))
+        diffs.append(FieldDiff(label, left != right, side_by_side(left, right), unified))
+    return diffs

@@ -1,0 +1,199 @@
+"""The prompt library's operations, as plain functions over the models (views, CLI and tests call them)."""
+
+import re
+import unicodedata
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from .models import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_SLUG_CHARS, Prompt, PromptVersion, utcnow
+from .variables import variable_names
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+PER_PAGE = 50
+SAVE_ATTEMPTS = 5
+
+
+class PromptInvalid(ValueError):
+    """The prompt or version cannot be saved as given; the text says why."""
+
+
+def slugify(name: str) -> str:
+    """A URL slug from a name: ASCII lowercase letters, digits and hyphens."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:MAX_SLUG_CHARS].rstrip("-")
+
+
+def check_slug(slug: str) -> str:
+    """Return ``slug`` if it is a valid slug, else raise PromptInvalid saying why."""
+    if not slug:
+        raise PromptInvalid("Give the prompt a slug (letters, digits and hyphens), or a name to make one from.")
+    if len(slug) > MAX_SLUG_CHARS or not SLUG_RE.match(slug):
+        raise PromptInvalid(
+            f"The slug {slug[:MAX_SLUG_CHARS]!r} may only hold lowercase letters, digits and hyphens "
+            f"(at most {MAX_SLUG_CHARS})."
+        )
+    return slug
+
+
+def check_prompt_fields(name: str, description: str) -> tuple[str, str]:
+    """Return the cleaned name and description, or raise PromptInvalid."""
+    name = (name or "").strip()
+    description = (description or "").replace("\r\n", "\n").strip()
+    if not name:
+        raise PromptInvalid("Give the prompt a name.")
+    if len(name) > MAX_NAME_CHARS:
+        raise PromptInvalid(f"Names are limited to {MAX_NAME_CHARS} characters; this one has {len(name):,}.")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise PromptInvalid(f"Descriptions are limited to {MAX_DESCRIPTION_CHARS:,} characters; this one has {len(description):,}.")
+    return name, description
+
+
+def check_content(system_prompt: str, variables: dict | None) -> tuple[str, dict]:
+    """Return the system prompt and the defaults of its variables, or raise PromptInvalid.
+
+    A template that does not parse is refused here, so no version holds one.
+    """
+    system_prompt = (system_prompt or "").replace("\r\n", "\n")
+    limit = current_app.config["MAX_SYSTEM_PROMPT_CHARS"]
+    if len(system_prompt) > limit:
+        raise PromptInvalid(f"The system prompt is limited to {limit:,} characters; this one has {len(system_prompt):,}.")
+    try:
+        names = variable_names(system_prompt)
+    except ValueError as problem:
+        raise PromptInvalid(str(problem)) from None
+    values = variables or {}
+    return system_prompt, {name: str(values.get(name) or "") for name in names}
+
+
+def create_prompt(name: str, system_prompt: str, *, slug: str = "", description: str = "", provider: str = "echo",
+                  model: str = "echo-1", params: dict | None = None, variables: dict | None = None,
+                  author: str = "") -> Prompt:
+    """Create a prompt with its version 1; raise PromptInvalid (nothing written) if it cannot be."""
+    name, description = check_prompt_fields(name, description)
+    slug = check_slug((slug or "").strip().lower() or slugify(name))
+    system_prompt, variables = check_content(system_prompt, variables)
+    prompt = Prompt(slug=slug, name=name, description=description)
+    prompt.versions.append(PromptVersion(
+        number=1, system_prompt=system_prompt, provider=provider, model=model, params=dict(params or {}),
+        variables=variables, note="", created_by=author,
+    ))
+    db.session.add(prompt)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise PromptInvalid(f"A prompt with the slug {slug!r} already exists; choose another.") from None
+    return prompt
+
+
+def save_version(prompt_id: int, *, system_prompt: str, provider: str, model: str, params: dict,
+                 variables: dict | None, note: str = "", author: str = "") -> PromptVersion:
+    """Write the next version of a prompt and return it.
+
+    The number is max + 1; two saves at once are kept apart by the unique (prompt_id, number)
+    constraint: the loser rolls back and tries again with the next number.
+    """
+    system_prompt, variables = check_content(system_prompt, variables)
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise PromptInvalid(f"Notes are limited to {MAX_NOTE_CHARS} characters; this one has {len(note):,}.")
+    for attempt in range(SAVE_ATTEMPTS):
+        try:
+            # Touching the prompt row first makes concurrent saves of one prompt queue up on PostgreSQL.
+            db.session.execute(update(Prompt).where(Prompt.id == prompt_id).values(updated_at=utcnow()))
+            number = db.session.scalar(select(func.max(PromptVersion.number)).where(PromptVersion.prompt_id == prompt_id))
+            version = PromptVersion(
+                prompt_id=prompt_id, number=(number or 0) + 1, system_prompt=system_prompt, provider=provider,
+                model=model, params=dict(params), variables=variables, note=note, created_by=author,
+            )
+            db.session.add(version)
+            db.session.commit()
+            return version
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == SAVE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def find_prompt(slug: str) -> Prompt | None:
+    """The prompt with ``slug``, archived or not."""
+    return db.session.scalar(select(Prompt).where(Prompt.slug == slug))
+
+
+def prompt_with_latest(slug: str) -> tuple[Prompt, PromptVersion] | None:
+    """The prompt with ``slug`` and its latest version, in one query (a playground's only one)."""
+    row = db.session.execute(
+        select(Prompt, PromptVersion)
+        .join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
+        .where(Prompt.slug == slug)
+        .order_by(PromptVersion.number.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def version_of(prompt: Prompt, number: int) -> PromptVersion | None:
+    """Version ``number`` of ``prompt``."""
+    return db.session.scalar(
+        select(PromptVersion).where(PromptVersion.prompt_id == prompt.id, PromptVersion.number == number)
+    )
+
+
+def escape_like(text: str) -> str:
+    """Escape LIKE wildcards so a search for "50%" means those characters."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_prompts(query: str = "", page: int = 1, archived: bool = False, per_page: int = PER_PAGE):
+    """One page of prompts, most recently edited first, and the number of versions of each.
+
+    Returns (Flask-SQLAlchemy pagination of Prompt, {prompt id: versions}). ``query`` matches the
+    name, the slug or the text of any version.
+    """
+    statement = select(Prompt).where(Prompt.archived == archived)
+    query = (query or "").strip()
+    if query:
+        pattern = f"%{escape_like(query.lower())}%"
+        in_text = (
+            select(PromptVersion.id)
+            .where(PromptVersion.prompt_id == Prompt.id, func.lower(PromptVersion.system_prompt).like(pattern, escape="\\"))
+            .exists()
+        )
+        statement = statement.where(
+            func.lower(Prompt.name).like(pattern, escape="\\") | Prompt.slug.like(pattern, escape="\\") | in_text
+        )
+    statement = statement.order_by(Prompt.updated_at.desc(), Prompt.id.desc())
+    pagination = db.paginate(statement, page=page, per_page=per_page, error_out=False, max_per_page=200)
+    ids = [prompt.id for prompt in pagination.items]
+    # Versions are numbered 1..n, so the highest number is the count (read from the unique index).
+    counts = dict(db.session.execute(
+        select(PromptVersion.prompt_id, func.max(PromptVersion.number))
+        .where(PromptVersion.prompt_id.in_(ids))
+        .group_by(PromptVersion.prompt_id)
+    ).all()) if ids else {}
+    return pagination, counts
+
+
+def edit_prompt(prompt: Prompt, *, name: str, slug: str, description: str) -> Prompt:
+    """Change name, slug and description; versions and playground conversations follow (keyed by id)."""
+    name, description = check_prompt_fields(name, description)
+    slug = check_slug((slug or "").strip().lower())
+    prompt.name, prompt.slug, prompt.description = name, slug, description
+    prompt.updated_at = utcnow()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise PromptInvalid(f"A prompt with the slug {slug!r} already exists; choose another.") from None
+    return prompt
+
+
+def set_archived(prompt: Prompt, archived: bool) -> None:
+    """Archive (hide from the list) or restore a prompt."""
+    prompt.archived = archived
+    db.session.commit()

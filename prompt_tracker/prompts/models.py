@@ -1,0 +1,76 @@
+"""Prompts and their versions: the durable data, in the relational database (not the session)."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+
+MAX_SLUG_CHARS = 80
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 2_000
+MAX_NOTE_CHARS = 500
+
+
+def utcnow() -> datetime:
+    """Now in UTC, without tzinfo (SQLite keeps none, so both databases read back the same)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Prompt(db.Model):
+    """A named prompt; its content lives in its versions."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (
+        # The list page: not archived, most recently edited first.
+        Index("ix_prompts_archived_updated_at", "archived", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(MAX_SLUG_CHARS), unique=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_CHARS))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived: Mapped[bool] = mapped_column(default=False)
+
+    versions: Mapped[list["PromptVersion"]] = relationship(
+        back_populates="prompt", order_by="PromptVersion.number", cascade="all, delete-orphan",
+    )
+
+    def __repr__(self) -> str:
+        return f"<Prompt {self.slug}>"
+
+
+class PromptVersion(db.Model):
+    """One saved state of a prompt: immutable, numbered 1, 2, … per prompt."""
+
+    __tablename__ = "prompt_versions"
+    # Two saves at once cannot take the same number: the database refuses the second (retried).
+    __table_args__ = (UniqueConstraint("prompt_id", "number", name="uq_prompt_versions_prompt_id_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Template variables of the system prompt, name -> default value, in order of appearance.
+    variables: Mapped[dict] = mapped_column(JSON, default=dict)
+    note: Mapped[str] = mapped_column(String(MAX_NOTE_CHARS), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+
+    prompt: Mapped[Prompt] = relationship(back_populates="versions")
+
+    def content(self) -> dict:
+        """What the version says (everything but its number, note and authorship)."""
+        return {
+            "system_prompt": self.system_prompt, "provider": self.provider, "model": self.model,
+            "params": dict(self.params or {}), "variables": dict(self.variables or {}),
+        }
+
+    def __repr__(self) -> str:
+        return f"<PromptVersion {self.prompt_id}#{self.number}>"

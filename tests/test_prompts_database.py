@@ -1,0 +1,140 @@
+"""The database under the prompt library: migrations, a missing schema, a database that is down, query counts."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import event
+
+from prompt_tracker import create_app
+from prompt_tracker.extensions import db
+
+from .conftest import CSRF_RE, ROOT
+from .redis_server import free_port
+
+
+def flask_cli(*args, database_url):
+    env = {**os.environ, "PROMPT_TRACKER_ENV": "development", "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_flask_db_upgrade_creates_the_schema_the_models_describe(backend, postgres_server, tmp_path):
+    url = postgres_server.create_database() if backend == "postgresql" else f"sqlite:///{tmp_path}/app.sqlite3"
+    if backend == "postgresql":
+        url = url.replace("postgresql+psycopg://", "postgresql://")  # the plain form a platform gives
+    upgrade = flask_cli("db", "upgrade", database_url=url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    check = flask_cli("db", "check", database_url=url)  # no difference between models and migrations
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+    app = create_app("test", overrides={"SQLALCHEMY_DATABASE_URI": url})
+    client = app.test_client()
+    token = CSRF_RE.search(client.get("/prompts").get_data(as_text=True)).group(1)
+    response = client.post("/prompts", data={"name": "Migrated", "system_prompt": "x", "csrf_token": token})
+    assert response.status_code == 303
+    exported = flask_cli("prompts", "export", database_url=url)
+    assert '"slug": "migrated"' in exported.stdout
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_a_schema_not_migrated_says_to_run_flask_db_upgrade():
+    app = create_app("test")  # in-memory SQLite, no tables
+    client = app.test_client()
+    for path in ("/prompts", "/prompts/anything", "/prompts/anything/playground"):
+        response = client.get(path)
+        assert response.status_code == 503
+        assert "Run `flask db upgrade`" in response.get_data(as_text=True)
+    assert client.get("/playground").status_code == 200
+
+
+def test_a_database_that_is_down_gives_a_503_page_and_the_standalone_playground_keeps_working():
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"  # nothing listens there
+    app = create_app("test", overrides={"SQLALCHEMY_DATABASE_URI": url})
+    client = app.test_client()
+    for path in ("/prompts", "/prompts/x", "/prompts/x/playground"):
+        response = client.get(path)
+        assert response.status_code == 503
+        assert "The prompt database is not reachable right now" in response.get_data(as_text=True)
+    page = client.get("/playground").get_data(as_text=True)
+    token = CSRF_RE.search(page).group(1)
+    assert client.post("/playground/messages", data={"content": "still here", "csrf_token": token}).status_code == 303
+    assert "You said: still here" in client.get("/playground").get_data(as_text=True)
+    assert client.get("/prompts", headers={"Accept": "application/json"}).get_json() == {
+        "error": "The prompt database is not reachable right now, so prompts cannot be shown or saved. "
+                 "Nothing was changed; try again in a moment. The standalone playground keeps working."
+    }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def counted_app(request):
+    overrides = {}
+    if request.param == "postgresql":
+        overrides["SQLALCHEMY_DATABASE_URI"] = request.getfixturevalue("postgres_server").create_database()
+    app = create_app("test", overrides=overrides)
+    with app.app_context():
+        db.create_all()
+        statements = []
+        event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    yield app, statements
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_opening_a_prompt_playground_costs_one_query_and_the_standalone_none(counted_app):
+    app, statements = counted_app
+    client = app.test_client()
+    token = CSRF_RE.search(client.get("/prompts").get_data(as_text=True)).group(1)
+    client.post("/prompts", data={"name": "Counted", "system_prompt": "x {{ y }}", "csrf_token": token})
+    client.get("/prompts/counted/playground")
+    statements.clear()
+    assert client.get("/prompts/counted/playground").status_code == 200
+    assert len(statements) == 1, statements
+    statements.clear()
+    assert client.get("/playground").status_code == 200
+    assert statements == []
+
+
+def test_development_defaults_to_a_sqlite_file_under_instance(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app("development", overrides={"DEBUG": False})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + os.path.join(app.instance_path, "prompt_tracker.sqlite3")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example/pt")
+    app = create_app("development", overrides={"DEBUG": False})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example/pt"
+
+
+@pytest.mark.integration
+def test_make_run_migrates_and_prompts_survive_a_restart(tmp_path, monkeypatch):
+    """`make run` (scripts/dev_run.py) runs `flask db upgrade` first; what was created is there after a restart."""
+    from .redis_server import RedisServer
+    from .test_dev_run import DevRun
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/dev.sqlite3")
+    server = RedisServer().start()
+    try:
+        first = DevRun(server.port, tmp_path / "first.log").start()
+        try:
+            first.wait_ready()
+            status, html = first.get("/playground")
+            assert '<a href="/prompts"' in html
+            token = CSRF_RE.search(first.get("/prompts")[1]).group(1)
+            assert first.post("/prompts", {"name": "Kept", "system_prompt": "Survives {{ restarts }}", "csrf_token": token}) == 200
+        finally:
+            first.cleanup()
+        second = DevRun(server.port, tmp_path / "second.log").start()
+        try:
+            second.wait_ready()
+            status, html = second.get("/prompts/kept")
+            assert status == 200 and "Survives {{ restarts }}" in html
+            assert "Running upgrade" in first.log() and "Running upgrade" not in second.log()
+        finally:
+            second.cleanup()
+    finally:
+        server.stop()
