@@ -83,7 +83,8 @@ def test_sends_through_both_webs_at_once_each_run_exactly_once(two_webs, real_re
     assert sorted(m.content for m in messages[::2]) == sorted(contents)
     assert_turns_in_order(messages)
     queue = jobs_queue(real_redis)
-    finished = queue.finished_job_registry.get_job_ids()
+    # A job writes its reply before RQ files it as finished: wait for the registry, not the reply.
+    finished = wait_for(lambda: (ids := queue.finished_job_registry.get_job_ids()) and len(ids) >= 20 and ids)
     assert len(finished) == 20 and queue.failed_job_registry.count == 0
     runs = {job_id: len(Job.fetch(job_id, connection=real_redis.client(0)).results()) for job_id in finished}
     assert runs == dict.fromkeys(finished, 1)
