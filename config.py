@@ -61,6 +61,19 @@ class Config:
     # where the instance path is known).
     SQLALCHEMY_DATABASE_URI = None
 
+    # Sign-in: none (one local user, development only), accounts (users in the database) or
+    # header (AUTH_HEADER set by a reverse proxy, honoured only from TRUSTED_PROXIES).
+    AUTH_MODE = "none"
+    AUTH_HEADER = "X-Forwarded-User"
+    TRUSTED_PROXIES: list[str] = []
+    # Limits per user (Flask-Limiter syntax); the counters live in the jobs Redis (DB 0).
+    RATE_LIMIT_SENDS = "20/minute"
+    # Failed sign-ins, per account and per client address.
+    RATE_LIMIT_LOGINS = "5 per 15 minutes"
+    RATE_LIMIT_LOGINS_PER_IP = "20 per 15 minutes"
+    RATELIMIT_STORAGE_URI = ""  # "" = the jobs Redis
+    RATELIMIT_HEADERS_ENABLED = True
+
     @classmethod
     def init_app(cls, app):
         """Apply the environment's overrides (read here, at start-up, not at import)."""
@@ -75,6 +88,12 @@ class Config:
                     raise ConfigError(f"{name} must be a whole number, not {os.environ[name]!r}.") from None
         if os.environ.get("FLASK_DEBUG"):  # Flask's own switch, honoured under gunicorn too
             app.config["DEBUG"] = os.environ["FLASK_DEBUG"].lower() in ("1", "true", "yes")
+        for name in ("AUTH_MODE", "AUTH_HEADER", "RATE_LIMIT_SENDS", "RATE_LIMIT_LOGINS", "RATE_LIMIT_LOGINS_PER_IP"):
+            if os.environ.get(name):
+                app.config[name] = os.environ[name]
+        if os.environ.get("TRUSTED_PROXIES"):
+            app.config["TRUSTED_PROXIES"] = [item.strip() for item in os.environ["TRUSTED_PROXIES"].split(",")]
+        check_auth_settings(app.config)
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
         elif not app.config.get("SQLALCHEMY_DATABASE_URI"):
@@ -99,6 +118,7 @@ class TestingConfig(Config):
     # Marker the factory turns into fakeredis clients.
     SESSION_REDIS_URL = RQ_REDIS_URL = "fakeredis://"
     SQLALCHEMY_DATABASE_URI = "sqlite://"  # in memory; tests create the tables
+    RATELIMIT_STORAGE_URI = "memory://"
 
     @classmethod
     def init_app(cls, app):
@@ -123,12 +143,37 @@ class ProductionConfig(Config):
                 " DATABASE_URL like postgresql://user:password@host/prompt_tracker)."
             )
         Config.init_app(app)
+        if app.config["AUTH_MODE"] == "none":
+            raise ConfigError(
+                "Prompt Tracker refuses to start in production with AUTH_MODE=none (anyone could spend the "
+                "API keys): set AUTH_MODE=accounts (users from `flask users create`) or AUTH_MODE=header "
+                "(a reverse proxy that signs users in, with TRUSTED_PROXIES)."
+            )
         redis_url = os.environ["REDIS_URL"]
         app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
         app.config["SESSION_REDIS_URL"] = redis_url
         # Jobs and Socket.IO default to DB 0 and DB 1 of the same server.
         app.config["RQ_REDIS_URL"] = os.environ.get("RQ_REDIS_URL") or with_db(redis_url, 0)
         app.config["SOCKETIO_MESSAGE_QUEUE"] = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or with_db(redis_url, 1)
+
+
+AUTH_MODES = ("none", "accounts", "header")
+
+
+def check_auth_settings(settings) -> None:
+    """Refuse an unknown AUTH_MODE, or header mode without a trusted proxy, with a sentence."""
+    import ipaddress
+
+    if settings["AUTH_MODE"] not in AUTH_MODES:
+        raise ConfigError(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, not {settings['AUTH_MODE']!r}.")
+    if settings["AUTH_MODE"] == "header" and not settings["TRUSTED_PROXIES"]:
+        raise ConfigError("AUTH_MODE=header needs TRUSTED_PROXIES: the addresses of the reverse proxies "
+                          "(comma-separated IPs or networks) whose user header is believed.")
+    for proxy in settings["TRUSTED_PROXIES"]:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not an IP address or network.") from None
 
 
 def database_options(url: str) -> tuple[str, dict]:

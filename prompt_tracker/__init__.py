@@ -60,6 +60,13 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     db.init_app(app)
     # An absolute path: `flask db upgrade` must find the revisions from any working directory.
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
+    # Who is asking, then how often they may: the limits are keyed by the signed-in user.
+    from . import limits
+    from .auth import bp as auth_bp
+    from .auth import identity
+
+    identity.init_app(app)
+    limits.init_app(app, bound.jobs_redis)
     if app.config["SOCKETIO_MESSAGE_QUEUE"]:
         # Our own manager: Flask-SocketIO would hand a redis+sentinel:// URL to kombu.
         manager = socketio_manager(app.config["SOCKETIO_MESSAGE_QUEUE"])
@@ -68,6 +75,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         # In-process only (unit tests); explicit, since the shared SocketIO object keeps old options.
         socketio.init_app(app, client_manager=socketio_module.Manager(), **socket_options)
 
+    from .auth.cli import users_cli
     from .prompts.cli import prompts_cli
     from .sessions.cli import sessions_cli
     from .turns.worker_cli import worker_command
@@ -86,7 +94,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     # The same playground views once more, as each prompt's own playground (/prompts/<slug>/playground).
     app.register_blueprint(playground_bp, name="prompt_playground", url_prefix="/prompts/<slug>/playground")
     app.register_blueprint(prompts_bp)
+    app.register_blueprint(auth_bp)
     app.cli.add_command(prompts_cli)
+    app.cli.add_command(users_cli)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(worker_command)
 

@@ -1,5 +1,7 @@
 """Every extension, created unbound here and bound to the app in ``create_app``."""
 
+from flask_limiter import Limiter
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
@@ -22,3 +24,7 @@ class Base(DeclarativeBase):
 # PostgreSQL in production. Schema changes go through Alembic revisions in migrations/.
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+
+# Sign-in (AUTH_MODE accounts) and the per-user rate limits (storage bound in the factory).
+login = LoginManager()
+limiter = Limiter(key_func=lambda: "global", key_prefix="prompt_tracker:limit")

@@ -43,6 +43,8 @@ def redis_error(error):
 def http_error(error):
     if isinstance(error, InternalServerError):
         return internal_error(error)
+    if error.response is not None:  # a view's own answer, carried by the exception (rate limits)
+        return error.response
     # A description given with abort() says more than ours; Werkzeug's stock ones say less.
     custom = error.description and error.description != type(error).description
     detail = error.description if custom else EXPLANATIONS.get(error.code) or error.description

@@ -1,0 +1,88 @@
+"""Users as plain functions: create, find, check a password, disable (the CLI and views call these)."""
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from ..prompts.models import utcnow
+from .models import MAX_EMAIL_CHARS, User
+
+MIN_PASSWORD_CHARS = 12
+# Checked when the email is unknown, so a wrong email costs the same time as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+
+class AccountError(ValueError):
+    """A user cannot be created or changed as asked (the message says why)."""
+
+
+def normalise_email(email: str) -> str:
+    """The form an email or user name is stored and looked up in."""
+    return (email or "").strip().lower()
+
+
+def find_user(email: str) -> User | None:
+    """The user with this email (or proxy user name), if any."""
+    return db.session.scalar(db.select(User).where(User.email == normalise_email(email)))
+
+
+def create_user(email: str, password: str | None, admin: bool = False) -> User:
+    """Create a user; ``password`` None is for header-mode users (the proxy signs them in)."""
+    email = normalise_email(email)
+    if not email or len(email) > MAX_EMAIL_CHARS:
+        raise AccountError(f"Give an email of 1 to {MAX_EMAIL_CHARS} characters.")
+    if password is not None and len(password) < MIN_PASSWORD_CHARS:
+        raise AccountError(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
+    user = User(email=email, is_admin=admin, password_hash=generate_password_hash(password) if password else "")
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise AccountError(f"There is already a user {email}.") from None
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user if the email and password match an enabled account, else None (never says which failed)."""
+    user = find_user(email)
+    if user is None or not user.password_hash:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or "") or user.disabled:
+        return None
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return user
+
+
+def proxy_user(name: str) -> User:
+    """The user a trusted proxy named, created on first sight (so an admin can disable them)."""
+    user = find_user(name)
+    if user is not None:
+        return user
+    try:
+        return create_user(name, None)
+    except AccountError:
+        # Two first requests at once: the other one created the row.
+        user = find_user(name)
+        if user is None:
+            raise
+        return user
+
+
+def set_disabled(email: str, disabled: bool = True) -> User:
+    """Disable (or enable again) a user; their next request signs them out."""
+    user = find_user(email)
+    if user is None:
+        raise AccountError(f"There is no user {normalise_email(email)}.")
+    user.disabled = disabled
+    db.session.commit()
+    current_app.logger.info("user %s %s", user.id, "disabled" if disabled else "enabled")
+    return user
+
+
+def list_users() -> list[User]:
+    """Every user, by email."""
+    return list(db.session.scalars(db.select(User).order_by(User.email)))
