@@ -16,6 +16,7 @@ class ConfigError(RuntimeError):
 INT_SETTINGS = (
     "JOB_TIMEOUT", "HEARTBEAT_TTL", "MAX_MESSAGE_CHARS", "MAX_SYSTEM_PROMPT_CHARS",
     "MAX_CONVERSATION_MESSAGES", "PAGE_WINDOW", "MAX_CONTENT_LENGTH", "MAX_IMPORT_BYTES",
+    "MAX_TOKENS_CEILING", "DAILY_BUDGET_TOKENS", "MAX_HISTORY_MESSAGES", "MAX_HISTORY_CHARS",
 )
 
 
@@ -72,6 +73,15 @@ class Config:
     RATE_LIMIT_LOGINS = "5 per 15 minutes"
     RATE_LIMIT_LOGINS_PER_IP = "20 per 15 minutes"
     RATELIMIT_STORAGE_URI = ""  # "" = the jobs Redis
+    # provider:model patterns a reply may use (empty = any), e.g. "echo:*,openai:gpt-4o-mini,anthropic:claude-*".
+    ALLOWED_MODELS: list[str] = []
+    MAX_TOKENS_CEILING = 0  # 0 = the form's own maximum
+    # Spend per user per UTC day, in USD (priced models) and in tokens (models with no known price).
+    DAILY_BUDGET_USD = 0.0  # 0 = no budget
+    DAILY_BUDGET_TOKENS = 0
+    # What one send may carry: older turns beyond this are left out (the page says so).
+    MAX_HISTORY_MESSAGES = 100
+    MAX_HISTORY_CHARS = 200_000
     RATELIMIT_HEADERS_ENABLED = True
 
     @classmethod
@@ -91,6 +101,13 @@ class Config:
         for name in ("AUTH_MODE", "AUTH_HEADER", "RATE_LIMIT_SENDS", "RATE_LIMIT_LOGINS", "RATE_LIMIT_LOGINS_PER_IP"):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
+        if os.environ.get("ALLOWED_MODELS"):
+            app.config["ALLOWED_MODELS"] = [item.strip() for item in os.environ["ALLOWED_MODELS"].split(",") if item.strip()]
+        if os.environ.get("DAILY_BUDGET_USD"):
+            try:
+                app.config["DAILY_BUDGET_USD"] = float(os.environ["DAILY_BUDGET_USD"])
+            except ValueError:
+                raise ConfigError(f"DAILY_BUDGET_USD must be a number of dollars, not {os.environ['DAILY_BUDGET_USD']!r}.") from None
         if os.environ.get("TRUSTED_PROXIES"):
             app.config["TRUSTED_PROXIES"] = [item.strip() for item in os.environ["TRUSTED_PROXIES"].split(",")]
         check_auth_settings(app.config)
