@@ -9,6 +9,7 @@ from ..playground_settings import (
     MAX_MODEL_CHARS, MAX_STOP_CHARS, MAX_STOP_SEQUENCES, MAX_TOKENS_RANGE, PENALTY_RANGE, SEED_RANGE,
     TEMPERATURE_RANGE, THINKING_BUDGET_RANGE, TOP_P_RANGE, PlaygroundSettings,
 )
+from ..limits.models import ModelNotAllowed, check_model, max_tokens_ceiling, provider_allowed
 from ..providers import available_providers
 
 
@@ -52,7 +53,8 @@ class SettingsForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.provider.choices = [(provider.name, provider.label) for provider in available_providers()]
+        self.provider.choices = [(provider.name, provider.label) for provider in available_providers()
+                                 if provider_allowed(provider.name)]
 
     def validate_system_prompt(self, field):
         limit = current_app.config["MAX_SYSTEM_PROMPT_CHARS"]
@@ -63,6 +65,15 @@ class SettingsForm(FlaskForm):
         field.data = (field.data or "").strip()
         if not field.data:
             raise ValidationError("Name a model.")
+        try:
+            check_model(self.provider.data, field.data)
+        except ModelNotAllowed as error:
+            raise ValidationError(str(error)) from None
+
+    def validate_max_tokens(self, field):
+        ceiling = max_tokens_ceiling(MAX_TOKENS_RANGE[1])
+        if field.data is not None and field.data > ceiling:
+            raise ValidationError(f"Max tokens is limited to {ceiling:,} here.")
 
     def validate_stop(self, field):
         if len(field.data) > MAX_STOP_SEQUENCES:
