@@ -137,6 +137,7 @@ def test_production_starts_with_them_and_uses_secure_cookies(monkeypatch, real_r
     monkeypatch.setenv("REDIS_URL", real_redis.url(2))
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
     monkeypatch.setenv("DATABASE_URL", "postgresql://prompt_tracker@localhost/prompt_tracker")
+    monkeypatch.setenv("AUTH_MODE", "accounts")
     for name in ("RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE", "SESSION_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     app = create_app("production")
@@ -144,7 +145,7 @@ def test_production_starts_with_them_and_uses_secure_cookies(monkeypatch, real_r
     assert app.config["RQ_REDIS_URL"].endswith("/0")
     assert app.config["SOCKETIO_MESSAGE_QUEUE"].endswith("/1")
     client = app.test_client()
-    response = client.get("/playground", base_url="https://localhost")
+    response = client.get("/login", base_url="https://localhost")
     assert response.status_code == 200
     assert "Secure" in response.headers["Set-Cookie"]
 

@@ -56,9 +56,11 @@ class TrustedProxies:
 
 
 def init_app(app) -> None:
-    """Bind Flask-Login, and in header mode put the trusted-proxy middleware in front of the app."""
-    login.init_app(app)
-    login.login_view = "auth.login"
+    """Bind Flask-Login (accounts mode), or put the trusted-proxy middleware in front (header mode)."""
+    if app.config["AUTH_MODE"] == "accounts":
+        # Only here: its after-request hook reads the session, which would cost every request a load.
+        login.init_app(app)
+        login.login_view = "auth.login"
     if app.config["AUTH_MODE"] == "header":
         app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"], app.config["AUTH_HEADER"])
     app.before_request(identify)
@@ -135,5 +137,6 @@ def sign_out() -> None:
 
     for playground in session.playgrounds():
         clear_conversation_state(session.sid, playground)
-    logout_user()
+    if current_app.config["AUTH_MODE"] == "accounts":
+        logout_user()
     session.clear()
