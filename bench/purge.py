@@ -17,7 +17,7 @@ import msgspec
 import redis
 from flask import Flask
 
-from prompt_tracker import session_admin
+from prompt_tracker.sessions import admin as session_admin
 from prompt_tracker.messages import encode_message, user_message
 from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key, session_key

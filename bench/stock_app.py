@@ -3,9 +3,11 @@
 What the benchmark compares Prompt Tracker with. Everything is Flask-Session's defaults
 (``SESSION_TYPE=redis``, msgpack serializer, ``SESSION_REFRESH_EACH_REQUEST``, eager load on every
 request), so every request that carries the cookie reads the whole blob and writes it back.
-To keep the comparison about storage, it shares with Prompt Tracker what is not storage: the
-stylesheet (served from ``prompt_tracker/static``), the message filter, Flask-WTF's CSRF check and
-the page window (the latest ``PAGE_WINDOW`` messages are rendered).
+To keep the comparison about storage, it renders Prompt Tracker's own page template
+(``playground/index.html``, with the same context and the same stylesheets), with Flask-WTF's CSRF
+and the same page window (the latest ``PAGE_WINDOW`` messages): only where the conversation is kept
+differs. The endpoints the template links to exist under the same names; only the page and send do
+anything.
 
 Run: ``gunicorn 'stock_app:create_app()'`` with ``bench/`` and the repository on PYTHONPATH and
 ``STOCK_SESSION_REDIS_URL`` naming the Redis database (default ``redis://127.0.0.1:6379/3``).
@@ -16,49 +18,98 @@ import secrets
 import time
 from pathlib import Path
 
+import jinja2
+import msgspec
 import redis
-from flask import Flask, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
 from flask_session import Session
 from flask_wtf.csrf import CSRFProtect
 
+from prompt_tracker.messages import Message
+from prompt_tracker.playground.forms import MessageForm, SettingsForm
+from prompt_tracker.playground_settings import MAX_MODEL_CHARS, MAX_TOKENS_RANGE, STANDALONE, TEMPERATURE_RANGE, PlaygroundSettings
+from prompt_tracker.pricing import context_window
+from prompt_tracker.providers import available_providers
+from prompt_tracker.sessions.conversation_store import Window
+from prompt_tracker.turns.live import settings_digest
+
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "prompt_tracker"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/3"
+_messages = msgspec.convert  # the window's dicts become the same Message records our page renders
 
 
 def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask:
     """Build the baseline app on the Redis database ``redis_url`` (default: $STOCK_SESSION_REDIS_URL)."""
-    app = Flask(__name__, static_folder=str(ROOT / "prompt_tracker" / "static"))
+    app = Flask(__name__, static_folder=str(PACKAGE / "static"))
+    app.jinja_loader = jinja2.FileSystemLoader([str(PACKAGE / "templates"), str(PACKAGE / "playground" / "templates")])
     app.config.update(
         SECRET_KEY=os.environ.get("STOCK_SECRET_KEY", "bench-only-not-secret"),
         SESSION_TYPE="redis",
         SESSION_REDIS=redis.Redis.from_url(redis_url or os.environ.get("STOCK_SESSION_REDIS_URL", DEFAULT_REDIS_URL)),
         PAGE_WINDOW=int(os.environ.get("PAGE_WINDOW", 200)),
+        MAX_MESSAGE_CHARS=20_000,
+        MAX_SYSTEM_PROMPT_CHARS=20_000,
         WTF_CSRF_TIME_LIMIT=None,  # as in Prompt Tracker: the token lives as long as the session
         # The bench runs both apps with DEBUG off (FLASK_DEBUG=0 for ours, STOCK_DEBUG=0 here).
         DEBUG=os.environ.get("STOCK_DEBUG", "0") == "1" if debug is None else debug,
     )
+    app.add_template_global(context_window)
     Session(app)
     CSRFProtect(app)
-
-    @app.get("/chat")
-    def chat():
-        messages = session.get("messages", [])
-        return render_template("chat.html", total=len(messages), messages=messages[-app.config["PAGE_WINDOW"]:])
-
-    @app.post("/send")
-    def send():
-        content = request.form.get("content", "").replace("\r\n", "\n")
-        if not content.strip():
-            return redirect(url_for("chat"), 303)
-        # A user message and a pending reply, as Prompt Tracker appends; the whole list is rewritten.
-        session.setdefault("messages", []).extend([
-            new_message("user", content=content),
-            new_message("assistant", status="pending", provider="echo", model="echo-1"),
-        ])
-        session.modified = True
-        return redirect(url_for("chat"), 303)
-
+    app.register_blueprint(bp)
     return app
+
+
+bp = Blueprint("playground", __name__)
+
+
+@bp.get("/chat")
+def index():
+    stored = session.get("messages", [])
+    limit = current_app.config["PAGE_WINDOW"]
+    window = Window(messages=_messages(stored[-limit:], list[Message]), start=max(0, len(stored) - limit), total=len(stored))
+    settings = PlaygroundSettings()
+    return render_template(
+        "playground/index.html",
+        window=window,
+        settings=settings,
+        settings_form=SettingsForm(formdata=None, data=msgspec.to_builtins(settings)),
+        message_form=MessageForm(formdata=None),
+        stale_ids=set(),
+        waiting=any(m.is_open for m in window.messages),
+        refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{window.messages[-1].id}" if window.messages else None),
+        providers=available_providers(),
+        limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
+        lifetime_hours=24,
+        playground=STANDALONE,
+        settings_digest=settings_digest(settings),
+    )
+
+
+@bp.post("/send")
+def send():
+    content = request.form.get("content", "").replace("\r\n", "\n")
+    if not content.strip():
+        return redirect(url_for(".index"), 303)
+    # A user message and a pending reply, as Prompt Tracker appends; the whole list is rewritten.
+    session.setdefault("messages", []).extend([
+        new_message("user", content=content),
+        new_message("assistant", status="pending", provider="echo", model="echo-1"),
+    ])
+    session.modified = True
+    return redirect(url_for(".index"), 303)
+
+
+def not_in_the_baseline(**_):
+    abort(404)
+
+
+# The other endpoints the page links to: same names, no behaviour (the benchmark never calls them).
+for _rule, _endpoint in [("/settings", "save_settings"), ("/reset", "reset"), ("/messages/open", "open_messages"),
+                         ("/export.json", "export_conversation_json"), ("/export.md", "export_conversation_markdown"),
+                         ("/import", "import_conversation")]:
+    bp.add_url_rule(_rule, _endpoint, not_in_the_baseline, methods=["GET", "POST"])
 
 
 def new_message(role: str, **fields) -> dict:
