@@ -29,6 +29,7 @@ from prompt_tracker.messages import Message
 from prompt_tracker.playground.forms import MessageForm, SettingsForm
 from prompt_tracker.playground_settings import MAX_MODEL_CHARS, MAX_TOKENS_RANGE, STANDALONE, TEMPERATURE_RANGE, PlaygroundSettings
 from prompt_tracker.pricing import context_window
+from prompt_tracker.prompts.playground import variables_panel
 from prompt_tracker.providers import available_providers
 from prompt_tracker.sessions.conversation_store import Window
 from prompt_tracker.turns.live import settings_digest
@@ -42,7 +43,7 @@ _messages = msgspec.convert  # the window's dicts become the same Message record
 def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask:
     """Build the baseline app on the Redis database ``redis_url`` (default: $STOCK_SESSION_REDIS_URL)."""
     app = Flask(__name__, static_folder=str(PACKAGE / "static"))
-    app.jinja_loader = jinja2.FileSystemLoader([str(PACKAGE / "templates"), str(PACKAGE / "playground" / "templates")])
+    app.jinja_loader = jinja2.FileSystemLoader([str(PACKAGE / area / "templates") for area in (".", "playground", "prompts")])
     app.config.update(
         SECRET_KEY=os.environ.get("STOCK_SECRET_KEY", "bench-only-not-secret"),
         SESSION_TYPE="redis",
@@ -54,14 +55,18 @@ def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask
         # The bench runs both apps with DEBUG off (FLASK_DEBUG=0 for ours, STOCK_DEBUG=0 here).
         DEBUG=os.environ.get("STOCK_DEBUG", "0") == "1" if debug is None else debug,
     )
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # as ours: the same page, byte for byte
     app.add_template_global(context_window)
+    app.add_template_global(variables_panel)
     Session(app)
     CSRFProtect(app)
     app.register_blueprint(bp)
+    app.register_blueprint(prompts_bp)
     return app
 
 
 bp = Blueprint("playground", __name__)
+prompts_bp = Blueprint("prompts", __name__, url_prefix="/prompts")  # the page's header links to it
 
 
 @bp.get("/chat")
@@ -108,8 +113,12 @@ def not_in_the_baseline(**_):
 # The other endpoints the page links to: same names, no behaviour (the benchmark never calls them).
 for _rule, _endpoint in [("/settings", "save_settings"), ("/reset", "reset"), ("/messages/open", "open_messages"),
                          ("/export.json", "export_conversation_json"), ("/export.md", "export_conversation_markdown"),
-                         ("/import", "import_conversation")]:
+                         ("/import", "import_conversation"), ("/variables", "variables")]:
     bp.add_url_rule(_rule, _endpoint, not_in_the_baseline, methods=["GET", "POST"])
+prompts_bp.add_url_rule("", "index", not_in_the_baseline)
+prompts_bp.add_url_rule("/<slug>", "show", not_in_the_baseline)
+prompts_bp.add_url_rule("/new", "create", not_in_the_baseline, methods=["GET", "POST"])
+prompts_bp.add_url_rule("/<slug>/versions", "save_playground_version", not_in_the_baseline, methods=["POST"])
 
 
 def new_message(role: str, **fields) -> dict:

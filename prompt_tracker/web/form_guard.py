@@ -4,7 +4,8 @@ from urllib.parse import parse_qsl
 
 from flask import abort, current_app, request
 
-LARGE_UPLOADS = {"playground.import_conversation"}  # endpoints that take a file, up to MAX_IMPORT_BYTES
+# Endpoints that take a file, up to MAX_IMPORT_BYTES (the playground blueprint is registered twice).
+LARGE_UPLOADS = {"playground.import_conversation", "prompt_playground.import_conversation"}
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 FORM_NOT_UTF8 = "The form was not sent as UTF-8 text, so it could not be read. Nothing was changed: reload the page and send it again."
 NOT_A_FORM = "This address takes a form (application/x-www-form-urlencoded or multipart/form-data), not {type}. Nothing was changed."
