@@ -439,3 +439,15 @@ def test_a_version_keeps_every_parameter_and_a_new_session_starts_from_it(librar
     fresh = library.app.test_client()
     body = fresh.get("/prompts/tuned/playground").get_data(as_text=True)
     assert 'value="gpt-4o-mini"' in body and 'value="0.90"' in body and 'value="42"' in body
+
+
+def test_the_stylesheet_closes_every_block():
+    """A merge once left an @media block open, which swallowed every rule after it."""
+    from .conftest import ROOT
+
+    css = (ROOT / "prompt_tracker" / "static" / "style.css").read_text()
+    depth = 0
+    for character in css:
+        depth += {"{": 1, "}": -1}.get(character, 0)
+        assert depth >= 0
+    assert depth == 0
