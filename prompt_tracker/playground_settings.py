@@ -68,6 +68,8 @@ def store_settings(session, playground: str, settings: PlaygroundSettings) -> No
     """Write a playground's settings into the session."""
     all_settings = dict(session.get("settings", {}))
     # Unset parameters are left out: the blob stays small and reads the same as before they existed.
-    stored = {name: value for name, value in msgspec.to_builtins(settings).items() if value is not None and value != []}
+    # version/draft describe a reply being sent, never the stored settings.
+    stored = {name: value for name, value in msgspec.to_builtins(settings).items()
+              if value is not None and value != [] and value != {} and name not in ("version", "draft")}
     all_settings[playground] = stored
     session["settings"] = all_settings
