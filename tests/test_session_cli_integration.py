@@ -184,7 +184,7 @@ def test_list_show_and_stats(runner, new_session, db2, live_app):
         f"Session {quiet.sid()}",
         f"  idle 1h30m, expires in 22h29m, 2 messages, {sizes[quiet.sid()]:,} bytes (MEMORY USAGE)",
         "Settings:",
-        "  standalone: system_prompt='Be brief.', provider='echo', model='echo-1', temperature=0.7, max_tokens=1024, variables={}, draft=False",
+        "  standalone: system_prompt='Be brief.', provider='echo', model='echo-1', temperature=0.7, max_tokens=1024",
         "Other blob fields (values not shown): _permanent, conversations, csrf_token",
         f"Conversation {conversation_key(PREFIX, quiet.sid(), STANDALONE)}: 2 messages, TTL 22h29m",
         "  #1 user done: only",
