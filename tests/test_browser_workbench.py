@@ -166,3 +166,29 @@ def test_export_then_import_in_another_browser(fake_openai, chromium, live_serve
     assert page.inner_text(".message-user .body") == "Export me"
     screenshot(page, "27-import-refused-phone")
     phone.close()
+
+
+def test_add_few_shot_messages_and_delete_one(fake_openai, page, live_server, start_worker):
+    start_worker()
+    page.goto(live_server + "/playground")
+    page.select_option("#provider", "openai")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    for role, text in [("user", "I loved it"), ("assistant", "**positive**")]:
+        page.click("summary:has-text('Add a message without sending')")
+        page.select_option("#add-role", role)
+        page.fill("#add-content", text)
+        page.click("button:has-text('Add message')")
+        page.wait_for_selector(f".message-{role} >> text={text.strip('*')}")
+    assert page.inner_text(".message-assistant .body strong") == "positive"  # hand-written replies are Markdown too
+    page.fill("#content", "It was awful")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector('.message-assistant[data-status="done"] >> text=Hello there', timeout=20_000)
+    assert [m["content"] for m in fake_openai.requests[-1].body["messages"]] == ["I loved it", "**positive**", "It was awful"]
+    screenshot(page, "28-few-shot")
+    page.click(".message-user:has-text('I loved it') button:has-text('Delete')")
+    page.wait_for_selector("text=I loved it", state="detached")
+    # a user message goes with the assistant message after it (its reply: here the example answer)
+    assert page.locator(".message").count() == 2 and "positive" not in page.inner_text("#messages")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "29-few-shot-phone")

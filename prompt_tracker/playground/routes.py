@@ -23,7 +23,9 @@ from .. import turns
 from ..turns import live
 from ..request_view import curl_command, request_json
 from ..conversation_transfer import ImportRefused, export_json, export_markdown, parse_import
-from ..sessions.conversation_edits import replace_conversation
+from ..messages import ROLES, Message, new_message_id
+from ..rendering import render_reply
+from ..sessions.conversation_edits import delete_message, replace_conversation
 from . import bp
 from .forms import MessageForm, SettingsForm
 
@@ -270,4 +272,34 @@ def import_conversation():
     session.expiry_refreshed = True
     live.publish(session.sid, "conversation.reset", {"playground": g.playground})
     flash(f"Imported {len(messages)} message{'' if len(messages) == 1 else 's'}.", "info")
+    return back_to_page()
+
+
+@bp.post("/messages/add")
+def add_message():
+    """Add a message of any role without calling the model (few-shot examples, extra instructions)."""
+    role = request.form.get("role", "")
+    try:
+        if role not in ROLES:
+            raise turns.InvalidMessage("Choose system, user or assistant.")
+        content = turns.validate_content(request.form.get("content"))
+        message = Message(id=new_message_id(), role=role, content=content, created_at=time.time(),
+                          html=render_reply(content) if role == "assistant" else None)
+        services.store.append(session.sid, g.playground, message,
+                              refresh_keys=current_app.session_interface.keys_of(session))
+    except (turns.InvalidMessage, ConversationFull) as problem:
+        flash(str(problem), "error")
+        return back_to_page()
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True
+    live.publish(session.sid, "message.appended", {"playground": g.playground, "ids": [message.id]})
+    return back_to_page(f"m-{message.id}")
+
+
+@bp.post("/messages/<message_id>/delete")
+def delete(message_id):
+    """Delete a message (a user message goes with its reply)."""
+    if not delete_message(services.store, session.sid, g.playground, message_id):
+        flash("That message is no longer in this conversation.", "error")
+    live.publish(session.sid, "conversation.reset", {"playground": g.playground})
     return back_to_page()

@@ -77,10 +77,14 @@ class AnthropicMessagesProvider(Provider):
     def request_body(self, request: ChatRequest) -> dict:
         """The JSON body of the Messages API request for ``request``."""
         params = self.sent_params(request)
+        # The Messages API has no system role among the messages: system messages added to the
+        # conversation join the system prompt, in order.
+        system = [request.system_prompt] if request.system_prompt else []
+        system += [content for role, content in request.messages if role == "system"]
         body = {"model": request.model, "max_tokens": request.max_tokens,
-                "messages": [{"role": role, "content": content} for role, content in request.messages]}
-        if request.system_prompt:
-            body["system"] = request.system_prompt
+                "messages": [{"role": role, "content": content} for role, content in request.messages if role != "system"]}
+        if system:
+            body["system"] = "\n\n".join(system)
         body.update({name: params[name] for name in ("temperature", "top_p") if name in params})
         if "stop" in params:
             body["stop_sequences"] = params["stop"]
