@@ -15,7 +15,7 @@ class ConfigError(RuntimeError):
 # Numbers an environment variable of the same name may override (read at start-up, in init_app).
 INT_SETTINGS = (
     "JOB_TIMEOUT", "HEARTBEAT_TTL", "MAX_MESSAGE_CHARS", "MAX_SYSTEM_PROMPT_CHARS",
-    "MAX_CONVERSATION_MESSAGES", "PAGE_WINDOW", "MAX_CONTENT_LENGTH", "MAX_IMPORT_BYTES",
+    "MAX_CONVERSATION_MESSAGES", "PAGE_WINDOW", "MAX_CONTENT_LENGTH", "MAX_IMPORT_BYTES", "MAX_OPEN_REPLIES",
     "MAX_TOKENS_CEILING", "DAILY_BUDGET_TOKENS", "MAX_HISTORY_MESSAGES", "MAX_HISTORY_CHARS",
 )
 
@@ -52,6 +52,8 @@ class Config:
     PAGE_WINDOW = 200
     MAX_CONTENT_LENGTH = 256 * 1024
     MAX_IMPORT_BYTES = 8 * 1024 * 1024  # a conversation file to import (the one body allowed past the above)
+    # Replies one session may have queued or being written at once (a send past it is refused).
+    MAX_OPEN_REPLIES = 3
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 
@@ -142,6 +144,10 @@ class TestingConfig(Config):
         """Tests ignore the environment: they pass their overrides to the factory."""
 
 
+# It signs the CSRF tokens and names the Socket.IO rooms: a short one can be guessed.
+MIN_SECRET_KEY_BYTES = 32
+
+
 class ProductionConfig(Config):
     """Production: REDIS_URL and SECRET_KEY are required; the cookie is Secure."""
 
@@ -158,6 +164,12 @@ class ProductionConfig(Config):
                 + " and ".join(missing)
                 + " in the environment (REDIS_URL like redis://host:6379/2, SECRET_KEY a long random string,"
                 " DATABASE_URL like postgresql://user:password@host/prompt_tracker)."
+            )
+        if len(os.environ["SECRET_KEY"].encode()) < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(
+                f"Prompt Tracker refuses to start in production: SECRET_KEY is shorter than {MIN_SECRET_KEY_BYTES} "
+                "bytes; set it to a long random string, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`."
             )
         Config.init_app(app)
         if app.config["AUTH_MODE"] == "none":

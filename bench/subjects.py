@@ -94,10 +94,10 @@ def store_in_lists(app: Flask, client: FlaskClient, messages: list[Message]) -> 
     """Ours: register the playground in the session, then append to its list with the ConversationStore."""
     with client.session_transaction() as session:
         session.add_playground(STANDALONE)
-        sid = session.sid
+        store = session.store_id
     with app.app_context():
         for first in range(0, len(messages), APPEND_CHUNK):
-            services.store.append(sid, STANDALONE, *messages[first:first + APPEND_CHUNK])
+            services.store.append(store, STANDALONE, *messages[first:first + APPEND_CHUNK])
 
 
 def store_in_session(app: Flask, client: FlaskClient, messages: list[Message]) -> None:

@@ -1,14 +1,20 @@
-"""Names of the Redis keys a session owns (DB 2); all of them contain ``session``.
+"""Names of every Redis key the app uses (DB 2 sessions, DB 0 reply tickets and heartbeats).
 
-The ``{sid}`` braces are a Redis Cluster hash tag: every key of one session lands on one slot,
-so multi-key operations on a session stay atomic on a cluster too.
+Session keys hold the **store id**, the SHA-256 hex digest of the cookie's session id (as Rails
+stores its sessions since CVE-2019-16782): nothing in Redis is a cookie someone could present.
+The ``{store id}`` braces are a Redis Cluster hash tag: every key of one session lands on one slot,
+so multi-key operations on a session stay atomic on a cluster too. Every session key contains
+``session``.
 """
 
+import hashlib
 import re
 
 # Flask-Session ids are secrets.token_urlsafe(32): 43 URL-safe characters.
 SID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+STORE_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 PLAYGROUND_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+CLIENT_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 def is_valid_sid(sid: str) -> bool:
@@ -16,26 +22,78 @@ def is_valid_sid(sid: str) -> bool:
     return bool(sid) and SID_PATTERN.match(sid) is not None
 
 
-def session_key(prefix: str, sid: str) -> str:
-    """Key of the Flask-Session blob of ``sid``."""
-    return f"{prefix}{{{sid}}}"
+def store_id(sid: str) -> str:
+    """The id a session is stored under: SHA-256 hex of the cookie's session id."""
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
-def conversation_key(prefix: str, sid: str, playground: str) -> str:
-    """Key of the Redis list that holds the conversation of ``playground`` in session ``sid``."""
-    return f"{prefix}{{{sid}}}:conversation:{playground}"
+def session_key(prefix: str, store: str) -> str:
+    """Key of the Flask-Session blob of the session stored as ``store``."""
+    return f"{prefix}{{{store}}}"
+
+
+def conversation_key(prefix: str, store: str, playground: str) -> str:
+    """Key of the Redis list that holds the conversation of ``playground``."""
+    return f"{prefix}{{{store}}}:conversation:{playground}"
+
+
+def partial_key(prefix: str, store: str, message_id: str) -> str:
+    """Key of the text a reply has streamed so far (APPEND per flush; gone when the reply ends)."""
+    return f"{prefix}{{{store}}}:partial:{message_id}"
+
+
+def stop_key(prefix: str, store: str, message_id: str) -> str:
+    """Key that asks the worker writing ``message_id`` to stop.
+
+    Beside the partial (not in DB 0) so that a flush checks it, the conversation's existence and
+    appends the text in one round trip.
+    """
+    return f"{prefix}{{{store}}}:stop:{message_id}"
+
+
+def submission_key(prefix: str, store: str, token: str) -> str:
+    """Key that marks a composer submission (its ``client_token``) as sent, so a second one is ignored."""
+    return f"{prefix}{{{store}}}:sent:{token}"
+
+
+def open_replies_key(prefix: str, store: str) -> str:
+    """Sorted set of the session's open replies (``<playground>:<message id>``, scored by deadline)."""
+    return f"{prefix}{{{store}}}:open"
+
+
+# --- DB 0: beside RQ's own keys ----------------------------------------------------------------
+
+
+def ticket_key(message_id: str) -> str:
+    """The reply's ticket: which session and playground it belongs to and its settings snapshot."""
+    return f"prompt_tracker:reply:{message_id}"
+
+
+def alive_key(message_id: str) -> str:
+    """Key that exists while a worker is writing ``message_id`` (its heartbeat)."""
+    return f"prompt_tracker:alive:{message_id}"
+
+
+def reply_job_id(message_id: str, attempt: int) -> str:
+    """RQ job id of one attempt of a reply (RQ allows only letters, digits, ``-`` and ``_``)."""
+    return f"reply-{message_id}-{attempt}"
 
 
 _KEY_RE_CACHE: dict[str, re.Pattern] = {}
 
 
 def parse_key(prefix: str, key: str) -> tuple[str, str | None] | None:
-    """Split a session key into (sid, playground or None); None if it is not one of ours."""
+    """Split a session key into (store id, playground); None if it is not a key of a session.
+
+    The playground is None for the blob and "" for the session's other keys (open replies,
+    partials, stop requests, sent submissions): they are purged with the session, hold no messages.
+    """
     pattern = _KEY_RE_CACHE.get(prefix)
     if pattern is None:
-        pattern = re.compile(re.escape(prefix) + r"\{([A-Za-z0-9_-]+)\}(?::conversation:(.+))?$")
+        pattern = re.compile(re.escape(prefix) + r"\{([A-Za-z0-9_-]+)\}(?::conversation:(.+)|:(open|(?:partial|stop|sent):.+))?$")
         _KEY_RE_CACHE[prefix] = pattern
     match = pattern.match(key)
     if not match:
         return None
-    return match.group(1), match.group(2)
+    store, playground, other = match.groups()
+    return store, playground if playground is not None else ("" if other else None)

@@ -46,7 +46,19 @@ def connect(url: str, use: str = "sessions"):
         return sentinel_master(url)
     if scheme == "redis+cluster":
         return cluster_client(url)
-    return redis.Redis.from_url(url, health_check_interval=30, **TIMEOUTS)
+    return redis.Redis.from_url(url, health_check_interval=30, retry=one_reconnect(), **TIMEOUTS)
+
+
+def one_reconnect():
+    """Retry a command once on a broken connection (a restarted Redis), never on a timeout.
+
+    redis-py's default retries 10 times with backoff on timeouts too: a paused Redis then
+    held a page for seconds instead of the one-second timeout.
+    """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
 
 
 def socketio_manager(url: str):

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import redis
 from flask import Flask, current_app
 from rq import Queue
+from rq.serializers import JSONSerializer
 
 from .redis_urls import check_url, connect
 from .sessions.conversation_store import ConversationStore
@@ -34,8 +35,12 @@ class Services:
             key_prefix=app.config["SESSION_KEY_PREFIX"],
             ttl_seconds=int(app.permanent_session_lifetime.total_seconds()),
             max_messages=app.config["MAX_CONVERSATION_MESSAGES"],
+            max_open_replies=app.config["MAX_OPEN_REPLIES"],
+            open_seconds=app.config["JOB_TIMEOUT"] + 120,
         )
-        queue = Queue(app.config["RQ_QUEUE"], connection=jobs_redis, is_async=app.config["RQ_ASYNC"])
+        # JSON, not pickle: nothing read from Redis becomes code (the worker uses the same serializer).
+        queue = Queue(app.config["RQ_QUEUE"], connection=jobs_redis, is_async=app.config["RQ_ASYNC"],
+                      serializer=JSONSerializer)
         bound = app.extensions["prompt_tracker"] = Bound(session_redis, jobs_redis, store, queue)
         return bound
 

@@ -1,4 +1,4 @@
-"""``make run``: Redis (the configured one, or an embedded one), the RQ worker and the web server.
+"""``make run``: Redis (the configured one, or an embedded one), RQ workers ($WORKERS, default 3) and the web server.
 
 Ctrl-C or SIGTERM stops them all; if one of them dies, the others are stopped and the exit code is 1.
 """
@@ -36,6 +36,8 @@ class Shutdown(Exception):
 class Failed(Exception):
     """Something could not start or died: stop everything and exit 1 with this message."""
 
+
+DEFAULT_WORKERS = 3
 
 def remember_signal(signum, frame):
     """Signal handler: note the request to stop; the main loop does the stopping."""
@@ -154,7 +156,7 @@ def upgrade_database(flask: list, env: dict) -> None:
 
 
 def main() -> int:
-    """Start Redis (if needed), the worker and the web server; stop them all on a signal or a death."""
+    """Start Redis (if needed), the workers and the web server; stop them all on a signal or a death."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, remember_signal)
     env = child_env()
@@ -165,7 +167,10 @@ def main() -> int:
         for (host, redis_port), url in redis_servers(env).items():
             ensure_redis(host, redis_port, url, processes)
         upgrade_database(flask, env)
-        start_child("worker", [*flask, "worker"], processes, env=env)
+        # Several workers, so that one long reply never keeps another session's waiting.
+        workers = int(env.get("WORKERS") or DEFAULT_WORKERS)
+        for number in range(1, workers + 1):
+            start_child(f"worker {number}", [*flask, "worker"], processes, env=env)
         start_child("web server", [*flask, "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
                     processes, env=env)
         wait_until(lambda: port_open("127.0.0.1", port), processes, "the web server")
@@ -174,7 +179,7 @@ def main() -> int:
             check_running(processes)
             time.sleep(0.2)
     except Shutdown as stop:
-        print(f"dev_run: {stop}: stopping the web server, the worker and any embedded Redis.", flush=True)
+        print(f"dev_run: {stop}: stopping the web server, the workers and any embedded Redis.", flush=True)
         return 0
     except Failed as failure:
         print(f"dev_run: {failure}; stopping the rest.", file=sys.stderr, flush=True)

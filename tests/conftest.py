@@ -8,6 +8,7 @@ import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.redis_keys import store_id
 
 from .fake_llm_servers import fake_anthropic, fake_openai  # noqa: F401  (fixtures for every test module)
 from .processes import ROOT, spawn_worker, stop, wait_for, web_process  # noqa: F401  (wait_for: for the tests)
@@ -64,11 +65,15 @@ class Playground:
         cookie = self.client.get_cookie(COOKIE)
         return cookie.value if cookie else None
 
+    def store(self) -> str:
+        """The store id the session's Redis keys carry (SHA-256 of the cookie's id)."""
+        return store_id(self.sid())
+
     def messages(self, app):
         with app.app_context():
             from prompt_tracker.extensions import services
 
-            return services.store.all(self.sid(), STANDALONE)
+            return services.store.all(self.store(), STANDALONE)
 
 
 @pytest.fixture
@@ -104,6 +109,8 @@ def service_env(server: RedisServer) -> dict:
         RQ_REDIS_URL=server.url(0),
         SOCKETIO_MESSAGE_QUEUE=server.url(1),
         PYTHONPATH=str(ROOT),
+        # Load tests keep many replies of one session open at once; the cap has tests of its own.
+        MAX_OPEN_REPLIES="1000",
     )
     return env
 
@@ -133,7 +140,10 @@ def start_worker(real_redis, tmp_path):
 
     def start(extra_env=None):
         env = {**service_env(real_redis), **(extra_env or {})}
+        registered = real_redis.client(0).scard("rq:workers")
         processes.append(spawn_worker(env, tmp_path / f"worker-{len(processes)}.log"))
+        # Ready once registered: it imports the provider SDKs first, slow on a busy machine.
+        wait_for(lambda: real_redis.client(0).scard("rq:workers") > registered, timeout=60)
         return processes[-1]
 
     yield start

@@ -9,6 +9,8 @@ Run one by hand (say, to point a dev worker at it): ``python -m tests.fake_llm_s
 """
 
 import json
+import select
+import socket
 import sys
 import threading
 import time
@@ -58,6 +60,8 @@ class _Progress:
     chunks_sent: int = 0
     chunks_planned: int = 0
     disconnected: threading.Event = field(default_factory=threading.Event)
+    # time.time() when the client closed a stream before its end (seen at once, between chunks too)
+    closed_at: float | None = None
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -120,6 +124,10 @@ class FakeLLMServer:
     def wait_for_disconnect(self, timeout: float = 5.0) -> bool:
         """True once the client dropped the connection in the middle of a stream."""
         return self.progress.disconnected.wait(timeout)
+
+    def stream_requests(self) -> int:
+        """How many streamed completions were asked for (provider calls)."""
+        return sum(1 for request in self.requests if request.path == self.path)
 
     # --- what subclasses provide ---------------------------------------------------------------
 
@@ -187,8 +195,8 @@ class FakeLLMServer:
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
                     for index, frame in enumerate(frames):
-                        if index:
-                            server._sleep(chunk_delay)
+                        if index and self._client_closed_within(chunk_delay):
+                            raise ConnectionResetError("the client closed the stream")
                         if server._stopping.is_set():
                             return
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
@@ -200,8 +208,25 @@ class FakeLLMServer:
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
+                    progress.closed_at = progress.closed_at or time.time()
                     progress.disconnected.set()
                     self.close_connection = True
+
+            def _client_closed_within(self, seconds: float) -> bool:
+                """Wait ``seconds`` (or until the server stops); True as soon as the client hangs up."""
+                deadline = time.monotonic() + seconds
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or server._stopping.is_set():
+                        return False
+                    readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.02))
+                    if readable:
+                        try:
+                            if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                                return True
+                        except OSError:
+                            return True
+                        server._sleep(min(remaining, 0.02))  # a pipelined request: not a hang-up
 
         return Handler
 

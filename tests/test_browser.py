@@ -3,7 +3,7 @@
 import pytest
 
 from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key
+from prompt_tracker.redis_keys import conversation_key, store_id
 
 from .conftest import screenshot, wait_for
 from .fake_llm_servers import OPENAI_KEY
@@ -36,7 +36,7 @@ def test_send_stream_reload_and_reset(page, live_server, start_worker, real_redi
     assert "You said: Hello from Chromium" in page.inner_text(".message-assistant .body")
     assert "2 messages" in page.inner_text(".topbar")
 
-    key = conversation_key(PREFIX, sid_of(page), STANDALONE)
+    key = conversation_key(PREFIX, store_id(sid_of(page)), STANDALONE)
     assert real_redis.client(2).exists(key)
     page.click("summary:has-text('Reset')")
     screenshot(page, "04-reset-confirm")

@@ -16,10 +16,11 @@ from typing import NamedTuple
 import msgspec
 import pytest
 from rq import Queue
+from rq.serializers import JSONSerializer
 
 from prompt_tracker.messages import Message, decode_message
 from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, session_key
+from prompt_tracker.redis_keys import conversation_key, session_key, store_id
 
 from .conftest import COOKIE, CSRF_RE, service_env, wait_for
 from .redis_server import RedisServer
@@ -105,13 +106,13 @@ class Browser:
 
 def stored_conversation(server: RedisServer, sid: str, playground: str = STANDALONE) -> list[Message]:
     """The conversation as DB 2 holds it, oldest first."""
-    key = conversation_key(PREFIX, sid, playground)
+    key = conversation_key(PREFIX, store_id(sid), playground)
     return [decode_message(raw) for raw in server.client(2).lrange(key, 0, -1)]
 
 
 def stored_blob(server: RedisServer, sid: str) -> dict | None:
     """The session blob as DB 2 holds it (decoded msgpack), or None."""
-    raw = server.client(2).get(session_key(PREFIX, sid))
+    raw = server.client(2).get(session_key(PREFIX, store_id(sid)))
     return None if raw is None else msgspec.msgpack.decode(raw)
 
 
@@ -133,7 +134,7 @@ def all_done(server: RedisServer, sid: str, expected: int) -> list[Message] | No
 
 def jobs_queue(server: RedisServer) -> Queue:
     """The RQ queue of the workers, on DB 0 of ``server``."""
-    return Queue("prompt_tracker", connection=server.client(0))
+    return Queue("prompt_tracker", connection=server.client(0), serializer=JSONSerializer)
 
 
 def start_workers(start_worker, server: RedisServer, count: int) -> None:
@@ -272,7 +273,7 @@ def test_purge_racing_live_traffic_loses_no_other_session(live_server, live_app,
         victim.send(f"victim {number}")
         victims.append(victim.cookie)
     for sid in victims[3:]:  # idle for 2 h: what --idle-for 1h removes
-        for key in db2.scan_iter(match=f"{PREFIX}{{{sid}}}*"):
+        for key in db2.scan_iter(match=f"{PREFIX}{{{store_id(sid)}}}*"):
             db2.expire(key, 22 * 3600)
     users = [Browser(live_server) for _ in range(4)]
     for number, user in enumerate(users):
@@ -306,4 +307,4 @@ def test_purge_racing_live_traffic_loses_no_other_session(live_server, live_app,
         messages = stored_conversation(real_redis, user.cookie)
         assert [m.content for m in messages if m.role == "user"] == [f"live {n}" for n in range(sends)]
         assert stored_system_prompt(real_redis, user.cookie) == f"user {number}"
-    assert not any(f"{{{sid}}}" in key for key in session_keys(real_redis) for sid in victims)
+    assert not any(f"{{{store_id(sid)}}}" in key for key in session_keys(real_redis) for sid in victims)

@@ -1,7 +1,9 @@
 """Redis going away and coming back: a clear 503 (never a traceback), nothing half-stored, and the same
 app serving again once Redis is back. Each test stops its own redis-servers, never the shared one."""
 
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -73,7 +75,7 @@ def test_sessions_redis_down_gives_503_pages_stores_nothing_and_recovers(servers
     static.close()
     health = playground.client.get("/healthz")
     assert health.status_code == 503
-    assert health.get_json() == {"status": "unavailable", "redis": {
+    assert health.get_json() == {"status": "unavailable", "workers": 0, "redis": {
         "sessions": "down: ConnectionError", "jobs": "ok", "socketio": "ok"}}
 
     sessions.start()
@@ -105,9 +107,10 @@ def test_jobs_redis_down_keeps_the_message_fails_the_reply_and_retry_completes_i
     jobs.start()
     with app_on.app_context():
         from rq import SimpleWorker
+        from rq.serializers import JSONSerializer
 
         assert playground.retry(reply.id).status_code == 303
-        SimpleWorker([services.queue], connection=services.jobs_redis).work(burst=True)
+        SimpleWorker([services.queue], connection=services.jobs_redis, serializer=JSONSerializer).work(burst=True)
     assert stored_conversation(sessions, playground.sid())[1].content == "You said: keep me\n\n(turn 1)"
     assert jobs_queue(jobs).finished_job_registry.count == 1
 
@@ -148,6 +151,7 @@ def test_a_restart_of_the_jobs_redis_is_survived_by_worker_and_live_events(serve
     with web_process(env, tmp_path / "web.log") as url, worker_process(env, tmp_path / "worker.log") as worker:
         browser = Browser(url)
         browser.page()
+        wait_for(lambda: jobs.client(0).scard("rq:workers") == 1, timeout=60)  # the worker is ready
         socket = RawSocket(url, browser.cookie)
         try:
             assert socket.connected
@@ -167,3 +171,27 @@ def test_a_restart_of_the_jobs_redis_is_survived_by_worker_and_live_events(serve
         messages = wait_for(lambda: all_done(sessions, browser.cookie, 4))
         assert messages[3].content == "You said: after the restart\n\n(turn 2)"
         assert worker.poll() is None  # the worker reconnected rather than exited
+
+
+def test_a_paused_redis_gives_a_503_page_in_about_a_second_and_healthz_answers_in_time(servers, app_on):
+    """SIGSTOP the sessions Redis (it accepts connections, never answers): 503 page and /healthz, no hang."""
+    sessions, _ = servers
+    playground = Playground(app_on.test_client())
+    assert playground.page().status_code == 200
+    os.kill(sessions.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        page = playground.page()
+        page_seconds = time.monotonic() - started
+        started = time.monotonic()
+        health = playground.client.get("/healthz")
+        health_seconds = time.monotonic() - started
+    finally:
+        os.kill(sessions.process.pid, signal.SIGCONT)
+    assert_store_down_page(page.status_code, page.get_data(as_text=True))
+    assert health.status_code == 503
+    assert health.get_json()["redis"]["sessions"].startswith("down: ")
+    assert health.get_json()["redis"]["jobs"] == "ok"
+    # Bounds far above the ~1 s measured (README), far below the 5 s and 15 s this replaced.
+    assert page_seconds < 3 and health_seconds < 2
+    assert playground.page().status_code == 200  # and the same app serves again

@@ -11,6 +11,7 @@ import urllib.parse
 import pytest
 
 from prompt_tracker.web.form_guard import FORM_NOT_UTF8, NOT_A_FORM
+from prompt_tracker.redis_keys import store_id
 
 from .conftest import wait_for
 from .test_concurrency import PREFIX, Browser, all_done, session_keys, stored_blob, stored_conversation
@@ -63,7 +64,7 @@ def test_forged_malformed_and_oversized_cookies_get_a_fresh_empty_session(live_s
         header = f"_prompt_tracker_session={cookie}".encode().decode("latin-1")  # http.client sends latin-1
         answer = browser.request("GET", "/playground", headers={"Cookie": header})
         assert_fresh_empty_session(browser, cookie, answer)
-        assert session_keys(real_redis) - keys_before == {f"{PREFIX}{{{browser.cookie}}}"}, cookie[:50]
+        assert session_keys(real_redis) - keys_before == {f"{PREFIX}{{{store_id(browser.cookie)}}}"}, cookie[:50]
     assert stored_conversation(real_redis, victim.cookie)[0].content == "the victim's secret message"
 
 

@@ -38,7 +38,7 @@ def test_an_over_long_message_is_a_422_that_stores_nothing_and_keeps_the_text(li
     assert response.status_code == 422
     assert f"Messages are limited to {limit:,} characters; this one has {limit + 1:,}." in html
     assert composer_text(html) == too_long
-    assert not real_redis.client(2).exists(conversation_key(PREFIX, live_playground.sid(), STANDALONE))
+    assert not real_redis.client(2).exists(conversation_key(PREFIX, live_playground.store(), STANDALONE))
     assert live_playground.send("x" * limit).status_code == 303  # exactly the limit is fine
 
 
@@ -54,7 +54,7 @@ def test_a_body_over_max_content_length_is_a_413_page_that_stores_nothing(live_a
     as_json = live_playground.client.post("/playground/messages", data={"content": body, "csrf_token": token},
                                           headers={"Accept": "application/json"})
     assert as_json.status_code == 413 and "too large" in as_json.get_json()["error"]
-    assert not real_redis.client(2).exists(conversation_key(PREFIX, live_playground.sid(), STANDALONE))
+    assert not real_redis.client(2).exists(conversation_key(PREFIX, live_playground.store(), STANDALONE))
 
 
 def test_a_body_over_max_content_length_over_real_http(live_server, real_redis):
@@ -90,7 +90,7 @@ def thousand_messages(live_app, live_playground):
     """A session whose conversation holds 1,000 messages of about 2 KB ("message N: yyy…")."""
     live_playground.page()
     with live_app.app_context():
-        services.store.append(live_playground.sid(), STANDALONE,
+        services.store.append(live_playground.store(), STANDALONE,
                               *[user_message(f"message {number}: " + "y" * 2000) for number in range(1000)])
     return live_playground
 

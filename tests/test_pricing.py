@@ -92,7 +92,7 @@ def test_the_meta_line_shows_cached_tokens_cost_and_context(app, playground):
                     model="claude-haiku-4-5", usage=usage, cost_usd=cost_usd("anthropic", "claude-haiku-4-5", usage),
                     created_at=time.time(), finished_at=time.time())
     with app.app_context():
-        services.store.append(playground.sid(), STANDALONE, reply)
+        services.store.append(playground.store(), STANDALONE, reply)
     page = playground.page().get_data(as_text=True)
     assert "20000 in (16000 cached) / 1000 out" in page
     assert "$0.0106" in page  # (4,000 × $1 + 16,000 × $0.10 + 1,000 × $5) per million

@@ -17,20 +17,24 @@ DAY = 24 * 3600
 PREFIX = "prompt_tracker:session:"
 
 
-def test_session_keys_live_in_db2_and_contain_session(live_playground, real_redis, start_worker):
+def test_session_keys_live_in_db2_and_contain_session(live_app, live_playground, real_redis, start_worker):
     start_worker()
     live_playground.send("hello")
-    keys = sorted(k.decode() for k in real_redis.client(2).scan_iter(match="*session*"))
-    sid = live_playground.sid()
-    assert keys == [session_key(PREFIX, sid), conversation_key(PREFIX, sid, STANDALONE)]
-    assert real_redis.client(0).exists("rq:queue:prompt_tracker") or real_redis.client(0).keys("rq:*")
+    reply = wait_for(lambda: (m := live_playground.messages(live_app)[-1]).status == "done" and m)
+    keys = sorted(k.decode() for k in real_redis.client(2).scan_iter())
+    store = live_playground.store()
+    assert keys == [session_key(PREFIX, store), conversation_key(PREFIX, store, STANDALONE)]
+    jobs = {k.decode() for k in real_redis.client(0).scan_iter()}
+    assert f"rq:job:reply-{reply.id}-1" in jobs  # the reply went through RQ in DB 0
+    assert not any("session" in key for key in jobs)  # and no session key landed there
+    assert real_redis.client(1).dbsize() == 0  # DB 1 is Socket.IO's channel: no keys
 
 
 def test_ttls_are_a_day_and_slide_on_each_request(live_playground, real_redis):
     live_playground.send("hello")
     db2 = real_redis.client(2)
-    sid = live_playground.sid()
-    keys = [session_key(PREFIX, sid), conversation_key(PREFIX, sid, STANDALONE)]
+    store = live_playground.store()
+    keys = [session_key(PREFIX, store), conversation_key(PREFIX, store, STANDALONE)]
     for key in keys:
         assert DAY - 60 < db2.ttl(key) <= DAY
         db2.expire(key, 500)
@@ -39,9 +43,19 @@ def test_ttls_are_a_day_and_slide_on_each_request(live_playground, real_redis):
         assert db2.ttl(key) > DAY - 60
 
 
-def test_a_page_view_does_not_rewrite_the_blob(live_playground, real_redis):
+def run_queued_replies(app):
+    """Run the queued reply jobs in this process (no fork), with the worker's JSON serializer."""
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    with app.app_context():
+        SimpleWorker([services.queue], connection=services.jobs_redis, serializer=JSONSerializer).work(burst=True)
+
+
+def test_a_page_view_does_not_rewrite_the_blob(live_app, live_playground, real_redis):
     live_playground.save_settings(system_prompt="unchanged")
     live_playground.send("hello")
+    run_queued_replies(live_app)
     live_playground.page()  # consumes the flash message, which does change the session
     db2 = real_redis.client(2)
     db2.config_resetstat()
@@ -56,24 +70,24 @@ def test_a_page_view_does_not_rewrite_the_blob(live_playground, real_redis):
 def test_150_long_messages_are_stored_and_rendered_without_cookie_growth(live_app, live_playground, real_redis):
     live_playground.send("first")
     cookie_before = live_playground.client.get_cookie(COOKIE).value
-    sid = live_playground.sid()
+    store = live_playground.store()
     with live_app.app_context():
         from prompt_tracker.messages import user_message
 
         messages = [user_message(f"message {i}: " + "y" * 2048) for i in range(148)]
-        services.store.append(sid, STANDALONE, *messages)
+        services.store.append(store, STANDALONE, *messages)
     response = live_playground.page()
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "150 messages" in html
     assert "message 147: " in html and "message 0: " in html
     assert live_playground.client.get_cookie(COOKIE).value == cookie_before
-    assert real_redis.client(2).llen(conversation_key(PREFIX, sid, STANDALONE)) == 150
+    assert real_redis.client(2).llen(conversation_key(PREFIX, store, STANDALONE)) == 150
 
 
 def test_reset_removes_the_key_at_once(live_playground, real_redis):
     live_playground.send("to be deleted")
-    key = conversation_key(PREFIX, live_playground.sid(), STANDALONE)
+    key = conversation_key(PREFIX, live_playground.store(), STANDALONE)
     assert real_redis.client(2).exists(key)
     live_playground.reset()
     assert not real_redis.client(2).exists(key)
@@ -102,7 +116,7 @@ def test_queued_message_waits_visibly_for_a_worker_then_completes(live_app, live
 def test_a_reply_that_finishes_after_reset_does_not_reappear(live_app, live_playground, real_redis, start_worker):
     start_worker({"ECHO_DELAY": "0.2"})
     live_playground.send("slow one two three four five six")
-    key = conversation_key(PREFIX, live_playground.sid(), STANDALONE)
+    key = conversation_key(PREFIX, live_playground.store(), STANDALONE)
     db2 = real_redis.client(2)
     wait_for(lambda: any(decode_message(raw).status == "streaming" for raw in db2.lrange(key, 0, -1)))
     live_playground.reset()
@@ -151,7 +165,7 @@ def test_production_starts_with_them_and_uses_secure_cookies(monkeypatch, real_r
 
 
 def test_a_plain_rq_worker_also_completes_a_turn(live_app, live_playground, real_redis):
-    """The README's alternative worker command: `rq worker prompt_tracker --url $RQ_REDIS_URL`."""
+    """The README's alternative worker command: `rq worker prompt_tracker --url $RQ_REDIS_URL --serializer ... --worker-class ...`."""
     import subprocess
     import sys
     from pathlib import Path
@@ -160,7 +174,9 @@ def test_a_plain_rq_worker_also_completes_a_turn(live_app, live_playground, real
 
     live_playground.send("plain rq")
     rq = Path(sys.executable).with_name("rq")
-    subprocess.run([str(rq), "worker", "prompt_tracker", "--url", real_redis.url(0), "--burst"],
+    subprocess.run([str(rq), "worker", "prompt_tracker", "--url", real_redis.url(0), "--burst",
+                    "--serializer", "rq.serializers.JSONSerializer",
+                    "--worker-class", "prompt_tracker.turns.worker.ReplyWorker"],
                    cwd=ROOT, env=service_env(real_redis), check=True, capture_output=True, timeout=60)
     reply = live_playground.messages(live_app)[-1]
     assert reply.status == "done" and reply.content.startswith("You said: plain rq")

@@ -6,6 +6,7 @@ web process for any request and every job runs once, on whichever worker takes i
 
 import pytest
 from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from .conftest import wait_for
 from .processes import web_process
@@ -86,7 +87,9 @@ def test_sends_through_both_webs_at_once_each_run_exactly_once(two_webs, real_re
     # A job writes its reply before RQ files it as finished: wait for the registry, not the reply.
     finished = wait_for(lambda: (ids := queue.finished_job_registry.get_job_ids()) and len(ids) >= 20 and ids)
     assert len(finished) == 20 and queue.failed_job_registry.count == 0
-    runs = {job_id: len(Job.fetch(job_id, connection=real_redis.client(0)).results()) for job_id in finished}
+    runs = {job_id: len(Job.fetch(job_id, connection=real_redis.client(0), serializer=JSONSerializer).results())
+            for job_id in finished}
     assert runs == dict.fromkeys(finished, 1)
-    workers = {Job.fetch(job_id, connection=real_redis.client(0)).worker_name for job_id in finished}
+    workers = {Job.fetch(job_id, connection=real_redis.client(0), serializer=JSONSerializer).worker_name
+               for job_id in finished}
     assert len(workers) == 2  # both workers took jobs

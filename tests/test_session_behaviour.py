@@ -28,7 +28,7 @@ def blob(app, sid):
     """The stored session data (dict) or None, whatever the backend."""
     interface = app.session_interface
     with app.app_context():
-        return interface._retrieve_session_data(session_key(app.config["SESSION_KEY_PREFIX"], sid))
+        return interface._retrieve_session_data(interface._get_store_id(sid))
 
 
 def test_a_session_is_stored_server_side_with_settings(backend):
@@ -41,6 +41,8 @@ def test_a_session_is_stored_server_side_with_settings(backend):
 
 def test_cookie_does_not_grow_with_the_conversation(backend):
     app, playground = backend
+    with app.app_context():
+        services.store.max_open_replies = 100  # no worker on the Redis variant: every reply stays open
     playground.send("first")
     before = playground.client.get_cookie(COOKIE).value
     for index in range(20):
@@ -53,14 +55,14 @@ def test_conversation_list_gets_the_session_lifetime(backend):
     app, playground = backend
     playground.send("hello")
     with app.app_context():
-        ttl = services.session_redis.ttl(conversation_key(app.config["SESSION_KEY_PREFIX"], playground.sid(), STANDALONE))
+        ttl = services.session_redis.ttl(conversation_key(app.config["SESSION_KEY_PREFIX"], playground.store(), STANDALONE))
     assert DAY - 60 < ttl <= DAY
 
 
 def test_a_later_request_pushes_the_conversation_expiry(backend):
     app, playground = backend
     playground.send("hello")
-    key = conversation_key(app.config["SESSION_KEY_PREFIX"], playground.sid(), STANDALONE)
+    key = conversation_key(app.config["SESSION_KEY_PREFIX"], playground.store(), STANDALONE)
     with app.app_context():
         services.session_redis.expire(key, 100)
     playground.page()
@@ -72,7 +74,7 @@ def test_blob_that_is_not_msgpack_or_json_is_no_session(backend):
     app, playground = backend
     playground.save_settings(system_prompt="secret settings")
     sid = playground.sid()
-    store_id = session_key(app.config["SESSION_KEY_PREFIX"], sid)
+    store_id = app.session_interface._get_store_id(sid)
     payload = pickle.dumps({"settings": {STANDALONE: {"system_prompt": "from pickle"}}})
     with app.app_context():
         if app.config["SESSION_TYPE"] == "redis":
@@ -93,3 +95,52 @@ def test_malformed_cookies_start_fresh_sessions(backend):
         response = playground.page()
         assert response.status_code == 200
         assert "No messages yet" in response.get_data(as_text=True)
+
+
+def test_regenerate_keeps_the_data_under_a_new_id_and_deletes_the_old_keys(backend):
+    """What a login does (Flask-Session's ``regenerate``): new id, same settings and conversation, old keys gone."""
+    from prompt_tracker.redis_keys import store_id
+
+    app, playground = backend
+    playground.save_settings(system_prompt="kept across the new id")
+    playground.send("kept too")
+    old_sid, old_store = playground.sid(), playground.store()
+
+    interface = app.session_interface
+    with app.test_request_context(headers={"Cookie": f"{COOKIE}={old_sid}"}) as context:
+        interface.regenerate(context.session)
+        response = app.response_class()
+        interface.save_session(app, context.session, response)
+    new_sid = context.session.sid
+    assert f"{COOKIE}={new_sid}" in response.headers["Set-Cookie"]
+    playground.client.set_cookie(COOKIE, new_sid)
+    assert new_sid != old_sid
+    assert blob(app, new_sid)["settings"][STANDALONE]["system_prompt"] == "kept across the new id"
+    assert [m.content for m in playground.messages(app)][0] == "kept too"
+    assert blob(app, old_sid) is None
+    with app.app_context():
+        left = [key.decode() for key in services.session_redis.scan_iter() if old_store.encode() in key]
+    assert left == []
+    html = playground.page().get_data(as_text=True)
+    assert "kept across the new id" in html and "kept too" in html
+    assert store_id(new_sid) == playground.store()
+
+
+def test_the_session_id_is_not_readable_before_the_stored_session_is_loaded(backend):
+    """A forged cookie's id never reaches a view: reading ``sid`` loads the session, which replaces an unknown id."""
+    from flask import session
+
+    app, playground = backend
+    forged = "F" * 43
+    playground.client.set_cookie(COOKIE, forged)
+    seen = {}
+
+    @app.get("/test-sid")
+    def read_sid():
+        seen["sid"] = session.sid
+        seen["loaded"] = session.loaded
+        return "ok"
+
+    playground.client.get("/test-sid")
+    assert seen["loaded"] is True
+    assert seen["sid"] != forged

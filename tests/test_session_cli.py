@@ -9,7 +9,7 @@ from prompt_tracker.sessions import admin as session_admin, cli as session_cli
 from prompt_tracker.extensions import services
 from prompt_tracker.messages import user_message
 from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, session_key
+from prompt_tracker.redis_keys import conversation_key, session_key, store_id
 
 from .conftest import Playground
 
@@ -64,7 +64,7 @@ def invoke(runner, *args, **kwargs):
 
 def test_purge_yes_deletes_every_session_and_the_page_starts_afresh(app, runner, new_session):
     first, second = new_session(["one", "two"]), new_session(["three"])
-    assert stored_keys(app) == keys_of(first.sid()) | keys_of(second.sid())
+    assert stored_keys(app) == keys_of(first.store()) | keys_of(second.store())
 
     result = invoke(runner, "purge", "--yes")
 
@@ -76,14 +76,14 @@ def test_purge_yes_deletes_every_session_and_the_page_starts_afresh(app, runner,
 
 def test_purge_idle_for_deletes_only_idle_sessions(app, runner, new_session):
     idle, recent, active = new_session(), new_session(), new_session()
-    make_idle(app, idle.sid(), 3 * HOUR)
-    make_idle(app, recent.sid(), 30 * 60)
+    make_idle(app, idle.store(), 3 * HOUR)
+    make_idle(app, recent.store(), 30 * 60)
 
     result = invoke(runner, "purge", "--idle-for", "2h", "--yes")
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Purged 1 session idle for at least 2h00m (2 keys) ")
-    assert stored_keys(app) == keys_of(recent.sid()) | keys_of(active.sid())
+    assert stored_keys(app) == keys_of(recent.store()) | keys_of(active.store())
     assert [m.content for m in active.messages(app)][0] == "hello"
 
 
@@ -92,22 +92,22 @@ def test_purge_idle_for_with_nothing_idle_says_so(app, runner, new_session):
     result = invoke(runner, "purge", "--idle-for", "1h30m", "--yes")
     assert result.exit_code == 0
     assert result.output == "Nothing to purge: no session idle for at least 1h30m is stored.\n"
-    assert stored_keys(app) == keys_of(playground.sid())
+    assert stored_keys(app) == keys_of(playground.store())
 
 
 def test_purge_sid_deletes_that_session_only(app, runner, new_session):
     doomed, kept = new_session(), new_session()
-    result = invoke(runner, "purge", "--sid", doomed.sid(), "--yes")
+    result = invoke(runner, "purge", "--sid", doomed.store(), "--yes")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Purged 1 session (2 keys) ")
-    assert stored_keys(app) == keys_of(kept.sid())
+    assert stored_keys(app) == keys_of(kept.store())
 
 
 def test_purge_sid_accepts_the_prefix_shown_by_list(app, runner, new_session):
     doomed, kept = new_session(), new_session()
-    result = invoke(runner, "purge", "--sid", doomed.sid()[:8] + "…", "--yes")
+    result = invoke(runner, "purge", "--sid", doomed.store()[:8] + "…", "--yes")
     assert result.exit_code == 0, result.output
-    assert stored_keys(app) == keys_of(kept.sid())
+    assert stored_keys(app) == keys_of(kept.store())
 
 
 def test_purge_unknown_sid_is_an_error_and_deletes_nothing(app, runner, new_session):
@@ -115,7 +115,7 @@ def test_purge_unknown_sid_is_an_error_and_deletes_nothing(app, runner, new_sess
     result = invoke(runner, "purge", "--sid", "nosuchsession", "--yes")
     assert result.exit_code == 1
     assert "No session has an id starting with 'nosuchsession'; run `flask sessions list`" in result.output
-    assert stored_keys(app) == keys_of(playground.sid())
+    assert stored_keys(app) == keys_of(playground.store())
 
 
 @pytest.mark.parametrize("sid", ["*", "abc*", "a?c", "[a]", "a b"])
@@ -124,7 +124,7 @@ def test_purge_sid_refuses_glob_patterns(app, runner, new_session, sid):
     result = invoke(runner, "purge", "--sid", sid, "--yes")
     assert result.exit_code == 1
     assert "is not a session id" in result.output
-    assert stored_keys(app) == keys_of(playground.sid())
+    assert stored_keys(app) == keys_of(playground.store())
 
 
 def test_purge_dry_run_reports_and_deletes_nothing(app, runner, new_session):
@@ -134,7 +134,7 @@ def test_purge_dry_run_reports_and_deletes_nothing(app, runner, new_session):
     assert result.exit_code == 0
     assert re.fullmatch(r"Would purge 2 sessions \(4 keys\); dry run, nothing was deleted\.\n",
                         result.output)
-    assert stored_keys(app) == before == set().union(*(keys_of(s.sid()) for s in sessions))
+    assert stored_keys(app) == before == set().union(*(keys_of(s.store()) for s in sessions))
 
 
 def test_purge_asks_first_and_no_deletes_nothing(app, runner, new_session):
@@ -159,7 +159,7 @@ def test_purge_asks_first_and_yes_deletes(app, runner, new_session):
 def test_purge_counts_conversation_lists_whose_blob_is_gone(app, runner, new_session):
     orphan = new_session()
     new_session()
-    app.session_interface.cache.delete(session_key(PREFIX, orphan.sid()))
+    app.session_interface.cache.delete(session_key(PREFIX, orphan.store()))
     result = invoke(runner, "purge", "--dry-run")
     assert result.output.startswith("Would purge 2 sessions (3 keys)")
     result = invoke(runner, "purge", "--yes")
@@ -180,7 +180,7 @@ def test_purge_bad_duration_is_a_bad_parameter(app, runner, new_session, value):
     assert result.exit_code == 2
     assert "Invalid value for '--idle-for'" in result.output
     assert "like 90s, 30m, 2h, 1d or 1h30m." in result.output
-    assert stored_keys(app) == keys_of(playground.sid())
+    assert stored_keys(app) == keys_of(playground.store())
 
 
 @pytest.mark.parametrize(
@@ -198,7 +198,7 @@ def test_parse_duration(text, seconds):
 def test_list_shows_sessions_most_recently_active_first(app, runner, new_session):
     idle = new_session(["a", "b", "c"])
     active = new_session(["x"])
-    make_idle(app, idle.sid(), 3 * HOUR)
+    make_idle(app, idle.store(), 3 * HOUR)
 
     result = invoke(runner, "list")
 
@@ -207,10 +207,10 @@ def test_list_shows_sessions_most_recently_active_first(app, runner, new_session
     assert header.split() == ["ID", "IDLE", "EXPIRES", "IN", "MESSAGES", "BYTES", "(payload)"]
     active_id, active_idle, active_expires, active_messages, active_bytes = first.split()
     idle_id, idle_idle, idle_expires, idle_messages, idle_bytes = second.split()
-    assert (active_id, active_messages) == (active.sid()[:8] + "…", "2")
+    assert (active_id, active_messages) == (active.store()[:8] + "…", "2")
     assert re.fullmatch(r"\ds", active_idle)  # a few seconds at most since its last request
     assert active_expires in ("23h59m", "1d00h")
-    assert (idle_id, idle_idle, idle_messages) == (idle.sid()[:8] + "…", "3h00m", "6")
+    assert (idle_id, idle_idle, idle_messages) == (idle.store()[:8] + "…", "3h00m", "6")
     assert idle_expires in ("20h59m", "21h00m")
     assert int(idle_bytes.replace(",", "")) > int(active_bytes.replace(",", "")) > 0
     assert footer == "2 sessions, most recently active first."
@@ -220,10 +220,10 @@ def test_list_shows_sessions_most_recently_active_first(app, runner, new_session
 def test_list_limit(app, runner, new_session):
     sessions = [new_session() for _ in range(3)]
     for age, playground in enumerate(sessions):
-        make_idle(app, playground.sid(), age * HOUR)
+        make_idle(app, playground.store(), age * HOUR)
     result = invoke(runner, "list", "--limit", "2")
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines[1:3]] == [s.sid()[:8] + "…" for s in sessions[:2]]
+    assert [line.split()[0] for line in lines[1:3]] == [s.store()[:8] + "…" for s in sessions[:2]]
     assert lines[-1] == "2 of 3 sessions, most recently active first."
 
 
@@ -234,7 +234,7 @@ def test_list_empty(runner):
 def test_show_settings_conversation_and_latest_messages(app, runner, new_session):
     long_message = "second question\nwith a second line " + "x" * 100
     playground = new_session(["first question", long_message], system_prompt="You are terse.")
-    sid = playground.sid()
+    sid = playground.store()
     blob = app.session_interface.cache.get(session_key(PREFIX, sid))
 
     result = invoke(runner, "show", sid[:10], "--last", "3")
@@ -258,7 +258,7 @@ def test_show_settings_conversation_and_latest_messages(app, runner, new_session
 
 def test_show_orphan_lists(app, runner, new_session):
     playground = new_session()
-    app.session_interface.cache.delete(session_key(PREFIX, playground.sid()))
+    app.session_interface.cache.delete(session_key(PREFIX, playground.store()))
     result = invoke(runner, "show", playground.sid())
     assert result.exit_code == 0
     assert "Blob: none (only conversation lists are left)" in result.output
@@ -276,20 +276,20 @@ def test_show_unknown_sid(runner, new_session):
 
 def test_show_ambiguous_prefix(app, runner):
     with app.app_context():
-        for sid in ("A" * 42 + "1", "A" * 42 + "2"):
-            services.store.append(sid, STANDALONE, user_message("seeded"))
-    result = invoke(runner, "show", "AAAA")
+        for store in ("a" * 63 + "1", "a" * 63 + "2"):
+            services.store.append(store, STANDALONE, user_message("seeded"))
+    result = invoke(runner, "show", "aaaa")
     assert result.exit_code == 1
-    assert "2 sessions have an id starting with 'AAAA'; give more characters of the id." in result.output
-    assert invoke(runner, "show", "A" * 42 + "2").output.startswith("Session " + "A" * 42 + "2\n")
+    assert "2 sessions have an id starting with 'aaaa'; give more characters of the id." in result.output
+    assert invoke(runner, "show", "a" * 63 + "2").output.startswith("Session " + "a" * 63 + "2\n")
 
 
-def test_ids_that_start_with_a_dash_are_ids_not_options(app, runner):
+def test_a_cookie_id_that_starts_with_a_dash_is_an_id_not_an_option(app, runner):
     sid = "-L" + "a" * 41
     with app.app_context():
-        services.store.append(sid, STANDALONE, user_message("dashing"))
-    assert invoke(runner, "show", sid[:8]).output.startswith(f"Session {sid}\n")
-    result = invoke(runner, "purge", "--sid", sid[:8], "--yes")
+        services.store.append(store_id(sid), STANDALONE, user_message("dashing"))
+    assert invoke(runner, "show", sid).output.startswith(f"Session {store_id(sid)}\n")
+    result = invoke(runner, "purge", "--sid", sid, "--yes")
     assert result.output.startswith("Purged 1 session (1 key) ")
     assert stored_keys(app) == set()
 
@@ -303,7 +303,7 @@ def test_stats(app, runner, new_session):
     lines = result.output.splitlines()
     assert lines[:3] == ["Sessions: 3", "Keys: 5", "Messages: 6"]
     assert re.fullmatch(r"Bytes \(payload\): [\d,]+ \([\d.]+ KB\)", lines[3])
-    assert lines[4].startswith(f"Largest session: {big.sid()[:8]}… (")
+    assert lines[4].startswith(f"Largest session: {big.store()[:8]}… (")
     assert lines[4].endswith(" bytes, 4 messages)")
 
 
@@ -316,7 +316,7 @@ def test_functions_work_without_the_cli(app, new_session):
     with app.app_context():
         keyspace = session_admin.open_keyspace()
         sessions, total = session_admin.list_sessions(keyspace)
-        assert total == 1 and sessions[0].sid == playground.sid() and sessions[0].messages == 2
+        assert total == 1 and sessions[0].sid == playground.store() and sessions[0].messages == 2
         plan = session_admin.plan_purge(keyspace)
         assert plan.keys == 2
         result = session_admin.execute_purge(keyspace, plan)

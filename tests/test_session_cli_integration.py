@@ -12,6 +12,7 @@ from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key, session_key
 
 from .conftest import Playground
+from .test_redis_integration import run_queued_replies
 
 pytestmark = pytest.mark.integration
 PREFIX = "prompt_tracker:session:"
@@ -38,6 +39,7 @@ def new_session(live_app):
         playground.save_settings(system_prompt="Be brief.")
         for content in messages:
             playground.send(content)
+        run_queued_replies(live_app)  # no reply left open: a session of a blob and a conversation
         return playground
 
     return create
@@ -45,7 +47,7 @@ def new_session(live_app):
 
 def seed_sessions(app, count, messages=1) -> list[str]:
     """Write ``count`` sessions straight into Redis (blob + conversation list), pipelined; return their ids."""
-    sids = [secrets.token_urlsafe(32) for _ in range(count)]
+    sids = [secrets.token_hex(32) for _ in range(count)]  # store ids, as the app names keys
     blob = app.session_interface.serializer.encode({"conversations": [STANDALONE]})
     records = [user_message(f"seeded {n}") for n in range(messages)]
     with app.app_context():
@@ -83,7 +85,7 @@ def test_purge_all_deletes_only_session_keys_of_db2(runner, new_session, db2, re
     db2.set(PREFIX + "not-a-session-key", "kept")  # under the prefix but not shaped like ours
     jobs_before = real_redis.client(0).dbsize()
     assert jobs_before > 0  # the sends queued replies in DB 0
-    assert session_keys(db2) == keys_of(first.sid()) | keys_of(second.sid()) | {PREFIX + "not-a-session-key"}
+    assert session_keys(db2) == keys_of(first.store()) | keys_of(second.store()) | {PREFIX + "not-a-session-key"}
 
     result = invoke(runner, "purge", "--yes")
 
@@ -97,14 +99,14 @@ def test_purge_all_deletes_only_session_keys_of_db2(runner, new_session, db2, re
 
 def test_purge_idle_for_keeps_active_sessions_and_their_ttls(runner, new_session, db2):
     idle, active = new_session(["old"]), new_session(["new"])
-    make_idle(db2, idle.sid(), 3 * HOUR)
-    ttls_before = {key: db2.ttl(key) for key in keys_of(active.sid())}
+    make_idle(db2, idle.store(), 3 * HOUR)
+    ttls_before = {key: db2.ttl(key) for key in keys_of(active.store())}
 
     result = invoke(runner, "purge", "--idle-for", "2h", "--yes")
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Purged 1 session idle for at least 2h00m (2 keys) ")
-    assert session_keys(db2) == keys_of(active.sid())
+    assert session_keys(db2) == keys_of(active.store())
     for key, ttl in ttls_before.items():
         assert ttl - 5 <= db2.ttl(key) <= ttl  # untouched, not refreshed or shortened
     assert [m.content for m in active.messages(active.client.application)][0] == "new"
@@ -113,55 +115,55 @@ def test_purge_idle_for_keeps_active_sessions_and_their_ttls(runner, new_session
 def test_purge_idle_for_counts_the_longest_lived_key(runner, new_session, db2):
     playground = new_session()
     # The blob looks idle, but the conversation was used a minute ago: the session is active.
-    db2.expire(session_key(PREFIX, playground.sid()), DAY - 5 * HOUR)
-    db2.expire(conversation_key(PREFIX, playground.sid(), STANDALONE), DAY - 60)
+    db2.expire(session_key(PREFIX, playground.store()), DAY - 5 * HOUR)
+    db2.expire(conversation_key(PREFIX, playground.store(), STANDALONE), DAY - 60)
     result = invoke(runner, "purge", "--idle-for", "1h", "--yes")
     assert result.output == "Nothing to purge: no session idle for at least 1h00m is stored.\n"
-    assert session_keys(db2) == keys_of(playground.sid())
+    assert session_keys(db2) == keys_of(playground.store())
 
 
 def test_purge_sid_dry_run_and_prompt(runner, new_session, db2):
     doomed, kept = new_session(), new_session()
-    everything = keys_of(doomed.sid()) | keys_of(kept.sid())
+    everything = keys_of(doomed.store()) | keys_of(kept.store())
 
-    dry = invoke(runner, "purge", "--sid", doomed.sid(), "--dry-run")
+    dry = invoke(runner, "purge", "--sid", doomed.store(), "--dry-run")
     assert dry.exit_code == 0
     assert dry.output.startswith("Would purge 1 session (2 keys)")
     assert session_keys(db2) == everything
 
-    declined = invoke(runner, "purge", "--sid", doomed.sid(), input="n\n")
+    declined = invoke(runner, "purge", "--sid", doomed.store(), input="n\n")
     assert declined.exit_code == 0
     assert declined.output == "Delete 1 session (2 keys)? [y/N]: n\nPurge cancelled; nothing was deleted.\n"
     assert session_keys(db2) == everything
 
-    accepted = invoke(runner, "purge", "--sid", doomed.sid()[:12], input="y\n")
+    accepted = invoke(runner, "purge", "--sid", doomed.store()[:12], input="y\n")
     assert accepted.exit_code == 0
     assert "Purged 1 session (2 keys) " in accepted.output
-    assert session_keys(db2) == keys_of(kept.sid())
+    assert session_keys(db2) == keys_of(kept.store())
 
 
 def test_purge_spares_a_session_used_after_the_scan(live_app, new_session, db2):
     playground = new_session()
-    make_idle(db2, playground.sid(), 3 * HOUR)
+    make_idle(db2, playground.store(), 3 * HOUR)
     with live_app.app_context():
         keyspace = session_admin.open_keyspace()
         plan = session_admin.plan_purge(keyspace, idle_for=2 * HOUR)
-        assert [session.sid for session in plan.sessions] == [playground.sid()]
+        assert [session.sid for session in plan.sessions] == [playground.store()]
         playground.page()  # the user comes back while the confirmation prompt waits
         result = session_admin.execute_purge(keyspace, plan)
     assert (result.sessions, result.keys, result.kept) == (0, 0, 1)
-    assert session_keys(db2) == keys_of(playground.sid())
+    assert session_keys(db2) == keys_of(playground.store())
 
 
 def test_list_show_and_stats(runner, new_session, db2, live_app):
     busy = new_session(["one", "two", "three"])
     quiet = new_session(["only"])
-    make_idle(db2, quiet.sid(), 90 * 60)
+    make_idle(db2, quiet.store(), 90 * 60)
     orphan = seed_sessions(live_app, 1, messages=4)[0]
     db2.delete(session_key(PREFIX, orphan))
     make_idle(db2, orphan, 5 * HOUR)
     sizes = {sid: sum(db2.memory_usage(key) for key in db2.scan_iter(match=f"{PREFIX}{{{sid}}}*"))
-             for sid in (busy.sid(), quiet.sid(), orphan)}
+             for sid in (busy.store(), quiet.store(), orphan)}
 
     listing = invoke(runner, "list")
     assert listing.exit_code == 0, listing.output
@@ -172,23 +174,23 @@ def test_list_show_and_stats(runner, new_session, db2, live_app):
     assert re.fullmatch(r"\ds", cells[0][1])  # a few seconds at most since its last request
     cells[0][1] = "0s"
     assert cells == [
-        [busy.sid()[:8] + "…", "0s", "23h59m", "6", f"{sizes[busy.sid()]:,}"],
-        [quiet.sid()[:8] + "…", "1h30m", "22h29m", "2", f"{sizes[quiet.sid()]:,}"],
+        [busy.store()[:8] + "…", "0s", "23h59m", "6", f"{sizes[busy.store()]:,}"],
+        [quiet.store()[:8] + "…", "1h30m", "22h29m", "2", f"{sizes[quiet.store()]:,}"],
         [orphan[:8] + "…", "5h00m", "18h59m", "4", f"{sizes[orphan]:,}"],
     ]
     assert footer == "3 sessions, most recently active first."
 
-    shown = invoke(runner, "show", quiet.sid()[:8])
+    shown = invoke(runner, "show", quiet.store()[:8])
     assert shown.exit_code == 0, shown.output
     assert shown.output.splitlines() == [
-        f"Session {quiet.sid()}",
-        f"  idle 1h30m, expires in 22h29m, 2 messages, {sizes[quiet.sid()]:,} bytes (MEMORY USAGE)",
+        f"Session {quiet.store()}",
+        f"  idle 1h30m, expires in 22h29m, 2 messages, {sizes[quiet.store()]:,} bytes (MEMORY USAGE)",
         "Settings:",
         "  standalone: system_prompt='Be brief.', provider='echo', model='echo-1', temperature=0.7, max_tokens=1024",
         "Other blob fields (values not shown): _permanent, conversations, csrf_token",
-        f"Conversation {conversation_key(PREFIX, quiet.sid(), STANDALONE)}: 2 messages, TTL 22h29m",
+        f"Conversation {conversation_key(PREFIX, quiet.store(), STANDALONE)}: 2 messages, TTL 22h29m",
         "  #1 user done: only",
-        "  #2 assistant pending",  # no worker in this test: the reply is still queued
+        "  #2 assistant done: You said: only (system prompt: 9 characters; turn 1)",
     ]
 
     orphan_shown = invoke(runner, "show", orphan, "--last", "3")
@@ -204,7 +206,7 @@ def test_list_show_and_stats(runner, new_session, db2, live_app):
     stats = invoke(runner, "stats")
     assert stats.exit_code == 0
     largest = max(sizes, key=lambda sid: (sizes[sid], sid))
-    messages = {busy.sid(): 6, quiet.sid(): 2, orphan: 4}[largest]
+    messages = {busy.store(): 6, quiet.store(): 2, orphan: 4}[largest]
     assert stats.output.splitlines() == [
         "Sessions: 3 (1 without a blob)",
         "Keys: 5",

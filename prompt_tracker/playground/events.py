@@ -23,7 +23,7 @@ def connect(auth=None):
         refuse("the session store is unreachable")
     if not known:
         refuse("no session: load the playground page first")
-    join_room(room_for(session.sid))
+    join_room(room_for(session.store_id))
 
 
 def refuse(reason: str):

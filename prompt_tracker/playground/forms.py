@@ -58,8 +58,9 @@ class SettingsForm(FlaskForm):
 
     def validate_system_prompt(self, field):
         limit = current_app.config["MAX_SYSTEM_PROMPT_CHARS"]
-        if field.data and len(field.data) > limit:
-            raise ValidationError(f"The system prompt is limited to {limit:,} characters; this one has {len(field.data):,}.")
+        length = len((field.data or "").replace("\r\n", "\n"))  # counted as stored, like messages
+        if length > limit:
+            raise ValidationError(f"The system prompt is limited to {limit:,} characters; this one has {length:,}.")
 
     def validate_model(self, field):
         field.data = (field.data or "").strip()

@@ -1,5 +1,6 @@
 """Views of the playground page: thin wrappers over ``turns`` and the settings helpers."""
 
+import secrets
 import time
 
 import msgspec
@@ -9,7 +10,6 @@ from flask import (
     session, url_for,
 )
 
-from ..sessions.conversation_store import ConversationFull
 from ..extensions import services
 from ..playground_settings import (
     MAX_MODEL_CHARS, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, store_settings,
@@ -48,8 +48,11 @@ def render_playground(message_form=None, settings_form=None, status=200):
     """Render the page: settings, the latest window of the conversation, the composer."""
     settings = current_settings(session)
     end = request.args.get("before", type=int)
+    if end is not None:
+        # Past any conversation's length (however large the number): the latest page, below.
+        end = max(0, min(end, current_app.config["MAX_CONVERSATION_MESSAGES"] + 1))
     window = services.store.window(
-        session.sid, g.playground, limit=current_app.config["PAGE_WINDOW"], end=end,
+        session.store_id, g.playground, limit=current_app.config["PAGE_WINDOW"], end=end,
         refresh_keys=current_app.session_interface.keys_of(session),
     )
     session.expiry_refreshed = True
@@ -57,21 +60,31 @@ def render_playground(message_form=None, settings_form=None, status=200):
         return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
     if settings_form is None:
         settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
+    messages = [with_partial(message, window.partials) for message in window.messages]
     return render_template(
         "playground/index.html",
         window=window,
+        messages=messages,
         settings=settings,
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
-        stale_ids=stale_ids(window.messages),
-        waiting=any(m.is_open for m in window.messages),
-        refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{window.messages[-1].id}" if window.messages else None),
+        client_token=secrets.token_urlsafe(16),
+        stale_ids=stale_ids(messages),
+        waiting=any(m.is_open for m in messages),
+        refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
         providers=available_providers(),
         limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
         playground=g.playground,
         settings_digest=live.settings_digest(settings),
     ), status
+
+
+def with_partial(message, partials: dict):
+    """A reply being written, with the text it has streamed so far as its content."""
+    if message.status == "streaming" and message.id in partials:
+        return msgspec.structs.replace(message, content=partials[message.id])
+    return message
 
 
 def stale_ids(messages) -> set[str]:
@@ -94,36 +107,50 @@ def index():
 @bp.post("/messages")
 def send():
     form = MessageForm()
-    error = None
     try:
         settings = settings_to_send(current_settings(session))
         sent, placeholder = turns.send_message(
-            session.sid, g.playground, form.content.data, settings,
+            session.store_id, g.playground, form.content.data, settings,
             refresh_keys=current_app.session_interface.keys_of(session),
+            client_token=request.form.get("client_token"), announce=announce_appended,
         )
-    except (turns.InvalidMessage, ConversationFull, UnknownProviderError, TemplateProblem) as problem:
-        error = str(problem)
+    except (turns.InvalidMessage, turns.ConversationFull, UnknownProviderError, TemplateProblem) as problem:
+        return refuse_send(form, str(problem), 422)
+    except turns.TooManyOpenReplies as problem:
+        return refuse_send(form, str(problem), 429)
+    except turns.DuplicateSend:
+        # The same composer submission again (Ctrl+Enter twice): it was sent once, show the page.
+        return (jsonify(duplicate=True), 200) if wants_json() else back_to_page()
     except turns.QueueUnavailable as problem:
         # The user's message is stored; its reply is marked failed with Retry.
         session.add_playground(g.playground)
-        live.publish(session.sid, "message.appended", {"playground": g.playground, "ids": []})
         if wants_json():
             return jsonify(error=str(problem)), 503
         flash(str(problem), "error")
         return back_to_page()
-    if error:
-        if wants_json():
-            return jsonify(error=error), 422
-        flash(error, "error")
-        # Render rather than redirect, so the text the user typed stays in the composer.
-        return render_playground(message_form=form, status=422)
     session.add_playground(g.playground)
     session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
-    live.publish(session.sid, "message.appended", {"playground": g.playground, "ids": [sent.id, placeholder.id]})
     if wants_json():
-        reply = services.store.get(session.sid, g.playground, placeholder.id) or placeholder
+        reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
     return back_to_page(f"m-{placeholder.id}")
+
+
+def announce_appended(sent, reply) -> None:
+    """Tell every tab of the session about the two new messages (``message.appended``, with their HTML)."""
+    live.publish(session.store_id, "message.appended", {
+        "playground": g.playground, "ids": [sent.id, reply.id], "message_id": reply.id, "user_message_id": sent.id,
+        "html": render_messages(sent, reply),
+    })
+
+
+def refuse_send(form, error: str, status: int):
+    """Answer a refused send with a sentence, keeping what the user typed in the composer."""
+    if wants_json():
+        return jsonify(error=error), status
+    flash(error, "error")
+    # Render rather than redirect, so the text the user typed stays in the composer.
+    return render_playground(message_form=form, status=status)
 
 
 @bp.get("/messages/open")
@@ -135,10 +162,11 @@ def open_messages():
     back with ``replace``: the tab shows them instead of its own.
     """
     window = services.store.window(
-        session.sid, g.playground, limit=current_app.config["PAGE_WINDOW"],
+        session.store_id, g.playground, limit=current_app.config["PAGE_WINDOW"],
         refresh_keys=current_app.session_interface.keys_of(session),
     )
     session.expiry_refreshed = True
+    window.messages = [with_partial(message, window.partials) for message in window.messages]
     after = request.args.get("after", "")
     shown_open = set(request.args.get("open", "").split(","))
     ids = [message.id for message in window.messages]
@@ -156,16 +184,18 @@ def open_messages():
 @bp.get("/messages/<message_id>")
 def message_fragment(message_id):
     """One message as HTML (the page's script swaps it in when a reply finishes)."""
-    message = services.store.get(session.sid, g.playground, message_id)
+    message = services.store.get(session.store_id, g.playground, message_id)
     if message is None:
         abort(404, "That message is no longer in this conversation.")
+    if message.status == "streaming":
+        message = msgspec.structs.replace(message, content=services.store.partial(session.store_id, message_id))
     return render_messages(message)
 
 
 @bp.get("/messages/<message_id>/request")
 def message_request(message_id):
     """What the provider was sent for one reply, as JSON and as a curl command."""
-    message = services.store.get(session.sid, g.playground, message_id)
+    message = services.store.get(session.store_id, g.playground, message_id)
     if message is None or message.request is None:
         abort(404, "That reply has no recorded request: it is not finished, or no longer in this conversation.")
     return render_template("playground/request.html", message=message,
@@ -174,7 +204,7 @@ def message_request(message_id):
 
 @bp.post("/messages/<message_id>/stop")
 def stop(message_id):
-    message = turns.request_stop(session.sid, g.playground, message_id)
+    message = turns.request_stop(session.store_id, g.playground, message_id)
     if message is None:
         flash("That reply is no longer in this conversation.", "error")
     if wants_json():
@@ -185,8 +215,10 @@ def stop(message_id):
 @bp.post("/messages/<message_id>/retry")
 def retry(message_id):
     try:
-        message = turns.retry_reply(session.sid, g.playground, message_id, settings_to_send(current_settings(session)))
-    except (turns.QueueUnavailable, TemplateProblem) as problem:
+        message = turns.retry_reply(session.store_id, g.playground, message_id, settings_to_send(current_settings(session)))
+    except (turns.QueueUnavailable, turns.TooManyOpenReplies, TemplateProblem) as problem:
+        if wants_json():
+            return jsonify(error=str(problem)), 429 if isinstance(problem, turns.TooManyOpenReplies) else 503
         flash(str(problem), "error")
         return back_to_page()
     if message is None:
@@ -224,8 +256,7 @@ def variables():
 
 @bp.post("/reset")
 def reset():
-    turns.clear_conversation_state(session.sid, g.playground)
-    live.publish(session.sid, "conversation.reset", {"playground": g.playground})
+    turns.reset_conversation(session.store_id, g.playground)  # publishes conversation.reset
     flash("Conversation cleared.", "info")
     return back_to_page()
 
@@ -239,14 +270,14 @@ def download(body, extension: str, mimetype: str) -> Response:
 @bp.get("/export.json")
 def export_conversation_json():
     """The whole conversation and the settings as JSON (what Import takes back)."""
-    messages = services.store.all(session.sid, g.playground)
+    messages = services.store.all(session.store_id, g.playground)
     return download(export_json(g.playground, current_settings(session), messages), "json", "application/json")
 
 
 @bp.get("/export.md")
 def export_conversation_markdown():
     """The conversation as a Markdown document."""
-    messages = services.store.all(session.sid, g.playground)
+    messages = services.store.all(session.store_id, g.playground)
     return download(export_markdown(g.playground, current_settings(session), messages), "md", "text/markdown")
 
 
@@ -266,11 +297,11 @@ def import_conversation():
     except ImportRefused as problem:
         flash(str(problem), "error")
         return back_to_page()
-    replace_conversation(services.store, session.sid, g.playground, messages,
+    replace_conversation(services.store, session.store_id, g.playground, messages,
                          refresh_keys=current_app.session_interface.keys_of(session))
     session.add_playground(g.playground)
     session.expiry_refreshed = True
-    live.publish(session.sid, "conversation.reset", {"playground": g.playground})
+    live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
     flash(f"Imported {len(messages)} message{'' if len(messages) == 1 else 's'}.", "info")
     return back_to_page()
 

@@ -64,7 +64,7 @@ def publish_settings_saved(session) -> None:
     """Tell the session's other tabs that this playground's settings changed (their form is now stale)."""
     from ..turns import live
 
-    live.publish(session.sid, "settings.saved", {
+    live.publish(session.store_id, "settings.saved", {
         "playground": g.playground, "digest": live.settings_digest(current_settings(session))})
 
 

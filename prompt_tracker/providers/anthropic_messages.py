@@ -6,11 +6,12 @@ Configured by the environment only, read on every call: ``ANTHROPIC_API_KEY``, `
 
 import os
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..messages import Usage
-from .base import ChatRequest, Provider, ProviderError
+from .base import ChatRequest, Provider, ProviderError, shared_client
 from .http_errors import display_url, provider_timeout, short_detail, status_text
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -103,6 +104,18 @@ class AnthropicMessagesProvider(Provider):
                         "anthropic-version": "2023-06-01"},
             "body": self.request_body(request),
         }
+    def client(self, key: str, base_url: str | None, timeout: float):
+        """The SDK client for these settings (kept: see ``shared_client``)."""
+        import anthropic
+
+        return shared_client(lambda: anthropic.Anthropic(api_key=key, base_url=base_url, timeout=timeout, max_retries=0),
+                             "anthropic", key, base_url, timeout)
+
+    def warm(self) -> None:
+        """Build the client for the current environment, if the provider is configured."""
+        if self.is_configured():
+            self.client(os.environ.get("ANTHROPIC_API_KEY") or "", os.environ.get("ANTHROPIC_BASE_URL") or None,
+                        provider_timeout())
 
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage (message_start input + message_delta output)."""
@@ -129,8 +142,7 @@ class AnthropicMessagesProvider(Provider):
             options["extra_body"] = sampling
         opened = False
         try:
-            # One client per call: the environment is read now, and its connections close with it.
-            with anthropic.Anthropic(api_key=key, base_url=base_url, timeout=timeout, max_retries=0) as client:
+            with nullcontext(self.client(key, base_url, timeout)) as client:
                 with client.messages.stream(**options) as events:
                     opened = True
                     started = stopped = False

@@ -5,11 +5,12 @@ Configured by the environment only, read on every call: ``OPENAI_API_KEY``, ``OP
 """
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..messages import Usage
-from .base import ChatRequest, Provider, ProviderError
+from .base import ChatRequest, Provider, ProviderError, shared_client
 from .http_errors import display_url, provider_timeout, short_detail, status_text
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -63,6 +64,18 @@ class OpenAIChatProvider(Provider):
             "headers": {"Content-Type": "application/json", "Authorization": f"Bearer ${KEY_VARIABLE}"},
             "body": self.request_body(request),
         }
+    def client(self, key: str, base_url: str | None, timeout: float):
+        """The SDK client for these settings (kept: see ``shared_client``)."""
+        import openai
+
+        return shared_client(lambda: openai.OpenAI(api_key=key or NO_KEY, base_url=base_url, timeout=timeout, max_retries=0),
+                             "openai", key, base_url, timeout)
+
+    def warm(self) -> None:
+        """Build the client for the current environment, if the provider is configured."""
+        if self.is_configured():
+            self.client(os.environ.get("OPENAI_API_KEY") or "", os.environ.get("OPENAI_BASE_URL") or None,
+                        provider_timeout())
 
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage if the server reported one; ProviderError on failure.
@@ -80,8 +93,7 @@ class OpenAIChatProvider(Provider):
         body = self.request_body(request)
         opened = False
         try:
-            # One client per call: the environment is read now, and its connections close with it.
-            with openai.OpenAI(api_key=key or NO_KEY, base_url=base_url, timeout=timeout, max_retries=0) as client:
+            with nullcontext(self.client(key, base_url, timeout)) as client:
                 with client.chat.completions.create(**body) as chunks:
                     opened = True
                     usage = None

@@ -1,7 +1,8 @@
 """Inspect and purge the stored sessions: plain functions that ``flask sessions`` and the tests call.
 
-A session is every key that carries its sid: the Flask-Session blob and its conversation lists
-(see ``redis_keys``). Conversation lists whose blob is gone still count as a session, so a purge
+A session is every key that carries its store id (SHA-256 of the cookie's id, which the CLI
+prints and accepts; ``show`` and ``purge --sid`` take a cookie's id too): the Flask-Session blob
+and its conversation lists (see ``redis_keys``). Conversation lists whose blob is gone still count as a session, so a purge
 leaves nothing behind. Keys are found with SCAN (never KEYS) and measured and deleted in pipelined
 batches, so the work is one round trip per thousand keys and never blocks Redis.
 
@@ -22,7 +23,7 @@ from redis.exceptions import ResponseError
 
 from ..extensions import services
 from ..messages import Message, decode_message
-from ..redis_keys import parse_key, session_key
+from ..redis_keys import is_valid_sid, parse_key, session_key, store_id
 from .interface import SessionDataError
 
 SCAN_COUNT = 1000  # keys asked of each SCAN call
@@ -48,7 +49,7 @@ class KeyInfo:
 
     key: str
     sid: str
-    playground: str | None  # None for the session blob
+    playground: str | None  # None for the session blob, "" for its other keys (see parse_key)
     ttl: float | None
     messages: int
     size: int
@@ -313,6 +314,8 @@ def group_sessions(keyspace: RedisKeyspace, progress: Progress = None) -> dict[s
 def resolve_session(keyspace: RedisKeyspace, sid: str) -> SessionInfo:
     """The one session whose id is ``sid`` or starts with it; SessionNotFound or SessionAdminError if not one."""
     sid = sid.strip().rstrip("…")
+    if is_valid_sid(sid):
+        sid = store_id(sid)  # a cookie's session id: its keys carry the SHA-256 of it
     if not SID_PREFIX_PATTERN.match(sid):
         raise SessionAdminError(
             f"{sid!r} is not a session id: ids are made of letters, digits, '-' and '_'; "
@@ -390,8 +393,8 @@ def session_details(keyspace: RedisKeyspace, sid: str, last: int = 5) -> Session
         blob_error = str(error)
     conversations = []
     for info in sorted(session.keys.values(), key=lambda info: info.playground or ""):
-        if info.playground is None:
-            continue
+        if not info.playground:
+            continue  # the blob, or a key of an open reply
         records = keyspace.tail(info.key, last)
         conversations.append(
             ConversationDetails(info, max(0, info.messages - len(records)), [_decode(raw) for raw in records])

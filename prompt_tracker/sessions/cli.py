@@ -63,7 +63,7 @@ def progress_bar(label: str, length: int):
 @sessions_cli.command("purge")
 @click.option("--idle-for", type=Duration(), metavar="DURATION",
               help="Only sessions idle at least this long: 90s, 30m, 2h, 1d, 1h30m.")
-@click.option("--sid", metavar="SID", help="Only this session (its id or a unique prefix of it).")
+@click.option("--sid", metavar="SID", help="Only this session: its store id (as `list` prints it), a unique prefix of it, or the cookie's session id.")
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted, delete nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @user_errors
@@ -130,6 +130,7 @@ def list_command(limit):
 
 # Session ids may start with "-": take an unknown "-..." as the SID rather than as a bad option.
 @sessions_cli.command("show", context_settings={"ignore_unknown_options": True})
+# SID: a store id as `list` prints it (SHA-256 of the cookie's id), a unique prefix of it, or a cookie's id.
 @click.argument("sid", metavar="SID")
 @click.option("--last", default=5, show_default=True, type=click.IntRange(min=0),
               help="How many of the latest messages of each conversation to show.")

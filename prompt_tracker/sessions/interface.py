@@ -10,7 +10,12 @@ What the stock 0.8 interfaces do and we change:
 - the blob has a TTL but its conversation lists do not: ours pushes the expiry of the blob and of
   every conversation list of the session together, in one round trip;
 - the serializer falls back to pickle: ours decodes msgpack or JSON only, anything else is no session;
-- any cookie value is looked up: ours ignores values that are not the shape of an id we issue.
+- any cookie value is looked up: ours ignores values that are not the shape of an id we issue;
+- keys carry the raw session id: ours carry its SHA-256 (the store id), so Redis holds no cookie;
+- ``regenerate()`` loses the data (the merge sees no change) and leaves the conversations behind:
+  ours writes the data under the new id, moves the conversations and deletes the old keys.
+
+The Redis and cachelib interfaces differ only in how they get, set, delete and touch the blob.
 """
 
 import copy
@@ -24,9 +29,10 @@ from flask_session.redis import RedisSessionInterface
 from redis.exceptions import WatchError
 
 from .conversation_store import ConversationStore
-from ..redis_keys import conversation_key, is_valid_sid, session_key
+from ..redis_keys import conversation_key, is_valid_sid, session_key, store_id
 
 _MISSING = object()
+MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
 
 
 class SessionDataError(Exception):
@@ -74,13 +80,30 @@ class PlaygroundSession(ServerSideSession):
     """
 
     def __init__(self, initial=None, sid=None, permanent=None, loader=None, on_missing=None, permanent_default=True):
-        self._loader = loader
+        self._loader = None  # set after the base class has stored the id
+        self._sid = sid
         self._on_missing = on_missing
         self.permanent_default = permanent_default  # for a session that turns out not to be stored
         self.original: dict = {}
         self.stored = False  # whether a blob existed when the session was loaded
         super().__init__(initial, sid, permanent)
+        self._loader = loader
         self.expiry_refreshed = False
+
+    @property
+    def sid(self) -> str:
+        """The session id, only once the stored session is loaded (a forged cookie's id is never handed out)."""
+        self.ensure_loaded()
+        return self._sid
+
+    @sid.setter
+    def sid(self, value: str) -> None:
+        self._sid = value
+
+    @property
+    def store_id(self) -> str:
+        """The id the session's Redis keys carry: SHA-256 hex of the session id."""
+        return store_id(self.sid)
 
     @property
     def loaded(self) -> bool:
@@ -192,7 +215,8 @@ class PlaygroundSessionMixin:
     blob_in_store_redis = True
 
     def _get_store_id(self, sid: str) -> str:
-        return session_key(self.key_prefix, sid)
+        """Key of the blob of session ``sid`` (named by its store id, never the id itself)."""
+        return session_key(self.key_prefix, store_id(sid))
 
     def _new_sid(self) -> str:
         return self._generate_sid(self.sid_length)
@@ -203,8 +227,21 @@ class PlaygroundSessionMixin:
     def keys_of(self, session: PlaygroundSession) -> list[str]:
         """Every Redis key of the session: the blob, then each conversation list."""
         return [self._get_store_id(session.sid)] + [
-            conversation_key(self.key_prefix, session.sid, playground) for playground in session.playgrounds()
+            conversation_key(self.key_prefix, session.store_id, playground) for playground in session.playgrounds()
         ]
+
+    def regenerate(self, session: PlaygroundSession) -> None:
+        """Give the session a new id (after a login), keeping its data and conversations; the old keys go."""
+        session.ensure_loaded()
+        old_sid, new_sid = session.sid, self._new_sid()
+        data = dict(session.items())
+        self._blob_set(self._get_store_id(new_sid), data)
+        self.store.move_session(store_id(old_sid), store_id(new_sid), session.playgrounds())
+        self._blob_delete(self._get_store_id(old_sid))
+        session.sid = new_sid
+        session.original = copy.deepcopy(data)
+        session.stored = True
+        session.modified = True  # so the response sets the new cookie
 
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
         """Return the session named by the cookie, to be read from the store on first use."""
@@ -236,6 +273,10 @@ class PlaygroundSessionMixin:
                 response.delete_cookie(name, domain=domain, path=path)
             return
         if session.modified:
+            flashes = session.get("_flashes")
+            if flashes and len(flashes) > MAX_FLASHES:
+                # Messages flashed by requests whose page was never shown (scripts, retries) pile up.
+                session["_flashes"] = flashes[-MAX_FLASHES:]
             self._persist(session, rewrite=True)
         elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis):
             self._persist(session, rewrite=False)
@@ -252,10 +293,37 @@ class PlaygroundSessionMixin:
             )
 
     def _persist(self, session: PlaygroundSession, rewrite: bool) -> None:
-        raise NotImplementedError
+        """Write what this request changed (merged into the stored blob), or only push the expiry."""
+        blob_key, *conversation_keys = self.keys_of(session)
+        if rewrite:
+            current = dict(session.items())
+            self._blob_merge(blob_key, lambda stored: merge_changes(session.original, current, stored), conversation_keys)
+        else:
+            self._blob_touch(blob_key, conversation_keys)
 
     def _ttl(self) -> int:
         return self.store.ttl_seconds
+
+    # The storage primitives, all a backend provides (``_retrieve_session_data`` reads the blob).
+
+    def _blob_set(self, key: str, data: dict) -> None:
+        """Write the blob whole."""
+        raise NotImplementedError
+
+    def _blob_delete(self, key: str) -> None:
+        """Delete the blob."""
+        raise NotImplementedError
+
+    def _blob_touch(self, key: str, conversation_keys: list[str]) -> None:
+        """Push the expiry of the blob and of the conversations."""
+        raise NotImplementedError
+
+    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
+        """Replace the blob by ``merge(stored data)`` without losing a concurrent write; push the expiry."""
+        raise NotImplementedError
+
+    def _delete_session(self, store_id: str) -> None:
+        self._blob_delete(store_id)
 
 
 class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterface):
@@ -273,29 +341,29 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
         raw = self.client.get(store_id)
         return self.serializer.decode(raw) if raw else None
 
-    def _persist(self, session: PlaygroundSession, rewrite: bool) -> None:
-        blob_key, *conversation_keys = self.keys_of(session)
-        if not rewrite:
-            with self.client.pipeline(transaction=False) as pipe:
-                for key in (blob_key, *conversation_keys):
-                    pipe.expire(key, self._ttl())
-                pipe.execute()
-            return
-        current = dict(session.items())
+    def _blob_set(self, key: str, data: dict) -> None:
+        self.client.set(key, self.serializer.encoder.encode(data), ex=self._ttl())
+
+    def _blob_delete(self, key: str) -> None:
+        self.client.delete(key)
+
+    def _blob_touch(self, key: str, conversation_keys: list[str]) -> None:
+        self.store.refresh([key, *conversation_keys])  # one round trip for all
+
+    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
         with self.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(blob_key)
-                    raw = pipe.get(blob_key)
+                    pipe.watch(key)
+                    raw = pipe.get(key)
                     stored = {}
                     if raw:
                         with suppress(SessionDataError):
                             stored = self.serializer.decode(raw)
-                    merged = merge_changes(session.original, current, stored)
                     pipe.multi()
-                    pipe.set(blob_key, self.serializer.encoder.encode(merged), ex=self._ttl())
-                    for key in conversation_keys:
-                        pipe.expire(key, self._ttl())
+                    pipe.set(key, self.serializer.encoder.encode(merge(stored)), ex=self._ttl())
+                    for conversation in conversation_keys:
+                        pipe.expire(conversation, self._ttl())
                     pipe.execute()
                     return
                 except WatchError:
@@ -315,13 +383,22 @@ class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSession
         data = self.cache.get(store_id)
         return data if isinstance(data, dict) else None
 
-    def _persist(self, session: PlaygroundSession, rewrite: bool) -> None:
-        blob_key, *conversation_keys = self.keys_of(session)
-        current = dict(session.items())
-        stored = self._retrieve_session_data(blob_key) or {}
-        merged = merge_changes(session.original, current, stored) if rewrite else {**stored, **current}
+    def _blob_set(self, key: str, data: dict) -> None:
+        self.cache.set(key, data, timeout=self._ttl())
+
+    def _blob_delete(self, key: str) -> None:
+        self.cache.delete(key)
+
+    def _blob_touch(self, key: str, conversation_keys: list[str]) -> None:
         # cachelib has no "touch": setting the blob again is how its timeout slides.
-        self.cache.set(blob_key, merged, timeout=self._ttl())
+        data = self._retrieve_session_data(key)
+        if data is not None:
+            self._blob_set(key, data)
+        self.store.refresh(conversation_keys)
+
+    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
+        # One process (the tests), no concurrent writer to watch for.
+        self._blob_set(key, merge(self._retrieve_session_data(key) or {}))
         self.store.refresh(conversation_keys)
 
 

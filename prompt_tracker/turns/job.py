@@ -1,13 +1,11 @@
-"""RQ jobs. Each is a plain function of ids and plain data, enqueued by dotted path."""
+"""RQ entry points: the reply job (ids only, JSON arguments) and what the worker does when a work-horse dies."""
 
 from flask import current_app, has_app_context
-
-from ..playground_settings import PlaygroundSettings
 
 _worker_app = None
 
 
-def _app():
+def worker_app():
     """The app to run a job in: the current one (inline jobs, ``flask worker``) or one built once per process."""
     global _worker_app
     if has_app_context():
@@ -19,11 +17,28 @@ def _app():
     return _worker_app
 
 
-def run_turn(sid: str, playground: str, message_id: str, settings: dict) -> str:
-    """Write one assistant reply (see ``turns.run_turn``)."""
-    import msgspec
+def run_reply(message_id: str, attempt: int) -> str:
+    """Write attempt ``attempt`` of the reply ``message_id`` (see ``turns.reply.run_reply``)."""
+    from .reply import run_reply as run
 
-    from .. import turns
+    with worker_app().app_context():
+        return run(message_id, attempt)
 
-    with _app().app_context():
-        return turns.run_turn(sid, playground, message_id, msgspec.convert(settings, PlaygroundSettings))
+
+def work_horse_killed(job, retpid, ret_val, rusage) -> None:
+    """RQ's ``work_horse_killed_handler``: the horse writing a reply died, so mark the reply failed now.
+
+    Runs in the worker's main process; the text streamed so far is kept in the failed message.
+    """
+    if job.func_name != "prompt_tracker.turns.job.run_reply":
+        return
+    from .reply import WORKER_DIED, fail_reply
+    from .ticket import delete_ticket, read_ticket
+
+    message_id, attempt = job.args
+    with worker_app().app_context():
+        ticket = read_ticket(message_id)
+        if ticket is None:
+            return
+        fail_reply(ticket.store, ticket.playground, message_id, attempt, WORKER_DIED)
+        delete_ticket(message_id)

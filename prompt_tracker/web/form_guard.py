@@ -1,5 +1,6 @@
 """A guard on request bodies: the app's POSTs take UTF-8 forms and nothing else."""
 
+import io
 from urllib.parse import parse_qsl
 
 from flask import abort, current_app, request
@@ -8,6 +9,7 @@ from flask import abort, current_app, request
 LARGE_UPLOADS = {"playground.import_conversation", "prompt_playground.import_conversation"}
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 FORM_NOT_UTF8 = "The form was not sent as UTF-8 text, so it could not be read. Nothing was changed: reload the page and send it again."
+NO_FILES = "This form takes text fields only, not a file. Nothing was changed: reload the page and send it again."
 NOT_A_FORM = "This address takes a form (application/x-www-form-urlencoded or multipart/form-data), not {type}. Nothing was changed."
 
 
@@ -32,6 +34,8 @@ def refuse_unreadable_forms():
             return None  # the file's bytes are the view's to check (it names a non-UTF-8 file as such)
     if request.mimetype not in FORM_TYPES:
         abort(415, NOT_A_FORM.format(type=request.mimetype or "a body without a content type"))
+    if request.content_length is None and "wsgi.input_terminated" in request.environ:
+        measure_chunked_body()
     body = request.get_data(cache=True)  # the form parser reads these cached bytes afterwards
     try:
         text = body.decode("utf-8")
@@ -39,4 +43,20 @@ def refuse_unreadable_forms():
             parse_qsl(text, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         abort(400, FORM_NOT_UTF8)
+    if request.mimetype == FORM_TYPES[1] and request.files:
+        abort(400, NO_FILES)
     return None
+
+
+def measure_chunked_body() -> None:
+    """Read a body sent without Content-Length (chunked) up to the limit: 413 past it.
+
+    Werkzeug cuts such a body at MAX_CONTENT_LENGTH without a word, so an oversized message
+    was parsed truncated (and usually failed as a 400). Read here, it is handed on with its length.
+    """
+    limit = request.max_content_length
+    data = request.environ["wsgi.input"].read(limit + 1)
+    if len(data) > limit:
+        abort(413)
+    request.environ["wsgi.input"] = io.BytesIO(data)
+    request.environ["CONTENT_LENGTH"] = str(len(data))

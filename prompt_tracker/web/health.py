@@ -1,4 +1,10 @@
-"""``/healthz``: each Redis database's state, cheap enough for a load balancer to poll."""
+"""``/healthz``: each Redis use's state and the live RQ workers, within about a second whatever hangs.
+
+The checks run in parallel threads and the answer waits at most ``CHECK_SECONDS`` for them: a
+stopped or paused Redis is reported as down instead of holding the load balancer's request.
+"""
+
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import redis
 from flask import Blueprint, current_app, jsonify
@@ -7,6 +13,10 @@ from ..extensions import services
 from ..services import connect
 
 bp = Blueprint("health", __name__)
+
+CHECK_SECONDS = 0.8
+# Shared by all requests: a check stuck on a paused Redis holds a thread for at most its 1 s timeout.
+_checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
 
 
 def _socketio_redis():
@@ -28,11 +38,26 @@ def check(client) -> str:
         return f"down: {error.__class__.__name__}"
 
 
+def live_workers(client) -> int | None:
+    """RQ workers whose registration has not expired (RQ's set keeps dead ones until it cleans up); None if unknown."""
+    try:
+        names = client.smembers("rq:workers")
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(name)
+            return sum(pipe.execute())
+    except redis.RedisError:
+        return None
+
+
 @bp.get("/healthz")
 def healthz():
-    states = {"sessions": check(services.session_redis), "jobs": check(services.jobs_redis)}
-    socketio_redis = _socketio_redis()
-    if socketio_redis is not None:
-        states["socketio"] = check(socketio_redis)
+    clients = {"sessions": services.session_redis, "jobs": services.jobs_redis, "socketio": _socketio_redis()}
+    futures = {name: _checks.submit(check, client) for name, client in clients.items() if client is not None}
+    workers = _checks.submit(live_workers, services.jobs_redis)
+    wait([*futures.values(), workers], timeout=CHECK_SECONDS)
+    states = {name: future.result() if future.done() else f"down: no answer within {CHECK_SECONDS} s"
+              for name, future in futures.items()}
     healthy = all(state == "ok" for state in states.values())
-    return jsonify(status="ok" if healthy else "unavailable", redis=states), 200 if healthy else 503
+    return jsonify(status="ok" if healthy else "unavailable", redis=states,
+                   workers=workers.result() if workers.done() else None), 200 if healthy else 503

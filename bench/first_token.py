@@ -1,0 +1,180 @@
+"""Time to first token added by the app: POST a message → the first ``message.delta`` at a socket client.
+
+    .venv/bin/python bench/first_token.py [--turns 40]
+
+Against a local OpenAI-compatible server that answers at once (the tests' fake server, no delay),
+so what is measured is the app: the send (append, ticket, enqueue), the worker picking the job up,
+forking its work-horse, calling the provider through the ``openai`` SDK, the first flush (partial
+APPEND + publish) and the Socket.IO fan-out through Redis to the web process and the client. Beside
+it, the same server called directly with the SDK (the floor), and the same app with a plain RQ
+worker whose work-horse imports the SDK for each job (what every reply paid before).
+
+Everything runs on this machine: a private redis-server, `flask run`, one `flask worker` (or a plain
+`rq worker`), the official python-socketio client (websocket transport).
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from statistics import median, quantiles
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(ROOT)]
+
+from tests.fake_llm_servers import FakeOpenAI  # noqa: E402
+from tests.processes import stop, wait_for, web_process  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
+
+COOKIE = "_prompt_tracker_session"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+WORKERS = {
+    "flask worker (ReplyWorker: SDKs imported before the fork)": lambda env: [
+        sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+    "plain rq worker (the work-horse imports the SDK per job)": lambda env: [
+        str(Path(sys.executable).with_name("rq")), "worker", "prompt_tracker", "--url", env["RQ_REDIS_URL"],
+        "--serializer", "rq.serializers.JSONSerializer"],
+}
+
+
+def percentiles(samples: list[float]) -> dict:
+    """p50 / p95 / max in milliseconds."""
+    cuts = quantiles(samples, n=20)
+    return {"p50_ms": round(median(samples) * 1000, 1), "p95_ms": round(cuts[18] * 1000, 1),
+            "max_ms": round(max(samples) * 1000, 1), "n": len(samples)}
+
+
+def direct_sdk(base_url: str, turns: int) -> list[float]:
+    """Seconds from the SDK call to its first content delta, straight to the server."""
+    import openai
+
+    client = openai.OpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
+    samples = []
+    for _ in range(turns):
+        started = time.perf_counter()
+        with client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                            stream=True) as chunks:
+            for chunk in chunks:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    samples.append(time.perf_counter() - started)
+                    break
+    return samples
+
+
+class Tab:
+    """One browser tab: the session cookie and CSRF token from the page, a python-socketio client."""
+
+    def __init__(self, url: str):
+        import socketio
+
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port
+        answer, headers = self.request("GET", "/playground")
+        self.cookie = re.search(rf"{COOKIE}=([^;]+)", headers["Set-Cookie"]).group(1)
+        self.token = CSRF.search(answer).group(1)
+        self.first_delta: dict[str, float] = {}
+        self.arrived = threading.Condition()
+        self.socket = socketio.Client()
+        self.socket.on("message.delta", self._delta)
+        self.socket.connect(url, headers={"Cookie": f"{COOKIE}={self.cookie}"}, transports=["websocket"])
+
+    def _delta(self, payload):
+        with self.arrived:
+            self.first_delta.setdefault(payload["message_id"], time.perf_counter())
+            self.arrived.notify_all()
+
+    def request(self, method, path, fields=None, headers=None):
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        body = urllib.parse.urlencode(fields).encode() if fields else None
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        if getattr(self, "cookie", None):
+            headers["Cookie"] = f"{COOKIE}={self.cookie}"
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.read().decode(), response.headers
+
+    def settings(self, **fields):
+        self.request("POST", "/playground/settings", {"csrf_token": self.token, "system_prompt": "", "temperature": "0.7",
+                                                      "max_tokens": "64", **fields})
+
+    def turn(self, text: str) -> float:
+        """Seconds from the POST to the first delta of its reply at this tab's socket."""
+        started = time.perf_counter()
+        body, _ = self.request("POST", "/playground/messages", {"content": text, "csrf_token": self.token},
+                               {"Accept": "application/json"})
+        message_id = json.loads(body)["id"]
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: message_id in self.first_delta, timeout=30):
+                raise RuntimeError(f"no delta for {message_id}")
+        return self.first_delta[message_id] - started
+
+    def close(self):
+        self.socket.disconnect()
+
+
+def worker_side(server: RedisServer) -> float:
+    """Median ``first_token_ms`` the worker recorded: from its claim of the reply to the first delta."""
+    from prompt_tracker.messages import decode_message
+
+    client = server.client(2)
+    key = next(key for key in client.scan_iter() if b":conversation:" in key)
+    replies = [decode_message(raw) for raw in client.lrange(key, 0, -1)][3::2]  # after the warm-up turn
+    return median(reply.first_token_ms for reply in replies)
+
+
+def through_the_app(server: RedisServer, env: dict, worker_command: list, turns: int, log_dir: Path):
+    """Send ``turns`` messages one after the other; the time to each reply's first delta, and the worker's part."""
+    for db in (0, 1, 2):
+        server.client(db).flushdb()
+    with web_process(env, log_dir / "web.log") as url:
+        worker = subprocess.Popen(worker_command, cwd=ROOT, env=env, stdout=open(log_dir / "worker.log", "wb"),
+                                  stderr=subprocess.STDOUT)
+        try:
+            tab = Tab(url)
+            tab.settings(provider="openai", model="gpt-4o-mini")
+            wait_for(lambda: server.client(0).scard("rq:workers") > 0, timeout=60)
+            tab.turn("warm-up")  # the first job pays for connections being opened
+            samples = [tab.turn(f"turn {number}") for number in range(turns)]
+            tab.close()
+            return samples, worker_side(server)
+        finally:
+            stop(worker)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=40)
+    args = parser.parse_args()
+    server = RedisServer().start()
+    log_dir = Path(os.environ.get("BENCH_LOGS") or "/tmp") / f"first-token-{os.getpid()}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with FakeOpenAI() as fake:
+            fake.script.reply = "Hello from a server that answers at once."
+            env = {**os.environ, "PROMPT_TRACKER_ENV": "development", "FLASK_DEBUG": "0", "PYTHONPATH": str(ROOT),
+                   "SESSION_REDIS_URL": server.url(2), "RQ_REDIS_URL": server.url(0),
+                   "SOCKETIO_MESSAGE_QUEUE": server.url(1), "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url}
+            results = {"direct SDK call (floor)": percentiles(direct_sdk(fake.base_url, args.turns))}
+            for name, command in WORKERS.items():
+                samples, in_worker = through_the_app(server, env, command(env), args.turns, log_dir)
+                results[f"app, {name}"] = {**percentiles(samples), "claim_to_first_delta_p50_ms": in_worker}
+    finally:
+        server.stop()
+    floor = results["direct SDK call (floor)"]["p50_ms"]
+    print(f"Time to first token, POST → first message.delta at a python-socketio client ({args.turns} turns):")
+    for name, figures in results.items():
+        added = "" if name.startswith("direct") else f"  (app adds {figures['p50_ms'] - floor:.1f} ms at p50)"
+        print(f"  {name}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, max {figures['max_ms']} ms{added}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""A reply's ticket in DB 0: which session and playground it belongs to, and the settings snapshot.
+
+The RQ job carries only the message id and the attempt, so no session id reaches a job record or
+a worker's log line; the worker reads the rest here.
+"""
+
+import msgspec
+
+from ..extensions import services
+from ..playground_settings import PlaygroundSettings
+from ..redis_keys import ticket_key
+
+
+class Ticket(msgspec.Struct, kw_only=True):
+    """What a worker needs to write a reply besides its id and attempt."""
+
+    store: str  # the session's store id (SHA-256 of the cookie's id)
+    playground: str
+    settings: PlaygroundSettings
+
+
+def write_ticket(message_id: str, ticket: Ticket, seconds: int) -> None:
+    """Store the ticket of ``message_id`` for ``seconds``."""
+    services.jobs_redis.set(ticket_key(message_id), msgspec.json.encode(ticket), ex=seconds)
+
+
+def read_ticket(message_id: str) -> Ticket | None:
+    """The ticket of ``message_id``, or None if it expired or was never written."""
+    raw = services.jobs_redis.get(ticket_key(message_id))
+    return None if raw is None else msgspec.json.decode(raw, type=Ticket)
+
+
+def delete_ticket(message_id: str) -> None:
+    """Forget the ticket (the reply is final)."""
+    services.jobs_redis.delete(ticket_key(message_id))
