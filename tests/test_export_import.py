@@ -30,7 +30,7 @@ def conversation(app, playground, fake_openai):
     with app.app_context():
         from prompt_tracker.extensions import services
 
-        services.store.update(playground.sid(), STANDALONE, messages[1].id, lambda m: msgspec.structs.replace(
+        services.store.update(playground.store(), STANDALONE, messages[1].id, lambda m: msgspec.structs.replace(
             m, attempt=2, alternatives=[Alternative(attempt=1, content="an older answer", usage=Usage(1, 2))]))
     return playground.messages(app)
 

@@ -43,10 +43,12 @@ def test_events_reach_only_their_own_session(app):
     received = alice_socket.get_received()
     appended = [e["args"][0] for e in received if e["name"] == "message.appended"]
     sent, reply = alice.messages(app)
-    assert appended == [{"playground": "standalone", "ids": [sent.id, reply.id]}]
-    received = [e for e in received if e["name"] != "message.appended"]  # the job ran inline, before it
+    assert [(a["playground"], a["ids"], a["message_id"]) for a in appended] == [("standalone", [sent.id, reply.id], reply.id)]
+    assert f'id="m-{reply.id}"' in appended[0]["html"]  # the two messages' HTML, for the other tabs
+    assert event_names(received)[:2] == ["message.appended", "message.started"]  # appended before the job runs
+    received = [e for e in received if e["name"] != "message.appended"]
     names = event_names(received)
-    assert names[:2] == ["message.appended", "message.started"] and names[-1] == "message.done"
+    assert names[0] == "message.started" and names[-1] == "message.done"
     assert "message.delta" in names
     text = "".join(e["args"][0]["text"] for e in received if e["name"] == "message.delta")
     assert text.startswith("You said: for alice only")
@@ -77,7 +79,8 @@ def test_send_reset_and_save_reach_every_tab_of_the_session_and_no_other(app):
     alice.send("seen in both tabs")
     sent, reply = alice.messages(app)
     for tab in (tab_a, tab_b):
-        assert tab_events(tab, "message.appended") == [{"playground": "standalone", "ids": [sent.id, reply.id]}]
+        assert [(e["playground"], e["ids"]) for e in tab_events(tab, "message.appended")] == [
+            ("standalone", [sent.id, reply.id])]
 
     alice.save_settings(system_prompt="Be brief.")
     digests = [tab_events(tab, "settings.saved") for tab in (tab_a, tab_b)]
