@@ -81,14 +81,21 @@ class Tab:
         self.cookie = re.search(rf"{COOKIE}=([^;]+)", headers["Set-Cookie"]).group(1)
         self.token = CSRF.search(answer).group(1)
         self.first_delta: dict[str, float] = {}
+        self.done: set[str] = set()
         self.arrived = threading.Condition()
         self.socket = socketio.Client()
         self.socket.on("message.delta", self._delta)
+        self.socket.on("message.done", self._done)
         self.socket.connect(url, headers={"Cookie": f"{COOKIE}={self.cookie}"}, transports=["websocket"])
 
     def _delta(self, payload):
         with self.arrived:
             self.first_delta.setdefault(payload["message_id"], time.perf_counter())
+            self.arrived.notify_all()
+
+    def _done(self, payload):
+        with self.arrived:
+            self.done.add(payload["message_id"])
             self.arrived.notify_all()
 
     def request(self, method, path, fields=None, headers=None):
@@ -114,6 +121,10 @@ class Tab:
         with self.arrived:
             if not self.arrived.wait_for(lambda: message_id in self.first_delta, timeout=30):
                 raise RuntimeError(f"no delta for {message_id}")
+            # Like a person, send the next message once this reply is complete (the worker is free).
+            if not self.arrived.wait_for(lambda: message_id in self.done, timeout=30):
+                raise RuntimeError(f"{message_id} never finished")
+        time.sleep(0.05)  # and the worker is back waiting for jobs
         return self.first_delta[message_id] - started
 
     def close(self):
@@ -127,6 +138,9 @@ def worker_side(server: RedisServer) -> float:
     client = server.client(2)
     key = next(key for key in client.scan_iter() if b":conversation:" in key)
     replies = [decode_message(raw) for raw in client.lrange(key, 0, -1)][3::2]  # after the warm-up turn
+    problems = [(reply.status, reply.error) for reply in replies if reply.status != "done"]
+    if problems:
+        raise RuntimeError(f"replies that did not finish: {problems}")
     return median(reply.first_token_ms for reply in replies)
 
 

@@ -5,6 +5,7 @@ Configured by the environment only, read on every call: ``OPENAI_API_KEY``, ``OP
 """
 
 import os
+import socket
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -72,10 +73,33 @@ class OpenAIChatProvider(Provider):
                              "openai", key, base_url, timeout)
 
     def warm(self) -> None:
-        """Build the client for the current environment, if the provider is configured."""
-        if self.is_configured():
-            self.client(os.environ.get("OPENAI_API_KEY") or "", os.environ.get("OPENAI_BASE_URL") or None,
-                        provider_timeout())
+        """Build the client for the current environment and what the SDK builds on its first call.
+
+        The SDK loads its resources and builds the pydantic schemas of the streamed chunks lazily:
+        about 100 ms of the first reply of every work-horse, unless done here, before the fork.
+        """
+        if not self.is_configured():
+            return
+        import openai
+        from openai.types.chat import ChatCompletionChunk
+
+        client = self.client(os.environ.get("OPENAI_API_KEY") or "", os.environ.get("OPENAI_BASE_URL") or None,
+                             provider_timeout())
+        # One call to a closed local port: the request path (parameters, headers) without the network.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+        try:
+            client.with_options(base_url=closed, timeout=1.0).chat.completions.create(
+                model="warm", messages=[{"role": "user", "content": "warm"}], stream=True,
+                stream_options={"include_usage": True}, max_tokens=1, temperature=0.0)
+        except openai.APIConnectionError:
+            pass
+        ChatCompletionChunk.model_validate({
+            "id": "warm", "object": "chat.completion.chunk", "created": 0, "model": "warm",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        })
 
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage if the server reported one; ProviderError on failure.
