@@ -9,6 +9,7 @@ from sqlalchemy import event, select, text
 from prompt_tracker import create_app
 from prompt_tracker.extensions import db, services
 from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.redis_keys import store_id
 from prompt_tracker.prompts.library import save_version
 from prompt_tracker.prompts.models import Prompt, PromptVersion
 
@@ -73,7 +74,7 @@ class Library:
 
     def messages(self, playground):
         with self.app.app_context():
-            return services.store.all(self.sid(), playground)
+            return services.store.all(store_id(self.sid()), playground)
 
 
 @pytest.fixture
