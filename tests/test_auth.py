@@ -87,6 +87,16 @@ def test_login_rotates_the_session_id_and_the_old_id_stops_working(accounts_app)
     assert stale.get("/playground").status_code == 303
 
 
+def test_a_second_login_keeps_the_conversation(accounts_app):
+    browser = Browser(accounts_app.test_client())
+    browser.login()
+    browser.send("kept across the rotation")
+    first = browser.sid()
+    assert browser.login().status_code == 303
+    assert browser.sid() != first
+    assert [m.content for m in browser.messages(accounts_app)][0] == "kept across the rotation"
+
+
 def test_logout_deletes_the_session_and_its_conversation(accounts_app):
     browser = Browser(accounts_app.test_client())
     browser.login()

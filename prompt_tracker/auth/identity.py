@@ -133,10 +133,10 @@ def refuse_anonymous(mode: str, reason: str | None = None):
 
 def sign_out() -> None:
     """End the session: stop its replies, delete its conversations and its data, forget the user."""
-    from ..turns import clear_conversation_state
+    from ..turns import reset_conversation
 
     for playground in session.playgrounds():
-        clear_conversation_state(session.sid, playground)
+        reset_conversation(session.store_id, playground)
     if current_app.config["AUTH_MODE"] == "accounts":
         logout_user()
     session.clear()
