@@ -72,7 +72,7 @@ def test_a_delete_never_removes_a_message_changed_in_between(live_app, live_play
     add(playground, "user", "two")
     with live_app.app_context():
         store = services.store
-        sid = playground.sid()
+        sid = playground.store()
         one, two = store.all(sid, STANDALONE)
         real_find = store.find
         calls = []

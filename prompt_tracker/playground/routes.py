@@ -316,21 +316,21 @@ def add_message():
         content = turns.validate_content(request.form.get("content"))
         message = Message(id=new_message_id(), role=role, content=content, created_at=time.time(),
                           html=render_reply(content) if role == "assistant" else None)
-        services.store.append(session.sid, g.playground, message,
+        services.store.append(session.store_id, g.playground, message,
                               refresh_keys=current_app.session_interface.keys_of(session))
-    except (turns.InvalidMessage, ConversationFull) as problem:
+    except (turns.InvalidMessage, turns.ConversationFull) as problem:
         flash(str(problem), "error")
         return back_to_page()
     session.add_playground(g.playground)
     session.expiry_refreshed = True
-    live.publish(session.sid, "message.appended", {"playground": g.playground, "ids": [message.id]})
+    live.publish(session.store_id, "message.appended", {"playground": g.playground, "ids": [message.id]})
     return back_to_page(f"m-{message.id}")
 
 
 @bp.post("/messages/<message_id>/delete")
 def delete(message_id):
     """Delete a message (a user message goes with its reply)."""
-    if not delete_message(services.store, session.sid, g.playground, message_id):
+    if not delete_message(services.store, session.store_id, g.playground, message_id):
         flash("That message is no longer in this conversation.", "error")
-    live.publish(session.sid, "conversation.reset", {"playground": g.playground})
+    live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
     return back_to_page()
