@@ -10,7 +10,7 @@ it, the same server called directly with the SDK (the floor), and the same app w
 worker whose work-horse imports the SDK for each job (what every reply paid before).
 
 Everything runs on this machine: a private redis-server, `flask run`, one `flask worker` (or a plain
-`rq worker`), the official python-socketio client (websocket transport).
+`rq worker`), the official python-socketio client (websocket transport, through websocket-client).
 """
 
 import argparse
