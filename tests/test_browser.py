@@ -273,3 +273,33 @@ def test_after_a_lost_connection_the_page_catches_up(chromium, real_redis, start
         page.wait_for_selector('.message-assistant[data-status="done"] >> text=You said: answered while', timeout=30_000)
     screenshot(page, "17-caught-up-after-reconnect")
     context.close()
+
+
+def test_reload_mid_stream_shows_the_text_so_far(page, chromium, live_server, start_worker):
+    """A reload, a second tab and the no-JS refresh all show the reply's text streamed so far, and it goes on."""
+    start_worker({"ECHO_DELAY": "0.1"})
+    page.goto(live_server + "/playground")
+    page.fill("#content", " ".join(f"w{i}" for i in range(60)))
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("() => (document.querySelector('.message-assistant .live') || {}).textContent?.includes('w10')",
+                           timeout=20_000)
+    page.reload()
+    assert page.get_attribute(".message-assistant", "data-status") == "streaming"
+    assert "You said: w0 w1" in page.inner_text(".message-assistant .live")  # rendered by the server, not the socket
+    screenshot(page, "18-reload-mid-stream")
+
+    no_script = chromium.new_context(java_script_enabled=False, storage_state=page.context.storage_state())
+    refresh = no_script.new_page()
+    refresh.goto(live_server + "/playground")
+    assert "You said: w0 w1" in refresh.inner_text(".message-assistant .live")
+    no_script.close()
+
+    tab_b = second_tab(page)
+    tab_b.goto(live_server + "/playground")
+    assert "You said: w0 w1" in tab_b.inner_text(".message-assistant .live")
+
+    for tab in (page, tab_b):  # the stream goes on in both, without gaps or repeats
+        tab.wait_for_selector('.message-assistant[data-status="done"]', timeout=30_000)
+        text = tab.inner_text(".message-assistant .body")
+        assert text.count("w59") == 1 and text.count("w10 ") == 1
+    assert tab_b.errors == []
