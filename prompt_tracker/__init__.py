@@ -76,6 +76,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         socketio.init_app(app, client_manager=socketio_module.Manager(), **socket_options)
 
     from .auth.cli import users_cli
+    from .limits.cli import usage_command
     from .prompts.cli import prompts_cli
     from .sessions.cli import sessions_cli
     from .turns.worker_cli import worker_command
@@ -97,6 +98,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.register_blueprint(auth_bp)
     app.cli.add_command(prompts_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(usage_command)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(worker_command)
 

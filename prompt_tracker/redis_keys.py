@@ -74,6 +74,16 @@ def alive_key(message_id: str) -> str:
     return f"prompt_tracker:alive:{message_id}"
 
 
+def usage_key(day: str) -> str:
+    """Hash of one UTC day's spend per user (budgets and ``flask usage``)."""
+    return f"prompt_tracker:limit:usage:{day}"
+
+
+def sockets_key(store: str) -> str:
+    """Set of the Socket.IO ids of a session's open sockets (disconnected when it signs out)."""
+    return f"prompt_tracker:sockets:{store}"
+
+
 def reply_job_id(message_id: str, attempt: int) -> str:
     """RQ job id of one attempt of a reply (RQ allows only letters, digits, ``-`` and ``_``)."""
     return f"reply-{message_id}-{attempt}"

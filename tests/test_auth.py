@@ -234,3 +234,18 @@ def test_no_sign_in_in_development_by_default():
     page = app.test_client().get("/playground")
     assert page.status_code == 200 and "Sign out" not in page.get_data(as_text=True)
     assert app.test_client().get("/login").status_code == 404
+
+
+def test_sockets_need_a_signed_in_session_and_signing_out_disconnects_them(accounts_app):
+    from prompt_tracker.extensions import socketio
+
+    browser = Browser(accounts_app.test_client())
+    browser.client.get("/login")  # a stored session, but nobody signed in
+    anonymous = socketio.test_client(accounts_app, flask_test_client=browser.client)
+    assert not anonymous.is_connected()
+
+    browser.login()
+    signed_in = socketio.test_client(accounts_app, flask_test_client=browser.client)
+    assert signed_in.is_connected()
+    browser.logout()
+    assert not signed_in.is_connected()

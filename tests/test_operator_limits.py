@@ -35,3 +35,55 @@ def test_a_setting_outside_the_limits_is_refused_next_to_its_field(strict_app, f
 def test_allowed_settings_are_saved(strict_app):
     playground = Playground(strict_app.test_client())
     assert playground.save_settings(provider="openai", model="gpt-4o-mini", max_tokens=2048).status_code == 303
+
+
+def test_sends_past_the_rate_are_refused_with_a_sentence_and_the_text_kept():
+    app = create_app("test", {"RATE_LIMIT_SENDS": "2/minute"})
+    playground = Playground(app.test_client())
+    assert playground.send("one").status_code == 303
+    assert playground.send("two").status_code == 303
+    refused = playground.send("three, typed with care")
+    assert refused.status_code == 429
+    page = refused.get_data(as_text=True)
+    assert "Too many messages: the limit is 2 per 1 minute. Try again in" in page
+    assert "three, typed with care" in page  # still in the composer
+    assert [m.content for m in playground.messages(app) if m.role == "user"] == ["one", "two"]
+    # Retry calls the model too: it counts against the same rate.
+    reply = playground.messages(app)[-1]
+    assert playground.retry(reply.id).status_code == 429
+    # The page's fetch gets the sentence as JSON.
+    token = playground.token()
+    fetched = playground.client.post("/playground/messages", data={"content": "four", "csrf_token": token},
+                                     headers={"Accept": "application/json"})
+    assert fetched.status_code == 429 and fetched.get_json()["error"].startswith("Too many messages")
+
+
+def test_the_daily_token_budget_for_unpriced_models_refuses_the_next_send_and_usage_shows_it():
+    app = create_app("test", {"DAILY_BUDGET_TOKENS": 5})
+    playground = Playground(app.test_client())
+    assert playground.send("a first message that the echo model repeats").status_code == 303
+    assert playground.messages(app)[-1].status == "done"  # jobs run inline on the test config
+    refused = playground.send("over the budget")
+    assert refused.status_code == 429
+    page = refused.get_data(as_text=True)
+    assert "You have used today&#39;s budget of 5 tokens on models with no known price" in page
+    assert "resets at midnight UTC" in page and "over the budget" in page
+    usage = app.test_cli_runner().invoke(args=["usage", "--days", "2"])
+    assert usage.exit_code == 0
+    row = next(line for line in usage.output.splitlines() if " local " in line)
+    assert row.split()[2] == "1"  # one reply
+    assert "1 user-day in the last 2 days" in usage.output
+
+
+def test_the_daily_usd_budget_counts_recorded_costs(monkeypatch):
+    from prompt_tracker.limits import budget
+    from prompt_tracker.messages import Usage
+
+    app = create_app("test", {"DAILY_BUDGET_USD": 0.01})
+    with app.test_request_context():
+        budget.record("alice", Usage(input_tokens=10, output_tokens=10), 0.004)
+        budget.check("alice")
+        budget.record("alice", Usage(input_tokens=10, output_tokens=10), 0.007)
+        with pytest.raises(budget.BudgetExceeded, match=r"budget of \$0.01 \(\$0.01 spent\)"):
+            budget.check("alice")
+        budget.check("bob")  # others are not affected

@@ -5,8 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from ..prompts.models import utcnow
-from .models import MAX_EMAIL_CHARS, User
+from .models import MAX_EMAIL_CHARS, User, utcnow
 
 MIN_PASSWORD_CHARS = 12
 # Checked when the email is unknown, so a wrong email costs the same time as a wrong password.

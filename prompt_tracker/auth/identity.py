@@ -132,11 +132,26 @@ def refuse_anonymous(mode: str, reason: str | None = None):
 
 
 def sign_out() -> None:
-    """End the session: stop its replies, delete its conversations and its data, forget the user."""
+    """End the session: stop its replies, delete its conversations and data, close its sockets."""
     from ..turns import reset_conversation
+    from ..turns.live import disconnect_sockets
 
     for playground in session.playgrounds():
         reset_conversation(session.store_id, playground)
+    disconnect_sockets(session.store_id)
     if current_app.config["AUTH_MODE"] == "accounts":
         logout_user()
     session.clear()
+
+
+def socket_user_allowed() -> bool:
+    """Whether the session behind a Socket.IO handshake may listen: signed in as its pages require."""
+    mode = current_app.config["AUTH_MODE"]
+    if mode == "none":
+        return True
+    if mode == "accounts":
+        user = account_user()
+        return user is not None and not user.disabled
+    # header: the handshake came through the trusted proxy, for the user this session belongs to.
+    name = (request.headers.get(current_app.config["AUTH_HEADER"]) or "").strip().lower()
+    return bool(request.environ.get(TRUSTED_ENVIRON_KEY) and name and session.get("proxy_user") == name)

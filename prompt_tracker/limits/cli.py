@@ -1,12 +1,14 @@
 """``flask usage``: spend per user per day, from the budget counters."""
 
 import click
+from flask.cli import with_appcontext
 
 from .budget import usage_by_day
 
 
 @click.command("usage")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 40), help="How many days back.")
+@with_appcontext
 def usage_command(days: int) -> None:
     """Show each user's spend per day: replies, tokens, USD (and tokens of unpriced models)."""
     rows = usage_by_day(days)

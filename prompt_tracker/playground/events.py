@@ -6,8 +6,9 @@ from flask import request, session
 from flask_socketio import ConnectionRefusedError, join_room
 from redis.exceptions import RedisError
 
+from ..auth.identity import socket_user_allowed
 from ..extensions import socketio
-from ..turns.live import room_for
+from ..turns.live import forget_socket, remember_socket, room_for
 
 NAMESPACE = "/"
 REFUSAL_FLUSH_SECONDS = 1.0
@@ -23,7 +24,19 @@ def connect(auth=None):
         refuse("the session store is unreachable")
     if not known:
         refuse("no session: load the playground page first")
+    if not socket_user_allowed():
+        refuse("not signed in")
     join_room(room_for(session.store_id))
+    remember_socket(session.store_id, request.sid)
+
+
+@socketio.on("disconnect")
+def disconnect(reason=None):
+    """Forget a closed socket (sign-out disconnects the ones still remembered)."""
+    try:
+        forget_socket(session.store_id, request.sid)
+    except (RedisError, RuntimeError):
+        pass  # the set expires with the session anyway
 
 
 def refuse(reason: str):

@@ -6,6 +6,7 @@ import time
 import msgspec
 
 from flask import (
+    make_response,
     Response, abort, current_app, flash, g, get_template_attribute, jsonify, redirect, render_template, request,
     session, url_for,
 )
@@ -26,6 +27,11 @@ from ..conversation_transfer import ImportRefused, export_json, export_markdown,
 from ..messages import ROLES, Message, new_message_id
 from ..rendering import render_reply
 from ..sessions.conversation_edits import delete_message, replace_conversation
+from ..auth.identity import current_user_name
+from ..extensions import limiter
+from ..limits import budget, limit_sentence, user_key
+from ..limits.budget import BudgetExceeded
+from ..limits.models import ModelNotAllowed, check_model
 from . import bp
 from .forms import MessageForm, SettingsForm
 
@@ -104,19 +110,43 @@ def index():
     return render_playground()
 
 
+def sends_limit() -> str:
+    return current_app.config["RATE_LIMIT_SENDS"]
+
+
+def too_many_sends(limit):
+    """A send, retry, compare or replay past the user's rate: 429 with a sentence, the typed text kept."""
+    # Flask-Limiter uses what this returns only when it is a Response object.
+    return make_response(refuse_send(MessageForm(), limit_sentence("messages", limit), 429))
+
+
+def check_spend(settings) -> None:
+    """Refuse a reply the deployment does not allow: a model off the list, or today's budget spent."""
+    check_model(settings.provider, settings.model)
+    budget.check(current_user_name())
+
+
+# One rate for everything that calls a model (send, retry), per user: they share a budget too.
+send_rate = limiter.shared_limit(sends_limit, scope="sends", key_func=user_key, methods=["POST"],
+                                 on_breach=too_many_sends)
+
+
 @bp.post("/messages")
+@send_rate
 def send():
     form = MessageForm()
     try:
         settings = settings_to_send(current_settings(session))
+        check_spend(settings)
         sent, placeholder = turns.send_message(
             session.store_id, g.playground, form.content.data, settings,
             refresh_keys=current_app.session_interface.keys_of(session),
             client_token=request.form.get("client_token"), announce=announce_appended,
         )
-    except (turns.InvalidMessage, turns.ConversationFull, UnknownProviderError, TemplateProblem) as problem:
+    except (turns.InvalidMessage, turns.ConversationFull, UnknownProviderError, TemplateProblem,
+            ModelNotAllowed) as problem:
         return refuse_send(form, str(problem), 422)
-    except turns.TooManyOpenReplies as problem:
+    except (turns.TooManyOpenReplies, BudgetExceeded) as problem:
         return refuse_send(form, str(problem), 429)
     except turns.DuplicateSend:
         # The same composer submission again (Ctrl+Enter twice): it was sent once, show the page.
@@ -213,12 +243,17 @@ def stop(message_id):
 
 
 @bp.post("/messages/<message_id>/retry")
+@send_rate
 def retry(message_id):
     try:
-        message = turns.retry_reply(session.store_id, g.playground, message_id, settings_to_send(current_settings(session)))
-    except (turns.QueueUnavailable, turns.TooManyOpenReplies, TemplateProblem) as problem:
+        settings = settings_to_send(current_settings(session))
+        check_spend(settings)
+        message = turns.retry_reply(session.store_id, g.playground, message_id, settings)
+    except (turns.QueueUnavailable, turns.TooManyOpenReplies, TemplateProblem, ModelNotAllowed,
+            BudgetExceeded) as problem:
         if wants_json():
-            return jsonify(error=str(problem)), 429 if isinstance(problem, turns.TooManyOpenReplies) else 503
+            refused = isinstance(problem, (turns.TooManyOpenReplies, BudgetExceeded))
+            return jsonify(error=str(problem)), 429 if refused else (422 if isinstance(problem, ModelNotAllowed) else 503)
         flash(str(problem), "error")
         return back_to_page()
     if message is None:

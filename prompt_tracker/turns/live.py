@@ -23,7 +23,8 @@ import time
 import msgspec
 from flask import current_app
 
-from ..extensions import socketio
+from ..extensions import services, socketio
+from ..redis_keys import sockets_key
 
 
 def room_for(store_id: str) -> str:
@@ -69,3 +70,30 @@ class DeltaBuffer:
             publish(self.store_id, "message.delta", {"id": self.message_id, "text": "".join(self.pending)})
             self.pending = []
         self.last_flush = time.monotonic()
+
+
+def remember_socket(store: str, socket_id: str) -> None:
+    """Record an admitted socket of session ``store`` (so signing out can disconnect it)."""
+    key = sockets_key(store)
+    with services.jobs_redis.pipeline(transaction=False) as pipe:
+        pipe.sadd(key, socket_id)
+        pipe.expire(key, int(current_app.permanent_session_lifetime.total_seconds()))
+        pipe.execute()
+
+
+def forget_socket(store: str, socket_id: str) -> None:
+    """Drop a closed socket from its session's set."""
+    services.jobs_redis.srem(sockets_key(store), socket_id)
+
+
+def disconnect_sockets(store: str) -> int:
+    """Disconnect every socket of session ``store``, in whichever web process holds it; return how many."""
+    key = sockets_key(store)
+    socket_ids = [member.decode() for member in services.jobs_redis.smembers(key)]
+    services.jobs_redis.delete(key)
+    server = getattr(socketio, "server", None)
+    if server is None:
+        return 0
+    for socket_id in socket_ids:
+        server.disconnect(socket_id, namespace="/")  # via the message queue when another process has it
+    return len(socket_ids)

@@ -23,6 +23,7 @@ from ..providers import ChatRequest, ProviderError, get_provider
 from ..redis_keys import alive_key
 from ..rendering import render_reply
 from ..web.request_log import log_reply
+from ..limits import budget
 from .live import publish
 from .ticket import delete_ticket, read_ticket
 
@@ -46,10 +47,10 @@ def run_reply(message_id: str, attempt: int) -> str:
     if ticket is None:
         return "skipped"
     with Heartbeat(message_id):
-        return _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings)
+        return _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user)
 
 
-def _write(store: str, playground: str, message_id: str, attempt: int, settings) -> str:
+def _write(store: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None) -> str:
     conversations = services.store
     started = time.monotonic()
 
@@ -138,6 +139,7 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings)
     if not changed:
         return "dropped"
     log_reply(final, playground)
+    budget.record(user, final.usage, final.cost_usd)
     publish(store, f"message.{outcome}", event(
         playground, message_id, attempt=attempt, html=final.html,
         usage=msgspec.to_builtins(final.usage), first_token_ms=final.first_token_ms,

@@ -2,7 +2,7 @@
 
 from typing import Callable, Iterable
 
-from flask import current_app
+from flask import current_app, g
 from redis.exceptions import RedisError
 
 from ..extensions import services
@@ -72,7 +72,7 @@ def enqueue_reply(store: str, playground: str, reply: Message, settings: Playgro
     """Write the reply's ticket and queue its job; if the queue is down, mark the reply failed (with Retry)."""
     config = current_app.config
     try:
-        write_ticket(reply.id, Ticket(store=store, playground=playground, settings=settings),
+        write_ticket(reply.id, Ticket(store=store, playground=playground, settings=settings, user=g.get("user_name")),
                      seconds=config["JOB_TIMEOUT"] + 3600)
         services.queue.enqueue(
             "prompt_tracker.turns.job.run_reply",

@@ -17,6 +17,7 @@ class Ticket(msgspec.Struct, kw_only=True):
     store: str  # the session's store id (SHA-256 of the cookie's id)
     playground: str
     settings: PlaygroundSettings
+    user: str | None = None  # whose budget the reply's cost counts against
 
 
 def write_ticket(message_id: str, ticket: Ticket, seconds: int) -> None:
