@@ -85,6 +85,9 @@ class Config:
     MAX_HISTORY_MESSAGES = 100
     MAX_HISTORY_CHARS = 200_000
     RATELIMIT_HEADERS_ENABLED = True
+    # The counters live in the jobs Redis: when it is down the reply cannot be queued anyway, and the
+    # send should still keep the user's message (marked failed, with Retry) rather than fail whole.
+    RATELIMIT_SWALLOW_ERRORS = True
 
     @classmethod
     def init_app(cls, app):

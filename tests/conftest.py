@@ -109,8 +109,10 @@ def service_env(server: RedisServer) -> dict:
         RQ_REDIS_URL=server.url(0),
         SOCKETIO_MESSAGE_QUEUE=server.url(1),
         PYTHONPATH=str(ROOT),
-        # Load tests keep many replies of one session open at once; the cap has tests of its own.
+        # Load tests keep many replies of one session open at once and send faster than a person;
+        # the open-replies cap and the send rate have tests of their own.
         MAX_OPEN_REPLIES="1000",
+        RATE_LIMIT_SENDS="100000/minute",
     )
     return env
 

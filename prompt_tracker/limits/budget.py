@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
+from redis.exceptions import RedisError
 
 from ..extensions import services
 from ..redis_keys import usage_key
@@ -42,15 +43,18 @@ def record(user: str | None, usage, cost_usd: float | None) -> None:
         return
     tokens = (usage.input_tokens + usage.output_tokens) if usage else 0
     key = usage_key(today())
-    with services.jobs_redis.pipeline(transaction=False) as pipe:
-        pipe.hincrby(key, f"{user}|replies", 1)
-        pipe.hincrby(key, f"{user}|tokens", tokens)
-        if cost_usd is None:
-            pipe.hincrby(key, f"{user}|unpriced_tokens", tokens)
-        else:
-            pipe.hincrbyfloat(key, f"{user}|usd", cost_usd)
-        pipe.expire(key, KEEP_DAYS * 86400)
-        pipe.execute()
+    try:
+        with services.jobs_redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, f"{user}|replies", 1)
+            pipe.hincrby(key, f"{user}|tokens", tokens)
+            if cost_usd is None:
+                pipe.hincrby(key, f"{user}|unpriced_tokens", tokens)
+            else:
+                pipe.hincrbyfloat(key, f"{user}|usd", cost_usd)
+            pipe.expire(key, KEEP_DAYS * 86400)
+            pipe.execute()
+    except RedisError as error:  # the reply is written already; losing one count beats failing it
+        current_app.logger.warning("spend not recorded: %s", error.__class__.__name__)
 
 
 def spent(user: str, day: str | None = None) -> Spend:
@@ -67,7 +71,11 @@ def check(user: str | None) -> None:
     budget_usd, budget_tokens = config["DAILY_BUDGET_USD"], config["DAILY_BUDGET_TOKENS"]
     if not user or not (budget_usd or budget_tokens):
         return
-    spend = spent(user)
+    try:
+        spend = spent(user)
+    except RedisError as error:  # jobs Redis down: the reply will fail to queue and say so
+        current_app.logger.warning("budget not checked: %s", error.__class__.__name__)
+        return
     if budget_usd and spend.usd >= budget_usd:
         raise BudgetExceeded(f"You have used today's budget of ${budget_usd:.2f} (${spend.usd:.2f} spent); "
                              f"it resets at midnight UTC, in {until_midnight()}.")
