@@ -141,6 +141,8 @@ class TestingConfig(Config):
     SESSION_REDIS_URL = RQ_REDIS_URL = "fakeredis://"
     SQLALCHEMY_DATABASE_URI = "sqlite://"  # in memory; tests create the tables
     RATELIMIT_STORAGE_URI = "memory://"
+    # Tests send faster than a person; the rate has tests of its own that set it.
+    RATE_LIMIT_SENDS = "100000/minute"
 
     @classmethod
     def init_app(cls, app):
