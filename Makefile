@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 VENDOR := prompt_tracker/static/vendor
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test install vendor browser-deps redis-deps postgres-deps clean
+.PHONY: run test lint lock install vendor browser-deps redis-deps postgres-deps clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# requirements*.txt name what we use; requirements.lock pins all of it, hashes included (make lock).
+$(STAMP): requirements.lock requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	touch $(STAMP)
 
 # The browser's Socket.IO client: the version pinned in package-lock.json, from the npm registry,
@@ -44,6 +45,17 @@ redis-deps:
 # PostgreSQL integration tests start their own server with Debian's binaries (never the machine's cluster).
 postgres-deps:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+
+# Lint and format check (ruff), as CI runs them before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Regenerate the lock file (every dependency pinned, with hashes) after editing requirements*.txt.
+lock:
+	test -x $(BIN)/pip-compile || $(BIN)/pip install --quiet pip-tools==7.6.2
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links -o requirements.lock requirements-dev.txt
 
 test: $(STAMP) vendor browser-deps redis-deps postgres-deps
 	$(BIN)/python -m pytest

@@ -14,9 +14,17 @@ class ConfigError(RuntimeError):
 
 # Numbers an environment variable of the same name may override (read at start-up, in init_app).
 INT_SETTINGS = (
-    "JOB_TIMEOUT", "HEARTBEAT_TTL", "MAX_MESSAGE_CHARS", "MAX_SYSTEM_PROMPT_CHARS",
-    "MAX_CONVERSATION_MESSAGES", "PAGE_WINDOW", "MAX_CONTENT_LENGTH", "MAX_IMPORT_BYTES", "MAX_OPEN_REPLIES",
-    "MAX_TOKENS_CEILING", "DAILY_BUDGET_TOKENS", "MAX_HISTORY_MESSAGES", "MAX_HISTORY_CHARS",
+    "JOB_TIMEOUT",
+    "HEARTBEAT_TTL",
+    "MAX_MESSAGE_CHARS",
+    "MAX_SYSTEM_PROMPT_CHARS",
+    "MAX_CONVERSATION_MESSAGES",
+    "PAGE_WINDOW",
+    "MAX_CONTENT_LENGTH",
+    "MAX_IMPORT_BYTES",
+    "MAX_OPEN_REPLIES",
+    "MAX_TOKENS_CEILING",
+    "DAILY_BUDGET_TOKENS",
 )
 
 
@@ -81,9 +89,7 @@ class Config:
     # Spend per user per UTC day, in USD (priced models) and in tokens (models with no known price).
     DAILY_BUDGET_USD = 0.0  # 0 = no budget
     DAILY_BUDGET_TOKENS = 0
-    # What one send may carry: older turns beyond this are left out (the page says so).
-    MAX_HISTORY_MESSAGES = 100
-    MAX_HISTORY_CHARS = 200_000
+
     RATELIMIT_HEADERS_ENABLED = True
     # The counters live in the jobs Redis: when it is down the reply cannot be queued anyway, and the
     # send should still keep the user's message (marked failed, with Retry) rather than fail whole.
@@ -107,12 +113,16 @@ class Config:
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
         if os.environ.get("ALLOWED_MODELS"):
-            app.config["ALLOWED_MODELS"] = [item.strip() for item in os.environ["ALLOWED_MODELS"].split(",") if item.strip()]
+            app.config["ALLOWED_MODELS"] = [
+                item.strip() for item in os.environ["ALLOWED_MODELS"].split(",") if item.strip()
+            ]
         if os.environ.get("DAILY_BUDGET_USD"):
             try:
                 app.config["DAILY_BUDGET_USD"] = float(os.environ["DAILY_BUDGET_USD"])
             except ValueError:
-                raise ConfigError(f"DAILY_BUDGET_USD must be a number of dollars, not {os.environ['DAILY_BUDGET_USD']!r}.") from None
+                raise ConfigError(
+                    f"DAILY_BUDGET_USD must be a number of dollars, not {os.environ['DAILY_BUDGET_USD']!r}."
+                ) from None
         if os.environ.get("TRUSTED_PROXIES"):
             app.config["TRUSTED_PROXIES"] = [item.strip() for item in os.environ["TRUSTED_PROXIES"].split(",")]
         check_auth_settings(app.config)
@@ -120,7 +130,9 @@ class Config:
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
         elif not app.config.get("SQLALCHEMY_DATABASE_URI"):
             os.makedirs(app.instance_path, exist_ok=True)
-            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "prompt_tracker.sqlite3")
+            app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
+                app.instance_path, "prompt_tracker.sqlite3"
+            )
 
 
 class DevelopmentConfig(Config):
@@ -201,8 +213,10 @@ def check_auth_settings(settings) -> None:
     if settings["AUTH_MODE"] not in AUTH_MODES:
         raise ConfigError(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, not {settings['AUTH_MODE']!r}.")
     if settings["AUTH_MODE"] == "header" and not settings["TRUSTED_PROXIES"]:
-        raise ConfigError("AUTH_MODE=header needs TRUSTED_PROXIES: the addresses of the reverse proxies "
-                          "(comma-separated IPs or networks) whose user header is believed.")
+        raise ConfigError(
+            "AUTH_MODE=header needs TRUSTED_PROXIES: the addresses of the reverse proxies "
+            "(comma-separated IPs or networks) whose user header is believed."
+        )
     for proxy in settings["TRUSTED_PROXIES"]:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -214,7 +228,7 @@ def database_options(url: str) -> tuple[str, dict]:
     """Return the SQLAlchemy URL for ``url`` (PostgreSQL through psycopg 3) and its engine options."""
     for scheme in ("postgresql://", "postgres://"):
         if url.startswith(scheme):
-            url = "postgresql+psycopg://" + url[len(scheme):]
+            url = "postgresql+psycopg://" + url[len(scheme) :]
     if url.startswith("postgresql+psycopg://"):
         # A stopped or unreachable server becomes a 503 page in seconds, not a hung request.
         return url, {"pool_pre_ping": True, "connect_args": {"connect_timeout": 2}}

@@ -38,18 +38,34 @@ COOKIE = "_prompt_tracker_session"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 WORKERS = {
     "flask worker (ReplyWorker: SDKs imported before the fork)": lambda env: [
-        sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "wsgi",
+        "worker",
+    ],
     "plain rq worker (the work-horse imports the SDK per job)": lambda env: [
-        str(Path(sys.executable).with_name("rq")), "worker", "prompt_tracker", "--url", env["RQ_REDIS_URL"],
-        "--serializer", "rq.serializers.JSONSerializer"],
+        str(Path(sys.executable).with_name("rq")),
+        "worker",
+        "prompt_tracker",
+        "--url",
+        env["RQ_REDIS_URL"],
+        "--serializer",
+        "rq.serializers.JSONSerializer",
+    ],
 }
 
 
 def percentiles(samples: list[float]) -> dict:
     """p50 / p95 / max in milliseconds."""
     cuts = quantiles(samples, n=20)
-    return {"p50_ms": round(median(samples) * 1000, 1), "p95_ms": round(cuts[18] * 1000, 1),
-            "max_ms": round(max(samples) * 1000, 1), "n": len(samples)}
+    return {
+        "p50_ms": round(median(samples) * 1000, 1),
+        "p95_ms": round(cuts[18] * 1000, 1),
+        "max_ms": round(max(samples) * 1000, 1),
+        "n": len(samples),
+    }
 
 
 def direct_sdk(base_url: str, turns: int) -> list[float]:
@@ -60,8 +76,9 @@ def direct_sdk(base_url: str, turns: int) -> list[float]:
     samples = []
     for _ in range(turns):
         started = time.perf_counter()
-        with client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
-                                            stream=True) as chunks:
+        with client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        ) as chunks:
             for chunk in chunks:
                 if chunk.choices and chunk.choices[0].delta.content:
                     samples.append(time.perf_counter() - started)
@@ -109,14 +126,18 @@ class Tab:
         return response.read().decode(), response.headers
 
     def settings(self, **fields):
-        self.request("POST", "/playground/settings", {"csrf_token": self.token, "system_prompt": "", "temperature": "0.7",
-                                                      "max_tokens": "64", **fields})
+        self.request(
+            "POST",
+            "/playground/settings",
+            {"csrf_token": self.token, "system_prompt": "", "temperature": "0.7", "max_tokens": "64", **fields},
+        )
 
     def turn(self, text: str) -> float:
         """Seconds from the POST to the first delta of its reply at this tab's socket."""
         started = time.perf_counter()
-        body, _ = self.request("POST", "/playground/messages", {"content": text, "csrf_token": self.token},
-                               {"Accept": "application/json"})
+        body, _ = self.request(
+            "POST", "/playground/messages", {"content": text, "csrf_token": self.token}, {"Accept": "application/json"}
+        )
         message_id = json.loads(body)["id"]
         with self.arrived:
             if not self.arrived.wait_for(lambda: message_id in self.first_delta, timeout=30):
@@ -149,8 +170,9 @@ def through_the_app(server: RedisServer, env: dict, worker_command: list, turns:
     for db in (0, 1, 2):
         server.client(db).flushdb()
     with web_process(env, log_dir / "web.log") as url:
-        worker = subprocess.Popen(worker_command, cwd=ROOT, env=env, stdout=open(log_dir / "worker.log", "wb"),
-                                  stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            worker_command, cwd=ROOT, env=env, stdout=open(log_dir / "worker.log", "wb"), stderr=subprocess.STDOUT
+        )
         try:
             tab = Tab(url)
             tab.settings(provider="openai", model="gpt-4o-mini")
@@ -173,9 +195,17 @@ def main() -> None:
     try:
         with FakeOpenAI() as fake:
             fake.script.reply = "Hello from a server that answers at once."
-            env = {**os.environ, "PROMPT_TRACKER_ENV": "development", "FLASK_DEBUG": "0", "PYTHONPATH": str(ROOT),
-                   "SESSION_REDIS_URL": server.url(2), "RQ_REDIS_URL": server.url(0),
-                   "SOCKETIO_MESSAGE_QUEUE": server.url(1), "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url}
+            env = {
+                **os.environ,
+                "PROMPT_TRACKER_ENV": "development",
+                "FLASK_DEBUG": "0",
+                "PYTHONPATH": str(ROOT),
+                "SESSION_REDIS_URL": server.url(2),
+                "RQ_REDIS_URL": server.url(0),
+                "SOCKETIO_MESSAGE_QUEUE": server.url(1),
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": fake.base_url,
+            }
             results = {"direct SDK call (floor)": percentiles(direct_sdk(fake.base_url, args.turns))}
             for name, command in WORKERS.items():
                 samples, in_worker = through_the_app(server, env, command(env), args.turns, log_dir)

@@ -16,8 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
-def request(connection: http.client.HTTPConnection, method: str, path: str, headers: dict,
-            body: bytes | None = None) -> tuple[int, bytes]:
+def request(
+    connection: http.client.HTTPConnection, method: str, path: str, headers: dict, body: bytes | None = None
+) -> tuple[int, bytes]:
     """Send one request on a keep-alive connection and read the whole answer; return (status, body)."""
     connection.request(method, path, body=body, headers=headers)
     response = connection.getresponse()
@@ -68,8 +69,9 @@ def run_load(host: str, port: int, path: str, headers: dict, connections: int, s
     """Run ``connections`` threads against ``path`` for ``seconds``; return what they measured."""
     tally = Tally()
     until = time.monotonic() + seconds
-    threads = [threading.Thread(target=hammer, args=(host, port, path, headers, until, tally))
-               for _ in range(connections)]
+    threads = [
+        threading.Thread(target=hammer, args=(host, port, path, headers, until, tally)) for _ in range(connections)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

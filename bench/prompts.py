@@ -15,7 +15,7 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import quantiles
 
@@ -37,17 +37,40 @@ def fill(app, prompts: int, versions_per_prompt: int) -> None:
     with app.app_context():
         for first in range(0, prompts, 1000):
             batch = range(first, min(first + 1000, prompts))
-            db.session.execute(insert(Prompt), [
-                {"id": i + 1, "slug": f"prompt-{i:05d}", "name": f"Prompt {i:05d}", "description": "",
-                 "created_at": start, "updated_at": start + timedelta(seconds=i), "archived": i % 50 == 0}
-                for i in batch
-            ])
-            db.session.execute(insert(PromptVersion), [
-                {"prompt_id": i + 1, "number": n, "system_prompt": f"You are assistant {i}, revision {n}. " * 8,
-                 "provider": "echo", "model": "echo-1", "params": {"temperature": 0.7, "max_tokens": 1024},
-                 "variables": {}, "note": "", "created_at": start, "created_by": "bench"}
-                for i in batch for n in range(1, versions_per_prompt + 1)
-            ])
+            db.session.execute(
+                insert(Prompt),
+                [
+                    {
+                        "id": i + 1,
+                        "slug": f"prompt-{i:05d}",
+                        "name": f"Prompt {i:05d}",
+                        "description": "",
+                        "created_at": start,
+                        "updated_at": start + timedelta(seconds=i),
+                        "archived": i % 50 == 0,
+                    }
+                    for i in batch
+                ],
+            )
+            db.session.execute(
+                insert(PromptVersion),
+                [
+                    {
+                        "prompt_id": i + 1,
+                        "number": n,
+                        "system_prompt": f"You are assistant {i}, revision {n}. " * 8,
+                        "provider": "echo",
+                        "model": "echo-1",
+                        "params": {"temperature": 0.7, "max_tokens": 1024},
+                        "variables": {},
+                        "note": "",
+                        "created_at": start,
+                        "created_by": "bench",
+                    }
+                    for i in batch
+                    for n in range(1, versions_per_prompt + 1)
+                ],
+            )
             db.session.commit()
         if db.engine.dialect.name == "postgresql":
             with db.engine.connect() as connection:  # fresh statistics, as autovacuum would have
@@ -86,8 +109,13 @@ def run_backend(name: str, url: str, args) -> dict:
     fill(app, args.prompts, args.versions_per_prompt)
     filled = time.perf_counter() - started
     last, middle = args.prompts - 1, args.prompts // 2 + 1
-    paths = ["/prompts", f"/prompts?page={max(1, args.prompts // 100)}", f"/prompts?q=prompt-{last // 10:04d}",
-             f"/prompts?q=assistant%20{last},", f"/prompts/prompt-{middle:05d}/playground"]
+    paths = [
+        "/prompts",
+        f"/prompts?page={max(1, args.prompts // 100)}",
+        f"/prompts?q=prompt-{last // 10:04d}",
+        f"/prompts?q=assistant%20{last},",
+        f"/prompts/prompt-{middle:05d}/playground",
+    ]
     results = [measure(app, path, args.requests) for path in paths]
     with app.app_context():
         db.session.remove()
@@ -110,15 +138,28 @@ def main() -> int:
         runs.append(run_backend("postgresql", server.create_database(), args))
     finally:
         server.stop()
-    print(f"{args.prompts:,} prompts, {args.prompts * args.versions_per_prompt:,} versions; in-process, {args.requests} requests each")
+    print(
+        f"{args.prompts:,} prompts, {args.prompts * args.versions_per_prompt:,} versions; in-process, {args.requests} requests each"
+    )
     print(f"{'backend':<11} {'page':<36} {'p50 ms':>8} {'p95 ms':>8} {'SQL':>4}")
     for run in runs:
         for page in run["pages"]:
-            print(f"{run['backend']:<11} {page['path']:<36} {page['p50_ms']:>8} {page['p95_ms']:>8} {page['statements']:>4}")
-    Path(args.output).write_text(json.dumps({
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
-        "prompts": args.prompts, "versions": args.prompts * args.versions_per_prompt, "runs": runs,
-    }, indent=2) + "\n")
+            print(
+                f"{run['backend']:<11} {page['path']:<36} {page['p50_ms']:>8} {page['p95_ms']:>8} {page['statements']:>4}"
+            )
+    Path(args.output).write_text(
+        json.dumps(
+            {
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": platform.platform(),
+                "prompts": args.prompts,
+                "versions": args.prompts * args.versions_per_prompt,
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return 0
 
 

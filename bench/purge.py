@@ -17,10 +17,10 @@ import msgspec
 import redis
 from flask import Flask
 
-from prompt_tracker.sessions import admin as session_admin
 from prompt_tracker.messages import encode_message, user_message
 from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key, session_key
+from prompt_tracker.sessions import admin as session_admin
 
 SEED_BATCH = 1000  # sessions per pipeline
 SCAN_COUNT = 1000
@@ -79,7 +79,10 @@ def purge_with_functions(app: Flask) -> tuple[float, str]:
         planned = time.perf_counter()
         session_admin.execute_purge(keyspace, plan)
         finished = time.perf_counter()
-    return finished - started, f"plan (SCAN + measure each key) {planned - started:.2f} s, execute (UNLINK) {finished - planned:.2f} s"
+    return (
+        finished - started,
+        f"plan (SCAN + measure each key) {planned - started:.2f} s, execute (UNLINK) {finished - planned:.2f} s",
+    )
 
 
 def purge_raw(client: redis.Redis, prefix: str) -> tuple[float, str]:

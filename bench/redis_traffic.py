@@ -5,8 +5,8 @@ The bench's own CONFIG RESETSTAT / INFO calls are left out of the commands and, 
 of zero requests, subtracted from the bytes.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import redis
 

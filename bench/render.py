@@ -16,8 +16,9 @@ from statistics import median
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-from prompt_tracker.rendering import render_reply  # noqa: E402
 from subjects import OURS, conversation, new_session  # noqa: E402
+
+from prompt_tracker.rendering import render_reply  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 REPLY = """Here is a **summary** of the options, with ~~old~~ *new* figures:
@@ -81,8 +82,11 @@ def main(argv=None) -> None:
     server = RedisServer().start()
     try:
         app = OURS.build(server)
-        plain, markdown = page_times(app, [markdown_conversation(args.messages, rendered=False),
-                                           markdown_conversation(args.messages, rendered=True)], args.requests)
+        plain, markdown = page_times(
+            app,
+            [markdown_conversation(args.messages, rendered=False), markdown_conversation(args.messages, rendered=True)],
+            args.requests,
+        )
     finally:
         server.stop()
     print(f"{args.messages} messages, page render (median of {args.requests}, in-process):")

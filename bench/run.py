@@ -20,11 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from statistics import mean
-from typing import Callable, Iterator
 from urllib.parse import urlencode
 
 BENCH = Path(__file__).resolve().parent
@@ -35,6 +35,7 @@ import load  # noqa: E402
 import purge  # noqa: E402
 import redis_traffic  # noqa: E402
 from subjects import OURS, SUBJECTS, SeededSession, Subject, new_session, server_env, shown_count  # noqa: E402
+
 from tests.redis_server import RedisServer, free_port  # noqa: E402
 
 GUNICORN = [str(Path(sys.executable).parent / "gunicorn"), "-w", "2", "--threads", "8"]
@@ -54,7 +55,10 @@ def gunicorn(subject: Subject, server: RedisServer, log_dir: Path) -> Iterator[i
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [*GUNICORN, "-b", f"{HOST}:{port}", subject.gunicorn_target],
-            cwd=ROOT, env=server_env(server), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=server_env(server),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until_serving(port, subject.static_path, process, log_path)
@@ -96,17 +100,35 @@ def check_served(subject: Subject, port: int, seeded: SeededSession, expected: i
     status, body = http_get(port, subject.page_path, seeded.cookie_header)
     shown = shown_count(body.decode())
     if status != 200 or shown != expected:
-        raise RuntimeError(f"{subject.name}: the served page shows {shown} messages (status {status}), "
-                           f"expected {expected}: is the server on the private Redis?")
+        raise RuntimeError(
+            f"{subject.name}: the served page shows {shown} messages (status {status}), "
+            f"expected {expected}: is the server on the private Redis?"
+        )
 
 
 def run_load_process(port: int, path: str, cookie: str, options) -> dict:
     """Run bench/load.py in its own process against ``path``; return its JSON summary."""
     output = subprocess.run(
-        [sys.executable, str(BENCH / "load.py"), "--port", str(port), "--path", path, "--cookie", cookie,
-         "--connections", str(options.connections), "--duration", str(options.duration),
-         "--warmup", str(options.warmup)],
-        check=True, capture_output=True, text=True, timeout=options.duration + options.warmup + 60,
+        [
+            sys.executable,
+            str(BENCH / "load.py"),
+            "--port",
+            str(port),
+            "--path",
+            path,
+            "--cookie",
+            cookie,
+            "--connections",
+            str(options.connections),
+            "--duration",
+            str(options.duration),
+            "--warmup",
+            str(options.warmup),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=options.duration + options.warmup + 60,
     ).stdout
     return json.loads(output)
 
@@ -126,8 +148,11 @@ def measure_throughput(subject: Subject, app, port: int, options) -> dict[str, d
         path = subject.page_path if kind == "page" else subject.static_path
         results[label] = run_load_process(port, path, seeded.cookie_header, options)
         summary = results[label]
-        print(f"  {subject.name:5}  {label:34} {summary['rps']:8.1f} req/s  p50 {summary['p50_ms']:7.1f} ms  "
-              f"p95 {summary['p95_ms']:7.1f} ms  errors {summary['errors']}", flush=True)
+        print(
+            f"  {subject.name:5}  {label:34} {summary['rps']:8.1f} req/s  p50 {summary['p50_ms']:7.1f} ms  "
+            f"p95 {summary['p95_ms']:7.1f} ms  errors {summary['errors']}",
+            flush=True,
+        )
     return results
 
 
@@ -166,8 +191,11 @@ def measure_sends(subject: Subject, app, port: int, options) -> dict[int, dict]:
             "p50_ms": round(load.percentile(times, 0.5) * 1000, 2),
             "p95_ms": round(load.percentile(times, 0.95) * 1000, 2),
         }
-        print(f"  {subject.name:5}  send at {size:,} messages: mean {results[size]['mean_ms']:.1f} ms, "
-              f"p50 {results[size]['p50_ms']:.1f} ms", flush=True)
+        print(
+            f"  {subject.name:5}  send at {size:,} messages: mean {results[size]['mean_ms']:.1f} ms, "
+            f"p50 {results[size]['p50_ms']:.1f} ms",
+            flush=True,
+        )
     return results
 
 
@@ -204,7 +232,9 @@ def expect(response, status: int) -> None:
     """Close the response; fail if its status is not ``status``."""
     response.close()
     if response.status_code != status:
-        raise RuntimeError(f"{response.request.method} {response.request.path} answered {response.status_code}, expected {status}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.path} answered {response.status_code}, expected {status}"
+        )
 
 
 def measure_traffic(apps: dict, server: RedisServer, options) -> list[dict]:
@@ -238,8 +268,10 @@ def format_table(headers: list[str], rows: list[list[str]], text: frozenset[int]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
 
     def line(cells):
-        return "  ".join(str(cell).ljust(width) if index in text else str(cell).rjust(width)
-                         for index, (cell, width) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            str(cell).ljust(width) if index in text else str(cell).rjust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * width for width in widths]), *map(line, rows)])
 
@@ -272,43 +304,93 @@ def add_ratios(results: dict) -> None:
 def throughput_table(results: dict) -> str:
     """Table 1: page and static-file throughput and latency, ours vs stock."""
     meta = results["meta"]
-    rows = [[row["case"], f"{row['ours']['rps']:,.1f}", f"{row['stock']['rps']:,.1f}", times(row["ours_over_stock_rps"]),
-             f"{row['ours']['p50_ms']:.1f}", f"{row['stock']['p50_ms']:.1f}",
-             f"{row['ours']['p95_ms']:.1f}", f"{row['stock']['p95_ms']:.1f}"] for row in results["throughput"]]
-    return (f"1. Throughput under gunicorn {meta['gunicorn']} ({meta['connections']} keep-alive connections, "
-            f"{meta['duration']} s per case)\n" + format_table(
-                ["case", "ours req/s", "stock req/s", "ours/stock", "ours p50 ms", "stock p50 ms", "ours p95 ms",
-                 "stock p95 ms"], rows))
+    rows = [
+        [
+            row["case"],
+            f"{row['ours']['rps']:,.1f}",
+            f"{row['stock']['rps']:,.1f}",
+            times(row["ours_over_stock_rps"]),
+            f"{row['ours']['p50_ms']:.1f}",
+            f"{row['stock']['p50_ms']:.1f}",
+            f"{row['ours']['p95_ms']:.1f}",
+            f"{row['stock']['p95_ms']:.1f}",
+        ]
+        for row in results["throughput"]
+    ]
+    return (
+        f"1. Throughput under gunicorn {meta['gunicorn']} ({meta['connections']} keep-alive connections, "
+        f"{meta['duration']} s per case)\n"
+        + format_table(
+            [
+                "case",
+                "ours req/s",
+                "stock req/s",
+                "ours/stock",
+                "ours p50 ms",
+                "stock p50 ms",
+                "ours p95 ms",
+                "stock p95 ms",
+            ],
+            rows,
+        )
+    )
 
 
 def traffic_table(results: dict) -> str:
     """Table 2: Redis commands and bytes per request, one line per app."""
     rows = []
     for row in results["redis_per_request"]:
-        for name, case, ratio in (("ours", row["case"], ""), ("stock", "", times(row["stock_over_ours_bytes_written"]))):
+        for name, case, ratio in (
+            ("ours", row["case"], ""),
+            ("stock", "", times(row["stock_over_ours_bytes_written"])),
+        ):
             cost = row[name]
             rows.append([case, name, cost["described"], f"{cost['bytes_written']:,}", f"{cost['bytes_read']:,}", ratio])
-    return (f"2. Redis per request ({results['meta']['requests']} requests each, one client with a cookie, in-process)\n"
-            + format_table(["case", "app", "commands per request", "bytes written", "bytes read", "written stock/ours"],
-                           rows, text=frozenset({0, 1, 2})))
+    return (
+        f"2. Redis per request ({results['meta']['requests']} requests each, one client with a cookie, in-process)\n"
+        + format_table(
+            ["case", "app", "commands per request", "bytes written", "bytes read", "written stock/ours"],
+            rows,
+            text=frozenset({0, 1, 2}),
+        )
+    )
 
 
 def send_table(results: dict) -> str:
     """Table 3: time of one POST at each conversation size."""
-    rows = [[f"{row['messages']:,} messages", f"{row['ours']['mean_ms']:.1f}", f"{row['stock']['mean_ms']:.1f}",
-             times(row["stock_over_ours_time"]), f"{row['ours']['p50_ms']:.1f}", f"{row['stock']['p50_ms']:.1f}"]
-            for row in results["send"]]
+    rows = [
+        [
+            f"{row['messages']:,} messages",
+            f"{row['ours']['mean_ms']:.1f}",
+            f"{row['stock']['mean_ms']:.1f}",
+            times(row["stock_over_ours_time"]),
+            f"{row['ours']['p50_ms']:.1f}",
+            f"{row['stock']['p50_ms']:.1f}",
+        ]
+        for row in results["send"]
+    ]
     return "3. Time of one send (POST, 303) under gunicorn, each to a fresh session\n" + format_table(
-        ["conversation", "ours mean ms", "stock mean ms", "stock/ours", "ours p50 ms", "stock p50 ms"], rows)
+        ["conversation", "ours mean ms", "stock mean ms", "stock/ours", "ours p50 ms", "stock p50 ms"], rows
+    )
 
 
 def purge_table(results: dict) -> str:
     """Table 4: purge speed of the CLI, its plain functions and the raw loop."""
     purged = results["purge"]
-    rows = [[t["method"], f"{t['keys']:,}", f"{t['seconds']:.2f}", f"{t['keys_per_second']:,}", times(t["vs_raw"]),
-             t["detail"]] for t in purged["methods"]]
+    rows = [
+        [
+            t["method"],
+            f"{t['keys']:,}",
+            f"{t['seconds']:.2f}",
+            f"{t['keys_per_second']:,}",
+            times(t["vs_raw"]),
+            t["detail"],
+        ]
+        for t in purged["methods"]
+    ]
     return f"4. Purge of {purged['sessions']:,} sessions (ours; blob + one list each)\n" + format_table(
-        ["method", "keys", "seconds", "keys/s", "vs raw", "detail"], rows, text=frozenset({0, 5}))
+        ["method", "keys", "seconds", "keys/s", "vs raw", "detail"], rows, text=frozenset({0, 5})
+    )
 
 
 def report(results: dict) -> str:
@@ -326,8 +408,12 @@ def parse_options(argv=None):
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per throughput case")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of unmeasured load before each case")
     parser.add_argument("--connections", type=int, default=8, help="concurrent keep-alive connections")
-    parser.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")], default=[10, 200, 1000, 10_000],
-                        help="conversation sizes for the page (default 10,200,1000,10000)")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[10, 200, 1000, 10_000],
+        help="conversation sizes for the page (default 10,200,1000,10000)",
+    )
     parser.add_argument("--send-sizes", type=lambda text: [int(n) for n in text.split(",")], default=[10, 1000])
     parser.add_argument("--send-samples", type=int, default=20, help="timed sends per size")
     parser.add_argument("--requests", type=int, default=50, help="requests per Redis-traffic case")
@@ -361,13 +447,20 @@ def main(argv=None) -> None:
     shutil.rmtree(log_dir)  # kept only when something failed, for its gunicorn logs
     results = {
         "meta": {
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "redis": redis_version, "cpus": os.cpu_count(),
-            "duration": options.duration, "connections": options.connections, "requests": options.requests,
-            "gunicorn": " ".join(GUNICORN[1:]), "seconds": round(time.monotonic() - started, 1),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "redis": redis_version,
+            "cpus": os.cpu_count(),
+            "duration": options.duration,
+            "connections": options.connections,
+            "requests": options.requests,
+            "gunicorn": " ".join(GUNICORN[1:]),
+            "seconds": round(time.monotonic() - started, 1),
         },
-        "throughput": [{"case": label, "messages": size, **{name: throughput[name][label] for name in throughput}}
-                       for label, _, size in throughput_cases(options.sizes)],
+        "throughput": [
+            {"case": label, "messages": size, **{name: throughput[name][label] for name in throughput}}
+            for label, _, size in throughput_cases(options.sizes)
+        ],
         "redis_per_request": traffic,
         "send": [{"messages": size, **{name: sends[name][size] for name in sends}} for size in options.send_sizes],
         "purge": {"sessions": options.sessions, "methods": [timing.as_dict() for timing in purges]},

@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from subjects import SUBJECTS, new_session  # noqa: E402
+
 from tests.redis_server import RedisServer  # noqa: E402
 
 

@@ -59,22 +59,30 @@ async def hold_idle(port: int, cookies: list[str], hold: float) -> dict:
         nonlocal failed
         client = socketio.AsyncClient(reconnection=False)
         try:
-            await client.connect(f"http://{HOST}:{port}", transports=["websocket"],
-                                 headers={"Cookie": f"{COOKIE}={cookie}"}, wait_timeout=20)
+            await client.connect(
+                f"http://{HOST}:{port}",
+                transports=["websocket"],
+                headers={"Cookie": f"{COOKIE}={cookie}"},
+                wait_timeout=20,
+            )
             clients.append(client)
         except Exception:
             failed += 1
 
     started = time.monotonic()
     for first in range(0, len(cookies), CONNECT_BATCH):
-        await asyncio.gather(*(connect(cookie) for cookie in cookies[first:first + CONNECT_BATCH]))
+        await asyncio.gather(*(connect(cookie) for cookie in cookies[first : first + CONNECT_BATCH]))
     connect_seconds = time.monotonic() - started
     print(json.dumps({"connected": len(clients), "failed": failed}), flush=True)
     await asyncio.sleep(hold)  # the measuring process works meanwhile; clients answer the server's pings
     still = sum(client.connected for client in clients)
     await asyncio.gather(*(client.disconnect() for client in clients), return_exceptions=True)
-    return {"connected": len(clients), "failed": failed, "connect_seconds": round(connect_seconds, 2),
-            "still_connected_after_hold": still}
+    return {
+        "connected": len(clients),
+        "failed": failed,
+        "connect_seconds": round(connect_seconds, 2),
+        "still_connected_after_hold": still,
+    }
 
 
 async def hold_refused(port: int, count: int, hold: float) -> None:
@@ -88,9 +96,13 @@ async def hold_refused(port: int, count: int, hold: float) -> None:
     sockets = []
 
     async def one(session):
-        ws = await session.ws_connect(f"ws://{HOST}:{port}/socket.io/?EIO=4&transport=websocket",
-                                      headers={"Cookie": f"{COOKIE}={'R' * 43}"}, autoclose=False,
-                                      autoping=False, timeout=aiohttp.ClientWSTimeout(ws_close=1))
+        ws = await session.ws_connect(
+            f"ws://{HOST}:{port}/socket.io/?EIO=4&transport=websocket",
+            headers={"Cookie": f"{COOKIE}={'R' * 43}"},
+            autoclose=False,
+            autoping=False,
+            timeout=aiohttp.ClientWSTimeout(ws_close=1),
+        )
         sockets.append(ws)
         await ws.send_str("40")
         while True:  # the Engine.IO open packet, then the refusal
@@ -103,11 +115,16 @@ async def hold_refused(port: int, count: int, hold: float) -> None:
         refused = 0
         started = time.monotonic()
         for first in range(0, count, CONNECT_BATCH):
-            answers = await asyncio.gather(*(one(session) for _ in range(min(CONNECT_BATCH, count - first))),
-                                           return_exceptions=True)
+            answers = await asyncio.gather(
+                *(one(session) for _ in range(min(CONNECT_BATCH, count - first))), return_exceptions=True
+            )
             refused += sum(answer is True for answer in answers)
-        print(json.dumps({"opened": len(sockets), "refusals_read": refused,
-                          "open_seconds": round(time.monotonic() - started, 2)}), flush=True)
+        print(
+            json.dumps(
+                {"opened": len(sockets), "refusals_read": refused, "open_seconds": round(time.monotonic() - started, 2)}
+            ),
+            flush=True,
+        )
         await asyncio.sleep(hold)
         for ws in sockets:
             ws._response.close()  # drop the connection without a close handshake
@@ -152,8 +169,9 @@ def measure(port: int, cookie: str, duration: float) -> dict:
 
 def client_connections(port: int) -> int:
     """Established TCP connections to the web server's ``port`` (its clients; not its Redis connections)."""
-    lines = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
-                           capture_output=True, text=True, check=True).stdout.splitlines()
+    lines = subprocess.run(
+        ["ss", "-tnH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     return len(lines)
 
 
@@ -173,8 +191,12 @@ def read_json_line(process: subprocess.Popen) -> dict:
 def run(options) -> dict:
     """Every case, on one private Redis and one production web process."""
     limit = raise_file_limit()
-    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "python": platform.python_version(),
-               "sockets": options.sockets, "file_limit": limit}
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "sockets": options.sockets,
+        "file_limit": limit,
+    }
     server = RedisServer().start()
     port = free_port()
     env = server_env(server)
@@ -199,16 +221,24 @@ def run(options) -> dict:
         cookies = new_sessions(port, options.sockets + 1)
         measuring_cookie, socket_cookies = cookies[0], cookies[1:]
         measure(port, measuring_cookie, 1)  # warm up
-        results["baseline"] = {**measure(port, measuring_cookie, options.duration), "server_connections": client_connections(port)}
+        results["baseline"] = {
+            **measure(port, measuring_cookie, options.duration),
+            "server_connections": client_connections(port),
+        }
         print("baseline", json.dumps(results["baseline"]), flush=True)
 
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as cookie_file:
             cookie_file.write("\n".join(socket_cookies))
-        holder = start_holder(["--port", str(port), "--mode", "idle", "--cookies", cookie_file.name,
-                               "--hold", str(options.hold)])
+        holder = start_holder(
+            ["--port", str(port), "--mode", "idle", "--cookies", cookie_file.name, "--hold", str(options.hold)]
+        )
         opened = read_json_line(holder)
         held_since = time.monotonic()
-        idle = {**measure(port, measuring_cookie, options.duration), "server_connections": client_connections(port), **opened}
+        idle = {
+            **measure(port, measuring_cookie, options.duration),
+            "server_connections": client_connections(port),
+            **opened,
+        }
         holder_result = read_json_line(holder)
         holder.wait()
         idle.update(holder_result, held_seconds=round(time.monotonic() - held_since, 1))
@@ -216,12 +246,25 @@ def run(options) -> dict:
         print("idle", json.dumps(idle), flush=True)
         time.sleep(1)
 
-        holder = start_holder(["--port", str(port), "--mode", "refused", "--count", str(options.sockets),
-                               "--hold", str(options.duration * 2 + 4)])
+        holder = start_holder(
+            [
+                "--port",
+                str(port),
+                "--mode",
+                "refused",
+                "--count",
+                str(options.sockets),
+                "--hold",
+                str(options.duration * 2 + 4),
+            ]
+        )
         opened = read_json_line(holder)  # all refused; this end still holds every one of them open
         time.sleep(2)  # the server closes each refused socket about a second after its refusal
-        refused = {**measure(port, measuring_cookie, options.duration), **opened,
-                   "server_connections_while_held": client_connections(port)}
+        refused = {
+            **measure(port, measuring_cookie, options.duration),
+            **opened,
+            "server_connections_while_held": client_connections(port),
+        }
         holder.wait()
         results["refused"] = refused
         print("refused", json.dumps(refused), flush=True)
@@ -233,21 +276,32 @@ def run(options) -> dict:
 
 def table(results: dict) -> str:
     """The figures as a plain-text table."""
-    rows = [("no socket open", results["baseline"]), (f"{results['sockets']:,} idle sockets", results["idle"]),
-            (f"{results['sockets']:,} refused sockets", results["refused"])]
-    lines = [f"{'case':<24} {'page p50':>9} {'page p95':>9} {'page req/s':>10} {'healthz p50':>11} "
-             f"{'healthz p95':>11} {'errors':>6}"]
+    rows = [
+        ("no socket open", results["baseline"]),
+        (f"{results['sockets']:,} idle sockets", results["idle"]),
+        (f"{results['sockets']:,} refused sockets", results["refused"]),
+    ]
+    lines = [
+        f"{'case':<24} {'page p50':>9} {'page p95':>9} {'page req/s':>10} {'healthz p50':>11} "
+        f"{'healthz p95':>11} {'errors':>6}"
+    ]
     for name, case in rows:
         page, health = case["page"], case["healthz"]
-        lines.append(f"{name:<24} {page['p50_ms']:>7.1f}ms {page['p95_ms']:>7.1f}ms {page['rps']:>10.1f} "
-                     f"{health['p50_ms']:>9.1f}ms {health['p95_ms']:>9.1f}ms {page['errors'] + health['errors']:>6}")
+        lines.append(
+            f"{name:<24} {page['p50_ms']:>7.1f}ms {page['p95_ms']:>7.1f}ms {page['rps']:>10.1f} "
+            f"{health['p50_ms']:>9.1f}ms {health['p95_ms']:>9.1f}ms {page['errors'] + health['errors']:>6}"
+        )
     idle, refused = results["idle"], results["refused"]
-    lines.append(f"idle: {idle['connected']:,} connected ({idle['failed']} failed) in {idle['connect_seconds']} s; "
-                 f"{idle['still_connected_after_hold']:,} still connected after {idle['held_seconds']} s; "
-                 f"connections to the server {results['baseline']['server_connections']} -> {idle['server_connections']}")
-    lines.append(f"refused: {refused['opened']:,} opened and {refused['refusals_read']:,} refusals read in "
-                 f"{refused['open_seconds']} s; 2 s later, with the client still holding all of them, "
-                 f"{refused['server_connections_while_held']} remain connected to the server")
+    lines.append(
+        f"idle: {idle['connected']:,} connected ({idle['failed']} failed) in {idle['connect_seconds']} s; "
+        f"{idle['still_connected_after_hold']:,} still connected after {idle['held_seconds']} s; "
+        f"connections to the server {results['baseline']['server_connections']} -> {idle['server_connections']}"
+    )
+    lines.append(
+        f"refused: {refused['opened']:,} opened and {refused['refusals_read']:,} refusals read in "
+        f"{refused['open_seconds']} s; 2 s later, with the client still holding all of them, "
+        f"{refused['server_connections_while_held']} remain connected to the server"
+    )
     return "\n".join(lines)
 
 

@@ -27,7 +27,13 @@ from flask_wtf.csrf import CSRFProtect
 
 from prompt_tracker.messages import Message
 from prompt_tracker.playground.forms import MessageForm, SettingsForm
-from prompt_tracker.playground_settings import MAX_MODEL_CHARS, MAX_TOKENS_RANGE, STANDALONE, TEMPERATURE_RANGE, PlaygroundSettings
+from prompt_tracker.playground_settings import (
+    MAX_MODEL_CHARS,
+    MAX_TOKENS_RANGE,
+    STANDALONE,
+    TEMPERATURE_RANGE,
+    PlaygroundSettings,
+)
 from prompt_tracker.pricing import context_window
 from prompt_tracker.prompts.playground import variables_panel
 from prompt_tracker.providers import available_providers
@@ -43,7 +49,9 @@ _messages = msgspec.convert  # the window's dicts become the same Message record
 def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask:
     """Build the baseline app on the Redis database ``redis_url`` (default: $STOCK_SESSION_REDIS_URL)."""
     app = Flask(__name__, static_folder=str(PACKAGE / "static"))
-    app.jinja_loader = jinja2.FileSystemLoader([str(PACKAGE / area / "templates") for area in (".", "playground", "prompts")])
+    app.jinja_loader = jinja2.FileSystemLoader(
+        [str(PACKAGE / area / "templates") for area in (".", "playground", "prompts")]
+    )
     app.config.update(
         SECRET_KEY=os.environ.get("STOCK_SECRET_KEY", "bench-only-not-secret"),
         SESSION_TYPE="redis",
@@ -73,7 +81,9 @@ prompts_bp = Blueprint("prompts", __name__, url_prefix="/prompts")  # the page's
 def index():
     stored = session.get("messages", [])
     limit = current_app.config["PAGE_WINDOW"]
-    window = Window(messages=_messages(stored[-limit:], list[Message]), start=max(0, len(stored) - limit), total=len(stored))
+    window = Window(
+        messages=_messages(stored[-limit:], list[Message]), start=max(0, len(stored) - limit), total=len(stored)
+    )
     settings = PlaygroundSettings()
     return render_template(
         "playground/index.html",
@@ -83,7 +93,9 @@ def index():
         message_form=MessageForm(formdata=None),
         stale_ids=set(),
         waiting=any(m.is_open for m in window.messages),
-        refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{window.messages[-1].id}" if window.messages else None),
+        refresh_url=url_for(
+            ".index", t=time.monotonic_ns(), _anchor=f"m-{window.messages[-1].id}" if window.messages else None
+        ),
         providers=available_providers(),
         limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=24,
@@ -98,10 +110,12 @@ def send():
     if not content.strip():
         return redirect(url_for(".index"), 303)
     # A user message and a pending reply, as Prompt Tracker appends; the whole list is rewritten.
-    session.setdefault("messages", []).extend([
-        new_message("user", content=content),
-        new_message("assistant", status="pending", provider="echo", model="echo-1"),
-    ])
+    session.setdefault("messages", []).extend(
+        [
+            new_message("user", content=content),
+            new_message("assistant", status="pending", provider="echo", model="echo-1"),
+        ]
+    )
     session.modified = True
     return redirect(url_for(".index"), 303)
 
@@ -111,9 +125,15 @@ def not_in_the_baseline(**_):
 
 
 # The other endpoints the page links to: same names, no behaviour (the benchmark never calls them).
-for _rule, _endpoint in [("/settings", "save_settings"), ("/reset", "reset"), ("/messages/open", "open_messages"),
-                         ("/export.json", "export_conversation_json"), ("/export.md", "export_conversation_markdown"),
-                         ("/import", "import_conversation"), ("/variables", "variables")]:
+for _rule, _endpoint in [
+    ("/settings", "save_settings"),
+    ("/reset", "reset"),
+    ("/messages/open", "open_messages"),
+    ("/export.json", "export_conversation_json"),
+    ("/export.md", "export_conversation_markdown"),
+    ("/import", "import_conversation"),
+    ("/variables", "variables"),
+]:
     bp.add_url_rule(_rule, _endpoint, not_in_the_baseline, methods=["GET", "POST"])
 prompts_bp.add_url_rule("", "index", not_in_the_baseline)
 prompts_bp.add_url_rule("/<slug>", "show", not_in_the_baseline)
@@ -123,4 +143,11 @@ prompts_bp.add_url_rule("/<slug>/versions", "save_playground_version", not_in_th
 
 def new_message(role: str, **fields) -> dict:
     """A message record as a plain dict (the fields Prompt Tracker's ``Message`` has when they are set)."""
-    return {"id": secrets.token_hex(8), "role": role, "content": "", "status": "done", "created_at": time.time(), **fields}
+    return {
+        "id": secrets.token_hex(8),
+        "role": role,
+        "content": "",
+        "status": "done",
+        "created_at": time.time(),
+        **fields,
+    }

@@ -12,15 +12,15 @@ issues the CSRF token), then the messages are written through each app's own cod
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import msgspec
+import stock_app
 from flask import Flask
 from flask.testing import FlaskClient
 
-import stock_app
 from prompt_tracker import create_app
 from prompt_tracker.extensions import services
 from prompt_tracker.messages import Message, Usage, new_message_id
@@ -46,11 +46,20 @@ def conversation(count: int) -> list[Message]:
         if index % 2 == 0:
             messages.append(Message(id=new_message_id(), role="user", content=text, created_at=now))
         else:
-            messages.append(Message(
-                id=new_message_id(), role="assistant", content=text, provider="echo", model="echo-1",
-                params={"temperature": 0.7, "max_tokens": 1024}, usage=Usage(input_tokens=500, output_tokens=500),
-                latency_ms=420, created_at=now, finished_at=now,
-            ))
+            messages.append(
+                Message(
+                    id=new_message_id(),
+                    role="assistant",
+                    content=text,
+                    provider="echo",
+                    model="echo-1",
+                    params={"temperature": 0.7, "max_tokens": 1024},
+                    usage=Usage(input_tokens=500, output_tokens=500),
+                    latency_ms=420,
+                    created_at=now,
+                    finished_at=now,
+                )
+            )
     return messages
 
 
@@ -66,8 +75,15 @@ def redis_urls(server: RedisServer) -> dict[str, str]:
 
 def server_env(server: RedisServer) -> dict:
     """Environment for both apps' server processes."""
-    return dict(os.environ, PROMPT_TRACKER_ENV="development", FLASK_DEBUG="0", STOCK_DEBUG="0", MAX_CONVERSATION_MESSAGES="100000", PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]),
-                **redis_urls(server))
+    return dict(
+        os.environ,
+        PROMPT_TRACKER_ENV="development",
+        FLASK_DEBUG="0",
+        STOCK_DEBUG="0",
+        MAX_CONVERSATION_MESSAGES="100000",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]),
+        **redis_urls(server),
+    )
 
 
 def build_ours(server: RedisServer) -> Flask:
@@ -76,12 +92,20 @@ def build_ours(server: RedisServer) -> Flask:
     Refuses to go on if the app would use another Redis (an ``instance/config.py`` that sets a URL
     wins over the environment): the benchmark must never touch a developer's Redis.
     """
-    os.environ.update(PROMPT_TRACKER_ENV="development", FLASK_DEBUG="0", STOCK_DEBUG="0", MAX_CONVERSATION_MESSAGES="100000", **redis_urls(server))
+    os.environ.update(
+        PROMPT_TRACKER_ENV="development",
+        FLASK_DEBUG="0",
+        STOCK_DEBUG="0",
+        MAX_CONVERSATION_MESSAGES="100000",
+        **redis_urls(server),
+    )
     app = create_app()
     elsewhere = [name for name, url in redis_urls(server).items() if name in app.config and app.config[name] != url]
     if elsewhere:
-        raise RuntimeError(f"{', '.join(elsewhere)} from instance/config.py would point the app away from the "
-                           "benchmark's private Redis; move instance/config.py aside to run the benchmark.")
+        raise RuntimeError(
+            f"{', '.join(elsewhere)} from instance/config.py would point the app away from the "
+            "benchmark's private Redis; move instance/config.py aside to run the benchmark."
+        )
     return app
 
 
@@ -97,7 +121,7 @@ def store_in_lists(app: Flask, client: FlaskClient, messages: list[Message]) -> 
         store = session.store_id
     with app.app_context():
         for first in range(0, len(messages), APPEND_CHUNK):
-            services.store.append(store, STANDALONE, *messages[first:first + APPEND_CHUNK])
+            services.store.append(store, STANDALONE, *messages[first : first + APPEND_CHUNK])
 
 
 def store_in_session(app: Flask, client: FlaskClient, messages: list[Message]) -> None:

@@ -39,16 +39,17 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     import socketio as socketio_module
 
+    from .extensions import csrf, db, migrate, services, socketio
+    from .playground import bp as playground_bp
+    from .prompts import bp as prompts_bp
+    from .redis_urls import socketio_manager
+    from .sessions.interface import make_session_interface
+
     # Blueprints first: their Socket.IO handlers must be declared before socketio.init_app
     # builds the server, or a second app (tests build many) would not get them.
     from .web.errors import bp as errors_bp
     from .web.form_guard import refuse_unreadable_forms
     from .web.health import bp as health_bp
-    from .playground import bp as playground_bp
-    from .extensions import csrf, db, migrate, services, socketio
-    from .prompts import bp as prompts_bp
-    from .redis_urls import socketio_manager
-    from .sessions.interface import make_session_interface
 
     bound = services.init_app(app)
     app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
@@ -77,12 +78,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     from .auth.cli import users_cli
     from .limits.cli import usage_command
+    from .pricing import context_window
     from .prompts.cli import prompts_cli
     from .sessions.cli import sessions_cli
     from .turns.worker_cli import worker_command
-
     from .web import headers as security_headers
-    from .pricing import context_window
     from .web import request_log
 
     security_headers.init_app(app)

@@ -7,7 +7,7 @@ sentence, and nothing of it is stored.
 """
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -38,17 +38,22 @@ class ImportRefused(ValueError):
 def export_json(playground: str, settings: PlaygroundSettings, messages: list[Message]) -> bytes:
     """The conversation and its settings as indented JSON."""
     export = ConversationExport(
-        exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        playground=playground, settings=msgspec.to_builtins(settings), messages=messages,
+        exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        playground=playground,
+        settings=msgspec.to_builtins(settings),
+        messages=messages,
     )
     return msgspec.json.format(msgspec.json.encode(export), indent=2)
 
 
 def export_markdown(playground: str, settings: PlaygroundSettings, messages: list[Message]) -> str:
     """The conversation as a Markdown document: one section per message, the reply's details under it."""
-    lines = [f"# Conversation ({playground})", "",
-             f"Exported {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from Prompt Tracker · "
-             f"{settings.provider} / {settings.model}", ""]
+    lines = [
+        f"# Conversation ({playground})",
+        "",
+        f"Exported {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from Prompt Tracker · {settings.provider} / {settings.model}",
+        "",
+    ]
     if settings.system_prompt:
         lines += ["## System prompt", "", settings.system_prompt, ""]
     for message in messages:
@@ -84,16 +89,22 @@ def parse_import(data: bytes, max_messages: int) -> list[Message]:
     try:
         export = msgspec.json.decode(data, type=ConversationExport)
     except msgspec.ValidationError as error:
-        raise ImportRefused(f"This is not a Prompt Tracker conversation export ({error}). Nothing was imported.") from None
+        raise ImportRefused(
+            f"This is not a Prompt Tracker conversation export ({error}). Nothing was imported."
+        ) from None
     except msgspec.DecodeError:
         raise ImportRefused("This file is not valid JSON (UTF-8), so nothing was imported.") from None
     if len(export.messages) > max_messages:
-        raise ImportRefused(f"The file has {len(export.messages):,} messages; a conversation holds at most "
-                            f"{max_messages:,}. Nothing was imported.")
+        raise ImportRefused(
+            f"The file has {len(export.messages):,} messages; a conversation holds at most "
+            f"{max_messages:,}. Nothing was imported."
+        )
     for index, message in enumerate(export.messages):
         if message.role not in ROLES or message.status not in STATUSES:
-            raise ImportRefused(f"Message {index + 1} has an unknown role or status "
-                                f"({message.role!r}, {message.status!r}). Nothing was imported.")
+            raise ImportRefused(
+                f"Message {index + 1} has an unknown role or status "
+                f"({message.role!r}, {message.status!r}). Nothing was imported."
+            )
     return [_imported(message) for message in export.messages]
 
 
@@ -106,8 +117,12 @@ def _imported(message: Message) -> Message:
         for alternative in message.alternatives
     ]
     return msgspec.structs.replace(
-        message, id=new_message_id(), status=status, html=_html(message.role, message.content),
-        alternatives=alternatives, finished_at=message.finished_at or (time.time() if status != message.status else None),
+        message,
+        id=new_message_id(),
+        status=status,
+        html=_html(message.role, message.content),
+        alternatives=alternatives,
+        finished_at=message.finished_at or (time.time() if status != message.status else None),
     )
 
 

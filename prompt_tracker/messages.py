@@ -97,8 +97,14 @@ def user_message(content: str) -> Message:
     return Message(id=new_message_id(), role="user", content=content, created_at=time.time())
 
 
-def assistant_placeholder(provider: str, model: str, params: dict, version: int | None = None, draft: bool = False,
-                          variables: dict | None = None) -> Message:
+def assistant_placeholder(
+    provider: str,
+    model: str,
+    params: dict,
+    version: int | None = None,
+    draft: bool = False,
+    variables: dict | None = None,
+) -> Message:
     """Build the pending assistant message a worker will fill in."""
     return Message(
         id=new_message_id(),

@@ -69,7 +69,10 @@ def store_settings(session, playground: str, settings: PlaygroundSettings) -> No
     all_settings = dict(session.get("settings", {}))
     # Unset parameters are left out: the blob stays small and reads the same as before they existed.
     # version/draft describe a reply being sent, never the stored settings.
-    stored = {name: value for name, value in msgspec.to_builtins(settings).items()
-              if value is not None and value != [] and value != {} and name not in ("version", "draft")}
+    stored = {
+        name: value
+        for name, value in msgspec.to_builtins(settings).items()
+        if value is not None and value != [] and value != {} and name not in ("version", "draft")
+    }
     all_settings[playground] = stored
     session["settings"] = all_settings

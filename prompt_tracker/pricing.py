@@ -48,7 +48,9 @@ def cost_usd(provider: str, model: str, usage: Usage | None) -> float | None:
     found_provider, found_model = found
     priced = found_model.calc_price(
         genai_prices.Usage(
-            input_tokens=usage.input_tokens, cache_read_tokens=usage.cached_tokens, output_tokens=usage.output_tokens,
+            input_tokens=usage.input_tokens,
+            cache_read_tokens=usage.cached_tokens,
+            output_tokens=usage.output_tokens,
         ),
         found_provider,
     )

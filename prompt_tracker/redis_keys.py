@@ -100,7 +100,9 @@ def parse_key(prefix: str, key: str) -> tuple[str, str | None] | None:
     """
     pattern = _KEY_RE_CACHE.get(prefix)
     if pattern is None:
-        pattern = re.compile(re.escape(prefix) + r"\{([A-Za-z0-9_-]+)\}(?::conversation:(.+)|:(open|(?:partial|stop|sent):.+))?$")
+        pattern = re.compile(
+            re.escape(prefix) + r"\{([A-Za-z0-9_-]+)\}(?::conversation:(.+)|:(open|(?:partial|stop|sent):.+))?$"
+        )
         _KEY_RE_CACHE[prefix] = pattern
     match = pattern.match(key)
     if not match:

@@ -67,8 +67,9 @@ def socketio_manager(url: str):
 
     check_url(url, "socketio")
     # No read timeout: the manager's listener blocks on its subscription between events.
-    return socketio.RedisManager(url, channel="flask-socketio",
-                                 redis_options={"socket_connect_timeout": TIMEOUTS["socket_connect_timeout"]})
+    return socketio.RedisManager(
+        url, channel="flask-socketio", redis_options={"socket_connect_timeout": TIMEOUTS["socket_connect_timeout"]}
+    )
 
 
 def sentinel_master(url: str) -> redis.Redis:
@@ -78,8 +79,10 @@ def sentinel_master(url: str) -> redis.Redis:
     try:
         sentinels, service, kwargs = parse_redis_sentinel_url(url.replace("rediss+", "redis+", 1))
     except ValueError as error:
-        raise RedisURLError(f"Not a Sentinel URL ({error}): {display(url)}; use "
-                            "redis+sentinel://[:password@]host:port[,host:port]/<db>/<service>.") from None
+        raise RedisURLError(
+            f"Not a Sentinel URL ({error}): {display(url)}; use "
+            "redis+sentinel://[:password@]host:port[,host:port]/<db>/<service>."
+        ) from None
     if not service:
         raise RedisURLError(f"The Sentinel URL {display(url)} names no service: add /<db>/<service>.")
     if url.startswith("rediss+"):

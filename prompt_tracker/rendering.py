@@ -82,6 +82,7 @@ def render_reply(text: str) -> str:
 
 def pygments_css() -> str:
     """The stylesheet for highlighted code, light and dark (the text of static/pygments.css)."""
+
     def rules(style: str) -> list[str]:
         # Only the rules scoped to .highlight (get_style_defs adds global ``pre`` and line-number rules).
         formatter = HtmlFormatter(style=style)

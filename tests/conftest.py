@@ -11,8 +11,8 @@ from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import store_id
 
 from .fake_llm_servers import fake_anthropic, fake_openai  # noqa: F401  (fixtures for every test module)
-from .processes import ROOT, spawn_worker, stop, wait_for, web_process  # noqa: F401  (wait_for: for the tests)
 from .postgres_server import PostgresServer
+from .processes import ROOT, spawn_worker, stop, wait_for, web_process  # noqa: F401  (wait_for: for the tests)
 from .redis_server import RedisServer
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -183,8 +183,15 @@ def chromium():
         browser = playwright.chromium.launch(
             executable_path=executable,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()

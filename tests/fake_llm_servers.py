@@ -160,9 +160,14 @@ class FakeLLMServer:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
-                server.requests.append(RecordedRequest(
-                    "POST", self.path, {name.lower(): value for name, value in self.headers.items()}, body,
-                ))
+                server.requests.append(
+                    RecordedRequest(
+                        "POST",
+                        self.path,
+                        {name.lower(): value for name, value in self.headers.items()},
+                        body,
+                    )
+                )
                 script = server.script
                 server._sleep(script.delay_before)
                 if server._stopping.is_set():
@@ -249,9 +254,16 @@ class FakeOpenAI(FakeLLMServer):
     def error_body(self, status: int) -> dict:
         kinds = {
             400: ("invalid_request_error", None, "Unsupported value: 'stream' must be true here."),
-            401: ("invalid_request_error", "invalid_api_key",
-                  f"Incorrect API key provided: {self._last_key()}. You can find your API key at ..."),
-            404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
+            401: (
+                "invalid_request_error",
+                "invalid_api_key",
+                f"Incorrect API key provided: {self._last_key()}. You can find your API key at ...",
+            ),
+            404: (
+                "invalid_request_error",
+                "model_not_found",
+                "The model does not exist or you do not have access to it.",
+            ),
             429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests per min (RPM): Limit 3."),
         }
         kind, code, message = kinds.get(
@@ -266,11 +278,19 @@ class FakeOpenAI(FakeLLMServer):
     def events(self, body: dict) -> list[bytes]:
         script = self.script
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        base = {"id": "chatcmpl-fake1", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": body.get("model", "fake"), "system_fingerprint": "fp_fake"}
+        base = {
+            "id": "chatcmpl-fake1",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "system_fingerprint": "fp_fake",
+        }
 
         def chunk(delta, finish_reason=None):
-            payload = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+            payload = {
+                **base,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
             if include_usage:
                 payload["usage"] = None
             return _sse(payload)
@@ -286,11 +306,20 @@ class FakeOpenAI(FakeLLMServer):
         frames += [chunk({"content": piece}) for piece in pieces]
         frames.append(chunk({}, "stop"))
         if include_usage and script.usage:
-            frames.append(_sse({**base, "choices": [], "usage": {
-                "prompt_tokens": script.input_tokens, "completion_tokens": script.output_tokens,
-                "total_tokens": script.input_tokens + script.output_tokens,
-                "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
-            }}))
+            frames.append(
+                _sse(
+                    {
+                        **base,
+                        "choices": [],
+                        "usage": {
+                            "prompt_tokens": script.input_tokens,
+                            "completion_tokens": script.output_tokens,
+                            "total_tokens": script.input_tokens + script.output_tokens,
+                            "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
+                        },
+                    }
+                )
+            )
         frames.append(_sse("[DONE]"))
         return frames
 
@@ -323,34 +352,56 @@ class FakeAnthropic(FakeLLMServer):
     def events(self, body: dict) -> list[bytes]:
         script = self.script
         message = {
-            "id": "msg_fake1", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
-            "content": [], "stop_reason": None, "stop_sequence": None,
+            "id": "msg_fake1",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "fake"),
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
             # Anthropic's input_tokens leaves out what was read from the cache.
-            "usage": {"input_tokens": script.input_tokens - script.cached_tokens, "output_tokens": 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": script.cached_tokens},
+            "usage": {
+                "input_tokens": script.input_tokens - script.cached_tokens,
+                "output_tokens": 1,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": script.cached_tokens,
+            },
         }
         frames = [
             _sse({"type": "message_start", "message": message}, "message_start"),
-            _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                 "content_block_start"),
+            _sse(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                "content_block_start",
+            ),
             _sse({"type": "ping"}, "ping"),
         ]
 
         def delta(text):
-            return _sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
-                        "content_block_delta")
+            return _sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                "content_block_delta",
+            )
 
         pieces = reply_pieces(script.reply)
         if script.error_mid_stream:
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
             return frames + [delta(pieces[0]), _sse(error, "error")]
         if script.malformed:
-            return frames + [delta(pieces[0]), b'event: content_block_delta\ndata: {"type": "content_block_delta", "ind\n\n']
+            return frames + [
+                delta(pieces[0]),
+                b'event: content_block_delta\ndata: {"type": "content_block_delta", "ind\n\n',
+            ]
         frames += [delta(piece) for piece in pieces]
         frames += [
             _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                  "usage": {"output_tokens": script.output_tokens}}, "message_delta"),
+            _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": script.output_tokens},
+                },
+                "message_delta",
+            ),
             _sse({"type": "message_stop"}, "message_stop"),
         ]
         return frames

@@ -47,16 +47,45 @@ class PostgresServer:
         if self.as_postgres:
             shutil.chown(self.dir, "postgres", "postgres")
         subprocess.run(
-            self._command(os.path.join(self.bin, "initdb"), "-D", self.data, "-U", "postgres", "--auth=trust",
-                          "-E", "UTF8", "--locale=C", "--no-sync"),
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            self._command(
+                os.path.join(self.bin, "initdb"),
+                "-D",
+                self.data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         log = open(os.path.join(self.dir, "postgres.log"), "wb")
         self.process = subprocess.Popen(
-            self._command(os.path.join(self.bin, "postgres"), "-D", self.data, "-p", str(self.port),
-                          "-k", self.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                          "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=100"),
-            stdout=log, stderr=subprocess.STDOUT,
+            self._command(
+                os.path.join(self.bin, "postgres"),
+                "-D",
+                self.data,
+                "-p",
+                str(self.port),
+                "-k",
+                self.dir,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=100",
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + 30

@@ -70,8 +70,19 @@ def web_process(env: dict, log_path, kind: str = "flask", port: int | None = Non
     """A web process (``flask run``, threaded; or ``production``: the Procfile's) on ``port`` or a free one; yields its URL."""
     port = port or free_port()
     if kind == "flask":
-        command = [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port),
-                   "--no-reload"]
+        command = [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-reload",
+        ]
     else:
         command = procfile_command("web", port)
     process = spawn(command, env, log_path)

@@ -56,8 +56,21 @@ class Processes:
             with open(path, "w") as file:
                 file.write(config)
             command.append(path)
-        command += ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log"), *args]
+        command += [
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--logfile",
+            os.path.join(workdir, "redis.log"),
+            *args,
+        ]
         process = self.processes[port] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -94,13 +107,18 @@ class SentinelDeployment(Processes):
         """Start the servers and wait until the sentinels see the replica."""
         self.spawn(self.master_port)
         self.spawn(self.replica_port, "--replicaof", "127.0.0.1", str(self.master_port))
-        config = (f"sentinel monitor {self.service} 127.0.0.1 {self.master_port} 2\n"
-                  f"sentinel down-after-milliseconds {self.service} 1000\n"
-                  f"sentinel failover-timeout {self.service} 5000\n")
+        config = (
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master_port} 2\n"
+            f"sentinel down-after-milliseconds {self.service} 1000\n"
+            f"sentinel failover-timeout {self.service} 5000\n"
+        )
         for port in self.sentinel_ports:
             self.spawn(port, "--sentinel", config=config)
-        wait_until(lambda: all(self.sentinel(port).sentinel_slaves(self.service) for port in self.sentinel_ports),
-                   20, "the sentinels to discover the replica")
+        wait_until(
+            lambda: all(self.sentinel(port).sentinel_slaves(self.service) for port in self.sentinel_ports),
+            20,
+            "the sentinels to discover the replica",
+        )
         return self
 
     def sentinel(self, port: int | None = None) -> redis.Redis:
@@ -123,12 +141,21 @@ class SentinelDeployment(Processes):
         # A planned failover: wait until the replica has acknowledged every write the master took.
         assert master.wait(1, 5000) >= 1
         self.sentinel().execute_command("SENTINEL", "FAILOVER", self.service)
-        new = wait_until(lambda: (port := self.master_port_now()) != old and
-                         redis.Redis(port=port, socket_timeout=1).info("replication")["role"] == "master" and port,
-                         30, "the failover")
+        new = wait_until(
+            lambda: (
+                (port := self.master_port_now()) != old
+                and redis.Redis(port=port, socket_timeout=1).info("replication")["role"] == "master"
+                and port
+            ),
+            30,
+            "the failover",
+        )
         # Done when the old master serves as a replica of the new one.
-        wait_until(lambda: redis.Redis(port=old, socket_timeout=1).info("replication").get("master_port") == new,
-                   30, "the old master to follow the new one")
+        wait_until(
+            lambda: redis.Redis(port=old, socket_timeout=1).info("replication").get("master_port") == new,
+            30,
+            "the old master to follow the new one",
+        )
         return new
 
 
@@ -150,16 +177,36 @@ class ClusterDeployment(Processes):
     def start(self) -> "ClusterDeployment":
         """Start the nodes, join them and assign the slots."""
         for port, bus_port in zip(self.ports, self.bus_ports, strict=True):
-            self.spawn(port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                       "--cluster-port", str(bus_port), "--cluster-node-timeout", "2000")
+            self.spawn(
+                port,
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--cluster-port",
+                str(bus_port),
+                "--cluster-node-timeout",
+                "2000",
+            )
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is needed to create the test cluster (Debian package redis-tools)")
-        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
-                        "--cluster-replicas", "0", "--cluster-yes"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        wait_until(lambda: all(cluster_ok(port)
-                               for port in self.ports), 30, "the cluster to be ok")
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+        wait_until(lambda: all(cluster_ok(port) for port in self.ports), 30, "the cluster to be ok")
         return self
 
     def url(self) -> str:

@@ -20,8 +20,9 @@ def make_app(**overrides):
 
 @pytest.fixture
 def accounts_app():
-    app = make_app(AUTH_MODE="accounts", RATE_LIMIT_LOGINS="3 per 15 minutes",
-                   RATE_LIMIT_LOGINS_PER_IP="5 per 15 minutes")
+    app = make_app(
+        AUTH_MODE="accounts", RATE_LIMIT_LOGINS="3 per 15 minutes", RATE_LIMIT_LOGINS_PER_IP="5 per 15 minutes"
+    )
     with app.app_context():
         create_user("alice@example.com", PASSWORD)
         create_user("bob@example.com", PASSWORD)
@@ -37,8 +38,9 @@ class Browser(Playground):
     def login(self, email="alice@example.com", password=PASSWORD, next_path=None):
         token = self.token("/login")
         query = {"next": next_path} if next_path else None
-        return self.client.post("/login", query_string=query, data={"email": email, "password": password,
-                                                                    "csrf_token": token})
+        return self.client.post(
+            "/login", query_string=query, data={"email": email, "password": password, "csrf_token": token}
+        )
 
     def logout(self):
         return self.client.post("/logout", data={"csrf_token": self.token()})
@@ -153,6 +155,7 @@ def test_prompts_record_their_author(accounts_app):
 
 # --- header mode ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def header_app():
     return make_app(AUTH_MODE="header", TRUSTED_PROXIES=["10.0.0.0/8"], AUTH_HEADER="X-Forwarded-User")
@@ -160,16 +163,20 @@ def header_app():
 
 def test_the_proxy_user_header_is_honoured_from_a_trusted_proxy(header_app):
     client = header_app.test_client()
-    page = client.get("/playground", headers={"X-Forwarded-User": "carol", "X-Forwarded-For": "192.0.2.7"},
-                      environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    page = client.get(
+        "/playground",
+        headers={"X-Forwarded-User": "carol", "X-Forwarded-For": "192.0.2.7"},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
     assert page.status_code == 200 and "carol" in page.get_data(as_text=True)
     with header_app.app_context():
         assert find_user("carol") is not None
 
 
 def test_the_header_from_anywhere_else_is_refused(header_app):
-    page = header_app.test_client().get("/playground", headers={"X-Forwarded-User": "mallory"},
-                                        environ_base={"REMOTE_ADDR": "192.0.2.66"})
+    page = header_app.test_client().get(
+        "/playground", headers={"X-Forwarded-User": "mallory"}, environ_base={"REMOTE_ADDR": "192.0.2.66"}
+    )
     assert page.status_code == 401
     assert "did not come through" in page.get_data(as_text=True)
     with header_app.app_context():
@@ -181,10 +188,15 @@ def test_another_proxy_user_on_the_same_cookie_gets_a_fresh_session(header_app):
     trusted = {"REMOTE_ADDR": "10.0.0.1"}
     carol = Playground(client)
     client.get("/playground", headers={"X-Forwarded-User": "carol"}, environ_base=trusted)
-    token = CSRF_RE.search(client.get("/playground", headers={"X-Forwarded-User": "carol"},
-                                      environ_base=trusted).get_data(as_text=True)).group(1)
-    client.post("/playground/messages", data={"content": "carol's secret", "csrf_token": token},
-                headers={"X-Forwarded-User": "carol"}, environ_base=trusted)
+    token = CSRF_RE.search(
+        client.get("/playground", headers={"X-Forwarded-User": "carol"}, environ_base=trusted).get_data(as_text=True)
+    ).group(1)
+    client.post(
+        "/playground/messages",
+        data={"content": "carol's secret", "csrf_token": token},
+        headers={"X-Forwarded-User": "carol"},
+        environ_base=trusted,
+    )
     page = client.get("/playground", headers={"X-Forwarded-User": "dave"}, environ_base=trusted)
     assert page.status_code == 200 and "carol's secret" not in page.get_data(as_text=True)
     assert carol.messages(header_app) == []
@@ -192,12 +204,16 @@ def test_another_proxy_user_on_the_same_cookie_gets_a_fresh_session(header_app):
 
 # --- configuration and CLI -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("environment", "sentence"), [
-    ({"AUTH_MODE": "none"}, "AUTH_MODE=none"),
-    ({"AUTH_MODE": "header"}, "AUTH_MODE=header needs TRUSTED_PROXIES"),
-    ({"AUTH_MODE": "header", "TRUSTED_PROXIES": "proxy.internal"}, "is not an IP address or network"),
-    ({"AUTH_MODE": "sometimes"}, "AUTH_MODE must be one of none, accounts, header"),
-])
+
+@pytest.mark.parametrize(
+    ("environment", "sentence"),
+    [
+        ({"AUTH_MODE": "none"}, "AUTH_MODE=none"),
+        ({"AUTH_MODE": "header"}, "AUTH_MODE=header needs TRUSTED_PROXIES"),
+        ({"AUTH_MODE": "header", "TRUSTED_PROXIES": "proxy.internal"}, "is not an IP address or network"),
+        ({"AUTH_MODE": "sometimes"}, "AUTH_MODE must be one of none, accounts, header"),
+    ],
+)
 def test_production_refuses_unsafe_sign_in_settings(monkeypatch, environment, sentence):
     from config import ConfigError
 
@@ -213,8 +229,9 @@ def test_production_refuses_unsafe_sign_in_settings(monkeypatch, environment, se
 
 def test_users_cli_creates_lists_and_disables(accounts_app):
     runner = accounts_app.test_cli_runner()
-    created = runner.invoke(args=["users", "create", "Erin@Example.com", "--admin", "--password-stdin"],
-                            input=PASSWORD + "\n")
+    created = runner.invoke(
+        args=["users", "create", "Erin@Example.com", "--admin", "--password-stdin"], input=PASSWORD + "\n"
+    )
     assert created.exit_code == 0 and "Created admin user erin@example.com." in created.output
     again = runner.invoke(args=["users", "create", "erin@example.com", "--password-stdin"], input=PASSWORD + "\n")
     assert again.exit_code != 0 and "There is already a user erin@example.com." in again.output

@@ -141,7 +141,9 @@ def second_tab(page):
 
 def wait_until_live(tab):
     """Wait until the tab's socket joined its room (the page's catch-up ran once, after the connect)."""
-    tab.wait_for_function("() => performance.getEntriesByType('resource').some((r) => r.name.includes('/messages/open'))")
+    tab.wait_for_function(
+        "() => performance.getEntriesByType('resource').some((r) => r.name.includes('/messages/open'))"
+    )
 
 
 def test_a_second_tab_shows_the_first_tabs_message_and_reset(page, live_server, start_worker):
@@ -207,7 +209,9 @@ def test_ctrl_enter_twice_sends_once(page, live_server):
     page.wait_for_selector(".message-user >> text=and a second one")
     page.reload()
     assert [text.strip() for text in page.locator(".message-user .body").all_inner_texts()] == [
-        "only once", "and a second one"]
+        "only once",
+        "and a second one",
+    ]
 
 
 def test_phone_layout_every_control_reachable(chromium, live_server, start_worker):
@@ -270,7 +274,9 @@ def test_after_a_lost_connection_the_page_catches_up(chromium, real_redis, start
     wait_for(lambda: all_done(real_redis, sid_of(page), 2), timeout=20)
     assert page.query_selector('.message-assistant[data-status="done"]') is None
     with web_process(env, tmp_path / "web-2.log", port=port):
-        page.wait_for_selector('.message-assistant[data-status="done"] >> text=You said: answered while', timeout=30_000)
+        page.wait_for_selector(
+            '.message-assistant[data-status="done"] >> text=You said: answered while', timeout=30_000
+        )
     screenshot(page, "17-caught-up-after-reconnect")
     context.close()
 
@@ -281,8 +287,9 @@ def test_reload_mid_stream_shows_the_text_so_far(page, chromium, live_server, st
     page.goto(live_server + "/playground")
     page.fill("#content", " ".join(f"w{i}" for i in range(60)))
     page.keyboard.press("Control+Enter")
-    page.wait_for_function("() => (document.querySelector('.message-assistant .live') || {}).textContent?.includes('w10')",
-                           timeout=20_000)
+    page.wait_for_function(
+        "() => (document.querySelector('.message-assistant .live') || {}).textContent?.includes('w10')", timeout=20_000
+    )
     page.reload()
     assert page.get_attribute(".message-assistant", "data-status") == "streaming"
     assert "You said: w0 w1" in page.inner_text(".message-assistant .live")  # rendered by the server, not the socket

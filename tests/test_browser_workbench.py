@@ -13,7 +13,7 @@ MARKDOWN_REPLY = (
     "Here is **the plan**, ~~not~~ final:\n\n"
     "| step | owner |\n| --- | --- |\n| draft | Ada |\n| review | Lin |\n\n"
     "- read the [docs](https://example.org/docs)\n- run the code:\n\n"
-    "```python\ndef greet(name):\n    return f\"Hello, {name}!\"\n```\n"
+    '```python\ndef greet(name):\n    return f"Hello, {name}!"\n```\n'
 )
 
 
@@ -45,7 +45,8 @@ def test_markdown_reply_with_highlighted_code_and_copy_buttons(fake_openai, chro
     keyword = reply.locator("pre.highlight code .k").first  # `def`, highlighted with a class
     assert keyword.inner_text() == "def"
     assert keyword.evaluate("node => getComputedStyle(node).color") != reply.locator("pre code").evaluate(
-        "node => getComputedStyle(node).color")
+        "node => getComputedStyle(node).color"
+    )
     # the user's text is plain, as typed
     assert page.inner_text(".message-user .body") == "Plan with **stars** kept as typed"
     screenshot(page, "20-markdown-reply")
@@ -74,15 +75,18 @@ def test_markdown_on_a_phone(fake_openai, chromium, live_server, start_worker):
     phone.close()
 
 
-def test_parameters_follow_the_provider_and_show_under_the_reply(fake_openai, fake_anthropic, page, live_server,
-                                                                 start_worker):
+def test_parameters_follow_the_provider_and_show_under_the_reply(
+    fake_openai, fake_anthropic, page, live_server, start_worker
+):
     start_worker()
     page.goto(live_server + "/playground")
     assert not page.is_visible("#top_p") and not page.is_visible("#seed")  # echo takes neither
     page.select_option("#provider", "anthropic")
     assert page.is_visible("#thinking_budget") and page.is_visible("#top_p") and not page.is_visible("#seed")
     page.select_option("#provider", "openai")
-    assert page.is_visible("#seed") and page.is_visible("#frequency_penalty") and not page.is_visible("#thinking_budget")
+    assert (
+        page.is_visible("#seed") and page.is_visible("#frequency_penalty") and not page.is_visible("#thinking_budget")
+    )
     page.fill("#top_p", "0.9")
     page.fill("#seed", "7")
     page.fill("#stop", "###")
@@ -184,7 +188,11 @@ def test_add_few_shot_messages_and_delete_one(fake_openai, page, live_server, st
     page.fill("#content", "It was awful")
     page.keyboard.press("Control+Enter")
     page.wait_for_selector('.message-assistant[data-status="done"] >> text=Hello there', timeout=20_000)
-    assert [m["content"] for m in fake_openai.requests[-1].body["messages"]] == ["I loved it", "**positive**", "It was awful"]
+    assert [m["content"] for m in fake_openai.requests[-1].body["messages"]] == [
+        "I loved it",
+        "**positive**",
+        "It was awful",
+    ]
     screenshot(page, "28-few-shot")
     page.click(".message-user:has-text('I loved it') button:has-text('Delete')")
     page.wait_for_selector("text=I loved it", state="detached")

@@ -92,7 +92,9 @@ class Browser:
         if self.token is None:
             self.page()
         body = urllib.parse.urlencode({**fields, "csrf_token": self.token}).encode()
-        return self.request("POST", path, body, {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
+        return self.request(
+            "POST", path, body, {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        )
 
     def send(self, content: str, headers: dict | None = None) -> Answer:
         return self.post("/playground/messages", {"content": content}, headers)
@@ -189,8 +191,9 @@ def assert_turns_in_order(messages: list[Message]) -> None:
 # --- 50 sends at once, two tabs --------------------------------------------------------------
 
 
-def test_50_concurrent_sends_on_one_session_keep_every_message_and_reply_in_order(live_server, real_redis,
-                                                                                   start_worker):
+def test_50_concurrent_sends_on_one_session_keep_every_message_and_reply_in_order(
+    live_server, real_redis, start_worker
+):
     """50 POSTs of one session at the same moment: 50 messages, 50 replies, each reply right after its message."""
     start_workers(start_worker, real_redis, 2)
     browser = Browser(live_server)
@@ -289,6 +292,7 @@ def test_purge_racing_live_traffic_loses_no_other_session(live_server, live_app,
                     assert user.page().status == 200
             finally:
                 finished.append(user)
+
         return run
 
     def purges():
@@ -301,7 +305,8 @@ def test_purge_racing_live_traffic_loses_no_other_session(live_server, live_app,
     *_, outputs = run_together(*map(traffic, users), purges)
 
     assert [output.split(" (")[0] for output in outputs[:4]] == ["Purged 1 session"] * 3 + [
-        "Purged 3 sessions idle for at least 1h00m"]
+        "Purged 3 sessions idle for at least 1h00m"
+    ]
     assert set(outputs[4:]) <= {"Nothing to purge: no session idle for at least 1h00m is stored.\n"}
     for number, user in enumerate(users):
         messages = stored_conversation(real_redis, user.cookie)

@@ -4,8 +4,9 @@ import pytest
 
 
 def add(playground, role, content):
-    return playground.client.post("/playground/messages/add", data={
-        "role": role, "content": content, "csrf_token": playground.token()})
+    return playground.client.post(
+        "/playground/messages/add", data={"role": role, "content": content, "csrf_token": playground.token()}
+    )
 
 
 def test_few_shot_and_system_messages_are_sent_as_written(app, playground, fake_openai):
@@ -36,10 +37,13 @@ def test_anthropic_gets_added_system_text_in_its_system_prompt(app, playground, 
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
 
 
-@pytest.mark.parametrize("role, content, expected", [
-    ("admin", "hi", "Choose system, user or assistant."),
-    ("user", "   ", "Type a message before sending."),
-])
+@pytest.mark.parametrize(
+    "role, content, expected",
+    [
+        ("admin", "hi", "Choose system, user or assistant."),
+        ("user", "   ", "Type a message before sending."),
+    ],
+)
 def test_bad_additions_are_refused(app, playground, role, content, expected):
     add(playground, role, content)
     assert expected in playground.page().get_data(as_text=True)
@@ -50,7 +54,9 @@ def test_deleting_a_user_message_takes_its_reply(app, playground):
     playground.send("first")
     playground.send("second")
     first, first_reply, second, second_reply = playground.messages(app)
-    response = playground.client.post(f"/playground/messages/{first.id}/delete", data={"csrf_token": playground.token()})
+    response = playground.client.post(
+        f"/playground/messages/{first.id}/delete", data={"csrf_token": playground.token()}
+    )
     assert response.status_code == 303
     assert [m.id for m in playground.messages(app)] == [second.id, second_reply.id]
     playground.client.post(f"/playground/messages/{second_reply.id}/delete", data={"csrf_token": playground.token()})

@@ -69,7 +69,11 @@ class DevRun:
         )
         with open(self.log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the children
             self.process = subprocess.Popen(
-                [sys.executable, "scripts/dev_run.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "scripts/dev_run.py"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 

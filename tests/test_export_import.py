@@ -11,9 +11,12 @@ from prompt_tracker.playground_settings import STANDALONE
 
 
 def upload(playground, data: bytes, name="conversation.json", **kwargs):
-    return playground.client.post("/playground/import", data={
-        "csrf_token": playground.token(), "file": (io.BytesIO(data), name)},
-        content_type="multipart/form-data", **kwargs)
+    return playground.client.post(
+        "/playground/import",
+        data={"csrf_token": playground.token(), "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+        **kwargs,
+    )
 
 
 def flashes(playground) -> str:
@@ -30,8 +33,14 @@ def conversation(app, playground, fake_openai):
     with app.app_context():
         from prompt_tracker.extensions import services
 
-        services.store.update(playground.store(), STANDALONE, messages[1].id, lambda m: msgspec.structs.replace(
-            m, attempt=2, alternatives=[Alternative(attempt=1, content="an older answer", usage=Usage(1, 2))]))
+        services.store.update(
+            playground.store(),
+            STANDALONE,
+            messages[1].id,
+            lambda m: msgspec.structs.replace(
+                m, attempt=2, alternatives=[Alternative(attempt=1, content="an older answer", usage=Usage(1, 2))]
+            ),
+        )
     return playground.messages(app)
 
 
@@ -72,8 +81,17 @@ def test_import_round_trip_replaces_the_conversation(app, playground, conversati
     assert response.status_code == 303
     assert "Imported 4 messages." in flashes(other)
     imported = other.messages(app)
+
     def essentials(m):
-        return m.role, m.content, m.status, m.params, m.usage, m.request, [(a.attempt, a.content) for a in m.alternatives]
+        return (
+            m.role,
+            m.content,
+            m.status,
+            m.params,
+            m.usage,
+            m.request,
+            [(a.attempt, a.content) for a in m.alternatives],
+        )
 
     assert [essentials(m) for m in imported] == [essentials(m) for m in conversation]
     assert {m.id for m in imported}.isdisjoint({m.id for m in conversation})  # fresh ids
@@ -95,16 +113,27 @@ def test_imported_html_is_rendered_here_never_taken_from_the_file(app, playgroun
     assert "onerror" not in page and "<script>alert" not in page
 
 
-@pytest.mark.parametrize("data, expected", [
-    (b"{not json", "This file is not valid JSON (UTF-8), so nothing was imported."),
-    (b"\xff\xfe{}", "This file is not valid JSON (UTF-8), so nothing was imported."),
-    (b'{"format": "something else", "version": 1, "messages": []}', "This is not a Prompt Tracker conversation export"),
-    (b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"role": "user"}]}',
-     "Object missing required field `id` - at `$.messages[0]`"),
-    (b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"id": "a", "role": "admin", '
-     b'"created_at": 1}]}', "Message 1 has an unknown role or status (&#39;admin&#39;, &#39;done&#39;)."),
-    (b'[1, 2, 3]', "This is not a Prompt Tracker conversation export"),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b"{not json", "This file is not valid JSON (UTF-8), so nothing was imported."),
+        (b"\xff\xfe{}", "This file is not valid JSON (UTF-8), so nothing was imported."),
+        (
+            b'{"format": "something else", "version": 1, "messages": []}',
+            "This is not a Prompt Tracker conversation export",
+        ),
+        (
+            b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"role": "user"}]}',
+            "Object missing required field `id` - at `$.messages[0]`",
+        ),
+        (
+            b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"id": "a", "role": "admin", '
+            b'"created_at": 1}]}',
+            "Message 1 has an unknown role or status (&#39;admin&#39;, &#39;done&#39;).",
+        ),
+        (b"[1, 2, 3]", "This is not a Prompt Tracker conversation export"),
+    ],
+)
 def test_a_bad_file_is_refused_with_a_sentence_and_nothing_changes(app, playground, data, expected):
     playground.send("keep me")
     before = playground.messages(app)
@@ -140,13 +169,15 @@ def test_the_import_may_be_larger_than_other_forms(app, playground):
 
 
 def test_no_file_chosen(playground):
-    response = playground.client.post("/playground/import", data={"csrf_token": playground.token()},
-                                      content_type="multipart/form-data")
+    response = playground.client.post(
+        "/playground/import", data={"csrf_token": playground.token()}, content_type="multipart/form-data"
+    )
     assert response.status_code == 303
     assert "Choose an exported .json file to import." in flashes(playground)
 
 
 def test_import_needs_the_csrf_token(app, playground):
-    response = playground.client.post("/playground/import", data={"file": (io.BytesIO(b"{}"), "x.json")},
-                                      content_type="multipart/form-data")
+    response = playground.client.post(
+        "/playground/import", data={"file": (io.BytesIO(b"{}"), "x.json")}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400

@@ -36,8 +36,11 @@ def test_a_send_past_the_open_replies_cap_is_refused_with_a_sentence_and_the_tex
     assert TOO_MANY in html
     assert re.search(r'<textarea id="content"[^>]*>\s*the fourth, kept in the box</textarea>', html)
     assert len(playground.messages(app)) == 6  # nothing of the fourth was stored
-    as_json = playground.client.post("/playground/messages", data={"content": "again", "csrf_token": playground.token()},
-                                     headers={"Accept": "application/json"})
+    as_json = playground.client.post(
+        "/playground/messages",
+        data={"content": "again", "csrf_token": playground.token()},
+        headers={"Accept": "application/json"},
+    )
     assert as_json.status_code == 429 and TOO_MANY in as_json.get_json()["error"]
 
     # Another session is not affected; stopping one reply frees a place.

@@ -12,8 +12,8 @@ from prompt_tracker import create_app
 from prompt_tracker.extensions import services
 
 from .conftest import Playground, wait_for
-from .redis_server import RedisServer
 from .processes import web_process, worker_process
+from .redis_server import RedisServer
 from .test_concurrency import Browser, all_done, jobs_queue, stored_conversation, web_env
 from .test_hostile_input import assert_security_headers
 from .test_live_events import RawSocket
@@ -36,10 +36,15 @@ def servers():
 def app_on(servers):
     """The development app (DEBUG off) on the two private servers."""
     sessions, jobs = servers
-    return create_app("development", overrides={
-        "DEBUG": False, "SESSION_REDIS_URL": sessions.url(2), "RQ_REDIS_URL": jobs.url(0),
-        "SOCKETIO_MESSAGE_QUEUE": jobs.url(1),
-    })
+    return create_app(
+        "development",
+        overrides={
+            "DEBUG": False,
+            "SESSION_REDIS_URL": sessions.url(2),
+            "RQ_REDIS_URL": jobs.url(0),
+            "SOCKETIO_MESSAGE_QUEUE": jobs.url(1),
+        },
+    )
 
 
 def stop_keeping_data(server: RedisServer) -> None:
@@ -67,16 +72,20 @@ def test_sessions_redis_down_gives_503_pages_stores_nothing_and_recovers(servers
     assert_store_down_page(page.status_code, page.get_data(as_text=True))
     sent = playground.client.post("/playground/messages", data={"content": "during", "csrf_token": token})
     assert_store_down_page(sent.status_code, sent.get_data(as_text=True))
-    sent_json = playground.client.post("/playground/messages", data={"content": "during", "csrf_token": token},
-                                       headers={"Accept": "application/json"})
+    sent_json = playground.client.post(
+        "/playground/messages", data={"content": "during", "csrf_token": token}, headers={"Accept": "application/json"}
+    )
     assert sent_json.status_code == 503 and STORE_DOWN in sent_json.get_json()["error"]
     static = playground.client.get("/static/style.css")
     assert static.status_code == 200  # static files never need Redis
     static.close()
     health = playground.client.get("/healthz")
     assert health.status_code == 503
-    assert health.get_json() == {"status": "unavailable", "workers": 0, "redis": {
-        "sessions": "down: ConnectionError", "jobs": "ok", "socketio": "ok"}}
+    assert health.get_json() == {
+        "status": "unavailable",
+        "workers": 0,
+        "redis": {"sessions": "down: ConnectionError", "jobs": "ok", "socketio": "ok"},
+    }
 
     sessions.start()
     assert playground.page().status_code == 200
@@ -97,7 +106,10 @@ def test_jobs_redis_down_keeps_the_message_fails_the_reply_and_retry_completes_i
     health = playground.client.get("/healthz")
     assert health.status_code == 503
     assert health.get_json()["redis"] == {
-        "sessions": "ok", "jobs": "down: ConnectionError", "socketio": "down: ConnectionError"}
+        "sessions": "ok",
+        "jobs": "down: ConnectionError",
+        "socketio": "down: ConnectionError",
+    }
     assert playground.send("keep me").status_code == 303
     sent, reply = stored_conversation(sessions, playground.sid())
     assert sent.content == "keep me"

@@ -10,8 +10,8 @@ import urllib.parse
 
 import pytest
 
-from prompt_tracker.web.form_guard import FORM_NOT_UTF8, NOT_A_FORM
 from prompt_tracker.redis_keys import store_id
+from prompt_tracker.web.form_guard import FORM_NOT_UTF8, NOT_A_FORM
 
 from .conftest import wait_for
 from .test_concurrency import PREFIX, Browser, all_done, session_keys, stored_blob, stored_conversation
@@ -44,15 +44,15 @@ def assert_fresh_empty_session(browser: Browser, sent_cookie: str, answer) -> No
 
 
 HOSTILE_COOKIES = [
-    "A" * 5000,                                   # over the 4 KB a cookie may hold
-    "B" * 43 + "x" * 4100,                        # a valid-shaped id followed by junk
-    "eyJzaWQiOiJ4In0.Zx1234.forged-signature",    # a signed-cookie lookalike
+    "A" * 5000,  # over the 4 KB a cookie may hold
+    "B" * 43 + "x" * 4100,  # a valid-shaped id followed by junk
+    "eyJzaWQiOiJ4In0.Zx1234.forged-signature",  # a signed-cookie lookalike
     "../../etc/passwd",
     "*",
-    "{" + "C" * 41 + "}",                         # the braces of our key names
-    '"' + "D" * 43 + '"',                         # quoted
+    "{" + "C" * 41 + "}",  # the braces of our key names
+    '"' + "D" * 43 + '"',  # quoted
     "%00" + "E" * 40,
-    "é" * 43,                                     # sent as UTF-8 bytes
+    "é" * 43,  # sent as UTF-8 bytes
 ]
 
 
@@ -116,8 +116,11 @@ def test_markup_in_messages_settings_and_json_fragments_is_escaped(live_server, 
     assert '<script>alert("model")' not in page and "&#34;&gt;&lt;script&gt;alert(&#34;model&#34;)" in page
     assert "&lt;/textarea&gt;&lt;script&gt;" in page
     assert re.findall(r"<script\b[^>]*>", page) == [
-        '<script src="/static/copy.js" defer>', '<script src="/static/vendor/socket.io.min.js" defer>',
-        '<script src="/static/playground.js" defer>', '<script src="/static/settings.js" defer>']
+        '<script src="/static/copy.js" defer>',
+        '<script src="/static/vendor/socket.io.min.js" defer>',
+        '<script src="/static/playground.js" defer>',
+        '<script src="/static/settings.js" defer>',
+    ]
     refused = browser.save_settings(system_prompt=MARKUP, model=MARKUP, temperature="not a number")
     assert refused.status == 422  # the form comes back with what was typed, escaped
     assert_no_markup_from_user(refused.text)
@@ -128,8 +131,13 @@ def test_markup_in_messages_settings_and_json_fragments_is_escaped(live_server, 
 
 FORGED_FORMS = {
     "/playground/messages": {"content": "forged message"},
-    "/playground/settings": {"system_prompt": "forged prompt", "provider": "echo", "model": "forged",
-                             "temperature": "1", "max_tokens": "5"},
+    "/playground/settings": {
+        "system_prompt": "forged prompt",
+        "provider": "echo",
+        "model": "forged",
+        "temperature": "1",
+        "max_tokens": "5",
+    },
     "/playground/reset": {},
 }
 
@@ -145,8 +153,9 @@ def test_a_missing_or_stale_csrf_token_is_a_400_that_changes_nothing(live_server
             for where in ("field", "header"):
                 body = {**fields, "csrf_token": token} if token and where == "field" else fields
                 headers = {"X-CSRFToken": token} if token and where == "header" else {}
-                answer = victim.request("POST", action, urllib.parse.urlencode(body).encode(),
-                                        {"Content-Type": FORM, **headers})
+                answer = victim.request(
+                    "POST", action, urllib.parse.urlencode(body).encode(), {"Content-Type": FORM, **headers}
+                )
                 case = f"{action}, token {kind} in {where}"
                 assert answer.status == 400, case
                 assert FORM_EXPIRED in answer.text and "Nothing was changed" in answer.text, case
@@ -161,8 +170,9 @@ def test_a_raw_non_utf8_form_body_is_a_4xx_that_stores_nothing(live_server, real
     """b"content=\\xff\\xfe" with the form content type: a 400 page, no 500, nothing stored."""
     browser = Browser(live_server)
     browser.page()
-    answer = browser.request("POST", "/playground/messages",
-                             b"content=\xff\xfe&csrf_token=" + browser.token.encode(), {"Content-Type": FORM})
+    answer = browser.request(
+        "POST", "/playground/messages", b"content=\xff\xfe&csrf_token=" + browser.token.encode(), {"Content-Type": FORM}
+    )
     assert answer.status == 400
     assert "Traceback" not in answer.text
     assert stored_conversation(real_redis, browser.cookie) == []
@@ -170,10 +180,13 @@ def test_a_raw_non_utf8_form_body_is_a_4xx_that_stores_nothing(live_server, real
 
 def multipart(fields: dict[str, bytes], boundary: str = "b0undary") -> tuple[bytes, str]:
     """A multipart/form-data body (what the page's script sends) and its content type."""
-    body = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
-        for name, value in fields.items()
-    ) + f"--{boundary}--\r\n".encode()
+    body = (
+        b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+            for name, value in fields.items()
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -211,7 +224,8 @@ def test_a_json_body_to_the_form_endpoint_is_a_clear_415(live_server, real_redis
         for token_header in (False, True):
             headers = {"Content-Type": "application/json", **({"X-CSRFToken": browser.token} if token_header else {})}
             outcomes[json.dumps(body), token_header] = post_and_describe(
-                browser, real_redis, json.dumps(body).encode(), headers)
+                browser, real_redis, json.dumps(body).encode(), headers
+            )
     assert outcomes == dict.fromkeys(outcomes, (415, NOT_A_FORM.format(type="application/json"), []))
 
 
@@ -220,8 +234,12 @@ def test_the_page_scripts_multipart_form_still_works(live_server, real_redis):
     browser = Browser(live_server)
     browser.page()
     body, content_type = multipart({"csrf_token": browser.token.encode(), "content": "héllo ✓".encode()})
-    answer = browser.request("POST", "/playground/messages", body,
-                             {"Content-Type": content_type, "Accept": "application/json", "X-CSRFToken": browser.token})
+    answer = browser.request(
+        "POST",
+        "/playground/messages",
+        body,
+        {"Content-Type": content_type, "Accept": "application/json", "X-CSRFToken": browser.token},
+    )
     assert answer.status == 202
     assert stored_conversation(real_redis, browser.cookie)[0].content == "héllo ✓"
 
@@ -231,14 +249,21 @@ def test_the_page_scripts_multipart_form_still_works(live_server, real_redis):
 
 def assert_security_headers(headers) -> None:
     """CSP without inline script and with frame-ancestors 'none', nosniff, a Referrer-Policy."""
-    policy = {directive.split()[0]: directive.split()[1:]
-              for directive in headers["Content-Security-Policy"].split(";") if directive.strip()}
+    policy = {
+        directive.split()[0]: directive.split()[1:]
+        for directive in headers["Content-Security-Policy"].split(";")
+        if directive.strip()
+    }
     assert "'unsafe-inline'" not in policy.get("script-src", policy.get("default-src"))
     assert "'unsafe-eval'" not in policy.get("script-src", policy.get("default-src"))
     assert policy["frame-ancestors"] == ["'none'"]
     assert headers["X-Content-Type-Options"] == "nosniff"
-    assert headers["Referrer-Policy"] in ("same-origin", "no-referrer", "strict-origin-when-cross-origin",
-                                          "strict-origin")
+    assert headers["Referrer-Policy"] in (
+        "same-origin",
+        "no-referrer",
+        "strict-origin-when-cross-origin",
+        "strict-origin",
+    )
 
 
 def test_every_kind_of_response_carries_the_security_headers(live_server):
@@ -259,8 +284,17 @@ def test_every_kind_of_response_carries_the_security_headers(live_server):
         "healthz": browser.request("GET", "/healthz"),
     }
     assert {name: answer.status for name, answer in answers.items()} == {
-        "page": 200, "redirect": 302, "send (303)": 303, "csrf 400": 400, "404": 404, "405": 405, "413": 413,
-        "style.css": 200, "playground.js": 200, "missing static": 404, "healthz": 200,
+        "page": 200,
+        "redirect": 302,
+        "send (303)": 303,
+        "csrf 400": 400,
+        "404": 404,
+        "405": 405,
+        "413": 413,
+        "style.css": 200,
+        "playground.js": 200,
+        "missing static": 404,
+        "healthz": 200,
     }
     for name, answer in answers.items():
         try:

@@ -51,8 +51,9 @@ def test_a_body_over_max_content_length_is_a_413_page_that_stores_nothing(live_a
     assert response.status_code == 413
     assert "That was too large to accept. Shorten the message or the system prompt and send it again." in html
     assert "Traceback" not in html
-    as_json = live_playground.client.post("/playground/messages", data={"content": body, "csrf_token": token},
-                                          headers={"Accept": "application/json"})
+    as_json = live_playground.client.post(
+        "/playground/messages", data={"content": body, "csrf_token": token}, headers={"Accept": "application/json"}
+    )
     assert as_json.status_code == 413 and "too large" in as_json.get_json()["error"]
     assert not real_redis.client(2).exists(conversation_key(PREFIX, live_playground.store(), STANDALONE))
 
@@ -79,8 +80,11 @@ def test_a_full_conversation_refuses_the_next_message_clearly(real_redis, monkey
     assert "This conversation has reached its limit of 6 messages. Press Reset to start a new one." in html
     assert composer_text(html) == "one too many"
     assert [m.content for m in stored_conversation(real_redis, playground.sid())[::2]] == ["turn 0", "turn 1", "turn 2"]
-    as_json = playground.client.post("/playground/messages", data={"content": "still too many",
-                                     "csrf_token": playground.token()}, headers={"Accept": "application/json"})
+    as_json = playground.client.post(
+        "/playground/messages",
+        data={"content": "still too many", "csrf_token": playground.token()},
+        headers={"Accept": "application/json"},
+    )
     assert as_json.status_code == 422 and "reached its limit" in as_json.get_json()["error"]
     assert len(stored_conversation(real_redis, playground.sid())) == 6
 
@@ -90,8 +94,11 @@ def thousand_messages(live_app, live_playground):
     """A session whose conversation holds 1,000 messages of about 2 KB ("message N: yyy…")."""
     live_playground.page()
     with live_app.app_context():
-        services.store.append(live_playground.store(), STANDALONE,
-                              *[user_message(f"message {number}: " + "y" * 2000) for number in range(1000)])
+        services.store.append(
+            live_playground.store(),
+            STANDALONE,
+            *[user_message(f"message {number}: " + "y" * 2000) for number in range(1000)],
+        )
     return live_playground
 
 

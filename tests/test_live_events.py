@@ -43,7 +43,9 @@ def test_events_reach_only_their_own_session(app):
     received = alice_socket.get_received()
     appended = [e["args"][0] for e in received if e["name"] == "message.appended"]
     sent, reply = alice.messages(app)
-    assert [(a["playground"], a["ids"], a["message_id"]) for a in appended] == [("standalone", [sent.id, reply.id], reply.id)]
+    assert [(a["playground"], a["ids"], a["message_id"]) for a in appended] == [
+        ("standalone", [sent.id, reply.id], reply.id)
+    ]
     assert f'id="m-{reply.id}"' in appended[0]["html"]  # the two messages' HTML, for the other tabs
     assert event_names(received)[:2] == ["message.appended", "message.started"]  # appended before the job runs
     received = [e for e in received if e["name"] != "message.appended"]
@@ -80,7 +82,8 @@ def test_send_reset_and_save_reach_every_tab_of_the_session_and_no_other(app):
     sent, reply = alice.messages(app)
     for tab in (tab_a, tab_b):
         assert [(e["playground"], e["ids"]) for e in tab_events(tab, "message.appended")] == [
-            ("standalone", [sent.id, reply.id])]
+            ("standalone", [sent.id, reply.id])
+        ]
 
     alice.save_settings(system_prompt="Be brief.")
     digests = [tab_events(tab, "settings.saved") for tab in (tab_a, tab_b)]
@@ -210,8 +213,10 @@ def test_a_real_workers_events_reach_the_browser_through_the_queue(live_server, 
     start_worker()
     import urllib.parse
 
-    alice.open(live_server + "/playground/messages",
-               urllib.parse.urlencode({"content": "through redis", "csrf_token": alice_token}).encode())
+    alice.open(
+        live_server + "/playground/messages",
+        urllib.parse.urlencode({"content": "through redis", "csrf_token": alice_token}).encode(),
+    )
     received = alice_socket.events(until="message.done")
     assert event_names(received)[0] == "message.appended"  # published by the send, before the worker starts
     assert event_names(received)[1] == "message.started"
@@ -236,12 +241,14 @@ def raw_refused_connection(base_url, cookie="D" * 43, timeout=5.0):
     address = urlsplit(base_url)
     connection = socket.create_connection((address.hostname, address.port), timeout=timeout)
     key = base64.b64encode(os.urandom(16)).decode()
-    connection.sendall((
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-        f"Host: {address.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Cookie: _prompt_tracker_session={cookie}\r\n\r\n"
-    ).encode())
+    connection.sendall(
+        (
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+            f"Host: {address.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Cookie: _prompt_tracker_session={cookie}\r\n\r\n"
+        ).encode()
+    )
     received = b""
     while b'"sid"' not in received:  # the 101 answer and Engine.IO's open packet
         received += connection.recv(4096)

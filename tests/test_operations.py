@@ -37,9 +37,19 @@ def test_one_json_line_per_request_without_the_session_id_or_the_prompt(capsys, 
 
 
 def test_a_reply_is_logged_with_model_tokens_cost_and_latency(capsys, json_app):
-    message = Message(id="m1", role="assistant", content="private reply", status="done", provider="openai",
-                      model="gpt-4o-mini", usage=Usage(input_tokens=11, output_tokens=42, cached_tokens=3),
-                      cost_usd=0.0001, first_token_ms=120, latency_ms=900, created_at=0.0)
+    message = Message(
+        id="m1",
+        role="assistant",
+        content="private reply",
+        status="done",
+        provider="openai",
+        model="gpt-4o-mini",
+        usage=Usage(input_tokens=11, output_tokens=42, cached_tokens=3),
+        cost_usd=0.0001,
+        first_token_ms=120,
+        latency_ms=900,
+        created_at=0.0,
+    )
     with json_app.app_context():
         log_reply(message, "standalone")
     (line,) = json_lines(capsys.readouterr().err)
@@ -73,6 +83,10 @@ def test_the_wsgi_entry_point_reads_a_local_env_file(tmp_path):
     (tmp_path / ".env").write_text("SECRET_KEY=from-the-dotenv-file-0123456789abcdef\n")
     shown = subprocess.run(
         [sys.executable, "-c", "import wsgi; print(wsgi.app.config['SECRET_KEY'])"],
-        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert shown.stdout.strip() == "from-the-dotenv-file-0123456789abcdef", shown.stderr

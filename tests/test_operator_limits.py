@@ -20,11 +20,17 @@ def test_only_allowed_providers_are_offered(strict_app):
     assert 'value="anthropic"' not in page
 
 
-@pytest.mark.parametrize(("fields", "sentence"), [
-    ({"provider": "openai", "model": "gpt-4o"}, "openai / gpt-4o is not allowed here; allowed: echo:*, openai:gpt-4o-mini."),
-    ({"provider": "anthropic", "model": "claude-3-5-haiku-latest"}, "Not a valid choice"),
-    ({"max_tokens": 4096}, "Max tokens is limited to 2,048 here."),
-])
+@pytest.mark.parametrize(
+    ("fields", "sentence"),
+    [
+        (
+            {"provider": "openai", "model": "gpt-4o"},
+            "openai / gpt-4o is not allowed here; allowed: echo:*, openai:gpt-4o-mini.",
+        ),
+        ({"provider": "anthropic", "model": "claude-3-5-haiku-latest"}, "Not a valid choice"),
+        ({"max_tokens": 4096}, "Max tokens is limited to 2,048 here."),
+    ],
+)
 def test_a_setting_outside_the_limits_is_refused_next_to_its_field(strict_app, fields, sentence):
     playground = Playground(strict_app.test_client())
     response = playground.save_settings(**fields)
@@ -53,8 +59,9 @@ def test_sends_past_the_rate_are_refused_with_a_sentence_and_the_text_kept():
     assert playground.retry(reply.id).status_code == 429
     # The page's fetch gets the sentence as JSON.
     token = playground.token()
-    fetched = playground.client.post("/playground/messages", data={"content": "four", "csrf_token": token},
-                                     headers={"Accept": "application/json"})
+    fetched = playground.client.post(
+        "/playground/messages", data={"content": "four", "csrf_token": token}, headers={"Accept": "application/json"}
+    )
     assert fetched.status_code == 429 and fetched.get_json()["error"].startswith("Too many messages")
 
 

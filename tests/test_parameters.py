@@ -6,9 +6,14 @@ import pytest
 
 from prompt_tracker.playground_settings import PlaygroundSettings
 
-
-ALL = {"top_p": "0.9", "stop": "###\nEND\\n", "seed": "42", "presence_penalty": "0.5",
-       "frequency_penalty": "-0.25", "thinking_budget": "2048"}
+ALL = {
+    "top_p": "0.9",
+    "stop": "###\nEND\\n",
+    "seed": "42",
+    "presence_penalty": "0.5",
+    "frequency_penalty": "-0.25",
+    "thinking_budget": "2048",
+}
 
 
 def shown_params(page: str) -> set[str]:
@@ -34,15 +39,21 @@ def test_echo_shows_no_optional_parameters_and_anthropic_its_own(playground, fak
     assert shown_params(playground.page().get_data(as_text=True)) == {"top_p", "stop", "thinking_budget"}
 
 
-@pytest.mark.parametrize("fields, expected", [
-    ({"top_p": "1.5"}, "Top p: Number must be between 0.0 and 1.0."),
-    ({"seed": "-1"}, "Seed: Number must be between 0 and"),
-    ({"presence_penalty": "3"}, "Presence penalty: Number must be between -2.0 and 2.0."),
-    ({"stop": "a\nb\nc\nd\ne"}, "Stop sequences: Up to 4 stop sequences; this has 5."),
-    ({"stop": "x" * 101}, "Stop sequences: A stop sequence is limited to 100 characters."),
-    ({"thinking_budget": "100"}, "Thinking budget: Number must be between 1024 and 32000."),
-    ({"provider": "anthropic", "model": "claude-sonnet-4-6", "thinking_budget": "2048", "max_tokens": "2048"}, "Thinking budget: The thinking budget must be below max tokens"),
-])
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({"top_p": "1.5"}, "Top p: Number must be between 0.0 and 1.0."),
+        ({"seed": "-1"}, "Seed: Number must be between 0 and"),
+        ({"presence_penalty": "3"}, "Presence penalty: Number must be between -2.0 and 2.0."),
+        ({"stop": "a\nb\nc\nd\ne"}, "Stop sequences: Up to 4 stop sequences; this has 5."),
+        ({"stop": "x" * 101}, "Stop sequences: A stop sequence is limited to 100 characters."),
+        ({"thinking_budget": "100"}, "Thinking budget: Number must be between 1024 and 32000."),
+        (
+            {"provider": "anthropic", "model": "claude-sonnet-4-6", "thinking_budget": "2048", "max_tokens": "2048"},
+            "Thinking budget: The thinking budget must be below max tokens",
+        ),
+    ],
+)
 def test_bad_parameters_are_refused_next_to_their_field(playground, fake_anthropic, fields, expected):
     response = playground.save_settings(**fields)
     assert response.status_code == 422
@@ -59,11 +70,20 @@ def test_openai_is_sent_its_parameters_and_the_reply_records_them(app, playgroun
     assert "thinking" not in body and "budget_tokens" not in str(body)
     reply = playground.messages(app)[-1]
     assert reply.status == "done"
-    assert reply.params == {"temperature": 0.3, "max_tokens": 300, "top_p": 0.9, "stop": ["###", "END\n"], "seed": 42,
-                            "presence_penalty": 0.5, "frequency_penalty": -0.25}
+    assert reply.params == {
+        "temperature": 0.3,
+        "max_tokens": 300,
+        "top_p": 0.9,
+        "stop": ["###", "END\n"],
+        "seed": 42,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.25,
+    }
     page = playground.page().get_data(as_text=True)
-    assert ('temperature=0.3 max_tokens=300 top_p=0.9 stop=["###", "END\\n"] seed=42 '
-            'presence_penalty=0.5 frequency_penalty=-0.25') in page
+    assert (
+        'temperature=0.3 max_tokens=300 top_p=0.9 stop=["###", "END\\n"] seed=42 '
+        "presence_penalty=0.5 frequency_penalty=-0.25"
+    ) in page
 
 
 def test_unset_parameters_are_not_sent(playground, fake_openai):
@@ -81,7 +101,11 @@ def test_anthropic_thinking_budget_is_sent_without_sampling(app, playground, fak
     assert body["stop_sequences"] == ["###", "END\n"] and body["max_tokens"] == 4096
     # Anthropic refuses temperature / top_p with thinking on; seed and penalties are OpenAI's
     assert not {"temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"} & set(body)
-    assert playground.messages(app)[-1].params == {"max_tokens": 4096, "stop": ["###", "END\n"], "thinking_budget": 2048}
+    assert playground.messages(app)[-1].params == {
+        "max_tokens": 4096,
+        "stop": ["###", "END\n"],
+        "thinking_budget": 2048,
+    }
 
 
 def test_anthropic_sampling_without_thinking_and_models_without_either(playground, fake_anthropic):
@@ -92,18 +116,27 @@ def test_anthropic_sampling_without_thinking_and_models_without_either(playgroun
     assert body["temperature"] == 0.4 and body["top_p"] == 0.8 and body["stop_sequences"] == ["STOP"]
     assert "thinking" not in body
     # a model that takes neither sampling nor a thinking budget gets neither
-    playground.save_settings(provider="anthropic", model="claude-opus-4-7", max_tokens="4096", thinking_budget="2048",
-                             **fields)
+    playground.save_settings(
+        provider="anthropic", model="claude-opus-4-7", max_tokens="4096", thinking_budget="2048", **fields
+    )
     playground.send("two")
     body = fake_anthropic.requests[-1].body
     assert not {"thinking", "temperature", "top_p"} & set(body) and body["stop_sequences"] == ["STOP"]
 
 
-@pytest.mark.parametrize("model, takes", [
-    ("claude-sonnet-4-6", True), ("claude-haiku-4-5", True), ("claude-opus-4-1-20250805", True),
-    ("claude-3-7-sonnet-latest", True), ("claude-opus-4-6", False), ("claude-opus-4-7", False),
-    ("claude-3-5-haiku-latest", False), ("some-proxy-model", False),
-])
+@pytest.mark.parametrize(
+    "model, takes",
+    [
+        ("claude-sonnet-4-6", True),
+        ("claude-haiku-4-5", True),
+        ("claude-opus-4-1-20250805", True),
+        ("claude-3-7-sonnet-latest", True),
+        ("claude-opus-4-6", False),
+        ("claude-opus-4-7", False),
+        ("claude-3-5-haiku-latest", False),
+        ("some-proxy-model", False),
+    ],
+)
 def test_which_anthropic_models_take_a_thinking_budget(model, takes):
     from prompt_tracker.providers.anthropic_messages import takes_thinking
 

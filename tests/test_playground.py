@@ -52,8 +52,11 @@ def test_cookie_carries_only_the_session_id(playground):
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [("", "Type a message before sending."), ("   \n ", "Type a message before sending."),
-     ("x" * 20_001, "Messages are limited to 20,000 characters; this one has 20,001.")],
+    [
+        ("", "Type a message before sending."),
+        ("   \n ", "Type a message before sending."),
+        ("x" * 20_001, "Messages are limited to 20,000 characters; this one has 20,001."),
+    ],
 )
 def test_bad_messages_are_refused_and_nothing_is_stored(app, playground, content, expected):
     response = playground.send(content)
@@ -94,8 +97,12 @@ def test_settings_are_kept_and_used(app, playground):
 
 @pytest.mark.parametrize(
     ("fields", "expected"),
-    [({"temperature": "3"}, "Temperature"), ({"max_tokens": "0"}, "Max tokens"),
-     ({"provider": "nope"}, "Provider"), ({"model": "  "}, "Name a model.")],
+    [
+        ({"temperature": "3"}, "Temperature"),
+        ({"max_tokens": "0"}, "Max tokens"),
+        ({"provider": "nope"}, "Provider"),
+        ({"model": "  "}, "Name a model."),
+    ],
 )
 def test_bad_settings_are_refused(playground, fields, expected):
     playground.save_settings(system_prompt="keep me")

@@ -14,15 +14,18 @@ def official_endpoints(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
 
 
-@pytest.mark.parametrize("provider, model, usage, expected", [
-    ("openai", "gpt-4o-mini", Usage(input_tokens=1_000_000, output_tokens=1_000_000), 0.75),
-    ("openai", "gpt-4o-mini", Usage(input_tokens=21, output_tokens=9), 0.00000855),
-    ("openai", "gpt-4o-mini-2024-07-18", Usage(input_tokens=21, output_tokens=9), 0.00000855),
-    ("openai", "gpt-4.1", Usage(input_tokens=2_000, output_tokens=500), 0.008),
-    ("anthropic", "claude-haiku-4-5", Usage(input_tokens=1_000, output_tokens=500), 0.0035),
-    ("anthropic", "claude-opus-4-1", Usage(input_tokens=10_000, output_tokens=2_000), 0.3),
-    ("anthropic", "claude-sonnet-4-5", Usage(input_tokens=0, output_tokens=0), 0.0),
-])
+@pytest.mark.parametrize(
+    "provider, model, usage, expected",
+    [
+        ("openai", "gpt-4o-mini", Usage(input_tokens=1_000_000, output_tokens=1_000_000), 0.75),
+        ("openai", "gpt-4o-mini", Usage(input_tokens=21, output_tokens=9), 0.00000855),
+        ("openai", "gpt-4o-mini-2024-07-18", Usage(input_tokens=21, output_tokens=9), 0.00000855),
+        ("openai", "gpt-4.1", Usage(input_tokens=2_000, output_tokens=500), 0.008),
+        ("anthropic", "claude-haiku-4-5", Usage(input_tokens=1_000, output_tokens=500), 0.0035),
+        ("anthropic", "claude-opus-4-1", Usage(input_tokens=10_000, output_tokens=2_000), 0.3),
+        ("anthropic", "claude-sonnet-4-5", Usage(input_tokens=0, output_tokens=0), 0.0),
+    ],
+)
 def test_cost_of_known_models(provider, model, usage, expected):
     assert cost_usd(provider, model, usage) == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
@@ -39,14 +42,17 @@ def test_cost_has_no_float_noise():
     assert cost_usd("openai", "gpt-4o-mini", Usage(input_tokens=21, output_tokens=0)) == 3.15e-06
 
 
-@pytest.mark.parametrize("provider, model, usage", [
-    ("openai", "gpt-4o-mini", None),  # usage unknown: the server did not report it
-    ("openai", "llama3.2", Usage(input_tokens=10, output_tokens=10)),  # a local model
-    ("openai", "gpt-4o-mini-banana", Usage(input_tokens=10, output_tokens=10)),  # no fuzzy guess
-    ("openai", "claude-haiku-4-5", Usage(input_tokens=10, output_tokens=10)),  # right model, wrong provider
-    ("echo", "echo-1", Usage(input_tokens=10, output_tokens=10)),
-    ("nobody", "gpt-4o", Usage(input_tokens=10, output_tokens=10)),
-])
+@pytest.mark.parametrize(
+    "provider, model, usage",
+    [
+        ("openai", "gpt-4o-mini", None),  # usage unknown: the server did not report it
+        ("openai", "llama3.2", Usage(input_tokens=10, output_tokens=10)),  # a local model
+        ("openai", "gpt-4o-mini-banana", Usage(input_tokens=10, output_tokens=10)),  # no fuzzy guess
+        ("openai", "claude-haiku-4-5", Usage(input_tokens=10, output_tokens=10)),  # right model, wrong provider
+        ("echo", "echo-1", Usage(input_tokens=10, output_tokens=10)),
+        ("nobody", "gpt-4o", Usage(input_tokens=10, output_tokens=10)),
+    ],
+)
 def test_unknown_price_or_usage_gives_no_cost(provider, model, usage):
     assert cost_usd(provider, model, usage) is None
 
@@ -59,7 +65,9 @@ def test_a_local_server_gets_no_cost_even_for_a_known_model_name(monkeypatch):
 
 def test_a_known_service_behind_the_base_url_gets_its_own_prices(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "https://openrouter.ai/api/v1")
-    assert cost_usd("openai", "openai/gpt-4o-mini", Usage(input_tokens=1_000_000, output_tokens=0)) == pytest.approx(0.15)
+    assert cost_usd("openai", "openai/gpt-4o-mini", Usage(input_tokens=1_000_000, output_tokens=0)) == pytest.approx(
+        0.15
+    )
 
 
 def test_every_suggested_model_is_priced_or_listed_as_unpriced():
@@ -88,9 +96,17 @@ def test_the_meta_line_shows_cached_tokens_cost_and_context(app, playground):
     with playground.client.session_transaction() as session:
         session.add_playground(STANDALONE)
     usage = Usage(input_tokens=20_000, output_tokens=1_000, cached_tokens=16_000)
-    reply = Message(id=new_message_id(), role="assistant", content="ok", provider="anthropic",
-                    model="claude-haiku-4-5", usage=usage, cost_usd=cost_usd("anthropic", "claude-haiku-4-5", usage),
-                    created_at=time.time(), finished_at=time.time())
+    reply = Message(
+        id=new_message_id(),
+        role="assistant",
+        content="ok",
+        provider="anthropic",
+        model="claude-haiku-4-5",
+        usage=usage,
+        cost_usd=cost_usd("anthropic", "claude-haiku-4-5", usage),
+        created_at=time.time(),
+        finished_at=time.time(),
+    )
     with app.app_context():
         services.store.append(playground.store(), STANDALONE, reply)
     page = playground.page().get_data(as_text=True)

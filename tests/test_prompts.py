@@ -9,9 +9,9 @@ from sqlalchemy import event, select, text
 from prompt_tracker import create_app
 from prompt_tracker.extensions import db, services
 from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import store_id
 from prompt_tracker.prompts.library import save_version
 from prompt_tracker.prompts.models import Prompt, PromptVersion
+from prompt_tracker.redis_keys import store_id
 
 from .conftest import CSRF_RE
 
@@ -108,7 +108,9 @@ def test_search_by_name_slug_and_text(library):
     library.create("Gamma 50%", "Plain.")
 
     def found(query):
-        return set(re.findall(r'href="/prompts/([a-z0-9-]+)"', page(library.client.get("/prompts", query_string={"q": query}))))
+        return set(
+            re.findall(r'href="/prompts/([a-z0-9-]+)"', page(library.client.get("/prompts", query_string={"q": query})))
+        )
 
     assert found("alp") == {"alpha"}
     assert found("SECOND") == {"second-one"}
@@ -122,8 +124,13 @@ def test_search_by_name_slug_and_text(library):
 def test_list_is_newest_edited_first_and_paginated(library):
     with library.app.app_context():
         for number in range(60):
-            db.session.add(Prompt(slug=f"p-{number:02d}", name=f"P {number:02d}",
-                                  versions=[PromptVersion(number=1, provider="echo", model="echo-1")]))
+            db.session.add(
+                Prompt(
+                    slug=f"p-{number:02d}",
+                    name=f"P {number:02d}",
+                    versions=[PromptVersion(number=1, provider="echo", model="echo-1")],
+                )
+            )
         db.session.commit()
         newest = db.session.scalar(select(Prompt).where(Prompt.slug == "p-07"))
         save_version(newest.id, system_prompt="edited", provider="echo", model="echo-1", params={}, variables={})
@@ -135,14 +142,17 @@ def test_list_is_newest_edited_first_and_paginated(library):
     assert len(second) == 10 and not set(second) & set(slugs)
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"name": ""}, "Give the prompt a name."),
-    ({"name": "   "}, "Give the prompt a name."),
-    ({"name": "X", "slug": "Not A Slug!"}, "may only hold lowercase letters, digits and hyphens"),
-    ({"name": "X", "system_prompt": "Hello {{ name"}, "not a valid template"),
-    ({"name": "X", "system_prompt": "x" * 20_001}, "limited to 20,000 characters; this one has 20,001"),
-    ({"name": "n" * 201}, "Name: Field cannot be longer than 200 characters."),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": ""}, "Give the prompt a name."),
+        ({"name": "   "}, "Give the prompt a name."),
+        ({"name": "X", "slug": "Not A Slug!"}, "may only hold lowercase letters, digits and hyphens"),
+        ({"name": "X", "system_prompt": "Hello {{ name"}, "not a valid template"),
+        ({"name": "X", "system_prompt": "x" * 20_001}, "limited to 20,000 characters; this one has 20,001"),
+        ({"name": "n" * 201}, "Name: Field cannot be longer than 200 characters."),
+    ],
+)
 def test_bad_input_is_refused_with_a_sentence_and_the_text_kept(library, fields, message):
     data = {"system_prompt": "keep me", **fields}
     response = library.create(**data)
@@ -163,7 +173,9 @@ def test_duplicate_slug_is_refused_and_nothing_changes(library):
 
 
 def test_a_1_mb_system_prompt_is_refused_as_too_large(library):
-    response = library.client.post("/prompts", data={"name": "Big", "system_prompt": "x" * 1_000_000, "csrf_token": library.token()})
+    response = library.client.post(
+        "/prompts", data={"name": "Big", "system_prompt": "x" * 1_000_000, "csrf_token": library.token()}
+    )
     assert response.status_code == 413
     assert "too large" in page(response)
 
@@ -251,11 +263,22 @@ def test_unsaved_changes_are_a_draft_until_saved_as_the_next_version(library):
 def test_save_version_takes_the_settings_form_when_it_comes_along(library):
     """The button and Ctrl/Cmd+S submit the settings form to …/versions: what is in the editor is saved."""
     library.create("Editor", "old")
-    response = library.post("/prompts/editor/playground/versions", system_prompt="from the editor", provider="echo",
-                            model="echo-1", temperature="0.2", max_tokens="99", note="")
+    response = library.post(
+        "/prompts/editor/playground/versions",
+        system_prompt="from the editor",
+        provider="echo",
+        model="echo-1",
+        temperature="0.2",
+        max_tokens="99",
+        note="",
+    )
     assert response.status_code == 303
     latest = library.versions("editor")[-1]
-    assert (latest.number, latest.system_prompt, latest.params) == (2, "from the editor", {"temperature": 0.2, "max_tokens": 99})
+    assert (latest.number, latest.system_prompt, latest.params) == (
+        2,
+        "from the editor",
+        {"temperature": 0.2, "max_tokens": 99},
+    )
     assert "from the editor" in page(library.client.get("/prompts/editor/playground"))
 
 
@@ -307,7 +330,9 @@ def test_playground_settings_are_per_prompt(library):
 
 def test_variables_get_a_form_and_the_model_receives_the_rendered_prompt(library, fake_openai):
     library.create("Greeter", "Greet {{ customer }} from {{ company }}.")
-    library.save_settings("greeter", system_prompt="Greet {{ customer }} from {{ company }}.", provider="openai", model="gpt-4o-mini")
+    library.save_settings(
+        "greeter", system_prompt="Greet {{ customer }} from {{ company }}.", provider="openai", model="gpt-4o-mini"
+    )
     body = page(library.client.get("/prompts/greeter/playground"))
     assert 'name="customer"' in body and 'name="company"' in body
     library.post("/prompts/greeter/playground/variables", customer="Ada", company="<Acme>")
@@ -320,13 +345,16 @@ def test_variables_get_a_form_and_the_model_receives_the_rendered_prompt(library
     assert library.versions("greeter")[-1].variables == {"customer": "Ada", "company": "<Acme>"}
 
 
-@pytest.mark.parametrize(("system_prompt", "value", "message"), [
-    ("Hello {{ customer }}", "", "Fill in the variable customer before sending."),
-    ("Hello {{ customer }}", "   ", "Fill in the variable customer before sending."),
-    ("{{ ''.__class__ }}", "", "tries to reach Python internals"),
-    ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "", "tries to reach Python internals"),
-    ("{{ customer.__init__.__globals__ }}", "x", "tries to reach Python internals"),
-])
+@pytest.mark.parametrize(
+    ("system_prompt", "value", "message"),
+    [
+        ("Hello {{ customer }}", "", "Fill in the variable customer before sending."),
+        ("Hello {{ customer }}", "   ", "Fill in the variable customer before sending."),
+        ("{{ ''.__class__ }}", "", "tries to reach Python internals"),
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "", "tries to reach Python internals"),
+        ("{{ customer.__init__.__globals__ }}", "x", "tries to reach Python internals"),
+    ],
+)
 def test_bad_templates_are_refused_before_anything_is_sent_and_the_text_is_kept(library, system_prompt, value, message):
     library.create("Tpl", "plain")
     library.save_settings("tpl", system_prompt=system_prompt)
@@ -352,16 +380,38 @@ def test_a_syntax_error_shows_on_the_page_and_is_not_saved_as_a_version(library)
 def test_standalone_playground_can_be_saved_as_a_new_prompt(library):
     client = library.client
     token = CSRF_RE.search(page(client.get("/playground"))).group(1)
-    client.post("/playground/settings", data={"system_prompt": "Hi {{ who }}", "provider": "echo", "model": "echo-1",
-                                              "temperature": "0.3", "max_tokens": "50", "csrf_token": token})
+    client.post(
+        "/playground/settings",
+        data={
+            "system_prompt": "Hi {{ who }}",
+            "provider": "echo",
+            "model": "echo-1",
+            "temperature": "0.3",
+            "max_tokens": "50",
+            "csrf_token": token,
+        },
+    )
     client.post("/playground/variables", data={"who": "world", "csrf_token": token})
-    response = client.post("/prompts", data={
-        "from_playground": "standalone", "name": "From standalone", "system_prompt": "Hi {{ who }}", "provider": "echo",
-        "model": "echo-1", "temperature": "0.3", "max_tokens": "50", "csrf_token": token,
-    })
+    response = client.post(
+        "/prompts",
+        data={
+            "from_playground": "standalone",
+            "name": "From standalone",
+            "system_prompt": "Hi {{ who }}",
+            "provider": "echo",
+            "model": "echo-1",
+            "temperature": "0.3",
+            "max_tokens": "50",
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/prompts/from-standalone"
     (version,) = library.versions("from-standalone")
-    assert (version.system_prompt, version.params, version.variables) == ("Hi {{ who }}", {"temperature": 0.3, "max_tokens": 50}, {"who": "world"})
+    assert (version.system_prompt, version.params, version.variables) == (
+        "Hi {{ who }}",
+        {"temperature": 0.3, "max_tokens": 50},
+        {"who": "world"},
+    )
 
 
 # --- concurrency -------------------------------------------------------------------------------
@@ -378,14 +428,19 @@ def test_a_save_that_loses_the_race_for_a_number_is_retried(library):
         def take_the_number_first(session, flush_context, instances):
             flushes.append(True)
             if len(flushes) == 1:  # another writer's row with the number we are about to use
-                session.connection().execute(text(
-                    "INSERT INTO prompt_versions (prompt_id, number, system_prompt, provider, model, params, variables,"
-                    " note, created_at, created_by) VALUES (:id, 2, 'other', 'echo', 'echo-1', '{}', '{}', '',"
-                    " CURRENT_TIMESTAMP, 'other')"
-                ), {"id": prompt_id})
+                session.connection().execute(
+                    text(
+                        "INSERT INTO prompt_versions (prompt_id, number, system_prompt, provider, model, params, variables,"
+                        " note, created_at, created_by) VALUES (:id, 2, 'other', 'echo', 'echo-1', '{}', '{}', '',"
+                        " CURRENT_TIMESTAMP, 'other')"
+                    ),
+                    {"id": prompt_id},
+                )
 
         try:
-            version = save_version(prompt_id, system_prompt="mine", provider="echo", model="echo-1", params={}, variables={})
+            version = save_version(
+                prompt_id, system_prompt="mine", provider="echo", model="echo-1", params={}, variables={}
+            )
         finally:
             event.remove(db.session, "before_flush", take_the_number_first)
         assert version.number == 2
@@ -410,8 +465,14 @@ def test_concurrent_saves_from_many_tabs_get_distinct_numbers(postgres_server):
             start.wait()
             try:
                 for round in range(3):
-                    save_version(prompt_id, system_prompt=f"tab {index} round {round}", provider="echo", model="echo-1",
-                                 params={}, variables={})
+                    save_version(
+                        prompt_id,
+                        system_prompt=f"tab {index} round {round}",
+                        provider="echo",
+                        model="echo-1",
+                        params={},
+                        variables={},
+                    )
             except Exception as error:  # noqa: BLE001  (reported below)
                 errors.append(error)
 
@@ -432,8 +493,16 @@ def test_concurrent_saves_from_many_tabs_get_distinct_numbers(postgres_server):
 
 def test_a_version_keeps_every_parameter_and_a_new_session_starts_from_it(library, fake_openai):
     library.create("Tuned", "x")
-    library.save_settings("tuned", system_prompt="x", provider="openai", model="gpt-4o-mini", temperature="0.3",
-                          max_tokens="77", top_p="0.9", seed="42")
+    library.save_settings(
+        "tuned",
+        system_prompt="x",
+        provider="openai",
+        model="gpt-4o-mini",
+        temperature="0.3",
+        max_tokens="77",
+        top_p="0.9",
+        seed="42",
+    )
     library.post("/prompts/tuned/playground/versions")
     params = library.versions("tuned")[-1].params
     assert params["top_p"] == 0.9 and params["seed"] == 42 and params["max_tokens"] == 77

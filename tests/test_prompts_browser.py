@@ -1,7 +1,6 @@
 """The prompt library in a real Chromium, on the real web process, a real worker, Redis and PostgreSQL."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -14,8 +13,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def flask_cli(env, *args):
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -38,8 +43,9 @@ def reply_done(page, count):
     page.wait_for_selector(f'.message-assistant[data-status="done"] >> nth={count - 1}', timeout=20_000)
 
 
-def test_prompt_versions_variables_diff_tabs_and_export(page, prompt_server, start_worker, database_env,
-                                                       postgres_server, tmp_path):
+def test_prompt_versions_variables_diff_tabs_and_export(
+    page, prompt_server, start_worker, database_env, postgres_server, tmp_path
+):
     start_worker()
     base = prompt_server
 

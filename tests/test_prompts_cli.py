@@ -35,8 +35,16 @@ def source(request):
     app = make_app(request)
     with app.app_context():
         first = create_prompt("Support", "Help {{ customer }}.", description="desk", variables={"customer": "Ada"})
-        save_version(first.id, system_prompt="Help {{ customer }} kindly.", provider="echo", model="echo-1",
-                     params={"temperature": 0.2, "max_tokens": 10}, variables={"customer": "Bob"}, note="kinder", author="ann")
+        save_version(
+            first.id,
+            system_prompt="Help {{ customer }} kindly.",
+            provider="echo",
+            model="echo-1",
+            params={"temperature": 0.2, "max_tokens": 10},
+            variables={"customer": "Bob"},
+            note="kinder",
+            author="ann",
+        )
         create_prompt("Other", "Plain text ✓")
     yield app
     close(app)
@@ -60,7 +68,10 @@ def test_export_then_import_into_an_empty_database_and_again_is_idempotent(sourc
     data = json.loads(exported.output)
     assert [p["slug"] for p in data["prompts"]] == ["other", "support"]
     support = data["prompts"][1]
-    assert [(v["number"], v["note"], v["created_by"]) for v in support["versions"]] == [(1, "", ""), (2, "kinder", "ann")]
+    assert [(v["number"], v["note"], v["created_by"]) for v in support["versions"]] == [
+        (1, "", ""),
+        (2, "kinder", "ann"),
+    ]
     assert support["versions"][1]["variables"] == {"customer": "Bob"}
     path = tmp_path / "prompts.json"
     path.write_text(exported.output)
@@ -88,7 +99,9 @@ def test_export_one_slug_and_an_unknown_one(source):
 def test_import_adds_only_the_new_versions_of_an_existing_prompt(source, tmp_path):
     runner = source.test_cli_runner()
     data = json.loads(runner.invoke(args=["prompts", "export", "--slug", "support"]).output)
-    data["prompts"][0]["versions"].append({**data["prompts"][0]["versions"][-1], "number": 3, "system_prompt": "Third."})
+    data["prompts"][0]["versions"].append(
+        {**data["prompts"][0]["versions"][-1], "number": 3, "system_prompt": "Third."}
+    )
     path = tmp_path / "more.json"
     path.write_text(json.dumps(data))
     result = runner.invoke(args=["prompts", "import", str(path)])
@@ -98,18 +111,57 @@ def test_import_adds_only_the_new_versions_of_an_existing_prompt(source, tmp_pat
     assert sorted(numbers) == [1, 2, 3]
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"{not json", "This is not a prompts export file"),
-    (b'{"format": "something-else", "format_version": 1, "prompts": []}', "expected format 'prompt-tracker/prompts'"),
-    (b'{"format": "prompt-tracker/prompts", "format_version": 1, "prompts": [{"slug": "a"}]}', "Object missing required field"),
-    (json.dumps({"format": "prompt-tracker/prompts", "format_version": 1, "prompts": [
-        {"slug": "good", "name": "Good", "versions": [{"number": 1, "system_prompt": "ok", "provider": "echo", "model": "m"}]},
-        {"slug": "bad", "name": "Bad", "versions": [{"number": 1, "system_prompt": "{{ broken", "provider": "echo", "model": "m"}]},
-    ]}).encode(), "prompt 2 ('bad'): The system prompt is not a valid template"),
-    (json.dumps({"format": "prompt-tracker/prompts", "format_version": 1, "prompts": [
-        {"slug": "Bad Slug", "name": "X", "versions": [{"number": 1, "system_prompt": "", "provider": "echo", "model": "m"}]},
-    ]}).encode(), "may only hold lowercase letters"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "This is not a prompts export file"),
+        (
+            b'{"format": "something-else", "format_version": 1, "prompts": []}',
+            "expected format 'prompt-tracker/prompts'",
+        ),
+        (
+            b'{"format": "prompt-tracker/prompts", "format_version": 1, "prompts": [{"slug": "a"}]}',
+            "Object missing required field",
+        ),
+        (
+            json.dumps(
+                {
+                    "format": "prompt-tracker/prompts",
+                    "format_version": 1,
+                    "prompts": [
+                        {
+                            "slug": "good",
+                            "name": "Good",
+                            "versions": [{"number": 1, "system_prompt": "ok", "provider": "echo", "model": "m"}],
+                        },
+                        {
+                            "slug": "bad",
+                            "name": "Bad",
+                            "versions": [{"number": 1, "system_prompt": "{{ broken", "provider": "echo", "model": "m"}],
+                        },
+                    ],
+                }
+            ).encode(),
+            "prompt 2 ('bad'): The system prompt is not a valid template",
+        ),
+        (
+            json.dumps(
+                {
+                    "format": "prompt-tracker/prompts",
+                    "format_version": 1,
+                    "prompts": [
+                        {
+                            "slug": "Bad Slug",
+                            "name": "X",
+                            "versions": [{"number": 1, "system_prompt": "", "provider": "echo", "model": "m"}],
+                        },
+                    ],
+                }
+            ).encode(),
+            "may only hold lowercase letters",
+        ),
+    ],
+)
 def test_malformed_files_are_refused_with_a_sentence_and_nothing_written(target, tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_bytes(content)

@@ -16,8 +16,14 @@ from .redis_server import free_port
 
 def flask_cli(*args, database_url):
     env = {**os.environ, "PROMPT_TRACKER_ENV": "development", "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.integration
@@ -67,7 +73,7 @@ def test_a_database_that_is_down_gives_a_503_page_and_the_standalone_playground_
     assert "You said: still here" in client.get("/playground").get_data(as_text=True)
     assert client.get("/prompts", headers={"Accept": "application/json"}).get_json() == {
         "error": "The prompt database is not reachable right now, so prompts cannot be shown or saved. "
-                 "Nothing was changed; try again in a moment. The standalone playground keeps working."
+        "Nothing was changed; try again in a moment. The standalone playground keeps working."
     }
 
 
@@ -104,7 +110,9 @@ def test_opening_a_prompt_playground_costs_one_query_and_the_standalone_none(cou
 def test_development_defaults_to_a_sqlite_file_under_instance(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     app = create_app("development", overrides={"DEBUG": False})
-    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + os.path.join(app.instance_path, "prompt_tracker.sqlite3")
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + os.path.join(
+        app.instance_path, "prompt_tracker.sqlite3"
+    )
     monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example/pt")
     app = create_app("development", overrides={"DEBUG": False})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example/pt"
@@ -125,7 +133,12 @@ def test_make_run_migrates_and_prompts_survive_a_restart(tmp_path, monkeypatch):
             status, html = first.get("/playground")
             assert '<a href="/prompts"' in html
             token = CSRF_RE.search(first.get("/prompts")[1]).group(1)
-            assert first.post("/prompts", {"name": "Kept", "system_prompt": "Survives {{ restarts }}", "csrf_token": token}) == 200
+            assert (
+                first.post(
+                    "/prompts", {"name": "Kept", "system_prompt": "Survives {{ restarts }}", "csrf_token": token}
+                )
+                == 200
+            )
         finally:
             first.cleanup()
         second = DevRun(server.port, tmp_path / "second.log").start()

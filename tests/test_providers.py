@@ -17,14 +17,26 @@ SYSTEM = "You are terse.\nAnswer in one line."
 # name → (fixture, label in messages, key variable, base URL variable, key, a model)
 PROVIDERS = {
     "openai": ("fake_openai", "OpenAI", "OPENAI_API_KEY", "OPENAI_BASE_URL", OPENAI_KEY, "gpt-4o-mini"),
-    "anthropic": ("fake_anthropic", "Anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", ANTHROPIC_KEY, "claude-haiku-4-5"),
+    "anthropic": (
+        "fake_anthropic",
+        "Anthropic",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        ANTHROPIC_KEY,
+        "claude-haiku-4-5",
+    ),
 }
 BOTH = pytest.mark.parametrize("name", list(PROVIDERS))
 
 
 def chat(model, system_prompt=SYSTEM, messages=HISTORY, temperature=0.3, max_tokens=256):
-    return ChatRequest(model=model, system_prompt=system_prompt, messages=list(messages),
-                       temperature=temperature, max_tokens=max_tokens)
+    return ChatRequest(
+        model=model,
+        system_prompt=system_prompt,
+        messages=list(messages),
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
 
 
 @pytest.fixture
@@ -152,13 +164,16 @@ def test_openai_local_server_without_key_gets_a_placeholder_key(fake_openai, mon
 
 
 @BOTH
-@pytest.mark.parametrize("status, expected", [
-    (401, "{label} answered 401: check {key_variable}"),
-    (429, "{label} answered 429: rate limited, try again shortly"),
-    (500, "{label} answered 500: the server had an error"),
-    (503, "{label} answered 503: the server had an error"),
-    (404, "{label} answered 404: check the model name and {url_variable}"),
-])
+@pytest.mark.parametrize(
+    "status, expected",
+    [
+        (401, "{label} answered 401: check {key_variable}"),
+        (429, "{label} answered 429: rate limited, try again shortly"),
+        (500, "{label} answered 500: the server had an error"),
+        (503, "{label} answered 503: the server had an error"),
+        (404, "{label} answered 404: check the model name and {url_variable}"),
+    ],
+)
 def test_http_errors_give_a_specific_message(setup, name, status, expected):
     provider, server, (_, label, key_variable, url_variable, key, model) = setup(name)
     server.script.status = status
@@ -241,10 +256,13 @@ def test_stream_that_ends_before_the_reply_is_complete(setup, name):
     assert str(fail(provider, chat(model))) == f"{label}'s stream ended before the reply was complete"
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("openai", "OpenAI reported an error mid-reply: Upstream model overloaded"),
-    ("anthropic", "Anthropic is overloaded, try again shortly"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("openai", "OpenAI reported an error mid-reply: Upstream model overloaded"),
+        ("anthropic", "Anthropic is overloaded, try again shortly"),
+    ],
+)
 def test_error_inside_a_stream(setup, name, expected):
     provider, server, (*_, model) = setup(name)
     server.script.error_mid_stream = True
@@ -255,7 +273,9 @@ def test_openai_without_key_or_base_url_says_so(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     error = fail(get_provider("openai"), chat("gpt-4o-mini"))
-    assert str(error) == "OpenAI needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server): set it in the environment"
+    assert (
+        str(error) == "OpenAI needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server): set it in the environment"
+    )
 
 
 def test_anthropic_without_key_says_so(monkeypatch):
@@ -299,11 +319,14 @@ def test_closing_the_generator_closes_the_http_stream(setup, name):
 # --- configuration and registry --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env, configured", [
-    ({}, False),
-    ({"OPENAI_API_KEY": "sk-x"}, True),
-    ({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}, True),
-])
+@pytest.mark.parametrize(
+    "env, configured",
+    [
+        ({}, False),
+        ({"OPENAI_API_KEY": "sk-x"}, True),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}, True),
+    ],
+)
 def test_openai_is_configured_by_key_or_base_url(monkeypatch, env, configured):
     for variable in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(variable, raising=False)

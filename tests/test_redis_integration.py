@@ -96,7 +96,11 @@ def test_reset_removes_the_key_at_once(live_playground, real_redis):
 def test_a_real_worker_completes_a_turn(live_app, live_playground, start_worker):
     start_worker()
     live_playground.send("through the worker")
-    reply = wait_for(lambda: next((m for m in live_playground.messages(live_app) if m.role == "assistant" and m.status == "done"), None))
+    reply = wait_for(
+        lambda: next(
+            (m for m in live_playground.messages(live_app) if m.role == "assistant" and m.status == "done"), None
+        )
+    )
     assert reply.content.startswith("You said: through the worker")
     assert reply.usage.output_tokens > 0
     html = live_playground.page().get_data(as_text=True)
@@ -122,7 +126,9 @@ def test_a_reply_that_finishes_after_reset_does_not_reappear(live_app, live_play
     live_playground.reset()
     assert not db2.exists(key)
     # the job finishes (the echo reply takes ~2 s) and must not recreate the list
-    wait_for(lambda: not real_redis.client(0).llen("rq:queue:prompt_tracker") and _no_started_jobs(real_redis), timeout=20)
+    wait_for(
+        lambda: not real_redis.client(0).llen("rq:queue:prompt_tracker") and _no_started_jobs(real_redis), timeout=20
+    )
     time.sleep(0.5)
     assert not db2.exists(key)
     assert "No messages yet" in live_playground.page().get_data(as_text=True)
@@ -132,7 +138,10 @@ def _no_started_jobs(server):
     from rq import Queue
 
     queue = Queue("prompt_tracker", connection=server.client(0))
-    return queue.started_job_registry.count == 0 and queue.finished_job_registry.count + queue.failed_job_registry.count >= 1
+    return (
+        queue.started_job_registry.count == 0
+        and queue.finished_job_registry.count + queue.failed_job_registry.count >= 1
+    )
 
 
 @pytest.mark.parametrize("missing", ["REDIS_URL", "SECRET_KEY", "DATABASE_URL"])
@@ -174,9 +183,24 @@ def test_a_plain_rq_worker_also_completes_a_turn(live_app, live_playground, real
 
     live_playground.send("plain rq")
     rq = Path(sys.executable).with_name("rq")
-    subprocess.run([str(rq), "worker", "prompt_tracker", "--url", real_redis.url(0), "--burst",
-                    "--serializer", "rq.serializers.JSONSerializer",
-                    "--worker-class", "prompt_tracker.turns.worker.ReplyWorker"],
-                   cwd=ROOT, env=service_env(real_redis), check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            str(rq),
+            "worker",
+            "prompt_tracker",
+            "--url",
+            real_redis.url(0),
+            "--burst",
+            "--serializer",
+            "rq.serializers.JSONSerializer",
+            "--worker-class",
+            "prompt_tracker.turns.worker.ReplyWorker",
+        ],
+        cwd=ROOT,
+        env=service_env(real_redis),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     reply = live_playground.messages(live_app)[-1]
     assert reply.status == "done" and reply.content.startswith("You said: plain rq")

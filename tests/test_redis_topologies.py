@@ -11,11 +11,14 @@ from .redis_server import RedisServer
 from .redis_topologies import ClusterDeployment, SentinelDeployment
 
 
-@pytest.mark.parametrize(("url", "use", "sentence"), [
-    ("redis+cluster://127.0.0.1:7000", "jobs", "RQ_REDIS_URL cannot be a Redis Cluster URL"),
-    ("redis+cluster://127.0.0.1:7000", "socketio", "SOCKETIO_MESSAGE_QUEUE cannot be a Redis Cluster URL"),
-    ("memcached://127.0.0.1:11211", "sessions", "unknown Redis URL scheme 'memcached'"),
-])
+@pytest.mark.parametrize(
+    ("url", "use", "sentence"),
+    [
+        ("redis+cluster://127.0.0.1:7000", "jobs", "RQ_REDIS_URL cannot be a Redis Cluster URL"),
+        ("redis+cluster://127.0.0.1:7000", "socketio", "SOCKETIO_MESSAGE_QUEUE cannot be a Redis Cluster URL"),
+        ("memcached://127.0.0.1:11211", "sessions", "unknown Redis URL scheme 'memcached'"),
+    ],
+)
 def test_a_url_that_cannot_serve_its_use_is_refused_with_a_sentence(url, use, sentence):
     with pytest.raises(RedisURLError, match=sentence):
         check_url(url, use)
@@ -54,8 +57,9 @@ def env_for(monkeypatch, **urls) -> dict:
 def reply_of(app, playground, content: str) -> str:
     """Send ``content`` (through a few seconds of 503 at most) and wait for its final reply's text."""
     wait_for(lambda: playground.send(content).status_code == 303, timeout=5, interval=0.2)
-    reply = wait_for(lambda: (last := playground.messages(app)[-1]).status in ("done", "failed", "stopped") and last,
-                     timeout=30)
+    reply = wait_for(
+        lambda: (last := playground.messages(app)[-1]).status in ("done", "failed", "stopped") and last, timeout=30
+    )
     assert reply.status == "done", reply.error
     assert reply.role == "assistant", [(m.role, m.content) for m in playground.messages(app)]
     return reply.content
@@ -66,8 +70,12 @@ def test_sentinel_serves_all_three_uses_and_a_failover_needs_no_restart(monkeypa
     deployment = SentinelDeployment().start()
     worker = None
     try:
-        env = env_for(monkeypatch, SESSION_REDIS_URL=deployment.url(2), RQ_REDIS_URL=deployment.url(0),
-                      SOCKETIO_MESSAGE_QUEUE=deployment.url(1))
+        env = env_for(
+            monkeypatch,
+            SESSION_REDIS_URL=deployment.url(2),
+            RQ_REDIS_URL=deployment.url(0),
+            SOCKETIO_MESSAGE_QUEUE=deployment.url(1),
+        )
         worker = spawn_worker(env, tmp_path / "worker.log")
         app = create_app("development", overrides={"DEBUG": False})
         playground = Playground(app.test_client())
@@ -101,8 +109,9 @@ def test_sessions_on_a_cluster_with_jobs_and_socketio_on_a_plain_redis(cluster, 
     plain = RedisServer().start()
     worker = None
     try:
-        env = env_for(monkeypatch, SESSION_REDIS_URL=cluster.url(), RQ_REDIS_URL=plain.url(0),
-                      SOCKETIO_MESSAGE_QUEUE=plain.url(1))
+        env = env_for(
+            monkeypatch, SESSION_REDIS_URL=cluster.url(), RQ_REDIS_URL=plain.url(0), SOCKETIO_MESSAGE_QUEUE=plain.url(1)
+        )
         worker = spawn_worker(env, tmp_path / "worker.log")
         app = create_app("development", overrides={"DEBUG": False})
         sessions = [Playground(app.test_client()) for _ in range(6)]

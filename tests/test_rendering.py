@@ -23,17 +23,20 @@ def test_raw_html_is_escaped():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-@pytest.mark.parametrize("link, kept", [
-    ("[a](https://example.org/x)", True),
-    ("[a](http://example.org/x)", True),
-    ("[a](mailto:someone@example.org)", True),
-    ("<https://example.org/auto>", True),
-    ("[a](javascript:alert(1))", False),
-    ("[a](JAVASCRIPT:alert(1))", False),
-    ("[a](data:text/html,hi)", False),
-    ("[a](/playground/reset)", False),
-    ("[a](vbscript:x)", False),
-])
+@pytest.mark.parametrize(
+    "link, kept",
+    [
+        ("[a](https://example.org/x)", True),
+        ("[a](http://example.org/x)", True),
+        ("[a](mailto:someone@example.org)", True),
+        ("<https://example.org/auto>", True),
+        ("[a](javascript:alert(1))", False),
+        ("[a](JAVASCRIPT:alert(1))", False),
+        ("[a](data:text/html,hi)", False),
+        ("[a](/playground/reset)", False),
+        ("[a](vbscript:x)", False),
+    ],
+)
 def test_only_http_https_and_mailto_links(link, kept):
     html = render_reply(link)
     assert ("<a " in html) is kept

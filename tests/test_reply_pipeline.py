@@ -15,7 +15,6 @@ import psutil
 import pytest
 
 from prompt_tracker.extensions import services
-from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import partial_key, store_id
 
 from .conftest import COOKIE, wait_for
@@ -43,7 +42,8 @@ def partial_text(server, store, message_id) -> str:
 
 
 def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_clicked(
-        live_app, live_playground, start_worker, fake_openai):
+    live_app, live_playground, start_worker, fake_openai
+):
     use_openai(live_playground, fake_openai, chunk_delay=0.01, reply=" ".join(f"w{n}" for n in range(60)))
     start_worker(), start_worker()
     live_playground.send("count to sixty")
@@ -80,7 +80,8 @@ def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_c
 
 
 def test_stop_closes_the_provider_stream_within_a_second_and_keeps_the_text(
-        live_app, live_playground, real_redis, start_worker, fake_openai):
+    live_app, live_playground, real_redis, start_worker, fake_openai
+):
     use_openai(live_playground, fake_openai)
     start_worker()
     live_playground.send("a long answer please")
@@ -97,7 +98,8 @@ def test_stop_closes_the_provider_stream_within_a_second_and_keeps_the_text(
 
 
 def test_reset_closes_the_provider_stream_within_a_second_and_nothing_reappears(
-        live_app, live_playground, real_redis, start_worker, fake_openai):
+    live_app, live_playground, real_redis, start_worker, fake_openai
+):
     use_openai(live_playground, fake_openai)
     start_worker()
     live_playground.send("a long answer please")
@@ -124,7 +126,8 @@ def test_a_page_load_shows_the_text_streamed_so_far(live_app, live_playground, r
 
 
 def test_a_work_horse_that_dies_fails_its_reply_at_once_with_an_event_and_keeps_the_text(
-        fake_openai, live_server, real_redis, start_worker):
+    fake_openai, live_server, real_redis, start_worker
+):
     browser = Browser(live_server)
     browser.page()
     fake_openai.script.reply, fake_openai.script.chunk_delay = LONG_REPLY, 0.05
@@ -187,7 +190,8 @@ def everything_in_db0(server) -> bytes:
 
 
 def test_the_session_id_api_keys_and_the_system_prompt_rest_nowhere_on_the_server(
-        fake_openai, real_redis, start_worker, tmp_path):
+    fake_openai, real_redis, start_worker, tmp_path
+):
     """A full turn, a provider failure and a retry through `flask run` and a real worker; then the
     logs, every DB 0 key and value and every DB 2 key are searched for the cookie's session id, the
     logs for the system prompt, and everything (the page too) for the API key."""
@@ -207,7 +211,9 @@ def test_the_session_id_api_keys_and_the_system_prompt_rest_nowhere_on_the_serve
         wait_for(lambda: (c := stored_conversation(real_redis, browser.cookie)) and c[-1].status == "done")
         fake_openai.script.status = 500
         assert browser.send("second question").status == 303
-        failed = wait_for(lambda: (c := stored_conversation(real_redis, browser.cookie))[-1].status == "failed" and c[-1])
+        failed = wait_for(
+            lambda: (c := stored_conversation(real_redis, browser.cookie))[-1].status == "failed" and c[-1]
+        )
         fake_openai.script.status = 200
         assert browser.post(f"/playground/messages/{failed.id}/retry", {}).status == 303
         wait_for(lambda: stored_conversation(real_redis, browser.cookie)[-1].status == "done")
@@ -224,8 +230,9 @@ def test_the_session_id_api_keys_and_the_system_prompt_rest_nowhere_on_the_serve
     db2_keys = b"\n".join(real_redis.client(2).scan_iter())
     assert b"conversation:standalone" in db2_keys and sid not in db2_keys
     db2 = real_redis.client(2)
-    db2_values = b"".join(db2.get(k) if db2.type(k) == b"string" else b"".join(db2.lrange(k, 0, -1))
-                          for k in db2.scan_iter())  # the session blob and the conversation
+    db2_values = b"".join(
+        db2.get(k) if db2.type(k) == b"string" else b"".join(db2.lrange(k, 0, -1)) for k in db2.scan_iter()
+    )  # the session blob and the conversation
     assert SYSTEM_PROMPT.encode() in db2_values  # kept where it belongs, in the session
     for where in (logs, db0, db2_keys, db2_values, page.encode()):
         assert OPENAI_KEY.encode() not in where

@@ -10,13 +10,25 @@ from prompt_tracker.request_view import curl_command
 
 from .fake_llm_servers import ANTHROPIC_KEY, OPENAI_KEY
 
-REQUEST = ChatRequest(model="gpt-4o-mini", system_prompt="Be terse.", messages=[("user", "Hi"), ("assistant", "Hello"),
-                      ("user", "Say 'it\"s' $HOME `x`")], temperature=0.2, max_tokens=64, top_p=0.5, stop=["##"], seed=3)
+REQUEST = ChatRequest(
+    model="gpt-4o-mini",
+    system_prompt="Be terse.",
+    messages=[("user", "Hi"), ("assistant", "Hello"), ("user", "Say 'it\"s' $HOME `x`")],
+    temperature=0.2,
+    max_tokens=64,
+    top_p=0.5,
+    stop=["##"],
+    seed=3,
+)
 
 
-@pytest.mark.parametrize("name, fixture, model", [
-    ("openai", "fake_openai", "gpt-4o-mini"), ("anthropic", "fake_anthropic", "claude-haiku-4-5"),
-])
+@pytest.mark.parametrize(
+    "name, fixture, model",
+    [
+        ("openai", "fake_openai", "gpt-4o-mini"),
+        ("anthropic", "fake_anthropic", "claude-haiku-4-5"),
+    ],
+)
 def test_the_recorded_body_is_exactly_what_the_server_received(request, name, fixture, model):
     server = request.getfixturevalue(fixture)
     chat = ChatRequest(**{**REQUEST.__dict__, "model": model})
@@ -34,18 +46,26 @@ def test_keys_show_as_the_variable_that_holds_them(fake_openai, fake_anthropic):
     assert get_provider("anthropic").describe(REQUEST)["headers"]["x-api-key"] == "$ANTHROPIC_API_KEY"
 
 
-@pytest.mark.parametrize("name, fixture, key_variable, key", [
-    ("openai", "fake_openai", "OPENAI_API_KEY", OPENAI_KEY),
-    ("anthropic", "fake_anthropic", "ANTHROPIC_API_KEY", ANTHROPIC_KEY),
-])
+@pytest.mark.parametrize(
+    "name, fixture, key_variable, key",
+    [
+        ("openai", "fake_openai", "OPENAI_API_KEY", OPENAI_KEY),
+        ("anthropic", "fake_anthropic", "ANTHROPIC_API_KEY", ANTHROPIC_KEY),
+    ],
+)
 def test_the_curl_command_sends_the_same_request(request, name, fixture, key_variable, key):
     server = request.getfixturevalue(fixture)
     model = "gpt-4o-mini" if name == "openai" else "claude-haiku-4-5"
     described = get_provider(name).describe(ChatRequest(**{**REQUEST.__dict__, "model": model}))
     command = curl_command(described)
     assert key not in command
-    answer = subprocess.run(["bash", "-c", command + " --silent --show-error --max-time 20"],
-                            env={"PATH": "/usr/bin:/bin", key_variable: key}, capture_output=True, text=True, timeout=30)
+    answer = subprocess.run(
+        ["bash", "-c", command + " --silent --show-error --max-time 20"],
+        env={"PATH": "/usr/bin:/bin", key_variable: key},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert answer.returncode == 0, answer.stderr
     received = server.requests[-1]
     assert received.body == described["body"]  # quotes, $ and backticks in the text arrived as typed
@@ -66,7 +86,11 @@ def test_a_reply_records_its_request_and_the_page_links_to_it(app, playground, f
     reply = playground.messages(app)[-1]
     assert reply.request["body"] == fake_openai.requests[-1].body
     assert [m["content"] for m in reply.request["body"]["messages"]] == [
-        "Be brief.", "first", fake_openai.script.reply, "second"]
+        "Be brief.",
+        "first",
+        fake_openai.script.reply,
+        "second",
+    ]
     page = playground.page().get_data(as_text=True)
     assert f'href="/playground/messages/{reply.id}/request">View request</a>' in page
     view = playground.client.get(f"/playground/messages/{reply.id}/request")

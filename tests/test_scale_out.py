@@ -20,8 +20,10 @@ pytestmark = pytest.mark.integration
 def two_webs(real_redis, tmp_path):
     """URLs of web A (`flask run`, threaded) and web B (the Procfile's gunicorn, gevent), both on the private Redis."""
     env = web_env(real_redis)
-    with web_process(env, tmp_path / "web-a.log", "flask") as web_a, \
-            web_process(env, tmp_path / "web-b.log", "production") as web_b:
+    with (
+        web_process(env, tmp_path / "web-a.log", "flask") as web_a,
+        web_process(env, tmp_path / "web-b.log", "production") as web_b,
+    ):
         yield web_a, web_b
 
 
@@ -76,8 +78,12 @@ def test_sends_through_both_webs_at_once_each_run_exactly_once(two_webs, real_re
     contents = [f"via {'AB'[number % 2]} {number:02d}" for number in range(20)]
     tabs = [on_a, on_b]
 
-    answers = run_together(*(lambda number=number, content=content: tabs[number % 2].tab().send(content)
-                             for number, content in enumerate(contents)))
+    answers = run_together(
+        *(
+            lambda number=number, content=content: tabs[number % 2].tab().send(content)
+            for number, content in enumerate(contents)
+        )
+    )
 
     assert [answer.status for answer in answers] == [303] * 20
     messages = wait_for(lambda: all_done(real_redis, on_a.cookie, 40), timeout=30)
@@ -87,9 +93,12 @@ def test_sends_through_both_webs_at_once_each_run_exactly_once(two_webs, real_re
     # A job writes its reply before RQ files it as finished: wait for the registry, not the reply.
     finished = wait_for(lambda: (ids := queue.finished_job_registry.get_job_ids()) and len(ids) >= 20 and ids)
     assert len(finished) == 20 and queue.failed_job_registry.count == 0
-    runs = {job_id: len(Job.fetch(job_id, connection=real_redis.client(0), serializer=JSONSerializer).results())
-            for job_id in finished}
+    runs = {
+        job_id: len(Job.fetch(job_id, connection=real_redis.client(0), serializer=JSONSerializer).results())
+        for job_id in finished
+    }
     assert runs == dict.fromkeys(finished, 1)
-    workers = {Job.fetch(job_id, connection=real_redis.client(0), serializer=JSONSerializer).worker_name
-               for job_id in finished}
+    workers = {
+        Job.fetch(job_id, connection=real_redis.client(0), serializer=JSONSerializer).worker_name for job_id in finished
+    }
     assert len(workers) == 2  # both workers took jobs

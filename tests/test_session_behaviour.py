@@ -6,7 +6,7 @@ import pytest
 
 from prompt_tracker.extensions import services
 from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, session_key
+from prompt_tracker.redis_keys import conversation_key
 
 from .conftest import COOKIE, Playground
 
@@ -55,7 +55,9 @@ def test_conversation_list_gets_the_session_lifetime(backend):
     app, playground = backend
     playground.send("hello")
     with app.app_context():
-        ttl = services.session_redis.ttl(conversation_key(app.config["SESSION_KEY_PREFIX"], playground.store(), STANDALONE))
+        ttl = services.session_redis.ttl(
+            conversation_key(app.config["SESSION_KEY_PREFIX"], playground.store(), STANDALONE)
+        )
     assert DAY - 60 < ttl <= DAY
 
 

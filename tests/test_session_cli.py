@@ -5,11 +5,12 @@ import re
 
 import pytest
 
-from prompt_tracker.sessions import admin as session_admin, cli as session_cli
 from prompt_tracker.extensions import services
 from prompt_tracker.messages import user_message
 from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key, session_key, store_id
+from prompt_tracker.sessions import admin as session_admin
+from prompt_tracker.sessions import cli as session_cli
 
 from .conftest import Playground
 
@@ -132,8 +133,7 @@ def test_purge_dry_run_reports_and_deletes_nothing(app, runner, new_session):
     before = stored_keys(app)
     result = invoke(runner, "purge", "--dry-run")
     assert result.exit_code == 0
-    assert re.fullmatch(r"Would purge 2 sessions \(4 keys\); dry run, nothing was deleted\.\n",
-                        result.output)
+    assert re.fullmatch(r"Would purge 2 sessions \(4 keys\); dry run, nothing was deleted\.\n", result.output)
     assert stored_keys(app) == before == set().union(*(keys_of(s.store()) for s in sessions))
 
 
@@ -185,8 +185,16 @@ def test_purge_bad_duration_is_a_bad_parameter(app, runner, new_session, value):
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("1d2h3m4s", 93784), ("0s", 0),
-     ("2H", 7200)],
+    [
+        ("90s", 90),
+        ("30m", 1800),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1h30m", 5400),
+        ("1d2h3m4s", 93784),
+        ("0s", 0),
+        ("2H", 7200),
+    ],
 )
 def test_parse_duration(text, seconds):
     assert session_admin.parse_duration(text) == seconds

@@ -5,11 +5,11 @@ import secrets
 
 import pytest
 
-from prompt_tracker.sessions import admin as session_admin
 from prompt_tracker.extensions import services
 from prompt_tracker.messages import encode_message, user_message
 from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key, session_key
+from prompt_tracker.sessions import admin as session_admin
 
 from .conftest import Playground
 from .test_redis_integration import run_queued_replies
@@ -162,8 +162,10 @@ def test_list_show_and_stats(runner, new_session, db2, live_app):
     orphan = seed_sessions(live_app, 1, messages=4)[0]
     db2.delete(session_key(PREFIX, orphan))
     make_idle(db2, orphan, 5 * HOUR)
-    sizes = {sid: sum(db2.memory_usage(key) for key in db2.scan_iter(match=f"{PREFIX}{{{sid}}}*"))
-             for sid in (busy.store(), quiet.store(), orphan)}
+    sizes = {
+        sid: sum(db2.memory_usage(key) for key in db2.scan_iter(match=f"{PREFIX}{{{sid}}}*"))
+        for sid in (busy.store(), quiet.store(), orphan)
+    }
 
     listing = invoke(runner, "list")
     assert listing.exit_code == 0, listing.output

@@ -12,7 +12,9 @@ def test_merge_keeps_what_another_request_wrote():
     mine = {"settings": {"a": {"model": "m2"}}, "csrf_token": "t"}
     theirs = {"settings": {"a": {"model": "m1"}, "b": {"model": "x"}}, "csrf_token": "t", "_flashes": [["info", "hi"]]}
     assert merge_changes(original, mine, theirs) == {
-        "settings": {"a": {"model": "m2"}, "b": {"model": "x"}}, "csrf_token": "t", "_flashes": [["info", "hi"]],
+        "settings": {"a": {"model": "m2"}, "b": {"model": "x"}},
+        "csrf_token": "t",
+        "_flashes": [["info", "hi"]],
     }
 
 
@@ -26,8 +28,11 @@ def test_merge_applies_deletions_and_ignores_untouched_keys():
 def commands(db2):
     """Calls per command on the private server since the last reset (INFO itself excluded)."""
     stats = db2.info("commandstats")
-    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()
-            if name not in ("cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config")}
+    return {
+        name.removeprefix("cmdstat_"): value["calls"]
+        for name, value in stats.items()
+        if name not in ("cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config")
+    }
 
 
 @pytest.mark.integration
@@ -51,8 +56,7 @@ def test_page_view_is_two_round_trips_and_writes_under_1kb_at_any_size(live_app,
     live_playground.send("hello")
     live_playground.page()
     with live_app.app_context():
-        services.store.append(live_playground.store(), STANDALONE,
-                              *[user_message("z" * 2000) for _ in range(500)])
+        services.store.append(live_playground.store(), STANDALONE, *[user_message("z" * 2000) for _ in range(500)])
     db2 = real_redis.client(2)
     db2.config_resetstat()
     before = db2.info("stats")["total_net_input_bytes"]

@@ -1,13 +1,10 @@
 """Small things found by trying the app as a user and as an attacker (issue 8, point 12)."""
 
 import http.client
-import re
 
 import pytest
 
 from prompt_tracker import create_app
-
-from .conftest import Playground
 
 
 def test_a_file_part_in_any_field_of_a_form_is_a_400_not_a_500(playground):
@@ -52,8 +49,13 @@ def test_a_chunked_body_over_the_limit_is_a_413(live_server):
     host, port = live_server.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     body = (b"content=" + b"x" * 1024 for _ in range(400))  # 400 KB, no Content-Length
-    connection.request("POST", "/playground/messages", body=body, encode_chunked=True,
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    connection.request(
+        "POST",
+        "/playground/messages",
+        body=body,
+        encode_chunked=True,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     response = connection.getresponse()
     text = response.read().decode()
     assert response.status == 413, text[-600:]

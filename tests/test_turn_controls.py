@@ -18,8 +18,9 @@ def test_reply_without_worker_heartbeat_shows_failed_with_retry_and_retry_comple
     store = playground.store()
     with app.app_context():
         reply = services.store.all(store, STANDALONE)[-1]
-        services.store.update(store, STANDALONE, reply.id, lambda m: msgspec.structs.replace(
-            m, status="streaming", content=""))
+        services.store.update(
+            store, STANDALONE, reply.id, lambda m: msgspec.structs.replace(m, status="streaming", content="")
+        )
         services.jobs_redis.delete(alive_key(reply.id))  # its worker's heartbeat ran out
     html = playground.page().get_data(as_text=True)
     assert "The worker stopped before finishing this reply." in html
@@ -67,7 +68,8 @@ def test_stop_of_a_queued_reply_marks_it_stopped(app, playground, monkeypatch):
 def test_json_send_returns_the_rendered_messages(app, playground):
     token = playground.token()
     response = playground.client.post(
-        "/playground/messages", data={"content": "via script", "csrf_token": token},
+        "/playground/messages",
+        data={"content": "via script", "csrf_token": token},
         headers={"Accept": "application/json"},
     )
     assert response.status_code == 202
@@ -79,7 +81,8 @@ def test_json_send_returns_the_rendered_messages(app, playground):
 
 def test_json_send_of_a_blank_message_is_a_clear_422(playground):
     response = playground.client.post(
-        "/playground/messages", data={"content": " ", "csrf_token": playground.token()},
+        "/playground/messages",
+        data={"content": " ", "csrf_token": playground.token()},
         headers={"Accept": "application/json"},
     )
     assert response.status_code == 422
@@ -119,6 +122,7 @@ def test_a_worker_killed_mid_turn_leaves_a_failed_reply_with_retry(live_app, liv
     for process in [*psutil.Process(worker.pid).children(recursive=True), psutil.Process(worker.pid)]:
         os.kill(process.pid, signal.SIGKILL)
     reply = live_playground.messages(live_app)[-1]
+
     def failed_page():
         html = live_playground.page().get_data(as_text=True)
         return html if "The worker stopped before finishing this reply." in html else None

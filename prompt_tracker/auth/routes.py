@@ -34,8 +34,7 @@ def failed(response) -> bool:
 
 
 def too_many_attempts(limit):
-    return refuse(limit_sentence("failed sign-ins", limit),
-                  lambda sentence: _login_page(LoginForm(), sentence))
+    return refuse(limit_sentence("failed sign-ins", limit), lambda sentence: _login_page(LoginForm(), sentence))
 
 
 def _login_page(form, error=None):
@@ -52,13 +51,17 @@ def safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(login_limit_per_ip, key_func=client_ip, methods=["POST"], deduct_when=failed, on_breach=too_many_attempts)
-@limiter.limit(login_limit, key_func=login_account, methods=["POST"], deduct_when=failed,
-               on_breach=too_many_attempts)
+@limiter.limit(
+    login_limit_per_ip, key_func=client_ip, methods=["POST"], deduct_when=failed, on_breach=too_many_attempts
+)
+@limiter.limit(login_limit, key_func=login_account, methods=["POST"], deduct_when=failed, on_breach=too_many_attempts)
 def login():
     if current_app.config["AUTH_MODE"] != "accounts":
-        abort(404, "There is no login page: sign-in is " + (
-            "off (AUTH_MODE=none)." if current_app.config["AUTH_MODE"] == "none" else "done by the reverse proxy."))
+        abort(
+            404,
+            "There is no login page: sign-in is "
+            + ("off (AUTH_MODE=none)." if current_app.config["AUTH_MODE"] == "none" else "done by the reverse proxy."),
+        )
     form = LoginForm()
     if request.method == "GET":
         return _login_page(form)

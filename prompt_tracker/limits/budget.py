@@ -77,11 +77,15 @@ def check(user: str | None) -> None:
         current_app.logger.warning("budget not checked: %s", error.__class__.__name__)
         return
     if budget_usd and spend.usd >= budget_usd:
-        raise BudgetExceeded(f"You have used today's budget of ${budget_usd:.2f} (${spend.usd:.2f} spent); "
-                             f"it resets at midnight UTC, in {until_midnight()}.")
+        raise BudgetExceeded(
+            f"You have used today's budget of ${budget_usd:.2f} (${spend.usd:.2f} spent); "
+            f"it resets at midnight UTC, in {until_midnight()}."
+        )
     if budget_tokens and spend.unpriced_tokens >= budget_tokens:
-        raise BudgetExceeded(f"You have used today's budget of {budget_tokens:,} tokens on models with no known "
-                             f"price ({spend.unpriced_tokens:,} used); it resets at midnight UTC, in {until_midnight()}.")
+        raise BudgetExceeded(
+            f"You have used today's budget of {budget_tokens:,} tokens on models with no known "
+            f"price ({spend.unpriced_tokens:,} used); it resets at midnight UTC, in {until_midnight()}."
+        )
 
 
 def until_midnight() -> str:

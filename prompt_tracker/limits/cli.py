@@ -15,7 +15,9 @@ def usage_command(days: int) -> None:
     if rows:
         click.echo(f"{'DAY':<10}  {'USER':<32}  {'REPLIES':>7}  {'TOKENS':>10}  {'USD':>9}  {'UNPRICED TOKENS':>15}")
     for day, user, spend in rows:
-        click.echo(f"{day:<10}  {user[:32]:<32}  {spend.replies:>7}  {spend.tokens:>10,}  "
-                   f"{spend.usd:>9.4f}  {spend.unpriced_tokens:>15,}")
+        click.echo(
+            f"{day:<10}  {user[:32]:<32}  {spend.replies:>7}  {spend.tokens:>10,}  "
+            f"{spend.usd:>9.4f}  {spend.unpriced_tokens:>15,}"
+        )
     total = sum(spend.usd for _, _, spend in rows)
     click.echo(f"{len(rows)} user-day{'s' if len(rows) != 1 else ''} in the last {days} days, ${total:.4f} in all.")

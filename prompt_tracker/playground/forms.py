@@ -5,11 +5,19 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 
-from ..playground_settings import (
-    MAX_MODEL_CHARS, MAX_STOP_CHARS, MAX_STOP_SEQUENCES, MAX_TOKENS_RANGE, PENALTY_RANGE, SEED_RANGE,
-    TEMPERATURE_RANGE, THINKING_BUDGET_RANGE, TOP_P_RANGE, PlaygroundSettings,
-)
 from ..limits.models import ModelNotAllowed, check_model, max_tokens_ceiling, provider_allowed
+from ..playground_settings import (
+    MAX_MODEL_CHARS,
+    MAX_STOP_CHARS,
+    MAX_STOP_SEQUENCES,
+    MAX_TOKENS_RANGE,
+    PENALTY_RANGE,
+    SEED_RANGE,
+    TEMPERATURE_RANGE,
+    THINKING_BUDGET_RANGE,
+    TOP_P_RANGE,
+    PlaygroundSettings,
+)
 from ..providers import available_providers
 
 
@@ -37,7 +45,8 @@ class SettingsForm(FlaskForm):
     provider = SelectField("Provider", validate_choice=True)
     model = StringField("Model", validators=[InputRequired("Name a model."), Length(max=MAX_MODEL_CHARS)])
     temperature = DecimalField(
-        "Temperature", places=2,
+        "Temperature",
+        places=2,
         validators=[InputRequired("Give a temperature."), NumberRange(*TEMPERATURE_RANGE)],
     )
     max_tokens = IntegerField(
@@ -48,13 +57,16 @@ class SettingsForm(FlaskForm):
     stop = StopSequencesField("Stop sequences")
     seed = IntegerField("Seed", validators=[Optional(), NumberRange(*SEED_RANGE)])
     presence_penalty = DecimalField("Presence penalty", places=2, validators=[Optional(), NumberRange(*PENALTY_RANGE)])
-    frequency_penalty = DecimalField("Frequency penalty", places=2, validators=[Optional(), NumberRange(*PENALTY_RANGE)])
+    frequency_penalty = DecimalField(
+        "Frequency penalty", places=2, validators=[Optional(), NumberRange(*PENALTY_RANGE)]
+    )
     thinking_budget = IntegerField("Thinking budget", validators=[Optional(), NumberRange(*THINKING_BUDGET_RANGE)])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.provider.choices = [(provider.name, provider.label) for provider in available_providers()
-                                 if provider_allowed(provider.name)]
+        self.provider.choices = [
+            (provider.name, provider.label) for provider in available_providers() if provider_allowed(provider.name)
+        ]
 
     def validate_system_prompt(self, field):
         limit = current_app.config["MAX_SYSTEM_PROMPT_CHARS"]

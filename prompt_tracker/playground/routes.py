@@ -4,34 +4,50 @@ import secrets
 import time
 
 import msgspec
-
 from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    get_template_attribute,
+    jsonify,
     make_response,
-    Response, abort, current_app, flash, g, get_template_attribute, jsonify, redirect, render_template, request,
-    session, url_for,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
 )
 
-from ..extensions import services
-from ..playground_settings import (
-    MAX_MODEL_CHARS, MAX_TOKENS_RANGE, TEMPERATURE_RANGE, store_settings,
-)
-from ..prompts.playground import (
-    add_slug, current_settings, open_playground, publish_settings_saved, settings_to_send, variables_panel,
-)
-from ..prompts.variables import TemplateProblem
-from ..providers import UnknownProviderError, available_providers
 from .. import turns
-from ..turns import live
-from ..request_view import curl_command, request_json
-from ..conversation_transfer import ImportRefused, export_json, export_markdown, parse_import
-from ..messages import ROLES, Message, new_message_id
-from ..rendering import render_reply
-from ..sessions.conversation_edits import delete_message, replace_conversation
 from ..auth.identity import current_user_name
-from ..extensions import limiter
+from ..conversation_transfer import ImportRefused, export_json, export_markdown, parse_import
+from ..extensions import limiter, services
 from ..limits import budget, limit_sentence, user_key
 from ..limits.budget import BudgetExceeded
 from ..limits.models import ModelNotAllowed, check_model
+from ..messages import ROLES, Message, new_message_id
+from ..playground_settings import (
+    MAX_MODEL_CHARS,
+    MAX_TOKENS_RANGE,
+    TEMPERATURE_RANGE,
+    store_settings,
+)
+from ..prompts.playground import (
+    add_slug,
+    current_settings,
+    open_playground,
+    publish_settings_saved,
+    settings_to_send,
+    variables_panel,
+)
+from ..prompts.variables import TemplateProblem
+from ..providers import UnknownProviderError, available_providers
+from ..rendering import render_reply
+from ..request_view import curl_command, request_json
+from ..sessions.conversation_edits import delete_message, replace_conversation
+from ..turns import live
 from . import bp
 from .forms import MessageForm, SettingsForm
 
@@ -58,7 +74,10 @@ def render_playground(message_form=None, settings_form=None, status=200):
         # Past any conversation's length (however large the number): the latest page, below.
         end = max(0, min(end, current_app.config["MAX_CONVERSATION_MESSAGES"] + 1))
     window = services.store.window(
-        session.store_id, g.playground, limit=current_app.config["PAGE_WINDOW"], end=end,
+        session.store_id,
+        g.playground,
+        limit=current_app.config["PAGE_WINDOW"],
+        end=end,
         refresh_keys=current_app.session_interface.keys_of(session),
     )
     session.expiry_refreshed = True
@@ -127,8 +146,9 @@ def check_spend(settings) -> None:
 
 
 # One rate for everything that calls a model (send, retry), per user: they share a budget too.
-send_rate = limiter.shared_limit(sends_limit, scope="sends", key_func=user_key, methods=["POST"],
-                                 on_breach=too_many_sends)
+send_rate = limiter.shared_limit(
+    sends_limit, scope="sends", key_func=user_key, methods=["POST"], on_breach=too_many_sends
+)
 
 
 @bp.post("/messages")
@@ -139,12 +159,21 @@ def send():
         settings = settings_to_send(current_settings(session))
         check_spend(settings)
         sent, placeholder = turns.send_message(
-            session.store_id, g.playground, form.content.data, settings,
+            session.store_id,
+            g.playground,
+            form.content.data,
+            settings,
             refresh_keys=current_app.session_interface.keys_of(session),
-            client_token=request.form.get("client_token"), announce=announce_appended,
+            client_token=request.form.get("client_token"),
+            announce=announce_appended,
         )
-    except (turns.InvalidMessage, turns.ConversationFull, UnknownProviderError, TemplateProblem,
-            ModelNotAllowed) as problem:
+    except (
+        turns.InvalidMessage,
+        turns.ConversationFull,
+        UnknownProviderError,
+        TemplateProblem,
+        ModelNotAllowed,
+    ) as problem:
         return refuse_send(form, str(problem), 422)
     except (turns.TooManyOpenReplies, BudgetExceeded) as problem:
         return refuse_send(form, str(problem), 429)
@@ -168,10 +197,17 @@ def send():
 
 def announce_appended(sent, reply) -> None:
     """Tell every tab of the session about the two new messages (``message.appended``, with their HTML)."""
-    live.publish(session.store_id, "message.appended", {
-        "playground": g.playground, "ids": [sent.id, reply.id], "message_id": reply.id, "user_message_id": sent.id,
-        "html": render_messages(sent, reply),
-    })
+    live.publish(
+        session.store_id,
+        "message.appended",
+        {
+            "playground": g.playground,
+            "ids": [sent.id, reply.id],
+            "message_id": reply.id,
+            "user_message_id": sent.id,
+            "html": render_messages(sent, reply),
+        },
+    )
 
 
 def refuse_send(form, error: str, status: int):
@@ -192,7 +228,9 @@ def open_messages():
     back with ``replace``: the tab shows them instead of its own.
     """
     window = services.store.window(
-        session.store_id, g.playground, limit=current_app.config["PAGE_WINDOW"],
+        session.store_id,
+        g.playground,
+        limit=current_app.config["PAGE_WINDOW"],
         refresh_keys=current_app.session_interface.keys_of(session),
     )
     session.expiry_refreshed = True
@@ -202,10 +240,15 @@ def open_messages():
     ids = [message.id for message in window.messages]
     replace = after not in ids
     first_new = 0 if replace else ids.index(after) + 1
-    wanted = [message for index, message in enumerate(window.messages)
-              if replace or index >= first_new or message.is_open or message.id in shown_open]
+    wanted = [
+        message
+        for index, message in enumerate(window.messages)
+        if replace or index >= first_new or message.is_open or message.id in shown_open
+    ]
     return jsonify(
-        total=window.total, start=window.start, replace=replace,
+        total=window.total,
+        start=window.start,
+        replace=replace,
         settings_digest=live.settings_digest(current_settings(session)),
         messages=[{"id": message.id, "html": render_messages(message)} for message in wanted],
     )
@@ -228,8 +271,12 @@ def message_request(message_id):
     message = services.store.get(session.store_id, g.playground, message_id)
     if message is None or message.request is None:
         abort(404, "That reply has no recorded request: it is not finished, or no longer in this conversation.")
-    return render_template("playground/request.html", message=message,
-                           request_json=request_json(message.request), curl=curl_command(message.request))
+    return render_template(
+        "playground/request.html",
+        message=message,
+        request_json=request_json(message.request),
+        curl=curl_command(message.request),
+    )
 
 
 @bp.post("/messages/<message_id>/stop")
@@ -249,11 +296,18 @@ def retry(message_id):
         settings = settings_to_send(current_settings(session))
         check_spend(settings)
         message = turns.retry_reply(session.store_id, g.playground, message_id, settings)
-    except (turns.QueueUnavailable, turns.TooManyOpenReplies, TemplateProblem, ModelNotAllowed,
-            BudgetExceeded) as problem:
+    except (
+        turns.QueueUnavailable,
+        turns.TooManyOpenReplies,
+        TemplateProblem,
+        ModelNotAllowed,
+        BudgetExceeded,
+    ) as problem:
         if wants_json():
             refused = isinstance(problem, (turns.TooManyOpenReplies, BudgetExceeded))
-            return jsonify(error=str(problem)), 429 if refused else (422 if isinstance(problem, ModelNotAllowed) else 503)
+            return jsonify(error=str(problem)), 429 if refused else (
+                422 if isinstance(problem, ModelNotAllowed) else 503
+            )
         flash(str(problem), "error")
         return back_to_page()
     if message is None:
@@ -271,7 +325,11 @@ def save_settings():
     if not form.validate():
         flash("Settings not saved: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
         return render_playground(settings_form=form, status=422)
-    store_settings(session, g.playground, msgspec.structs.replace(form.to_settings(), variables=current_settings(session).variables))
+    store_settings(
+        session,
+        g.playground,
+        msgspec.structs.replace(form.to_settings(), variables=current_settings(session).variables),
+    )
     publish_settings_saved(session)
     flash("Settings saved; the next message uses them.", "info")
     return back_to_page()
@@ -332,8 +390,13 @@ def import_conversation():
     except ImportRefused as problem:
         flash(str(problem), "error")
         return back_to_page()
-    replace_conversation(services.store, session.store_id, g.playground, messages,
-                         refresh_keys=current_app.session_interface.keys_of(session))
+    replace_conversation(
+        services.store,
+        session.store_id,
+        g.playground,
+        messages,
+        refresh_keys=current_app.session_interface.keys_of(session),
+    )
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
@@ -349,10 +412,16 @@ def add_message():
         if role not in ROLES:
             raise turns.InvalidMessage("Choose system, user or assistant.")
         content = turns.validate_content(request.form.get("content"))
-        message = Message(id=new_message_id(), role=role, content=content, created_at=time.time(),
-                          html=render_reply(content) if role == "assistant" else None)
-        services.store.append(session.store_id, g.playground, message,
-                              refresh_keys=current_app.session_interface.keys_of(session))
+        message = Message(
+            id=new_message_id(),
+            role=role,
+            content=content,
+            created_at=time.time(),
+            html=render_reply(content) if role == "assistant" else None,
+        )
+        services.store.append(
+            session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
+        )
     except (turns.InvalidMessage, turns.ConversationFull) as problem:
         flash(str(problem), "error")
         return back_to_page()

@@ -12,7 +12,9 @@ prompts_cli = AppGroup("prompts", help="Export and import prompts with all their
 
 @prompts_cli.command("export")
 @click.option("--slug", help="Export only the prompt with this slug.")
-@click.option("--output", "-o", type=click.File("wb"), default="-", help="Write to this file (default: standard output).")
+@click.option(
+    "--output", "-o", type=click.File("wb"), default="-", help="Write to this file (default: standard output)."
+)
 def export_command(slug, output):
     """Write prompts and all their versions as JSON."""
     try:

@@ -49,8 +49,15 @@ def side_by_side(left: list[str], right: list[str]) -> list[Row]:
             i, j = i1 + offset, j1 + offset
             has_left, has_right = i < i2, j < j2
             kind = "changed" if has_left and has_right else ("removed" if has_left else "added")
-            rows.append(Row(kind, i + 1 if has_left else None, left[i] if has_left else None,
-                            j + 1 if has_right else None, right[j] if has_right else None))
+            rows.append(
+                Row(
+                    kind,
+                    i + 1 if has_left else None,
+                    left[i] if has_left else None,
+                    j + 1 if has_right else None,
+                    right[j] if has_right else None,
+                )
+            )
     return rows
 
 
@@ -62,6 +69,8 @@ def diff_versions(old: PromptVersion, new: PromptVersion) -> list[FieldDiff]:
     diffs = []
     for field, label in FIELDS:
         left, right = _lines(old, field), _lines(new, field)
-        unified = list(difflib.unified_diff(left, right, f"version {old.number}", f"version {new.number}", lineterm="", n=3))
+        unified = list(
+            difflib.unified_diff(left, right, f"version {old.number}", f"version {new.number}", lineterm="", n=3)
+        )
         diffs.append(FieldDiff(label, left != right, side_by_side(left, right), unified))
     return diffs

@@ -5,7 +5,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, Program
 from ..web.errors import error_response
 from . import bp
 
-MIGRATION_MISSING = "The database has no prompt tables yet. Run `flask db upgrade` (make run does it on start), then reload."
+MIGRATION_MISSING = (
+    "The database has no prompt tables yet. Run `flask db upgrade` (make run does it on start), then reload."
+)
 DATABASE_DOWN = (
     "The prompt database is not reachable right now, so prompts cannot be shown or saved. "
     "Nothing was changed; try again in a moment. The standalone playground keeps working."
@@ -27,6 +29,8 @@ def database_error(error):
     db.session.rollback()
     if is_missing_table(error):
         return error_response(503, "Database not set up", MIGRATION_MISSING)
-    if isinstance(error, (OperationalError, InterfaceError)) or (isinstance(error, DBAPIError) and error.connection_invalidated):
+    if isinstance(error, (OperationalError, InterfaceError)) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    ):
         return error_response(503, "Database unavailable", DATABASE_DOWN)
     raise error  # a bug, not an outage: the ordinary 500 page

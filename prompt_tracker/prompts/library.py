@@ -48,7 +48,9 @@ def check_prompt_fields(name: str, description: str) -> tuple[str, str]:
     if len(name) > MAX_NAME_CHARS:
         raise PromptInvalid(f"Names are limited to {MAX_NAME_CHARS} characters; this one has {len(name):,}.")
     if len(description) > MAX_DESCRIPTION_CHARS:
-        raise PromptInvalid(f"Descriptions are limited to {MAX_DESCRIPTION_CHARS:,} characters; this one has {len(description):,}.")
+        raise PromptInvalid(
+            f"Descriptions are limited to {MAX_DESCRIPTION_CHARS:,} characters; this one has {len(description):,}."
+        )
     return name, description
 
 
@@ -60,7 +62,9 @@ def check_content(system_prompt: str, variables: dict | None) -> tuple[str, dict
     system_prompt = (system_prompt or "").replace("\r\n", "\n")
     limit = current_app.config["MAX_SYSTEM_PROMPT_CHARS"]
     if len(system_prompt) > limit:
-        raise PromptInvalid(f"The system prompt is limited to {limit:,} characters; this one has {len(system_prompt):,}.")
+        raise PromptInvalid(
+            f"The system prompt is limited to {limit:,} characters; this one has {len(system_prompt):,}."
+        )
     try:
         names = variable_names(system_prompt)
     except ValueError as problem:
@@ -69,18 +73,35 @@ def check_content(system_prompt: str, variables: dict | None) -> tuple[str, dict
     return system_prompt, {name: str(values.get(name) or "") for name in names}
 
 
-def create_prompt(name: str, system_prompt: str, *, slug: str = "", description: str = "", provider: str = "echo",
-                  model: str = "echo-1", params: dict | None = None, variables: dict | None = None,
-                  author: str = "") -> Prompt:
+def create_prompt(
+    name: str,
+    system_prompt: str,
+    *,
+    slug: str = "",
+    description: str = "",
+    provider: str = "echo",
+    model: str = "echo-1",
+    params: dict | None = None,
+    variables: dict | None = None,
+    author: str = "",
+) -> Prompt:
     """Create a prompt with its version 1; raise PromptInvalid (nothing written) if it cannot be."""
     name, description = check_prompt_fields(name, description)
     slug = check_slug((slug or "").strip().lower() or slugify(name))
     system_prompt, variables = check_content(system_prompt, variables)
     prompt = Prompt(slug=slug, name=name, description=description)
-    prompt.versions.append(PromptVersion(
-        number=1, system_prompt=system_prompt, provider=provider, model=model, params=dict(params or {}),
-        variables=variables, note="", created_by=author,
-    ))
+    prompt.versions.append(
+        PromptVersion(
+            number=1,
+            system_prompt=system_prompt,
+            provider=provider,
+            model=model,
+            params=dict(params or {}),
+            variables=variables,
+            note="",
+            created_by=author,
+        )
+    )
     db.session.add(prompt)
     try:
         db.session.commit()
@@ -90,8 +111,17 @@ def create_prompt(name: str, system_prompt: str, *, slug: str = "", description:
     return prompt
 
 
-def save_version(prompt_id: int, *, system_prompt: str, provider: str, model: str, params: dict,
-                 variables: dict | None, note: str = "", author: str = "") -> PromptVersion:
+def save_version(
+    prompt_id: int,
+    *,
+    system_prompt: str,
+    provider: str,
+    model: str,
+    params: dict,
+    variables: dict | None,
+    note: str = "",
+    author: str = "",
+) -> PromptVersion:
     """Write the next version of a prompt and return it.
 
     The number is max + 1; two saves at once are kept apart by the unique (prompt_id, number)
@@ -105,10 +135,19 @@ def save_version(prompt_id: int, *, system_prompt: str, provider: str, model: st
         try:
             # Touching the prompt row first makes concurrent saves of one prompt queue up on PostgreSQL.
             db.session.execute(update(Prompt).where(Prompt.id == prompt_id).values(updated_at=utcnow()))
-            number = db.session.scalar(select(func.max(PromptVersion.number)).where(PromptVersion.prompt_id == prompt_id))
+            number = db.session.scalar(
+                select(func.max(PromptVersion.number)).where(PromptVersion.prompt_id == prompt_id)
+            )
             version = PromptVersion(
-                prompt_id=prompt_id, number=(number or 0) + 1, system_prompt=system_prompt, provider=provider,
-                model=model, params=dict(params), variables=variables, note=note, created_by=author,
+                prompt_id=prompt_id,
+                number=(number or 0) + 1,
+                system_prompt=system_prompt,
+                provider=provider,
+                model=model,
+                params=dict(params),
+                variables=variables,
+                note=note,
+                created_by=author,
             )
             db.session.add(version)
             db.session.commit()
@@ -177,11 +216,17 @@ def list_prompts(query: str = "", page: int = 1, archived: bool = False, per_pag
     pagination = db.paginate(statement, page=page, per_page=per_page, error_out=False, max_per_page=200)
     ids = [prompt.id for prompt in pagination.items]
     # Versions are numbered 1..n, so the highest number is the count (read from the unique index).
-    counts = dict(db.session.execute(
-        select(PromptVersion.prompt_id, func.max(PromptVersion.number))
-        .where(PromptVersion.prompt_id.in_(ids))
-        .group_by(PromptVersion.prompt_id)
-    ).all()) if ids else {}
+    counts = (
+        dict(
+            db.session.execute(
+                select(PromptVersion.prompt_id, func.max(PromptVersion.number))
+                .where(PromptVersion.prompt_id.in_(ids))
+                .group_by(PromptVersion.prompt_id)
+            ).all()
+        )
+        if ids
+        else {}
+    )
     return pagination, counts
 
 

@@ -36,7 +36,9 @@ class Prompt(db.Model):
     archived: Mapped[bool] = mapped_column(default=False)
 
     versions: Mapped[list["PromptVersion"]] = relationship(
-        back_populates="prompt", order_by="PromptVersion.number", cascade="all, delete-orphan",
+        back_populates="prompt",
+        order_by="PromptVersion.number",
+        cascade="all, delete-orphan",
     )
 
     def __repr__(self) -> str:
@@ -68,8 +70,11 @@ class PromptVersion(db.Model):
     def content(self) -> dict:
         """What the version says (everything but its number, note and authorship)."""
         return {
-            "system_prompt": self.system_prompt, "provider": self.provider, "model": self.model,
-            "params": dict(self.params or {}), "variables": dict(self.variables or {}),
+            "system_prompt": self.system_prompt,
+            "provider": self.provider,
+            "model": self.model,
+            "params": dict(self.params or {}),
+            "variables": dict(self.variables or {}),
         }
 
     def __repr__(self) -> str:

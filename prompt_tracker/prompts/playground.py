@@ -45,13 +45,23 @@ def settings_from_version(version: PromptVersion) -> PlaygroundSettings:
     """Playground settings that start from a saved version (parameters it does not set keep their defaults)."""
     params = {name: value for name, value in (version.params or {}).items() if name in PARAM_NAMES}
     try:
-        return msgspec.convert({
-            "system_prompt": version.system_prompt, "provider": version.provider, "model": version.model,
-            "variables": dict(version.variables or {}), **params,
-        }, PlaygroundSettings)
+        return msgspec.convert(
+            {
+                "system_prompt": version.system_prompt,
+                "provider": version.provider,
+                "model": version.model,
+                "variables": dict(version.variables or {}),
+                **params,
+            },
+            PlaygroundSettings,
+        )
     except msgspec.ValidationError:  # a hand-edited import with odd parameter types: the text still loads
-        return PlaygroundSettings(system_prompt=version.system_prompt, provider=version.provider, model=version.model,
-                                  variables=dict(version.variables or {}))
+        return PlaygroundSettings(
+            system_prompt=version.system_prompt,
+            provider=version.provider,
+            model=version.model,
+            variables=dict(version.variables or {}),
+        )
 
 
 def current_settings(session) -> PlaygroundSettings:
@@ -64,14 +74,20 @@ def publish_settings_saved(session) -> None:
     """Tell the session's other tabs that this playground's settings changed (their form is now stale)."""
     from ..turns import live
 
-    live.publish(session.store_id, "settings.saved", {
-        "playground": g.playground, "digest": live.settings_digest(current_settings(session))})
+    live.publish(
+        session.store_id,
+        "settings.saved",
+        {"playground": g.playground, "digest": live.settings_digest(current_settings(session))},
+    )
 
 
 def is_saved(settings: PlaygroundSettings, version: PromptVersion) -> bool:
     """True when the settings say what ``version`` says (variable values aside)."""
     return (settings.system_prompt, settings.provider, settings.model, settings.params()) == (
-        version.system_prompt, version.provider, version.model, version.params or {},
+        version.system_prompt,
+        version.provider,
+        version.model,
+        version.params or {},
     )
 
 

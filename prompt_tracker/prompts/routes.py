@@ -9,8 +9,14 @@ from . import bp, errors  # noqa: F401  (errors: registers the database error pa
 from .diff import diff_versions
 from .forms import PromptForm, VersionForm, first_error
 from .library import (
-    PromptInvalid, create_prompt, edit_prompt, find_prompt, list_prompts, save_version,
-    set_archived, version_of,
+    PromptInvalid,
+    create_prompt,
+    edit_prompt,
+    find_prompt,
+    list_prompts,
+    save_version,
+    set_archived,
+    version_of,
 )
 from .playground import PROMPT_PLAYGROUND, current_settings, open_playground, publish_settings_saved, variables_panel
 
@@ -37,7 +43,12 @@ def index(form=None, status=200):
     archived = request.args.get("archived") == "1"
     page, version_counts = list_prompts(query, request.args.get("page", 1, type=int), archived=archived)
     return render_template(
-        "prompts/index.html", page=page, version_counts=version_counts, query=query, archived=archived, form=form or PromptForm(formdata=None),
+        "prompts/index.html",
+        page=page,
+        version_counts=version_counts,
+        query=query,
+        archived=archived,
+        form=form or PromptForm(formdata=None),
     ), status
 
 
@@ -58,9 +69,14 @@ def create():
     if error is None:
         try:
             prompt = create_prompt(
-                form.name.data, form.system_prompt.data if not from_playground else settings.system_prompt,
-                slug=form.slug.data, description=form.description.data, provider=settings.provider,
-                model=settings.model, params=settings.params(), variables=settings.variables if from_playground else None,
+                form.name.data,
+                form.system_prompt.data if not from_playground else settings.system_prompt,
+                slug=form.slug.data,
+                description=form.description.data,
+                provider=settings.provider,
+                model=settings.model,
+                params=settings.params(),
+                variables=settings.variables if from_playground else None,
                 author=author(),
             )
         except PromptInvalid as problem:
@@ -79,7 +95,10 @@ def show(slug):
     prompt = prompt_or_404(slug)
     versions = sorted(prompt.versions, key=lambda version: version.number, reverse=True)
     return render_template(
-        "prompts/show.html", prompt=prompt, versions=versions, form=PromptForm(formdata=None, obj=prompt),
+        "prompts/show.html",
+        prompt=prompt,
+        versions=versions,
+        form=PromptForm(formdata=None, obj=prompt),
     )
 
 
@@ -130,7 +149,13 @@ def diff(slug):
         abort(404, f"Prompt {prompt.slug!r} has no version {missing}; it has versions 1 to {numbers[-1]}.")
     view = "unified" if request.args.get("view") == "unified" else "split"
     return render_template(
-        "prompts/diff.html", prompt=prompt, old=old, new=new, numbers=numbers, view=view, fields=diff_versions(old, new),
+        "prompts/diff.html",
+        prompt=prompt,
+        old=old,
+        new=new,
+        numbers=numbers,
+        view=view,
+        fields=diff_versions(old, new),
     )
 
 
@@ -155,12 +180,17 @@ def save_playground_version(slug):
         return back
     try:
         version = save_version(
-            g.prompt.id, system_prompt=settings.system_prompt, provider=settings.provider, model=settings.model,
-            params=settings.params(), variables=settings.variables, note=form.note.data or "", author=author(),
+            g.prompt.id,
+            system_prompt=settings.system_prompt,
+            provider=settings.provider,
+            model=settings.model,
+            params=settings.params(),
+            variables=settings.variables,
+            note=form.note.data or "",
+            author=author(),
         )
     except PromptInvalid as problem:
         flash(f"Version not saved: {problem}", "error")
         return back
     flash(f"Saved as version {version.number}.", "info")
     return back
-

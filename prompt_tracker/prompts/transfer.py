@@ -52,12 +52,21 @@ def export_prompts(slug: str | None = None) -> bytes:
         statement = statement.where(Prompt.slug == slug)
     prompts = [
         ExportedPrompt(
-            slug=prompt.slug, name=prompt.name, description=prompt.description, archived=prompt.archived,
+            slug=prompt.slug,
+            name=prompt.name,
+            description=prompt.description,
+            archived=prompt.archived,
             versions=[
                 ExportedVersion(
-                    number=version.number, system_prompt=version.system_prompt, provider=version.provider,
-                    model=version.model, params=version.params or {}, variables=version.variables or {},
-                    note=version.note, created_at=version.created_at, created_by=version.created_by,
+                    number=version.number,
+                    system_prompt=version.system_prompt,
+                    provider=version.provider,
+                    model=version.model,
+                    params=version.params or {},
+                    variables=version.variables or {},
+                    note=version.note,
+                    created_at=version.created_at,
+                    created_by=version.created_by,
                 )
                 for version in prompt.versions
             ],
@@ -75,7 +84,9 @@ def parse_export(data: bytes) -> ExportFile:
     except msgspec.DecodeError as error:
         raise PromptInvalid(f"This is not a prompts export file: {error}.") from None
     if parsed.format != FORMAT or parsed.format_version != FORMAT_VERSION:
-        raise PromptInvalid(f"This is not a prompts export file of this version (expected format {FORMAT!r}, version {FORMAT_VERSION}).")
+        raise PromptInvalid(
+            f"This is not a prompts export file of this version (expected format {FORMAT!r}, version {FORMAT_VERSION})."
+        )
     seen = set()
     for index, prompt in enumerate(parsed.prompts):
         where = f"prompt {index + 1} ({prompt.slug!r})"
@@ -105,27 +116,49 @@ def import_prompts(data: bytes) -> dict:
         for exported in parsed.prompts:
             prompt = db.session.scalar(select(Prompt).where(Prompt.slug == exported.slug))
             if prompt is None:
-                prompt = Prompt(slug=exported.slug, name=exported.name.strip(), description=exported.description,
-                                archived=exported.archived)
+                prompt = Prompt(
+                    slug=exported.slug,
+                    name=exported.name.strip(),
+                    description=exported.description,
+                    archived=exported.archived,
+                )
                 db.session.add(prompt)
                 counts["prompts_created"] += 1
-            elif (prompt.name, prompt.description, prompt.archived) != (exported.name.strip(), exported.description, exported.archived):
-                prompt.name, prompt.description, prompt.archived = exported.name.strip(), exported.description, exported.archived
+            elif (prompt.name, prompt.description, prompt.archived) != (
+                exported.name.strip(),
+                exported.description,
+                exported.archived,
+            ):
+                prompt.name, prompt.description, prompt.archived = (
+                    exported.name.strip(),
+                    exported.description,
+                    exported.archived,
+                )
                 counts["prompts_updated"] += 1
             existing = [version.content() for version in prompt.versions]
             number = max((version.number for version in prompt.versions), default=0)
             for version in sorted(exported.versions, key=lambda v: v.number):
                 system_prompt, variables = check_content(version.system_prompt, version.variables)
-                content = {"system_prompt": system_prompt, "provider": version.provider, "model": version.model,
-                           "params": dict(version.params), "variables": variables}
+                content = {
+                    "system_prompt": system_prompt,
+                    "provider": version.provider,
+                    "model": version.model,
+                    "params": dict(version.params),
+                    "variables": variables,
+                }
                 if content in existing:
                     counts["versions_unchanged"] += 1
                     continue
                 number += 1
-                prompt.versions.append(PromptVersion(
-                    number=number, note=version.note, created_at=version.created_at or utcnow(),
-                    created_by=version.created_by, **content,
-                ))
+                prompt.versions.append(
+                    PromptVersion(
+                        number=number,
+                        note=version.note,
+                        created_at=version.created_at or utcnow(),
+                        created_by=version.created_by,
+                        **content,
+                    )
+                )
                 existing.append(content)
                 prompt.updated_at = utcnow()
                 counts["versions_added"] += 1

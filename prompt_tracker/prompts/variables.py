@@ -26,7 +26,9 @@ def _parse(text: str):
     try:
         return _env.parse(text)
     except TemplateSyntaxError as error:
-        raise TemplateProblem(f"The system prompt is not a valid template (line {error.lineno}): {error.message.rstrip('.')}.") from None
+        raise TemplateProblem(
+            f"The system prompt is not a valid template (line {error.lineno}): {error.message.rstrip('.')}."
+        ) from None
 
 
 def variable_names(text: str) -> list[str]:
@@ -58,8 +60,12 @@ def render(text: str, values: dict[str, str]) -> str:
             "use plain {{ name }} variables."
         ) from None
     except UndefinedError as error:
-        raise TemplateProblem(f"The system prompt uses something that is not defined: {error.message.rstrip('.')}.") from None
+        raise TemplateProblem(
+            f"The system prompt uses something that is not defined: {error.message.rstrip('.')}."
+        ) from None
     except TemplateSyntaxError as error:
-        raise TemplateProblem(f"The system prompt is not a valid template (line {error.lineno}): {error.message.rstrip('.')}.") from None
+        raise TemplateProblem(
+            f"The system prompt is not a valid template (line {error.lineno}): {error.message.rstrip('.')}."
+        ) from None
     except Exception as error:  # a filter misused on a value, e.g. {{ name | int(base=99) }}
         raise TemplateProblem(f"The system prompt could not be rendered: {error}.") from None

@@ -1,5 +1,6 @@
 """Model providers: a name → implementation registry behind one small streaming contract."""
 
+from .anthropic_messages import AnthropicMessagesProvider
 from .base import (
     PARAM_NAMES,
     ChatRequest,
@@ -11,7 +12,6 @@ from .base import (
     get_provider,
     register,
 )
-from .anthropic_messages import AnthropicMessagesProvider
 from .echo import EchoProvider
 from .openai_chat import OpenAIChatProvider
 

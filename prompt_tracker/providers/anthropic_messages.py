@@ -6,9 +6,9 @@ Configured by the environment only, read on every call: ``ANTHROPIC_API_KEY``, `
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from ..messages import Usage
 from .base import ChatRequest, Provider, ProviderError, shared_client
@@ -82,8 +82,11 @@ class AnthropicMessagesProvider(Provider):
         # conversation join the system prompt, in order.
         system = [request.system_prompt] if request.system_prompt else []
         system += [content for role, content in request.messages if role == "system"]
-        body = {"model": request.model, "max_tokens": request.max_tokens,
-                "messages": [{"role": role, "content": content} for role, content in request.messages if role != "system"]}
+        body = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": [{"role": role, "content": content} for role, content in request.messages if role != "system"],
+        }
         if system:
             body["system"] = "\n\n".join(system)
         body.update({name: params[name] for name in ("temperature", "top_p") if name in params})
@@ -100,22 +103,34 @@ class AnthropicMessagesProvider(Provider):
         return {
             "method": "POST",
             "url": f"{base_url}/v1/messages",
-            "headers": {"Content-Type": "application/json", "x-api-key": f"${KEY_VARIABLE}",
-                        "anthropic-version": "2023-06-01"},
+            "headers": {
+                "Content-Type": "application/json",
+                "x-api-key": f"${KEY_VARIABLE}",
+                "anthropic-version": "2023-06-01",
+            },
             "body": self.request_body(request),
         }
+
     def client(self, key: str, base_url: str | None, timeout: float):
         """The SDK client for these settings (kept: see ``shared_client``)."""
         import anthropic
 
-        return shared_client(lambda: anthropic.Anthropic(api_key=key, base_url=base_url, timeout=timeout, max_retries=0),
-                             "anthropic", key, base_url, timeout)
+        return shared_client(
+            lambda: anthropic.Anthropic(api_key=key, base_url=base_url, timeout=timeout, max_retries=0),
+            "anthropic",
+            key,
+            base_url,
+            timeout,
+        )
 
     def warm(self) -> None:
         """Build the client for the current environment, if the provider is configured."""
         if self.is_configured():
-            self.client(os.environ.get("ANTHROPIC_API_KEY") or "", os.environ.get("ANTHROPIC_BASE_URL") or None,
-                        provider_timeout())
+            self.client(
+                os.environ.get("ANTHROPIC_API_KEY") or "",
+                os.environ.get("ANTHROPIC_BASE_URL") or None,
+                provider_timeout(),
+            )
 
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage (message_start input + message_delta output)."""
@@ -168,7 +183,9 @@ class AnthropicMessagesProvider(Provider):
             if error.status_code < 400:  # an ``error`` event inside the stream
                 raise ProviderError(_mid_stream_text(error.type)) from None
             detail = short_detail(error.api_message, key)
-            raise ProviderError(status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "ANTHROPIC_BASE_URL")) from None
+            raise ProviderError(
+                status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "ANTHROPIC_BASE_URL")
+            ) from None
         except (ValueError, LookupError, TypeError, RuntimeError):
             # Undecodable JSON (ValueError) or events out of order / for blocks never started: the SDK's
             # stream accumulator raises RuntimeError, IndexError or TypeError on those.
@@ -180,6 +197,11 @@ class AnthropicMessagesProvider(Provider):
         if isinstance(reported.input_tokens, int) and isinstance(reported.output_tokens, int):
             # Anthropic counts cache reads and writes apart from input_tokens; our input_tokens is all of it.
             cache_read = reported.cache_read_input_tokens if isinstance(reported.cache_read_input_tokens, int) else 0
-            cache_write = reported.cache_creation_input_tokens if isinstance(reported.cache_creation_input_tokens, int) else 0
-            yield Usage(input_tokens=reported.input_tokens + cache_read + cache_write,
-                        output_tokens=reported.output_tokens, cached_tokens=cache_read)
+            cache_write = (
+                reported.cache_creation_input_tokens if isinstance(reported.cache_creation_input_tokens, int) else 0
+            )
+            yield Usage(
+                input_tokens=reported.input_tokens + cache_read + cache_write,
+                output_tokens=reported.output_tokens,
+                cached_tokens=cache_read,
+            )

@@ -1,14 +1,21 @@
 """The provider contract: ``stream(request)`` yields text deltas, then one ``Usage``."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from ..messages import Usage
 
-
 # Every parameter a reply can be sent with (ChatRequest fields), in the order the page shows them.
-PARAM_NAMES = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty",
-               "thinking_budget")
+PARAM_NAMES = (
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "thinking_budget",
+)
 
 
 @dataclass(frozen=True)
@@ -66,9 +73,15 @@ class Provider:
 
     def describe(self, request: ChatRequest) -> dict:
         """What this provider is sent for ``request`` (method, URL, headers with keys as $VARIABLES, body)."""
-        return {"provider": self.name, "body": {"model": request.model, "system": request.system_prompt,
-                                                "messages": [list(turn) for turn in request.messages],
-                                                **self.sent_params(request)}}
+        return {
+            "provider": self.name,
+            "body": {
+                "model": request.model,
+                "system": request.system_prompt,
+                "messages": [list(turn) for turn in request.messages],
+                **self.sent_params(request),
+            },
+        }
 
     def price_source(self) -> tuple[str | None, str | None] | None:
         """Where prices are looked up: (provider id, None) or (None, API base URL); None for no price."""

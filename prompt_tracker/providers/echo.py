@@ -2,8 +2,8 @@
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from ..messages import Usage
 from .base import ChatRequest, Provider

@@ -6,9 +6,9 @@ Configured by the environment only, read on every call: ``OPENAI_API_KEY``, ``OP
 
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from ..messages import Usage
 from .base import ChatRequest, Provider, ProviderError, shared_client
@@ -36,9 +36,18 @@ class OpenAIChatProvider(Provider):
     label: str = "OpenAI-compatible"
     # Models that take ``max_tokens`` and a free ``temperature``; o-series and GPT-5 models want
     # ``max_completion_tokens`` instead and are left out of the suggestions for that reason.
-    models: list[str] = field(default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-4.1-nano"])
-    params: tuple[str, ...] = ("temperature", "max_tokens", "top_p", "stop", "seed", "presence_penalty",
-                               "frequency_penalty")
+    models: list[str] = field(
+        default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-4.1-nano"]
+    )
+    params: tuple[str, ...] = (
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+    )
 
     def is_configured(self) -> bool:
         """True when OPENAI_API_KEY or OPENAI_BASE_URL is set (a local server may need no key)."""
@@ -53,8 +62,13 @@ class OpenAIChatProvider(Provider):
         """The JSON body of the Chat Completions request for ``request`` (the SDK sends it as is)."""
         messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
         messages += [{"role": role, "content": content} for role, content in request.messages]
-        return {"model": request.model, "messages": messages, "stream": True,
-                "stream_options": {"include_usage": True}, **self.sent_params(request)}
+        return {
+            "model": request.model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **self.sent_params(request),
+        }
 
     def describe(self, request: ChatRequest) -> dict:
         """The HTTP request this provider makes for ``request``; the key shows as $OPENAI_API_KEY."""
@@ -65,12 +79,18 @@ class OpenAIChatProvider(Provider):
             "headers": {"Content-Type": "application/json", "Authorization": f"Bearer ${KEY_VARIABLE}"},
             "body": self.request_body(request),
         }
+
     def client(self, key: str, base_url: str | None, timeout: float):
         """The SDK client for these settings (kept: see ``shared_client``)."""
         import openai
 
-        return shared_client(lambda: openai.OpenAI(api_key=key or NO_KEY, base_url=base_url, timeout=timeout, max_retries=0),
-                             "openai", key, base_url, timeout)
+        return shared_client(
+            lambda: openai.OpenAI(api_key=key or NO_KEY, base_url=base_url, timeout=timeout, max_retries=0),
+            "openai",
+            key,
+            base_url,
+            timeout,
+        )
 
     def warm(self) -> None:
         """Build the client for the current environment and what the SDK builds on its first call.
@@ -83,23 +103,34 @@ class OpenAIChatProvider(Provider):
         import openai
         from openai.types.chat import ChatCompletionChunk
 
-        client = self.client(os.environ.get("OPENAI_API_KEY") or "", os.environ.get("OPENAI_BASE_URL") or None,
-                             provider_timeout())
+        client = self.client(
+            os.environ.get("OPENAI_API_KEY") or "", os.environ.get("OPENAI_BASE_URL") or None, provider_timeout()
+        )
         # One call to a closed local port: the request path (parameters, headers) without the network.
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
         try:
             client.with_options(base_url=closed, timeout=1.0).chat.completions.create(
-                model="warm", messages=[{"role": "user", "content": "warm"}], stream=True,
-                stream_options={"include_usage": True}, max_tokens=1, temperature=0.0)
+                model="warm",
+                messages=[{"role": "user", "content": "warm"}],
+                stream=True,
+                stream_options={"include_usage": True},
+                max_tokens=1,
+                temperature=0.0,
+            )
         except openai.APIConnectionError:
             pass
-        ChatCompletionChunk.model_validate({
-            "id": "warm", "object": "chat.completion.chunk", "created": 0, "model": "warm",
-            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        })
+        ChatCompletionChunk.model_validate(
+            {
+                "id": "warm",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "warm",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            }
+        )
 
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply's text deltas, then its Usage if the server reported one; ProviderError on failure.
@@ -113,7 +144,9 @@ class OpenAIChatProvider(Provider):
         key = os.environ.get("OPENAI_API_KEY") or ""
         base_url = os.environ.get("OPENAI_BASE_URL") or None
         if not key and not base_url:
-            raise ProviderError(f"{LABEL} needs {KEY_VARIABLE} (or OPENAI_BASE_URL for a local server): set it in the environment")
+            raise ProviderError(
+                f"{LABEL} needs {KEY_VARIABLE} (or OPENAI_BASE_URL for a local server): set it in the environment"
+            )
         body = self.request_body(request)
         opened = False
         try:
@@ -138,7 +171,9 @@ class OpenAIChatProvider(Provider):
             raise ProviderError(f"Could not connect to {LABEL} at {where}: is the server running?") from None
         except openai.APIStatusError as error:
             detail = short_detail(_error_message(error.body), key)
-            raise ProviderError(status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "OPENAI_BASE_URL")) from None
+            raise ProviderError(
+                status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "OPENAI_BASE_URL")
+            ) from None
         except openai.APIError as error:
             # An ``{"error": ...}`` object inside a 200 stream (OpenRouter does this when a model fails).
             detail = short_detail(error.message, key)
@@ -178,8 +213,11 @@ def _read_chunk(chunk) -> tuple[str, str | None, Usage | None]:
                 # prompt_tokens counts the cached ones too (as our Usage.input_tokens does).
                 details = getattr(reported, "prompt_tokens_details", None)
                 cached = getattr(details, "cached_tokens", None) if details is not None else None
-                usage = Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens,
-                              cached_tokens=cached if isinstance(cached, int) else 0)
+                usage = Usage(
+                    input_tokens=prompt_tokens,
+                    output_tokens=completion_tokens,
+                    cached_tokens=cached if isinstance(cached, int) else 0,
+                )
         return text, finish_reason, usage
     except (AttributeError, TypeError) as error:
         raise _MalformedChunk() from error

@@ -13,9 +13,9 @@ the full lifetime, so idle = lifetime - TTL of the session's longest-lived key.
 import heapq
 import re
 import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Collection, Iterable, Iterator
 
 import msgspec
 from flask import current_app
@@ -215,7 +215,7 @@ class CacheLibKeyspace(RedisKeyspace):
         start = self.prefix + "{" + sid_prefix
         blobs = [key for key in list(self._entries()) if key.startswith(start)]
         for first in range(0, len(blobs), SCAN_COUNT):
-            yield blobs[first:first + SCAN_COUNT]
+            yield blobs[first : first + SCAN_COUNT]
 
     def inspect(self, keys: Iterable[str], sizes: bool = True) -> list[KeyInfo]:
         """Measure the lists in Redis and the blobs in the cache (expired entries count as gone)."""
@@ -229,7 +229,9 @@ class CacheLibKeyspace(RedisKeyspace):
             expires_at, pickled = entry
             if expires_at and expires_at <= now:
                 continue
-            infos.append(KeyInfo(key, sid, None, expires_at - now if expires_at else None, 0, len(pickled) if sizes else 0))
+            infos.append(
+                KeyInfo(key, sid, None, expires_at - now if expires_at else None, 0, len(pickled) if sizes else 0)
+            )
         return infos
 
     def unlink(self, sessions: Iterable[list[str]]) -> int:
@@ -268,8 +270,9 @@ def open_keyspace() -> RedisKeyspace:
 # --- the work ----------------------------------------------------------------------------------
 
 
-def collect_sessions(keyspace: RedisKeyspace, sid_prefix: str = "", progress: Progress = None,
-                     sizes: bool = True) -> dict[str, SessionInfo]:
+def collect_sessions(
+    keyspace: RedisKeyspace, sid_prefix: str = "", progress: Progress = None, sizes: bool = True
+) -> dict[str, SessionInfo]:
     """Scan and measure every session (whose id starts with ``sid_prefix``), keyed by sid."""
     lifetime = current_app.permanent_session_lifetime.total_seconds()
     sessions: dict[str, SessionInfo] = {}
@@ -426,8 +429,9 @@ class PurgeResult:
     seconds: float
 
 
-def plan_purge(keyspace: RedisKeyspace, idle_for: float | None = None, sid: str | None = None,
-               progress: Progress = None) -> PurgePlan:
+def plan_purge(
+    keyspace: RedisKeyspace, idle_for: float | None = None, sid: str | None = None, progress: Progress = None
+) -> PurgePlan:
     """Find the sessions to delete: all, those idle at least ``idle_for`` seconds, and/or the one ``sid``."""
     started = time.monotonic()
     if sid is not None:
@@ -467,8 +471,9 @@ def execute_purge(keyspace: RedisKeyspace, plan: PurgePlan, progress: Progress =
         planned_keys = sum(len(session.keys) for session in batch)
         if plan.idle_for is not None:
             # The confirmation may have waited a while: re-measure, so a session in use is not deleted.
-            fresh = _regroup(keyspace.inspect((key for session in batch for key in session.keys), sizes=False),
-                             batch[0].lifetime)
+            fresh = _regroup(
+                keyspace.inspect((key for session in batch for key in session.keys), sizes=False), batch[0].lifetime
+            )
             kept += sum(1 for session in fresh if session.idle < plan.idle_for)
             batch = [session for session in fresh if session.idle >= plan.idle_for]
         keys += keyspace.unlink(list(session.keys) for session in batch)

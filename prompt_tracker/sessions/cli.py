@@ -61,9 +61,17 @@ def progress_bar(label: str, length: int):
 
 
 @sessions_cli.command("purge")
-@click.option("--idle-for", type=Duration(), metavar="DURATION",
-              help="Only sessions idle at least this long: 90s, 30m, 2h, 1d, 1h30m.")
-@click.option("--sid", metavar="SID", help="Only this session: its store id (as `list` prints it), a unique prefix of it, or the cookie's session id.")
+@click.option(
+    "--idle-for",
+    type=Duration(),
+    metavar="DURATION",
+    help="Only sessions idle at least this long: 90s, 30m, 2h, 1d, 1h30m.",
+)
+@click.option(
+    "--sid",
+    metavar="SID",
+    help="Only this session: its store id (as `list` prints it), a unique prefix of it, or the cookie's session id.",
+)
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted, delete nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @user_errors
@@ -77,8 +85,10 @@ def purge(idle_for, sid, dry_run, yes):
         if not result.sessions:
             click.echo("Nothing to purge: no session is stored.")
             return
-        click.echo(f"Purged {admin.plural(result.sessions, 'session')} ({admin.plural(result.keys, 'key')}) "
-                   f"in {result.seconds:.2f} s.")
+        click.echo(
+            f"Purged {admin.plural(result.sessions, 'session')} ({admin.plural(result.keys, 'key')}) "
+            f"in {result.seconds:.2f} s."
+        )
         return
     with progress_bar("Scanning sessions", keyspace.estimate_keys()) as advance:
         plan = admin.plan_purge(keyspace, idle_for=idle_for, sid=sid, progress=advance)
@@ -105,8 +115,9 @@ def purge(idle_for, sid, dry_run, yes):
 
 
 @sessions_cli.command("list")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1),
-              help="Show at most this many sessions.")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Show at most this many sessions."
+)
 @user_errors
 def list_command(limit):
     """List the stored sessions, most recently active first."""
@@ -117,8 +128,13 @@ def list_command(limit):
         click.echo("No sessions are stored.")
         return
     rows = [
-        [session.short_id, admin.format_duration(session.idle), admin.format_duration(session.expires_in),
-         f"{session.messages:,}", f"{session.size:,}"]
+        [
+            session.short_id,
+            admin.format_duration(session.idle),
+            admin.format_duration(session.expires_in),
+            f"{session.messages:,}",
+            f"{session.size:,}",
+        ]
         for session in sessions
     ]
     headers = ["ID", "IDLE", "EXPIRES IN", "MESSAGES", f"BYTES ({keyspace.size_label})"]
@@ -132,8 +148,13 @@ def list_command(limit):
 @sessions_cli.command("show", context_settings={"ignore_unknown_options": True})
 # SID: a store id as `list` prints it (SHA-256 of the cookie's id), a unique prefix of it, or a cookie's id.
 @click.argument("sid", metavar="SID")
-@click.option("--last", default=5, show_default=True, type=click.IntRange(min=0),
-              help="How many of the latest messages of each conversation to show.")
+@click.option(
+    "--last",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many of the latest messages of each conversation to show.",
+)
 @user_errors
 def show(sid, last):
     """Show a session's settings, conversations and latest messages."""
@@ -154,7 +175,9 @@ def show(sid, last):
         click.echo("Settings:" if settings else "Settings: defaults (none saved)")
         for playground, values in sorted(settings.items()):
             fields = values.items() if isinstance(values, dict) else [("value", values)]
-            click.echo(f"  {playground}: " + ", ".join(f"{name}={admin.preview(repr(value))}" for name, value in fields))
+            click.echo(
+                f"  {playground}: " + ", ".join(f"{name}={admin.preview(repr(value))}" for name, value in fields)
+            )
         others = sorted(name for name in details.blob if name != "settings")
         if others:
             click.echo("Other blob fields (values not shown): " + ", ".join(others))
@@ -162,8 +185,9 @@ def show(sid, last):
         click.echo("Conversations: none")
     for conversation in details.conversations:
         info = conversation.key
-        click.echo(f"Conversation {info.key}: {admin.plural(info.messages, 'message')}, "
-                   f"TTL {admin.format_duration(info.ttl)}")
+        click.echo(
+            f"Conversation {info.key}: {admin.plural(info.messages, 'message')}, TTL {admin.format_duration(info.ttl)}"
+        )
         for index, message in enumerate(conversation.latest, start=conversation.first_index + 1):
             if message is None:
                 click.echo(f"  #{index} (unreadable record)")
@@ -186,5 +210,6 @@ def stats():
     click.echo(f"Bytes ({keyspace.size_label}): {totals.size:,} ({admin.format_size(totals.size)})")
     if totals.largest is not None:
         largest = totals.largest
-        click.echo(f"Largest session: {largest.short_id} ({largest.size:,} bytes, "
-                   f"{admin.plural(largest.messages, 'message')})")
+        click.echo(
+            f"Largest session: {largest.short_id} ({largest.size:,} bytes, {admin.plural(largest.messages, 'message')})"
+        )

@@ -1,6 +1,6 @@
 """Whole-list changes to a conversation, each one atomic Lua script on its Redis list."""
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..messages import Message, decode_message, encode_message
 from ..redis_keys import session_key
@@ -18,8 +18,9 @@ return #ARGV - 1
 """
 
 
-def replace_conversation(store: ConversationStore, sid: str, playground: str, messages: list[Message],
-                         refresh_keys: Iterable[str] = ()) -> int:
+def replace_conversation(
+    store: ConversationStore, sid: str, playground: str, messages: list[Message], refresh_keys: Iterable[str] = ()
+) -> int:
     """Make ``messages`` the whole conversation in one step (readers see the old list or the new one)."""
     key = store.key(sid, playground)
     others = dict.fromkeys([session_key(store.key_prefix, sid), *refresh_keys])

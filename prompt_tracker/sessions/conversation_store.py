@@ -14,8 +14,8 @@ written, for the per-session cap and Reset), and per open reply ``partial`` (its
 """
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from ..messages import Message, decode_message, encode_message
 from ..redis_keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submission_key
@@ -146,8 +146,15 @@ def open_member(playground: str, message_id: str) -> str:
 class ConversationStore:
     """Reads and writes the conversation lists of sessions in one Redis database."""
 
-    def __init__(self, redis, key_prefix: str, ttl_seconds: int, max_messages: int,
-                 max_open_replies: int = 3, open_seconds: int = 3600):
+    def __init__(
+        self,
+        redis,
+        key_prefix: str,
+        ttl_seconds: int,
+        max_messages: int,
+        max_open_replies: int = 3,
+        open_seconds: int = 3600,
+    ):
         self.redis = redis
         self.key_prefix = key_prefix
         self.ttl_seconds = ttl_seconds
@@ -181,9 +188,15 @@ class ConversationStore:
         now = time.time()
         length = self._append(
             keys=[key, opens, *others],
-            args=[self.ttl_seconds, self.max_messages,
-                  open_member(playground, placeholder.id) if placeholder else "", now + self.open_seconds, now,
-                  self.max_open_replies, *map(encode_message, messages)],
+            args=[
+                self.ttl_seconds,
+                self.max_messages,
+                open_member(playground, placeholder.id) if placeholder else "",
+                now + self.open_seconds,
+                now,
+                self.max_open_replies,
+                *map(encode_message, messages),
+            ],
         )
         if length == -1:
             raise ConversationFull(
@@ -197,11 +210,14 @@ class ConversationStore:
     def too_many_open(self) -> str:
         """The sentence shown when a send or retry would pass the open-replies cap."""
         replies = "reply" if self.max_open_replies == 1 else f"{self.max_open_replies} replies"
-        return (f"You already have {replies} being written; wait for one to finish "
-                "(or stop one) before sending another. Your message is still in the box.")
+        return (
+            f"You already have {replies} being written; wait for one to finish "
+            "(or stop one) before sending another. Your message is still in the box."
+        )
 
-    def window(self, store: str, playground: str, limit: int, end: int | None = None,
-               refresh_keys: Iterable[str] = ()) -> Window:
+    def window(
+        self, store: str, playground: str, limit: int, end: int | None = None, refresh_keys: Iterable[str] = ()
+    ) -> Window:
         """Read at most ``limit`` messages ending before absolute index ``end`` (default: the latest).
 
         One round trip: the window, the partial text of the replies being written, and the expiry
@@ -211,8 +227,13 @@ class ConversationStore:
         opens = self.open_key(store)
         total, raw, flat = self._window(
             keys=[key, opens, *refresh_keys],
-            args=[limit, -1 if end is None else max(0, end), self.ttl_seconds, playground,
-                  partial_key(self.key_prefix, store, "")],
+            args=[
+                limit,
+                -1 if end is None else max(0, end),
+                self.ttl_seconds,
+                playground,
+                partial_key(self.key_prefix, store, ""),
+            ],
         )
         stop = total if end is None else min(max(0, end), total)
         start = max(0, stop - len(raw))
@@ -257,8 +278,14 @@ class ConversationStore:
         found = self.find(store, playground, message_id)
         return found[2] if found else None
 
-    def change(self, store: str, playground: str, message_id: str,
-               change: Callable[[Message], Message | None], attempts: int = 20) -> tuple[Message | None, bool]:
+    def change(
+        self,
+        store: str,
+        playground: str,
+        message_id: str,
+        change: Callable[[Message], Message | None],
+        attempts: int = 20,
+    ) -> tuple[Message | None, bool]:
         """Replace a message by id with ``change(message)``; return (the message now stored, whether we changed it).
 
         ``change`` may return None to leave the message as it is. The write is a compare-and-set,
@@ -283,8 +310,17 @@ class ConversationStore:
             now = time.time()
             written = self._change(
                 keys=[key, self.open_key(store), self.partial_key(store, message_id), self.stop_key(store, message_id)],
-                args=[index, raw, encode_message(replacement), open_member(playground, message_id), mode,
-                      now + self.open_seconds, now, self.max_open_replies, self.ttl_seconds],
+                args=[
+                    index,
+                    raw,
+                    encode_message(replacement),
+                    open_member(playground, message_id),
+                    mode,
+                    now + self.open_seconds,
+                    now,
+                    self.max_open_replies,
+                    self.ttl_seconds,
+                ],
             )
             if written == -1:
                 raise TooManyOpenReplies(self.too_many_open())
@@ -292,8 +328,9 @@ class ConversationStore:
                 return replacement, True
         raise RuntimeError(f"message {message_id} kept changing; gave up after {attempts} attempts")
 
-    def update(self, store: str, playground: str, message_id: str,
-               change: Callable[[Message], Message | None]) -> Message | None:
+    def update(
+        self, store: str, playground: str, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
         """Like ``change``, returning only the message now stored (None if it is gone)."""
         return self.change(store, playground, message_id, change)[0]
 

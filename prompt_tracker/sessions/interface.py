@@ -28,8 +28,8 @@ from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.redis import RedisSessionInterface
 from redis.exceptions import WatchError
 
-from .conversation_store import ConversationStore
 from ..redis_keys import conversation_key, is_valid_sid, session_key, store_id
+from .conversation_store import ConversationStore
 
 _MISSING = object()
 MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
@@ -297,7 +297,9 @@ class PlaygroundSessionMixin:
         blob_key, *conversation_keys = self.keys_of(session)
         if rewrite:
             current = dict(session.items())
-            self._blob_merge(blob_key, lambda stored: merge_changes(session.original, current, stored), conversation_keys)
+            self._blob_merge(
+                blob_key, lambda stored: merge_changes(session.original, current, stored), conversation_keys
+            )
         else:
             self._blob_touch(blob_key, conversation_keys)
 

@@ -11,12 +11,23 @@ function takes the session's store id (``redis_keys.store_id``), never the cooki
 """
 
 from ..sessions.conversation_store import ConversationFull, TooManyOpenReplies
-from .control import reset_conversation, retry_reply, request_stop
+from .control import request_stop, reset_conversation, retry_reply
 from .reply import Heartbeat, dead_replies, fail_reply, run_reply
 from .send import DuplicateSend, InvalidMessage, QueueUnavailable, send_message, validate_content
 
 __all__ = [
-    "ConversationFull", "DuplicateSend", "Heartbeat", "InvalidMessage", "QueueUnavailable", "TooManyOpenReplies",
-    "dead_replies", "fail_reply", "request_stop", "reset_conversation", "retry_reply", "run_reply",
-    "send_message", "validate_content",
+    "ConversationFull",
+    "DuplicateSend",
+    "Heartbeat",
+    "InvalidMessage",
+    "QueueUnavailable",
+    "TooManyOpenReplies",
+    "dead_replies",
+    "fail_reply",
+    "request_stop",
+    "reset_conversation",
+    "retry_reply",
+    "run_reply",
+    "send_message",
+    "validate_content",
 ]

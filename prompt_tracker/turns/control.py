@@ -33,17 +33,38 @@ def retry_reply(store: str, playground: str, message_id: str, settings: Playgrou
         if message.role != "assistant" or not (message.status in RETRYABLE or message.id in dead):
             return None
         previous = Alternative(
-            attempt=message.attempt, content=message.content or partial, html=message.html,
-            status="failed" if message.id in dead else message.status, error=message.error,
-            provider=message.provider, model=message.model, params=message.params, usage=message.usage,
-            first_token_ms=message.first_token_ms, latency_ms=message.latency_ms, cost_usd=message.cost_usd,
+            attempt=message.attempt,
+            content=message.content or partial,
+            html=message.html,
+            status="failed" if message.id in dead else message.status,
+            error=message.error,
+            provider=message.provider,
+            model=message.model,
+            params=message.params,
+            usage=message.usage,
+            first_token_ms=message.first_token_ms,
+            latency_ms=message.latency_ms,
+            cost_usd=message.cost_usd,
             finished_at=message.finished_at,
         )
         return msgspec.structs.replace(
-            message, status="pending", attempt=message.attempt + 1, alternatives=[*message.alternatives, previous],
-            content="", html=None, error=None, usage=None, first_token_ms=None, latency_ms=None, cost_usd=None,
-            finished_at=None, provider=settings.provider, model=settings.model, params=settings.params(),
-            created_at=time.time(), **settings.provenance(),
+            message,
+            status="pending",
+            attempt=message.attempt + 1,
+            alternatives=[*message.alternatives, previous],
+            content="",
+            html=None,
+            error=None,
+            usage=None,
+            first_token_ms=None,
+            latency_ms=None,
+            cost_usd=None,
+            finished_at=None,
+            provider=settings.provider,
+            model=settings.model,
+            params=settings.params(),
+            created_at=time.time(),
+            **settings.provenance(),
         )
 
     message, changed = conversations.change(store, playground, message_id, to_pending)

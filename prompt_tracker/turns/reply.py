@@ -17,13 +17,13 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from ..extensions import services
+from ..limits import budget
 from ..messages import Message, Usage
 from ..pricing import cost_usd
 from ..providers import ChatRequest, ProviderError, get_provider
 from ..redis_keys import alive_key
 from ..rendering import render_reply
 from ..web.request_log import log_reply
-from ..limits import budget
 from .live import publish
 from .ticket import delete_ticket, read_ticket
 
@@ -128,9 +128,15 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
         if message.status != "streaming" or message.attempt != attempt:
             return None
         return msgspec.structs.replace(
-            message, status=outcome, content=content, html=render_reply(content), usage=usage,
-            first_token_ms=first_token_ms, latency_ms=int((time.monotonic() - started) * 1000),
-            finished_at=time.time(), cost_usd=cost_usd(settings.provider, settings.model, usage),
+            message,
+            status=outcome,
+            content=content,
+            html=render_reply(content),
+            usage=usage,
+            first_token_ms=first_token_ms,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            finished_at=time.time(),
+            cost_usd=cost_usd(settings.provider, settings.model, usage),
             request=get_provider(settings.provider).describe(request),  # what was sent, keys as $VARIABLES
         )
 
@@ -140,16 +146,26 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
         return "dropped"
     log_reply(final, playground)
     budget.record(user, final.usage, final.cost_usd)
-    publish(store, f"message.{outcome}", event(
-        playground, message_id, attempt=attempt, html=final.html,
-        usage=msgspec.to_builtins(final.usage), first_token_ms=final.first_token_ms,
-        latency_ms=final.latency_ms, cost_usd=final.cost_usd,
-    ))
+    publish(
+        store,
+        f"message.{outcome}",
+        event(
+            playground,
+            message_id,
+            attempt=attempt,
+            html=final.html,
+            usage=msgspec.to_builtins(final.usage),
+            first_token_ms=final.first_token_ms,
+            latency_ms=final.latency_ms,
+            cost_usd=final.cost_usd,
+        ),
+    )
     return outcome
 
 
-def fail_reply(store: str, playground: str, message_id: str, attempt: int, error: str,
-               content: str | None = None) -> Message | None:
+def fail_reply(
+    store: str, playground: str, message_id: str, attempt: int, error: str, content: str | None = None
+) -> Message | None:
     """Mark attempt ``attempt`` of an open reply failed with a short reason, keeping the text written so far.
 
     ``content`` defaults to the reply's partial text. Publishes ``message.failed``; returns the
@@ -162,8 +178,9 @@ def fail_reply(store: str, playground: str, message_id: str, attempt: int, error
     def to_failed(message: Message) -> Message | None:
         if not message.is_open or message.attempt != attempt:
             return None
-        return msgspec.structs.replace(message, status="failed", error=error, content=content,
-                                       html=render_reply(content), finished_at=time.time())
+        return msgspec.structs.replace(
+            message, status="failed", error=error, content=content, html=render_reply(content), finished_at=time.time()
+        )
 
     failed, changed = conversations.change(store, playground, message_id, to_failed)
     if not changed:

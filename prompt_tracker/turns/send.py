@@ -1,6 +1,6 @@
 """Send: validate, append the user's message and a pending reply, queue the reply's job."""
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from flask import current_app, g
 from redis.exceptions import RedisError
@@ -37,9 +37,15 @@ def validate_content(content: str | None) -> str:
     return content
 
 
-def send_message(store: str, playground: str, content: str, settings: PlaygroundSettings,
-                 refresh_keys: Iterable[str] = (), client_token: str | None = None,
-                 announce: Callable[[Message, Message], None] | None = None) -> tuple[Message, Message]:
+def send_message(
+    store: str,
+    playground: str,
+    content: str,
+    settings: PlaygroundSettings,
+    refresh_keys: Iterable[str] = (),
+    client_token: str | None = None,
+    announce: Callable[[Message, Message], None] | None = None,
+) -> tuple[Message, Message]:
     """Append the user's message and a pending reply atomically, queue the reply; return both.
 
     ``announce(sent, reply)`` runs between the two (the view publishes ``message.appended``), so
@@ -72,8 +78,11 @@ def enqueue_reply(store: str, playground: str, reply: Message, settings: Playgro
     """Write the reply's ticket and queue its job; if the queue is down, mark the reply failed (with Retry)."""
     config = current_app.config
     try:
-        write_ticket(reply.id, Ticket(store=store, playground=playground, settings=settings, user=g.get("user_name")),
-                     seconds=config["JOB_TIMEOUT"] + 3600)
+        write_ticket(
+            reply.id,
+            Ticket(store=store, playground=playground, settings=settings, user=g.get("user_name")),
+            seconds=config["JOB_TIMEOUT"] + 3600,
+        )
         services.queue.enqueue(
             "prompt_tracker.turns.job.run_reply",
             reply.id,
@@ -85,5 +94,7 @@ def enqueue_reply(store: str, playground: str, reply: Message, settings: Playgro
         )
     except RedisError as error:
         current_app.logger.error("could not queue reply %s: %s", reply.id, error.__class__.__name__)
-        fail_reply(store, playground, reply.id, reply.attempt, "The reply could not be queued: the job queue is unreachable.")
+        fail_reply(
+            store, playground, reply.id, reply.attempt, "The reply could not be queued: the job queue is unreachable."
+        )
         raise QueueUnavailable("The reply could not be queued: the job queue (Redis) is unreachable.") from error

@@ -14,7 +14,9 @@ def worker_command(burst: bool) -> None:
     from .worker import ReplyWorker
 
     queue = services.queue
-    click.echo(f"Worker on queue {queue.name!r} at {services.jobs_redis.connection_pool.connection_kwargs.get('host', '?')}")
+    click.echo(
+        f"Worker on queue {queue.name!r} at {services.jobs_redis.connection_pool.connection_kwargs.get('host', '?')}"
+    )
     # worker_ttl 20 s: RQ then blocks on the queue for 5 s at a time (ttl - 15), so after a Sentinel
     # failover the next wait goes to the new master within seconds instead of RQ's default 405 s.
     ReplyWorker([queue], connection=services.jobs_redis, worker_ttl=20).work(burst=burst, with_scheduler=False)

@@ -18,6 +18,7 @@ EXPLANATIONS = {
     503: STORE_DOWN,
 }
 
+
 def error_response(status: int, title: str, detail: str):
     """Render an error as a page, or as JSON when the client asked for JSON."""
     if request.accept_mimetypes.best == "application/json":
@@ -28,7 +29,8 @@ def error_response(status: int, title: str, detail: str):
 @bp.app_errorhandler(CSRFError)
 def csrf_error(error):
     return error_response(
-        400, "Form expired",
+        400,
+        "Form expired",
         "This form was not sent by the current page (missing or stale security token). "
         "Nothing was changed: reload the page and try again.",
     )
@@ -56,4 +58,6 @@ def internal_error(error):
     original = getattr(error, "original_exception", None)
     if isinstance(original, RedisError):
         return redis_error(original)
-    return error_response(500, "Something went wrong", "An unexpected error happened. Nothing you typed was lost; try again.")
+    return error_response(
+        500, "Something went wrong", "An unexpected error happened. Nothing you typed was lost; try again."
+    )

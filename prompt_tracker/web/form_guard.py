@@ -13,7 +13,6 @@ NO_FILES = "This form takes text fields only, not a file. Nothing was changed: r
 NOT_A_FORM = "This address takes a form (application/x-www-form-urlencoded or multipart/form-data), not {type}. Nothing was changed."
 
 
-
 def refuse_unreadable_forms():
     """Refuse a request body that is not a UTF-8 form with a clear 415 or 400, before anything reads it.
 

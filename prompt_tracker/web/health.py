@@ -56,8 +56,11 @@ def healthz():
     futures = {name: _checks.submit(check, client) for name, client in clients.items() if client is not None}
     workers = _checks.submit(live_workers, services.jobs_redis)
     wait([*futures.values(), workers], timeout=CHECK_SECONDS)
-    states = {name: future.result() if future.done() else f"down: no answer within {CHECK_SECONDS} s"
-              for name, future in futures.items()}
+    states = {
+        name: future.result() if future.done() else f"down: no answer within {CHECK_SECONDS} s"
+        for name, future in futures.items()
+    }
     healthy = all(state == "ok" for state in states.values())
-    return jsonify(status="ok" if healthy else "unavailable", redis=states,
-                   workers=workers.result() if workers.done() else None), 200 if healthy else 503
+    return jsonify(
+        status="ok" if healthy else "unavailable", redis=states, workers=workers.result() if workers.done() else None
+    ), 200 if healthy else 503

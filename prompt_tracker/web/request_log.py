@@ -14,6 +14,7 @@ from flask import Flask, g, request
 
 logger = logging.getLogger("prompt_tracker")
 
+
 class JSONFormatter(logging.Formatter):
     """Format a record as one JSON object per line (UTC times); ``extra={"fields": {...}}`` adds keys."""
 
@@ -71,14 +72,22 @@ def _log_request(response):
     if started is None or request.endpoint == "static":
         return response
     route = request.url_rule.rule if request.url_rule else "(no route)"
-    logger.info("%s %s %s", request.method, route, response.status_code, extra={"fields": {
-        "event": "request",
-        "user": current_user_name(),
-        "method": request.method,
-        "route": route,
-        "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-    }})
+    logger.info(
+        "%s %s %s",
+        request.method,
+        route,
+        response.status_code,
+        extra={
+            "fields": {
+                "event": "request",
+                "user": current_user_name(),
+                "method": request.method,
+                "route": route,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        },
+    )
     return response
 
 
@@ -90,16 +99,23 @@ def current_user_name() -> str | None:
 def log_reply(message, playground: str) -> None:
     """Log one finished reply: model, tokens, cost and latency (never its text or prompt)."""
     usage = message.usage
-    logger.info("reply %s %s", message.status, message.model, extra={"fields": {
-        "event": "reply",
-        "status": message.status,
-        "provider": message.provider,
-        "model": message.model,
-        "playground": playground,
-        "input_tokens": usage.input_tokens if usage else None,
-        "output_tokens": usage.output_tokens if usage else None,
-        "cached_tokens": usage.cached_tokens if usage else None,
-        "cost_usd": message.cost_usd,
-        "first_token_ms": message.first_token_ms,
-        "latency_ms": message.latency_ms,
-    }})
+    logger.info(
+        "reply %s %s",
+        message.status,
+        message.model,
+        extra={
+            "fields": {
+                "event": "reply",
+                "status": message.status,
+                "provider": message.provider,
+                "model": message.model,
+                "playground": playground,
+                "input_tokens": usage.input_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "cached_tokens": usage.cached_tokens if usage else None,
+                "cost_usd": message.cost_usd,
+                "first_token_ms": message.first_token_ms,
+                "latency_ms": message.latency_ms,
+            }
+        },
+    )
