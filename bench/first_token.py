@@ -199,6 +199,7 @@ def main() -> None:
                 **os.environ,
                 "PROMPT_TRACKER_ENV": "development",
                 "FLASK_DEBUG": "0",
+                "RATE_LIMIT_SENDS": "1000000/minute",  # 40 turns in a row, faster than a person may
                 "PYTHONPATH": str(ROOT),
                 "SESSION_REDIS_URL": server.url(2),
                 "RQ_REDIS_URL": server.url(0),
