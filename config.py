@@ -41,6 +41,9 @@ class Config:
     SESSION_COOKIE_SECURE = False
     SESSION_PERMANENT = True
     PERMANENT_SESSION_LIFETIME = timedelta(hours=24)
+    # A session holding nothing of the user's (a visitor who never sent, saved or signed in) is kept
+    # only this long; its first use gives it the full lifetime.
+    SESSION_IDLE_LIFETIME = timedelta(hours=1)
     SESSION_KEY_PREFIX = "prompt_tracker:session:"
     SESSION_SERIALIZATION_FORMAT = "msgpack"
 

@@ -1,6 +1,9 @@
 """Session behaviour that must hold on both backends: cachelib (unit config) and a real Redis."""
 
 import pickle
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -11,6 +14,7 @@ from prompt_tracker.redis_keys import conversation_key
 from .conftest import COOKIE, Playground
 
 DAY = 24 * 3600
+HOUR = 3600
 
 
 @pytest.fixture(params=["cachelib", "redis"])
@@ -29,6 +33,49 @@ def blob(app, sid):
     interface = app.session_interface
     with app.app_context():
         return interface._retrieve_session_data(interface._get_store_id(sid))
+
+
+def blob_ttl(app, sid) -> float:
+    """Seconds the stored blob has left, whatever the backend."""
+    interface = app.session_interface
+    key = interface._get_store_id(sid)
+    if app.config["SESSION_TYPE"] == "cachelib":
+        expires, _ = interface.cache._cache[key]
+        return expires - time.time()
+    with app.app_context():
+        return services.session_redis.ttl(key)
+
+
+def cookie_lifetime(response) -> float:
+    """Seconds until the session cookie set by ``response`` expires."""
+    cookie = next(value for value in response.headers.getlist("Set-Cookie") if value.startswith(COOKIE))
+    expires = parsedate_to_datetime(cookie.split("Expires=")[1].split(";")[0])
+    return (expires - datetime.now(UTC)).total_seconds()
+
+
+def test_a_visitor_who_never_uses_the_session_is_kept_an_hour_only(backend):
+    """A cookie-less page view stores a session (its CSRF token): an hour, not a day; looking again does not extend it."""
+    app, playground = backend
+    response = playground.page()
+    assert HOUR - 60 < cookie_lifetime(response) <= HOUR
+    assert HOUR - 60 < blob_ttl(app, playground.sid()) <= HOUR
+    for _ in range(3):
+        playground.page()
+        playground.client.get("/playground/messages/open")
+    assert blob_ttl(app, playground.sid()) <= HOUR
+
+
+@pytest.mark.parametrize("use", ["send", "save_settings"])
+def test_using_the_session_gives_it_the_full_lifetime(backend, use):
+    app, playground = backend
+    playground.page()
+    sid = playground.sid()
+    response = getattr(playground, use)(**({"content": "hello"} if use == "send" else {"system_prompt": "mine"}))
+    assert playground.sid() == sid
+    assert DAY - 60 < cookie_lifetime(response) <= DAY
+    assert DAY - 60 < blob_ttl(app, sid) <= DAY
+    playground.page()
+    assert DAY - 60 < blob_ttl(app, sid) <= DAY
 
 
 def test_a_session_is_stored_server_side_with_settings(backend):

@@ -88,6 +88,24 @@ def test_purge_idle_for_deletes_only_idle_sessions(app, runner, new_session):
     assert [m.content for m in active.messages(app)][0] == "hello"
 
 
+def test_a_visitors_session_counts_its_idle_time_from_its_short_lifetime(app, runner, new_session):
+    """A page view by a visitor stores an hour-long session: just viewed, it is not idle; 40 minutes on, it is."""
+    used = new_session()
+    visitor = Playground(app.test_client())
+    visitor.page()
+    assert stored_keys(app) == keys_of(used.store()) | {session_key(PREFIX, visitor.store())}
+
+    result = invoke(runner, "purge", "--idle-for", "30m", "--yes")
+    assert result.output == "Nothing to purge: no session idle for at least 30m00s is stored.\n"
+
+    blob_key = session_key(PREFIX, visitor.store())
+    cache = app.session_interface.cache
+    cache.set(blob_key, cache.get(blob_key), timeout=20 * 60)  # its hour is 40 minutes gone
+    result = invoke(runner, "purge", "--idle-for", "30m", "--yes")
+    assert result.output.startswith("Purged 1 session idle for at least 30m00s (1 key) ")
+    assert stored_keys(app) == keys_of(used.store())
+
+
 def test_purge_idle_for_with_nothing_idle_says_so(app, runner, new_session):
     playground = new_session()
     result = invoke(runner, "purge", "--idle-for", "1h30m", "--yes")

@@ -78,7 +78,7 @@ def render_playground(message_form=None, settings_form=None, status=200):
         g.playground,
         limit=current_app.config["PAGE_WINDOW"],
         end=end,
-        refresh_keys=current_app.session_interface.keys_of(session),
+        refresh_keys=current_app.session_interface.slide_keys(session),
     )
     session.expiry_refreshed = True
     if end is not None and end > window.total:
@@ -231,7 +231,7 @@ def open_messages():
         session.store_id,
         g.playground,
         limit=current_app.config["PAGE_WINDOW"],
-        refresh_keys=current_app.session_interface.keys_of(session),
+        refresh_keys=current_app.session_interface.slide_keys(session),
     )
     session.expiry_refreshed = True
     window.messages = [with_partial(message, window.partials) for message in window.messages]

@@ -7,7 +7,9 @@ leaves nothing behind. Keys are found with SCAN (never KEYS) and measured and de
 batches, so the work is one round trip per thousand keys and never blocks Redis.
 
 Idle time is what the TTLs tell: every request pushes the expiry of all the session's keys back to
-the full lifetime, so idle = lifetime - TTL of the session's longest-lived key.
+the full lifetime, so idle = lifetime - TTL of the session's longest-lived key. A session that was
+never used (its blob alone, with no more than the idle lifetime left) is counted against the idle
+lifetime; a used session that old expires within that hour anyway.
 """
 
 import heapq
@@ -61,6 +63,7 @@ class SessionInfo:
 
     sid: str
     lifetime: float
+    idle_lifetime: float = 0.0  # what a never-used session gets (SESSION_IDLE_LIFETIME)
     keys: dict[str, KeyInfo] = field(default_factory=dict)
 
     @property
@@ -83,7 +86,12 @@ class SessionInfo:
     def idle(self) -> float:
         """Seconds since the last request that used the session (0 if a key has no expiry)."""
         expires_in = self.expires_in
-        return 0.0 if expires_in is None else max(0.0, self.lifetime - expires_in)
+        if expires_in is None:
+            return 0.0
+        lifetime = self.lifetime
+        if expires_in <= self.idle_lifetime and all(info.playground is None for info in self.keys.values()):
+            lifetime = self.idle_lifetime
+        return max(0.0, lifetime - expires_in)
 
     @property
     def messages(self) -> int:
@@ -274,7 +282,7 @@ def collect_sessions(
     keyspace: RedisKeyspace, sid_prefix: str = "", progress: Progress = None, sizes: bool = True
 ) -> dict[str, SessionInfo]:
     """Scan and measure every session (whose id starts with ``sid_prefix``), keyed by sid."""
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    lifetimes = _lifetimes()
     sessions: dict[str, SessionInfo] = {}
     pending: list[str] = []
 
@@ -282,7 +290,7 @@ def collect_sessions(
         for info in keyspace.inspect(pending, sizes):
             session = sessions.get(info.sid)
             if session is None:
-                session = sessions[info.sid] = SessionInfo(info.sid, lifetime)
+                session = sessions[info.sid] = SessionInfo(info.sid, *lifetimes)
             session.keys[info.key] = info  # SCAN may return a key twice: keyed, it counts once
         if progress:
             progress(len(pending))
@@ -299,7 +307,7 @@ def collect_sessions(
 
 def group_sessions(keyspace: RedisKeyspace, progress: Progress = None) -> dict[str, SessionInfo]:
     """Scan the session keys and group them by sid, measuring nothing (all a full purge needs)."""
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    lifetimes = _lifetimes()
     sessions: dict[str, SessionInfo] = {}
     for batch in keyspace.scan():
         for key in batch:
@@ -307,7 +315,7 @@ def group_sessions(keyspace: RedisKeyspace, progress: Progress = None) -> dict[s
             if found is None:
                 continue
             sid, playground = found
-            session = sessions.get(sid) or sessions.setdefault(sid, SessionInfo(sid, lifetime))
+            session = sessions.get(sid) or sessions.setdefault(sid, SessionInfo(sid, *lifetimes))
             session.keys[key] = KeyInfo(key, sid, playground, None, 0, 0)
         if progress:
             progress(len(batch))
@@ -472,7 +480,7 @@ def execute_purge(keyspace: RedisKeyspace, plan: PurgePlan, progress: Progress =
         if plan.idle_for is not None:
             # The confirmation may have waited a while: re-measure, so a session in use is not deleted.
             fresh = _regroup(
-                keyspace.inspect((key for session in batch for key in session.keys), sizes=False), batch[0].lifetime
+                keyspace.inspect((key for session in batch for key in session.keys), sizes=False), _lifetimes()
             )
             kept += sum(1 for session in fresh if session.idle < plan.idle_for)
             batch = [session for session in fresh if session.idle >= plan.idle_for]
@@ -596,11 +604,18 @@ def _session_batches(sessions: list[SessionInfo]) -> Iterator[list[SessionInfo]]
         yield batch
 
 
-def _regroup(infos: Iterable[KeyInfo], lifetime: float) -> list[SessionInfo]:
+def _regroup(infos: Iterable[KeyInfo], lifetimes: tuple[float, float]) -> list[SessionInfo]:
     sessions: dict[str, SessionInfo] = {}
     for info in infos:
-        sessions.setdefault(info.sid, SessionInfo(info.sid, lifetime)).keys[info.key] = info
+        sessions.setdefault(info.sid, SessionInfo(info.sid, *lifetimes)).keys[info.key] = info
     return list(sessions.values())
+
+
+def _lifetimes() -> tuple[float, float]:
+    """The full lifetime of a session and the idle one of a session never used, in seconds."""
+    config = current_app.config
+    full = current_app.permanent_session_lifetime.total_seconds()
+    return full, min(full, config["SESSION_IDLE_LIFETIME"].total_seconds())
 
 
 def _decode(raw: bytes) -> Message | None:

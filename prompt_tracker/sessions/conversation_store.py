@@ -394,14 +394,15 @@ class ConversationStore:
             pipe.unlink(self.open_key(old))
             pipe.execute()
 
-    def refresh(self, keys: Iterable[str]) -> None:
-        """Push the expiry of ``keys`` to the full lifetime from now, in one round trip."""
-        keys = list(keys)
-        if not keys:
+    def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
+        """Push the expiry of ``keys`` to the full lifetime from now, and of ``also``'s keys to their
+        seconds, in one round trip."""
+        expiries = {**dict.fromkeys(keys, self.ttl_seconds), **(also or {})}
+        if not expiries:
             return
         with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.expire(key, self.ttl_seconds)
+            for key, seconds in expiries.items():
+                pipe.expire(key, seconds)
             pipe.execute()
 
     def open_key(self, store: str) -> str:

@@ -13,13 +13,17 @@ What the stock 0.8 interfaces do and we change:
 - any cookie value is looked up: ours ignores values that are not the shape of an id we issue;
 - keys carry the raw session id: ours carry its SHA-256 (the store id), so Redis holds no cookie;
 - ``regenerate()`` loses the data (the merge sees no change) and leaves the conversations behind:
-  ours writes the data under the new id, moves the conversations and deletes the old keys.
+  ours writes the data under the new id, moves the conversations and deletes the old keys;
+- every session gets the full lifetime, so each cookie-less page view (a crawler's) is stored for
+  24 h: ours gives a session that holds nothing of the user's (no conversation, no settings, not
+  signed in: only a CSRF token or a flash) the short ``SESSION_IDLE_LIFETIME``; using it extends it.
 
 The Redis and cachelib interfaces differ only in how they get, set, delete and touch the blob.
 """
 
 import copy
 from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from flask import Flask, Request, Response
@@ -33,6 +37,13 @@ from .conversation_store import ConversationStore
 
 _MISSING = object()
 MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
+# What makes a session worth the full lifetime: a conversation, saved settings, a signed-in user.
+IN_USE_KEYS = ("conversations", "settings", "_user_id", "proxy_user")
+
+
+def in_use(data) -> bool:
+    """Whether session data holds something of the user's (else it is an idle visitor's)."""
+    return any(data.get(key) for key in IN_USE_KEYS)
 
 
 class SessionDataError(Exception):
@@ -211,6 +222,7 @@ class PlaygroundSessionMixin:
 
     session_class = PlaygroundSession
     store: ConversationStore
+    idle_seconds = 3600  # SESSION_IDLE_LIFETIME
     # Whether the blob lives in the Redis that the page's window read refreshes in passing.
     blob_in_store_redis = True
 
@@ -229,6 +241,18 @@ class PlaygroundSessionMixin:
         return [self._get_store_id(session.sid)] + [
             conversation_key(self.key_prefix, session.store_id, playground) for playground in session.playgrounds()
         ]
+
+    def slide_keys(self, session: PlaygroundSession) -> list[str]:
+        """Keys a Redis call made by a view may push to the full lifetime in passing (then it sets
+        ``expiry_refreshed``): all of a session in use, none of an idle one, whose save gives it the
+        short lifetime instead."""
+        return self.keys_of(session) if in_use(session) else []
+
+    def get_expiration_time(self, app: Flask, session: PlaygroundSession):
+        """The cookie lasts as long as the stored session: the idle lifetime until the session is used."""
+        if not session.permanent:
+            return None
+        return datetime.now(UTC) + timedelta(seconds=self._lifetime(session))
 
     def regenerate(self, session: PlaygroundSession) -> None:
         """Give the session a new id (after a login), keeping its data and conversations; the old keys go."""
@@ -278,7 +302,7 @@ class PlaygroundSessionMixin:
                 # Messages flashed by requests whose page was never shown (scripts, retries) pile up.
                 session["_flashes"] = flashes[-MAX_FLASHES:]
             self._persist(session, rewrite=True)
-        elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis):
+        elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis and in_use(session)):
             self._persist(session, rewrite=False)
         if session.modified or session.accessed:
             response.set_cookie(
@@ -301,10 +325,13 @@ class PlaygroundSessionMixin:
                 blob_key, lambda stored: merge_changes(session.original, current, stored), conversation_keys
             )
         else:
-            self._blob_touch(blob_key, conversation_keys)
+            self._blob_touch(blob_key, conversation_keys, self._lifetime(session))
 
-    def _ttl(self) -> int:
-        return self.store.ttl_seconds
+    def _lifetime(self, data) -> int:
+        """Seconds the blob of a session holding ``data`` is kept: full when in use, else the idle lifetime."""
+        if in_use(data):
+            return self.store.ttl_seconds
+        return min(self.store.ttl_seconds, self.idle_seconds)
 
     # The storage primitives, all a backend provides (``_retrieve_session_data`` reads the blob).
 
@@ -316,12 +343,13 @@ class PlaygroundSessionMixin:
         """Delete the blob."""
         raise NotImplementedError
 
-    def _blob_touch(self, key: str, conversation_keys: list[str]) -> None:
-        """Push the expiry of the blob and of the conversations."""
+    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
+        """Push the expiry of the blob (to ``seconds``) and of the conversations (to the full lifetime)."""
         raise NotImplementedError
 
     def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
-        """Replace the blob by ``merge(stored data)`` without losing a concurrent write; push the expiry."""
+        """Replace the blob by ``merge(stored data)`` without losing a concurrent write; push the expiry
+        (the blob's from what it then holds)."""
         raise NotImplementedError
 
     def _delete_session(self, store_id: str) -> None:
@@ -344,13 +372,13 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
         return self.serializer.decode(raw) if raw else None
 
     def _blob_set(self, key: str, data: dict) -> None:
-        self.client.set(key, self.serializer.encoder.encode(data), ex=self._ttl())
+        self.client.set(key, self.serializer.encoder.encode(data), ex=self._lifetime(data))
 
     def _blob_delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def _blob_touch(self, key: str, conversation_keys: list[str]) -> None:
-        self.store.refresh([key, *conversation_keys])  # one round trip for all
+    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
+        self.store.refresh(conversation_keys, also={key: seconds})  # one round trip for all
 
     def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
         with self.client.pipeline(transaction=True) as pipe:
@@ -362,10 +390,11 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
                     if raw:
                         with suppress(SessionDataError):
                             stored = self.serializer.decode(raw)
+                    merged = merge(stored)
                     pipe.multi()
-                    pipe.set(key, self.serializer.encoder.encode(merge(stored)), ex=self._ttl())
+                    pipe.set(key, self.serializer.encoder.encode(merged), ex=self._lifetime(merged))
                     for conversation in conversation_keys:
-                        pipe.expire(conversation, self._ttl())
+                        pipe.expire(conversation, self.store.ttl_seconds)
                     pipe.execute()
                     return
                 except WatchError:
@@ -386,13 +415,14 @@ class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSession
         return data if isinstance(data, dict) else None
 
     def _blob_set(self, key: str, data: dict) -> None:
-        self.cache.set(key, data, timeout=self._ttl())
+        self.cache.set(key, data, timeout=self._lifetime(data))
 
     def _blob_delete(self, key: str) -> None:
         self.cache.delete(key)
 
-    def _blob_touch(self, key: str, conversation_keys: list[str]) -> None:
-        # cachelib has no "touch": setting the blob again is how its timeout slides.
+    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
+        # cachelib has no "touch": setting the blob again is how its timeout slides (``seconds``
+        # follows from the data it holds).
         data = self._retrieve_session_data(key)
         if data is not None:
             self._blob_set(key, data)
@@ -415,5 +445,8 @@ def make_session_interface(app: Flask, session_redis, store: ConversationStore):
         from cachelib import SimpleCache
 
         cache = app.config.get("SESSION_CACHELIB") or SimpleCache(threshold=10_000)
-        return CacheLibPlaygroundSessionInterface(app, cache, store, **options)
-    return RedisPlaygroundSessionInterface(app, session_redis, store, **options)
+        interface = CacheLibPlaygroundSessionInterface(app, cache, store, **options)
+    else:
+        interface = RedisPlaygroundSessionInterface(app, session_redis, store, **options)
+    interface.idle_seconds = int(app.config["SESSION_IDLE_LIFETIME"].total_seconds())
+    return interface
