@@ -19,6 +19,7 @@ INT_SETTINGS = (
     "MAX_MESSAGE_CHARS",
     "MAX_SYSTEM_PROMPT_CHARS",
     "MAX_CONVERSATION_MESSAGES",
+    "MAX_HISTORY_CHARS",
     "PAGE_WINDOW",
     "MAX_CONTENT_LENGTH",
     "MAX_IMPORT_BYTES",
@@ -60,6 +61,9 @@ class Config:
     MAX_MESSAGE_CHARS = 20_000
     MAX_SYSTEM_PROMPT_CHARS = 20_000
     MAX_CONVERSATION_MESSAGES = 2_000
+    # What one request carries of the history: the oldest messages beyond it are left out (and the
+    # reply says so), so a long conversation cannot cost without bound per send. 0 = no cap.
+    MAX_HISTORY_CHARS = 200_000
     PAGE_WINDOW = 200
     MAX_CONTENT_LENGTH = 256 * 1024
     MAX_IMPORT_BYTES = 8 * 1024 * 1024  # a conversation file to import (the one body allowed past the above)

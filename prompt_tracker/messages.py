@@ -59,6 +59,8 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     cost_usd: float | None = None
     # What the provider was sent (system prompt after variables, messages, params; keys masked).
     request: dict | None = None
+    # How many of the oldest messages the history cap left out of the request (limits.history).
+    history_dropped: int = 0
     # Which prompt version produced the reply (None with ``draft``: unsaved settings), and the
     # template variable values it used.
     version: int | None = None

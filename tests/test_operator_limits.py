@@ -94,3 +94,35 @@ def test_the_daily_usd_budget_counts_recorded_costs(monkeypatch):
         with pytest.raises(budget.BudgetExceeded, match=r"budget of \$0.01 \(\$0.01 spent\)"):
             budget.check("alice")
         budget.check("bob")  # others are not affected
+
+
+# --- the history cap ---------------------------------------------------------------------------
+
+
+def test_cap_history_keeps_the_newest_messages_that_fit_starting_with_a_user_turn():
+    from prompt_tracker.limits.history import cap_history
+
+    history = [("system", "s" * 10), ("user", "a" * 50), ("assistant", "b" * 50), ("user", "c" * 50)]
+    assert cap_history(history, 0) == (history, 0)  # no cap
+    assert cap_history(history, 160) == (history, 0)
+    # 110 fits the last user turn and the reply before it; a history never starts with a reply.
+    assert cap_history(history, 110) == ([("user", "c" * 50)], 3)
+    assert cap_history(history, 150) == (history[1:], 1)
+    # The newest message goes whatever its length (the send validated it).
+    assert cap_history([("user", "x" * 500)], 100) == ([("user", "x" * 500)], 0)
+
+
+def test_a_long_conversation_sends_only_its_newest_turns_and_the_reply_says_so():
+    app = create_app("test", {"MAX_HISTORY_CHARS": 200})  # a turn: 60 characters asked, 80 replied
+    playground = Playground(app.test_client())
+    for letter in "abc":
+        assert playground.send(letter * 60).status_code == 303
+    first, second, last = [m for m in playground.messages(app) if m.role == "assistant"]
+    assert first.history_dropped == second.history_dropped == 0 and "(turn 2)" in second.content
+    # The third send left out the first turn: the echo model saw two user turns.
+    assert last.history_dropped == 2 and "(turn 2)" in last.content
+    assert [text for _, text in last.request["body"]["messages"]] == ["b" * 60, second.content, "c" * 60]
+    page = playground.page().get_data(as_text=True)
+    assert page.count("earliest messages were not sent") == 1
+    assert "The 2 earliest messages were not sent with this request" in page
+    assert "capped at 200 characters" in page

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from ..extensions import services
 from ..limits import budget
+from ..limits.history import cap_history
 from ..messages import Message, Usage
 from ..pricing import cost_usd
 from ..providers import ChatRequest, ProviderError, get_provider
@@ -66,11 +67,11 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
         return "skipped"
     publish(store, "message.started", event(playground, message_id, attempt=attempt))
 
+    history, dropped = cap_history(
+        history_before(conversations.all(store, playground), message_id), current_app.config["MAX_HISTORY_CHARS"]
+    )
     request = ChatRequest(
-        model=settings.model,
-        system_prompt=settings.system_prompt,
-        messages=history_before(conversations.all(store, playground), message_id),
-        **settings.params(),
+        model=settings.model, system_prompt=settings.system_prompt, messages=history, **settings.params()
     )
     parts: list[str] = []
     pending: list[str] = []
@@ -138,6 +139,7 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
             finished_at=time.time(),
             cost_usd=cost_usd(settings.provider, settings.model, usage),
             request=get_provider(settings.provider).describe(request),  # what was sent, keys as $VARIABLES
+            history_dropped=dropped,
         )
 
     final, changed = conversations.change(store, playground, message_id, to_final)
