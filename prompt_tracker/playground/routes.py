@@ -2,6 +2,7 @@
 
 import secrets
 import time
+from dataclasses import dataclass, field
 
 import msgspec
 from flask import (
@@ -46,8 +47,14 @@ from ..prompts.variables import TemplateProblem
 from ..providers import UnknownProviderError, available_providers
 from ..rendering import render_reply
 from ..request_view import curl_command, request_json
-from ..sessions.conversation_edits import delete_message, replace_conversation
+from ..sessions.conversation_edits import (
+    NotAUserMessage,
+    UnconfirmedRemoval,
+    delete_message,
+    replace_conversation,
+)
 from ..turns import live
+from ..turns.edit import MessageGone, edit_and_resend
 from . import bp
 from .forms import MessageForm, SettingsForm
 
@@ -66,10 +73,13 @@ def back_to_page(anchor: str | None = None):
     return redirect(url_for(".index", _anchor=anchor), 303)
 
 
-def render_playground(message_form=None, settings_form=None, status=200):
-    """Render the page: settings, the latest window of the conversation, the composer."""
+def render_playground(message_form=None, settings_form=None, status=200, editing=None, end=None):
+    """Render the page: settings, the latest window of the conversation, the composer.
+
+    ``editing`` (an EditState) shows that user message as an edit form; ``end`` overrides ``?before=``.
+    """
     settings = current_settings(session)
-    end = request.args.get("before", type=int)
+    end = request.args.get("before", type=int) if end is None else end
     if end is not None:
         # Past any conversation's length (however large the number): the latest page, below.
         end = max(0, min(end, current_app.config["MAX_CONVERSATION_MESSAGES"] + 1))
@@ -102,6 +112,7 @@ def render_playground(message_form=None, settings_form=None, status=200):
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
         playground=g.playground,
         settings_digest=live.settings_digest(settings),
+        editing=editing,
     ), status
 
 
@@ -136,6 +147,8 @@ def sends_limit() -> str:
 def too_many_sends(limit):
     """A send, retry, compare or replay past the user's rate: 429 with a sentence, the typed text kept."""
     # Flask-Limiter uses what this returns only when it is a Response object.
+    if request.endpoint.endswith(".edit"):  # an edit keeps its text in its own form
+        return make_response(refuse_edit(request.view_args["message_id"], limit_sentence("messages", limit), 429))
     return make_response(refuse_send(MessageForm(), limit_sentence("messages", limit), 429))
 
 
@@ -438,3 +451,130 @@ def delete(message_id):
         flash("That message is no longer in this conversation.", "error")
     live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
     return back_to_page()
+
+
+@dataclass
+class EditState:
+    """A user message shown as its edit form: the text in the box, what resending removes, a refusal."""
+
+    id: str
+    content: str
+    removes: int
+    cancel_url: str
+    error: str | None = None
+    client_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+
+def edit_state(message_id: str, content: str | None = None, error: str | None = None):
+    """The edit form of a user message and the absolute index of the message; None if it is gone."""
+    found = services.store.find(session.store_id, g.playground, message_id)
+    if found is None:
+        return None
+    index, _, message = found
+    if message.role != "user":
+        return None
+    removes = services.store.count(session.store_id, g.playground) - index - 1
+    before = request.args.get("before", type=int)
+    cancel = url_for(".index", before=before, _anchor=f"m-{message_id}")
+    text = message.content if content is None else content.replace("\r\n", "\n")
+    return EditState(message_id, text, removes, cancel, error), index
+
+
+def window_end_for(index: int) -> int | None:
+    """The window that shows the message at ``index``: the latest if it is in it, else the one ending there."""
+    total = services.store.count(session.store_id, g.playground)
+    return None if index >= total - current_app.config["PAGE_WINDOW"] else index + 1
+
+
+@bp.get("/messages/<message_id>/edit")
+def edit_form(message_id):
+    """A user message as an edit form (the page without JS; its HTML alone, as JSON, for the page's script)."""
+    state = edit_state(message_id)
+    if state is None:
+        abort(
+            404, "That message is not one of your messages in this conversation (it may have been edited or deleted)."
+        )
+    editing, index = state
+    if wants_json():
+        message = services.store.get(session.store_id, g.playground, message_id)
+        message_item = get_template_attribute("playground/_message.html", "message_item")
+        return jsonify(id=message_id, removes=editing.removes, html=message_item(message, set(), editing))
+    return render_playground(editing=editing, end=window_end_for(index))
+
+
+@bp.post("/messages/<message_id>/edit")
+@send_rate
+def edit(message_id):
+    """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again."""
+    content = request.form.get("content")
+    confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
+    try:
+        settings = settings_to_send(current_settings(session))
+        check_spend(settings)
+        edited, placeholder, _ = edit_and_resend(
+            session.store_id,
+            g.playground,
+            message_id,
+            content,
+            settings,
+            removals_confirmed=confirmed,
+            refresh_keys=current_app.session_interface.keys_of(session),
+            client_token=request.form.get("client_token"),
+            announce=announce_replaced,
+        )
+    except turns.InvalidMessage as problem:
+        return refuse_edit(message_id, str(problem), 400)
+    except MessageGone:
+        return refuse_edit(
+            message_id,
+            "That message is no longer in this conversation (edited or deleted, "
+            "perhaps in another tab); your text is in the message box.",
+            404,
+        )
+    except NotAUserMessage:
+        return refuse_edit(message_id, "Only your own messages can be edited and resent.", 409)
+    except UnconfirmedRemoval as problem:
+        count = f"{problem.count} message{'' if problem.count == 1 else 's'}"
+        confirm = "press Resend again to confirm" if wants_json() else "tick the box to confirm"
+        sentence = (
+            f"Resending removes the {count} after this one: {confirm}."
+            if not confirmed
+            else f"{count.capitalize()} now follow this one (more arrived since the form was shown); confirm again."
+        )
+        return refuse_edit(message_id, sentence, 409, removes=problem.count)
+    except (turns.ConversationFull, UnknownProviderError, TemplateProblem, ModelNotAllowed) as problem:
+        return refuse_edit(message_id, str(problem), 422)
+    except (turns.TooManyOpenReplies, BudgetExceeded) as problem:
+        return refuse_edit(message_id, str(problem), 429)
+    except turns.DuplicateSend:
+        # The same edit form submitted twice: it was resent once; show the page.
+        return (jsonify(duplicate=True), 200) if wants_json() else back_to_page()
+    except turns.QueueUnavailable as problem:
+        if wants_json():
+            return jsonify(error=str(problem)), 503
+        flash(str(problem), "error")
+        return back_to_page()
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True
+    if wants_json():
+        reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
+        return jsonify(id=placeholder.id, html=render_messages(edited, reply)), 202
+    return back_to_page(f"m-{placeholder.id}")
+
+
+def announce_replaced(edited, reply) -> None:
+    """Tell every tab of the session that the conversation changed (it fetches the latest window)."""
+    live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
+
+
+def refuse_edit(message_id: str, error: str, status: int, removes: int | None = None):
+    """Answer a refused edit with a sentence, keeping the text typed in the edit form (or the composer)."""
+    content = request.form.get("content", "")
+    if wants_json():
+        return jsonify(error=error, removes=removes), status
+    state = edit_state(message_id, content, error)
+    if state is None:  # the message is gone: keep the text in the composer instead
+        flash(error, "error")
+        return render_playground(message_form=MessageForm(formdata=None, data={"content": content}), status=status)
+    editing, index = state
+    return render_playground(editing=editing, end=window_end_for(index), status=status)

@@ -214,6 +214,88 @@
     }
   });
 
+  // Edit and resend, in place (without JS, Edit opens the page with the form and a checkbox confirms):
+  // Edit swaps the message for its form, Cancel puts the message back, and the first Resend says what
+  // goes; the second sends. The tab then shows the conversation as it now is.
+  const beforeEdit = new Map();  // message id → the message element its edit form replaced
+  list.addEventListener("click", async (event) => {
+    const link = event.target.closest(".edit-link, .edit-cancel");
+    if (!link) return;
+    const element = link.closest(".message");
+    if (link.matches(".edit-cancel")) {
+      if (!beforeEdit.has(element.dataset.id)) return;  // the no-JS form page: the link goes back
+      event.preventDefault();
+      element.replaceWith(beforeEdit.get(element.dataset.id));
+      beforeEdit.delete(element.dataset.id);
+      return;
+    }
+    event.preventDefault();
+    try {
+      const response = await fetch(link.href.split("#")[0], {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (!response.ok) return showError(await errorText(response));
+      const [editor] = elementsOf((await response.json()).html);
+      beforeEdit.set(element.dataset.id, element);
+      element.replaceWith(editor);
+      editor.querySelector(".edit-form").noValidate = true;  // the second click confirms, not the checkbox
+      editor.querySelector(".confirm-remove")?.setAttribute("hidden", "");
+      const box = editor.querySelector("textarea");
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+    } catch {
+      showError("Could not reach the server.");
+    }
+  });
+
+  function armEdit(form, removes) {
+    const button = form.querySelector('button[type="submit"]');
+    form.dataset.armed = "1";
+    button.textContent = `Remove ${removes} later message${removes === 1 ? "" : "s"} and resend`;
+    button.classList.replace("button-primary", "button-danger");
+  }
+
+  list.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!form.matches(".edit-form")) return;
+    event.preventDefault();
+    const removes = Number(form.elements.removes.value);
+    const errorLine = form.querySelector(".edit-error");
+    const button = form.querySelector('button[type="submit"]');
+    if (removes > 0 && !form.dataset.armed) return armEdit(form, removes);
+    if (form.dataset.posting) return;  // a double click resends once
+    form.dataset.posting = "1";
+    button.disabled = true;
+    const body = new FormData(form);
+    if (form.dataset.armed) body.set("confirm_remove", "yes");
+    try {
+      const response = await post(form.action, body);
+      if (response.ok) {
+        beforeEdit.delete(form.closest(".message").dataset.id);
+        if (list.hasAttribute("data-earlier")) return void (location.href = list.dataset.latestUrl);
+        await catchUp();  // every message from the edited one on is new: the latest window replaces the list
+        scrollToEnd();
+        textarea.focus();
+        return;
+      }
+      const answer = await response.json().catch(() => ({}));
+      errorLine.textContent = answer.error || `The server answered ${response.status}.`;
+      errorLine.hidden = false;
+      if (answer.removes) {  // more messages follow it than the form said: say so, and ask again
+        form.elements.removes.value = answer.removes;
+        const warning = form.querySelector(".edit-warning");
+        if (warning) warning.textContent = answer.error;
+        armEdit(form, answer.removes);
+      }
+    } catch {
+      errorLine.textContent = "Could not reach the server; your text is still in the box.";
+      errorLine.hidden = false;
+    } finally {
+      delete form.dataset.posting;
+      button.disabled = false;
+    }
+  });
+
   // Live events of this session (payloads: prompt_tracker/turns/live.py).
   const ours = (payload) => payload.playground === playground;
   const handlers = {

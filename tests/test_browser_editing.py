@@ -1,0 +1,88 @@
+"""Editing in a real Chromium: edit a user message and resend, with and without JavaScript."""
+
+import pytest
+
+from .conftest import screenshot
+from .test_browser import second_tab, wait_until_live
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def send_and_wait(page, text, replies):
+    page.fill("#content", text)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.message-assistant[data-status=\"done\"]').length === {replies}",
+        timeout=20_000,
+    )
+
+
+def test_edit_a_user_message_and_resend(fake_openai, page, live_server, start_worker):
+    start_worker()
+    page.goto(live_server + "/playground")
+    page.select_option("#provider", "openai")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    send_and_wait(page, "Name a colour", 1)
+    send_and_wait(page, "And another", 2)
+    other = second_tab(page)
+    other.goto(live_server + "/playground")
+    wait_until_live(other)
+
+    first = page.locator(".message-user").first
+    first.locator("text=Edit").click()
+    editor = page.locator(".edit-form textarea")
+    assert editor.input_value() == "Name a colour"
+    assert page.evaluate("document.activeElement.matches('.edit-form textarea')")
+    assert "removes the 3 messages after this one" in page.inner_text(".edit-form")
+    editor.fill("Name a fruit")
+    page.click(".edit-form button[type=submit]")
+    # the first click only says what goes; nothing is sent yet
+    page.wait_for_selector(".edit-form button:has-text('Remove 3 later messages and resend')")
+    assert page.locator(".message").count() == 4
+    screenshot(page, "30-edit-confirm")
+    page.dblclick(".edit-form button[type=submit]")  # a double click resends once
+    page.wait_for_function("() => document.querySelectorAll('.message').length === 2")
+    page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
+    assert page.inner_text(".message-user .body") == "Name a fruit"
+    assert fake_openai.requests[-1].body["messages"] == [{"role": "user", "content": "Name a fruit"}]
+    assert len(fake_openai.requests) == 3
+    assert page.inner_text("#message-count") == "2 messages"
+    screenshot(page, "31-edit-resent")
+    # the other tab of the session shows the edited conversation without a reload
+    other.wait_for_function("() => document.querySelectorAll('.message').length === 2")
+    assert other.inner_text(".message-user .body") == "Name a fruit"
+    assert other.errors == []
+
+    # Cancel puts the message back as it was; on a phone the form fits the screen
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.locator(".message-user").first.locator("text=Edit").click()
+    page.wait_for_selector(".edit-form")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "32-edit-phone")
+    page.click(".edit-form >> text=Cancel")
+    assert page.locator(".edit-form").count() == 0 and page.inner_text(".message-user .body") == "Name a fruit"
+
+
+def test_edit_and_resend_without_javascript(chromium, live_server, start_worker):
+    start_worker()
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live_server + "/playground")
+    page.fill("#content", "no script here")
+    page.click("button:has-text('Send')")
+    page.wait_for_selector("text=You said: no script here", timeout=20_000)
+    page.click(".message-user >> text=Edit")
+    page.wait_for_selector(".edit-form")
+    assert "removes the 1 message after this one" in page.inner_text(".edit-form")
+    page.fill(".edit-form textarea", "   ")
+    page.check(".edit-form input[name=confirm_remove]")
+    page.click(".edit-form button[type=submit]")
+    page.wait_for_selector(".edit-form >> text=Type a message before sending.")
+    page.fill(".edit-form textarea", "still no script")
+    page.check(".edit-form input[name=confirm_remove]")
+    screenshot(page, "33-edit-no-js")
+    page.click(".edit-form button[type=submit]")
+    page.wait_for_selector("text=You said: still no script", timeout=20_000)
+    assert page.locator(".message").count() == 2
+    context.close()
