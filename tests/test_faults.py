@@ -85,6 +85,7 @@ def test_sessions_redis_down_gives_503_pages_stores_nothing_and_recovers(servers
         "status": "unavailable",
         "workers": 0,
         "redis": {"sessions": "down: ConnectionError", "jobs": "ok", "socketio": "ok"},
+        "database": "ok",
     }
 
     sessions.start()

@@ -75,6 +75,18 @@ def test_a_database_that_is_down_gives_a_503_page_and_the_standalone_playground_
         "error": "The prompt database is not reachable right now, so prompts cannot be shown or saved. "
         "Nothing was changed; try again in a moment. The standalone playground keeps working."
     }
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["database"] == "down: OperationalError"
+    assert health.get_json()["status"] == "unavailable"
+
+
+def test_healthz_reports_the_database(counted_app):
+    app, statements = counted_app
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 200
+    assert health.get_json()["database"] == "ok"
+    assert statements == ["SELECT 1"]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

@@ -1,4 +1,4 @@
-"""``/healthz``: each Redis use's state and the live RQ workers, within about a second whatever hangs.
+"""``/healthz``: each Redis use's state, the database's and the live RQ workers, within about a second whatever hangs.
 
 The checks run in parallel threads and the answer waits at most ``CHECK_SECONDS`` for them: a
 stopped or paused Redis is reported as down instead of holding the load balancer's request.
@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import redis
 from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from ..extensions import services
+from ..extensions import db, services
 from ..services import connect
 
 bp = Blueprint("health", __name__)
@@ -38,6 +40,16 @@ def check(client) -> str:
         return f"down: {error.__class__.__name__}"
 
 
+def check_database(engine) -> str:
+    """Return "ok", or the error that a ``SELECT 1`` raised (prompts and users live there)."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return "ok"
+    except SQLAlchemyError as error:
+        return f"down: {error.__class__.__name__}"
+
+
 def live_workers(client) -> int | None:
     """RQ workers whose registration has not expired (RQ's set keeps dead ones until it cleans up); None if unknown."""
     try:
@@ -54,13 +66,19 @@ def live_workers(client) -> int | None:
 def healthz():
     clients = {"sessions": services.session_redis, "jobs": services.jobs_redis, "socketio": _socketio_redis()}
     futures = {name: _checks.submit(check, client) for name, client in clients.items() if client is not None}
+    database = _checks.submit(check_database, db.engine)
     workers = _checks.submit(live_workers, services.jobs_redis)
-    wait([*futures.values(), workers], timeout=CHECK_SECONDS)
-    states = {
-        name: future.result() if future.done() else f"down: no answer within {CHECK_SECONDS} s"
-        for name, future in futures.items()
-    }
-    healthy = all(state == "ok" for state in states.values())
+    wait([*futures.values(), database, workers], timeout=CHECK_SECONDS)
+
+    def state(future) -> str:
+        return future.result() if future.done() else f"down: no answer within {CHECK_SECONDS} s"
+
+    states = {name: state(future) for name, future in futures.items()}
+    database_state = state(database)
+    healthy = database_state == "ok" and all(value == "ok" for value in states.values())
     return jsonify(
-        status="ok" if healthy else "unavailable", redis=states, workers=workers.result() if workers.done() else None
+        status="ok" if healthy else "unavailable",
+        redis=states,
+        database=database_state,
+        workers=workers.result() if workers.done() else None,
     ), 200 if healthy else 503
