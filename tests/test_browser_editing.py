@@ -86,3 +86,38 @@ def test_edit_and_resend_without_javascript(chromium, live_server, start_worker)
     page.wait_for_selector("text=You said: still no script", timeout=20_000)
     assert page.locator(".message").count() == 2
     context.close()
+
+
+@pytest.fixture
+def openai_at_its_own_endpoint(monkeypatch):
+    """OpenAI with a key and no base URL: the price data knows its context windows (no worker runs)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-used")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+def test_a_send_that_may_not_fit_the_context_window_asks_for_a_second_send(
+    openai_at_its_own_endpoint, chromium, live_server
+):
+    # Not the ``page`` fixture: Chromium logs the 409 answer of the first Send as a console error.
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(live_server + "/playground")
+    page.select_option("#provider", "openai")
+    page.fill("#model", "gpt-4")  # an 8,192-token window
+    page.fill("#max_tokens", "4000")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    page.click("summary:has-text('Add a message without sending')")
+    page.fill("#add-content", "long context " * 2_500)
+    page.click("button:has-text('Add message')")
+    page.wait_for_selector(".message-user")
+    page.fill("#content", "Summarise the above")
+    page.click("#composer button:has-text('Send')")
+    page.wait_for_selector("#composer-error:has-text('This may not fit gpt-4')")
+    assert "(an estimate:" in page.inner_text("#composer-error")
+    assert page.input_value("#content") == "Summarise the above" and page.locator(".message").count() == 1
+    screenshot(page, "34-context-warning")
+    page.click("#composer button:has-text('Send')")  # the second Send goes ahead
+    page.wait_for_function("() => document.querySelectorAll('.message').length === 3")
+    assert page.input_value("#content") == "" and page.is_hidden("#composer-error")
+    context.close()

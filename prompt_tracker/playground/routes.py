@@ -56,6 +56,7 @@ from ..sessions.conversation_edits import (
 from ..turns import live
 from ..turns.edit import MessageGone, edit_and_resend
 from . import bp
+from .context import overflow_warning
 from .forms import MessageForm, SettingsForm
 
 # /playground is the standalone playground; the same views serve /prompts/<slug>/playground.
@@ -73,10 +74,11 @@ def back_to_page(anchor: str | None = None):
     return redirect(url_for(".index", _anchor=anchor), 303)
 
 
-def render_playground(message_form=None, settings_form=None, status=200, editing=None, end=None):
+def render_playground(message_form=None, settings_form=None, status=200, editing=None, end=None, overflow=None):
     """Render the page: settings, the latest window of the conversation, the composer.
 
-    ``editing`` (an EditState) shows that user message as an edit form; ``end`` overrides ``?before=``.
+    ``editing`` (an EditState) shows that user message as an edit form; ``end`` overrides ``?before=``;
+    ``overflow`` is the context-window warning the composer shows (its next Send confirms it).
     """
     settings = current_settings(session)
     end = request.args.get("before", type=int) if end is None else end
@@ -113,6 +115,7 @@ def render_playground(message_form=None, settings_form=None, status=200, editing
         playground=g.playground,
         settings_digest=live.settings_digest(settings),
         editing=editing,
+        overflow=overflow,
     ), status
 
 
@@ -171,6 +174,12 @@ def send():
     try:
         settings = settings_to_send(current_settings(session))
         check_spend(settings)
+        if not request.form.get("confirm_overflow"):
+            warning = overflow_warning(
+                services.store, session.store_id, g.playground, settings, form.content.data or ""
+            )
+            if warning:  # likely too long for the model: the same Send again goes ahead
+                return refuse_send(form, warning, 409, overflow=True)
         sent, placeholder = turns.send_message(
             session.store_id,
             g.playground,
@@ -223,10 +232,16 @@ def announce_appended(sent, reply) -> None:
     )
 
 
-def refuse_send(form, error: str, status: int):
-    """Answer a refused send with a sentence, keeping what the user typed in the composer."""
+def refuse_send(form, error: str, status: int, overflow: bool = False):
+    """Answer a refused send with a sentence, keeping what the user typed in the composer.
+
+    ``overflow``: the message may not fit the context window; the composer says so and a second
+    Send confirms it.
+    """
     if wants_json():
-        return jsonify(error=error), status
+        return (jsonify(error=error, overflow=True) if overflow else jsonify(error=error)), status
+    if overflow:
+        return render_playground(message_form=form, status=status, overflow=error)
     flash(error, "error")
     # Render rather than redirect, so the text the user typed stays in the composer.
     return render_playground(message_form=form, status=status)

@@ -156,6 +156,15 @@
     field.value = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
+  // The context-window warning's second Send: a hidden field the server reads as "send it anyway".
+  function confirmOverflow(on) {
+    let field = composer.querySelector('input[name="confirm_overflow"]');
+    if (on && !field) {
+      field = Object.assign(document.createElement("input"), { type: "hidden", name: "confirm_overflow", value: "1" });
+      composer.append(field);
+    } else if (!on) field?.remove();
+  }
+
   // Send: once per message (a second Ctrl+Enter while the first is on its way does nothing); the text
   // stays in the box until the server has stored it.
   composer.addEventListener("submit", async (event) => {
@@ -166,6 +175,7 @@
     button.disabled = true;
     try {
       const response = await post(composer.action, new FormData(composer));
+      if (response.ok) confirmOverflow(false);
       if (response.status === 202) {
         const data = await response.json();
         showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
@@ -179,7 +189,10 @@
         renewClientToken();
         catchUp();
       } else {
-        showError(await errorText(response));
+        const answer = await response.json().catch(() => ({}));
+        showError(answer.error || `The server answered ${response.status}.`);
+        // It may not fit the context window: the next Send of this text goes ahead.
+        if (answer.overflow) confirmOverflow(true);
       }
     } catch {
       showError("Could not reach the server; your message is still in the box.");
