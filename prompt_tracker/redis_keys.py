@@ -37,6 +37,16 @@ def conversation_key(prefix: str, store: str, playground: str) -> str:
     return f"{prefix}{{{store}}}:conversation:{playground}"
 
 
+# A playground's companion conversations (Compare, Replay) are conversations of their own, named
+# after it: "standalone~replay". "~" never occurs in a playground name, so the pair cannot clash.
+COMPANION_KINDS = ("compare", "replay")
+
+
+def companion_playground(playground: str, kind: str) -> str:
+    """The playground name of ``playground``'s companion conversation ``kind`` (compare or replay)."""
+    return f"{playground}~{kind}"
+
+
 def partial_key(prefix: str, store: str, message_id: str) -> str:
     """Key of the text a reply has streamed so far (APPEND per flush; gone when the reply ends)."""
     return f"{prefix}{{{store}}}:partial:{message_id}"

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("playground", __name__, url_prefix="/playground", template_folder="templates")
 
-from . import events, routes  # noqa: E402,F401  (registers the views and socket handlers)
+from . import events, routes, workbench  # noqa: E402,F401  (registers the views and socket handlers)

@@ -55,6 +55,7 @@ from ..sessions.conversation_edits import (
 )
 from ..turns import live
 from ..turns.edit import MessageGone, edit_and_resend
+from ..workbench import compare
 from . import bp
 from .context import overflow_warning
 from .forms import MessageForm, SettingsForm
@@ -162,8 +163,14 @@ def check_spend(settings) -> None:
 
 
 # One rate for everything that calls a model (send, retry), per user: they share a budget too.
+# A send counts twice while Compare is on (two replies); Compare and Replay share the rate too.
 send_rate = limiter.shared_limit(
-    sends_limit, scope="sends", key_func=user_key, methods=["POST"], on_breach=too_many_sends
+    sends_limit,
+    scope="sends",
+    key_func=user_key,
+    methods=["POST"],
+    cost=compare.replies_per_send,
+    on_breach=too_many_sends,
 )
 
 
@@ -180,6 +187,7 @@ def send():
             )
             if warning:  # likely too long for the model: the same Send again goes ahead
                 return refuse_send(form, warning, 409, overflow=True)
+        second = compare.prepare(session, current_settings(session))  # Compare on: checked before anything is stored
         sent, placeholder = turns.send_message(
             session.store_id,
             g.playground,
@@ -211,6 +219,8 @@ def send():
         return back_to_page()
     session.add_playground(g.playground)
     session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
+    if second is not None:
+        compare.mirror(session.store_id, g.playground, sent, second, current_app.session_interface.keys_of(session))
     if wants_json():
         reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
@@ -378,6 +388,8 @@ def variables():
 @bp.post("/reset")
 def reset():
     turns.reset_conversation(session.store_id, g.playground)  # publishes conversation.reset
+    if compare.compare_choice(session, g.playground) is not None:
+        compare.reset_companion(session.store_id, g.playground)  # the second model starts afresh too
     flash("Conversation cleared.", "info")
     return back_to_page()
 

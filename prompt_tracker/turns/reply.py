@@ -48,7 +48,12 @@ def run_reply(message_id: str, attempt: int) -> str:
     if ticket is None:
         return "skipped"
     with Heartbeat(message_id):
-        return _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user)
+        outcome = _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user)
+    if ticket.replay_until is not None:
+        from ..workbench.replay import after_reply  # imported here: the workbench builds on turns
+
+        after_reply(ticket, message_id, outcome)
+    return outcome
 
 
 def _write(store: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None) -> str:

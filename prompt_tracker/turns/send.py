@@ -74,13 +74,24 @@ def send_message(
     return sent, placeholder
 
 
-def enqueue_reply(store: str, playground: str, reply: Message, settings: PlaygroundSettings) -> None:
-    """Write the reply's ticket and queue its job; if the queue is down, mark the reply failed (with Retry)."""
+def enqueue_reply(
+    store: str, playground: str, reply: Message, settings: PlaygroundSettings, replay_until: str | None = None
+) -> None:
+    """Write the reply's ticket and queue its job; if the queue is down, mark the reply failed (with Retry).
+
+    ``replay_until`` marks a replay's reply (see ``Ticket.replay_until``).
+    """
     config = current_app.config
     try:
         write_ticket(
             reply.id,
-            Ticket(store=store, playground=playground, settings=settings, user=g.get("user_name")),
+            Ticket(
+                store=store,
+                playground=playground,
+                settings=settings,
+                user=g.get("user_name"),
+                replay_until=replay_until,
+            ),
             seconds=config["JOB_TIMEOUT"] + 3600,
         )
         services.queue.enqueue(

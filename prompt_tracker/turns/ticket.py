@@ -18,6 +18,9 @@ class Ticket(msgspec.Struct, kw_only=True):
     playground: str
     settings: PlaygroundSettings
     user: str | None = None  # whose budget the reply's cost counts against
+    # Set on a replay's reply: the last user turn (its id in the original) the replay runs to;
+    # when this reply is done the worker sends the next turn (``workbench.replay.after_reply``).
+    replay_until: str | None = None
 
 
 def write_ticket(message_id: str, ticket: Ticket, seconds: int) -> None:

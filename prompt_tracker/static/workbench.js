@@ -1,0 +1,151 @@
+// Prompt Tracker, Compare and Replay pages: replies stream live in their columns; when a reply ends or
+// a turn is added, the rows are fetched again from the server (events are hints, the rows the record).
+// Without JavaScript the pages work too: forms post and redirect, and an open reply refreshes the page.
+(() => {
+  "use strict";
+  const box = document.getElementById("workbench");
+  if (!box) return;
+  const playgrounds = box.dataset.playgrounds.split(",");
+  const errorBox = document.getElementById("workbench-error");
+  const composer = document.getElementById("composer");
+  const OPEN = ["pending", "streaming"];
+  const item = (id) => document.getElementById("m-" + id);
+
+  function showError(text) {
+    errorBox.textContent = text || "";
+    errorBox.hidden = !text;
+  }
+
+  // One fetch of the rows at a time; an event during it asks for one more afterwards.
+  let refreshing = null;
+  let again = false;
+  async function refresh() {
+    if (refreshing) { again = true; return refreshing; }
+    refreshing = (async () => {
+      try {
+        do {
+          again = false;
+          const response = await fetch(box.dataset.rowsUrl, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+          if (response.ok) box.innerHTML = await response.text();
+        } while (again);
+      } catch {
+        // offline: the next reconnect or event tries again
+      } finally {
+        refreshing = null;
+      }
+    })();
+    return refreshing;
+  }
+
+  async function post(url, body) {
+    return fetch(url, {
+      method: "POST", body, credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": box.dataset.csrf },
+    });
+  }
+
+  async function errorText(response) {
+    try { return (await response.json()).error; } catch { return `The server answered ${response.status}.`; }
+  }
+
+  // Stop, Retry and the replay's own buttons, in place.
+  box.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!form.matches(".stop-form, .retry-form, .workbench-action")) return;
+    event.preventDefault();
+    const button = form.querySelector("button");
+    if (button) button.disabled = true;
+    try {
+      const response = await post(form.action, new FormData(form));
+      showError(response.ok ? "" : await errorText(response));
+    } catch {
+      showError("Could not reach the server.");
+    }
+    refresh();
+  });
+
+  // The Compare page's composer: the message goes to both models (the server's send does that).
+  if (composer) {
+    const textarea = composer.querySelector("textarea");
+    let sending = false;
+    composer.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (sending) return;
+      sending = true;
+      try {
+        const response = await post(composer.action, new FormData(composer));
+        if (response.ok) {
+          textarea.value = "";
+          showError("");
+          const bytes = crypto.getRandomValues(new Uint8Array(16));
+          composer.querySelector('input[name="client_token"]').value =
+            btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+          refresh();
+        } else {
+          showError(await errorText(response));
+        }
+      } catch {
+        showError("Could not reach the server; your message is still in the box.");
+      } finally {
+        sending = false;
+        textarea.focus();
+      }
+    });
+    textarea.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        composer.requestSubmit();
+      }
+    });
+  }
+
+  const ours = (payload) => playgrounds.includes(payload.playground);
+  const handlers = {
+    "message.appended": (payload) => ours(payload) && refresh(),
+    "message.started": ({ id }) => {
+      const element = item(id);
+      if (!element) return;
+      element.dataset.status = "streaming";
+      element.classList.replace("status-pending", "status-streaming");
+      const typing = element.querySelector(".typing");
+      if (typing) typing.textContent = "writing…";
+    },
+    // As on the playground: ``offset`` makes a delta safe to see twice; a gap fetches the rows.
+    "message.delta": ({ id, text, offset }) => {
+      const live = item(id)?.querySelector(".live");
+      if (!live) return;
+      const shown = [...live.textContent].length;
+      if (offset === undefined) live.textContent += text;
+      else if (offset > shown) refresh();
+      else live.textContent += [...text].slice(shown - offset).join("");
+    },
+    "message.done": (payload) => (ours(payload) || item(payload.id)) && refresh(),
+    "message.failed": (payload) => (ours(payload) || item(payload.id)) && refresh(),
+    "message.stopped": (payload) => (ours(payload) || item(payload.id)) && refresh(),
+    "conversation.reset": (payload) => ours(payload) && refresh(),
+  };
+
+  const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
+  let retryDelay = 1000;
+  function retryLater() {
+    setTimeout(() => { if (!socket.connected) socket.connect(); }, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
+  }
+  socket.on("connect", () => { retryDelay = 1000; refresh(); });
+  socket.on("connect_error", () => { if (!socket.active) retryLater(); });
+  socket.on("disconnect", () => { if (!socket.active) retryLater(); });
+  Object.entries(handlers).forEach(([name, handler]) => socket.on(name, handler));
+
+  // While the socket is down, look again every few seconds if a reply is open.
+  setInterval(() => {
+    if (!socket.connected && [...box.querySelectorAll(".message")].some((element) => OPEN.includes(element.dataset.status))) refresh();
+  }, 3000);
+
+  // Switching provider offers that provider's models (the model field stays free text).
+  const provider = document.getElementById("choice-provider");
+  const model = document.getElementById("choice-model");
+  provider?.addEventListener("change", () => {
+    const options = [...document.querySelectorAll(`#choice-models option[data-provider="${provider.value}"]`)];
+    if (options.length && !options.some((option) => option.value === model.value)) model.value = options[0].value;
+  });
+})();

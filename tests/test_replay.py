@@ -1,0 +1,289 @@
+"""Replay on the test config (inline jobs): turns in order with the replay's own history, the diff, limits."""
+
+import re
+
+import pytest
+
+from prompt_tracker import create_app
+from prompt_tracker.extensions import services
+from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.redis_keys import conversation_key, open_replies_key
+from prompt_tracker.workbench.replay import plan
+from prompt_tracker.workbench.text_diff import similarity, word_diff
+
+from .conftest import Playground
+
+REPLAY = STANDALONE + "~replay"
+PREFIX = "prompt_tracker:session:"
+
+
+def start(playground, **fields):
+    data = {"provider": "echo", "model": "echo-1", "csrf_token": playground.token(), **fields}
+    return playground.client.post("/playground/replay", data=data)
+
+
+def conversation(app, playground, name=STANDALONE):
+    with app.app_context():
+        return services.store.all(playground.store(), name)
+
+
+def raw_list(app, playground, name=STANDALONE):
+    with app.app_context():
+        return services.store.redis.lrange(conversation_key(PREFIX, playground.store(), name), 0, -1)
+
+
+def sentence(html: str) -> str:
+    return re.search(r'class="replay-sentence"[^>]*>([^<]*)<', html).group(1)
+
+
+def test_a_replay_runs_the_turns_in_order_with_its_own_history_and_leaves_the_original_untouched(app, playground):
+    for text in ("one", "two", "three"):
+        playground.send(text)
+    original = raw_list(app, playground)
+    playground.save_settings(system_prompt="Be brief.")  # the replay runs with the new system prompt
+
+    assert start(playground).status_code == 303
+
+    replayed = conversation(app, playground, REPLAY)
+    assert [(m.role, m.status) for m in replayed] == [("user", "done"), ("assistant", "done")] * 3
+    assert [m.content for m in replayed if m.role == "user"] == ["one", "two", "three"]
+    # Each turn was sent with the replay's history: its user turns and its new replies so far.
+    replies = [m for m in replayed if m.role == "assistant"]
+    assert [m.content for m in replies] == [
+        f"You said: {text}\n\n(system prompt: 9 characters; turn {number})"
+        for number, text in enumerate(("one", "two", "three"), 1)
+    ]
+    assert replies[2].request["body"]["messages"] == [
+        ["user", "one"],
+        ["assistant", replies[0].content],
+        ["user", "two"],
+        ["assistant", replies[1].content],
+        ["user", "three"],
+    ]
+    assert raw_list(app, playground) == original  # byte for byte
+
+    html = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert sentence(html) == "Replay finished: 3 turns."
+    assert html.count('class="turn"') == 3
+    assert "<ins" in html and "system prompt: 9 characters; turn 1" in html
+
+
+def test_the_diff_is_escaped_and_marks_what_changed():
+    pieces = word_diff("Say <b>hi</b> to Ada", "Say <b>hello</b> to Ada")
+    assert [(p.kind, p.text) for p in pieces] == [
+        ("same", "Say <b>"),
+        ("removed", "hi"),
+        ("added", "hello"),
+        ("same", "</b> to Ada"),
+    ]
+    assert similarity(word_diff("same text", "same text")) == 1.0
+    assert 0 < similarity(pieces) < 1
+
+
+def test_the_page_escapes_reply_text_in_the_diff(app, playground):
+    playground.send("<script>alert(1)</script>")
+    playground.save_settings(system_prompt="x")
+    start(playground)
+    html = playground.client.get("/playground/replay/rows").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert re.search(r"<ins [^>]*>[^<]*system prompt: 1 characters", html)
+
+
+def test_system_text_and_hand_written_examples_are_copied_not_replayed(app, playground):
+    token = playground.token()
+    for role, text in (("system", "Answer in French."), ("user", "I loved it"), ("assistant", "positive")):
+        playground.client.post("/playground/messages/add", data={"role": role, "content": text, "csrf_token": token})
+    playground.send("It was awful")
+    turns = plan(conversation(app, playground))
+    assert [turn.user.content for turn in turns] == ["It was awful"]
+    start(playground)
+    replayed = conversation(app, playground, REPLAY)
+    assert [(m.role, m.content) for m in replayed[:4]] == [
+        ("system", "Answer in French."),
+        ("user", "I loved it"),
+        ("assistant", "positive"),
+        ("user", "It was awful"),
+    ]
+    assert replayed[4].request["body"]["messages"] == [
+        ["system", "Answer in French."],
+        ["user", "I loved it"],
+        ["assistant", "positive"],
+        ["user", "It was awful"],
+    ]
+
+
+def test_reset_of_the_replay_deletes_only_the_replay(app, playground):
+    playground.send("one")
+    original = raw_list(app, playground)
+    start(playground)
+    assert conversation(app, playground, REPLAY)
+    response = playground.client.post("/playground/replay/reset", data={"csrf_token": playground.token()})
+    assert response.status_code == 303
+    assert conversation(app, playground, REPLAY) == []
+    assert raw_list(app, playground) == original
+    assert sentence(playground.client.get("/playground/replay").get_data(as_text=True)) == "No replay yet."
+
+
+def test_the_replay_is_a_conversation_of_the_session(app, playground):
+    playground.send("one")
+    start(playground)
+    keys = app.session_interface.keys_of
+    with app.test_request_context(headers={"Cookie": f"_prompt_tracker_session={playground.sid()}"}):
+        from flask import session
+
+        assert conversation_key(PREFIX, playground.store(), REPLAY) in keys(session)
+    # Purged, refreshed and moved with the session's other keys: same prefix, same hash tag.
+    assert conversation_key(PREFIX, playground.store(), REPLAY).startswith(f"{PREFIX}{{{playground.store()}}}")
+
+
+def test_nothing_to_replay_is_a_sentence(playground):
+    response = start(playground)
+    assert response.status_code == 422
+    assert "Nothing to replay" in response.get_data(as_text=True)
+
+
+def test_a_failed_turn_halts_the_replay_and_continue_runs_the_rest(app, playground, fake_openai):
+    for text in ("one", "two", "three"):
+        playground.send(text)
+    fake_openai.script.status = 500
+    start(playground, provider="openai", model="gpt-4o-mini")
+    replayed = conversation(app, playground, REPLAY)
+    assert [(m.role, m.status) for m in replayed] == [("user", "done"), ("assistant", "failed")]
+    html = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert sentence(html).startswith("Halted at turn 1 of 3:")
+    assert "Continue" in html
+    calls = fake_openai.stream_requests()
+
+    fake_openai.script.status = 200
+    response = playground.client.post("/playground/replay/continue", data={"csrf_token": playground.token()})
+    assert response.status_code == 303
+    replayed = conversation(app, playground, REPLAY)
+    assert [(m.role, m.status) for m in replayed] == [("user", "done"), ("assistant", "done")] * 3
+    assert fake_openai.stream_requests() == calls + 3  # one call per turn
+    assert sentence(playground.client.get("/playground/replay").get_data(as_text=True)) == "Replay finished: 3 turns."
+
+
+# --- limits: the same per-user rate, budget, allow-list and open-replies cap as a send ----------
+
+
+def limited(overrides):
+    app = create_app("test", overrides)
+    return app, Playground(app.test_client())
+
+
+def test_each_replayed_turn_counts_against_the_send_rate():
+    app, playground = limited({"RATE_LIMIT_SENDS": "5/minute"})
+    for text in ("one", "two", "three"):
+        assert playground.send(text).status_code == 303
+    response = start(playground)  # 3 more replies: 6 > 5
+    assert response.status_code == 429
+    assert "Too many messages: the limit is 5 per 1 minute." in response.get_data(as_text=True)
+    assert conversation(app, playground, REPLAY) == []
+
+
+def test_a_replay_longer_than_the_whole_limit_says_so():
+    app, playground = limited({"RATE_LIMIT_SENDS": "2/minute"})
+    token = playground.token()
+    for role, text in (("user", "one"), ("user", "two"), ("user", "three")):
+        playground.client.post("/playground/messages/add", data={"role": role, "content": text, "csrf_token": token})
+    response = playground.client.post(
+        "/playground/replay",
+        data={"provider": "echo", "model": "echo-1", "csrf_token": token},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 429
+    assert (
+        "This replay needs 3 replies, more than your limit of 2 per 1 minute allows at once"
+        in response.get_json()["error"]
+    )
+    assert conversation(app, playground, REPLAY) == []
+
+
+def test_a_model_off_the_allow_list_is_refused():
+    app, playground = limited({"ALLOWED_MODELS": ["echo:*"]})
+    playground.send("one")
+    response = start(playground, provider="openai", model="gpt-4o")
+    assert response.status_code == 422
+    assert "openai / gpt-4o is not allowed here" in response.get_data(as_text=True)
+    assert conversation(app, playground, REPLAY) == []
+
+
+def test_the_open_replies_cap_refuses_a_replay_with_nothing_queued():
+    app, playground = limited({"MAX_OPEN_REPLIES": 2})
+    playground.send("one")
+    with app.app_context():  # two replies of the session being written elsewhere
+        services.store.redis.zadd(
+            open_replies_key(PREFIX, playground.store()), {"standalone:a": 9e12, "standalone:b": 9e12}
+        )
+    response = start(playground)
+    assert response.status_code == 429
+    assert "being written" in response.get_data(as_text=True)
+    assert conversation(app, playground, REPLAY) == []
+
+
+@pytest.mark.parametrize("budget_left", [False, True])
+def test_the_daily_budget_refuses_a_replay_or_halts_it_with_a_sentence(budget_left):
+    # Echo is unpriced: its tokens count against DAILY_BUDGET_TOKENS (18 for the two sends, 6 for the first replayed turn).
+    app, playground = limited({"DAILY_BUDGET_TOKENS": 20 if budget_left else 5})
+    for text in ("one", "two"):
+        playground.send(text)
+    response = start(playground)
+    if not budget_left:
+        assert response.status_code == 429
+        assert "budget of 5 tokens on models with no known price" in response.get_data(as_text=True)
+        assert conversation(app, playground, REPLAY) == []
+        return
+    assert response.status_code == 303
+    replayed = conversation(app, playground, REPLAY)
+    assert [(m.role, m.status) for m in replayed] == [
+        ("user", "done"),
+        ("assistant", "done"),
+        ("user", "done"),
+        ("assistant", "failed"),
+    ]
+    assert "budget of 20 tokens" in replayed[-1].error
+    html = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert sentence(html).startswith("Halted at turn 2 of 2: You have used today")
+
+
+# --- the real path: a real redis-server, a real worker, the fake OpenAI server ------------------
+
+
+@pytest.mark.integration
+def test_a_three_turn_replay_on_real_workers_runs_in_order_with_one_provider_call_per_turn(
+    live_app, live_playground, start_worker, fake_openai
+):
+    from .conftest import wait_for
+
+    start_worker(), start_worker()  # two workers: the turns must still run one after the other
+    for text in ("one", "two", "three"):
+        assert live_playground.send(text).status_code == 303
+    wait_for(lambda: [m.status for m in conversation(live_app, live_playground)] == ["done"] * 6)
+    original = raw_list(live_app, live_playground)
+    fake_openai.script.reply = "A new answer"
+    fake_openai.script.chunk_delay = 0.01
+
+    token = live_playground.token()
+    form = {"provider": "openai", "model": "gpt-4o-mini", "csrf_token": token, "client_token": "replay-form-1"}
+    assert live_playground.client.post("/playground/replay", data=form).status_code == 303
+    # The same form again (a double click): started once, not restarted.
+    assert live_playground.client.post("/playground/replay", data=form).status_code == 303
+
+    def finished():
+        replayed = conversation(live_app, live_playground, REPLAY)
+        return len(replayed) == 6 and all(m.status == "done" for m in replayed) and replayed
+
+    replayed = wait_for(finished, timeout=30)
+    assert [m.content for m in replayed] == ["one", "A new answer", "two", "A new answer", "three", "A new answer"]
+    assert fake_openai.stream_requests() == 3
+    sent = [[message["content"] for message in request.body["messages"]] for request in fake_openai.requests]
+    assert sent == [
+        ["one"],
+        ["one", "A new answer", "two"],
+        ["one", "A new answer", "two", "A new answer", "three"],
+    ]
+    assert raw_list(live_app, live_playground) == original
+    html = live_playground.client.get("/playground/replay").get_data(as_text=True)
+    assert sentence(html) == "Replay finished: 3 turns."
+    assert html.count('class="word-diff-box"') == 3 and "<del " in html and "<ins " in html
