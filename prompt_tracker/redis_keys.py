@@ -61,9 +61,10 @@ def stop_key(prefix: str, store: str, message_id: str) -> str:
     return f"{prefix}{{{store}}}:stop:{message_id}"
 
 
-def submission_key(prefix: str, store: str, token: str) -> str:
-    """Key that marks a composer submission (its ``client_token``) as sent, so a second one is ignored."""
-    return f"{prefix}{{{store}}}:sent:{token}"
+def submissions_key(prefix: str, store: str) -> str:
+    """Sorted set of the session's recent composer submissions (``client_token``, scored by when they
+    are forgotten), so the same submission arriving twice is sent once. One key, deleted with the session."""
+    return f"{prefix}{{{store}}}:sent"
 
 
 def open_replies_key(prefix: str, store: str) -> str:
@@ -111,7 +112,7 @@ def parse_key(prefix: str, key: str) -> tuple[str, str | None] | None:
     pattern = _KEY_RE_CACHE.get(prefix)
     if pattern is None:
         pattern = re.compile(
-            re.escape(prefix) + r"\{([A-Za-z0-9_-]+)\}(?::conversation:(.+)|:(open|(?:partial|stop|sent):.+))?$"
+            re.escape(prefix) + r"\{([A-Za-z0-9_-]+)\}(?::conversation:(.+)|:(open|sent|(?:partial|stop):.+))?$"
         )
         _KEY_RE_CACHE[prefix] = pattern
     match = pattern.match(key)

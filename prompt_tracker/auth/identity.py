@@ -141,7 +141,7 @@ def sign_out() -> None:
     disconnect_sockets(session.store_id)
     if current_app.config["AUTH_MODE"] == "accounts":
         logout_user()
-    session.clear()
+    current_app.session_interface.end(session)
 
 
 def socket_user_allowed() -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..messages import Message, decode_message, encode_message
-from ..redis_keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submission_key
+from ..redis_keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submissions_key
 
 # KEYS: conversation, open set, then the session's other keys (blob, other conversations), whose
 # expiry is pushed too (they share the {store id} hash slot).
@@ -96,6 +96,14 @@ end
 return {1, 0}
 """
 
+# A composer submission, once. KEYS: the session's submissions. ARGV: token, now, forget at, seconds.
+_MARK = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
 # Reset. KEYS: conversation, open set. ARGV: playground, partial prefix, stop prefix, stop ttl.
 # Sets the stop key of every open reply of the playground first, then unlinks the conversation and
 # those replies' partials. Returns the ids of the replies that were open.
@@ -167,6 +175,7 @@ class ConversationStore:
         self._change = redis.register_script(_CHANGE)
         self._flush = redis.register_script(_FLUSH)
         self._clear = redis.register_script(_CLEAR)
+        self._mark = redis.register_script(_MARK)
 
     def key(self, store: str, playground: str) -> str:
         """Redis key of one conversation."""
@@ -365,12 +374,17 @@ class ConversationStore:
         return bool(existed), [_text(message_id) for message_id in stopped]
 
     def mark_submission(self, store: str, token: str, seconds: int = 600) -> bool:
-        """Record a composer submission; False if that submission was already recorded (sent twice)."""
-        return bool(self.redis.set(submission_key(self.key_prefix, store, token), 1, nx=True, ex=seconds))
+        """Record a composer submission for ``seconds``; False if it was already recorded (sent twice)."""
+        now = time.time()
+        return bool(self._mark(keys=[self.submissions_key(store)], args=[token, now, now + seconds, seconds]))
 
     def forget_submission(self, store: str, token: str) -> None:
         """Forget a submission that was refused, so that sending it again works."""
-        self.redis.delete(submission_key(self.key_prefix, store, token))
+        self.redis.zrem(self.submissions_key(store), token)
+
+    def submissions_key(self, store: str) -> str:
+        """Key of the session's recent composer submissions."""
+        return submissions_key(self.key_prefix, store)
 
     def move_session(self, old: str, new: str, playgrounds: Iterable[str]) -> None:
         """Move a session's conversations from store id ``old`` to ``new``; drop its other keys (partials, open replies).

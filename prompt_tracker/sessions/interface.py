@@ -267,6 +267,22 @@ class PlaygroundSessionMixin:
         session.stored = True
         session.modified = True  # so the response sets the new cookie
 
+    def end(self, session: PlaygroundSession) -> None:
+        """Sign-out: delete every key of the session and give it a new id, so that nothing the id
+        named survives and what this request still writes (a flashed notice) starts a new session.
+
+        Call after the conversations' replies were stopped (``turns.reset_conversation``).
+        """
+        session.ensure_loaded()
+        store = session.store_id
+        blob_key, *others = self.keys_of(session)
+        self._blob_delete(blob_key)
+        self.store.redis.unlink(*others, self.store.open_key(store), self.store.submissions_key(store))
+        session.clear()
+        session.sid = self._new_sid()
+        session.original = {}
+        session.modified = True  # saved if something is written after; else the cookie is deleted
+
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
         """Return the session named by the cookie, to be read from the store on first use."""
         sid = request.cookies.get(self.get_cookie_name(app))

@@ -1,0 +1,176 @@
+"""A team deployment on the real path: AUTH_MODE=accounts, users in a real PostgreSQL, the web
+process and a worker on a private Redis. Sign-in and sign-out in Chromium (the session id rotates,
+the old one stops working, sign-out deletes the session's keys), and the per-user limits over real
+HTTP with several users sending at once."""
+
+import subprocess
+import sys
+import threading
+import urllib.parse
+
+import pytest
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from prompt_tracker.redis_keys import store_id
+
+from .conftest import COOKIE, CSRF_RE, ROOT, screenshot, service_env
+from .processes import spawn_worker, stop, wait_for, web_process
+from .test_concurrency import Browser
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "correct horse battery staple"
+USERS = ("alice@example.com", "bob@example.com", "carol@example.com")
+
+
+def flask(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def team_env(real_redis, postgres_server):
+    """Environment of a deployment with accounts: a migrated PostgreSQL database holding three users."""
+    env = {**service_env(real_redis), "AUTH_MODE": "accounts", "DATABASE_URL": postgres_server.create_database()}
+    migrated = flask(env, "db", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    for email in USERS:
+        created = flask(env, "users", "create", email, "--password-stdin", stdin=PASSWORD + "\n")
+        assert created.returncode == 0, created.stderr
+    return env
+
+
+def session_keys(real_redis, sid: str) -> list[bytes]:
+    return list(real_redis.client(2).scan_iter(match=f"*{{{store_id(sid)}}}*"))
+
+
+def sign_in(page, url: str, email: str, password: str = PASSWORD) -> None:
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button:has-text('Sign in')")
+
+
+def session_cookie(context) -> str | None:
+    return next((cookie["value"] for cookie in context.cookies() if cookie["name"] == COOKIE), None)
+
+
+def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, team_env, real_redis, tmp_path):
+    worker = spawn_worker(team_env, tmp_path / "worker.log")
+    try:
+        with web_process(team_env, tmp_path / "web.log") as url:
+            wait_for(lambda: real_redis.client(0).scard("rq:workers") > 0, timeout=60)
+            context = chromium.new_context(viewport={"width": 1280, "height": 800})
+            page = context.new_page()
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+
+            # A page of the app sends an anonymous visitor to the sign-in page, and back after it.
+            page.goto(url + "/playground")
+            assert urllib.parse.urlsplit(page.url).path == "/login"
+            assert "next=%2Fplayground" in page.url or "next=/playground" in page.url
+            screenshot(page, "sign-in-laptop")
+
+            # A wrong password: the generic sentence, the email kept, the password not.
+            sign_in(page, url, USERS[0], "wrong password")
+            page.wait_for_selector(".form-error")
+            assert page.inner_text(".form-error") == "That email and password do not match an account."
+            assert page.input_value("#email") == USERS[0] and page.input_value("#password") == ""
+            before = session_cookie(context)
+            assert before
+
+            sign_in(page, url, USERS[0])
+            page.wait_for_url(url + "/playground")
+            after = session_cookie(context)
+            assert after and after != before  # the id rotated at sign-in
+            assert page.inner_text(".user-name") == USERS[0]
+
+            # The id used before signing in stops working at once: it is a stranger's, sent to sign in.
+            stale = Browser(url, cookie=before).request("GET", "/playground")
+            assert stale.status == 303 and stale.headers["Location"].startswith("/login")
+
+            page.fill("#content", "hello from alice")
+            page.keyboard.press("Control+Enter")
+            page.wait_for_selector(".message-assistant.status-done")
+            assert "You said: hello from alice" in page.inner_text(".message-assistant .body")
+            assert session_keys(real_redis, after)  # blob and conversation
+
+            # Another user, another browser: none of alice's conversation.
+            other = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            phone = other.new_page()
+            phone.goto(url + "/playground")
+            screenshot(phone, "sign-in-phone")
+            sign_in(phone, url, USERS[1])
+            phone.wait_for_url(url + "/playground")
+            assert phone.inner_text(".user-name") == USERS[1]
+            assert "hello from alice" not in phone.content()
+            screenshot(phone, "signed-in-phone")
+            other.close()
+
+            # Sign out: back to the sign-in page with a notice, every key of the session deleted.
+            page.click(".signed-in button:has-text('Sign out')")
+            page.wait_for_url(lambda address: urllib.parse.urlsplit(address).path == "/login")
+            assert "You are signed out." in page.content()
+            assert session_keys(real_redis, after) == []
+            page.goto(url + "/playground")
+            assert urllib.parse.urlsplit(page.url).path == "/login"
+            replayed = Browser(url, cookie=after).request("GET", "/playground")
+            assert replayed.status == 303  # the signed-out id is no session any more
+            context.close()
+            assert errors == []
+    finally:
+        stop(worker)
+
+
+def signed_in_browser(url: str, email: str) -> Browser:
+    """A real-HTTP client signed in as ``email``, with the playground's CSRF token."""
+    browser = Browser(url)
+    login = browser.request("GET", "/login")
+    token = CSRF_RE.search(login.text).group(1)
+    body = urllib.parse.urlencode({"email": email, "password": PASSWORD, "csrf_token": token}).encode()
+    answer = browser.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status == 303, answer.text
+    assert browser.page().status == 200
+    return browser
+
+
+def test_rate_limits_hold_per_user_with_several_users_sending_at_once(team_env, real_redis, tmp_path):
+    """Three users send 5 messages each, all at once, under a 3-per-minute limit: 3 each go, 2 each are refused."""
+    env = {**team_env, "RATE_LIMIT_SENDS": "3/minute"}
+    with web_process(env, tmp_path / "web.log") as url:
+        browsers = {email: signed_in_browser(url, email) for email in USERS}
+        answers: dict[str, list] = {email: [] for email in USERS}
+        start = threading.Barrier(len(USERS) * 5)
+
+        def send(email: str, index: int) -> None:
+            start.wait()
+            answer = browsers[email].tab().send(f"{email} message {index}", headers={"Accept": "application/json"})
+            answers[email].append(answer)
+
+        threads = [threading.Thread(target=send, args=(email, i)) for email in USERS for i in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+        for email in USERS:
+            statuses = sorted(answer.status for answer in answers[email])
+            assert statuses == [202, 202, 202, 429, 429], (email, statuses)
+            refused = [answer for answer in answers[email] if answer.status == 429]
+            for answer in refused:
+                assert "Too many messages: the limit is 3 per 1 minute. Try again in" in answer.text
+        # Nothing queued for a refused send: one job per accepted message.
+        queue = Queue("prompt_tracker", connection=real_redis.client(0), serializer=JSONSerializer)
+        assert queue.count == 3 * len(USERS)
+        # Each user's page holds their own three messages and none of the others'.
+        for email, browser in browsers.items():
+            page = browser.page().text
+            assert sum(f"{email} message {i}" in page for i in range(5)) == 3
+            assert not any(other in page for other in USERS if other != email)
