@@ -156,7 +156,9 @@ def test_a_prompt_playground_compares_with_a_saved_version():
 
         prompt = find_prompt("greeter")
         params = {"temperature": 0.7, "max_tokens": 1024}
-        save_version(prompt.id, system_prompt="Say hello warmly.", provider="echo", model="echo-1", params=params, variables={})
+        save_version(
+            prompt.id, system_prompt="Say hello warmly.", provider="echo", model="echo-1", params=params, variables={}
+        )
         prompt_id = prompt.id
     path = "/prompts/greeter/playground"
     assert 'value="1">version 1' in client.get(f"{path}/compare").get_data(as_text=True)

@@ -17,7 +17,7 @@ from ..redis_keys import companion_playground
 from ..workbench import compare, replay
 from ..workbench.choice import InvalidChoice, as_choice, choice_from_form, settings_for
 from . import bp
-from .routes import check_spend, message_request, sends_limit, wants_json
+from .routes import check_spend, message_request, sends_limit, wants_json, with_partial
 
 REPLAYS = "replays"  # session key: per playground, the replay's choice and its last turn
 
@@ -79,10 +79,16 @@ def choice_form_context(choice) -> dict:
 # --- Replay ------------------------------------------------------------------------------------
 
 
+def with_text_so_far(messages: list) -> list:
+    """The messages, each reply being written with the text it has streamed so far (as the playground shows it)."""
+    partials = {m.id: services.store.partial(session.store_id, m.id) for m in messages if m.status == "streaming"}
+    return [with_partial(message, partials) for message in messages] if partials else messages
+
+
 def replay_state():
     """The Replay page's view of this playground: original and replay read in one pass each."""
-    original = services.store.all(session.store_id, g.playground)
-    replayed = services.store.all(session.store_id, replay.replay_playground(g.playground))
+    original = with_text_so_far(services.store.all(session.store_id, g.playground))
+    replayed = with_text_so_far(services.store.all(session.store_id, replay.replay_playground(g.playground)))
     return replay.replay_view(original, replayed, replay_record().get("until"))
 
 
@@ -211,8 +217,9 @@ def compare_state():
         refresh_keys=current_app.session_interface.keys_of(session),
     )
     session.expiry_refreshed = True
-    companion = services.store.all(session.store_id, compare.compare_playground(g.playground))
-    return window, compare.pairs(window.messages, companion)
+    main = [with_partial(message, window.partials) for message in window.messages]
+    companion = with_text_so_far(services.store.all(session.store_id, compare.compare_playground(g.playground)))
+    return window, compare.pairs(main, companion)
 
 
 def shown_replies(rows) -> list:
