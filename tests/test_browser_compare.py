@@ -108,5 +108,10 @@ def test_compare_streams_both_columns_side_by_side(fake_openai, chromium, live_s
     screenshot(page, "45-compare-phone")
     page.click("text=Turn Compare off")
     page.wait_for_selector("text=Compare is off")
+    # The playground's own page on a phone: its Compare and Replay links fit, the page does not scroll sideways.
+    page.goto(live_server + "/playground")
+    assert page.locator(".workbench-links >> text=Replay").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "46-playground-links-phone")
     assert errors == []
     context.close()

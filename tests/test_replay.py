@@ -287,3 +287,51 @@ def test_a_three_turn_replay_on_real_workers_runs_in_order_with_one_provider_cal
     html = live_playground.client.get("/playground/replay").get_data(as_text=True)
     assert sentence(html) == "Replay finished: 3 turns."
     assert html.count('class="word-diff-box"') == 3 and "<del " in html and "<ins " in html
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"provider": "bogus"}, "Choose one of the providers offered."),
+        ({"model": "  "}, "Name a model."),
+        ({"model": "m" * 201}, "Model names are limited to 200 characters."),
+        ({"version": "1; DROP TABLE"}, "Choose a version from the list."),
+        ({"version": "1"}, "Only a prompt&#39;s playground has versions."),
+    ],
+)
+def test_a_bad_choice_is_a_sentence_and_starts_nothing(app, playground, fields, expected):
+    playground.send("one")
+    response = start(playground, **fields)
+    assert response.status_code == 422
+    assert expected in response.get_data(as_text=True)
+    assert conversation(app, playground, REPLAY) == []
+
+
+def test_a_prompt_playground_replays_against_a_saved_version():
+    from prompt_tracker.extensions import db
+    from prompt_tracker.prompts.library import find_prompt, save_version
+    from prompt_tracker.redis_keys import store_id
+
+    app = create_app("test")
+    with app.app_context():
+        db.create_all()
+    playground = Playground(app.test_client())
+    client, token = playground.client, playground.token()
+    client.post("/prompts", data={"name": "Greeter", "system_prompt": "Say hi.", "csrf_token": token})
+    with app.app_context():
+        prompt_id = find_prompt("greeter").id
+        save_version(
+            prompt_id, system_prompt="Say hello warmly.", provider="echo", model="echo-1", params={}, variables={}
+        )
+    path = "/prompts/greeter/playground"
+    for text in ("one", "two"):
+        client.post(f"{path}/messages", data={"content": text, "csrf_token": token})
+    page = client.get(f"{path}/replay").get_data(as_text=True)
+    assert 'value="1">version 1' in page and "2 user turns" in page
+    data = {"provider": "echo", "model": "echo-1", "version": "1", "csrf_token": token}
+    assert client.post(f"{path}/replay", data=data).status_code == 303
+    with app.app_context():
+        replayed = services.store.all(store_id(playground.sid()), f"prompt-{prompt_id}~replay")
+    replies = [m for m in replayed if m.role == "assistant"]
+    assert [(m.version, m.status) for m in replies] == [(1, "done"), (1, "done")]
+    assert "system prompt: 7 characters; turn 2" in replies[1].content

@@ -316,8 +316,10 @@
       const ids = payload.ids || [payload.user_message_id, payload.message_id].filter(Boolean);
       if (ours(payload) && !(ids.length && ids.every(item))) catchUp();
     },
-    "message.started": ({ id }) => {
+    "message.started": (payload) => {
+      const { id } = payload;
       const element = item(id);
+      if (!element && !ours(payload)) return;  // a reply of Compare or Replay (their own pages show it)
       if (!element) return catchUp();  // a worker may start before this tab heard of the message
       element.dataset.status = "streaming";
       element.classList.replace("status-pending", "status-streaming");

@@ -74,6 +74,7 @@
       sending = true;
       try {
         const response = await post(composer.action, new FormData(composer));
+        composer.querySelector('input[name="confirm_overflow"]')?.remove();
         if (response.ok) {
           textarea.value = "";
           showError("");
@@ -82,7 +83,12 @@
             btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
           refresh();
         } else {
-          showError(await errorText(response));
+          const answer = await response.json().catch(() => ({}));
+          showError(answer.error || `The server answered ${response.status}.`);
+          // It may not fit the context window: as on the playground, the next Send of this text goes ahead.
+          if (answer.overflow) {
+            composer.append(Object.assign(document.createElement("input"), { type: "hidden", name: "confirm_overflow", value: "1" }));
+          }
         }
       } catch {
         showError("Could not reach the server; your message is still in the box.");
