@@ -97,6 +97,15 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        dialect = connection.dialect.name
+
+        # An index the models create on one database only (``Index.ddl_if(dialect=...)``, such as
+        # the trigram index on PostgreSQL) is compared with the schema on that database only.
+        def include_object(obj, name, type_, reflected, compare_to):
+            only_on = getattr(obj, '_ddl_if', None)
+            return not (type_ == 'index' and only_on is not None and only_on.dialect not in (None, dialect))
+
+        conf_args.setdefault('include_object', include_object)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -163,3 +163,31 @@ def test_make_run_migrates_and_prompts_survive_a_restart(tmp_path, monkeypatch):
             second.cleanup()
     finally:
         server.stop()
+
+
+@pytest.mark.integration
+def test_search_in_version_text_can_use_the_trigram_index_on_postgresql(postgres_server):
+    """The query shape lets PostgreSQL answer ILIKE '%…%' from the pg_trgm index (migration 0003)."""
+    from sqlalchemy import text
+
+    from prompt_tracker.prompts.library import list_prompts
+
+    url = postgres_server.create_database()
+    migrated = flask_cli("db", "upgrade", database_url=url)
+    assert migrated.returncode == 0, migrated.stderr
+    app = create_app("test", overrides={"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        plans = []
+        event.listen(
+            db.engine,
+            "before_cursor_execute",
+            lambda conn, cursor, statement, params, context, many: (
+                plans.append((statement, params)) if "prompt_versions.system_prompt" in statement else None
+            ),
+        )
+        pagination, _ = list_prompts("needle")
+        assert pagination.total == 0 and plans
+        statement, params = plans[-1]
+        db.session.execute(text("SET enable_seqscan = off"))  # a tiny table would be scanned anyway
+        explained = db.session.connection().exec_driver_sql("EXPLAIN " + statement, params).scalars().all()
+    assert any("ix_prompt_versions_system_prompt_trgm" in line for line in explained), explained

@@ -206,11 +206,8 @@ def list_prompts(query: str = "", page: int = 1, archived: bool = False, per_pag
     query = (query or "").strip()
     if query:
         pattern = f"%{escape_like(query)}%"
-        in_text = (
-            select(PromptVersion.id)
-            .where(PromptVersion.prompt_id == Prompt.id, contains(PromptVersion.system_prompt, pattern))
-            .exists()
-        )
+        # Uncorrelated, so PostgreSQL runs it once (through the trigram index) rather than per prompt.
+        in_text = Prompt.id.in_(select(PromptVersion.prompt_id).where(contains(PromptVersion.system_prompt, pattern)))
         statement = statement.where(contains(Prompt.name, pattern) | contains(Prompt.slug, pattern) | in_text)
     statement = statement.order_by(Prompt.updated_at.desc(), Prompt.id.desc())
     pagination = db.paginate(statement, page=page, per_page=per_page, error_out=False, max_per_page=200)

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -50,7 +50,17 @@ class PromptVersion(db.Model):
 
     __tablename__ = "prompt_versions"
     # Two saves at once cannot take the same number: the database refuses the second (retried).
-    __table_args__ = (UniqueConstraint("prompt_id", "number", name="uq_prompt_versions_prompt_id_number"),)
+    # Search matches any version's text with ILIKE '%…%': on PostgreSQL a trigram index answers it
+    # instead of a scan of every version (SQLite, for development, scans).
+    __table_args__ = (
+        UniqueConstraint("prompt_id", "number", name="uq_prompt_versions_prompt_id_number"),
+        Index(
+            "ix_prompt_versions_system_prompt_trgm",
+            "system_prompt",
+            postgresql_using="gin",
+            postgresql_ops={"system_prompt": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
@@ -79,3 +89,11 @@ class PromptVersion(db.Model):
 
     def __repr__(self) -> str:
         return f"<PromptVersion {self.prompt_id}#{self.number}>"
+
+
+# The trigram index needs its extension (migration 0003 creates it too; this serves ``create_all``).
+event.listen(
+    PromptVersion.__table__,
+    "before_create",
+    DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)
