@@ -121,3 +121,78 @@ def test_a_send_that_may_not_fit_the_context_window_asks_for_a_second_send(
     page.wait_for_function("() => document.querySelectorAll('.message').length === 3")
     assert page.input_value("#content") == "" and page.is_hidden("#composer-error")
     context.close()
+
+
+def test_unsaved_and_stale_settings_are_told(chromium, live_server, start_worker):
+    start_worker()
+    # Not the ``page`` fixture: Chromium logs the refused save's 409 page as a console error.
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(live_server + "/playground")
+    other = second_tab(page)
+    other.goto(live_server + "/playground")
+    wait_until_live(page)
+
+    # unsaved changes show, and a Send with them unsaved is held once
+    page.fill("#system_prompt", "Answer in French.")
+    page.wait_for_selector("#settings-unsaved:has-text('Unsaved changes')")
+    page.fill("#content", "Bonjour?")
+    page.click("#composer button:has-text('Send')")
+    page.wait_for_selector("#composer-error:has-text('Your settings have unsaved changes')")
+    assert page.locator(".message").count() == 0 and page.input_value("#content") == "Bonjour?"
+    screenshot(page, "35-unsaved-settings")
+
+    # another tab saves in between: this tab is told at once, and its save is refused with its text kept
+    other.fill("#system_prompt", "Answer in German.")
+    other.click("text=Save settings")
+    other.wait_for_selector("text=Settings saved")
+    page.wait_for_selector("#settings-stale:has-text('Another tab saved different settings')")
+    page.click("text=Save settings")
+    page.wait_for_selector("#settings-stale:has-text('Not saved: another tab saved different settings')")
+    wait_until_live(page)  # the page's catch-up after its socket connects keeps the notice
+    assert page.is_visible("#settings-stale") and page.is_visible("#settings-unsaved")
+    assert page.input_value("#system_prompt") == "Answer in French."
+    screenshot(page, "36-stale-settings")
+    other.reload()
+    assert other.input_value("#system_prompt") == "Answer in German."  # not silently undone
+    page.click("text=Save settings")  # knowingly, this time
+    page.wait_for_selector("text=Settings saved")
+    assert page.input_value("#system_prompt") == "Answer in French." and page.is_hidden("#settings-unsaved")
+
+    # flashes close; the skip link is the first stop of the Tab order and lands in the message box
+    page.click(".flashes .flash-close")
+    assert page.locator(".flashes").count() == 0
+    page.focus(".brand")  # the top of the page: the skip link is the one stop before it
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the message box"
+    screenshot(page, "39-skip-link")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "content"
+    assert other.errors == []
+    context.close()
+
+
+def test_settings_errors_and_an_earlier_window_on_a_phone(chromium, live_server, start_worker):
+    start_worker()
+    phone = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = phone.new_page()
+    page.goto(live_server + "/playground")
+    page.click(".settings-fold > summary")
+    page.fill("#temperature", "9")
+    page.fill("#model", "")
+    page.click("text=Save settings")
+    page.wait_for_selector("#temperature-error")  # visible: the settings stay unfolded when refused
+    assert page.locator(".field-error").count() == 2  # each error once, under its field
+    assert "Number must be between" in page.inner_text("#temperature-error")
+    screenshot(page, "37-settings-errors-phone")
+    page.goto(live_server + "/playground")
+    for number in range(3):
+        send_and_wait(page, f"message {number}", number + 1)
+    page.goto(live_server + "/playground?before=2")
+    assert page.locator("#composer").count() == 0
+    assert page.is_visible("text=You are reading messages 1–2 of 6")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "38-earlier-window-phone")
+    page.click("text=Back to the latest messages")
+    page.wait_for_selector("#composer")
+    phone.close()

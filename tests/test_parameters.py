@@ -40,24 +40,29 @@ def test_echo_shows_no_optional_parameters_and_anthropic_its_own(playground, fak
 
 
 @pytest.mark.parametrize(
-    "fields, expected",
+    "fields, field, expected",
     [
-        ({"top_p": "1.5"}, "Top p: Number must be between 0.0 and 1.0."),
-        ({"seed": "-1"}, "Seed: Number must be between 0 and"),
-        ({"presence_penalty": "3"}, "Presence penalty: Number must be between -2.0 and 2.0."),
-        ({"stop": "a\nb\nc\nd\ne"}, "Stop sequences: Up to 4 stop sequences; this has 5."),
-        ({"stop": "x" * 101}, "Stop sequences: A stop sequence is limited to 100 characters."),
-        ({"thinking_budget": "100"}, "Thinking budget: Number must be between 1024 and 32000."),
+        ({"top_p": "1.5"}, "top_p", "Number must be between 0.0 and 1.0."),
+        ({"seed": "-1"}, "seed", "Number must be between 0 and"),
+        ({"presence_penalty": "3"}, "presence_penalty", "Number must be between -2.0 and 2.0."),
+        ({"stop": "a\nb\nc\nd\ne"}, "stop", "Up to 4 stop sequences; this has 5."),
+        ({"stop": "x" * 101}, "stop", "A stop sequence is limited to 100 characters."),
+        ({"thinking_budget": "100"}, "thinking_budget", "Number must be between 1024 and 32000."),
         (
             {"provider": "anthropic", "model": "claude-sonnet-4-6", "thinking_budget": "2048", "max_tokens": "2048"},
-            "Thinking budget: The thinking budget must be below max tokens",
+            "thinking_budget",
+            "The thinking budget must be below max tokens",
         ),
     ],
 )
-def test_bad_parameters_are_refused_next_to_their_field(playground, fake_anthropic, fields, expected):
+def test_bad_parameters_are_refused_next_to_their_field(playground, fake_anthropic, fields, field, expected):
     response = playground.save_settings(**fields)
     assert response.status_code == 422
-    assert expected in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert f'<p class="field-error" id="{field}-error">{expected}' in html  # under its field
+    assert html.count(expected) == 1  # once: the flash only says that nothing was saved
+    assert f'aria-describedby="{field}-error"' in html
+    assert "Settings not saved: correct the fields marked below." in html
 
 
 def test_openai_is_sent_its_parameters_and_the_reply_records_them(app, playground, fake_openai):

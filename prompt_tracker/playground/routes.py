@@ -75,7 +75,9 @@ def back_to_page(anchor: str | None = None):
     return redirect(url_for(".index", _anchor=anchor), 303)
 
 
-def render_playground(message_form=None, settings_form=None, status=200, editing=None, end=None, overflow=None):
+def render_playground(
+    message_form=None, settings_form=None, status=200, editing=None, end=None, overflow=None, settings_conflict=False
+):
     """Render the page: settings, the latest window of the conversation, the composer.
 
     ``editing`` (an EditState) shows that user message as an edit form; ``end`` overrides ``?before=``;
@@ -117,6 +119,8 @@ def render_playground(message_form=None, settings_form=None, status=200, editing
         settings_digest=live.settings_digest(settings),
         editing=editing,
         overflow=overflow,
+        settings_version=settings_version(settings),
+        settings_conflict=settings_conflict,
     ), status
 
 
@@ -357,12 +361,23 @@ def retry(message_id):
     return back_to_page(f"m-{message_id}")
 
 
+def settings_version(settings) -> str:
+    """Fingerprint of the saved settings a settings form shows (variable values aside: they have their own form)."""
+    return live.settings_digest(msgspec.structs.replace(settings, variables={}))
+
+
 @bp.post("/settings")
 def save_settings():
     form = SettingsForm()
     if not form.validate():
-        flash("Settings not saved: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
+        # Each error shows once, under its field; the flash only says that nothing was saved.
+        flash("Settings not saved: correct the fields marked below.", "error")
         return render_playground(settings_form=form, status=422)
+    shown = request.form.get("settings_version")
+    if shown and shown != settings_version(current_settings(session)):
+        # Another tab saved after this form was loaded: say so rather than silently undo its save. The
+        # form keeps what was typed and now carries the current version, so saving again replaces them.
+        return render_playground(settings_form=form, status=409, settings_conflict=True)
     store_settings(
         session,
         g.playground,

@@ -131,8 +131,9 @@
 
   // A settings form loaded before another tab saved says so, instead of silently undoing that save.
   function noticeSettings(digest) {
-    if (!settingsForm || savingSettings) return;
-    document.getElementById("settings-stale").hidden = digest === settingsForm.dataset.digest;
+    const notice = document.getElementById("settings-stale");
+    if (!settingsForm || savingSettings || notice.hasAttribute("data-conflict")) return;  // a refused save says so itself
+    notice.hidden = digest === settingsForm.dataset.digest;
   }
   settingsForm?.addEventListener("submit", () => { savingSettings = true; });
 
@@ -167,9 +168,20 @@
 
   // Send: once per message (a second Ctrl+Enter while the first is on its way does nothing); the text
   // stays in the box until the server has stored it.
+  // Sending while the settings form has unsaved changes: say that the saved settings would be used,
+  // once; the next Send goes ahead.
+  let warnedUnsaved = false;
+  function unsavedSettingsHold() {
+    if (!settingsForm?.dataset.dirty || warnedUnsaved) return false;
+    warnedUnsaved = true;
+    showError("Your settings have unsaved changes: this message would use the saved settings. " +
+      "Save them first, or press Send again to send with the saved ones.");
+    return true;
+  }
+
   composer.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (sending) return;
+    if (sending || unsavedSettingsHold()) return;
     sending = true;
     const button = composer.querySelector('button[type="submit"]');
     button.disabled = true;
@@ -372,8 +384,17 @@
     if (options.length && !options.some((option) => option.value === model.value)) model.value = options[0].value;
   });
 
+  // The skip link puts the cursor in the message box (past every message's buttons).
+  document.querySelector('.skip-link[href="#composer"]')?.addEventListener("click", (event) => {
+    event.preventDefault();
+    composer.scrollIntoView({ block: "end" });
+    textarea.focus();
+  });
+
   // On a phone the settings fold away above the conversation.
-  if (window.matchMedia("(max-width: 760px)").matches) document.querySelector(".settings-fold")?.removeAttribute("open");
+  // (Not when the form came back refused: its errors must show.)
+  const refused = settingsForm?.querySelector(".field-error, #settings-stale[data-conflict]");
+  if (window.matchMedia("(max-width: 760px)").matches && !refused) document.querySelector(".settings-fold")?.removeAttribute("open");
 
   scrollToEnd();
 })();
