@@ -190,4 +190,6 @@ def test_search_in_version_text_can_use_the_trigram_index_on_postgresql(postgres
         statement, params = plans[-1]
         db.session.execute(text("SET enable_seqscan = off"))  # a tiny table would be scanned anyway
         explained = db.session.connection().exec_driver_sql("EXPLAIN " + statement, params).scalars().all()
+        db.session.remove()
+        db.engine.dispose()
     assert any("ix_prompt_versions_system_prompt_trgm" in line for line in explained), explained
