@@ -1,16 +1,20 @@
 """Time to first token added by the app: POST a message → the first ``message.delta`` at a socket client.
 
-    .venv/bin/python bench/first_token.py [--turns 40]
+    .venv/bin/python bench/first_token.py [--turns 30] [--rounds 3] [--plain]
 
 Against a local OpenAI-compatible server that answers at once (the tests' fake server, no delay),
-so what is measured is the app: the send (append, ticket, enqueue), the worker picking the job up,
-forking its work-horse, calling the provider through the ``openai`` SDK, the first flush (partial
-APPEND + publish) and the Socket.IO fan-out through Redis to the web process and the client. Beside
-it, the same server called directly with the SDK (the floor), and the same app with a plain RQ
-worker whose work-horse imports the SDK for each job (what every reply paid before).
+so what is measured is the app: the send (append, ticket and job), the worker picking the job up,
+calling the provider through the ``openai`` SDK, the first flush (partial APPEND + publish) and the
+Socket.IO fan-out through Redis to the web process and the client. Beside it, the same server
+called directly with the SDK (the floor), and the same app with RQ's forking worker
+(``ReplyWorker``: a work-horse forked per reply, SDKs imported before the fork: what ``flask worker``
+ran before the resident worker). ``--plain`` adds a plain ``rq worker`` whose work-horse imports
+the SDK for each job (slow: 2 s a reply). Each round runs every case once, in turn, so a busy
+machine weighs on all of them alike; the ratio to the direct call of the same round is the fairest
+figure.
 
-Everything runs on this machine: a private redis-server, `flask run`, one `flask worker` (or a plain
-`rq worker`), the official python-socketio client (websocket transport, through websocket-client).
+Everything runs on this machine: a private redis-server, `flask run`, one worker, the official
+python-socketio client (websocket transport, through websocket-client).
 """
 
 import argparse
@@ -37,7 +41,7 @@ from tests.redis_server import RedisServer  # noqa: E402
 COOKIE = "_prompt_tracker_session"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 WORKERS = {
-    "flask worker (ReplyWorker: SDKs imported before the fork)": lambda env: [
+    "flask worker (resident worker, no fork per reply)": lambda env: [
         sys.executable,
         "-m",
         "flask",
@@ -45,6 +49,19 @@ WORKERS = {
         "wsgi",
         "worker",
     ],
+    "rq worker --worker-class ReplyWorker (a work-horse forked per reply, SDKs preloaded)": lambda env: [
+        str(Path(sys.executable).with_name("rq")),
+        "worker",
+        "prompt_tracker",
+        "--url",
+        env["RQ_REDIS_URL"],
+        "--serializer",
+        "rq.serializers.JSONSerializer",
+        "--worker-class",
+        "prompt_tracker.turns.worker.ReplyWorker",
+    ],
+}
+PLAIN = {
     "plain rq worker (the work-horse imports the SDK per job)": lambda env: [
         str(Path(sys.executable).with_name("rq")),
         "worker",
@@ -55,6 +72,7 @@ WORKERS = {
         "rq.serializers.JSONSerializer",
     ],
 }
+DIRECT = "direct SDK call (floor)"
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -187,11 +205,17 @@ def through_the_app(server: RedisServer, env: dict, worker_command: list, turns:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=40)
+    parser.add_argument("--turns", type=int, default=30, help="timed turns per case and round")
+    parser.add_argument("--rounds", type=int, default=3, help="times every case runs, in turn")
+    parser.add_argument("--plain", action="store_true", help="also a plain rq worker (2 s a reply)")
     args = parser.parse_args()
+    workers = {**WORKERS, **(PLAIN if args.plain else {})}
     server = RedisServer().start()
     log_dir = Path(os.environ.get("BENCH_LOGS") or "/tmp") / f"first-token-{os.getpid()}"
     log_dir.mkdir(parents=True, exist_ok=True)
+    samples: dict[str, list[float]] = {DIRECT: [], **{f"app, {name}": [] for name in workers}}
+    rounds: list[dict[str, float]] = []
+    in_worker: dict[str, list[float]] = {}
     try:
         with FakeOpenAI() as fake:
             fake.script.reply = "Hello from a server that answers at once."
@@ -199,7 +223,7 @@ def main() -> None:
                 **os.environ,
                 "PROMPT_TRACKER_ENV": "development",
                 "FLASK_DEBUG": "0",
-                "RATE_LIMIT_SENDS": "1000000/minute",  # 40 turns in a row, faster than a person may
+                "RATE_LIMIT_SENDS": "1000000/minute",  # 30 turns in a row, faster than a person may
                 "PYTHONPATH": str(ROOT),
                 "SESSION_REDIS_URL": server.url(2),
                 "RQ_REDIS_URL": server.url(0),
@@ -207,17 +231,35 @@ def main() -> None:
                 "OPENAI_API_KEY": "sk-bench",
                 "OPENAI_BASE_URL": fake.base_url,
             }
-            results = {"direct SDK call (floor)": percentiles(direct_sdk(fake.base_url, args.turns))}
-            for name, command in WORKERS.items():
-                samples, in_worker = through_the_app(server, env, command(env), args.turns, log_dir)
-                results[f"app, {name}"] = {**percentiles(samples), "claim_to_first_delta_p50_ms": in_worker}
+            for _ in range(args.rounds):
+                this_round = {}
+                direct = direct_sdk(fake.base_url, args.turns)
+                samples[DIRECT] += direct
+                this_round[DIRECT] = median(direct) * 1000
+                for name, command in workers.items():
+                    taken, claim_to_delta = through_the_app(server, env, command(env), args.turns, log_dir)
+                    samples[f"app, {name}"] += taken
+                    this_round[f"app, {name}"] = median(taken) * 1000
+                    in_worker.setdefault(f"app, {name}", []).append(claim_to_delta)
+                rounds.append(this_round)
     finally:
         server.stop()
-    floor = results["direct SDK call (floor)"]["p50_ms"]
-    print(f"Time to first token, POST → first message.delta at a python-socketio client ({args.turns} turns):")
+    results = {name: percentiles(taken) for name, taken in samples.items()}
     for name, figures in results.items():
-        added = "" if name.startswith("direct") else f"  (app adds {figures['p50_ms'] - floor:.1f} ms at p50)"
-        print(f"  {name}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, max {figures['max_ms']} ms{added}")
+        figures["round_p50_ms"] = [round(r[name], 1) for r in rounds]
+        if name != DIRECT:
+            figures["added_p50_ms"] = [round(r[name] - r[DIRECT], 1) for r in rounds]
+            figures["claim_to_first_delta_p50_ms"] = in_worker[name]
+    print(
+        f"Time to first token, POST → first message.delta at a python-socketio client "
+        f"({args.rounds} rounds × {args.turns} turns per case):"
+    )
+    for name, figures in results.items():
+        added = "" if name == DIRECT else f"; app adds per round (p50 − direct p50) {figures['added_p50_ms']} ms"
+        print(
+            f"  {name}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, max {figures['max_ms']} ms; "
+            f"p50 per round {figures['round_p50_ms']} ms{added}"
+        )
     print(json.dumps(results))
 
 

@@ -82,27 +82,26 @@ def enqueue_reply(
     ``replay_until`` marks a replay's reply (see ``Ticket.replay_until``).
     """
     config = current_app.config
+    queue = services.queue
+    ticket = Ticket(
+        store=store, playground=playground, settings=settings, user=g.get("user_name"), replay_until=replay_until
+    )
+    job = dict(
+        job_id=reply_job_id(reply.id, reply.attempt),
+        job_timeout=config["JOB_TIMEOUT"],
+        result_ttl=600,
+        failure_ttl=3600,
+    )
     try:
-        write_ticket(
-            reply.id,
-            Ticket(
-                store=store,
-                playground=playground,
-                settings=settings,
-                user=g.get("user_name"),
-                replay_until=replay_until,
-            ),
-            seconds=config["JOB_TIMEOUT"] + 3600,
-        )
-        services.queue.enqueue(
-            "prompt_tracker.turns.job.run_reply",
-            reply.id,
-            reply.attempt,
-            job_id=reply_job_id(reply.id, reply.attempt),
-            job_timeout=config["JOB_TIMEOUT"],
-            result_ttl=600,
-            failure_ttl=3600,
-        )
+        # The ticket and the job in one round trip (one MULTI): a worker never finds a job without
+        # its ticket. An inline queue (tests) runs the job inside enqueue, so the ticket goes first.
+        with services.jobs_redis.pipeline() as pipe:
+            if queue.is_async:  # RQ opens the MULTI, so its commands go first
+                queue.enqueue("prompt_tracker.turns.job.run_reply", reply.id, reply.attempt, pipeline=pipe, **job)
+            write_ticket(reply.id, ticket, seconds=config["JOB_TIMEOUT"] + 3600, pipeline=pipe)
+            pipe.execute()
+        if not queue.is_async:
+            queue.enqueue("prompt_tracker.turns.job.run_reply", reply.id, reply.attempt, **job)
     except RedisError as error:
         current_app.logger.error("could not queue reply %s: %s", reply.id, error.__class__.__name__)
         fail_reply(

@@ -23,9 +23,9 @@ class Ticket(msgspec.Struct, kw_only=True):
     replay_until: str | None = None
 
 
-def write_ticket(message_id: str, ticket: Ticket, seconds: int) -> None:
-    """Store the ticket of ``message_id`` for ``seconds``."""
-    services.jobs_redis.set(ticket_key(message_id), msgspec.json.encode(ticket), ex=seconds)
+def write_ticket(message_id: str, ticket: Ticket, seconds: int, pipeline=None) -> None:
+    """Store the ticket of ``message_id`` for ``seconds`` (as part of ``pipeline`` if one is given)."""
+    (pipeline or services.jobs_redis).set(ticket_key(message_id), msgspec.json.encode(ticket), ex=seconds)
 
 
 def read_ticket(message_id: str) -> Ticket | None:

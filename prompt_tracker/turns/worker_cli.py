@@ -1,4 +1,4 @@
-"""``flask worker``: an RQ worker on the app's queue, with the app's config."""
+"""``flask worker``: a supervised resident RQ worker on the app's queue, with the app's config."""
 
 import click
 from flask.cli import with_appcontext
@@ -11,7 +11,7 @@ from ..extensions import services
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker that writes replies (queue prompt_tracker, jobs Redis DB 0)."""
-    from .worker import ReplyWorker
+    from .worker import supervise
 
     queue = services.queue
     click.echo(
@@ -19,4 +19,4 @@ def worker_command(burst: bool) -> None:
     )
     # worker_ttl 20 s: RQ then blocks on the queue for 5 s at a time (ttl - 15), so after a Sentinel
     # failover the next wait goes to the new master within seconds instead of RQ's default 405 s.
-    ReplyWorker([queue], connection=services.jobs_redis, worker_ttl=20).work(burst=burst, with_scheduler=False)
+    supervise(queue, worker_ttl=20, burst=burst)
