@@ -181,3 +181,32 @@ def test_import_needs_the_csrf_token(app, playground):
         "/playground/import", data={"file": (io.BytesIO(b"{}"), "x.json")}, content_type="multipart/form-data"
     )
     assert response.status_code == 400
+
+
+def test_an_import_stops_the_replies_open_in_the_replaced_conversation_and_drops_their_partials(
+    app, playground, conversation
+):
+    """A reply still being written when Import replaces the list: its worker is asked to stop (as on
+    Reset), its partial text goes, and it no longer counts as open; the imported list is intact."""
+    from prompt_tracker.extensions import services
+    from prompt_tracker.messages import assistant_placeholder, user_message
+
+    exported = playground.client.get("/playground/export.json").data
+    store = playground.store()
+    with app.app_context():
+        conversations = services.store
+        writing = assistant_placeholder("openai", "gpt-4o-mini", {})
+        conversations.append(store, STANDALONE, user_message("still being answered"), writing)
+        assert conversations.flush(store, STANDALONE, writing.id, "half a rep") == (True, False)
+        assert conversations.open_replies(store) == [(STANDALONE, writing.id)]
+
+    assert upload(playground, exported).status_code == 303
+
+    with app.app_context():
+        redis = services.session_redis
+        assert not redis.exists(conversations.partial_key(store, writing.id))
+        assert conversations.open_replies(store) == []
+        # its worker's next flush stops it, and writes nothing into the imported conversation
+        assert conversations.flush(store, STANDALONE, writing.id, "ly") == (True, True)
+        assert not redis.exists(conversations.partial_key(store, writing.id))
+    assert [m.content for m in playground.messages(app)] == [m.content for m in conversation]

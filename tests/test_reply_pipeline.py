@@ -247,3 +247,53 @@ def test_healthz_counts_the_live_workers(live_server, start_worker):
 
     stop(worker)
     wait_for(lambda: json.loads(browser.request("GET", "/healthz").text)["workers"] == 0)
+
+
+def test_replies_open_during_a_login_go_on_into_the_session_under_its_new_id(
+    real_redis, start_worker, fake_openai, monkeypatch, tmp_path
+):
+    """A login gives the session a new id while one reply streams and another waits for the worker:
+    both end in the session under the new id (the streaming one with all its text, written by
+    one provider call), and nothing is left under the old id."""
+    from prompt_tracker import create_app
+    from prompt_tracker.auth.accounts import create_user
+    from prompt_tracker.extensions import db
+
+    from .conftest import service_env
+    from .test_auth import PASSWORD
+    from .test_auth import Browser as SigningInBrowser
+
+    for key, value in service_env(real_redis).items():
+        monkeypatch.setenv(key, value)
+    app = create_app(
+        "development",
+        overrides={"DEBUG": False, "AUTH_MODE": "accounts", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/db"},
+    )
+    with app.app_context():
+        db.create_all()
+        create_user("alice@example.com", PASSWORD)
+    browser = SigningInBrowser(app.test_client())
+    assert browser.login().status_code == 303
+    use_openai(browser, fake_openai, chunk_delay=0.02)
+    start_worker()
+    browser.send("a long answer please")
+    browser.send("and then another")  # waits: the only worker is busy with the first
+    streaming, waiting = [m.id for m in browser.messages(app)][1::2]
+    old_store = browser.store()
+    wait_for(lambda: len(partial_text(real_redis, old_store, streaming)) > 20)
+
+    assert browser.login().status_code == 303  # signing in again: a new session id, as at any login
+    new_store = browser.store()
+    assert new_store != old_store
+    assert partial_text(real_redis, new_store, streaming).startswith("w0 w1 w2")  # the text so far moved
+
+    def both_done():
+        replies = browser.messages(app)[1::2]
+        return replies if [m.status for m in replies] == ["done", "done"] else None
+
+    first, second = wait_for(both_done, timeout=30)
+    assert (first.id, second.id) == (streaming, waiting)
+    assert first.content == LONG_REPLY and second.content == LONG_REPLY
+    assert fake_openai.stream_requests() == 2  # one call each: nothing was restarted
+    assert [key for key in real_redis.client(2).scan_iter() if old_store.encode() in key] == []
+    assert not real_redis.client(2).exists(partial_key(PREFIX, new_store, streaming))

@@ -445,6 +445,7 @@ def import_conversation():
     except ImportRefused as problem:
         flash(str(problem), "error")
         return back_to_page()
+    turns.stop_open_replies(session.store_id, g.playground)  # their workers stop; their partials go
     replace_conversation(
         services.store,
         session.store_id,

@@ -104,7 +104,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
-# Reset. KEYS: conversation, open set. ARGV: playground, partial prefix, stop prefix, stop ttl.
+# Reset. KEYS: conversation, open set. ARGV: playground, partial prefix, stop prefix, stop ttl, and
+# "keep" to leave the conversation itself (an Import replaces it).
 # Sets the stop key of every open reply of the playground first, then unlinks the conversation and
 # those replies' partials. Returns the ids of the replies that were open.
 _CLEAR = """
@@ -118,8 +119,20 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     stopped[#stopped + 1] = id
   end
 end
-local existed = redis.call('UNLINK', KEYS[1])
+local existed = ARGV[5] == 'keep' and redis.call('EXISTS', KEYS[1]) or redis.call('UNLINK', KEYS[1])
 return {existed, stopped}
+"""
+
+# A new session id (login). KEYS: pairs of (old key, new key); each old key that exists is renamed.
+_MOVE = """
+local moved = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RENAME', KEYS[i], KEYS[i + 1])
+    moved = moved + 1
+  end
+end
+return moved
 """
 
 SEARCH_CHUNK = 64
@@ -176,6 +189,7 @@ class ConversationStore:
         self._flush = redis.register_script(_FLUSH)
         self._clear = redis.register_script(_CLEAR)
         self._mark = redis.register_script(_MARK)
+        self._move = redis.register_script(_MOVE)
 
     def key(self, store: str, playground: str) -> str:
         """Redis key of one conversation."""
@@ -362,14 +376,23 @@ class ConversationStore:
         """Ask the worker writing ``message_id`` to stop at its next flush."""
         self.redis.set(self.stop_key(store, message_id), 1, ex=seconds)
 
-    def clear(self, store: str, playground: str, stop_seconds: int = 600) -> tuple[bool, list[str]]:
+    def clear(
+        self, store: str, playground: str, stop_seconds: int = 600, keep_conversation: bool = False
+    ) -> tuple[bool, list[str]]:
         """Reset: stop every open reply of the playground, delete the conversation and their partials.
 
-        Returns (whether there was a conversation, ids of the replies that were open).
+        With ``keep_conversation`` the list itself stays (an Import replaces it next). Returns
+        (whether there was a conversation, ids of the replies that were open).
         """
         existed, stopped = self._clear(
             keys=[self.key(store, playground), self.open_key(store)],
-            args=[playground, self.partial_key(store, ""), self.stop_key(store, ""), stop_seconds],
+            args=[
+                playground,
+                self.partial_key(store, ""),
+                self.stop_key(store, ""),
+                stop_seconds,
+                "keep" if keep_conversation else "",
+            ],
         )
         return bool(existed), [_text(message_id) for message_id in stopped]
 
@@ -386,27 +409,24 @@ class ConversationStore:
         """Key of the session's recent composer submissions."""
         return submissions_key(self.key_prefix, store)
 
-    def move_session(self, old: str, new: str, playgrounds: Iterable[str]) -> None:
-        """Move a session's conversations from store id ``old`` to ``new``; drop its other keys (partials, open replies).
+    def open_replies(self, store: str) -> list[tuple[str, str]]:
+        """The session's replies queued or being written, as (playground, message id)."""
+        members = [_text(member) for member in self.redis.zrange(self.open_key(store), 0, -1)]
+        return [tuple(member.split(":", 1)) for member in members]
 
-        For a new session id (login). A reply still being written under the old id finds its
-        conversation gone at its next flush and stops (it shows as failed, with Retry).
+    def move_session(self, old: str, new: str, playgrounds: Iterable[str]) -> None:
+        """Move a session's conversations and open replies from store id ``old`` to ``new``, in one step.
+
+        For a new session id (login). The open replies' set, partial text and stop keys move too, so
+        a reply being written goes on into the new id (its worker follows its ticket, see
+        ``turns.ticket.move_open_replies``).
         """
-        playgrounds = list(playgrounds)
-        members = [_text(member) for member in self.redis.zrange(self.open_key(old), 0, -1)]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for playground in playgrounds:
-                pipe.exists(self.key(old, playground))
-            present = pipe.execute()
-        with self.redis.pipeline(transaction=True) as pipe:
-            for playground, exists in zip(playgrounds, present):
-                if exists:
-                    pipe.rename(self.key(old, playground), self.key(new, playground))
-            for member in members:
-                message_id = member.partition(":")[2]
-                pipe.unlink(self.partial_key(old, message_id), self.stop_key(old, message_id))
-            pipe.unlink(self.open_key(old))
-            pipe.execute()
+        pairs = [(self.key(old, playground), self.key(new, playground)) for playground in playgrounds]
+        pairs.append((self.open_key(old), self.open_key(new)))
+        for _playground, message_id in self.open_replies(old):
+            pairs.append((self.partial_key(old, message_id), self.partial_key(new, message_id)))
+            pairs.append((self.stop_key(old, message_id), self.stop_key(new, message_id)))
+        self._move(keys=[key for pair in pairs for key in pair])
 
     def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
         """Push the expiry of ``keys`` to the full lifetime from now, and of ``also``'s keys to their

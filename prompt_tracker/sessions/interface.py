@@ -260,6 +260,9 @@ class PlaygroundSessionMixin:
         old_sid, new_sid = session.sid, self._new_sid()
         data = dict(session.items())
         self._blob_set(self._get_store_id(new_sid), data)
+        from ..turns.ticket import move_open_replies  # replies being written follow the session
+
+        move_open_replies(store_id(old_sid), store_id(new_sid))
         self.store.move_session(store_id(old_sid), store_id(new_sid), session.playgrounds())
         self._blob_delete(self._get_store_id(old_sid))
         session.sid = new_sid

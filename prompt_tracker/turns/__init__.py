@@ -11,7 +11,7 @@ function takes the session's store id (``redis_keys.store_id``), never the cooki
 """
 
 from ..sessions.conversation_store import ConversationFull, TooManyOpenReplies
-from .control import request_stop, reset_conversation, retry_reply
+from .control import request_stop, reset_conversation, retry_reply, stop_open_replies
 from .reply import Heartbeat, dead_replies, fail_reply, run_reply
 from .send import DuplicateSend, InvalidMessage, QueueUnavailable, send_message, validate_content
 
@@ -29,5 +29,6 @@ __all__ = [
     "retry_reply",
     "run_reply",
     "send_message",
+    "stop_open_replies",
     "validate_content",
 ]

@@ -97,3 +97,16 @@ def reset_conversation(store: str, playground: str) -> bool:
     existed, _stopped = services.store.clear(store, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
     publish(store, "conversation.reset", {"playground": playground})
     return existed
+
+
+def stop_open_replies(store: str, playground: str) -> list[str]:
+    """Stop every open reply of the playground and delete their partial text, leaving the conversation.
+
+    What an Import does before it replaces the conversation: as with Reset, each reply's worker
+    closes its provider stream at its next flush, and no partial key is left behind. Returns the
+    ids of the replies that were open.
+    """
+    _existed, stopped = services.store.clear(
+        store, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60, keep_conversation=True
+    )
+    return stopped

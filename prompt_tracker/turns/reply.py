@@ -11,6 +11,8 @@
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 from flask import current_app
@@ -28,6 +30,7 @@ from ..web.request_log import log_reply
 from .live import publish
 from .ticket import delete_ticket, read_ticket
 
+T = TypeVar("T")
 FLUSH_SECONDS = 0.05
 INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
 WORKER_DIED = "The worker stopped before finishing this reply."
@@ -65,16 +68,17 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
             return None
         return msgspec.structs.replace(message, status="streaming")
 
-    claimed, changed = conversations.change(store, playground, message_id, to_streaming)
+    store, (claimed, changed) = following_moves(
+        message_id, store, lambda at: conversations.change(at, playground, message_id, to_streaming), _present
+    )
     if claimed is None:
         return "dropped"
     if not changed:
         return "skipped"
     publish(store, "message.started", event(playground, message_id, attempt=attempt))
 
-    history, dropped = cap_history(
-        history_before(conversations.all(store, playground), message_id), current_app.config["MAX_HISTORY_CHARS"]
-    )
+    store, messages = following_moves(message_id, store, lambda at: conversations.all(at, playground), bool)
+    history, dropped = cap_history(history_before(messages, message_id), current_app.config["MAX_HISTORY_CHARS"])
     request = ChatRequest(
         model=settings.model, system_prompt=settings.system_prompt, messages=history, **settings.params()
     )
@@ -87,9 +91,11 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
     last_flush = 0.0
 
     def flush() -> tuple[bool, bool]:
-        nonlocal pending, flushed, last_flush
+        nonlocal pending, flushed, last_flush, store
         text = "".join(pending)
-        exists, stop = conversations.flush(store, playground, message_id, text)
+        store, (exists, stop) = following_moves(
+            message_id, store, lambda at: conversations.flush(at, playground, message_id, text), lambda found: found[0]
+        )
         if exists and text:
             publish(store, "message.delta", event(playground, message_id, text=text, offset=flushed))
             flushed += len(text)
@@ -147,7 +153,9 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
             history_dropped=dropped,
         )
 
-    final, changed = conversations.change(store, playground, message_id, to_final)
+    store, (final, changed) = following_moves(
+        message_id, store, lambda at: conversations.change(at, playground, message_id, to_final), _present
+    )
     delete_ticket(message_id)
     if not changed:
         return "dropped"
@@ -179,22 +187,50 @@ def fail_reply(
     failed message, or None if the reply was not open at that attempt.
     """
     conversations = services.store
-    if content is None:
-        content = conversations.partial(store, message_id)
 
-    def to_failed(message: Message) -> Message | None:
-        if not message.is_open or message.attempt != attempt:
-            return None
-        return msgspec.structs.replace(
-            message, status="failed", error=error, content=content, html=render_reply(content), finished_at=time.time()
-        )
+    def mark_failed(at: str) -> tuple[Message | None, bool]:
+        text = conversations.partial(at, message_id) if content is None else content
 
-    failed, changed = conversations.change(store, playground, message_id, to_failed)
+        def to_failed(message: Message) -> Message | None:
+            if not message.is_open or message.attempt != attempt:
+                return None
+            return msgspec.structs.replace(
+                message, status="failed", error=error, content=text, html=render_reply(text), finished_at=time.time()
+            )
+
+        return conversations.change(at, playground, message_id, to_failed)
+
+    store, (failed, changed) = following_moves(message_id, store, mark_failed, _present)
     if not changed:
         return None
     log_reply(failed, playground)
     publish(store, "message.failed", event(playground, message_id, attempt=attempt, error=error, html=failed.html))
     return failed
+
+
+def following_moves(
+    message_id: str, store: str, operation: Callable[[str], T], found: Callable[[T], bool]
+) -> tuple[str, T]:
+    """Run ``operation`` on the reply's conversation under ``store``; return the store id it ran under and its result.
+
+    When ``found(result)`` says the conversation is not there, a login may have given the session a
+    new id: the reply's ticket names it (``store``) and the one before (``moved_from``, whose keys
+    may not have moved yet), and the operation is tried there. Otherwise it was reset or deleted.
+    """
+    result = operation(store)
+    if found(result):
+        return store, result
+    ticket = read_ticket(message_id)
+    for other in (ticket.store, ticket.moved_from) if ticket else ():
+        if other and other != store:
+            again = operation(other)
+            if found(again):
+                return other, again
+    return store, result
+
+
+def _present(changed: tuple[Message | None, bool]) -> bool:
+    return changed[0] is not None
 
 
 def history_before(messages: list[Message], message_id: str) -> list[tuple[str, str]]:

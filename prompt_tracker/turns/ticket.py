@@ -21,6 +21,8 @@ class Ticket(msgspec.Struct, kw_only=True):
     # Set on a replay's reply: the last user turn (its id in the original) the replay runs to;
     # when this reply is done the worker sends the next turn (``workbench.replay.after_reply``).
     replay_until: str | None = None
+    # The store id the session had before a login gave it a new one: its keys may not have moved yet.
+    moved_from: str | None = None
 
 
 def write_ticket(message_id: str, ticket: Ticket, seconds: int, pipeline=None) -> None:
@@ -37,3 +39,30 @@ def read_ticket(message_id: str) -> Ticket | None:
 def delete_ticket(message_id: str) -> None:
     """Forget the ticket (the reply is final)."""
     services.jobs_redis.delete(ticket_key(message_id))
+
+
+def move_open_replies(old_store: str, new_store: str) -> int:
+    """Point the tickets of session ``old_store``'s open replies at ``new_store`` (a login's new id).
+
+    Call it before the session's keys move (``ConversationStore.move_session``): a worker that
+    finds its conversation gone re-reads its ticket and looks under ``store``, then ``moved_from``,
+    so it follows the move whenever it happens. Returns how many tickets were rewritten.
+    """
+    message_ids = [message_id for _playground, message_id in services.store.open_replies(old_store)]
+    if not message_ids:
+        return 0
+    redis = services.jobs_redis
+    keys = [ticket_key(message_id) for message_id in message_ids]
+    moved = 0
+    with redis.pipeline(transaction=False) as pipe:
+        for key, raw in zip(keys, redis.mget(keys)):
+            if raw is None:
+                continue  # the reply ended meanwhile
+            ticket = msgspec.json.decode(raw, type=Ticket)
+            if ticket.store != old_store:
+                continue
+            ticket = msgspec.structs.replace(ticket, store=new_store, moved_from=old_store)
+            pipe.set(key, msgspec.json.encode(ticket), xx=True, keepttl=True)  # never revive a deleted one
+            moved += 1
+        pipe.execute()
+    return moved
