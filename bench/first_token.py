@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/first_token.py [--turns 30] [--rounds 3] [--plain]
 
-Against a local OpenAI-compatible server that answers at once (the tests' fake server, no delay),
+Against a local OpenAI-compatible server that answers at once (the tests' fake server, no delay, in
+a process of its own),
 so what is measured is the app: the send (append, ticket and job), the worker picking the job up,
 calling the provider through the ``openai`` SDK, the first flush (partial APPEND + publish) and the
 Socket.IO fan-out through Redis to the web process and the client. Beside it, the same server
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from contextlib import contextmanager
 from pathlib import Path
 from statistics import median, quantiles
 
@@ -34,7 +36,6 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT)]
 
-from tests.fake_llm_servers import FakeOpenAI  # noqa: E402
 from tests.processes import stop, wait_for, web_process  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
@@ -73,6 +74,31 @@ PLAIN = {
     ],
 }
 DIRECT = "direct SDK call (floor)"
+
+
+@contextmanager
+def fake_openai_process(reply: str):
+    """The tests' fake OpenAI server, in a process of its own; yields its base URL.
+
+    Not in this process: here the socket client's threads would hold the interpreter lock while
+    the server should answer the worker, and the app would pay for the bench's own work.
+    """
+    serve = (
+        "import sys\n"
+        "from tests.fake_llm_servers import FakeOpenAI\n"
+        "fake = FakeOpenAI().start()\n"
+        "fake.script.reply = sys.argv[1]\n"
+        "print(fake.base_url, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", serve, reply], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()  # the server exits at the end of its input
+        process.wait(10)
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -217,8 +243,7 @@ def main() -> None:
     rounds: list[dict[str, float]] = []
     in_worker: dict[str, list[float]] = {}
     try:
-        with FakeOpenAI() as fake:
-            fake.script.reply = "Hello from a server that answers at once."
+        with fake_openai_process("Hello from a server that answers at once.") as base_url:
             env = {
                 **os.environ,
                 "PROMPT_TRACKER_ENV": "development",
@@ -229,11 +254,11 @@ def main() -> None:
                 "RQ_REDIS_URL": server.url(0),
                 "SOCKETIO_MESSAGE_QUEUE": server.url(1),
                 "OPENAI_API_KEY": "sk-bench",
-                "OPENAI_BASE_URL": fake.base_url,
+                "OPENAI_BASE_URL": base_url,
             }
             for _ in range(args.rounds):
                 this_round = {}
-                direct = direct_sdk(fake.base_url, args.turns)
+                direct = direct_sdk(base_url, args.turns)
                 samples[DIRECT] += direct
                 this_round[DIRECT] = median(direct) * 1000
                 for name, command in workers.items():
