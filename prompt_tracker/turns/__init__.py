@@ -7,7 +7,7 @@ function takes the session's store id (``redis_keys.store_id``), never the cooki
 - ``reply``: in the worker, claim the attempt, stream it (flushing the partial text), finish it;
 - ``control``: retry, stop and reset;
 - ``ticket``: the reply's ticket in DB 0 (session, playground, settings), so the job carries ids only;
-- ``job`` / ``worker``: the RQ entry points and the worker class that preloads the provider SDKs.
+- ``job`` / ``worker``: the RQ entry points, and the supervised resident worker (SDKs loaded once, no fork per reply).
 """
 
 from ..sessions.conversation_store import ConversationFull, TooManyOpenReplies

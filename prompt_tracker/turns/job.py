@@ -26,9 +26,10 @@ def run_reply(message_id: str, attempt: int) -> str:
 
 
 def work_horse_killed(job, retpid, ret_val, rusage) -> None:
-    """RQ's ``work_horse_killed_handler``: the horse writing a reply died, so mark the reply failed now.
+    """The process writing a reply died, so mark the reply failed now (with ``message.failed``).
 
-    Runs in the worker's main process; the text streamed so far is kept in the failed message.
+    Called by the supervisor of a resident worker (``worker.supervise``) and, as RQ's
+    ``work_horse_killed_handler``, by a forking ``ReplyWorker``; the text streamed so far is kept.
     """
     if job.func_name != "prompt_tracker.turns.job.run_reply":
         return

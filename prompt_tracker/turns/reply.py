@@ -246,7 +246,7 @@ def history_before(messages: list[Message], message_id: str) -> list[tuple[str, 
 
 # A worker writing a reply keeps a key alive (HEARTBEAT_TTL seconds, renewed four times per TTL);
 # a reply "streaming" without it lost its worker (the backstop for a machine that vanished: a
-# work-horse that dies is reported at once by the worker, see ``job.work_horse_killed``).
+# worker process that dies is reported at once by its supervisor, see ``job.work_horse_killed``).
 
 
 class Heartbeat:
