@@ -56,7 +56,7 @@ def test_json_export_is_complete(playground, conversation):
     assert reply == msgspec.to_builtins(conversation[1])  # every field of the stored record
     assert reply["params"]["top_p"] == 0.5 and reply["usage"] == {"input_tokens": 21, "output_tokens": 9}
     assert reply["alternatives"][0]["content"] == "an older answer"
-    assert reply["request"]["body"]["seed"] == 3
+    assert reply["request"]["chat"]["seed"] == 3 and reply["request"]["history"]["count"] == 1
 
 
 def test_markdown_export(playground, conversation):

@@ -121,7 +121,10 @@ def test_a_long_conversation_sends_only_its_newest_turns_and_the_reply_says_so()
     assert first.history_dropped == second.history_dropped == 0 and "(turn 2)" in second.content
     # The third send left out the first turn: the echo model saw two user turns.
     assert last.history_dropped == 2 and "(turn 2)" in last.content
-    assert [text for _, text in last.request["body"]["messages"]] == ["b" * 60, second.content, "c" * 60]
+    assert last.request["history"]["count"] == 3 and last.request["history"]["dropped"] == 2
+    view = playground.client.get(f"/playground/messages/{last.id}/request").get_data(as_text=True)
+    # "b" twice: the second message and the reply that repeats it
+    assert view.count("a" * 60) == 0 and view.count("b" * 60) == 2 and view.count("c" * 60) == 1
     page = playground.page().get_data(as_text=True)
     assert page.count("earliest messages were not sent") == 1
     assert "The 2 earliest messages were not sent with this request" in page

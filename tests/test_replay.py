@@ -17,6 +17,15 @@ REPLAY = STANDALONE + "~replay"
 PREFIX = "prompt_tracker:session:"
 
 
+def sent_messages(reply, conversation) -> list:
+    """The messages ``reply``'s provider was sent, as the request view rebuilds them (checked unchanged)."""
+    from prompt_tracker.request_view import sent_request
+
+    sent, unchanged = sent_request(reply, conversation)
+    assert unchanged
+    return sent["body"]["messages"]
+
+
 def start(playground, **fields):
     data = {"provider": "echo", "model": "echo-1", "csrf_token": playground.token(), **fields}
     return playground.client.post("/playground/replay", data=data)
@@ -53,7 +62,7 @@ def test_a_replay_runs_the_turns_in_order_with_its_own_history_and_leaves_the_or
         f"You said: {text}\n\n(system prompt: 9 characters; turn {number})"
         for number, text in enumerate(("one", "two", "three"), 1)
     ]
-    assert replies[2].request["body"]["messages"] == [
+    assert sent_messages(replies[2], replayed) == [
         ["user", "one"],
         ["assistant", replies[0].content],
         ["user", "two"],
@@ -105,7 +114,7 @@ def test_system_text_and_hand_written_examples_are_copied_not_replayed(app, play
         ("assistant", "positive"),
         ("user", "It was awful"),
     ]
-    assert replayed[4].request["body"]["messages"] == [
+    assert sent_messages(replayed[4], replayed) == [
         ["system", "Answer in French."],
         ["user", "I loved it"],
         ["assistant", "positive"],

@@ -1,7 +1,9 @@
 """The request view: each reply records what its provider was sent (keys as $VARIABLES), shown as JSON and curl."""
 
 import json
+import re
 import subprocess
+from html import unescape
 
 import pytest
 
@@ -79,26 +81,59 @@ def test_echo_has_no_http_request_and_no_curl():
     assert curl_command(described) is None
 
 
+def shown_request(client, reply_id) -> tuple[dict, str]:
+    """The request view's JSON (parsed) and its whole HTML."""
+    view = client.get(f"/playground/messages/{reply_id}/request")
+    assert view.status_code == 200
+    html = view.get_data(as_text=True)
+    shown = re.search(r'<pre class="request-code" id="request-json">(.*?)</pre>', html, re.S).group(1)
+    return json.loads(unescape(shown)), html
+
+
 def test_a_reply_records_its_request_and_the_page_links_to_it(app, playground, fake_openai):
     playground.save_settings(provider="openai", model="gpt-4o-mini", system_prompt="Be brief.", top_p="0.5")
     playground.send("first")
     playground.send("second")
     reply = playground.messages(app)[-1]
-    assert reply.request["body"] == fake_openai.requests[-1].body
-    assert [m["content"] for m in reply.request["body"]["messages"]] == [
+    page = playground.page().get_data(as_text=True)
+    assert f'href="/playground/messages/{reply.id}/request">View request</a>' in page
+    shown, html = shown_request(playground.client, reply.id)
+    assert shown["body"] == fake_openai.requests[-1].body  # exactly what the server received
+    assert [m["content"] for m in shown["body"]["messages"]] == [
         "Be brief.",
         "first",
         fake_openai.script.reply,
         "second",
     ]
-    page = playground.page().get_data(as_text=True)
-    assert f'href="/playground/messages/{reply.id}/request">View request</a>' in page
-    view = playground.client.get(f"/playground/messages/{reply.id}/request")
-    assert view.status_code == 200
-    html = view.get_data(as_text=True)
     assert "&#34;top_p&#34;: 0.5" in html and "curl http://127.0.0.1:" in html
     assert "Bearer $OPENAI_API_KEY" in html and OPENAI_KEY not in html
     assert 'data-copy-target="request-json"' in html and 'data-copy-target="request-curl"' in html
+    assert "have changed since it was sent" not in html
+
+
+def test_a_reply_does_not_store_the_history_it_sent(app, playground):
+    """Each record would otherwise hold the whole conversation before it: n² in Redis and in every page view."""
+    playground.send("a long first message " + "x" * 5000)
+    playground.send("second")
+    reply = playground.messages(app)[-1]
+    assert "x" * 5000 not in json.dumps(reply.request)
+    assert reply.request["history"]["count"] == 3 and reply.request["history"]["dropped"] == 0
+    shown, _ = shown_request(playground.client, reply.id)
+    assert shown["body"]["messages"][0] == ["user", "a long first message " + "x" * 5000]
+
+
+def test_the_view_says_when_the_conversation_changed_since_the_reply(app, playground):
+    playground.send("first")
+    playground.send("second")
+    first_user, _, _, reply = playground.messages(app)
+    token = playground.token()
+    assert (
+        playground.client.post(f"/playground/messages/{first_user.id}/delete", data={"csrf_token": token}).status_code
+        == 303
+    )
+    shown, html = shown_request(playground.client, reply.id)
+    assert "have changed since it was sent" in html
+    assert shown["body"]["messages"] == [["user", "second"]]  # the conversation as it is now
 
 
 def test_no_request_view_for_a_missing_reply(playground):

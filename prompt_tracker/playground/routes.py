@@ -46,7 +46,7 @@ from ..prompts.playground import (
 from ..prompts.variables import TemplateProblem
 from ..providers import UnknownProviderError, available_providers
 from ..rendering import render_reply
-from ..request_view import curl_command, request_json
+from ..request_view import HISTORY_CHANGED, curl_command, request_json, sent_request
 from ..sessions.conversation_edits import (
     NotAUserMessage,
     UnconfirmedRemoval,
@@ -310,14 +310,17 @@ def message_fragment(message_id):
 @bp.get("/messages/<message_id>/request")
 def message_request(message_id):
     """What the provider was sent for one reply, as JSON and as a curl command."""
-    message = services.store.get(session.store_id, g.playground, message_id)
+    conversation = services.store.all(session.store_id, g.playground)
+    message = next((message for message in conversation if message.id == message_id), None)
     if message is None or message.request is None:
         abort(404, "That reply has no recorded request: it is not finished, or no longer in this conversation.")
+    sent, unchanged = sent_request(message, conversation)
     return render_template(
         "playground/request.html",
         message=message,
-        request_json=request_json(message.request),
-        curl=curl_command(message.request),
+        request_json=request_json(sent),
+        curl=curl_command(sent),
+        history_changed=None if unchanged else HISTORY_CHANGED,
     )
 
 

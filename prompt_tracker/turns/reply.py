@@ -26,6 +26,7 @@ from ..pricing import cost_usd
 from ..providers import ChatRequest, ProviderError, get_provider
 from ..redis_keys import alive_key
 from ..rendering import render_reply
+from ..request_view import record_request
 from ..web.request_log import log_reply
 from .live import publish
 from .ticket import delete_ticket, read_ticket
@@ -149,7 +150,7 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
             latency_ms=int((time.monotonic() - started) * 1000),
             finished_at=time.time(),
             cost_usd=cost_usd(settings.provider, settings.model, usage),
-            request=get_provider(settings.provider).describe(request),  # what was sent, keys as $VARIABLES
+            request=record_request(settings.provider, request, dropped),  # what was sent, keys as $VARIABLES
             history_dropped=dropped,
         )
 
