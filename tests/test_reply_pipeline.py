@@ -297,3 +297,23 @@ def test_replies_open_during_a_login_go_on_into_the_session_under_its_new_id(
     assert fake_openai.stream_requests() == 2  # one call each: nothing was restarted
     assert [key for key in real_redis.client(2).scan_iter() if old_store.encode() in key] == []
     assert not real_redis.client(2).exists(partial_key(PREFIX, new_store, streaming))
+
+
+def test_a_stopped_worker_finishes_the_reply_it_is_writing_then_exits_with_its_process(
+    live_app, live_playground, real_redis, start_worker, fake_openai
+):
+    """SIGTERM to `flask worker` (what `make run`, honcho or systemd send): the reply being written
+    runs to its end, then the supervisor and its worker process exit, and the worker is unregistered."""
+    use_openai(live_playground, fake_openai, chunk_delay=0.02, reply=" ".join(f"w{n}" for n in range(100)))
+    worker = start_worker()
+    resident = psutil.Process(worker.pid).children()
+    assert len(resident) == 1  # one process writes the replies, not one per reply
+    live_playground.send("a long answer please")
+    reply_id = last(live_app, live_playground).id
+    wait_for(lambda: len(partial_text(real_redis, live_playground.store(), reply_id)) > 20)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert not resident[0].is_running() or resident[0].status() == psutil.STATUS_ZOMBIE
+    reply = last(live_app, live_playground)
+    assert reply.status == "done" and reply.content.endswith("w99")
+    assert real_redis.client(0).scard("rq:workers") == 0
