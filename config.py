@@ -21,6 +21,7 @@ INT_SETTINGS = (
     "MAX_CONVERSATION_MESSAGES",
     "MAX_HISTORY_CHARS",
     "PAGE_WINDOW",
+    "PAGE_WINDOW_BYTES",
     "MAX_CONTENT_LENGTH",
     "MAX_IMPORT_BYTES",
     "MAX_OPEN_REPLIES",
@@ -64,7 +65,10 @@ class Config:
     # What one request carries of the history: the oldest messages beyond it are left out (and the
     # reply says so), so a long conversation cannot cost without bound per send. 0 = no cap.
     MAX_HISTORY_CHARS = 200_000
+    # A page shows the latest PAGE_WINDOW messages, and of those only the newest PAGE_WINDOW_BYTES of
+    # stored records (about the page's weight): 200 short messages, or some 60 of 2 KB.
     PAGE_WINDOW = 200
+    PAGE_WINDOW_BYTES = 131_072
     MAX_CONTENT_LENGTH = 256 * 1024
     MAX_IMPORT_BYTES = 8 * 1024 * 1024  # a conversation file to import (the one body allowed past the above)
     # Replies one session may have queued or being written at once (a send past it is refused).

@@ -5,7 +5,7 @@ What the benchmark compares Prompt Tracker with. Everything is Flask-Session's d
 request), so every request that carries the cookie reads the whole blob and writes it back.
 To keep the comparison about storage, it renders Prompt Tracker's own page template
 (``playground/index.html``, with the same context and the same stylesheets), with Flask-WTF's CSRF
-and the same page window (the latest ``PAGE_WINDOW`` messages): only where the conversation is kept
+and the same page window (the latest ``PAGE_WINDOW`` messages, cut to ``PAGE_WINDOW_BYTES``): only where the conversation is kept
 differs. The endpoints the template links to exist under the same names; only the page and send do
 anything.
 
@@ -26,7 +26,7 @@ from flask_session import Session
 from flask_wtf.csrf import CSRFProtect
 
 from config import Config
-from prompt_tracker.messages import Message
+from prompt_tracker.messages import Message, encode_message
 from prompt_tracker.playground.forms import MessageForm, SettingsForm
 from prompt_tracker.playground_settings import (
     MAX_MODEL_CHARS,
@@ -62,7 +62,8 @@ def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask
         SECRET_KEY=os.environ.get("STOCK_SECRET_KEY", "bench-only-not-secret"),
         SESSION_TYPE="redis",
         SESSION_REDIS=redis.Redis.from_url(redis_url or os.environ.get("STOCK_SESSION_REDIS_URL", DEFAULT_REDIS_URL)),
-        PAGE_WINDOW=int(os.environ.get("PAGE_WINDOW", 200)),
+        PAGE_WINDOW=int(os.environ.get("PAGE_WINDOW", Config.PAGE_WINDOW)),
+        PAGE_WINDOW_BYTES=int(os.environ.get("PAGE_WINDOW_BYTES", Config.PAGE_WINDOW_BYTES)),
         MAX_MESSAGE_CHARS=20_000,
         MAX_SYSTEM_PROMPT_CHARS=20_000,
         WTF_CSRF_TIME_LIMIT=None,  # as in Prompt Tracker: the token lives as long as the session
@@ -101,9 +102,8 @@ prompts_bp = Blueprint("prompts", __name__, url_prefix="/prompts")  # the page's
 def index():
     stored = session.get("messages", [])
     limit = current_app.config["PAGE_WINDOW"]
-    window = Window(
-        messages=_messages(stored[-limit:], list[Message]), start=max(0, len(stored) - limit), total=len(stored)
-    )
+    shown = within_bytes(_messages(stored[-limit:], list[Message]), current_app.config["PAGE_WINDOW_BYTES"])
+    window = Window(messages=shown, start=len(stored) - len(shown), total=len(stored))
     settings = PlaygroundSettings()
     return render_template(
         "playground/index.html",
@@ -143,6 +143,18 @@ def send():
 
 def not_in_the_baseline(**_):
     abort(404)
+
+
+def within_bytes(messages: list[Message], budget: int) -> list[Message]:
+    """The newest messages whose records add up to ``budget`` bytes (the newest always): the page
+    window our store's Lua script cuts, so that both apps render the same page."""
+    if not budget or len(messages) < 2:
+        return messages
+    first, used = len(messages) - 1, len(encode_message(messages[-1]))
+    while first > 0 and used + len(encode_message(messages[first - 1])) <= budget:
+        first -= 1
+        used += len(encode_message(messages[first]))
+    return messages[first:]
 
 
 def new_message(role: str, **fields) -> dict:

@@ -7,7 +7,7 @@ import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.extensions import services
-from prompt_tracker.messages import user_message
+from prompt_tracker.messages import encode_message, user_message
 from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.redis_keys import conversation_key
 
@@ -103,8 +103,9 @@ def thousand_messages(live_app, live_playground):
 
 
 def test_the_page_shows_the_latest_200_and_links_to_the_previous_window(live_app, thousand_messages):
-    """1,000 messages, PAGE_WINDOW 200: the page has 800..999 and a link to ?before=800, which has 600..799."""
+    """1,000 messages, PAGE_WINDOW 200 (no byte budget): the page has 800..999 and a link to ?before=800, which has 600..799."""
     assert live_app.config["PAGE_WINDOW"] == 200
+    live_app.config["PAGE_WINDOW_BYTES"] = 0
     html = thousand_messages.page().get_data(as_text=True)
     assert "1000 messages" in html
     assert shown_numbers(html) == list(range(800, 1000))
@@ -118,6 +119,22 @@ def test_the_page_shows_the_latest_200_and_links_to_the_previous_window(live_app
     first = thousand_messages.client.get("/playground?before=200").get_data(as_text=True)
     assert shown_numbers(first) == list(range(0, 200))
     assert "Show earlier messages" not in first
+
+
+def test_a_page_of_long_messages_shows_only_the_newest_within_the_byte_budget(live_app, thousand_messages):
+    """2 KB messages and the default 128 KiB budget: the newest that fit, then a link to the ones before."""
+    budget = live_app.config["PAGE_WINDOW_BYTES"]
+    assert budget == 131_072
+    html = thousand_messages.page().get_data(as_text=True)
+    shown = shown_numbers(html)
+    record = len(encode_message(user_message("message 999: " + "y" * 2000)))
+    assert len(shown) == budget // record and shown[-1] == 999 and shown == list(range(shown[0], 1000))
+    assert f'<a href="/playground?before={shown[0]}">Show earlier messages ({shown[0]} more)</a>' in html
+    earlier = thousand_messages.client.get(f"/playground?before={shown[0]}").get_data(as_text=True)
+    assert shown_numbers(earlier) == list(range(shown[0] - len(shown), shown[0]))
+    # One message over the budget alone is still shown.
+    live_app.config["PAGE_WINDOW_BYTES"] = 100
+    assert shown_numbers(thousand_messages.page().get_data(as_text=True)) == [999]
 
 
 @contextmanager

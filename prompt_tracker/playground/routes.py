@@ -94,6 +94,7 @@ def render_playground(
         limit=current_app.config["PAGE_WINDOW"],
         end=end,
         refresh_keys=current_app.session_interface.slide_keys(session),
+        max_bytes=current_app.config["PAGE_WINDOW_BYTES"],
     )
     session.expiry_refreshed = True
     if end is not None and end > window.total:

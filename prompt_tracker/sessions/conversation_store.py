@@ -37,16 +37,30 @@ return len
 """
 
 # KEYS: conversation, open set, then the session's other keys to refresh.
-# ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix.
+# ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix, max bytes (0: any).
 # Returns the list's length, the window's records, and [id, text, ...] of this playground's partials.
+# The window is the latest ``limit`` records before ``end`` whose bytes add up to at most ``max bytes``
+# (the newest one always), so a page of long messages stays light.
 _WINDOW = """
 local total = redis.call('LLEN', KEYS[1])
-local limit, stop = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit, stop, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
 local records = {}
 if stop < 0 then
   records = redis.call('LRANGE', KEYS[1], -limit, -1)
 elseif stop > 0 then
   records = redis.call('LRANGE', KEYS[1], math.max(0, stop - limit), stop - 1)
+end
+if budget > 0 and #records > 1 then
+  local first, used = #records, #records[#records]
+  while first > 1 and used + #records[first - 1] <= budget do
+    first = first - 1
+    used = used + #records[first]
+  end
+  if first > 1 then
+    local kept = {}
+    for i = first, #records do kept[#kept + 1] = records[i] end
+    records = kept
+  end
 end
 local partials = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
@@ -239,9 +253,16 @@ class ConversationStore:
         )
 
     def window(
-        self, store: str, playground: str, limit: int, end: int | None = None, refresh_keys: Iterable[str] = ()
+        self,
+        store: str,
+        playground: str,
+        limit: int,
+        end: int | None = None,
+        refresh_keys: Iterable[str] = (),
+        max_bytes: int = 0,
     ) -> Window:
-        """Read at most ``limit`` messages ending before absolute index ``end`` (default: the latest).
+        """Read at most ``limit`` messages ending before absolute index ``end`` (default: the latest),
+        and of those only the newest that add up to ``max_bytes`` of records (0: no such cap).
 
         One round trip: the window, the partial text of the replies being written, and the expiry
         push of ``refresh_keys``.
@@ -256,6 +277,7 @@ class ConversationStore:
                 self.ttl_seconds,
                 playground,
                 partial_key(self.key_prefix, store, ""),
+                max_bytes,
             ],
         )
         stop = total if end is None else min(max(0, end), total)
