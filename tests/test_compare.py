@@ -170,3 +170,17 @@ def test_a_prompt_playground_compares_with_a_saved_version():
         second = services.store.all(store, f"prompt-{prompt_id}~compare")
     assert main[1].version == 2 and "system prompt: 17 characters" in main[1].content
     assert second[1].version == 1 and "system prompt: 7 characters" in second[1].content
+
+
+def test_retrying_a_second_reply_past_the_rate_is_a_429_on_the_compare_page():
+    app, playground = limited({"RATE_LIMIT_SENDS": "2/minute"})
+    compare_with(playground)
+    playground.send("one")  # two replies: the whole limit
+    reply = conversation(app, playground, COMPARE)[1]
+    response = playground.client.post(
+        f"/playground/compare/messages/{reply.id}/retry", data={"csrf_token": playground.token()}
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 429
+    assert "Too many messages: the limit is 2 per 1 minute." in html and 'id="compare-form"' in html
+    assert conversation(app, playground, COMPARE)[1].attempt == 1  # nothing queued

@@ -60,7 +60,8 @@ def refuse(sentence: str, status: int):
     if wants_json():
         return jsonify(error=sentence), status
     flash(sentence, "error")
-    page = render_compare if "compare" in (request.endpoint or "") else render_replay
+    kind = (request.view_args or {}).get("kind") or ("compare" if "compare" in (request.endpoint or "") else "replay")
+    page = render_compare if kind == "compare" else render_replay
     return page(status)
 
 

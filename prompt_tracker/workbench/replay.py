@@ -109,9 +109,7 @@ def send_turn(
     return reply
 
 
-def start_replay(
-    store: str, playground: str, settings: PlaygroundSettings, refresh_keys=(), turns: list[Turn] | None = None
-) -> str:
+def start_replay(store: str, playground: str, settings: PlaygroundSettings, refresh_keys=()) -> str:
     """Start a replay of ``playground``'s turns with ``settings``, replacing any earlier replay; return its last turn's id.
 
     Raises NothingToReplay, ReplayRunning, and (nothing queued) TooManyOpenReplies or ConversationFull.
@@ -119,7 +117,7 @@ def start_replay(
     replay = replay_playground(playground)
     if any(message.is_open for message in services.store.all(store, replay)):
         raise ReplayRunning("A replay is still running: stop it (or reset it) before starting another.")
-    turns = plan(services.store.all(store, playground)) if turns is None else turns
+    turns = plan(services.store.all(store, playground))
     if not turns:
         raise NothingToReplay("Nothing to replay: this conversation has no user messages yet.")
     until = turns[-1].user.id
