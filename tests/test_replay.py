@@ -1,6 +1,7 @@
 """Replay on the test config (inline jobs): turns in order with the replay's own history, the diff, limits."""
 
 import re
+import time
 
 import pytest
 
@@ -344,3 +345,36 @@ def test_a_prompt_playground_replays_against_a_saved_version():
     replies = [m for m in replayed if m.role == "assistant"]
     assert [(m.version, m.status) for m in replies] == [(1, "done"), (1, "done")]
     assert "system prompt: 7 characters; turn 2" in replies[1].content
+
+
+@pytest.mark.integration
+def test_stop_halts_a_replay_on_real_workers_and_delete_leaves_nothing_behind(
+    live_app, live_playground, real_redis, start_worker, fake_openai
+):
+    from .conftest import wait_for
+
+    start_worker()
+    for text in ("one", "two", "three"):
+        live_playground.send(text)
+    wait_for(lambda: [m.status for m in conversation(live_app, live_playground)] == ["done"] * 6)
+    fake_openai.script.reply = " ".join(f"w{n}" for n in range(300))
+    fake_openai.script.chunk_delay = 0.05
+    token = live_playground.token()
+    live_playground.client.post(
+        "/playground/replay", data={"provider": "openai", "model": "gpt-4o-mini", "csrf_token": token}
+    )
+    wait_for(lambda: (m := conversation(live_app, live_playground, REPLAY)) and m[-1].status == "streaming")
+    assert live_playground.client.post("/playground/replay/stop", data={"csrf_token": token}).status_code == 303
+    stopped = wait_for(
+        lambda: (m := conversation(live_app, live_playground, REPLAY)) and m[-1].status == "stopped" and m
+    )
+    time.sleep(0.5)  # time enough for a next turn, if one were (wrongly) queued
+    assert len(conversation(live_app, live_playground, REPLAY)) == len(stopped) == 2
+    assert fake_openai.stream_requests() == 1
+    html = live_playground.client.get("/playground/replay").get_data(as_text=True)
+    assert sentence(html) == "Stopped at turn 1 of 3. Continue sends it again."
+
+    live_playground.client.post("/playground/replay/reset", data={"csrf_token": token})
+    replay_keys = [key for key in real_redis.client(2).scan_iter() if b"~replay" in key]
+    assert replay_keys == []
+    assert len(conversation(live_app, live_playground)) == 6
