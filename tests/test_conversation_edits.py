@@ -1,5 +1,7 @@
 """Add a message of any role without calling the model, and delete messages, atomically by id."""
 
+import re
+
 import pytest
 
 from prompt_tracker.messages import user_message
@@ -317,3 +319,50 @@ def test_edit_finds_a_message_that_moved_and_edits_the_first_message(live_app, l
         assert moved[0][0] == 1
         assert [m.content for m in store.all(sid, STANDALONE)] == ["one, edited", ""]
         assert store.redis.ttl(store.key(sid, STANDALONE)) > 0  # a fresh list gets the session's expiry
+
+
+def test_an_edit_shares_the_send_rate_and_keeps_its_text_when_refused():
+    from prompt_tracker import create_app
+
+    from .conftest import Playground
+
+    app = create_app("test", {"RATE_LIMIT_SENDS": "2/minute"})
+    playground = Playground(app.test_client())
+    assert playground.send("one").status_code == 303
+    first, _ = playground.messages(app)
+    assert edit(playground, first.id, "one, edited", removes=1).status_code == 303
+    edited, _ = playground.messages(app)
+    refused = edit(playground, edited.id, "one, edited twice with care", removes=1)
+    assert refused.status_code == 429
+    html = refused.get_data(as_text=True)
+    assert "Too many messages: the limit is 2 per 1 minute." in html
+    assert f'id="edit-{edited.id}"' in html and ">\none, edited twice with care</textarea>" in html
+    assert [m.content for m in playground.messages(app) if m.role == "user"] == ["one, edited"]
+
+
+def test_a_prompts_playground_edits_its_own_conversation():
+    from prompt_tracker import create_app
+    from prompt_tracker.extensions import db
+
+    from .conftest import CSRF_RE
+
+    app = create_app("test")
+    with app.app_context():
+        db.create_all()
+    client = app.test_client()
+    token = CSRF_RE.search(client.get("/prompts").get_data(as_text=True)).group(1)
+    client.post("/prompts", data={"name": "Greeter", "system_prompt": "Greet.", "csrf_token": token})
+    base = "/prompts/greeter/playground"
+    client.post(f"{base}/messages", data={"content": "hello", "csrf_token": token})
+    page = client.get(base).get_data(as_text=True)
+    user_id = re.search(r'class="message message-user[^"]*" id="m-([0-9a-f]+)"', page).group(1)
+    assert f'href="{base}/messages/{user_id}/edit#m-{user_id}"' in page
+    response = client.post(
+        f"{base}/messages/{user_id}/edit",
+        data={"content": "hello again", "removes": "1", "confirm_remove": "yes", "csrf_token": token},
+    )
+    assert response.status_code == 303 and response.location.startswith(f"{base}#m-")
+    page = client.get(base).get_data(as_text=True)
+    assert "hello again" in page and ">hello</div>" not in page
+    assert "You said: hello again" in page
+    assert "2 messages" in page
