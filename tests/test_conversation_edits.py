@@ -366,3 +366,19 @@ def test_a_prompts_playground_edits_its_own_conversation():
     assert "hello again" in page and ">hello</div>" not in page
     assert "You said: hello again" in page
     assert "2 messages" in page
+
+
+@pytest.mark.parametrize("window", [{"PAGE_WINDOW": 3}, {"PAGE_WINDOW_BYTES": 600}])
+def test_editing_a_message_older_than_the_latest_window_shows_the_window_that_holds_it(app, playground, window):
+    app.config.update(window)
+    playground.page()
+    with playground.client.session_transaction() as session:
+        session.add_playground(STANDALONE)
+    with app.app_context():
+        messages = [user_message(f"message {n} " + "x" * 200) for n in range(8)]
+        services().store.append(playground.store(), STANDALONE, *messages)
+    html = playground.client.get(f"/playground/messages/{messages[1].id}/edit").get_data(as_text=True)
+    assert f'id="edit-{messages[1].id}"' in html and "Resending removes the 6 messages after this one" in html
+    assert 'id="composer"' not in html and "Back to the latest messages" in html  # an earlier window
+    refused = edit(playground, messages[1].id, " ")
+    assert refused.status_code == 400 and f'id="edit-{messages[1].id}"' in refused.get_data(as_text=True)

@@ -99,6 +99,9 @@ def render_playground(
     session.expiry_refreshed = True
     if end is not None and end > window.total:
         return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
+    if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
+        # The message being edited is older than the latest window: show the window that ends with it.
+        return render_playground(message_form, settings_form, status, editing, editing.index + 1, overflow)
     if settings_form is None:
         settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
     messages = [with_partial(message, window.partials) for message in window.messages]
@@ -508,6 +511,7 @@ class EditState:
     content: str
     removes: int
     cancel_url: str
+    index: int  # where the message is in the conversation (the page shows the window that holds it)
     error: str | None = None
     client_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
@@ -524,13 +528,7 @@ def edit_state(message_id: str, content: str | None = None, error: str | None = 
     before = request.args.get("before", type=int)
     cancel = url_for(".index", before=before, _anchor=f"m-{message_id}")
     text = message.content if content is None else content.replace("\r\n", "\n")
-    return EditState(message_id, text, removes, cancel, error), index
-
-
-def window_end_for(index: int) -> int | None:
-    """The window that shows the message at ``index``: the latest if it is in it, else the one ending there."""
-    total = services.store.count(session.store_id, g.playground)
-    return None if index >= total - current_app.config["PAGE_WINDOW"] else index + 1
+    return EditState(message_id, text, removes, cancel, index, error), index
 
 
 @bp.get("/messages/<message_id>/edit")
@@ -541,12 +539,12 @@ def edit_form(message_id):
         abort(
             404, "That message is not one of your messages in this conversation (it may have been edited or deleted)."
         )
-    editing, index = state
+    editing, _ = state
     if wants_json():
         message = services.store.get(session.store_id, g.playground, message_id)
         message_item = get_template_attribute("playground/_message.html", "message_item")
         return jsonify(id=message_id, removes=editing.removes, html=message_item(message, set(), editing))
-    return render_playground(editing=editing, end=window_end_for(index))
+    return render_playground(editing=editing)
 
 
 @bp.post("/messages/<message_id>/edit")
@@ -623,5 +621,5 @@ def refuse_edit(message_id: str, error: str, status: int, removes: int | None = 
     if state is None:  # the message is gone: keep the text in the composer instead
         flash(error, "error")
         return render_playground(message_form=MessageForm(formdata=None, data={"content": content}), status=status)
-    editing, index = state
-    return render_playground(editing=editing, end=window_end_for(index), status=status)
+    editing, _ = state
+    return render_playground(editing=editing, status=status)
