@@ -382,3 +382,31 @@ def test_editing_a_message_older_than_the_latest_window_shows_the_window_that_ho
     assert 'id="composer"' not in html and "Back to the latest messages" in html  # an earlier window
     refused = edit(playground, messages[1].id, " ")
     assert refused.status_code == 400 and f'id="edit-{messages[1].id}"' in refused.get_data(as_text=True)
+
+
+@pytest.mark.integration
+def test_an_edit_hangs_up_the_reply_being_written_after_it(fake_openai, live_app, live_playground, start_worker):
+    """Real worker, fake provider: the reply the edit removes ends its provider stream; it never comes back."""
+    from .conftest import wait_for
+
+    fake_openai.script.reply = " ".join(f"w{i}" for i in range(400))
+    fake_openai.script.chunk_delay = 0.05  # 20 s if nobody hangs up
+    start_worker()
+    live_playground.save_settings(provider="openai", model="gpt-4o-mini")
+    live_playground.send("a long answer, please")
+    user, reply = live_playground.messages(live_app)
+    wait_for(lambda: live_playground.messages(live_app)[-1].status == "streaming")
+    fake_openai.script.reply = "short"  # the resent question gets a short answer
+    assert edit(live_playground, user.id, "a short answer, please", removes=1).status_code == 303
+    assert fake_openai.wait_for_disconnect(5)  # the removed reply's provider stream was closed
+    # One worker: the new reply runs after the old job ended, so its last write (if any) is behind us.
+    final = wait_for(lambda: (m := live_playground.messages(live_app))[-1].status == "done" and m, timeout=20)
+    assert [(m.role, m.content) for m in final] == [("user", "a short answer, please"), ("assistant", "short")]
+    assert reply.id not in {m.id for m in final}
+    assert fake_openai.stream_requests() == 2
+    assert fake_openai.requests[-1].body["messages"] == [{"role": "user", "content": "a short answer, please"}]
+    with live_app.app_context():
+        store = services().store
+        sid = live_playground.store()
+        assert store.partial(sid, reply.id) == ""
+        assert store.redis.zrange(store.open_key(sid), 0, -1) == []
