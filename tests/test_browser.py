@@ -310,3 +310,21 @@ def test_reload_mid_stream_shows_the_text_so_far(page, chromium, live_server, st
         text = tab.inner_text(".message-assistant .body")
         assert text.count("w59") == 1 and text.count("w10 ") == 1
     assert tab_b.errors == []
+
+
+def test_typed_text_survives_a_reload_and_a_settings_save_until_it_is_sent(page, live_server):
+    page.goto(live_server + "/playground")
+    page.fill("#content", "half a thought,\nstill typing")
+    page.reload()
+    assert page.input_value("#content") == "half a thought,\nstill typing"
+    page.fill("#system_prompt", "Be brief.")
+    page.click("button:has-text('Save settings')")
+    page.wait_for_load_state()
+    page.wait_for_function("document.querySelector('#system_prompt').value === 'Be brief.'")
+    assert page.input_value("#content") == "half a thought,\nstill typing"
+    page.focus("#content")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(".message-user >> text=still typing")
+    assert page.input_value("#content") == ""
+    page.reload()
+    assert page.input_value("#content") == ""  # sent: not brought back
