@@ -222,7 +222,7 @@ class Row:
     user: Message
     old: Message | None
     new: Message | None
-    diff: list[Piece] | None = None
+    diff: tuple[Piece, ...] | None = None
     same: float | None = None
 
 
