@@ -52,15 +52,18 @@ def run_reply(message_id: str, attempt: int) -> str:
     if ticket is None:
         return "skipped"
     with Heartbeat(message_id):
-        outcome = _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user)
+        outcome, store = _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user)
     if ticket.replay_until is not None:
         from ..workbench.replay import after_reply  # imported here: the workbench builds on turns
 
-        after_reply(ticket, message_id, outcome)
+        after_reply(msgspec.structs.replace(ticket, store=store), message_id, outcome)
     return outcome
 
 
-def _write(store: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None) -> str:
+def _write(
+    store: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None
+) -> tuple[str, str]:
+    """Claim, stream and finish the reply; return the outcome and the store id it ended under (a login moves it)."""
     conversations = services.store
     started = time.monotonic()
 
@@ -73,9 +76,9 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
         message_id, store, lambda at: conversations.change(at, playground, message_id, to_streaming), _present
     )
     if claimed is None:
-        return "dropped"
+        return "dropped", store
     if not changed:
-        return "skipped"
+        return "skipped", store
     publish(store, "message.started", event(playground, message_id, attempt=attempt))
 
     store, messages = following_moves(message_id, store, lambda at: conversations.all(at, playground), bool)
@@ -132,7 +135,7 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
         stream.close()  # ends the provider's HTTP stream when we leave early (Stop, Reset)
     if outcome == "dropped":
         delete_ticket(message_id)
-        return outcome
+        return outcome, store
     if pending:
         flush()
     content = "".join(parts)
@@ -159,7 +162,7 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
     )
     delete_ticket(message_id)
     if not changed:
-        return "dropped"
+        return "dropped", store
     log_reply(final, playground)
     budget.record(user, final.usage, final.cost_usd)
     publish(
@@ -176,7 +179,7 @@ def _write(store: str, playground: str, message_id: str, attempt: int, settings,
             cost_usd=final.cost_usd,
         ),
     )
-    return outcome
+    return outcome, store
 
 
 def fail_reply(
