@@ -328,3 +328,10 @@ def test_typed_text_survives_a_reload_and_a_settings_save_until_it_is_sent(page,
     assert page.input_value("#content") == ""
     page.reload()
     assert page.input_value("#content") == ""  # sent: not brought back
+    # The Compare page's box keeps its own draft the same way.
+    page.goto(live_server + "/playground/compare")
+    page.fill("#content", "for both models")
+    page.reload()
+    assert page.input_value("#content") == "for both models"
+    page.goto(live_server + "/playground")
+    assert page.input_value("#content") == ""

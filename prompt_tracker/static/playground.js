@@ -179,19 +179,11 @@
     return true;
   }
 
-  // What is typed survives a reload and a settings save (a plain form post): kept per playground in
-  // this tab's sessionStorage until it is sent. Text the server put back in the box (a refused send) wins.
-  const draftKey = "prompt-tracker:draft:" + playground;
-  function keepDraft() {
-    try {
-      if (textarea.value) sessionStorage.setItem(draftKey, textarea.value);
-      else sessionStorage.removeItem(draftKey);
-    } catch { /* storage off: nothing kept, nothing lost either */ }
+  // Sent: empty the box, and its kept draft with it (drafts.js listens to "input").
+  function clearComposer() {
+    textarea.value = "";
+    textarea.dispatchEvent(new Event("input"));
   }
-  if (!textarea.value) {
-    try { textarea.value = sessionStorage.getItem(draftKey) || ""; } catch { /* storage off */ }
-  }
-  textarea.addEventListener("input", keepDraft);
 
   composer.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -205,14 +197,12 @@
       if (response.status === 202) {
         const data = await response.json();
         showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
-        textarea.value = "";
-        keepDraft();
+        clearComposer();
         showError("");
         renewClientToken();
         scrollToEnd();
       } else if (response.ok) {  // this submission was stored already (sent twice): show what is stored
-        textarea.value = "";
-        keepDraft();
+        clearComposer();
         showError("");
         renewClientToken();
         catchUp();

@@ -77,6 +77,7 @@
         composer.querySelector('input[name="confirm_overflow"]')?.remove();
         if (response.ok) {
           textarea.value = "";
+          textarea.dispatchEvent(new Event("input"));  // drafts.js forgets the sent text
           showError("");
           const bytes = crypto.getRandomValues(new Uint8Array(16));
           composer.querySelector('input[name="client_token"]').value =
