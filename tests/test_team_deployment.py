@@ -117,7 +117,7 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, 
             # Sign out: back to the sign-in page with a notice, every key of the session deleted.
             page.click(".signed-in button:has-text('Sign out')")
             page.wait_for_url(lambda address: urllib.parse.urlsplit(address).path == "/login")
-            assert "You are signed out." in page.content()
+            assert "You are signed out." in page.content(), (page.url, page.inner_text("main")[:300])
             assert session_keys(real_redis, after) == []
             page.goto(url + "/playground")
             assert urllib.parse.urlsplit(page.url).path == "/login"
