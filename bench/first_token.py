@@ -209,11 +209,13 @@ def worker_side(server: RedisServer) -> float:
     return median(reply.first_token_ms for reply in replies)
 
 
-def through_the_app(server: RedisServer, env: dict, worker_command: list, turns: int, log_dir: Path):
+def through_the_app(
+    server: RedisServer, env: dict, worker_command: list, turns: int, log_dir: Path, web: str = "flask"
+):
     """Send ``turns`` messages one after the other; the time to each reply's first delta, and the worker's part."""
     for db in (0, 1, 2):
         server.client(db).flushdb()
-    with web_process(env, log_dir / "web.log") as url:
+    with web_process(env, log_dir / "web.log", kind=web) as url:
         worker = subprocess.Popen(
             worker_command, cwd=ROOT, env=env, stdout=open(log_dir / "worker.log", "wb"), stderr=subprocess.STDOUT
         )
@@ -234,6 +236,12 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=30, help="timed turns per case and round")
     parser.add_argument("--rounds", type=int, default=3, help="times every case runs, in turn")
     parser.add_argument("--plain", action="store_true", help="also a plain rq worker (2 s a reply)")
+    parser.add_argument(
+        "--web",
+        choices=("flask", "production"),
+        default="flask",
+        help="the web process: `flask run` (threads) or the Procfile's gunicorn with its gevent worker",
+    )
     args = parser.parse_args()
     workers = {**WORKERS, **(PLAIN if args.plain else {})}
     server = RedisServer().start()
@@ -262,7 +270,7 @@ def main() -> None:
                 samples[DIRECT] += direct
                 this_round[DIRECT] = median(direct) * 1000
                 for name, command in workers.items():
-                    taken, claim_to_delta = through_the_app(server, env, command(env), args.turns, log_dir)
+                    taken, claim_to_delta = through_the_app(server, env, command(env), args.turns, log_dir, args.web)
                     samples[f"app, {name}"] += taken
                     this_round[f"app, {name}"] = median(taken) * 1000
                     in_worker.setdefault(f"app, {name}", []).append(claim_to_delta)
