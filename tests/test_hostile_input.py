@@ -120,6 +120,7 @@ def test_markup_in_messages_settings_and_json_fragments_is_escaped(live_server, 
         '<script src="/static/flashes.js" defer>',
         '<script src="/static/drafts.js" defer>',
         '<script src="/static/vendor/socket.io.min.js" defer>',
+        '<script src="/static/live.js" defer>',
         '<script src="/static/playground.js" defer>',
         '<script src="/static/settings.js" defer>',
     ]

@@ -1,5 +1,5 @@
 // Prompt Tracker playground: send without reloading, stream replies live, keep every tab of the session in step.
-// The Socket.IO protocol is the official client's (static/vendor/socket.io.min.js); this file only wires
+// The Socket.IO connection is live.js's (the official client, static/vendor/socket.io.min.js); this file only wires
 // its events to the page. Without JavaScript the page still works: forms post and the page refreshes itself.
 (() => {
   "use strict";
@@ -363,24 +363,11 @@
     "settings.saved": (payload) => ours(payload) && noticeSettings(payload.digest),
   };
 
-  // The official client: WebSocket only (any web process can take it), with its own ping timeout and
-  // reconnection; after a refusal (no stored session yet) or a server-side disconnect it does not retry
-  // by itself, so we do, with a growing delay.
-  const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
-  let retryDelay = 1000;
-  function retryLater() {
-    setTimeout(() => { if (!socket.connected) socket.connect(); }, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 30000);
-  }
-  socket.on("connect", () => { retryDelay = 1000; catchUp(); });
-  socket.on("connect_error", () => { if (!socket.active) retryLater(); });
-  socket.on("disconnect", () => { if (!socket.active) retryLater(); });
-  Object.entries(handlers).forEach(([name, handler]) => socket.on(name, handler));
-
-  // While the socket is down, look at open replies every few seconds instead.
-  setInterval(() => {
-    if (!socket.connected && messageItems().some((element) => OPEN.includes(element.dataset.status))) catchUp();
-  }, 3000);
+  window.PromptTrackerLive.connect({
+    handlers,
+    catchUp,
+    hasOpenReply: () => messageItems().some((element) => OPEN.includes(element.dataset.status)),
+  });
 
   // Switching provider offers that provider's models (the model field stays free text).
   const provider = document.getElementById("provider");

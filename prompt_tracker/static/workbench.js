@@ -132,21 +132,11 @@
     "conversation.reset": (payload) => ours(payload) && refresh(),
   };
 
-  const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
-  let retryDelay = 1000;
-  function retryLater() {
-    setTimeout(() => { if (!socket.connected) socket.connect(); }, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 30000);
-  }
-  socket.on("connect", () => { retryDelay = 1000; refresh(); });
-  socket.on("connect_error", () => { if (!socket.active) retryLater(); });
-  socket.on("disconnect", () => { if (!socket.active) retryLater(); });
-  Object.entries(handlers).forEach(([name, handler]) => socket.on(name, handler));
-
-  // While the socket is down, look again every few seconds if a reply is open.
-  setInterval(() => {
-    if (!socket.connected && [...box.querySelectorAll(".message")].some((element) => OPEN.includes(element.dataset.status))) refresh();
-  }, 3000);
+  window.PromptTrackerLive.connect({
+    handlers,
+    catchUp: refresh,
+    hasOpenReply: () => [...box.querySelectorAll(".message")].some((element) => OPEN.includes(element.dataset.status)),
+  });
 
   // Switching provider offers that provider's models (the model field stays free text).
   const provider = document.getElementById("choice-provider");
