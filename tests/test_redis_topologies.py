@@ -136,3 +136,34 @@ def test_sessions_on_a_cluster_with_jobs_and_socketio_on_a_plain_redis(cluster, 
         if worker is not None:
             stop(worker)
         plain.stop()
+
+
+@pytest.mark.integration
+def test_a_login_on_a_cluster_keeps_the_conversation_under_the_new_id(cluster, monkeypatch):
+    """regenerate() (what a login does) moves keys from the old store id's slot to the new one's."""
+    from prompt_tracker.redis_keys import store_id
+
+    from .conftest import COOKIE
+
+    plain = RedisServer().start()
+    try:
+        env_for(
+            monkeypatch, SESSION_REDIS_URL=cluster.url(), RQ_REDIS_URL=plain.url(0), SOCKETIO_MESSAGE_QUEUE=plain.url(1)
+        )
+        app = create_app("development", overrides={"DEBUG": False})
+        playground = Playground(app.test_client())
+        playground.save_settings(system_prompt="kept across the login")
+        assert playground.send("kept too").status_code == 303  # no worker: its reply stays open
+        old_sid = playground.sid()
+        with app.test_request_context(headers={"Cookie": f"{COOKIE}={old_sid}"}) as context:
+            app.session_interface.regenerate(context.session)
+            response = app.response_class()
+            app.session_interface.save_session(app, context.session, response)
+        playground.client.set_cookie(COOKIE, context.session.sid)
+        assert context.session.sid != old_sid
+        assert [m.content for m in playground.messages(app)][0] == "kept too"
+        assert "kept across the login" in playground.page().get_data(as_text=True)
+        old_store = store_id(old_sid)
+        assert not any(old_store.encode() in key for node in cluster.keys_per_node().values() for key in node)
+    finally:
+        plain.stop()

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from redis.cluster import RedisCluster
+
 from ..messages import Message, decode_message, encode_message
 from ..redis_keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submissions_key
 
@@ -448,7 +450,21 @@ class ConversationStore:
         for _playground, message_id in self.open_replies(old):
             pairs.append((self.partial_key(old, message_id), self.partial_key(new, message_id)))
             pairs.append((self.stop_key(old, message_id), self.stop_key(new, message_id)))
-        self._move(keys=[key for pair in pairs for key in pair])
+        if isinstance(self.redis, RedisCluster):
+            self._move_across_slots(pairs)
+        else:
+            self._move(keys=[key for pair in pairs for key in pair])
+
+    def _move_across_slots(self, pairs: list[tuple[str, str]]) -> None:
+        """On a Cluster the two store ids hash to two slots, which no one script may touch: move key by
+        key (DUMP, RESTORE with its expiry, DELETE). Not atomic: a write to an old key in between is lost."""
+        for old_key, new_key in pairs:
+            dumped = self.redis.dump(old_key)
+            if dumped is None:
+                continue
+            milliseconds = self.redis.pttl(old_key)
+            self.redis.restore(new_key, max(milliseconds, 0), dumped, replace=True)
+            self.redis.delete(old_key)
 
     def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
         """Push the expiry of ``keys`` to the full lifetime from now, and of ``also``'s keys to their
