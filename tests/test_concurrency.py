@@ -139,12 +139,12 @@ def jobs_queue(server: RedisServer) -> Queue:
     return Queue("prompt_tracker", connection=server.client(0), serializer=JSONSerializer)
 
 
-def start_workers(start_worker, server: RedisServer, count: int) -> None:
+def start_workers(start_worker, server: RedisServer, count: int, extra_env: dict | None = None) -> None:
     """Start ``count`` real workers and wait until all of them listen on the queue."""
     from rq import Worker
 
     for _ in range(count):
-        start_worker()
+        start_worker(extra_env)
     wait_for(lambda: Worker.count(connection=server.client(0)) == count, timeout=20)
 
 

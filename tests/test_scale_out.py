@@ -71,7 +71,9 @@ def test_events_of_a_turn_posted_on_web_a_reach_a_socket_on_web_b_once(two_webs,
 def test_sends_through_both_webs_at_once_each_run_exactly_once(two_webs, real_redis, start_worker):
     """20 sends of one session, half through A and half through B at once: 20 replies, 20 finished jobs, one run each."""
     web_a, web_b = two_webs
-    start_workers(start_worker, real_redis, 2)
+    # Replies that take a moment (about 0.1 s), so that one worker cannot drain all twenty before the
+    # other takes one: "both workers took jobs" below must not depend on the machine's speed.
+    start_workers(start_worker, real_redis, 2, {"ECHO_DELAY": "0.02"})
     on_a = Browser(web_a)
     on_a.page()
     on_b = on_a.tab(web_b)
