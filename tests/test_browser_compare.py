@@ -65,8 +65,10 @@ def test_replay_shows_old_and_new_replies_with_a_diff_per_turn(fake_openai, chro
 
 def test_compare_streams_both_columns_side_by_side(fake_openai, chromium, live_server, start_worker):
     fake_openai.script.reply = SECOND_OPINION
-    fake_openai.script.chunk_delay = 0.05
-    start_worker({"ECHO_DELAY": "0.1"}), start_worker({"ECHO_DELAY": "0.1"})  # both replies at once
+    # Both replies stream for about five seconds, so that each column is seen streaming while the other
+    # is checked (shorter ones finished unseen on a loaded machine).
+    fake_openai.script.chunk_delay = 0.15
+    start_worker({"ECHO_DELAY": "0.25"}), start_worker({"ECHO_DELAY": "0.25"})  # both replies at once
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     errors = []
