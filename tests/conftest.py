@@ -2,11 +2,9 @@
 
 import os
 import re
-from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from prompt_tracker import create_app
 from prompt_tracker.playground_settings import STANDALONE
@@ -208,15 +206,12 @@ def page(chromium):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     yield page
-    # Let the page finish its own requests and leave it, as a person would, before closing the browser:
-    # a test that ends right after a navigation has the new page's requests in flight, and closing the
-    # context under them resets their connections, which Chromium logs as console errors
-    # (ERR_EMPTY_RESPONSE, ERR_CONNECTION_RESET) that the app never caused.
-    with suppress(PlaywrightTimeoutError):
-        page.wait_for_load_state("networkidle", timeout=5_000)
-    page.goto("about:blank")
+    # What the page logged while the test used it: closing the context under the page's own requests
+    # in flight (a test that ends right after a navigation) resets their connections, and a server the
+    # test already stopped refuses the page's socket; Chromium logs both, and the app caused neither.
+    logged = list(errors)
     context.close()
-    assert errors == [], f"errors in the browser console: {errors}"
+    assert logged == [], f"errors in the browser console: {logged}"
 
 
 def screenshot(page, name: str) -> Path:

@@ -136,9 +136,11 @@ def sign_out() -> None:
     from ..turns import reset_conversation
     from ..turns.live import disconnect_sockets
 
+    # Sockets first: the Reset's event would have an open tab fetch its messages with the old cookie,
+    # and that answer could set the old id again in the browser after this one set the new one.
+    disconnect_sockets(session.store_id)
     for playground in session.playgrounds():
         reset_conversation(session.store_id, playground)
-    disconnect_sockets(session.store_id)
     if current_app.config["AUTH_MODE"] == "accounts":
         logout_user()
     current_app.session_interface.end(session)
