@@ -62,6 +62,7 @@ def test_a_visitor_who_never_uses_the_session_is_kept_an_hour_only(backend):
     for _ in range(3):
         playground.page()
         playground.client.get("/playground/messages/open")
+        playground.client.get("/playground/compare")
     assert blob_ttl(app, playground.sid()) <= HOUR
 
 

@@ -215,7 +215,7 @@ def compare_state():
         session.store_id,
         g.playground,
         limit=current_app.config["PAGE_WINDOW"],
-        refresh_keys=current_app.session_interface.keys_of(session),
+        refresh_keys=current_app.session_interface.slide_keys(session),
     )
     session.expiry_refreshed = True
     main = [with_partial(message, window.partials) for message in window.messages]
