@@ -39,10 +39,13 @@
   }
 
   // Put messages in place: replace the element of the same id, or add it at the end; returns how many were added.
-  function upsert(html) {
+  // ``fresh``: the HTML is a just-created message (a send's answer). A reply can finish before that
+  // answer arrives, and a catch-up may already show it done: an older "pending" copy must not replace it.
+  function upsert(html, fresh = false) {
     let added = 0;
     for (const element of elementsOf(html)) {
       const current = item(element.dataset.id);
+      if (current && fresh && !OPEN.includes(current.dataset.status)) continue;
       if (current) current.replaceWith(element);
       else {
         list.querySelector(".empty")?.remove();
@@ -196,7 +199,7 @@
       if (response.ok) confirmOverflow(false);
       if (response.status === 202) {
         const data = await response.json();
-        showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
+        showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html, true));
         clearComposer();
         showError("");
         renewClientToken();
