@@ -59,7 +59,7 @@ WORKERS = {
         "--serializer",
         "rq.serializers.JSONSerializer",
         "--worker-class",
-        "prompt_tracker.turns.worker.ReplyWorker",
+        "prompt_tracker.replies.worker.ReplyWorker",
     ],
 }
 PLAIN = {
@@ -198,7 +198,7 @@ class Tab:
 
 def worker_side(server: RedisServer) -> float:
     """Median ``first_token_ms`` the worker recorded: from its claim of the reply to the first delta."""
-    from prompt_tracker.messages import decode_message
+    from prompt_tracker.domain.messages import decode_message
 
     client = server.client(2)
     key = next(key for key in client.scan_iter() if b":conversation:" in key)

@@ -17,10 +17,10 @@ import msgspec
 import redis
 from flask import Flask
 
-from prompt_tracker.messages import encode_message, user_message
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, session_key
-from prompt_tracker.sessions import admin as session_admin
+from prompt_tracker.domain.keys import conversation_key, session_key
+from prompt_tracker.domain.messages import encode_message, user_message
+from prompt_tracker.domain.settings import STANDALONE
+from prompt_tracker.store import admin as session_admin
 
 SEED_BATCH = 1000  # sessions per pipeline
 SCAN_COUNT = 1000

@@ -18,7 +18,7 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from subjects import OURS, conversation, new_session  # noqa: E402
 
-from prompt_tracker.rendering import render_reply  # noqa: E402
+from prompt_tracker.domain.rendering import render_reply  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 REPLY = """Here is a **summary** of the options, with ~~old~~ *new* figures:

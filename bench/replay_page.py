@@ -19,10 +19,10 @@ from statistics import median
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prompt_tracker import create_app  # noqa: E402
+from prompt_tracker.domain.messages import Message, new_message_id, user_message  # noqa: E402
+from prompt_tracker.domain.rendering import render_reply  # noqa: E402
+from prompt_tracker.domain.text_diff import word_diff  # noqa: E402
 from prompt_tracker.extensions import services  # noqa: E402
-from prompt_tracker.messages import Message, new_message_id, user_message  # noqa: E402
-from prompt_tracker.rendering import render_reply  # noqa: E402
-from prompt_tracker.workbench.text_diff import word_diff  # noqa: E402
 
 SMALL = "the a model prompt reply token stream answer question system user cost latency window".split()
 
@@ -67,7 +67,7 @@ def main() -> None:
         session["conversations"] = {"standalone": 1, "standalone~replay": 1}
         sid = session.sid
     with app.app_context():
-        from prompt_tracker.redis_keys import store_id
+        from prompt_tracker.domain.keys import store_id
 
         services.store.append(store_id(sid), "standalone", *original)
         services.store.append(store_id(sid), "standalone~replay", *replayed)

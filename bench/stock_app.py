@@ -26,20 +26,20 @@ from flask_session import Session
 from flask_wtf.csrf import CSRFProtect
 
 from config import Config
-from prompt_tracker.messages import Message, encode_message
-from prompt_tracker.playground.forms import MessageForm, SettingsForm
-from prompt_tracker.playground_settings import (
+from prompt_tracker.domain.messages import Message, encode_message
+from prompt_tracker.domain.pricing import context_window
+from prompt_tracker.domain.settings import (
     MAX_MODEL_CHARS,
     MAX_TOKENS_RANGE,
     STANDALONE,
     TEMPERATURE_RANGE,
     PlaygroundSettings,
 )
-from prompt_tracker.pricing import context_window
-from prompt_tracker.prompts.playground import variables_panel
 from prompt_tracker.providers import available_providers
-from prompt_tracker.sessions.conversation_store import Window
-from prompt_tracker.turns.live import settings_digest
+from prompt_tracker.replies.live import settings_digest
+from prompt_tracker.store.conversations import Window
+from prompt_tracker.web.playground.forms import MessageForm, SettingsForm
+from prompt_tracker.web.playground.prompt import variables_panel
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "prompt_tracker"

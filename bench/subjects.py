@@ -22,9 +22,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.messages import Message, Usage, new_message_id
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.messages import Message, Usage, new_message_id
-from prompt_tracker.playground_settings import STANDALONE
 from tests.redis_server import RedisServer
 
 BENCH = Path(__file__).resolve().parent

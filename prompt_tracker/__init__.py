@@ -40,16 +40,16 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     import socketio as socketio_module
 
     from .extensions import csrf, db, migrate, services, socketio
-    from .playground import bp as playground_bp
-    from .prompts import bp as prompts_bp
-    from .redis_urls import socketio_manager
-    from .sessions.interface import make_session_interface
+    from .store.redis_urls import socketio_manager
+    from .store.session_interface import make_session_interface
 
     # Blueprints first: their Socket.IO handlers must be declared before socketio.init_app
     # builds the server, or a second app (tests build many) would not get them.
     from .web.errors import bp as errors_bp
     from .web.form_guard import refuse_unreadable_forms
     from .web.health import bp as health_bp
+    from .web.playground import bp as playground_bp
+    from .web.prompts import bp as prompts_bp
 
     bound = services.init_app(app)
     app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
@@ -63,8 +63,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     # Who is asking, then how often they may: the limits are keyed by the signed-in user.
     from . import limits
-    from .auth import bp as auth_bp
-    from .auth import identity
+    from .web.auth import bp as auth_bp
+    from .web.auth import identity
 
     identity.init_app(app)
     limits.init_app(app, bound.jobs_redis)
@@ -77,11 +77,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         socketio.init_app(app, client_manager=socketio_module.Manager(), **socket_options)
 
     from .auth.cli import users_cli
+    from .domain.pricing import context_window
     from .limits.cli import usage_command
-    from .pricing import context_window
     from .prompts.cli import prompts_cli
-    from .sessions.cli import sessions_cli
-    from .turns.worker_cli import worker_command
+    from .replies.worker_cli import worker_command
+    from .store.cli import sessions_cli
     from .web import headers as security_headers
     from .web import request_log
 

@@ -8,7 +8,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
-from .services import Services
+from .store.services import Services
 
 csrf = CSRFProtect()
 # The session is Flask-Session's (server-side), so Socket.IO must not keep its own copy.

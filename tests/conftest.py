@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from prompt_tracker import create_app
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import store_id
+from prompt_tracker.domain.keys import store_id
+from prompt_tracker.domain.settings import STANDALONE
 
 from .fake_llm_servers import fake_anthropic, fake_openai  # noqa: F401  (fixtures for every test module)
 from .postgres_server import PostgresServer

@@ -2,8 +2,8 @@
 
 import pytest
 
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, store_id
+from prompt_tracker.domain.keys import conversation_key, store_id
+from prompt_tracker.domain.settings import STANDALONE
 
 from .conftest import screenshot, wait_for
 from .fake_llm_servers import OPENAI_KEY

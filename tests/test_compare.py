@@ -3,10 +3,10 @@
 import re
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.keys import conversation_key, store_id
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import db, services
-from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.prompts.library import save_version
-from prompt_tracker.redis_keys import conversation_key, store_id
 
 from .conftest import Playground
 

@@ -18,9 +18,9 @@ import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from prompt_tracker.messages import Message, decode_message
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, session_key, store_id
+from prompt_tracker.domain.keys import conversation_key, session_key, store_id
+from prompt_tracker.domain.messages import Message, decode_message
+from prompt_tracker.domain.settings import STANDALONE
 
 from .conftest import COOKIE, CSRF_RE, service_env, wait_for
 from .redis_server import RedisServer

@@ -4,10 +4,10 @@ import time
 
 import pytest
 
+from prompt_tracker.domain.messages import Message, Usage, new_message_id
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.messages import Message, Usage, new_message_id
-from prompt_tracker.playground.context import estimated_tokens
-from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.replies.context import estimated_tokens
 
 from .test_conversation_edits import add
 

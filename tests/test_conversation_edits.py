@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from prompt_tracker.messages import user_message
-from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.domain.messages import user_message
+from prompt_tracker.domain.settings import STANDALONE
 
 
 def add(playground, role, content):
@@ -74,9 +74,9 @@ def test_a_delete_never_removes_a_message_changed_in_between(live_app, live_play
     """Compare-and-set: the record must be the one read; a change in between makes the script retry."""
     import msgspec
 
+    from prompt_tracker.domain.settings import STANDALONE
     from prompt_tracker.extensions import services
-    from prompt_tracker.playground_settings import STANDALONE
-    from prompt_tracker.sessions import conversation_edits
+    from prompt_tracker.store import edits as conversation_edits
 
     playground = live_playground
     add(playground, "user", "one")
@@ -242,9 +242,9 @@ def test_edit_is_a_compare_and_set_against_a_reply_written_at_the_same_time(live
     """A reply's record changes after the edit read it (its worker finished it): the edit reads again."""
     import msgspec
 
+    from prompt_tracker.domain.messages import assistant_placeholder
     from prompt_tracker.extensions import services
-    from prompt_tracker.messages import assistant_placeholder
-    from prompt_tracker.sessions import conversation_edits
+    from prompt_tracker.store import edits as conversation_edits
 
     playground = live_playground
     add(playground, "user", "one")
@@ -287,9 +287,9 @@ def test_edit_is_a_compare_and_set_against_a_reply_written_at_the_same_time(live
 
 
 def test_edit_finds_a_message_that_moved_and_edits_the_first_message(live_app, live_playground):
+    from prompt_tracker.domain.messages import assistant_placeholder
     from prompt_tracker.extensions import services
-    from prompt_tracker.messages import assistant_placeholder
-    from prompt_tracker.sessions import conversation_edits
+    from prompt_tracker.store import edits as conversation_edits
 
     playground = live_playground
     add(playground, "user", "zero")

@@ -6,8 +6,8 @@ import json
 import msgspec
 import pytest
 
-from prompt_tracker.messages import Alternative, Usage
-from prompt_tracker.playground_settings import STANDALONE
+from prompt_tracker.domain.messages import Alternative, Usage
+from prompt_tracker.domain.settings import STANDALONE
 
 
 def upload(playground, data: bytes, name="conversation.json", **kwargs):
@@ -188,8 +188,8 @@ def test_an_import_stops_the_replies_open_in_the_replaced_conversation_and_drops
 ):
     """A reply still being written when Import replaces the list: its worker is asked to stop (as on
     Reset), its partial text goes, and it no longer counts as open; the imported list is intact."""
+    from prompt_tracker.domain.messages import assistant_placeholder, user_message
     from prompt_tracker.extensions import services
-    from prompt_tracker.messages import assistant_placeholder, user_message
 
     exported = playground.client.get("/playground/export.json").data
     store = playground.store()

@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from prompt_tracker.redis_keys import store_id
+from prompt_tracker.domain.keys import store_id
 from prompt_tracker.web.form_guard import FORM_NOT_UTF8, NOT_A_FORM
 
 from .conftest import wait_for

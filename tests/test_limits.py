@@ -6,10 +6,10 @@ from contextlib import contextmanager
 import pytest
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.keys import conversation_key
+from prompt_tracker.domain.messages import encode_message, user_message
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.messages import encode_message, user_message
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key
 
 from .conftest import Playground, service_env
 from .test_concurrency import PREFIX, Browser, stored_conversation

@@ -3,7 +3,7 @@
 import pytest
 
 from prompt_tracker.extensions import socketio
-from prompt_tracker.turns.live import room_for
+from prompt_tracker.replies.live import room_for
 
 from .conftest import CSRF_RE, Playground
 

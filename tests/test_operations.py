@@ -5,7 +5,7 @@ import json
 import pytest
 
 from prompt_tracker import create_app
-from prompt_tracker.messages import Message, Usage
+from prompt_tracker.domain.messages import Message, Usage
 from prompt_tracker.web.request_log import log_reply
 
 from .conftest import COOKIE, Playground

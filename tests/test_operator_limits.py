@@ -83,8 +83,8 @@ def test_the_daily_token_budget_for_unpriced_models_refuses_the_next_send_and_us
 
 
 def test_the_daily_usd_budget_counts_recorded_costs(monkeypatch):
+    from prompt_tracker.domain.messages import Usage
     from prompt_tracker.limits import budget
-    from prompt_tracker.messages import Usage
 
     app = create_app("test", {"DAILY_BUDGET_USD": 0.01})
     with app.test_request_context():
@@ -100,7 +100,7 @@ def test_the_daily_usd_budget_counts_recorded_costs(monkeypatch):
 
 
 def test_cap_history_keeps_the_newest_messages_that_fit_starting_with_a_user_turn():
-    from prompt_tracker.limits.history import cap_history
+    from prompt_tracker.domain.history import cap_history
 
     history = [("system", "s" * 10), ("user", "a" * 50), ("assistant", "b" * 50), ("user", "c" * 50)]
     assert cap_history(history, 0) == (history, 0)  # no cap

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from prompt_tracker.playground_settings import PlaygroundSettings
+from prompt_tracker.domain.settings import PlaygroundSettings
 
 ALL = {
     "top_p": "0.9",

@@ -2,8 +2,8 @@
 
 import pytest
 
-from prompt_tracker.messages import Usage
-from prompt_tracker.pricing import UNPRICED, context_window, cost_usd, is_priced
+from prompt_tracker.domain.messages import Usage
+from prompt_tracker.domain.pricing import UNPRICED, context_window, cost_usd, is_priced
 from prompt_tracker.providers import all_providers, get_provider
 
 
@@ -88,9 +88,9 @@ def test_context_windows_come_from_the_same_data():
 def test_the_meta_line_shows_cached_tokens_cost_and_context(app, playground):
     import time
 
+    from prompt_tracker.domain.messages import Message, new_message_id
+    from prompt_tracker.domain.settings import STANDALONE
     from prompt_tracker.extensions import services
-    from prompt_tracker.messages import Message, new_message_id
-    from prompt_tracker.playground_settings import STANDALONE
 
     playground.page()
     with playground.client.session_transaction() as session:

@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import event, select, text
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.keys import store_id
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import db, services
-from prompt_tracker.playground_settings import STANDALONE
 from prompt_tracker.prompts.library import save_version
 from prompt_tracker.prompts.models import Prompt, PromptVersion
-from prompt_tracker.redis_keys import store_id
 
 from .conftest import CSRF_RE
 

@@ -6,7 +6,7 @@ import traceback
 
 import pytest
 
-from prompt_tracker.messages import Usage
+from prompt_tracker.domain.messages import Usage
 from prompt_tracker.providers import ChatRequest, ProviderError, available_providers, get_provider
 
 from .fake_llm_servers import ANTHROPIC_KEY, OPENAI_KEY, reply_pieces

@@ -7,10 +7,10 @@ from html import unescape
 import pytest
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.keys import conversation_key, session_key
+from prompt_tracker.domain.messages import decode_message
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.messages import decode_message
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, session_key
 
 from .conftest import COOKIE, wait_for
 
@@ -74,7 +74,7 @@ def test_150_long_messages_are_stored_and_rendered_without_cookie_growth(live_ap
     cookie_before = live_playground.client.get_cookie(COOKIE).value
     store = live_playground.store()
     with live_app.app_context():
-        from prompt_tracker.messages import user_message
+        from prompt_tracker.domain.messages import user_message
 
         messages = [user_message(f"message {i}: " + "y" * 2048) for i in range(148)]
         services.store.append(store, STANDALONE, *messages)
@@ -202,7 +202,7 @@ def test_a_plain_rq_worker_also_completes_a_turn(live_app, live_playground, real
             "--serializer",
             "rq.serializers.JSONSerializer",
             "--worker-class",
-            "prompt_tracker.turns.worker.ReplyWorker",
+            "prompt_tracker.replies.worker.ReplyWorker",
         ],
         cwd=ROOT,
         env=service_env(real_redis),

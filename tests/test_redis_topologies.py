@@ -3,7 +3,7 @@
 import pytest
 
 from prompt_tracker import create_app
-from prompt_tracker.redis_urls import RedisURLError, check_url, connect
+from prompt_tracker.store.redis_urls import RedisURLError, check_url, connect
 
 from .conftest import Playground
 from .processes import ROOT, spawn_worker, stop, wait_for
@@ -141,7 +141,7 @@ def test_sessions_on_a_cluster_with_jobs_and_socketio_on_a_plain_redis(cluster, 
 @pytest.mark.integration
 def test_a_login_on_a_cluster_keeps_the_conversation_under_the_new_id(cluster, monkeypatch):
     """regenerate() (what a login does) moves keys from the old store id's slot to the new one's."""
-    from prompt_tracker.redis_keys import store_id
+    from prompt_tracker.domain.keys import store_id
 
     from .conftest import COOKIE
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_tracker.rendering import pygments_css, render_reply
+from prompt_tracker.domain.rendering import pygments_css, render_reply
 
 STATIC = Path(__file__).resolve().parent.parent / "prompt_tracker" / "static"
 
@@ -69,7 +69,7 @@ def test_indented_code_gets_a_copy_button_too():
 
 
 def test_committed_pygments_stylesheet_matches_the_generator():
-    # Regenerate with: python -c "from prompt_tracker.rendering import pygments_css; print(pygments_css(), end='')" > prompt_tracker/static/pygments.css
+    # Regenerate with: python -c "from prompt_tracker.domain.rendering import pygments_css; print(pygments_css(), end='')" > prompt_tracker/static/pygments.css
     css = (STATIC / "pygments.css").read_text()
     assert css == pygments_css()
     assert "@media (prefers-color-scheme: dark)" in css and ".highlight .k" in css

@@ -6,11 +6,11 @@ import time
 import pytest
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.keys import conversation_key, open_replies_key
+from prompt_tracker.domain.settings import STANDALONE
+from prompt_tracker.domain.text_diff import similarity, word_diff
 from prompt_tracker.extensions import services
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, open_replies_key
-from prompt_tracker.workbench.replay import plan
-from prompt_tracker.workbench.text_diff import similarity, word_diff
+from prompt_tracker.replies.replay import plan
 
 from .conftest import Playground
 
@@ -20,7 +20,7 @@ PREFIX = "prompt_tracker:session:"
 
 def sent_messages(reply, conversation) -> list:
     """The messages ``reply``'s provider was sent, as the request view rebuilds them (checked unchanged)."""
-    from prompt_tracker.request_view import sent_request
+    from prompt_tracker.domain.recorded_request import sent_request
 
     sent, unchanged = sent_request(reply, conversation)
     assert unchanged
@@ -318,9 +318,9 @@ def test_a_bad_choice_is_a_sentence_and_starts_nothing(app, playground, fields, 
 
 
 def test_a_prompt_playground_replays_against_a_saved_version():
+    from prompt_tracker.domain.keys import store_id
     from prompt_tracker.extensions import db
     from prompt_tracker.prompts.library import find_prompt, save_version
-    from prompt_tracker.redis_keys import store_id
 
     app = create_app("test")
     with app.app_context():

@@ -14,8 +14,8 @@ import time
 import psutil
 import pytest
 
+from prompt_tracker.domain.keys import partial_key, store_id
 from prompt_tracker.extensions import services
-from prompt_tracker.redis_keys import partial_key, store_id
 
 from .conftest import COOKIE, wait_for
 from .test_concurrency import Browser
@@ -51,7 +51,7 @@ def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_c
     for _ in range(4):  # Retry of a reply that is queued or being written does nothing
         assert live_playground.retry(reply_id).status_code == 303
     with live_app.app_context():  # a stray second job for the same attempt makes no call either
-        services.queue.enqueue("prompt_tracker.turns.job.run_reply", reply_id, 1, job_id=f"reply-{reply_id}-1-again")
+        services.queue.enqueue("prompt_tracker.replies.job.run_reply", reply_id, 1, job_id=f"reply-{reply_id}-1-again")
     first = wait_for(lambda: (m := last(live_app, live_playground)).status == "done" and m)
     time.sleep(0.5)  # time enough for the stray job to run
     assert fake_openai.stream_requests() == 1

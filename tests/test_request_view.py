@@ -7,8 +7,8 @@ from html import unescape
 
 import pytest
 
+from prompt_tracker.domain.recorded_request import curl_command
 from prompt_tracker.providers import ChatRequest, get_provider
-from prompt_tracker.request_view import curl_command
 
 from .fake_llm_servers import ANTHROPIC_KEY, OPENAI_KEY
 

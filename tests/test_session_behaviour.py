@@ -7,9 +7,9 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+from prompt_tracker.domain.keys import conversation_key
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key
 
 from .conftest import COOKIE, Playground
 
@@ -149,7 +149,7 @@ def test_malformed_cookies_start_fresh_sessions(backend):
 
 def test_regenerate_keeps_the_data_under_a_new_id_and_deletes_the_old_keys(backend):
     """What a login does (Flask-Session's ``regenerate``): new id, same settings and conversation, old keys gone."""
-    from prompt_tracker.redis_keys import store_id
+    from prompt_tracker.domain.keys import store_id
 
     app, playground = backend
     playground.save_settings(system_prompt="kept across the new id")

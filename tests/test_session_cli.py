@@ -5,12 +5,12 @@ import re
 
 import pytest
 
+from prompt_tracker.domain.keys import conversation_key, session_key, store_id
+from prompt_tracker.domain.messages import user_message
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.messages import user_message
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, session_key, store_id
-from prompt_tracker.sessions import admin as session_admin
-from prompt_tracker.sessions import cli as session_cli
+from prompt_tracker.store import admin as session_admin
+from prompt_tracker.store import cli as session_cli
 
 from .conftest import Playground
 

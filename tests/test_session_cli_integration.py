@@ -5,11 +5,11 @@ import secrets
 
 import pytest
 
+from prompt_tracker.domain.keys import conversation_key, session_key
+from prompt_tracker.domain.messages import encode_message, user_message
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.messages import encode_message, user_message
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import conversation_key, session_key
-from prompt_tracker.sessions import admin as session_admin
+from prompt_tracker.store import admin as session_admin
 
 from .conftest import Playground
 from .test_redis_integration import run_queued_replies

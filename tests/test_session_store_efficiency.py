@@ -2,7 +2,7 @@
 
 import pytest
 
-from prompt_tracker.sessions.interface import merge_changes
+from prompt_tracker.store.session_interface import merge_changes
 
 from .conftest import Playground
 
@@ -49,9 +49,9 @@ def test_requests_that_never_touch_the_session_cost_no_redis_command(live_playgr
 
 @pytest.mark.integration
 def test_page_view_is_two_round_trips_and_writes_under_1kb_at_any_size(live_app, live_playground, real_redis):
+    from prompt_tracker.domain.messages import user_message
+    from prompt_tracker.domain.settings import STANDALONE
     from prompt_tracker.extensions import services
-    from prompt_tracker.messages import user_message
-    from prompt_tracker.playground_settings import STANDALONE
 
     live_playground.send("hello")
     live_playground.page()

@@ -12,7 +12,7 @@ import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from prompt_tracker.redis_keys import store_id
+from prompt_tracker.domain.keys import store_id
 
 from .conftest import COOKIE, CSRF_RE, ROOT, screenshot, service_env
 from .processes import spawn_worker, stop, wait_for, web_process

@@ -6,9 +6,9 @@ import msgspec
 import pytest
 import redis
 
+from prompt_tracker.domain.keys import alive_key
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.playground_settings import STANDALONE
-from prompt_tracker.redis_keys import alive_key
 
 from .conftest import wait_for
 

@@ -2,9 +2,9 @@
 
 import re
 
+from prompt_tracker.domain.messages import user_message
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
-from prompt_tracker.messages import user_message
-from prompt_tracker.playground_settings import STANDALONE
 
 from .conftest import CSRF_RE
 

@@ -21,7 +21,7 @@ def init_app(app, jobs_redis) -> None:
 
 def user_key() -> str:
     """Rate-limit key of the person asking: their user name, or their address when anonymous."""
-    from ..auth.identity import current_user_name
+    from ..web.auth.identity import current_user_name
 
     name = current_user_name()
     return f"user:{name}" if name else f"ip:{request.remote_addr}"

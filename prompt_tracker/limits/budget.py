@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from flask import current_app
 from redis.exceptions import RedisError
 
+from ..domain.keys import usage_key
 from ..extensions import services
-from ..redis_keys import usage_key
 
 KEEP_DAYS = 40  # how long `flask usage` can look back
 

@@ -4,6 +4,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
+from .db_errors import is_missing_table
 from .library import PromptInvalid, find_prompt
 from .transfer import export_prompts, import_prompts
 
@@ -43,8 +44,6 @@ def import_command(file):
 
 def database_problem(error: SQLAlchemyError) -> str:
     """A sentence for a database error met by a command."""
-    from .errors import is_missing_table
-
     if is_missing_table(error):
         return "The database has no prompt tables yet: run `flask db upgrade` first."
     return f"The database is not reachable ({error.__class__.__name__}); check DATABASE_URL."

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..messages import Usage
+from ..domain.messages import Usage
 
 # Every parameter a reply can be sent with (ChatRequest fields), in the order the page shows them.
 PARAM_NAMES = (

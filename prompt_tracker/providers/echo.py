@@ -5,7 +5,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..messages import Usage
+from ..domain.messages import Usage
 from .base import ChatRequest, Provider
 
 

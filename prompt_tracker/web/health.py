@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db, services
-from ..services import connect
+from ..store.services import connect
 
 bp = Blueprint("health", __name__)
 

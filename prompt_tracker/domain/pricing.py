@@ -1,0 +1,69 @@
+"""What a reply cost, in USD, and a model's context window, from the `genai-prices` package's data.
+
+The data is the snapshot bundled with the pinned package (never updated over the network at run
+time). Prices are looked up where the request went: a provider's official endpoint by the
+provider's id, a custom base URL by that URL (OpenRouter, Groq... are known; a local server is not).
+No price is better than a wrong one: an unknown endpoint or model, or a reply whose usage is
+unknown, has no cost (None), never a guess.
+"""
+
+from functools import cache
+
+from ..providers import UnknownProviderError, get_provider
+from .messages import Usage
+
+# Models the UI suggests that have no price on purpose (tests check every suggestion is priced or here).
+UNPRICED = {("echo", "echo-1"): "offline and free: nothing is called"}
+
+
+def _model_info(provider: str, model: str):
+    """genai-prices' (provider, model) for where ``provider`` sends requests now, or None if unknown."""
+    try:
+        source = get_provider(provider).price_source()
+    except UnknownProviderError:
+        return None
+    if source is None:
+        return None
+    return _lookup(model, *source)
+
+
+@cache
+def _lookup(model: str, provider_id: str | None, api_url: str | None):
+    # Imported here: only the worker (and a page showing a context window) pays for the data.
+    from genai_prices.data_snapshot import get_snapshot
+
+    try:
+        return get_snapshot().find_provider_model(model, None, provider_id, api_url)
+    except LookupError:
+        return None
+
+
+def cost_usd(provider: str, model: str, usage: Usage | None) -> float | None:
+    """The cost of a reply in USD (cached input tokens at their own price), or None when unknown."""
+    found = _model_info(provider, model) if usage is not None else None
+    if found is None:
+        return None
+    import genai_prices
+
+    found_provider, found_model = found
+    priced = found_model.calc_price(
+        genai_prices.Usage(
+            input_tokens=usage.input_tokens,
+            cache_read_tokens=usage.cached_tokens,
+            output_tokens=usage.output_tokens,
+        ),
+        found_provider,
+    )
+    return round(float(priced.total_price), 10)  # Decimal to the record's float, without float noise
+
+
+def context_window(provider: str, model: str) -> int | None:
+    """The model's context window in tokens (input + output), or None if the data does not know it."""
+    found = _model_info(provider, model)
+    return found[1].context_window if found else None
+
+
+def is_priced(provider: str, model: str) -> bool:
+    """Whether replies of ``model`` from ``provider`` (at its current endpoint) get a cost."""
+    found = _model_info(provider, model)
+    return found is not None and found[1].prices not in (None, [])

@@ -1,0 +1,78 @@
+"""A reply's recorded request (``Message.request``): how it is stored, and how the page shows it
+(JSON, and a curl command).
+
+The record does not copy the history it sent: each reply would then hold the whole conversation
+before it, and a conversation of n turns would weigh n² in Redis and in every page view's window.
+It keeps what cannot be found elsewhere — the provider's endpoint and headers (keys as $VARIABLES),
+the model, system prompt and parameters — and, for the history, how many messages went, how many
+the history cap left out, and a digest of them. The request view rebuilds the messages from the
+conversation (the messages before the reply are what it was sent) and checks the digest, so it
+shows exactly what was sent, or says that the conversation has changed since.
+"""
+
+import dataclasses
+import hashlib
+import json
+import shlex
+
+import msgspec
+
+from ..providers import ChatRequest, get_provider
+from .messages import Message
+
+HISTORY_CHANGED = (
+    "The messages before this reply have changed since it was sent (deleted, regenerated or added): "
+    "the messages below are the conversation as it is now, not exactly what was sent."
+)
+
+
+def history_digest(messages: list[tuple[str, str]]) -> str:
+    """SHA-256 of the (role, text) pairs a request carried."""
+    return hashlib.sha256(msgspec.msgpack.encode(messages)).hexdigest()
+
+
+def record_request(provider: str, request: ChatRequest, dropped: int) -> dict:
+    """What a finished reply stores of its request: everything but the history's text."""
+    recorded = get_provider(provider).describe(dataclasses.replace(request, messages=[]))
+    recorded.pop("body", None)
+    fields = dataclasses.asdict(request)
+    del fields["messages"]
+    return {
+        **recorded,
+        "provider": provider,
+        "chat": fields,
+        "history": {"count": len(request.messages), "dropped": dropped, "digest": history_digest(request.messages)},
+    }
+
+
+def sent_request(message: Message, conversation: list[Message]) -> tuple[dict, bool]:
+    """The request the reply ``message`` was sent, rebuilt from ``conversation``; and whether the
+    history still matches what was sent (False: the conversation changed since)."""
+    from ..replies.reply import history_before  # the same selection the worker made
+
+    record = dict(message.request)
+    history = record.pop("history", None)
+    chat = record.pop("chat", None)
+    if history is None or chat is None:
+        return record, True  # recorded whole (before the history was left out of the record)
+    messages = history_before(conversation, message.id)[history["dropped"] :]
+    body = get_provider(record["provider"]).describe(ChatRequest(messages=messages, **chat))["body"]
+    return {**record, "body": body}, history_digest(messages) == history["digest"]
+
+
+def request_json(record: dict) -> str:
+    """The recorded request as indented JSON."""
+    return json.dumps(record, indent=2, ensure_ascii=False)
+
+
+def curl_command(record: dict) -> str | None:
+    """A curl command that sends the same request (keys read from the environment); None without a URL."""
+    if "url" not in record:
+        return None  # the offline echo provider makes no HTTP request
+    lines = [f"curl {shlex.quote(record['url'])}"]
+    for name, value in record.get("headers", {}).items():
+        # Double quotes so that $OPENAI_API_KEY expands (header values are the providers' own constants).
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
+        lines.append(f'-H "{name}: {escaped}"')
+    lines.append(f"-d {shlex.quote(json.dumps(record.get('body', {}), ensure_ascii=False))}")
+    return " \\\n  ".join(lines)

@@ -1,0 +1,78 @@
+"""The settings of one playground (system prompt, model, parameters), kept in the session blob."""
+
+import msgspec
+
+from ..providers import PARAM_NAMES, UnknownProviderError, get_provider
+
+STANDALONE = "standalone"  # the playground at /playground; a prompt's is "prompt-<id>"
+
+TEMPERATURE_RANGE = (0.0, 2.0)
+MAX_TOKENS_RANGE = (1, 32_000)
+MAX_MODEL_CHARS = 200
+TOP_P_RANGE = (0.0, 1.0)
+PENALTY_RANGE = (-2.0, 2.0)
+SEED_RANGE = (0, 2**63 - 1)
+THINKING_BUDGET_RANGE = (1024, MAX_TOKENS_RANGE[1])  # Anthropic's minimum; below max tokens too
+MAX_STOP_SEQUENCES = 4  # OpenAI's limit (Anthropic takes more)
+MAX_STOP_CHARS = 100
+
+
+class PlaygroundSettings(msgspec.Struct, kw_only=True):
+    """System prompt, provider, model and sampling parameters used by the next turn."""
+
+    system_prompt: str = ""
+    provider: str = "echo"
+    model: str = "echo-1"
+    temperature: float = 0.7
+    max_tokens: int = 1024
+    # Unset (None / empty) means "not sent": the provider's default applies.
+    top_p: float | None = None
+    stop: list[str] = []
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    thinking_budget: int | None = None
+    # Values of the system prompt's template variables, kept per playground.
+    variables: dict[str, str] = {}
+    # Set only on the settings a turn is sent with: the prompt version they are, or an unsaved draft.
+    version: int | None = None
+    draft: bool = False
+
+    def params(self) -> dict:
+        """The parameters the next reply is sent with (and recorded with): set, and accepted by provider and model."""
+        chosen = {name: getattr(self, name) for name in PARAM_NAMES}
+        chosen = {name: value for name, value in chosen.items() if value is not None and value != []}
+        try:
+            return get_provider(self.provider).select_params(self.model, chosen)
+        except UnknownProviderError:
+            return chosen  # the send is refused anyway; nothing is sent
+
+    def provenance(self) -> dict:
+        """What a reply records of where its settings came from: version or draft, and variable values."""
+        return {"version": self.version, "draft": self.draft, "variables": self.variables or None}
+
+
+def load_settings(session, playground: str, default: PlaygroundSettings | None = None) -> PlaygroundSettings:
+    """Read a playground's settings from the session; ``default`` if none (or unreadable) are stored."""
+    default = default or PlaygroundSettings()
+    stored = session.get("settings", {}).get(playground)
+    if not stored:
+        return default
+    try:
+        return msgspec.convert(stored, PlaygroundSettings)
+    except msgspec.ValidationError:
+        return default
+
+
+def store_settings(session, playground: str, settings: PlaygroundSettings) -> None:
+    """Write a playground's settings into the session."""
+    all_settings = dict(session.get("settings", {}))
+    # Unset parameters are left out: the blob stays small and reads the same as before they existed.
+    # version/draft describe a reply being sent, never the stored settings.
+    stored = {
+        name: value
+        for name, value in msgspec.to_builtins(settings).items()
+        if value is not None and value != [] and value != {} and name not in ("version", "draft")
+    }
+    all_settings[playground] = stored
+    session["settings"] = all_settings

@@ -1,0 +1,158 @@
+"""Compare: while on, every send of a playground also goes to a second model or version, side by side.
+
+The second model's conversation is a companion, ``<playground>~compare``: the same user messages
+(same ids, so the page pairs each turn's two replies) and its own replies, so each model keeps its
+own history, as two people asked the same questions would. Turning Compare on (or changing the
+second model) starts the companion as a copy of the conversation so far; turning it off deletes
+the companion and leaves the main conversation as it was. A main Reset resets the companion too.
+Edits, deletes and imports in the main conversation are not copied: "Restart" copies it again.
+"""
+
+import time
+from dataclasses import dataclass
+
+import msgspec
+from flask import current_app, g, request
+
+from ..domain.keys import companion_playground
+from ..domain.messages import Message, assistant_placeholder
+from ..domain.settings import PlaygroundSettings
+from ..extensions import services
+from ..limits.models import check_model
+from ..store.conversations import ConversationFull, TooManyOpenReplies
+from ..store.edits import replace_conversation
+from .choice import Choice, load_choice, settings_for, store_choice
+from .live import publish
+from .send import QueueUnavailable, enqueue_reply
+
+COMPARE = "compare"
+
+
+def compare_playground(playground: str) -> str:
+    """The conversation that holds ``playground``'s second model's replies."""
+    return companion_playground(playground, COMPARE)
+
+
+def compare_choice(session, playground: str) -> Choice | None:
+    """The second model of ``playground``, or None while Compare is off."""
+    return load_choice(session, COMPARE, playground)
+
+
+def replies_per_send() -> int:
+    """Replies a request of the send rate queues (its cost against RATE_LIMIT_SENDS): a send queues two while Compare is on."""
+    from flask import session
+
+    if (request.endpoint or "").endswith(".send") and compare_choice(session, g.playground) is not None:
+        return 2
+    return 1
+
+
+def turn_on(session, store: str, playground: str, choice: Choice, current: PlaygroundSettings, refresh_keys=()) -> int:
+    """Compare with ``choice`` from now on; the companion starts as a copy of the conversation so far.
+
+    Raises InvalidChoice, TemplateProblem or ModelNotAllowed (nothing changed). Returns how many messages were copied.
+    """
+    settings = settings_for(choice, current)
+    check_model(settings.provider, settings.model)
+    companion = compare_playground(playground)
+    services.store.clear(store, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+    copied = [message for message in services.store.all(store, playground) if not message.is_open]
+    if copied:
+        replace_conversation(services.store, store, companion, copied, refresh_keys=refresh_keys)
+    store_choice(session, COMPARE, playground, choice)
+    session.add_playground(companion)
+    publish(store, "conversation.reset", {"playground": companion})
+    return len(copied)
+
+
+def turn_off(session, store: str, playground: str) -> None:
+    """Stop comparing: the companion conversation goes; the main one stays as it is."""
+    store_choice(session, COMPARE, playground, None)
+    reset_companion(store, playground)
+
+
+def reset_companion(store: str, playground: str) -> None:
+    """Delete the companion conversation (a main Reset, or Compare turned off); its open reply stops."""
+    companion = compare_playground(playground)
+    services.store.clear(store, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+    publish(store, "conversation.reset", {"playground": companion})
+
+
+def prepare(session, current: PlaygroundSettings) -> PlaygroundSettings | None:
+    """Before a send: the second model's settings while Compare is on (None when off), checked.
+
+    Raises InvalidChoice, TemplateProblem, ModelNotAllowed, or TooManyOpenReplies when the session
+    has no room for two more open replies, so a refused send queues nothing at all.
+    """
+    choice = compare_choice(session, g.playground)
+    if choice is None:
+        return None
+    settings = settings_for(choice, current)
+    check_model(settings.provider, settings.model)
+    conversations = services.store
+    now = time.time()
+    open_now = conversations.redis.zcount(conversations.open_key(session.store_id), now, "+inf")
+    if open_now + 2 > conversations.max_open_replies:
+        raise TooManyOpenReplies(conversations.too_many_open())
+    return settings
+
+
+def mirror(store: str, playground: str, sent: Message, settings: PlaygroundSettings, refresh_keys=()) -> Message | None:
+    """After a send: the same user message and a pending reply in the companion, queued with ``settings``.
+
+    If the companion is full or the open-replies cap was reached meanwhile, its reply is recorded
+    as failed with the reason (nothing queued). Returns the companion's reply.
+    """
+    companion = compare_playground(playground)
+    reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
+    try:
+        services.store.append(store, companion, sent, reply, refresh_keys=refresh_keys)
+    except (TooManyOpenReplies, ConversationFull) as problem:
+        reply = msgspec.structs.replace(reply, status="failed", error=str(problem), finished_at=time.time())
+        try:
+            services.store.append(store, companion, sent, reply)
+        except ConversationFull:
+            return None
+    publish(store, "message.appended", {"playground": companion, "ids": [sent.id, reply.id]})
+    if reply.is_open:
+        try:
+            enqueue_reply(store, companion, reply, settings)
+        except QueueUnavailable:
+            pass  # the reply is marked failed, with Retry
+    return reply
+
+
+@dataclass
+class Pair:
+    """One turn on the Compare page: the user's message, the main reply and the second model's."""
+
+    user: Message | None  # None for a message that is not a turn (system text, an example)
+    left: Message | None
+    right: Message | None
+    note: Message | None = None
+
+    @property
+    def copied(self) -> bool:
+        """The turn predates Compare: the second column holds a copy of the first."""
+        return self.left is not None and self.right is not None and self.left.id == self.right.id
+
+
+def pairs(main: list[Message], companion: list[Message]) -> list[Pair]:
+    """Pair each user turn of ``main`` with its reply there and the companion's reply to the same message."""
+    answers = {}
+    for message, after in zip(companion, companion[1:]):
+        if message.role == "user" and after.role == "assistant":
+            answers[message.id] = after
+    rows = []
+    index = 0
+    while index < len(main):
+        message = main[index]
+        after = main[index + 1] if index + 1 < len(main) else None
+        if message.role == "user":
+            left = after if after is not None and after.role == "assistant" else None
+            rows.append(Pair(message, left, answers.get(message.id)))
+            index += 2 if left else 1
+            continue
+        rows.append(Pair(None, None, None, note=message))
+        index += 1
+    return rows

@@ -1,0 +1,281 @@
+"""Replay: re-run a conversation's user turns against another model or version, in a conversation of its own.
+
+The replay lives in ``<playground>~replay`` (a conversation of the session like any other: same
+hash tag, TTL, purge and Reset); the original is only read. Its user messages keep their ids from
+the original, so each row of the page pairs a turn's old reply with its new one.
+
+Turns run in order, each sent with the replay's own history (the user turns and the new replies so
+far): the first is queued when the replay starts; when a replay's reply is done, the worker that
+wrote it queues the next turn (``after_reply``; the ticket's ``replay_until`` says the replay goes
+on). A stopped or failed reply, a Reset, or a limit reached halts the replay, and the page says so.
+Only the job that claimed and finished the reply continues, so each turn is one provider call.
+"""
+
+import time
+from dataclasses import dataclass
+
+import msgspec
+from flask import current_app, g
+
+from ..domain.keys import companion_playground
+from ..domain.messages import Message, assistant_placeholder
+from ..domain.settings import PlaygroundSettings
+from ..domain.text_diff import Piece, similarity, word_diff
+from ..extensions import services
+from ..limits import budget
+from ..limits.budget import BudgetExceeded
+from ..store.conversations import ConversationFull, TooManyOpenReplies
+from ..store.edits import delete_message
+from .live import publish
+from .send import QueueUnavailable, enqueue_reply
+
+REPLAY = "replay"
+
+
+class NothingToReplay(ValueError):
+    """The conversation has no user turn to replay."""
+
+
+class ReplayRunning(Exception):
+    """A replay of this playground is still running: stop or reset it first."""
+
+
+def replay_playground(playground: str) -> str:
+    """The conversation that holds ``playground``'s replay."""
+    return companion_playground(playground, REPLAY)
+
+
+def source_playground(replay: str) -> str:
+    """The playground a replay conversation replays."""
+    return replay.rpartition("~")[0]
+
+
+@dataclass
+class Turn:
+    """A user turn of the original, its reply there, and the messages before it that a replay copies as written."""
+
+    user: Message
+    old: Message | None
+    copies: list[Message]  # system text and hand-written examples since the previous turn
+
+
+def is_hand_written(message: Message | None) -> bool:
+    """An assistant message added by hand (a few-shot example or prefill), not a model's reply."""
+    return message is not None and message.role == "assistant" and message.provider is None
+
+
+def plan(original: list[Message], until: str | None = None) -> list[Turn]:
+    """The turns a replay of ``original`` runs, up to the user turn ``until`` (default: all).
+
+    A user message answered by a hand-written assistant message is an example, copied as written
+    with system messages; every other user message is a turn, re-run.
+    """
+    turns: list[Turn] = []
+    copies: list[Message] = []
+    index = 0
+    while index < len(original):
+        message = original[index]
+        after = original[index + 1] if index + 1 < len(original) else None
+        if message.role == "user" and not is_hand_written(after):
+            old = after if after is not None and after.role == "assistant" else None
+            turns.append(Turn(message, old, copies))
+            copies = []
+            index += 2 if old else 1
+            if message.id == until:
+                break
+            continue
+        if not message.is_open:
+            copies.append(message)
+        index += 1
+    return turns
+
+
+def send_turn(
+    store: str,
+    replay: str,
+    turn: Turn,
+    settings: PlaygroundSettings,
+    until: str,
+    present: set[str] = frozenset(),
+    refresh_keys=(),
+) -> Message:
+    """Append one turn (and the copies before it not ``present`` yet) with a pending reply; queue the reply."""
+    user = msgspec.structs.replace(turn.user, created_at=time.time())  # the original's id: rows pair by it
+    reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
+    copies = [message for message in turn.copies if message.id not in present]
+    services.store.append(store, replay, *copies, user, reply, refresh_keys=refresh_keys)
+    publish(store, "message.appended", {"playground": replay, "ids": [user.id, reply.id]})
+    enqueue_reply(store, replay, reply, settings, replay_until=until)
+    return reply
+
+
+def start_replay(store: str, playground: str, settings: PlaygroundSettings, refresh_keys=()) -> str:
+    """Start a replay of ``playground``'s turns with ``settings``, replacing any earlier replay; return its last turn's id.
+
+    Raises NothingToReplay, ReplayRunning, and (nothing queued) TooManyOpenReplies or ConversationFull.
+    """
+    replay = replay_playground(playground)
+    if any(message.is_open for message in services.store.all(store, replay)):
+        raise ReplayRunning("A replay is still running: stop it (or reset it) before starting another.")
+    turns = plan(services.store.all(store, playground))
+    if not turns:
+        raise NothingToReplay("Nothing to replay: this conversation has no user messages yet.")
+    until = turns[-1].user.id
+    services.store.clear(store, replay, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+    send_turn(store, replay, turns[0], settings, until, refresh_keys=refresh_keys)
+    return until
+
+
+def next_turn(turns: list[Turn], replayed: list[Message]) -> Turn | None:
+    """The turn after the last one the replay has, or None (all done, or the original no longer has it)."""
+    ids = [turn.user.id for turn in turns]
+    last = next((message.id for message in reversed(replayed) if message.role == "user" and message.id in ids), None)
+    if last is None:
+        return turns[0] if turns else None
+    position = ids.index(last) + 1
+    return turns[position] if position < len(turns) else None
+
+
+def after_reply(ticket, message_id: str, outcome: str) -> None:
+    """In the worker, after a replay's reply: if it is done, send the next turn (one job continues, once)."""
+    if outcome != "done":
+        return  # stopped, failed, reset or not ours: the replay halts here, and the page says so
+    replayed = services.store.all(ticket.store, ticket.playground)
+    if not replayed or replayed[-1].id != message_id:
+        return  # reset, or changed by hand meanwhile
+    turns = plan(services.store.all(ticket.store, source_playground(ticket.playground)), ticket.replay_until)
+    turn = next_turn(turns, replayed)
+    if turn is None:
+        return
+    g.user_name = ticket.user  # whose budget the next reply counts against
+    present = {message.id for message in replayed}
+    try:
+        budget.check(ticket.user)
+        send_turn(ticket.store, ticket.playground, turn, ticket.settings, ticket.replay_until, present)
+    except (BudgetExceeded, TooManyOpenReplies) as problem:
+        halt(ticket.store, ticket.playground, turn, ticket.settings, str(problem), present)
+    except (ConversationFull, QueueUnavailable) as problem:
+        current_app.logger.warning("replay halted: %s", problem)  # the reply (if any) shows as failed
+
+
+def halt(store: str, replay: str, turn: Turn, settings: PlaygroundSettings, reason: str, present: set[str]) -> None:
+    """Record why a replay stopped before ``turn``: the turn with a failed reply that says why (nothing queued)."""
+    reply = msgspec.structs.replace(
+        assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance()),
+        status="failed",
+        error=reason,
+        finished_at=time.time(),
+    )
+    copies = [message for message in turn.copies if message.id not in present]
+    user = msgspec.structs.replace(turn.user, created_at=time.time())
+    services.store.append(store, replay, *copies, user, reply)
+    publish(store, "message.failed", {"playground": replay, "id": reply.id, "message_id": reply.id})
+
+
+def continue_replay(store: str, playground: str, settings: PlaygroundSettings, until: str, refresh_keys=()) -> Turn:
+    """Send the first turn the replay has no finished reply for (a failed or stopped one is replaced).
+
+    Raises ReplayRunning, NothingToReplay (every turn is done), TooManyOpenReplies.
+    """
+    replay = replay_playground(playground)
+    replayed = services.store.all(store, replay)
+    if any(message.is_open for message in replayed):
+        raise ReplayRunning("A replay is still running: stop it (or reset it) before continuing.")
+    turns = plan(services.store.all(store, playground), until)
+    answered = new_replies(replayed)
+    turn = next((turn for turn in turns if not is_done(answered.get(turn.user.id))), None)
+    if turn is None:
+        raise NothingToReplay("Every turn of this replay is done.")
+    if turn.user.id in answered or any(message.id == turn.user.id for message in replayed):
+        delete_message(services.store, store, replay, turn.user.id)  # the failed attempt goes (with its turn)
+        replayed = services.store.all(store, replay)
+    send_turn(store, replay, turn, settings, until, {message.id for message in replayed}, refresh_keys)
+    return turn
+
+
+def remaining_turns(store: str, playground: str, until: str | None) -> int:
+    """How many turns a Continue would still send (what it counts against the send rate)."""
+    answered = new_replies(services.store.all(store, replay_playground(playground)))
+    return sum(
+        1 for turn in plan(services.store.all(store, playground), until) if not is_done(answered.get(turn.user.id))
+    )
+
+
+def is_done(message: Message | None) -> bool:
+    return message is not None and message.status == "done"
+
+
+def new_replies(replayed: list[Message]) -> dict[str, Message]:
+    """The replay's reply to each user turn, by the turn's id."""
+    replies = {}
+    for message, after in zip(replayed, replayed[1:]):
+        if message.role == "user" and after.role == "assistant":
+            replies[message.id] = after
+    return replies
+
+
+@dataclass
+class Row:
+    """One turn on the Replay page: what the user said, the old reply, the new one and their difference."""
+
+    number: int
+    user: Message
+    old: Message | None
+    new: Message | None
+    diff: tuple[Piece, ...] | None = None
+    same: float | None = None
+
+
+@dataclass
+class ReplayView:
+    """What the Replay page shows: the rows, where the replay stands (a word and a sentence), its open reply."""
+
+    status: str  # "none", "running", "done", "halted"
+    sentence: str
+    rows: list[Row]
+    open_reply: Message | None = None
+    total: int = 0
+
+
+FINAL_WITH_TEXT = ("done", "stopped")
+
+
+def replay_view(original: list[Message], replayed: list[Message], until: str | None) -> ReplayView:
+    """Pair the original's turns with the replay's replies, diff the finished ones, say where the replay stands."""
+    turns = plan(original, until)
+    answered = new_replies(replayed)
+    rows = []
+    for number, turn in enumerate(turns, 1):
+        new = answered.get(turn.user.id)
+        row = Row(number, turn.user, turn.old, new)
+        if (
+            new is not None
+            and turn.old is not None
+            and new.status in FINAL_WITH_TEXT
+            and turn.old.status in FINAL_WITH_TEXT
+        ):
+            row.diff = word_diff(turn.old.content, new.content)
+            row.same = similarity(row.diff)
+        rows.append(row)
+    open_reply = next((message for message in replayed if message.is_open), None)
+    done = sum(1 for row in rows if is_done(row.new))
+    if not replayed:
+        return ReplayView("none", "No replay yet.", rows, total=len(rows))
+    if open_reply is not None:
+        number = next((row.number for row in rows if row.new is open_reply), done + 1)
+        return ReplayView("running", f"Replaying turn {number} of {len(rows)}…", rows, open_reply, len(rows))
+    if rows and done == len(rows):
+        return ReplayView(
+            "done", f"Replay finished: {len(rows)} turn{'s' if len(rows) != 1 else ''}.", rows, total=len(rows)
+        )
+    stuck = next((row for row in rows if not is_done(row.new)), None)
+    if stuck is None:
+        return ReplayView("halted", "The original conversation changed since this replay ran.", rows, total=len(rows))
+    if stuck.new is None:
+        reason = "the original conversation changed, or a reply was retried"
+        sentence = f"Halted before turn {stuck.number} of {len(rows)} ({reason}). Continue sends it."
+    elif stuck.new.status == "stopped":
+        sentence = f"Stopped at turn {stuck.number} of {len(rows)}. Continue sends it again."
+    else:
+        sentence = f"Halted at turn {stuck.number} of {len(rows)}: {stuck.new.error or 'the reply failed'} Continue sends it again."
+    return ReplayView("halted", sentence, rows, total=len(rows))

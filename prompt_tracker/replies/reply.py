@@ -1,0 +1,293 @@
+"""A reply in the worker: claim its attempt, stream it from the provider, finish it.
+
+- **Claim**: a compare-and-set moves the placeholder ``pending → streaming`` only if it still holds
+  this attempt, so exactly one job makes the provider call, however many were queued.
+- **Stream**: deltas are coalesced (``FLUSH_SECONDS``); each flush is one round trip that appends the
+  text to the reply's ``partial`` key and answers whether the conversation still exists and whether
+  Stop was asked. Either ends the provider stream (closing its HTTP response) at once.
+- **Finish**: one compare-and-set writes the final record and deletes ``partial``; a Reset
+  (placeholder gone) writes nothing.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import msgspec
+from flask import current_app
+from redis.exceptions import RedisError
+
+from ..domain.history import cap_history
+from ..domain.keys import alive_key
+from ..domain.messages import Message, Usage
+from ..domain.pricing import cost_usd
+from ..domain.recorded_request import record_request
+from ..domain.rendering import render_reply
+from ..extensions import services
+from ..limits import budget
+from ..providers import ChatRequest, ProviderError, get_provider
+from ..store.tickets import delete_ticket, read_ticket
+from ..web.request_log import log_reply
+from .live import publish
+
+T = TypeVar("T")
+FLUSH_SECONDS = 0.05
+INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
+WORKER_DIED = "The worker stopped before finishing this reply."
+
+
+def event(playground: str, message_id: str, **fields) -> dict:
+    """Payload of a reply's live event (``id`` kept for the page's current script)."""
+    return {"playground": playground, "message_id": message_id, "id": message_id, **fields}
+
+
+def run_reply(message_id: str, attempt: int) -> str:
+    """Write attempt ``attempt`` of the reply ``message_id``; return what became of it.
+
+    "done", "stopped", "failed" (provider error, raised after recording it), "dropped" (the
+    conversation was reset) or "skipped" (another job holds this reply, or it is no longer pending).
+    """
+    ticket = read_ticket(message_id)
+    if ticket is None:
+        return "skipped"
+    with Heartbeat(message_id):
+        outcome, store = _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user)
+    if ticket.replay_until is not None:
+        from .replay import after_reply  # imported here: the workbench builds on turns
+
+        after_reply(msgspec.structs.replace(ticket, store=store), message_id, outcome)
+    return outcome
+
+
+def _write(
+    store: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None
+) -> tuple[str, str]:
+    """Claim, stream and finish the reply; return the outcome and the store id it ended under (a login moves it)."""
+    conversations = services.store
+    started = time.monotonic()
+
+    def to_streaming(message: Message) -> Message | None:
+        if message.status != "pending" or message.attempt != attempt:
+            return None
+        return msgspec.structs.replace(message, status="streaming")
+
+    store, (claimed, changed) = following_moves(
+        message_id, store, lambda at: conversations.change(at, playground, message_id, to_streaming), _present
+    )
+    if claimed is None:
+        return "dropped", store
+    if not changed:
+        return "skipped", store
+    publish(store, "message.started", event(playground, message_id, attempt=attempt))
+
+    store, messages = following_moves(message_id, store, lambda at: conversations.all(at, playground), bool)
+    history, dropped = cap_history(history_before(messages, message_id), current_app.config["MAX_HISTORY_CHARS"])
+    request = ChatRequest(
+        model=settings.model, system_prompt=settings.system_prompt, messages=history, **settings.params()
+    )
+    parts: list[str] = []
+    pending: list[str] = []
+    flushed = 0  # characters stored in ``partial`` and published so far
+    usage = None
+    first_token_ms = None
+    outcome = "done"
+    last_flush = 0.0
+
+    def flush() -> tuple[bool, bool]:
+        nonlocal pending, flushed, last_flush, store
+        text = "".join(pending)
+        store, (exists, stop) = following_moves(
+            message_id, store, lambda at: conversations.flush(at, playground, message_id, text), lambda found: found[0]
+        )
+        if exists and text:
+            publish(store, "message.delta", event(playground, message_id, text=text, offset=flushed))
+            flushed += len(text)
+        pending = []
+        last_flush = time.monotonic()
+        return exists, stop
+
+    stream = get_provider(settings.provider).stream(request)
+    try:
+        for item in stream:
+            if isinstance(item, Usage):
+                usage = item
+                continue
+            if first_token_ms is None:
+                first_token_ms = int((time.monotonic() - started) * 1000)
+            parts.append(item)
+            pending.append(item)
+            if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                exists, stop = flush()
+                if not exists:
+                    outcome = "dropped"
+                    break
+                if stop:
+                    outcome = "stopped"
+                    break
+    except ProviderError as error:
+        fail_reply(store, playground, message_id, attempt, str(error), content="".join(parts))
+        raise
+    except Exception:
+        fail_reply(store, playground, message_id, attempt, INTERNAL_ERROR, content="".join(parts))
+        raise
+    finally:
+        stream.close()  # ends the provider's HTTP stream when we leave early (Stop, Reset)
+    if outcome == "dropped":
+        delete_ticket(message_id)
+        return outcome, store
+    if pending:
+        flush()
+    content = "".join(parts)
+
+    def to_final(message: Message) -> Message | None:
+        if message.status != "streaming" or message.attempt != attempt:
+            return None
+        return msgspec.structs.replace(
+            message,
+            status=outcome,
+            content=content,
+            html=render_reply(content),
+            usage=usage,
+            first_token_ms=first_token_ms,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            finished_at=time.time(),
+            cost_usd=cost_usd(settings.provider, settings.model, usage),
+            request=record_request(settings.provider, request, dropped),  # what was sent, keys as $VARIABLES
+            history_dropped=dropped,
+        )
+
+    store, (final, changed) = following_moves(
+        message_id, store, lambda at: conversations.change(at, playground, message_id, to_final), _present
+    )
+    delete_ticket(message_id)
+    if not changed:
+        return "dropped", store
+    log_reply(final, playground)
+    budget.record(user, final.usage, final.cost_usd)
+    publish(
+        store,
+        f"message.{outcome}",
+        event(
+            playground,
+            message_id,
+            attempt=attempt,
+            html=final.html,
+            usage=msgspec.to_builtins(final.usage),
+            first_token_ms=final.first_token_ms,
+            latency_ms=final.latency_ms,
+            cost_usd=final.cost_usd,
+        ),
+    )
+    return outcome, store
+
+
+def fail_reply(
+    store: str, playground: str, message_id: str, attempt: int, error: str, content: str | None = None
+) -> Message | None:
+    """Mark attempt ``attempt`` of an open reply failed with a short reason, keeping the text written so far.
+
+    ``content`` defaults to the reply's partial text. Publishes ``message.failed``; returns the
+    failed message, or None if the reply was not open at that attempt.
+    """
+    conversations = services.store
+
+    def mark_failed(at: str) -> tuple[Message | None, bool]:
+        text = conversations.partial(at, message_id) if content is None else content
+
+        def to_failed(message: Message) -> Message | None:
+            if not message.is_open or message.attempt != attempt:
+                return None
+            return msgspec.structs.replace(
+                message, status="failed", error=error, content=text, html=render_reply(text), finished_at=time.time()
+            )
+
+        return conversations.change(at, playground, message_id, to_failed)
+
+    store, (failed, changed) = following_moves(message_id, store, mark_failed, _present)
+    if not changed:
+        return None
+    log_reply(failed, playground)
+    publish(store, "message.failed", event(playground, message_id, attempt=attempt, error=error, html=failed.html))
+    return failed
+
+
+def following_moves(
+    message_id: str, store: str, operation: Callable[[str], T], found: Callable[[T], bool]
+) -> tuple[str, T]:
+    """Run ``operation`` on the reply's conversation under ``store``; return the store id it ran under and its result.
+
+    When ``found(result)`` says the conversation is not there, a login may have given the session a
+    new id: the reply's ticket names it (``store``) and the one before (``moved_from``, whose keys
+    may not have moved yet), and the operation is tried there. Otherwise it was reset or deleted.
+    """
+    result = operation(store)
+    if found(result):
+        return store, result
+    ticket = read_ticket(message_id)
+    for other in (ticket.store, ticket.moved_from) if ticket else ():
+        if other and other != store:
+            again = operation(other)
+            if found(again):
+                return other, again
+    return store, result
+
+
+def _present(changed: tuple[Message | None, bool]) -> bool:
+    return changed[0] is not None
+
+
+def history_before(messages: list[Message], message_id: str) -> list[tuple[str, str]]:
+    """The turns a model is sent for the reply ``message_id``: everything before it that has text."""
+    history = []
+    for message in messages:
+        if message.id == message_id:
+            break
+        if message.role == "user" or (message.status in ("done", "stopped") and message.content):
+            history.append((message.role, message.content))
+    return history
+
+
+# A worker writing a reply keeps a key alive (HEARTBEAT_TTL seconds, renewed four times per TTL);
+# a reply "streaming" without it lost its worker (the backstop for a machine that vanished: a
+# worker process that dies is reported at once by its supervisor, see ``job.work_horse_killed``).
+
+
+class Heartbeat:
+    """Keep ``alive_key`` set while a reply is written, from a thread, so slow providers count as alive."""
+
+    def __init__(self, message_id: str):
+        self.key = alive_key(message_id)
+        self.redis = services.jobs_redis
+        self.ttl = current_app.config["HEARTBEAT_TTL"]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.ttl / 4):
+            try:
+                self.redis.set(self.key, 1, ex=self.ttl)
+            except RedisError:
+                pass  # the next beat tries again; the reply itself fails loudly if Redis is gone
+
+    def __enter__(self) -> "Heartbeat":
+        self.redis.set(self.key, 1, ex=self.ttl)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # The key is left to expire: a page that saw "streaming" just before the end stays right.
+        self.stopped.set()
+        self.thread.join()
+
+
+def dead_replies(messages: list[Message]) -> set[str]:
+    """Ids of replies marked streaming whose worker is gone (killed mid-turn): one round trip."""
+    streaming = [message.id for message in messages if message.status == "streaming"]
+    if not streaming:
+        return set()
+    with services.jobs_redis.pipeline(transaction=False) as pipe:
+        for message_id in streaming:
+            pipe.exists(alive_key(message_id))
+        alive = pipe.execute()
+    return {message_id for message_id, is_alive in zip(streaming, alive) if not is_alive}

@@ -1,0 +1,195 @@
+"""The processes that write replies: a supervisor and one resident worker process under it.
+
+Plain RQ forks a work-horse per job. Every reply then paid for a fresh process: the fork, RQ's
+bookkeeping on new Redis connections, new connections to DB 0/1/2 and a new HTTPS connection to the
+provider (about 30 ms before the first token on an idle machine, more under load; before the SDKs
+were preloaded, 0.4–0.9 s of imports too). ``flask worker`` instead runs ``supervise``: it builds
+the app and the provider clients once, then forks **one** child that runs a ``ResidentWorker``
+(RQ's ``SimpleWorker``: each job runs in that process), so Redis connections and the provider's
+keep-alive connection serve reply after reply. One child writes one reply at a time, as a forking
+worker does; ``make run`` starts several workers, so a long reply never blocks another.
+
+What the per-job fork gave is kept by the supervisor: when the child dies (killed, out of memory),
+it marks the reply that child was writing failed at once, with ``message.failed``
+(``job.work_horse_killed``), records the job as failed in RQ, and starts a new child.
+
+``ReplyWorker`` (RQ's forking worker with the SDKs preloaded) remains for ``rq worker
+--worker-class prompt_tracker.replies.worker.ReplyWorker``.
+"""
+
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+import uuid
+
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import JobStatus
+from rq.serializers import JSONSerializer
+
+from . import job
+
+PRELOADED = ("openai", "anthropic", "prompt_tracker.replies.reply")
+log = logging.getLogger(__name__)
+_preloaded = False
+
+
+def preload() -> None:
+    """Import the provider SDKs and the reply code, build the app and the SDK clients, once per process."""
+    global _preloaded
+    if _preloaded:
+        return
+    from ..providers import available_providers
+
+    for module in PRELOADED:
+        importlib.import_module(module)
+    job.worker_app()
+    for provider in available_providers():
+        provider.warm()
+    _preloaded = True
+
+
+def _configure(kwargs: dict) -> dict:
+    preload()
+    if kwargs.get("serializer") is None:
+        kwargs["serializer"] = JSONSerializer
+    return kwargs
+
+
+class ReplyWorker(Worker):
+    """RQ's forking worker with the SDKs preloaded, JSON serialization and failure reporting for dead horses."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs = _configure(kwargs)
+        kwargs.setdefault("work_horse_killed_handler", job.work_horse_killed)
+        super().__init__(*args, **kwargs)
+        # RQ survives a lost connection only around its wait for jobs: one elsewhere (the bookkeeping
+        # after a job, a heartbeat) ends the worker. So its own connection waits for Redis to return.
+        self.connection.set_retry(patient_retry())
+
+
+class ResidentWorker(SimpleWorker):
+    """A worker that runs each reply job in its own process, keeping its connections between jobs.
+
+    Run it under ``supervise``: alone, nothing notices when its process dies mid-reply (the
+    heartbeat would, after HEARTBEAT_TTL).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **_configure(kwargs))
+        self.connection.set_retry(patient_retry())
+
+
+def patient_retry():
+    """Retry a command for about a minute while Redis restarts or fails over, with backoff up to 2 s."""
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+    from redis.retry import Retry
+
+    return Retry(ExponentialBackoff(cap=2.0, base=0.05), 40, supported_errors=(ConnectionError, TimeoutError))
+
+
+def supervise(queue: Queue, worker_ttl: int, burst: bool = False) -> None:
+    """Run a ``ResidentWorker`` on ``queue`` in a child process; fail the reply of a child that dies, start another.
+
+    SIGINT/SIGTERM are passed on to the child: the first lets it finish its reply and exit, a
+    second stops it at once (RQ's warm and cold shutdown). Returns when the child has stopped on
+    request, or, with ``burst``, once the queue is empty.
+    """
+    preload()
+    parent = os.getpid()
+    signals = []
+    child = 0
+
+    def pass_on(signum, frame):
+        signals.append(signum)
+        if child:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, pass_on)
+    signal.signal(signal.SIGTERM, pass_on)
+    while not signals:
+        name = uuid.uuid4().hex
+        started = time.monotonic()
+        child = os.fork()
+        if child == 0:
+            _run_child(parent, queue, name, worker_ttl, burst)
+        if signals:  # it came between the fork and ``child`` being set
+            pass_on(signals[-1], None)
+        _, status = os.waitpid(child, 0)  # retried by Python when a signal arrives meanwhile
+        pid, child = child, 0
+        if os.waitstatus_to_exitcode(status) == 0:
+            if burst:
+                return
+        else:
+            log.warning("the reply worker (pid %s) died (%s)", pid, _describe(status))
+            _report_dead_child(queue, name, pid, status)
+        if time.monotonic() - started < 1:
+            time.sleep(1)  # a child that cannot start is not restarted in a tight loop
+
+
+def _run_child(parent: int, queue: Queue, name: str, worker_ttl: int, burst: bool) -> None:
+    """The child: a ResidentWorker until it stops; never returns."""
+    code = 1
+    try:
+        os.setpgrp()  # a terminal's Ctrl-C reaches only the supervisor, which passes it on once
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _die_with(parent)
+        ResidentWorker([queue], connection=queue.connection, name=name, worker_ttl=worker_ttl).work(
+            burst=burst, with_scheduler=False
+        )
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to send this process SIGTERM when the supervisor dies, so no worker outlives it."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(0)
+
+
+def _report_dead_child(queue: Queue, name: str, pid: int, status: int) -> None:
+    """Fail the reply the dead child was writing (and its RQ job), and unregister the child."""
+    connection = queue.connection
+    try:
+        worker = ResidentWorker.find_by_key(
+            ResidentWorker.redis_worker_namespace_prefix + name, connection=connection, serializer=JSONSerializer
+        )
+        if worker is None:
+            return
+        try:
+            current = worker.get_current_job()
+        except NoSuchJobError:
+            current = None
+        if current is not None and current.get_status() not in (JobStatus.FINISHED, JobStatus.FAILED):
+            job.work_horse_killed(current, pid, status, None)
+            # Its execution record, so that RQ's failure handling also takes it out of the started registry.
+            worker.execution = next((e for e in current.get_executions() if e.worker_name == name), None)
+            worker.handle_job_failure(current, queue=queue, exc_string=f"The reply worker died ({_describe(status)}).")
+        worker.register_death()
+    except RedisError as error:  # Redis is down too: the heartbeat marks the reply dead later
+        log.error("could not report the death of reply worker %s: %s", pid, error)
+
+
+def _describe(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"

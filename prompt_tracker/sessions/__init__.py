@@ -1,1 +1,0 @@
-"""The session layer: Flask-Session interfaces, the conversation store, and the admin CLI."""

@@ -1,0 +1,494 @@
+"""Conversations as Redis lists beside the session blob: append, read a window, change by id, clear.
+
+Every function takes the session's **store id** (``redis_keys.store_id``), never the cookie's id.
+
+A send is one atomic script call (append the user message and the assistant placeholder, check the
+caps, record the open reply, push the expiry), so concurrent sends never overwrite each other and
+cost the same at any length. A message changes by id with a compare-and-set, so a reply that
+arrives after a Reset (the list is gone, or holds other messages) is dropped instead of reappearing,
+and two workers can never both claim one attempt of a reply.
+
+Beside the list, per session (same hash tag, same TTL): ``open`` (the replies queued or being
+written, for the per-session cap and Reset), and per open reply ``partial`` (its text so far) and
+``stop`` (asks its worker to stop).
+"""
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from redis.cluster import RedisCluster
+
+from ..domain.keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submissions_key
+from ..domain.messages import Message, decode_message, encode_message
+
+# KEYS: conversation, open set, then the session's other keys (blob, other conversations), whose
+# expiry is pushed too (they share the {store id} hash slot).
+# ARGV: ttl, message cap, open member ('' if nothing opens), deadline, now, open cap, records...
+_APPEND = """
+local n = redis.call('LLEN', KEYS[1])
+if n + #ARGV - 6 > tonumber(ARGV[2]) then return -1 end
+if ARGV[3] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return -2 end
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+end
+local len = redis.call('RPUSH', KEYS[1], unpack(ARGV, 7))
+for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+return len
+"""
+
+# KEYS: conversation, open set, then the session's other keys to refresh.
+# ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix, max bytes (0: any).
+# Returns the list's length, the window's records, and [id, text, ...] of this playground's partials.
+# The window is the latest ``limit`` records before ``end`` whose bytes add up to at most ``max bytes``
+# (the newest one always), so a page of long messages stays light.
+_WINDOW = """
+local total = redis.call('LLEN', KEYS[1])
+local limit, stop, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
+local records = {}
+if stop < 0 then
+  records = redis.call('LRANGE', KEYS[1], -limit, -1)
+elseif stop > 0 then
+  records = redis.call('LRANGE', KEYS[1], math.max(0, stop - limit), stop - 1)
+end
+if budget > 0 and #records > 1 then
+  local first, used = #records, #records[#records]
+  while first > 1 and used + #records[first - 1] <= budget do
+    first = first - 1
+    used = used + #records[first]
+  end
+  if first > 1 then
+    local kept = {}
+    for i = first, #records do kept[#kept + 1] = records[i] end
+    records = kept
+  end
+end
+local partials = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local playground, id = string.match(member, '^(.-):(.*)$')
+  if playground == ARGV[4] then
+    -- Same hash tag as KEYS[1]: a key of the same session, built here because its id was unknown.
+    local text = redis.call('GET', ARGV[5] .. id)
+    if text then partials[#partials + 1] = id; partials[#partials + 1] = text end
+  end
+end
+for i = 3, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+return {total, records, partials}
+"""
+
+# KEYS: conversation, open set, partial, stop.
+# ARGV: index, expected old record, new record, open member, mode (open|reopen|final|same), deadline,
+# now, open cap, ttl. "open" records the reply as open (refused past the cap unless it already is);
+# "reopen" does too for a new attempt, whose partial and stop keys start empty; "final" forgets it
+# and deletes its partial and stop keys, in the same atomic step.
+_CHANGE = """
+if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[5] == 'open' or ARGV[5] == 'reopen' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[7])
+  if not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[8]) then
+    return -1
+  end
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[9])
+  if ARGV[5] == 'reopen' then redis.call('DEL', KEYS[3], KEYS[4]) end
+elseif ARGV[5] == 'final' then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('DEL', KEYS[3], KEYS[4])
+end
+redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# KEYS: conversation, partial, stop. ARGV: text, ttl.
+# Returns {conversation exists, stop requested}; the text is appended only if neither ends the reply.
+_FLUSH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 1} end
+if ARGV[1] ~= '' then
+  redis.call('APPEND', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return {1, 0}
+"""
+
+# A composer submission, once. KEYS: the session's submissions. ARGV: token, now, forget at, seconds.
+_MARK = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# Reset. KEYS: conversation, open set. ARGV: playground, partial prefix, stop prefix, stop ttl, and
+# "keep" to leave the conversation itself (an Import replaces it).
+# Sets the stop key of every open reply of the playground first, then unlinks the conversation and
+# those replies' partials. Returns the ids of the replies that were open.
+_CLEAR = """
+local stopped = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local playground, id = string.match(member, '^(.-):(.*)$')
+  if playground == ARGV[1] then
+    redis.call('SET', ARGV[3] .. id, 1, 'EX', ARGV[4])
+    redis.call('UNLINK', ARGV[2] .. id)
+    redis.call('ZREM', KEYS[2], member)
+    stopped[#stopped + 1] = id
+  end
+end
+local existed = ARGV[5] == 'keep' and redis.call('EXISTS', KEYS[1]) or redis.call('UNLINK', KEYS[1])
+return {existed, stopped}
+"""
+
+# A new session id (login). KEYS: pairs of (old key, new key); each old key that exists is renamed.
+_MOVE = """
+local moved = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RENAME', KEYS[i], KEYS[i + 1])
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+SEARCH_CHUNK = 64
+
+
+class ConversationFull(Exception):
+    """The conversation already holds the configured maximum number of messages."""
+
+
+class TooManyOpenReplies(Exception):
+    """The session already has the configured maximum of replies queued or being written."""
+
+
+@dataclass
+class Window:
+    """A slice of a conversation: ``messages`` start at absolute index ``start`` of ``total``.
+
+    ``partials`` maps the id of each reply being written to the text it has streamed so far.
+    """
+
+    messages: list[Message]
+    start: int
+    total: int
+    partials: dict[str, str] = field(default_factory=dict)
+
+
+def open_member(playground: str, message_id: str) -> str:
+    """Member of the session's ``open`` set for one reply."""
+    return f"{playground}:{message_id}"
+
+
+class ConversationStore:
+    """Reads and writes the conversation lists of sessions in one Redis database."""
+
+    def __init__(
+        self,
+        redis,
+        key_prefix: str,
+        ttl_seconds: int,
+        max_messages: int,
+        max_open_replies: int = 3,
+        open_seconds: int = 3600,
+    ):
+        self.redis = redis
+        self.key_prefix = key_prefix
+        self.ttl_seconds = ttl_seconds
+        self.max_messages = max_messages
+        self.max_open_replies = max_open_replies
+        # An open reply whose worker never finished stops counting against the cap after this.
+        self.open_seconds = open_seconds
+        self._append = redis.register_script(_APPEND)
+        self._window = redis.register_script(_WINDOW)
+        self._change = redis.register_script(_CHANGE)
+        self._flush = redis.register_script(_FLUSH)
+        self._clear = redis.register_script(_CLEAR)
+        self._mark = redis.register_script(_MARK)
+        self._move = redis.register_script(_MOVE)
+
+    def key(self, store: str, playground: str) -> str:
+        """Redis key of one conversation."""
+        return conversation_key(self.key_prefix, store, playground)
+
+    def append(self, store: str, playground: str, *messages: Message, refresh_keys: Iterable[str] = ()) -> int:
+        """Append messages atomically and slide the expiry of the session (blob and ``refresh_keys``).
+
+        An assistant message in ``messages`` that is open (a placeholder) counts against the
+        session's cap of open replies. Returns the new length; raises ConversationFull or
+        TooManyOpenReplies (appending nothing) past a cap.
+        """
+        key = self.key(store, playground)
+        opens = self.open_key(store)
+        others = dict.fromkeys([session_key(self.key_prefix, store), *refresh_keys])
+        others.pop(key, None)
+        others.pop(opens, None)
+        placeholder = next((m for m in messages if m.role == "assistant" and m.is_open), None)
+        now = time.time()
+        length = self._append(
+            keys=[key, opens, *others],
+            args=[
+                self.ttl_seconds,
+                self.max_messages,
+                open_member(playground, placeholder.id) if placeholder else "",
+                now + self.open_seconds,
+                now,
+                self.max_open_replies,
+                *map(encode_message, messages),
+            ],
+        )
+        if length == -1:
+            raise ConversationFull(
+                f"This conversation has reached its limit of {self.max_messages} messages. "
+                "Press Reset to start a new one."
+            )
+        if length == -2:
+            raise TooManyOpenReplies(self.too_many_open())
+        return length
+
+    def too_many_open(self) -> str:
+        """The sentence shown when a send or retry would pass the open-replies cap."""
+        replies = "reply" if self.max_open_replies == 1 else f"{self.max_open_replies} replies"
+        return (
+            f"You already have {replies} being written; wait for one to finish "
+            "(or stop one) before sending another. Your message is still in the box."
+        )
+
+    def window(
+        self,
+        store: str,
+        playground: str,
+        limit: int,
+        end: int | None = None,
+        refresh_keys: Iterable[str] = (),
+        max_bytes: int = 0,
+    ) -> Window:
+        """Read at most ``limit`` messages ending before absolute index ``end`` (default: the latest),
+        and of those only the newest that add up to ``max_bytes`` of records (0: no such cap).
+
+        One round trip: the window, the partial text of the replies being written, and the expiry
+        push of ``refresh_keys``.
+        """
+        key = self.key(store, playground)
+        opens = self.open_key(store)
+        total, raw, flat = self._window(
+            keys=[key, opens, *refresh_keys],
+            args=[
+                limit,
+                -1 if end is None else max(0, end),
+                self.ttl_seconds,
+                playground,
+                partial_key(self.key_prefix, store, ""),
+                max_bytes,
+            ],
+        )
+        stop = total if end is None else min(max(0, end), total)
+        start = max(0, stop - len(raw))
+        partials = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return Window([decode_message(item) for item in raw], start, total, partials)
+
+    def all(self, store: str, playground: str) -> list[Message]:
+        """Read the whole conversation (what a model is sent as history)."""
+        return [decode_message(item) for item in self.redis.lrange(self.key(store, playground), 0, -1)]
+
+    def count(self, store: str, playground: str) -> int:
+        """Number of messages in the conversation."""
+        return self.redis.llen(self.key(store, playground))
+
+    def find(self, store: str, playground: str, message_id: str) -> tuple[int, bytes, Message] | None:
+        """Locate a message by id, searching from the newest end; None if it is not there."""
+        key = self.key(store, playground)
+        end = None  # absolute index one past the chunk being searched
+        while True:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.llen(key)
+                if end is None:
+                    pipe.lrange(key, -SEARCH_CHUNK, -1)
+                else:
+                    pipe.lrange(key, max(0, end - SEARCH_CHUNK), end - 1)
+                total, raw = pipe.execute()
+            if not raw:
+                return None
+            if end is None:
+                end = total
+            first = end - len(raw)
+            for offset in range(len(raw) - 1, -1, -1):
+                message = decode_message(raw[offset])
+                if message.id == message_id:
+                    return first + offset, raw[offset], message
+            if first <= 0:
+                return None
+            end = first
+
+    def get(self, store: str, playground: str, message_id: str) -> Message | None:
+        """Return one message by id, or None."""
+        found = self.find(store, playground, message_id)
+        return found[2] if found else None
+
+    def change(
+        self,
+        store: str,
+        playground: str,
+        message_id: str,
+        change: Callable[[Message], Message | None],
+        attempts: int = 20,
+    ) -> tuple[Message | None, bool]:
+        """Replace a message by id with ``change(message)``; return (the message now stored, whether we changed it).
+
+        ``change`` may return None to leave the message as it is. The write is a compare-and-set,
+        retried if the message moved or changed in between. A reply becoming open is recorded in
+        the session's ``open`` set (TooManyOpenReplies past the cap); one becoming final leaves it,
+        and its partial and stop keys go. (None, False) if the message is gone.
+        """
+        key = self.key(store, playground)
+        for _ in range(attempts):
+            found = self.find(store, playground, message_id)
+            if found is None:
+                return None, False
+            index, raw, message = found
+            replacement = change(message)
+            if replacement is None:
+                return message, False
+            mode = "same"
+            if replacement.role == "assistant" and replacement.is_open:
+                mode = "open" if message.is_open and message.attempt == replacement.attempt else "reopen"
+            elif replacement.role == "assistant" and message.is_open:
+                mode = "final"
+            now = time.time()
+            written = self._change(
+                keys=[key, self.open_key(store), self.partial_key(store, message_id), self.stop_key(store, message_id)],
+                args=[
+                    index,
+                    raw,
+                    encode_message(replacement),
+                    open_member(playground, message_id),
+                    mode,
+                    now + self.open_seconds,
+                    now,
+                    self.max_open_replies,
+                    self.ttl_seconds,
+                ],
+            )
+            if written == -1:
+                raise TooManyOpenReplies(self.too_many_open())
+            if written:
+                return replacement, True
+        raise RuntimeError(f"message {message_id} kept changing; gave up after {attempts} attempts")
+
+    def update(
+        self, store: str, playground: str, message_id: str, change: Callable[[Message], Message | None]
+    ) -> Message | None:
+        """Like ``change``, returning only the message now stored (None if it is gone)."""
+        return self.change(store, playground, message_id, change)[0]
+
+    def flush(self, store: str, playground: str, message_id: str, text: str) -> tuple[bool, bool]:
+        """Append ``text`` to the reply's partial; return (conversation still there, stop requested).
+
+        One round trip: what a worker does at each flush of its stream.
+        """
+        exists, stop = self._flush(
+            keys=[self.key(store, playground), self.partial_key(store, message_id), self.stop_key(store, message_id)],
+            args=[text, self.ttl_seconds],
+        )
+        return bool(exists), bool(stop)
+
+    def partial(self, store: str, message_id: str) -> str:
+        """The text a reply has streamed so far ("" if none)."""
+        return _text(self.redis.get(self.partial_key(store, message_id)) or b"")
+
+    def request_stop(self, store: str, message_id: str, seconds: int) -> None:
+        """Ask the worker writing ``message_id`` to stop at its next flush."""
+        self.redis.set(self.stop_key(store, message_id), 1, ex=seconds)
+
+    def clear(
+        self, store: str, playground: str, stop_seconds: int = 600, keep_conversation: bool = False
+    ) -> tuple[bool, list[str]]:
+        """Reset: stop every open reply of the playground, delete the conversation and their partials.
+
+        With ``keep_conversation`` the list itself stays (an Import replaces it next). Returns
+        (whether there was a conversation, ids of the replies that were open).
+        """
+        existed, stopped = self._clear(
+            keys=[self.key(store, playground), self.open_key(store)],
+            args=[
+                playground,
+                self.partial_key(store, ""),
+                self.stop_key(store, ""),
+                stop_seconds,
+                "keep" if keep_conversation else "",
+            ],
+        )
+        return bool(existed), [_text(message_id) for message_id in stopped]
+
+    def mark_submission(self, store: str, token: str, seconds: int = 600) -> bool:
+        """Record a composer submission for ``seconds``; False if it was already recorded (sent twice)."""
+        now = time.time()
+        return bool(self._mark(keys=[self.submissions_key(store)], args=[token, now, now + seconds, seconds]))
+
+    def forget_submission(self, store: str, token: str) -> None:
+        """Forget a submission that was refused, so that sending it again works."""
+        self.redis.zrem(self.submissions_key(store), token)
+
+    def submissions_key(self, store: str) -> str:
+        """Key of the session's recent composer submissions."""
+        return submissions_key(self.key_prefix, store)
+
+    def open_replies(self, store: str) -> list[tuple[str, str]]:
+        """The session's replies queued or being written, as (playground, message id)."""
+        members = [_text(member) for member in self.redis.zrange(self.open_key(store), 0, -1)]
+        return [tuple(member.split(":", 1)) for member in members]
+
+    def move_session(self, old: str, new: str, playgrounds: Iterable[str]) -> None:
+        """Move a session's conversations and open replies from store id ``old`` to ``new``, in one step.
+
+        For a new session id (login). The open replies' set, partial text and stop keys move too, so
+        a reply being written goes on into the new id (its worker follows its ticket, see
+        ``turns.ticket.move_open_replies``).
+        """
+        pairs = [(self.key(old, playground), self.key(new, playground)) for playground in playgrounds]
+        pairs.append((self.open_key(old), self.open_key(new)))
+        for _playground, message_id in self.open_replies(old):
+            pairs.append((self.partial_key(old, message_id), self.partial_key(new, message_id)))
+            pairs.append((self.stop_key(old, message_id), self.stop_key(new, message_id)))
+        if isinstance(self.redis, RedisCluster):
+            self._move_across_slots(pairs)
+        else:
+            self._move(keys=[key for pair in pairs for key in pair])
+
+    def _move_across_slots(self, pairs: list[tuple[str, str]]) -> None:
+        """On a Cluster the two store ids hash to two slots, which no one script may touch: move key by
+        key (DUMP, RESTORE with its expiry, DELETE). Not atomic: a write to an old key in between is lost."""
+        for old_key, new_key in pairs:
+            dumped = self.redis.dump(old_key)
+            if dumped is None:
+                continue
+            milliseconds = self.redis.pttl(old_key)
+            self.redis.restore(new_key, max(milliseconds, 0), dumped, replace=True)
+            self.redis.delete(old_key)
+
+    def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
+        """Push the expiry of ``keys`` to the full lifetime from now, and of ``also``'s keys to their
+        seconds, in one round trip."""
+        expiries = {**dict.fromkeys(keys, self.ttl_seconds), **(also or {})}
+        if not expiries:
+            return
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key, seconds in expiries.items():
+                pipe.expire(key, seconds)
+            pipe.execute()
+
+    def open_key(self, store: str) -> str:
+        """Key of the session's set of open replies."""
+        return open_replies_key(self.key_prefix, store)
+
+    def partial_key(self, store: str, message_id: str) -> str:
+        """Key of a reply's partial text."""
+        return partial_key(self.key_prefix, store, message_id)
+
+    def stop_key(self, store: str, message_id: str) -> str:
+        """Key that asks a reply's worker to stop."""
+        return stop_key(self.key_prefix, store, message_id)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

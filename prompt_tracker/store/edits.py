@@ -1,0 +1,188 @@
+"""Whole-list changes to a conversation (import, delete, edit and resend), each one atomic Lua script on its Redis list."""
+
+import time
+from collections.abc import Iterable
+
+from ..domain.keys import session_key
+from ..domain.messages import Message, decode_message, encode_message
+from .conversations import ConversationFull, ConversationStore, TooManyOpenReplies, open_member
+
+# KEYS: the conversation, then the session's other keys (their expiry is pushed too).
+# ARGV: ttl, records... Pushed in slices: Lua's unpack() has a limit on how many values it returns.
+_REPLACE = """
+redis.call('DEL', KEYS[1])
+for first = 2, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+return #ARGV - 1
+"""
+
+
+def replace_conversation(
+    store: ConversationStore, sid: str, playground: str, messages: list[Message], refresh_keys: Iterable[str] = ()
+) -> int:
+    """Make ``messages`` the whole conversation in one step (readers see the old list or the new one)."""
+    key = store.key(sid, playground)
+    others = dict.fromkeys([session_key(store.key_prefix, sid), *refresh_keys])
+    others.pop(key, None)
+    script = store.redis.register_script(_REPLACE)
+    return script(keys=[key, *others], args=[store.ttl_seconds, *map(encode_message, messages)])
+
+
+# KEYS: the conversation. ARGV: index, expected record, and when the next message goes too (a user
+# message's reply), its index and expected record. Both are checked before anything is removed.
+_DELETE = """
+if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] and redis.call('LINDEX', KEYS[1], ARGV[3]) ~= ARGV[4] then return 0 end
+local gone = '\\0deleted'
+redis.call('LSET', KEYS[1], ARGV[1], gone)
+if ARGV[3] then redis.call('LSET', KEYS[1], ARGV[3], gone) end
+return redis.call('LREM', KEYS[1], 0, gone)
+"""
+
+
+def delete_message(store: ConversationStore, sid: str, playground: str, message_id: str, attempts: int = 5) -> int:
+    """Remove a message (a user message with the reply after it) by id, compare-and-set; how many went.
+
+    0 when it is not there. A reply being written at the same time finds its placeholder gone and is
+    dropped, as after a Reset.
+    """
+    key = store.key(sid, playground)
+    script = store.redis.register_script(_DELETE)
+    for _ in range(attempts):
+        found = store.find(sid, playground, message_id)
+        if found is None:
+            return 0
+        index, raw, message = found
+        args = [index, raw]
+        if message.role == "user":
+            following = store.redis.lindex(key, index + 1)
+            if following is not None and decode_message(following).role == "assistant":
+                args += [index + 1, following]
+        removed = script(keys=[key], args=args)
+        if removed:
+            return removed
+    raise RuntimeError(f"message {message_id} kept moving; gave up after {attempts} attempts")
+
+
+class NotAUserMessage(ValueError):
+    """Only the user's own messages can be edited and resent."""
+
+
+class UnconfirmedRemoval(Exception):
+    """More messages follow the edited one than the person agreed to remove; ``count`` is how many."""
+
+    def __init__(self, count: int):
+        super().__init__(count)
+        self.count = count
+
+
+# Edit a user message and resend from there. KEYS: the conversation, the session's open set, then
+# the session's other keys (their expiry is pushed too).
+# ARGV: 1 index, 2 expected record there, 3 edited record, 4 placeholder record, 5 placeholder's open
+# member, 6 deadline, 7 now, 8 open cap, 9 message cap, 10 ttl, 11 playground, 12 partial prefix,
+# 13 stop prefix, 14 stop ttl, 15 how many records follow, 16.. those records, then the ids of the
+# open replies among them. Every record from the index on must be as read (a reply written at the
+# same time changes its record: the caller reads again and retries). Returns 1, 0 (changed in
+# between), -1 (conversation full) or -2 (too many open replies); nothing is written unless 1.
+_EDIT = """
+local index, following = tonumber(ARGV[1]), tonumber(ARGV[15])
+if redis.call('LINDEX', KEYS[1], index) ~= ARGV[2] then return 0 end
+if redis.call('LLEN', KEYS[1]) ~= index + 1 + following then return 0 end
+local tail = redis.call('LRANGE', KEYS[1], index + 1, -1)
+for i = 1, following do
+  if tail[i] ~= ARGV[15 + i] then return 0 end
+end
+if index + 2 > tonumber(ARGV[9]) then return -1 end
+local open_ids = 16 + following
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[7])
+local open = redis.call('ZCARD', KEYS[2])
+for i = open_ids, #ARGV do
+  if redis.call('ZSCORE', KEYS[2], ARGV[11] .. ':' .. ARGV[i]) then open = open - 1 end
+end
+if open >= tonumber(ARGV[8]) then return -2 end
+-- The replies that go stop at their worker's next flush, as after a Reset; their text so far goes.
+for i = open_ids, #ARGV do
+  redis.call('SET', ARGV[13] .. ARGV[i], 1, 'EX', ARGV[14])
+  redis.call('UNLINK', ARGV[12] .. ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[11] .. ':' .. ARGV[i])
+end
+if index == 0 then redis.call('DEL', KEYS[1]) else redis.call('LTRIM', KEYS[1], 0, index - 1) end
+redis.call('RPUSH', KEYS[1], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[10]) end
+return 1
+"""
+
+
+def resend_from(
+    store: ConversationStore,
+    sid: str,
+    playground: str,
+    message_id: str,
+    edited: Message,
+    placeholder: Message,
+    removals_confirmed: int,
+    refresh_keys: Iterable[str] = (),
+    stop_seconds: int = 600,
+    attempts: int = 20,
+) -> list[Message] | None:
+    """Replace user message ``message_id`` by ``edited``, drop every message after it, append ``placeholder``.
+
+    One compare-and-set: the message and everything after it must be as read, else it reads again.
+    Open replies among the dropped messages are asked to stop and their partial text goes. Returns the
+    dropped messages, or None if ``message_id`` is not in the conversation. Raises NotAUserMessage,
+    UnconfirmedRemoval (more than ``removals_confirmed`` messages would go), ConversationFull or
+    TooManyOpenReplies, with nothing changed.
+    """
+    key = store.key(sid, playground)
+    others = dict.fromkeys([session_key(store.key_prefix, sid), *refresh_keys])
+    others.pop(key, None)
+    others.pop(store.open_key(sid), None)
+    script = store.redis.register_script(_EDIT)
+    for _ in range(attempts):
+        found = store.find(sid, playground, message_id)
+        if found is None:
+            return None
+        index, raw, message = found
+        if message.role != "user":
+            raise NotAUserMessage(message.role)
+        tail = store.redis.lrange(key, index + 1, -1)
+        if len(tail) > removals_confirmed:
+            raise UnconfirmedRemoval(len(tail))
+        dropped = [decode_message(record) for record in tail]
+        open_ids = [m.id for m in dropped if m.role == "assistant" and m.is_open]
+        now = time.time()
+        written = script(
+            keys=[key, store.open_key(sid), *others],
+            args=[
+                index,
+                raw,
+                encode_message(edited),
+                encode_message(placeholder),
+                open_member(playground, placeholder.id),
+                now + store.open_seconds,
+                now,
+                store.max_open_replies,
+                store.max_messages,
+                store.ttl_seconds,
+                playground,
+                store.partial_key(sid, ""),
+                store.stop_key(sid, ""),
+                stop_seconds,
+                len(tail),
+                *tail,
+                *open_ids,
+            ],
+        )
+        if written == -1:
+            raise ConversationFull(
+                f"This conversation has reached its limit of {store.max_messages} messages. "
+                "Press Reset to start a new one."
+            )
+        if written == -2:
+            raise TooManyOpenReplies(store.too_many_open())
+        if written == 1:
+            return dropped
+    raise RuntimeError(f"message {message_id} kept moving; gave up after {attempts} attempts")

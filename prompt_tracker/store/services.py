@@ -1,0 +1,70 @@
+"""The app's Redis-backed services: session and job connections, the conversation store, the queue."""
+
+from dataclasses import dataclass
+
+import redis
+from flask import Flask, current_app
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from .conversations import ConversationStore
+from .redis_urls import check_url, connect
+
+
+@dataclass
+class Bound:
+    """What ``Services`` holds for one app."""
+
+    session_redis: redis.Redis
+    jobs_redis: redis.Redis
+    store: ConversationStore
+    queue: Queue
+
+
+class Services:
+    """Flask extension that owns the Redis connections of an app."""
+
+    def init_app(self, app: Flask) -> Bound:
+        """Connect to the configured Redis databases and build the store and the queue."""
+        session_redis = app.config.get("SESSION_REDIS") or connect(app.config["SESSION_REDIS_URL"], "sessions")
+        if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
+            check_url(app.config["SOCKETIO_MESSAGE_QUEUE"], "socketio")
+        jobs_redis = app.config.get("RQ_REDIS") or connect(app.config["RQ_REDIS_URL"], "jobs")
+        store = ConversationStore(
+            session_redis,
+            key_prefix=app.config["SESSION_KEY_PREFIX"],
+            ttl_seconds=int(app.permanent_session_lifetime.total_seconds()),
+            max_messages=app.config["MAX_CONVERSATION_MESSAGES"],
+            max_open_replies=app.config["MAX_OPEN_REPLIES"],
+            open_seconds=app.config["JOB_TIMEOUT"] + 120,
+        )
+        # JSON, not pickle: nothing read from Redis becomes code (the worker uses the same serializer).
+        queue = Queue(
+            app.config["RQ_QUEUE"], connection=jobs_redis, is_async=app.config["RQ_ASYNC"], serializer=JSONSerializer
+        )
+        bound = app.extensions["prompt_tracker"] = Bound(session_redis, jobs_redis, store, queue)
+        return bound
+
+    @staticmethod
+    def _bound() -> Bound:
+        return current_app.extensions["prompt_tracker"]
+
+    @property
+    def store(self) -> ConversationStore:
+        """The conversation store of the current app."""
+        return self._bound().store
+
+    @property
+    def queue(self) -> Queue:
+        """The RQ queue of the current app."""
+        return self._bound().queue
+
+    @property
+    def session_redis(self) -> redis.Redis:
+        """The Redis client of the sessions database (DB 2)."""
+        return self._bound().session_redis
+
+    @property
+    def jobs_redis(self) -> redis.Redis:
+        """The Redis client of the jobs database (DB 0)."""
+        return self._bound().jobs_redis

@@ -1,0 +1,471 @@
+"""Flask-Session's Redis (and, for unit tests, cachelib) session interfaces, adapted to the playground.
+
+What the stock 0.8 interfaces do and we change:
+- every request reads the blob, a static file or a 404 included: ours loads it lazily, on the
+  first use of ``session``, so requests that never touch the session never reach Redis;
+- every request rewrites the whole blob (SESSION_REFRESH_EACH_REQUEST): ours rewrites it only when it
+  changed, and otherwise just pushes the expiry;
+- a rewrite replaces what another request wrote meanwhile (two tabs overwrite each other): ours
+  writes only the keys this request changed, merged into the stored blob under WATCH;
+- the blob has a TTL but its conversation lists do not: ours pushes the expiry of the blob and of
+  every conversation list of the session together, in one round trip;
+- the serializer falls back to pickle: ours decodes msgpack or JSON only, anything else is no session;
+- any cookie value is looked up: ours ignores values that are not the shape of an id we issue;
+- keys carry the raw session id: ours carry its SHA-256 (the store id), so Redis holds no cookie;
+- ``regenerate()`` loses the data (the merge sees no change) and leaves the conversations behind:
+  ours writes the data under the new id, moves the conversations and deletes the old keys;
+- every session gets the full lifetime, so each cookie-less page view (a crawler's) is stored for
+  24 h: ours gives a session that holds nothing of the user's (no conversation, no settings, not
+  signed in: only a CSRF token or a flash) the short ``SESSION_IDLE_LIFETIME``; using it extends it.
+
+The Redis and cachelib interfaces differ only in how they get, set, delete and touch the blob.
+"""
+
+import copy
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from flask import Flask, Request, Response
+from flask_session.base import MsgSpecSerializer, ServerSideSession, ServerSideSessionInterface
+from flask_session.cachelib import CacheLibSessionInterface
+from flask_session.redis import RedisSessionInterface
+from redis.exceptions import WatchError
+
+from ..domain.keys import conversation_key, is_valid_sid, session_key, store_id
+from .conversations import ConversationStore
+
+_MISSING = object()
+MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
+# What makes a session worth the full lifetime: a conversation, saved settings, a signed-in user.
+IN_USE_KEYS = ("conversations", "settings", "_user_id", "proxy_user")
+
+
+def in_use(data) -> bool:
+    """Whether session data holds something of the user's (else it is an idle visitor's)."""
+    return any(data.get(key) for key in IN_USE_KEYS)
+
+
+class SessionDataError(Exception):
+    """The stored blob is neither msgpack nor JSON: treated as no session."""
+
+
+class StrictSerializer(MsgSpecSerializer):
+    """msgpack (JSON accepted on read), never pickle."""
+
+    def decode(self, serialized_data: bytes) -> dict:
+        """Deserialize a blob; raise SessionDataError rather than fall back to pickle."""
+        for decoder in (self.decoder, self.alternate_decoder):
+            with suppress(msgspec.DecodeError):
+                data = decoder.decode(serialized_data)
+                if isinstance(data, dict):
+                    return data
+        raise SessionDataError("session blob is not msgpack or JSON")
+
+
+def merge_changes(original: dict, current: dict, stored: dict) -> dict:
+    """Three-way merge: apply to ``stored`` only what changed from ``original`` to ``current``.
+
+    Nested dicts merge key by key, so two tabs saving settings of different playgrounds, or one
+    saving settings while the other flashes a message, both keep their change.
+    """
+    merged = dict(stored)
+    for key in original.keys() | current.keys():
+        before, after = original.get(key, _MISSING), current.get(key, _MISSING)
+        if before == after:
+            continue
+        if after is _MISSING:
+            merged.pop(key, None)
+        elif isinstance(before, dict) and isinstance(after, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_changes(before, after, merged[key])
+        else:
+            merged[key] = after
+    return merged
+
+
+class PlaygroundSession(ServerSideSession):
+    """A server-side session loaded on first use, that knows its conversations.
+
+    ``loader`` returns the stored data (or None for no session); it runs at the first read or
+    write, so a request that never uses the session costs no Redis command.
+    """
+
+    def __init__(self, initial=None, sid=None, permanent=None, loader=None, on_missing=None, permanent_default=True):
+        self._loader = None  # set after the base class has stored the id
+        self._sid = sid
+        self._on_missing = on_missing
+        self.permanent_default = permanent_default  # for a session that turns out not to be stored
+        self.original: dict = {}
+        self.stored = False  # whether a blob existed when the session was loaded
+        super().__init__(initial, sid, permanent)
+        self._loader = loader
+        self.expiry_refreshed = False
+
+    @property
+    def sid(self) -> str:
+        """The session id, only once the stored session is loaded (a forged cookie's id is never handed out)."""
+        self.ensure_loaded()
+        return self._sid
+
+    @sid.setter
+    def sid(self, value: str) -> None:
+        self._sid = value
+
+    @property
+    def store_id(self) -> str:
+        """The id the session's Redis keys carry: SHA-256 hex of the session id."""
+        return store_id(self.sid)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the stored data has been read (or there was nothing to read)."""
+        return self._loader is None
+
+    def ensure_loaded(self) -> None:
+        """Read the stored data now, if not done yet."""
+        if self._loader is None:
+            return
+        loader, self._loader = self._loader, None
+        data = loader()
+        if data is None:
+            self.sid = self._on_missing()
+            if self.permanent_default:
+                dict.__setitem__(self, "_permanent", True)
+            return
+        self.stored = True
+        self.original = copy.deepcopy(data)
+        dict.update(self, data)
+
+    def playgrounds(self) -> list[str]:
+        """Names of the playgrounds that have a conversation in this session."""
+        return list(self.get("conversations", {}))
+
+    def add_playground(self, playground: str) -> None:
+        """Record that ``playground`` has a conversation (marks the session modified once)."""
+        if playground not in self.playgrounds():
+            self["conversations"] = {**self.get("conversations", {}), playground: 1}
+
+    # Every dict operation loads first. ``dict`` itself is read by the serializer only after
+    # ensure_loaded(), in save_session.
+    def __getitem__(self, key):
+        self.ensure_loaded()
+        return super().__getitem__(key)
+
+    def __setitem__(self, key, value):
+        self.ensure_loaded()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self.ensure_loaded()
+        super().__delitem__(key)
+
+    def __contains__(self, key):
+        self.ensure_loaded()
+        self.accessed = True
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self.ensure_loaded()
+        return super().__iter__()
+
+    def __len__(self):
+        self.ensure_loaded()
+        return super().__len__()
+
+    def __bool__(self):
+        self.ensure_loaded()
+        return super().__bool__()
+
+    def get(self, key, default=None):
+        self.ensure_loaded()
+        return super().get(key, default)
+
+    def setdefault(self, key, default=None):
+        self.ensure_loaded()
+        return super().setdefault(key, default)
+
+    def pop(self, key, *default):
+        self.ensure_loaded()
+        return super().pop(key, *default)
+
+    def popitem(self):
+        self.ensure_loaded()
+        return super().popitem()
+
+    def update(self, *args, **kwargs):
+        self.ensure_loaded()
+        return super().update(*args, **kwargs)
+
+    def clear(self):
+        self.ensure_loaded()
+        return super().clear()
+
+    def keys(self):
+        self.ensure_loaded()
+        return super().keys()
+
+    def items(self):
+        self.ensure_loaded()
+        return super().items()
+
+    def values(self):
+        self.ensure_loaded()
+        return super().values()
+
+    def copy(self):
+        self.ensure_loaded()
+        return dict(super().items())
+
+
+class PlaygroundSessionMixin:
+    """Behaviour shared by the Redis and cachelib interfaces; subclasses store the blob."""
+
+    session_class = PlaygroundSession
+    store: ConversationStore
+    idle_seconds = 3600  # SESSION_IDLE_LIFETIME
+    # Whether the blob lives in the Redis that the page's window read refreshes in passing.
+    blob_in_store_redis = True
+
+    def _get_store_id(self, sid: str) -> str:
+        """Key of the blob of session ``sid`` (named by its store id, never the id itself)."""
+        return session_key(self.key_prefix, store_id(sid))
+
+    def _new_sid(self) -> str:
+        return self._generate_sid(self.sid_length)
+
+    def _new_session(self) -> PlaygroundSession:
+        return self.session_class(sid=self._new_sid(), permanent=self.permanent)
+
+    def keys_of(self, session: PlaygroundSession) -> list[str]:
+        """Every Redis key of the session: the blob, then each conversation list."""
+        return [self._get_store_id(session.sid)] + [
+            conversation_key(self.key_prefix, session.store_id, playground) for playground in session.playgrounds()
+        ]
+
+    def slide_keys(self, session: PlaygroundSession) -> list[str]:
+        """Keys a Redis call made by a view may push to the full lifetime in passing (then it sets
+        ``expiry_refreshed``): all of a session in use, none of an idle one, whose save gives it the
+        short lifetime instead."""
+        return self.keys_of(session) if in_use(session) else []
+
+    def get_expiration_time(self, app: Flask, session: PlaygroundSession):
+        """The cookie lasts as long as the stored session: the idle lifetime until the session is used."""
+        if not session.permanent:
+            return None
+        return datetime.now(UTC) + timedelta(seconds=self._lifetime(session))
+
+    def regenerate(self, session: PlaygroundSession) -> None:
+        """Give the session a new id (after a login), keeping its data and conversations; the old keys go."""
+        session.ensure_loaded()
+        old_sid, new_sid = session.sid, self._new_sid()
+        data = dict(session.items())
+        self._blob_set(self._get_store_id(new_sid), data)
+        from .tickets import move_open_replies  # replies being written follow the session
+
+        move_open_replies(store_id(old_sid), store_id(new_sid))
+        self.store.move_session(store_id(old_sid), store_id(new_sid), session.playgrounds())
+        self._blob_delete(self._get_store_id(old_sid))
+        session.sid = new_sid
+        session.original = copy.deepcopy(data)
+        session.stored = True
+        session.modified = True  # so the response sets the new cookie
+
+    def end(self, session: PlaygroundSession) -> None:
+        """Sign-out: delete every key of the session and give it a new id, so that nothing the id
+        named survives and what this request still writes (a flashed notice) starts a new session.
+
+        Call after the conversations' replies were stopped (``turns.reset_conversation``).
+        """
+        session.ensure_loaded()
+        store = session.store_id
+        blob_key, *others = self.keys_of(session)
+        self._blob_delete(blob_key)
+        self.store.redis.unlink(*others, self.store.open_key(store), self.store.submissions_key(store))
+        session.clear()
+        session.sid = self._new_sid()
+        session.original = {}
+        session.modified = True  # saved if something is written after; else the cookie is deleted
+
+    def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
+        """Return the session named by the cookie, to be read from the store on first use."""
+        sid = request.cookies.get(self.get_cookie_name(app))
+        if not sid or not is_valid_sid(sid):
+            return self._new_session()
+
+        def load():
+            try:
+                return self._retrieve_session_data(self._get_store_id(sid))
+            except SessionDataError:
+                app.logger.warning("ignored a session blob that is not msgpack/JSON")
+                return None
+
+        return self.session_class(sid=sid, loader=load, on_missing=self._new_sid, permanent_default=self.permanent)
+
+    def save_session(self, app: Flask, session: PlaygroundSession, response: Response) -> None:
+        """Write what changed (merged), or else push the expiry of all the session's keys."""
+        if not session.loaded:
+            return  # never used in this request: nothing to read, write or refresh
+        name = self.get_cookie_name(app)
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        if session.accessed:
+            response.vary.add("Cookie")
+        if not session:
+            if session.modified and session.stored:
+                self._delete_session(self._get_store_id(session.sid))
+                response.delete_cookie(name, domain=domain, path=path)
+            return
+        if session.modified:
+            flashes = session.get("_flashes")
+            if flashes and len(flashes) > MAX_FLASHES:
+                # Messages flashed by requests whose page was never shown (scripts, retries) pile up.
+                session["_flashes"] = flashes[-MAX_FLASHES:]
+            self._persist(session, rewrite=True)
+        elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis and in_use(session)):
+            self._persist(session, rewrite=False)
+        if session.modified or session.accessed:
+            response.set_cookie(
+                name,
+                session.sid,
+                expires=self.get_expiration_time(app, session),
+                httponly=self.get_cookie_httponly(app),
+                domain=domain,
+                path=path,
+                secure=self.get_cookie_secure(app),
+                samesite=self.get_cookie_samesite(app),
+            )
+
+    def _persist(self, session: PlaygroundSession, rewrite: bool) -> None:
+        """Write what this request changed (merged into the stored blob), or only push the expiry."""
+        blob_key, *conversation_keys = self.keys_of(session)
+        if rewrite:
+            current = dict(session.items())
+            self._blob_merge(
+                blob_key, lambda stored: merge_changes(session.original, current, stored), conversation_keys
+            )
+        else:
+            self._blob_touch(blob_key, conversation_keys, self._lifetime(session))
+
+    def _lifetime(self, data) -> int:
+        """Seconds the blob of a session holding ``data`` is kept: full when in use, else the idle lifetime."""
+        if in_use(data):
+            return self.store.ttl_seconds
+        return min(self.store.ttl_seconds, self.idle_seconds)
+
+    # The storage primitives, all a backend provides (``_retrieve_session_data`` reads the blob).
+
+    def _blob_set(self, key: str, data: dict) -> None:
+        """Write the blob whole."""
+        raise NotImplementedError
+
+    def _blob_delete(self, key: str) -> None:
+        """Delete the blob."""
+        raise NotImplementedError
+
+    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
+        """Push the expiry of the blob (to ``seconds``) and of the conversations (to the full lifetime)."""
+        raise NotImplementedError
+
+    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
+        """Replace the blob by ``merge(stored data)`` without losing a concurrent write; push the expiry
+        (the blob's from what it then holds)."""
+        raise NotImplementedError
+
+    def _delete_session(self, store_id: str) -> None:
+        self._blob_delete(store_id)
+
+
+class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterface):
+    """Sessions in Redis DB 2: the blob and the conversation lists, one TTL for all."""
+
+    def __init__(self, app: Flask, client, store: ConversationStore, **options):
+        # Flask-Session only accepts a redis.Redis; a RedisCluster client serves as well (every
+        # key of a session shares one hash slot), so skip its check and keep the client we got.
+        ServerSideSessionInterface.__init__(self, app, **options)
+        self.client = client
+        self.serializer = StrictSerializer(app, options.get("serialization_format", "msgpack"))
+        self.store = store
+
+    def _retrieve_session_data(self, store_id: str) -> dict | None:
+        raw = self.client.get(store_id)
+        return self.serializer.decode(raw) if raw else None
+
+    def _blob_set(self, key: str, data: dict) -> None:
+        self.client.set(key, self.serializer.encoder.encode(data), ex=self._lifetime(data))
+
+    def _blob_delete(self, key: str) -> None:
+        self.client.delete(key)
+
+    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
+        self.store.refresh(conversation_keys, also={key: seconds})  # one round trip for all
+
+    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    stored = {}
+                    if raw:
+                        with suppress(SessionDataError):
+                            stored = self.serializer.decode(raw)
+                    merged = merge(stored)
+                    pipe.multi()
+                    pipe.set(key, self.serializer.encoder.encode(merged), ex=self._lifetime(merged))
+                    for conversation in conversation_keys:
+                        pipe.expire(conversation, self.store.ttl_seconds)
+                    pipe.execute()
+                    return
+                except WatchError:
+                    continue  # another request wrote the blob in between: merge again
+
+
+class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSessionInterface):
+    """Unit-test twin: the blob in a cachelib cache, conversations in (fake) Redis."""
+
+    blob_in_store_redis = False
+
+    def __init__(self, app: Flask, client, store: ConversationStore, **options):
+        super().__init__(app, client=client, **options)
+        self.store = store
+
+    def _retrieve_session_data(self, store_id: str) -> dict | None:
+        data = self.cache.get(store_id)
+        return data if isinstance(data, dict) else None
+
+    def _blob_set(self, key: str, data: dict) -> None:
+        self.cache.set(key, data, timeout=self._lifetime(data))
+
+    def _blob_delete(self, key: str) -> None:
+        self.cache.delete(key)
+
+    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
+        # cachelib has no "touch": setting the blob again is how its timeout slides (``seconds``
+        # follows from the data it holds).
+        data = self._retrieve_session_data(key)
+        if data is not None:
+            self._blob_set(key, data)
+        self.store.refresh(conversation_keys)
+
+    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
+        # One process (the tests), no concurrent writer to watch for.
+        self._blob_set(key, merge(self._retrieve_session_data(key) or {}))
+        self.store.refresh(conversation_keys)
+
+
+def make_session_interface(app: Flask, session_redis, store: ConversationStore):
+    """Build the configured session interface (``SESSION_TYPE`` redis or cachelib)."""
+    options = dict(
+        key_prefix=app.config["SESSION_KEY_PREFIX"],
+        permanent=app.config["SESSION_PERMANENT"],
+        serialization_format=app.config["SESSION_SERIALIZATION_FORMAT"],
+    )
+    if app.config["SESSION_TYPE"] == "cachelib":
+        from cachelib import SimpleCache
+
+        cache = app.config.get("SESSION_CACHELIB") or SimpleCache(threshold=10_000)
+        interface = CacheLibPlaygroundSessionInterface(app, cache, store, **options)
+    else:
+        interface = RedisPlaygroundSessionInterface(app, session_redis, store, **options)
+    interface.idle_seconds = int(app.config["SESSION_IDLE_LIFETIME"].total_seconds())
+    return interface

@@ -1,0 +1,68 @@
+"""A reply's ticket in DB 0: which session and playground it belongs to, and the settings snapshot.
+
+The RQ job carries only the message id and the attempt, so no session id reaches a job record or
+a worker's log line; the worker reads the rest here.
+"""
+
+import msgspec
+
+from ..domain.keys import ticket_key
+from ..domain.settings import PlaygroundSettings
+from ..extensions import services
+
+
+class Ticket(msgspec.Struct, kw_only=True):
+    """What a worker needs to write a reply besides its id and attempt."""
+
+    store: str  # the session's store id (SHA-256 of the cookie's id)
+    playground: str
+    settings: PlaygroundSettings
+    user: str | None = None  # whose budget the reply's cost counts against
+    # Set on a replay's reply: the last user turn (its id in the original) the replay runs to;
+    # when this reply is done the worker sends the next turn (``workbench.replay.after_reply``).
+    replay_until: str | None = None
+    # The store id the session had before a login gave it a new one: its keys may not have moved yet.
+    moved_from: str | None = None
+
+
+def write_ticket(message_id: str, ticket: Ticket, seconds: int, pipeline=None) -> None:
+    """Store the ticket of ``message_id`` for ``seconds`` (as part of ``pipeline`` if one is given)."""
+    (pipeline or services.jobs_redis).set(ticket_key(message_id), msgspec.json.encode(ticket), ex=seconds)
+
+
+def read_ticket(message_id: str) -> Ticket | None:
+    """The ticket of ``message_id``, or None if it expired or was never written."""
+    raw = services.jobs_redis.get(ticket_key(message_id))
+    return None if raw is None else msgspec.json.decode(raw, type=Ticket)
+
+
+def delete_ticket(message_id: str) -> None:
+    """Forget the ticket (the reply is final)."""
+    services.jobs_redis.delete(ticket_key(message_id))
+
+
+def move_open_replies(old_store: str, new_store: str) -> int:
+    """Point the tickets of session ``old_store``'s open replies at ``new_store`` (a login's new id).
+
+    Call it before the session's keys move (``ConversationStore.move_session``): a worker that
+    finds its conversation gone re-reads its ticket and looks under ``store``, then ``moved_from``,
+    so it follows the move whenever it happens. Returns how many tickets were rewritten.
+    """
+    message_ids = [message_id for _playground, message_id in services.store.open_replies(old_store)]
+    if not message_ids:
+        return 0
+    redis = services.jobs_redis
+    keys = [ticket_key(message_id) for message_id in message_ids]
+    moved = 0
+    with redis.pipeline(transaction=False) as pipe:
+        for key, raw in zip(keys, redis.mget(keys)):
+            if raw is None:
+                continue  # the reply ended meanwhile
+            ticket = msgspec.json.decode(raw, type=Ticket)
+            if ticket.store != old_store:
+                continue
+            ticket = msgspec.structs.replace(ticket, store=new_store, moved_from=old_store)
+            pipe.set(key, msgspec.json.encode(ticket), xx=True, keepttl=True)  # never revive a deleted one
+            moved += 1
+        pipe.execute()
+    return moved

@@ -1,0 +1,130 @@
+"""A conversation as a file: export to JSON (complete) or Markdown, import JSON back (validated first).
+
+The JSON holds every message record as stored (roles, content, alternatives, parameters, usage,
+costs, the recorded requests) and the playground's settings. An import is checked whole before
+anything is written: a file that is not an export, is malformed or too large is refused with a
+sentence, and nothing of it is stored.
+"""
+
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+from ..domain.messages import ROLES, STATUSES, Message, new_message_id
+from ..domain.rendering import render_reply
+from ..domain.settings import PlaygroundSettings
+
+FORMAT = "prompt-tracker/conversation"
+VERSION = 1
+
+
+class ConversationExport(msgspec.Struct, kw_only=True):
+    """The export file: what it is, when it was made, the settings and every message."""
+
+    format: Literal["prompt-tracker/conversation"] = FORMAT
+    version: Literal[1] = VERSION
+    exported_at: str = ""
+    playground: str = ""
+    settings: dict | None = None
+    messages: list[Message]
+
+
+class ImportRefused(ValueError):
+    """The file cannot be imported; the text says why, in one sentence."""
+
+
+def export_json(playground: str, settings: PlaygroundSettings, messages: list[Message]) -> bytes:
+    """The conversation and its settings as indented JSON."""
+    export = ConversationExport(
+        exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        playground=playground,
+        settings=msgspec.to_builtins(settings),
+        messages=messages,
+    )
+    return msgspec.json.format(msgspec.json.encode(export), indent=2)
+
+
+def export_markdown(playground: str, settings: PlaygroundSettings, messages: list[Message]) -> str:
+    """The conversation as a Markdown document: one section per message, the reply's details under it."""
+    lines = [
+        f"# Conversation ({playground})",
+        "",
+        f"Exported {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from Prompt Tracker · {settings.provider} / {settings.model}",
+        "",
+    ]
+    if settings.system_prompt:
+        lines += ["## System prompt", "", settings.system_prompt, ""]
+    for message in messages:
+        heading = {"user": "You", "assistant": "Assistant", "system": "System"}.get(message.role, message.role)
+        if message.role == "assistant" and message.model:
+            heading += f" · {message.provider} / {message.model}"
+        lines += [f"## {heading}", "", message.content or f"_({message.status}, no text)_", ""]
+        details = _details(message)
+        if details:
+            lines += [f"*{details}*", ""]
+        for alternative in message.alternatives:
+            lines += [f"### Earlier attempt {alternative.attempt}", "", alternative.content or "_(no text)_", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _details(message: Message) -> str:
+    """One line about a reply: status, parameters, tokens, time and cost."""
+    if message.role != "assistant":
+        return ""
+    parts = [] if message.status == "done" else [message.status + (f": {message.error}" if message.error else "")]
+    parts += [f"{name}={value}" for name, value in (message.params or {}).items()]
+    if message.usage:
+        parts.append(f"{message.usage.input_tokens} in / {message.usage.output_tokens} out")
+    if message.latency_ms is not None:
+        parts.append(f"{message.latency_ms / 1000:.1f} s")
+    if message.cost_usd is not None:
+        parts.append(f"${message.cost_usd:.6f}")
+    return " · ".join(parts)
+
+
+def parse_import(data: bytes, max_messages: int) -> list[Message]:
+    """The messages of an export file, made safe to store; ImportRefused (a sentence) if it cannot be used."""
+    try:
+        export = msgspec.json.decode(data, type=ConversationExport)
+    except msgspec.ValidationError as error:
+        raise ImportRefused(
+            f"This is not a Prompt Tracker conversation export ({error}). Nothing was imported."
+        ) from None
+    except msgspec.DecodeError:
+        raise ImportRefused("This file is not valid JSON (UTF-8), so nothing was imported.") from None
+    if len(export.messages) > max_messages:
+        raise ImportRefused(
+            f"The file has {len(export.messages):,} messages; a conversation holds at most "
+            f"{max_messages:,}. Nothing was imported."
+        )
+    for index, message in enumerate(export.messages):
+        if message.role not in ROLES or message.status not in STATUSES:
+            raise ImportRefused(
+                f"Message {index + 1} has an unknown role or status "
+                f"({message.role!r}, {message.status!r}). Nothing was imported."
+            )
+    return [_imported(message) for message in export.messages]
+
+
+def _imported(message: Message) -> Message:
+    """A message from a file as we store it: a fresh id, no open status, HTML rendered here (never taken
+    from the file: the page shows stored HTML as is)."""
+    status = "stopped" if message.status in ("pending", "streaming") else message.status
+    alternatives = [
+        msgspec.structs.replace(alternative, html=_html(message.role, alternative.content))
+        for alternative in message.alternatives
+    ]
+    return msgspec.structs.replace(
+        message,
+        id=new_message_id(),
+        status=status,
+        html=_html(message.role, message.content),
+        alternatives=alternatives,
+        finished_at=message.finished_at or (time.time() if status != message.status else None),
+    )
+
+
+def _html(role: str, content: str) -> str | None:
+    return render_reply(content) if role == "assistant" and content else None

@@ -1,0 +1,159 @@
+"""Who is asking: the guard every request passes, per AUTH_MODE.
+
+- ``none``: one local user, no sign-in (development only; production refuses it).
+- ``accounts``: Flask-Login over the server-side session; anonymous pages redirect (303) to /login.
+- ``header``: a trusted reverse proxy names the user in a header. The header is honoured only on
+  requests whose TCP peer is in TRUSTED_PROXIES (then werkzeug's ProxyFix applies its
+  X-Forwarded-* headers); from anywhere else the request is anonymous and refused.
+"""
+
+import ipaddress
+
+from flask import current_app, g, jsonify, redirect, render_template, request, session, url_for
+from flask_login import current_user, logout_user
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from ...auth.accounts import proxy_user
+from ...auth.models import User
+from ...extensions import db, login
+
+LOCAL_USER = "local"
+# Reachable without a user: the login page itself, static files and the load balancer's check.
+OPEN_ENDPOINTS = {"auth.login", "static", "health.healthz"}
+TRUSTED_ENVIRON_KEY = "prompt_tracker.trusted_proxy"
+
+
+@login.user_loader
+def load_user(user_id: str) -> User | None:
+    """The signed-in user of the session (Flask-Login keeps only the id there)."""
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+class TrustedProxies:
+    """WSGI middleware: ProxyFix for requests from a trusted proxy; the user header stripped otherwise."""
+
+    def __init__(self, wsgi_app, proxies: list[str], user_header: str):
+        self.networks = [ipaddress.ip_network(proxy.strip(), strict=False) for proxy in proxies if proxy.strip()]
+        self.proxied = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+        self.direct = wsgi_app
+        self.header_key = "HTTP_" + user_header.upper().replace("-", "_")
+
+    def trusted(self, address: str) -> bool:
+        """True if ``address`` (the TCP peer) is one of the configured proxies."""
+        try:
+            peer = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(peer in network for network in self.networks)
+
+    def __call__(self, environ, start_response):
+        if self.trusted(environ.get("REMOTE_ADDR", "")):
+            environ[TRUSTED_ENVIRON_KEY] = True
+            return self.proxied(environ, start_response)
+        environ[TRUSTED_ENVIRON_KEY] = False
+        environ.pop(self.header_key, None)  # nobody else may name a user
+        return self.direct(environ, start_response)
+
+
+def init_app(app) -> None:
+    """Bind Flask-Login (accounts mode), or put the trusted-proxy middleware in front (header mode)."""
+    if app.config["AUTH_MODE"] == "accounts":
+        # Only here: its after-request hook reads the session, which would cost every request a load.
+        login.init_app(app)
+        login.login_view = "auth.login"
+    if app.config["AUTH_MODE"] == "header":
+        app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"], app.config["AUTH_HEADER"])
+    app.before_request(identify)
+
+
+def current_user_name() -> str | None:
+    """The name of whoever is asking (``local`` without sign-in), or None for an anonymous request."""
+    return g.get("user_name")
+
+
+def identify():
+    """Set ``g.user_name`` for this request, or answer it: a redirect to sign in, or a refusal."""
+    mode = current_app.config["AUTH_MODE"]
+    if mode == "none":
+        g.user_name = g.log_user = LOCAL_USER
+        return None
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    user = header_user() if mode == "header" else account_user()
+    if user is None:
+        return refuse_anonymous(mode)
+    if user.disabled:
+        sign_out()
+        return refuse_anonymous(mode, "Your account is disabled: ask an administrator.")
+    g.user = user
+    g.user_name = g.log_user = user.email
+    return None
+
+
+def account_user() -> User | None:
+    """The user Flask-Login found in the session, if signed in."""
+    return current_user if current_user.is_authenticated else None
+
+
+def header_user() -> User | None:
+    """The user a trusted proxy named, if this request came through one with the header."""
+    if not request.environ.get(TRUSTED_ENVIRON_KEY):
+        return None
+    name = (request.headers.get(current_app.config["AUTH_HEADER"]) or "").strip()
+    if not name:
+        return None
+    user = proxy_user(name)
+    if session.get("proxy_user") != user.email:
+        # Another person behind the same browser: their predecessor's conversations must not show.
+        if session.get("proxy_user") is not None:
+            sign_out()
+        session["proxy_user"] = user.email
+        current_app.session_interface.regenerate(session)
+    return user
+
+
+def wants_json() -> bool:
+    """True for the page's fetch calls, which expect JSON rather than a page."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def refuse_anonymous(mode: str, reason: str | None = None):
+    """Redirect a browser to the login page (accounts), or refuse (header: only the proxy signs in)."""
+    if mode == "accounts":
+        reason = reason or "Sign in to continue."
+        if wants_json():
+            return jsonify(error=reason), 401
+        target = request.full_path if request.method == "GET" else None
+        return redirect(url_for("auth.login", next=target.rstrip("?") if target else None), 303)
+    reason = reason or "Sign-in is handled by the reverse proxy, and this request did not come through it."
+    if wants_json():
+        return jsonify(error=reason), 401
+    return render_template("auth/refused.html", reason=reason), 401
+
+
+def sign_out() -> None:
+    """End the session: stop its replies, delete its conversations and data, close its sockets."""
+    from ...replies import reset_conversation
+    from ...replies.live import disconnect_sockets
+
+    # Sockets first: the Reset's event would have an open tab fetch its messages with the old cookie,
+    # and that answer could set the old id again in the browser after this one set the new one.
+    disconnect_sockets(session.store_id)
+    for playground in session.playgrounds():
+        reset_conversation(session.store_id, playground)
+    if current_app.config["AUTH_MODE"] == "accounts":
+        logout_user()
+    current_app.session_interface.end(session)
+
+
+def socket_user_allowed() -> bool:
+    """Whether the session behind a Socket.IO handshake may listen: signed in as its pages require."""
+    mode = current_app.config["AUTH_MODE"]
+    if mode == "none":
+        return True
+    if mode == "accounts":
+        user = account_user()
+        return user is not None and not user.disabled
+    # header: the handshake came through the trusted proxy, for the user this session belongs to.
+    name = (request.headers.get(current_app.config["AUTH_HEADER"]) or "").strip().lower()
+    return bool(request.environ.get(TRUSTED_ENVIRON_KEY) and name and session.get("proxy_user") == name)

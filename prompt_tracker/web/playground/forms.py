@@ -1,0 +1,126 @@
+"""Forms of the playground page; their limits are declared once here and shown on the page."""
+
+from flask import current_app
+from flask_wtf import FlaskForm
+from wtforms import DecimalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
+
+from ...domain.settings import (
+    MAX_MODEL_CHARS,
+    MAX_STOP_CHARS,
+    MAX_STOP_SEQUENCES,
+    MAX_TOKENS_RANGE,
+    PENALTY_RANGE,
+    SEED_RANGE,
+    TEMPERATURE_RANGE,
+    THINKING_BUDGET_RANGE,
+    TOP_P_RANGE,
+    PlaygroundSettings,
+)
+from ...limits.models import ModelNotAllowed, check_model, max_tokens_ceiling, provider_allowed
+from ...providers import available_providers
+
+
+class MessageForm(FlaskForm):
+    """The composer: one message."""
+
+    content = TextAreaField("Message")
+
+
+class StopSequencesField(TextAreaField):
+    """Stop sequences, one per line; ``\\n`` written out stands for a line break."""
+
+    def _value(self):
+        return "\n".join(stop.replace("\n", "\\n") for stop in self.data or [])
+
+    def process_formdata(self, valuelist):
+        text = (valuelist[0] if valuelist else "").replace("\r\n", "\n")
+        self.data = [line.replace("\\n", "\n") for line in text.split("\n") if line != ""]
+
+
+class SettingsForm(FlaskForm):
+    """System prompt, provider, model and the parameters a reply is sent with."""
+
+    system_prompt = TextAreaField("System prompt")
+    provider = SelectField("Provider", validate_choice=True)
+    model = StringField("Model", validators=[InputRequired("Name a model."), Length(max=MAX_MODEL_CHARS)])
+    temperature = DecimalField(
+        "Temperature",
+        places=2,
+        validators=[InputRequired("Give a temperature."), NumberRange(*TEMPERATURE_RANGE)],
+    )
+    max_tokens = IntegerField(
+        "Max tokens", validators=[InputRequired("Give a maximum number of tokens."), NumberRange(*MAX_TOKENS_RANGE)]
+    )
+    # Optional: left empty, the parameter is not sent and the provider's default applies.
+    top_p = DecimalField("Top p", places=2, validators=[Optional(), NumberRange(*TOP_P_RANGE)])
+    stop = StopSequencesField("Stop sequences")
+    seed = IntegerField("Seed", validators=[Optional(), NumberRange(*SEED_RANGE)])
+    presence_penalty = DecimalField("Presence penalty", places=2, validators=[Optional(), NumberRange(*PENALTY_RANGE)])
+    frequency_penalty = DecimalField(
+        "Frequency penalty", places=2, validators=[Optional(), NumberRange(*PENALTY_RANGE)]
+    )
+    thinking_budget = IntegerField("Thinking budget", validators=[Optional(), NumberRange(*THINKING_BUDGET_RANGE)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.provider.choices = [
+            (provider.name, provider.label) for provider in available_providers() if provider_allowed(provider.name)
+        ]
+
+    def validate_system_prompt(self, field):
+        limit = current_app.config["MAX_SYSTEM_PROMPT_CHARS"]
+        length = len((field.data or "").replace("\r\n", "\n"))  # counted as stored, like messages
+        if length > limit:
+            raise ValidationError(f"The system prompt is limited to {limit:,} characters; this one has {length:,}.")
+
+    def validate_model(self, field):
+        field.data = (field.data or "").strip()
+        if not field.data:
+            raise ValidationError("Name a model.")
+        try:
+            check_model(self.provider.data, field.data)
+        except ModelNotAllowed as error:
+            raise ValidationError(str(error)) from None
+
+    def validate_max_tokens(self, field):
+        ceiling = max_tokens_ceiling(MAX_TOKENS_RANGE[1])
+        if field.data is not None and field.data > ceiling:
+            raise ValidationError(f"Max tokens is limited to {ceiling:,} here.")
+
+    def validate_stop(self, field):
+        if len(field.data) > MAX_STOP_SEQUENCES:
+            raise ValidationError(f"Up to {MAX_STOP_SEQUENCES} stop sequences; this has {len(field.data)}.")
+        if any(len(stop) > MAX_STOP_CHARS for stop in field.data):
+            raise ValidationError(f"A stop sequence is limited to {MAX_STOP_CHARS} characters.")
+
+    def validate_thinking_budget(self, field):
+        # Only where it is sent: a budget kept for another provider is not this one's problem.
+        if self.provider.data not in self._providers_taking("thinking_budget"):
+            return
+        if field.data is not None and self.max_tokens.data is not None and field.data >= self.max_tokens.data:
+            raise ValidationError("The thinking budget must be below max tokens (thinking counts towards them).")
+
+    @staticmethod
+    def _providers_taking(param: str) -> set[str]:
+        return {provider.name for provider in available_providers() if param in provider.params}
+
+    def to_settings(self) -> PlaygroundSettings:
+        """The settings this (validated) form describes."""
+
+        def number(value):
+            return None if value is None else float(value)
+
+        return PlaygroundSettings(
+            system_prompt=(self.system_prompt.data or "").replace("\r\n", "\n"),
+            provider=self.provider.data,
+            model=self.model.data,
+            temperature=float(self.temperature.data),
+            max_tokens=self.max_tokens.data,
+            top_p=number(self.top_p.data),
+            stop=self.stop.data,
+            seed=self.seed.data,
+            presence_penalty=number(self.presence_penalty.data),
+            frequency_penalty=number(self.frequency_penalty.data),
+            thinking_budget=self.thinking_budget.data,
+        )

@@ -1,0 +1,638 @@
+"""Views of the playground page: thin wrappers over ``turns`` and the settings helpers."""
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    get_template_attribute,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from ...domain.messages import ROLES, Message, new_message_id
+from ...domain.recorded_request import HISTORY_CHANGED, curl_command, request_json, sent_request
+from ...domain.rendering import render_reply
+from ...domain.settings import (
+    MAX_MODEL_CHARS,
+    MAX_TOKENS_RANGE,
+    TEMPERATURE_RANGE,
+    store_settings,
+)
+from ...extensions import limiter, services
+from ...limits import budget, limit_sentence, user_key
+from ...limits.budget import BudgetExceeded
+from ...limits.models import ModelNotAllowed, check_model
+from ...prompts.variables import TemplateProblem
+from ...providers import UnknownProviderError, available_providers
+from ...replies import (
+    ConversationFull,
+    DuplicateSend,
+    InvalidMessage,
+    QueueUnavailable,
+    TooManyOpenReplies,
+    compare,
+    dead_replies,
+    live,
+    request_stop,
+    reset_conversation,
+    retry_reply,
+    send_message,
+    stop_open_replies,
+    validate_content,
+)
+from ...replies.context import overflow_warning
+from ...replies.edit import MessageGone, edit_and_resend
+from ...store.edits import (
+    NotAUserMessage,
+    UnconfirmedRemoval,
+    delete_message,
+    replace_conversation,
+)
+from ...store.transfer import ImportRefused, export_json, export_markdown, parse_import
+from ..auth.identity import current_user_name
+from . import bp
+from .forms import MessageForm, SettingsForm
+from .prompt import (
+    add_slug,
+    current_settings,
+    open_playground,
+    publish_settings_saved,
+    settings_to_send,
+    variables_panel,
+)
+
+# /playground is the standalone playground; the same views serve /prompts/<slug>/playground.
+bp.url_value_preprocessor(open_playground)
+bp.url_defaults(add_slug)
+
+
+def wants_json() -> bool:
+    """True when the client (the page's script) asked for JSON rather than a redirect."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def back_to_page(anchor: str | None = None):
+    """Post/redirect/get: 303 back to the playground."""
+    return redirect(url_for(".index", _anchor=anchor), 303)
+
+
+def render_playground(
+    message_form=None, settings_form=None, status=200, editing=None, end=None, overflow=None, settings_conflict=False
+):
+    """Render the page: settings, the latest window of the conversation, the composer.
+
+    ``editing`` (an EditState) shows that user message as an edit form; ``end`` overrides ``?before=``;
+    ``overflow`` is the context-window warning the composer shows (its next Send confirms it).
+    """
+    settings = current_settings(session)
+    end = request.args.get("before", type=int) if end is None else end
+    if end is not None:
+        # Past any conversation's length (however large the number): the latest page, below.
+        end = max(0, min(end, current_app.config["MAX_CONVERSATION_MESSAGES"] + 1))
+    window = services.store.window(
+        session.store_id,
+        g.playground,
+        limit=current_app.config["PAGE_WINDOW"],
+        end=end,
+        refresh_keys=current_app.session_interface.slide_keys(session),
+        max_bytes=current_app.config["PAGE_WINDOW_BYTES"],
+    )
+    session.expiry_refreshed = True
+    if end is not None and end > window.total:
+        return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
+    if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
+        # The message being edited is older than the latest window: show the window that ends with it.
+        return render_playground(message_form, settings_form, status, editing, editing.index + 1, overflow)
+    if settings_form is None:
+        settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
+    messages = [with_partial(message, window.partials) for message in window.messages]
+    return render_template(
+        "playground/index.html",
+        window=window,
+        messages=messages,
+        settings=settings,
+        settings_form=settings_form,
+        message_form=message_form or MessageForm(formdata=None),
+        client_token=secrets.token_urlsafe(16),
+        stale_ids=stale_ids(messages),
+        waiting=any(m.is_open for m in messages),
+        refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
+        providers=available_providers(),
+        limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
+        lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
+        playground=g.playground,
+        settings_digest=live.settings_digest(settings),
+        editing=editing,
+        overflow=overflow,
+        settings_version=settings_version(settings),
+        settings_conflict=settings_conflict,
+    ), status
+
+
+def with_partial(message, partials: dict):
+    """A reply being written, with the text it has streamed so far as its content."""
+    if message.status == "streaming" and message.id in partials:
+        return msgspec.structs.replace(message, content=partials[message.id])
+    return message
+
+
+def stale_ids(messages) -> set[str]:
+    """Ids of replies whose worker died mid-turn (shown as failed, with Retry)."""
+    return dead_replies(messages)
+
+
+def render_messages(*messages) -> str:
+    """HTML of some messages, as the page shows them (for the page's script)."""
+    message_item = get_template_attribute("playground/_message.html", "message_item")
+    stale = stale_ids(messages)
+    return "".join(message_item(message, stale) for message in messages)
+
+
+@bp.get("")
+def index():
+    return render_playground()
+
+
+def sends_limit() -> str:
+    return current_app.config["RATE_LIMIT_SENDS"]
+
+
+def too_many_sends(limit):
+    """A send, retry, compare or replay past the user's rate: 429 with a sentence, the typed text kept."""
+    # Flask-Limiter uses what this returns only when it is a Response object.
+    if request.endpoint.endswith(".edit"):  # an edit keeps its text in its own form
+        return make_response(refuse_edit(request.view_args["message_id"], limit_sentence("messages", limit), 429))
+    return make_response(refuse_send(MessageForm(), limit_sentence("messages", limit), 429))
+
+
+def check_spend(settings) -> None:
+    """Refuse a reply the deployment does not allow: a model off the list, or today's budget spent."""
+    check_model(settings.provider, settings.model)
+    budget.check(current_user_name())
+
+
+# One rate for everything that calls a model (send, retry), per user: they share a budget too.
+# A send counts twice while Compare is on (two replies); Compare and Replay share the rate too.
+send_rate = limiter.shared_limit(
+    sends_limit,
+    scope="sends",
+    key_func=user_key,
+    methods=["POST"],
+    cost=compare.replies_per_send,
+    on_breach=too_many_sends,
+)
+
+
+@bp.post("/messages")
+@send_rate
+def send():
+    form = MessageForm()
+    try:
+        settings = settings_to_send(current_settings(session))
+        check_spend(settings)
+        if not request.form.get("confirm_overflow"):
+            warning = overflow_warning(
+                services.store, session.store_id, g.playground, settings, form.content.data or ""
+            )
+            if warning:  # likely too long for the model: the same Send again goes ahead
+                return refuse_send(form, warning, 409, overflow=True)
+        second = compare.prepare(session, current_settings(session))  # Compare on: checked before anything is stored
+        sent, placeholder = send_message(
+            session.store_id,
+            g.playground,
+            form.content.data,
+            settings,
+            refresh_keys=current_app.session_interface.keys_of(session),
+            client_token=request.form.get("client_token"),
+            announce=announce_appended,
+        )
+    except (
+        InvalidMessage,
+        ConversationFull,
+        UnknownProviderError,
+        TemplateProblem,
+        ModelNotAllowed,
+    ) as problem:
+        return refuse_send(form, str(problem), 422)
+    except (TooManyOpenReplies, BudgetExceeded) as problem:
+        return refuse_send(form, str(problem), 429)
+    except DuplicateSend:
+        # The same composer submission again (Ctrl+Enter twice): it was sent once, show the page.
+        return (jsonify(duplicate=True), 200) if wants_json() else back_to_page()
+    except QueueUnavailable as problem:
+        # The user's message is stored; its reply is marked failed with Retry.
+        session.add_playground(g.playground)
+        if wants_json():
+            return jsonify(error=str(problem)), 503
+        flash(str(problem), "error")
+        return back_to_page()
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
+    if second is not None:
+        compare.mirror(session.store_id, g.playground, sent, second, current_app.session_interface.keys_of(session))
+    if wants_json():
+        reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
+        return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
+    return back_to_page(f"m-{placeholder.id}")
+
+
+def announce_appended(sent, reply) -> None:
+    """Tell every tab of the session about the two new messages (``message.appended``, with their HTML)."""
+    live.publish(
+        session.store_id,
+        "message.appended",
+        {
+            "playground": g.playground,
+            "ids": [sent.id, reply.id],
+            "message_id": reply.id,
+            "user_message_id": sent.id,
+            "html": render_messages(sent, reply),
+        },
+    )
+
+
+def refuse_send(form, error: str, status: int, overflow: bool = False):
+    """Answer a refused send with a sentence, keeping what the user typed in the composer.
+
+    ``overflow``: the message may not fit the context window; the composer says so and a second
+    Send confirms it.
+    """
+    if wants_json():
+        return (jsonify(error=error, overflow=True) if overflow else jsonify(error=error)), status
+    if overflow:
+        return render_playground(message_form=form, status=status, overflow=error)
+    flash(error, "error")
+    # Render rather than redirect, so the text the user typed stays in the composer.
+    return render_playground(message_form=form, status=status)
+
+
+@bp.get("/messages/open")
+def open_messages():
+    """What a tab lacks after a reconnect or an event: messages after its last one, and open replies.
+
+    ``after`` is the id of the tab's last message, ``open`` the ids it shows as open. If ``after`` is
+    not in the latest window (a Reset, or a tab with no messages), every message of the window comes
+    back with ``replace``: the tab shows them instead of its own.
+    """
+    window = services.store.window(
+        session.store_id,
+        g.playground,
+        limit=current_app.config["PAGE_WINDOW"],
+        refresh_keys=current_app.session_interface.slide_keys(session),
+    )
+    session.expiry_refreshed = True
+    window.messages = [with_partial(message, window.partials) for message in window.messages]
+    after = request.args.get("after", "")
+    shown_open = set(request.args.get("open", "").split(","))
+    ids = [message.id for message in window.messages]
+    replace = after not in ids
+    first_new = 0 if replace else ids.index(after) + 1
+    wanted = [
+        message
+        for index, message in enumerate(window.messages)
+        if replace or index >= first_new or message.is_open or message.id in shown_open
+    ]
+    return jsonify(
+        total=window.total,
+        start=window.start,
+        replace=replace,
+        settings_digest=live.settings_digest(current_settings(session)),
+        messages=[{"id": message.id, "html": render_messages(message)} for message in wanted],
+    )
+
+
+@bp.get("/messages/<message_id>")
+def message_fragment(message_id):
+    """One message as HTML (the page's script swaps it in when a reply finishes)."""
+    message = services.store.get(session.store_id, g.playground, message_id)
+    if message is None:
+        abort(404, "That message is no longer in this conversation.")
+    if message.status == "streaming":
+        message = msgspec.structs.replace(message, content=services.store.partial(session.store_id, message_id))
+    return render_messages(message)
+
+
+@bp.get("/messages/<message_id>/request")
+def message_request(message_id):
+    """What the provider was sent for one reply, as JSON and as a curl command."""
+    conversation = services.store.all(session.store_id, g.playground)
+    message = next((message for message in conversation if message.id == message_id), None)
+    if message is None or message.request is None:
+        abort(404, "That reply has no recorded request: it is not finished, or no longer in this conversation.")
+    sent, unchanged = sent_request(message, conversation)
+    return render_template(
+        "playground/request.html",
+        message=message,
+        request_json=request_json(sent),
+        curl=curl_command(sent),
+        history_changed=None if unchanged else HISTORY_CHANGED,
+    )
+
+
+@bp.post("/messages/<message_id>/stop")
+def stop(message_id):
+    message = request_stop(session.store_id, g.playground, message_id)
+    if message is None:
+        flash("That reply is no longer in this conversation.", "error")
+    if wants_json():
+        return (jsonify(id=message_id, status=message.status), 202) if message else (jsonify(error="not found"), 404)
+    return back_to_page(f"m-{message_id}")
+
+
+@bp.post("/messages/<message_id>/retry")
+@send_rate
+def retry(message_id):
+    try:
+        settings = settings_to_send(current_settings(session))
+        check_spend(settings)
+        message = retry_reply(session.store_id, g.playground, message_id, settings)
+    except (
+        QueueUnavailable,
+        TooManyOpenReplies,
+        TemplateProblem,
+        ModelNotAllowed,
+        BudgetExceeded,
+    ) as problem:
+        if wants_json():
+            refused = isinstance(problem, (TooManyOpenReplies, BudgetExceeded))
+            return jsonify(error=str(problem)), 429 if refused else (
+                422 if isinstance(problem, ModelNotAllowed) else 503
+            )
+        flash(str(problem), "error")
+        return back_to_page()
+    if message is None:
+        flash("That reply is no longer in this conversation.", "error")
+    if wants_json():
+        if message is None:
+            return jsonify(error="not found"), 404
+        return jsonify(id=message_id, html=render_messages(message)), 202
+    return back_to_page(f"m-{message_id}")
+
+
+def settings_version(settings) -> str:
+    """Fingerprint of the saved settings a settings form shows (variable values aside: they have their own form)."""
+    return live.settings_digest(msgspec.structs.replace(settings, variables={}))
+
+
+@bp.post("/settings")
+def save_settings():
+    form = SettingsForm()
+    if not form.validate():
+        # Each error shows once, under its field; the flash only says that nothing was saved.
+        flash("Settings not saved: correct the fields marked below.", "error")
+        return render_playground(settings_form=form, status=422)
+    shown = request.form.get("settings_version")
+    if shown and shown != settings_version(current_settings(session)):
+        # Another tab saved after this form was loaded: say so rather than silently undo its save. The
+        # form keeps what was typed and now carries the current version, so saving again replaces them.
+        return render_playground(settings_form=form, status=409, settings_conflict=True)
+    store_settings(
+        session,
+        g.playground,
+        msgspec.structs.replace(form.to_settings(), variables=current_settings(session).variables),
+    )
+    publish_settings_saved(session)
+    flash("Settings saved; the next message uses them.", "info")
+    return back_to_page()
+
+
+@bp.post("/variables")
+def variables():
+    """Keep the values of the template variables (one form field per variable, named as it)."""
+    settings = current_settings(session)
+    names, _ = variables_panel(settings)
+    values = {**settings.variables, **{name: request.form.get(name, "").replace("\r\n", "\n") for name in names}}
+    store_settings(session, g.playground, msgspec.structs.replace(settings, variables=values))
+    publish_settings_saved(session)
+    flash("Variables saved; the next message uses them.", "info")
+    return back_to_page()
+
+
+@bp.post("/reset")
+def reset():
+    reset_conversation(session.store_id, g.playground)  # publishes conversation.reset
+    if compare.compare_choice(session, g.playground) is not None:
+        compare.reset_companion(session.store_id, g.playground)  # the second model starts afresh too
+    flash("Conversation cleared.", "info")
+    return back_to_page()
+
+
+def download(body, extension: str, mimetype: str) -> Response:
+    """A file download named after the playground and today's date."""
+    name = f"conversation-{g.playground}-{time.strftime('%Y-%m-%d')}.{extension}"
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/export.json")
+def export_conversation_json():
+    """The whole conversation and the settings as JSON (what Import takes back)."""
+    messages = services.store.all(session.store_id, g.playground)
+    return download(export_json(g.playground, current_settings(session), messages), "json", "application/json")
+
+
+@bp.get("/export.md")
+def export_conversation_markdown():
+    """The conversation as a Markdown document."""
+    messages = services.store.all(session.store_id, g.playground)
+    return download(export_markdown(g.playground, current_settings(session), messages), "md", "text/markdown")
+
+
+@bp.post("/import")
+def import_conversation():
+    """Replace this playground's conversation with an exported one (checked whole first)."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash("Choose an exported .json file to import.", "error")
+        return back_to_page()
+    try:
+        data = upload.read()
+    finally:
+        upload.close()  # a large upload is a temporary file: close it now
+    try:
+        messages = parse_import(data, current_app.config["MAX_CONVERSATION_MESSAGES"])
+    except ImportRefused as problem:
+        flash(str(problem), "error")
+        return back_to_page()
+    stop_open_replies(session.store_id, g.playground)  # their workers stop; their partials go
+    replace_conversation(
+        services.store,
+        session.store_id,
+        g.playground,
+        messages,
+        refresh_keys=current_app.session_interface.keys_of(session),
+    )
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True
+    live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
+    flash(f"Imported {len(messages)} message{'' if len(messages) == 1 else 's'}.", "info")
+    return back_to_page()
+
+
+@bp.post("/messages/add")
+def add_message():
+    """Add a message of any role without calling the model (few-shot examples, extra instructions)."""
+    role = request.form.get("role", "")
+    try:
+        if role not in ROLES:
+            raise InvalidMessage("Choose system, user or assistant.")
+        content = validate_content(request.form.get("content"))
+        message = Message(
+            id=new_message_id(),
+            role=role,
+            content=content,
+            created_at=time.time(),
+            html=render_reply(content) if role == "assistant" else None,
+        )
+        services.store.append(
+            session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
+        )
+    except (InvalidMessage, ConversationFull) as problem:
+        flash(str(problem), "error")
+        return back_to_page()
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True
+    live.publish(session.store_id, "message.appended", {"playground": g.playground, "ids": [message.id]})
+    return back_to_page(f"m-{message.id}")
+
+
+@bp.post("/messages/<message_id>/delete")
+def delete(message_id):
+    """Delete a message (a user message goes with its reply)."""
+    if not delete_message(services.store, session.store_id, g.playground, message_id):
+        flash("That message is no longer in this conversation.", "error")
+    live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
+    return back_to_page()
+
+
+@dataclass
+class EditState:
+    """A user message shown as its edit form: the text in the box, what resending removes, a refusal."""
+
+    id: str
+    content: str
+    removes: int
+    cancel_url: str
+    index: int  # where the message is in the conversation (the page shows the window that holds it)
+    error: str | None = None
+    client_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+
+def edit_state(message_id: str, content: str | None = None, error: str | None = None):
+    """The edit form of a user message and the absolute index of the message; None if it is gone."""
+    found = services.store.find(session.store_id, g.playground, message_id)
+    if found is None:
+        return None
+    index, _, message = found
+    if message.role != "user":
+        return None
+    removes = services.store.count(session.store_id, g.playground) - index - 1
+    before = request.args.get("before", type=int)
+    cancel = url_for(".index", before=before, _anchor=f"m-{message_id}")
+    text = message.content if content is None else content.replace("\r\n", "\n")
+    return EditState(message_id, text, removes, cancel, index, error), index
+
+
+@bp.get("/messages/<message_id>/edit")
+def edit_form(message_id):
+    """A user message as an edit form (the page without JS; its HTML alone, as JSON, for the page's script)."""
+    state = edit_state(message_id)
+    if state is None:
+        abort(
+            404, "That message is not one of your messages in this conversation (it may have been edited or deleted)."
+        )
+    editing, _ = state
+    if wants_json():
+        message = services.store.get(session.store_id, g.playground, message_id)
+        message_item = get_template_attribute("playground/_message.html", "message_item")
+        return jsonify(id=message_id, removes=editing.removes, html=message_item(message, set(), editing))
+    return render_playground(editing=editing)
+
+
+@bp.post("/messages/<message_id>/edit")
+@send_rate
+def edit(message_id):
+    """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again."""
+    content = request.form.get("content")
+    confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
+    try:
+        settings = settings_to_send(current_settings(session))
+        check_spend(settings)
+        edited, placeholder, _ = edit_and_resend(
+            session.store_id,
+            g.playground,
+            message_id,
+            content,
+            settings,
+            removals_confirmed=confirmed,
+            refresh_keys=current_app.session_interface.keys_of(session),
+            client_token=request.form.get("client_token"),
+            announce=announce_replaced,
+        )
+    except InvalidMessage as problem:
+        return refuse_edit(message_id, str(problem), 400)
+    except MessageGone:
+        return refuse_edit(
+            message_id,
+            "That message is no longer in this conversation (edited or deleted, "
+            "perhaps in another tab); your text is in the message box.",
+            404,
+        )
+    except NotAUserMessage:
+        return refuse_edit(message_id, "Only your own messages can be edited and resent.", 409)
+    except UnconfirmedRemoval as problem:
+        count = f"{problem.count} message{'' if problem.count == 1 else 's'}"
+        confirm = "press Resend again to confirm" if wants_json() else "tick the box to confirm"
+        sentence = (
+            f"Resending removes the {count} after this one: {confirm}."
+            if not confirmed
+            else f"{count.capitalize()} now follow this one (more arrived since the form was shown); confirm again."
+        )
+        return refuse_edit(message_id, sentence, 409, removes=problem.count)
+    except (ConversationFull, UnknownProviderError, TemplateProblem, ModelNotAllowed) as problem:
+        return refuse_edit(message_id, str(problem), 422)
+    except (TooManyOpenReplies, BudgetExceeded) as problem:
+        return refuse_edit(message_id, str(problem), 429)
+    except DuplicateSend:
+        # The same edit form submitted twice: it was resent once; show the page.
+        return (jsonify(duplicate=True), 200) if wants_json() else back_to_page()
+    except QueueUnavailable as problem:
+        if wants_json():
+            return jsonify(error=str(problem)), 503
+        flash(str(problem), "error")
+        return back_to_page()
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True
+    if wants_json():
+        reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
+        return jsonify(id=placeholder.id, html=render_messages(edited, reply)), 202
+    return back_to_page(f"m-{placeholder.id}")
+
+
+def announce_replaced(edited, reply) -> None:
+    """Tell every tab of the session that the conversation changed (it fetches the latest window)."""
+    live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
+
+
+def refuse_edit(message_id: str, error: str, status: int, removes: int | None = None):
+    """Answer a refused edit with a sentence, keeping the text typed in the edit form (or the composer)."""
+    content = request.form.get("content", "")
+    if wants_json():
+        return jsonify(error=error, removes=removes), status
+    state = edit_state(message_id, content, error)
+    if state is None:  # the message is gone: keep the text in the composer instead
+        flash(error, "error")
+        return render_playground(message_form=MessageForm(formdata=None, data={"content": content}), status=status)
+    editing, _ = state
+    return render_playground(editing=editing, status=status)

@@ -1,0 +1,378 @@
+"""Views of Compare and Replay (the logic is in ``workbench``), on both playground registrations."""
+
+import secrets
+
+import msgspec
+from flask import current_app, flash, g, jsonify, make_response, redirect, render_template, request, session, url_for
+
+from ...domain.keys import companion_playground
+from ...extensions import limiter, services
+from ...limits import limit_sentence, user_key
+from ...limits.budget import BudgetExceeded
+from ...limits.models import ModelNotAllowed
+from ...prompts.variables import TemplateProblem
+from ...providers import available_providers
+from ...replies import (
+    QueueUnavailable,
+    TooManyOpenReplies,
+    compare,
+    dead_replies,
+    replay,
+    request_stop,
+    reset_conversation,
+    retry_reply,
+)
+from ...replies.choice import InvalidChoice, as_choice, choice_from_form, settings_for
+from . import bp
+from .prompt import current_settings
+from .routes import check_spend, message_request, sends_limit, wants_json, with_partial
+
+REPLAYS = "replays"  # session key: per playground, the replay's choice and its last turn
+
+
+def replay_record() -> dict:
+    """What the session keeps of this playground's replay: ``choice`` and ``until`` (its last turn's id)."""
+    return session.get(REPLAYS, {}).get(g.playground) or {}
+
+
+def cost() -> int:
+    """Replies a workbench request queues: what it counts against RATE_LIMIT_SENDS (with send and retry)."""
+    endpoint = (request.endpoint or "").rpartition(".")[2]
+    if endpoint == "start_replay":
+        return max(1, len(replay.plan(services.store.all(session.store_id, g.playground))))
+    if endpoint == "continue_replay":
+        return max(1, replay.remaining_turns(session.store_id, g.playground, replay_record().get("until")))
+    return 1
+
+
+def too_many(limit):
+    """Past the send rate: 429 with a sentence (a replay longer than the whole limit says so), nothing queued."""
+    sentence = limit_sentence("messages", limit)
+    needed = cost()
+    if needed > limit.limit.amount:
+        sentence = (
+            f"This replay needs {needed} replies, more than your limit of {limit.limit} allows at once; "
+            "replay a shorter conversation."
+        )
+    return make_response(refuse(sentence, 429))
+
+
+# The same per-user rate as send and retry (one counter: scope "sends"); a replay counts each turn.
+workbench_rate = limiter.shared_limit(
+    sends_limit, scope="sends", key_func=user_key, methods=["POST"], cost=cost, on_breach=too_many
+)
+
+
+def refuse(sentence: str, status: int):
+    """A refused action: JSON for the page's script, else the page it came from with the sentence."""
+    if wants_json():
+        return jsonify(error=sentence), status
+    flash(sentence, "error")
+    kind = (request.view_args or {}).get("kind") or ("compare" if "compare" in (request.endpoint or "") else "replay")
+    page = render_compare if kind == "compare" else render_replay
+    return page(status)
+
+
+def choice_form_context(choice) -> dict:
+    """What the small provider/model/version form needs."""
+    settings = current_settings(session)
+    versions = [version.number for version in g.prompt.versions] if g.get("prompt") is not None else []
+    return {
+        "choice": choice,
+        "providers": available_providers(),
+        "versions": sorted(versions, reverse=True),
+        "settings": settings,
+    }
+
+
+# --- Replay ------------------------------------------------------------------------------------
+
+
+def with_text_so_far(messages: list) -> list:
+    """The messages, each reply being written with the text it has streamed so far (as the playground shows it)."""
+    partials = {m.id: services.store.partial(session.store_id, m.id) for m in messages if m.status == "streaming"}
+    return [with_partial(message, partials) for message in messages] if partials else messages
+
+
+def replay_state():
+    """The Replay page's view of this playground: original and replay read in one pass each."""
+    original = with_text_so_far(services.store.all(session.store_id, g.playground))
+    replayed = with_text_so_far(services.store.all(session.store_id, replay.replay_playground(g.playground)))
+    return replay.replay_view(original, replayed, replay_record().get("until"))
+
+
+def replay_stale(view) -> set[str]:
+    """Replies on the Replay page marked streaming whose worker is gone."""
+    return dead_replies([reply for row in view.rows for reply in (row.old, row.new) if reply is not None])
+
+
+def render_replay(status=200):
+    record = replay_record()
+    choice = as_choice(record.get("choice"))
+    view = replay_state()
+    return render_template(
+        "playground/replay.html",
+        view=view,
+        stale_ids=replay_stale(view),
+        replay_choice=choice,
+        client_token=secrets.token_urlsafe(16),
+        **choice_form_context(choice),
+    ), status
+
+
+@bp.get("/replay")
+def replay_page():
+    return render_replay()
+
+
+@bp.get("/replay/rows")
+def replay_rows():
+    """The rows and the state line of the Replay page (its script swaps them in after an event)."""
+    view = replay_state()
+    return render_template("playground/_replay_rows.html", view=view, stale_ids=replay_stale(view))
+
+
+@bp.post("/replay")
+@workbench_rate
+def start_replay():
+    token = request.form.get("client_token")
+    if token and not services.store.mark_submission(session.store_id, token):
+        return back_to("replay_page")  # the same form twice (a double click): started once
+    try:
+        choice = choice_from_form(request.form)
+        settings = settings_for(choice, current_settings(session))
+        check_spend(settings)
+        until = replay.start_replay(
+            session.store_id,
+            g.playground,
+            settings,
+            refresh_keys=current_app.session_interface.keys_of(session),
+        )
+    except (InvalidChoice, TemplateProblem, ModelNotAllowed, replay.NothingToReplay) as problem:
+        forget(token)
+        return refuse(str(problem), 422)
+    except replay.ReplayRunning as problem:
+        forget(token)
+        return refuse(str(problem), 409)
+    except (TooManyOpenReplies, BudgetExceeded) as problem:
+        forget(token)
+        return refuse(str(problem), 429)
+    except QueueUnavailable as problem:
+        flash(str(problem), "error")
+        until = None
+    session[REPLAYS] = {**session.get(REPLAYS, {}), g.playground: {"choice": choice_dict(choice), "until": until}}
+    session.add_playground(replay.replay_playground(g.playground))
+    return done("replay_page")
+
+
+@bp.post("/replay/continue")
+@workbench_rate
+def continue_replay():
+    record = replay_record()
+    try:
+        choice = as_choice(record.get("choice"))
+        if choice is None:
+            raise replay.NothingToReplay("There is no replay to continue; start one.")
+        settings = settings_for(choice, current_settings(session))
+        check_spend(settings)
+        replay.continue_replay(
+            session.store_id,
+            g.playground,
+            settings,
+            record.get("until"),
+            refresh_keys=current_app.session_interface.keys_of(session),
+        )
+    except (InvalidChoice, TemplateProblem, ModelNotAllowed, replay.NothingToReplay) as problem:
+        return refuse(str(problem), 422)
+    except replay.ReplayRunning as problem:
+        return refuse(str(problem), 409)
+    except (TooManyOpenReplies, BudgetExceeded) as problem:
+        return refuse(str(problem), 429)
+    except QueueUnavailable as problem:
+        flash(str(problem), "error")
+    return done("replay_page")
+
+
+@bp.post("/replay/stop")
+def stop_replay():
+    """Stop the replay: its open reply stops, and no further turn is sent."""
+    playground = replay.replay_playground(g.playground)
+    for message in services.store.all(session.store_id, playground):
+        if message.is_open:
+            request_stop(session.store_id, playground, message.id)
+    return done("replay_page")
+
+
+@bp.post("/replay/reset")
+def reset_replay():
+    """Delete the replay (only the replay: the original conversation stays)."""
+    reset_conversation(session.store_id, replay.replay_playground(g.playground))
+    replays = dict(session.get(REPLAYS, {}))
+    if replays.pop(g.playground, None) is not None:
+        session[REPLAYS] = replays
+    flash("Replay deleted; the original conversation is as it was.", "info")
+    return done("replay_page")
+
+
+# --- Compare -----------------------------------------------------------------------------------
+
+
+def compare_state():
+    """The turns of the conversation, each with the main reply and the second model's."""
+    window = services.store.window(
+        session.store_id,
+        g.playground,
+        limit=current_app.config["PAGE_WINDOW"],
+        refresh_keys=current_app.session_interface.slide_keys(session),
+    )
+    session.expiry_refreshed = True
+    main = [with_partial(message, window.partials) for message in window.messages]
+    companion = with_text_so_far(services.store.all(session.store_id, compare.compare_playground(g.playground)))
+    return window, compare.pairs(main, companion)
+
+
+def shown_replies(rows) -> list:
+    """The replies of the Compare rows (to tell which are open, or lost their worker)."""
+    return [reply for row in rows for reply in (row.left, row.right) if reply is not None]
+
+
+def render_compare(status=200):
+    choice = compare.compare_choice(session, g.playground)
+    window, rows = compare_state()
+    replies = shown_replies(rows)
+    return render_template(
+        "playground/compare.html",
+        window=window,
+        rows=rows,
+        compare_choice=choice,
+        client_token=secrets.token_urlsafe(16),
+        waiting=any(reply.is_open for reply in replies),
+        stale_ids=dead_replies(replies),
+        **choice_form_context(choice),
+    ), status
+
+
+@bp.get("/compare")
+def compare_page():
+    return render_compare()
+
+
+@bp.get("/compare/rows")
+def compare_rows():
+    """The paired turns (the Compare page's script swaps them in after an event)."""
+    _window, rows = compare_state()
+    replies = shown_replies(rows)
+    return render_template(
+        "playground/_compare_rows.html",
+        rows=rows,
+        compare_choice=compare.compare_choice(session, g.playground),
+        waiting=any(reply.is_open for reply in replies),
+        stale_ids=dead_replies(replies),
+    )
+
+
+@bp.post("/compare")
+def compare_on():
+    """Turn Compare on (or change the second model): the companion starts as a copy of the conversation."""
+    try:
+        choice = choice_from_form(request.form)
+        copied = compare.turn_on(
+            session,
+            session.store_id,
+            g.playground,
+            choice,
+            current_settings(session),
+            refresh_keys=current_app.session_interface.keys_of(session),
+        )
+    except (InvalidChoice, TemplateProblem, ModelNotAllowed) as problem:
+        return refuse(str(problem), 422)
+    flash(
+        f"Comparing with {choice.label()}"
+        + (f"; it starts from the {copied} messages so far." if copied else ".")
+        + " Every message you send now goes to both.",
+        "info",
+    )
+    return done("compare_page")
+
+
+@bp.post("/compare/off")
+def compare_off():
+    compare.turn_off(session, session.store_id, g.playground)
+    flash("Compare is off; the conversation is as it was.", "info")
+    return done("compare_page")
+
+
+# --- a companion's replies: Stop, Retry, View request ------------------------------------------
+
+
+def companion_settings(kind: str):
+    """The settings a companion reply is retried with: the replay's or the compare model's."""
+    if kind == "replay":
+        choice = as_choice(replay_record().get("choice"))
+    else:
+        choice = compare.compare_choice(session, g.playground)
+    if choice is None:
+        raise InvalidChoice(
+            "Compare is off; turn it on to retry this reply." if kind == "compare" else "There is no replay."
+        )
+    return settings_for(choice, current_settings(session))
+
+
+@bp.post("/<any(compare,replay):kind>/messages/<message_id>/stop")
+def companion_stop(kind, message_id):
+    message = request_stop(session.store_id, companion_playground(g.playground, kind), message_id)
+    if wants_json():
+        return (jsonify(id=message_id, status=message.status), 202) if message else (jsonify(error="not found"), 404)
+    return back_to(f"{kind}_page")
+
+
+@bp.post("/<any(compare,replay):kind>/messages/<message_id>/retry")
+@workbench_rate
+def companion_retry(kind, message_id):
+    try:
+        settings = companion_settings(kind)
+        check_spend(settings)
+        message = retry_reply(session.store_id, companion_playground(g.playground, kind), message_id, settings)
+    except (InvalidChoice, TemplateProblem, ModelNotAllowed) as problem:
+        return refuse(str(problem), 422)
+    except (TooManyOpenReplies, BudgetExceeded) as problem:
+        return refuse(str(problem), 429)
+    except QueueUnavailable as problem:
+        return refuse(str(problem), 503)
+    if message is None:
+        return refuse("That reply is no longer there.", 404)
+    if wants_json():
+        return jsonify(id=message_id), 202
+    return back_to(f"{kind}_page")
+
+
+@bp.get("/<any(compare,replay):kind>/messages/<message_id>/request")
+def companion_request(kind, message_id):
+    """What the provider was sent for a companion reply."""
+    g.playground = companion_playground(g.playground, kind)
+    return message_request(message_id)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def choice_dict(choice) -> dict:
+    return msgspec.to_builtins(choice)
+
+
+def forget(token: str | None) -> None:
+    """A refused form can be sent again."""
+    if token:
+        services.store.forget_submission(session.store_id, token)
+
+
+def back_to(endpoint: str):
+    """Post/redirect/get back to a workbench page."""
+    return redirect(url_for(f".{endpoint}"), 303)
+
+
+def done(endpoint: str):
+    """After an action: 202 for the page's script, else back to the page."""
+    if wants_json():
+        return jsonify(ok=True), 202
+    return back_to(endpoint)

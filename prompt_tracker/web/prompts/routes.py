@@ -1,0 +1,202 @@
+"""Views of the prompt library: list, create, show, diff, edit, archive, and "Save as version"."""
+
+import msgspec
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
+
+from ...domain.settings import STANDALONE, load_settings, store_settings
+from ...prompts.diff import diff_versions
+from ...prompts.library import (
+    PromptInvalid,
+    create_prompt,
+    edit_prompt,
+    find_prompt,
+    list_prompts,
+    save_version,
+    set_archived,
+    version_of,
+)
+from ..playground.forms import SettingsForm
+from ..playground.prompt import (
+    PROMPT_PLAYGROUND,
+    current_settings,
+    open_playground,
+    publish_settings_saved,
+    variables_panel,
+)
+from . import bp
+from .forms import PromptForm, VersionForm, first_error
+
+# The playground page (its template) asks which variables the system prompt has.
+bp.add_app_template_global(variables_panel)
+
+
+def author() -> str:
+    """Who is saving: the signed-in user once there is sign-in; the single local user until then."""
+    return g.get("user_name") or "local"
+
+
+def prompt_or_404(slug: str):
+    """The prompt with ``slug``, or a 404 page that says so."""
+    prompt = find_prompt(slug)
+    if prompt is None:
+        abort(404, f"There is no prompt with the slug {slug!r}.")
+    return prompt
+
+
+@bp.get("")
+def index(form=None, status=200):
+    query = request.args.get("q", "")
+    archived = request.args.get("archived") == "1"
+    page, version_counts = list_prompts(query, request.args.get("page", 1, type=int), archived=archived)
+    return render_template(
+        "prompts/index.html",
+        page=page,
+        version_counts=version_counts,
+        query=query,
+        archived=archived,
+        form=form or PromptForm(formdata=None),
+    ), status
+
+
+@bp.post("")
+def create():
+    """Create a prompt with version 1 (also "Save as new prompt" from the standalone playground)."""
+    form = PromptForm()
+    from_playground = request.form.get("from_playground") == STANDALONE
+    settings = load_settings(session, STANDALONE)
+    if from_playground:
+        # The standalone playground's settings form posts here: provider, model and params come with it.
+        settings_form = SettingsForm()
+        if not settings_form.validate():
+            flash("Not saved: " + (first_error(settings_form) or "check the settings."), "error")
+            return redirect(url_for("playground.index"), 303)
+        settings = msgspec.structs.replace(settings_form.to_settings(), variables=settings.variables)
+    error = first_error(form) if not form.validate() else None
+    if error is None:
+        try:
+            prompt = create_prompt(
+                form.name.data,
+                form.system_prompt.data if not from_playground else settings.system_prompt,
+                slug=form.slug.data,
+                description=form.description.data,
+                provider=settings.provider,
+                model=settings.model,
+                params=settings.params(),
+                variables=settings.variables if from_playground else None,
+                author=author(),
+            )
+        except PromptInvalid as problem:
+            error = str(problem)
+    if error:
+        flash(error, "error")
+        if from_playground:
+            return redirect(url_for("playground.index"), 303)
+        return index(form=form, status=422)  # the typed text stays in the form
+    flash(f"Prompt {prompt.name!r} created with version 1.", "info")
+    return redirect(url_for(".show", slug=prompt.slug), 303)
+
+
+@bp.get("/<slug>")
+def show(slug):
+    prompt = prompt_or_404(slug)
+    versions = sorted(prompt.versions, key=lambda version: version.number, reverse=True)
+    return render_template(
+        "prompts/show.html",
+        prompt=prompt,
+        versions=versions,
+        form=PromptForm(formdata=None, obj=prompt),
+    )
+
+
+@bp.post("/<slug>/edit")
+def edit(slug):
+    """Rename (name, slug) or describe a prompt; its versions and open playground follow (keyed by id)."""
+    prompt = prompt_or_404(slug)
+    form = PromptForm()
+    error = first_error(form) if not form.validate() else None
+    if error is None:
+        try:
+            edit_prompt(prompt, name=form.name.data, slug=form.slug.data, description=form.description.data)
+        except PromptInvalid as problem:
+            error = str(problem)
+    if error:
+        flash(error, "error")
+        versions = sorted(prompt.versions, key=lambda version: version.number, reverse=True)
+        return render_template("prompts/show.html", prompt=prompt, versions=versions, form=form), 422
+    flash("Prompt saved.", "info")
+    return redirect(url_for(".show", slug=prompt.slug), 303)
+
+
+@bp.post("/<slug>/archive")
+def archive(slug):
+    prompt = prompt_or_404(slug)
+    set_archived(prompt, True)
+    flash(f"Prompt {prompt.name!r} archived: hidden from the list, restorable from Archived.", "info")
+    return redirect(url_for(".show", slug=prompt.slug), 303)
+
+
+@bp.post("/<slug>/restore")
+def restore(slug):
+    prompt = prompt_or_404(slug)
+    set_archived(prompt, False)
+    flash(f"Prompt {prompt.name!r} restored.", "info")
+    return redirect(url_for(".show", slug=prompt.slug), 303)
+
+
+@bp.get("/<slug>/diff")
+def diff(slug):
+    prompt = prompt_or_404(slug)
+    numbers = sorted(version.number for version in prompt.versions)
+    old_number = request.args.get("from", type=int) or (numbers[-2] if len(numbers) > 1 else numbers[-1])
+    new_number = request.args.get("to", type=int) or numbers[-1]
+    old, new = version_of(prompt, old_number), version_of(prompt, new_number)
+    if old is None or new is None:
+        missing = old_number if old is None else new_number
+        abort(404, f"Prompt {prompt.slug!r} has no version {missing}; it has versions 1 to {numbers[-1]}.")
+    view = "unified" if request.args.get("view") == "unified" else "split"
+    return render_template(
+        "prompts/diff.html",
+        prompt=prompt,
+        old=old,
+        new=new,
+        numbers=numbers,
+        view=view,
+        fields=diff_versions(old, new),
+    )
+
+
+@bp.post("/<slug>/playground/versions")
+def save_playground_version(slug):
+    """Save the prompt playground's settings as the next version (the settings form may come along)."""
+    open_playground(request.endpoint, {"slug": slug})  # as the playground's views do: g.prompt, g.playground
+    back = redirect(url_for(f"{PROMPT_PLAYGROUND}.index", slug=slug), 303)
+    settings = current_settings(session)
+    if "model" in request.form:
+        # Sent from the settings form (button or Ctrl/Cmd+S): save what is in the editor.
+        settings_form = SettingsForm()
+        if not settings_form.validate():
+            flash("Version not saved: " + (first_error(settings_form) or "check the settings."), "error")
+            return back
+        settings = msgspec.structs.replace(settings_form.to_settings(), variables=settings.variables)
+        store_settings(session, g.playground, settings)
+        publish_settings_saved(session)
+    form = VersionForm()
+    if not form.validate():
+        flash("Version not saved: " + first_error(form), "error")
+        return back
+    try:
+        version = save_version(
+            g.prompt.id,
+            system_prompt=settings.system_prompt,
+            provider=settings.provider,
+            model=settings.model,
+            params=settings.params(),
+            variables=settings.variables,
+            note=form.note.data or "",
+            author=author(),
+        )
+    except PromptInvalid as problem:
+        flash(f"Version not saved: {problem}", "error")
+        return back
+    flash(f"Saved as version {version.number}.", "info")
+    return back
