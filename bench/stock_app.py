@@ -35,11 +35,11 @@ from prompt_tracker.domain.settings import (
     TEMPERATURE_RANGE,
     PlaygroundSettings,
 )
+from prompt_tracker.prompts.settings import variables_panel
 from prompt_tracker.providers import available_providers
 from prompt_tracker.replies.live import settings_digest
 from prompt_tracker.store.conversations import Window
 from prompt_tracker.web.playground.forms import MessageForm, SettingsForm
-from prompt_tracker.web.playground.prompt import variables_panel
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "prompt_tracker"

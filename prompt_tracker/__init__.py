@@ -62,12 +62,12 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     # An absolute path: `flask db upgrade` must find the revisions from any working directory.
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     # Who is asking, then how often they may: the limits are keyed by the signed-in user.
-    from . import limits
+    from .web import rate_limits
     from .web.auth import bp as auth_bp
     from .web.auth import identity
 
     identity.init_app(app)
-    limits.init_app(app, bound.jobs_redis)
+    rate_limits.init_app(app, bound.jobs_redis)
     if app.config["SOCKETIO_MESSAGE_QUEUE"]:
         # Our own manager: Flask-SocketIO would hand a redis+sentinel:// URL to kombu.
         manager = socketio_manager(app.config["SOCKETIO_MESSAGE_QUEUE"])

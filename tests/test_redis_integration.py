@@ -202,7 +202,7 @@ def test_a_plain_rq_worker_also_completes_a_turn(live_app, live_playground, real
             "--serializer",
             "rq.serializers.JSONSerializer",
             "--worker-class",
-            "prompt_tracker.replies.worker.ReplyWorker",
+            "prompt_tracker.rq_worker.ReplyWorker",
         ],
         cwd=ROOT,
         env=service_env(real_redis),

@@ -5,18 +5,12 @@ import time
 
 import msgspec
 
+from ..providers import Usage
+
 ROLES = ("system", "user", "assistant")
 # pending: queued, no worker yet; streaming: a worker is writing it; the rest are final.
 STATUSES = ("pending", "streaming", "done", "failed", "stopped")
 OPEN_STATUSES = ("pending", "streaming")
-
-
-class Usage(msgspec.Struct, omit_defaults=True):
-    """Tokens a provider reported for one reply."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
 
 
 class Alternative(msgspec.Struct, kw_only=True, omit_defaults=True):

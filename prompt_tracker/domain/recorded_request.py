@@ -18,6 +18,7 @@ import shlex
 import msgspec
 
 from ..providers import ChatRequest, get_provider
+from .history import history_before
 from .messages import Message
 
 HISTORY_CHANGED = (
@@ -48,8 +49,6 @@ def record_request(provider: str, request: ChatRequest, dropped: int) -> dict:
 def sent_request(message: Message, conversation: list[Message]) -> tuple[dict, bool]:
     """The request the reply ``message`` was sent, rebuilt from ``conversation``; and whether the
     history still matches what was sent (False: the conversation changed since)."""
-    from ..replies.reply import history_before  # the same selection the worker made
-
     record = dict(message.request)
     history = record.pop("history", None)
     chat = record.pop("chat", None)

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from ..domain.keys import usage_key
 from ..extensions import services
+from . import in_words
 
 KEEP_DAYS = 40  # how long `flask usage` can look back
 
@@ -90,8 +91,6 @@ def check(user: str | None) -> None:
 
 def until_midnight() -> str:
     """Time left until the budgets reset, as a person says it."""
-    from . import in_words
-
     now = datetime.now(UTC)
     midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
     return in_words((midnight - now).total_seconds())

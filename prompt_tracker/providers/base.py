@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..domain.messages import Usage
+import msgspec
 
 # Every parameter a reply can be sent with (ChatRequest fields), in the order the page shows them.
 PARAM_NAMES = (
@@ -16,6 +16,14 @@ PARAM_NAMES = (
     "frequency_penalty",
     "thinking_budget",
 )
+
+
+class Usage(msgspec.Struct, omit_defaults=True):
+    """Tokens a provider reported for one reply."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..domain.messages import Usage
-from .base import ChatRequest, Provider
+from .base import ChatRequest, Provider, Usage
 
 
 def _words(text: str) -> int:

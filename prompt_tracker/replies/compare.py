@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass
 
 import msgspec
-from flask import current_app, g, request
+from flask import current_app
 
 from ..domain.keys import companion_playground
 from ..domain.messages import Message, assistant_placeholder
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
 from ..limits.models import check_model
+from ..prompts.models import Prompt, PromptVersion
 from ..store.conversations import ConversationFull, TooManyOpenReplies
 from ..store.edits import replace_conversation
 from .choice import Choice, load_choice, settings_for, store_choice
@@ -38,21 +39,21 @@ def compare_choice(session, playground: str) -> Choice | None:
     return load_choice(session, COMPARE, playground)
 
 
-def replies_per_send() -> int:
-    """Replies a request of the send rate queues (its cost against RATE_LIMIT_SENDS): a send queues two while Compare is on."""
-    from flask import session
-
-    if (request.endpoint or "").endswith(".send") and compare_choice(session, g.playground) is not None:
-        return 2
-    return 1
-
-
-def turn_on(session, store: str, playground: str, choice: Choice, current: PlaygroundSettings, refresh_keys=()) -> int:
+def turn_on(
+    session,
+    store: str,
+    playground: str,
+    choice: Choice,
+    current: PlaygroundSettings,
+    prompt: Prompt | None,
+    latest: PromptVersion | None,
+    refresh_keys=(),
+) -> int:
     """Compare with ``choice`` from now on; the companion starts as a copy of the conversation so far.
 
     Raises InvalidChoice, TemplateProblem or ModelNotAllowed (nothing changed). Returns how many messages were copied.
     """
-    settings = settings_for(choice, current)
+    settings = settings_for(choice, current, prompt, latest)
     check_model(settings.provider, settings.model)
     companion = compare_playground(playground)
     services.store.clear(store, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
@@ -78,16 +79,18 @@ def reset_companion(store: str, playground: str) -> None:
     publish(store, "conversation.reset", {"playground": companion})
 
 
-def prepare(session, current: PlaygroundSettings) -> PlaygroundSettings | None:
+def prepare(
+    session, playground: str, current: PlaygroundSettings, prompt: Prompt | None, latest: PromptVersion | None
+) -> PlaygroundSettings | None:
     """Before a send: the second model's settings while Compare is on (None when off), checked.
 
     Raises InvalidChoice, TemplateProblem, ModelNotAllowed, or TooManyOpenReplies when the session
     has no room for two more open replies, so a refused send queues nothing at all.
     """
-    choice = compare_choice(session, g.playground)
+    choice = compare_choice(session, playground)
     if choice is None:
         return None
-    settings = settings_for(choice, current)
+    settings = settings_for(choice, current, prompt, latest)
     check_model(settings.provider, settings.model)
     conversations = services.store
     now = time.time()
@@ -97,7 +100,9 @@ def prepare(session, current: PlaygroundSettings) -> PlaygroundSettings | None:
     return settings
 
 
-def mirror(store: str, playground: str, sent: Message, settings: PlaygroundSettings, refresh_keys=()) -> Message | None:
+def mirror(
+    store: str, playground: str, sent: Message, settings: PlaygroundSettings, user: str | None, refresh_keys=()
+) -> Message | None:
     """After a send: the same user message and a pending reply in the companion, queued with ``settings``.
 
     If the companion is full or the open-replies cap was reached meanwhile, its reply is recorded
@@ -116,7 +121,7 @@ def mirror(store: str, playground: str, sent: Message, settings: PlaygroundSetti
     publish(store, "message.appended", {"playground": companion, "ids": [sent.id, reply.id]})
     if reply.is_open:
         try:
-            enqueue_reply(store, companion, reply, settings)
+            enqueue_reply(store, companion, reply, settings, user)
         except QueueUnavailable:
             pass  # the reply is marked failed, with Retry
     return reply

@@ -15,7 +15,9 @@ from .send import enqueue_reply
 RETRYABLE = ("done", "stopped", "failed")
 
 
-def retry_reply(store: str, playground: str, message_id: str, settings: PlaygroundSettings) -> Message | None:
+def retry_reply(
+    store: str, playground: str, message_id: str, settings: PlaygroundSettings, user: str | None
+) -> Message | None:
     """Queue the next attempt of a finished, stopped, failed or dead reply, keeping its text as an alternative.
 
     Retrying a reply that is queued or being written changes nothing (one provider call per
@@ -69,7 +71,7 @@ def retry_reply(store: str, playground: str, message_id: str, settings: Playgrou
 
     message, changed = conversations.change(store, playground, message_id, to_pending)
     if changed:
-        enqueue_reply(store, playground, message, settings)
+        enqueue_reply(store, playground, message, settings, user)
     return message
 
 

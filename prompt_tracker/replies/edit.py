@@ -24,6 +24,7 @@ def edit_and_resend(
     content: str,
     settings: PlaygroundSettings,
     removals_confirmed: int,
+    user: str | None,
     refresh_keys: Iterable[str] = (),
     client_token: str | None = None,
     announce: Callable[[Message, Message], None] | None = None,
@@ -62,5 +63,5 @@ def edit_and_resend(
         raise
     if announce is not None:
         announce(edited, placeholder)
-    enqueue_reply(store, playground, placeholder, settings)
+    enqueue_reply(store, playground, placeholder, settings, user)
     return edited, placeholder, dropped

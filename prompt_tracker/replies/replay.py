@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 import msgspec
-from flask import current_app, g
+from flask import current_app
 
 from ..domain.keys import companion_playground
 from ..domain.messages import Message, assistant_placeholder
@@ -95,21 +95,22 @@ def send_turn(
     replay: str,
     turn: Turn,
     settings: PlaygroundSettings,
+    user: str | None,
     until: str,
     present: set[str] = frozenset(),
     refresh_keys=(),
 ) -> Message:
     """Append one turn (and the copies before it not ``present`` yet) with a pending reply; queue the reply."""
-    user = msgspec.structs.replace(turn.user, created_at=time.time())  # the original's id: rows pair by it
+    asked = msgspec.structs.replace(turn.user, created_at=time.time())  # the original's id: rows pair by it
     reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
     copies = [message for message in turn.copies if message.id not in present]
-    services.store.append(store, replay, *copies, user, reply, refresh_keys=refresh_keys)
-    publish(store, "message.appended", {"playground": replay, "ids": [user.id, reply.id]})
-    enqueue_reply(store, replay, reply, settings, replay_until=until)
+    services.store.append(store, replay, *copies, asked, reply, refresh_keys=refresh_keys)
+    publish(store, "message.appended", {"playground": replay, "ids": [asked.id, reply.id]})
+    enqueue_reply(store, replay, reply, settings, user, replay_until=until)
     return reply
 
 
-def start_replay(store: str, playground: str, settings: PlaygroundSettings, refresh_keys=()) -> str:
+def start_replay(store: str, playground: str, settings: PlaygroundSettings, user: str | None, refresh_keys=()) -> str:
     """Start a replay of ``playground``'s turns with ``settings``, replacing any earlier replay; return its last turn's id.
 
     Raises NothingToReplay, ReplayRunning, and (nothing queued) TooManyOpenReplies or ConversationFull.
@@ -122,7 +123,7 @@ def start_replay(store: str, playground: str, settings: PlaygroundSettings, refr
         raise NothingToReplay("Nothing to replay: this conversation has no user messages yet.")
     until = turns[-1].user.id
     services.store.clear(store, replay, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-    send_turn(store, replay, turns[0], settings, until, refresh_keys=refresh_keys)
+    send_turn(store, replay, turns[0], settings, user, until, refresh_keys=refresh_keys)
     return until
 
 
@@ -147,11 +148,10 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
     turn = next_turn(turns, replayed)
     if turn is None:
         return
-    g.user_name = ticket.user  # whose budget the next reply counts against
     present = {message.id for message in replayed}
     try:
         budget.check(ticket.user)
-        send_turn(ticket.store, ticket.playground, turn, ticket.settings, ticket.replay_until, present)
+        send_turn(ticket.store, ticket.playground, turn, ticket.settings, ticket.user, ticket.replay_until, present)
     except (BudgetExceeded, TooManyOpenReplies) as problem:
         halt(ticket.store, ticket.playground, turn, ticket.settings, str(problem), present)
     except (ConversationFull, QueueUnavailable) as problem:
@@ -172,7 +172,9 @@ def halt(store: str, replay: str, turn: Turn, settings: PlaygroundSettings, reas
     publish(store, "message.failed", {"playground": replay, "id": reply.id, "message_id": reply.id})
 
 
-def continue_replay(store: str, playground: str, settings: PlaygroundSettings, until: str, refresh_keys=()) -> Turn:
+def continue_replay(
+    store: str, playground: str, settings: PlaygroundSettings, user: str | None, until: str, refresh_keys=()
+) -> Turn:
     """Send the first turn the replay has no finished reply for (a failed or stopped one is replaced).
 
     Raises ReplayRunning, NothingToReplay (every turn is done), TooManyOpenReplies.
@@ -189,7 +191,7 @@ def continue_replay(store: str, playground: str, settings: PlaygroundSettings, u
     if turn.user.id in answered or any(message.id == turn.user.id for message in replayed):
         delete_message(services.store, store, replay, turn.user.id)  # the failed attempt goes (with its turn)
         replayed = services.store.all(store, replay)
-    send_turn(store, replay, turn, settings, until, {message.id for message in replayed}, refresh_keys)
+    send_turn(store, replay, turn, settings, user, until, {message.id for message in replayed}, refresh_keys)
     return turn
 
 

@@ -9,6 +9,7 @@
   (placeholder gone) writes nothing.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import msgspec
 from flask import current_app
 from redis.exceptions import RedisError
 
-from ..domain.history import cap_history
+from ..domain.history import cap_history, history_before
 from ..domain.keys import alive_key
 from ..domain.messages import Message, Usage
 from ..domain.pricing import cost_usd
@@ -28,7 +29,6 @@ from ..extensions import services
 from ..limits import budget
 from ..providers import ChatRequest, ProviderError, get_provider
 from ..store.tickets import delete_ticket, read_ticket
-from ..web.request_log import log_reply
 from .live import publish
 
 T = TypeVar("T")
@@ -36,34 +36,23 @@ FLUSH_SECONDS = 0.05
 INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
 WORKER_DIED = "The worker stopped before finishing this reply."
 
+# The app's logger: the web process formats it (``web.request_log``), the worker too.
+logger = logging.getLogger("prompt_tracker")
+
 
 def event(playground: str, message_id: str, **fields) -> dict:
     """Payload of a reply's live event (``id`` kept for the page's current script)."""
     return {"playground": playground, "message_id": message_id, "id": message_id, **fields}
 
 
-def run_reply(message_id: str, attempt: int) -> str:
-    """Write attempt ``attempt`` of the reply ``message_id``; return what became of it.
-
-    "done", "stopped", "failed" (provider error, raised after recording it), "dropped" (the
-    conversation was reset) or "skipped" (another job holds this reply, or it is no longer pending).
-    """
-    ticket = read_ticket(message_id)
-    if ticket is None:
-        return "skipped"
-    with Heartbeat(message_id):
-        outcome, store = _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user)
-    if ticket.replay_until is not None:
-        from .replay import after_reply  # imported here: the workbench builds on turns
-
-        after_reply(msgspec.structs.replace(ticket, store=store), message_id, outcome)
-    return outcome
-
-
-def _write(
+def write_reply(
     store: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None
 ) -> tuple[str, str]:
-    """Claim, stream and finish the reply; return the outcome and the store id it ended under (a login moves it)."""
+    """Claim, stream and finish the reply; return the outcome and the store id it ended under (a login moves it).
+
+    The outcome: "done", "stopped", "failed" (provider error, raised after recording it), "dropped"
+    (the conversation was reset) or "skipped" (another job holds this reply, or it is no longer pending).
+    """
     conversations = services.store
     started = time.monotonic()
 
@@ -237,17 +226,6 @@ def _present(changed: tuple[Message | None, bool]) -> bool:
     return changed[0] is not None
 
 
-def history_before(messages: list[Message], message_id: str) -> list[tuple[str, str]]:
-    """The turns a model is sent for the reply ``message_id``: everything before it that has text."""
-    history = []
-    for message in messages:
-        if message.id == message_id:
-            break
-        if message.role == "user" or (message.status in ("done", "stopped") and message.content):
-            history.append((message.role, message.content))
-    return history
-
-
 # A worker writing a reply keeps a key alive (HEARTBEAT_TTL seconds, renewed four times per TTL);
 # a reply "streaming" without it lost its worker (the backstop for a machine that vanished: a
 # worker process that dies is reported at once by its supervisor, see ``job.work_horse_killed``).
@@ -291,3 +269,28 @@ def dead_replies(messages: list[Message]) -> set[str]:
             pipe.exists(alive_key(message_id))
         alive = pipe.execute()
     return {message_id for message_id, is_alive in zip(streaming, alive) if not is_alive}
+
+
+def log_reply(message, playground: str) -> None:
+    """Log one finished reply: model, tokens, cost and latency (never its text or prompt)."""
+    usage = message.usage
+    logger.info(
+        "reply %s %s",
+        message.status,
+        message.model,
+        extra={
+            "fields": {
+                "event": "reply",
+                "status": message.status,
+                "provider": message.provider,
+                "model": message.model,
+                "playground": playground,
+                "input_tokens": usage.input_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "cached_tokens": usage.cached_tokens if usage else None,
+                "cost_usd": message.cost_usd,
+                "first_token_ms": message.first_token_ms,
+                "latency_ms": message.latency_ms,
+            }
+        },
+    )

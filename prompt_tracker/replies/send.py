@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterable
 
-from flask import current_app, g
+from flask import current_app
 from redis.exceptions import RedisError
 
 from ..domain.keys import CLIENT_TOKEN_PATTERN, reply_job_id
@@ -42,6 +42,7 @@ def send_message(
     playground: str,
     content: str,
     settings: PlaygroundSettings,
+    user: str | None,
     refresh_keys: Iterable[str] = (),
     client_token: str | None = None,
     announce: Callable[[Message, Message], None] | None = None,
@@ -70,22 +71,25 @@ def send_message(
         raise
     if announce is not None:
         announce(sent, placeholder)
-    enqueue_reply(store, playground, placeholder, settings)
+    enqueue_reply(store, playground, placeholder, settings, user)
     return sent, placeholder
 
 
 def enqueue_reply(
-    store: str, playground: str, reply: Message, settings: PlaygroundSettings, replay_until: str | None = None
+    store: str,
+    playground: str,
+    reply: Message,
+    settings: PlaygroundSettings,
+    user: str | None,
+    replay_until: str | None = None,
 ) -> None:
     """Write the reply's ticket and queue its job; if the queue is down, mark the reply failed (with Retry).
 
-    ``replay_until`` marks a replay's reply (see ``Ticket.replay_until``).
+    ``user`` is whose budget the reply counts against; ``replay_until`` marks a replay's reply (see ``Ticket.replay_until``).
     """
     config = current_app.config
     queue = services.queue
-    ticket = Ticket(
-        store=store, playground=playground, settings=settings, user=g.get("user_name"), replay_until=replay_until
-    )
+    ticket = Ticket(store=store, playground=playground, settings=settings, user=user, replay_until=replay_until)
     job = dict(
         job_id=reply_job_id(reply.id, reply.attempt),
         job_timeout=config["JOB_TIMEOUT"],

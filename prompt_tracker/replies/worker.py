@@ -13,8 +13,8 @@ What the per-job fork gave is kept by the supervisor: when the child dies (kille
 it marks the reply that child was writing failed at once, with ``message.failed``
 (``job.work_horse_killed``), records the job as failed in RQ, and starts a new child.
 
-``ReplyWorker`` (RQ's forking worker with the SDKs preloaded) remains for ``rq worker
---worker-class prompt_tracker.replies.worker.ReplyWorker``.
+``prompt_tracker.rq_worker.ReplyWorker`` (RQ's forking worker with the SDKs preloaded) remains for
+``rq worker --worker-class prompt_tracker.rq_worker.ReplyWorker``.
 """
 
 import contextlib
@@ -27,12 +27,15 @@ import time
 import traceback
 import uuid
 
-from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker, Worker
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.retry import Retry
+from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
+from ..providers import available_providers
 from . import job
 
 PRELOADED = ("openai", "anthropic", "prompt_tracker.replies.reply")
@@ -41,37 +44,23 @@ _preloaded = False
 
 
 def preload() -> None:
-    """Import the provider SDKs and the reply code, build the app and the SDK clients, once per process."""
+    """Import the provider SDKs and the reply code and build the SDK clients, once per process (in the app's context)."""
     global _preloaded
     if _preloaded:
         return
-    from ..providers import available_providers
-
     for module in PRELOADED:
         importlib.import_module(module)
-    job.worker_app()
     for provider in available_providers():
         provider.warm()
     _preloaded = True
 
 
-def _configure(kwargs: dict) -> dict:
+def configure(kwargs: dict) -> dict:
+    """A worker's keyword arguments: the SDKs preloaded first, and JSON (never pickle) as the job serializer."""
     preload()
     if kwargs.get("serializer") is None:
         kwargs["serializer"] = JSONSerializer
     return kwargs
-
-
-class ReplyWorker(Worker):
-    """RQ's forking worker with the SDKs preloaded, JSON serialization and failure reporting for dead horses."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs = _configure(kwargs)
-        kwargs.setdefault("work_horse_killed_handler", job.work_horse_killed)
-        super().__init__(*args, **kwargs)
-        # RQ survives a lost connection only around its wait for jobs: one elsewhere (the bookkeeping
-        # after a job, a heartbeat) ends the worker. So its own connection waits for Redis to return.
-        self.connection.set_retry(patient_retry())
 
 
 class ResidentWorker(SimpleWorker):
@@ -82,16 +71,12 @@ class ResidentWorker(SimpleWorker):
     """
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **_configure(kwargs))
+        super().__init__(*args, **configure(kwargs))
         self.connection.set_retry(patient_retry())
 
 
 def patient_retry():
     """Retry a command for about a minute while Redis restarts or fails over, with backoff up to 2 s."""
-    from redis.backoff import ExponentialBackoff
-    from redis.exceptions import ConnectionError, TimeoutError
-    from redis.retry import Retry
-
     return Retry(ExponentialBackoff(cap=2.0, base=0.05), 40, supported_errors=(ConnectionError, TimeoutError))
 
 

@@ -4,6 +4,7 @@ import click
 from flask.cli import with_appcontext
 
 from ..extensions import services
+from .worker import supervise
 
 
 @click.command("worker")
@@ -11,8 +12,6 @@ from ..extensions import services
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker that writes replies (queue prompt_tracker, jobs Redis DB 0)."""
-    from .worker import supervise
-
     queue = services.queue
     click.echo(
         f"Worker on queue {queue.name!r} at {services.jobs_redis.connection_pool.connection_kwargs.get('host', '?')}"

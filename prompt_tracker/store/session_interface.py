@@ -34,6 +34,7 @@ from redis.exceptions import WatchError
 
 from ..domain.keys import conversation_key, is_valid_sid, session_key, store_id
 from .conversations import ConversationStore
+from .tickets import move_open_replies
 
 _MISSING = object()
 MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
@@ -260,7 +261,7 @@ class PlaygroundSessionMixin:
         old_sid, new_sid = session.sid, self._new_sid()
         data = dict(session.items())
         self._blob_set(self._get_store_id(new_sid), data)
-        from .tickets import move_open_replies  # replies being written follow the session
+        # Replies being written follow the session.
 
         move_open_replies(store_id(old_sid), store_id(new_sid))
         self.store.move_session(store_id(old_sid), store_id(new_sid), session.playgrounds())

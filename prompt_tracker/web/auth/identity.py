@@ -16,6 +16,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ...auth.accounts import proxy_user
 from ...auth.models import User
 from ...extensions import db, login
+from ...replies import reset_conversation
+from ...replies.live import disconnect_sockets
 
 LOCAL_USER = "local"
 # Reachable without a user: the login page itself, static files and the load balancer's check.
@@ -133,9 +135,6 @@ def refuse_anonymous(mode: str, reason: str | None = None):
 
 def sign_out() -> None:
     """End the session: stop its replies, delete its conversations and data, close its sockets."""
-    from ...replies import reset_conversation
-    from ...replies.live import disconnect_sockets
-
     # Sockets first: the Reset's event would have an open tab fetch its messages with the old cookie,
     # and that answer could set the old id again in the browser after this one set the new one.
     disconnect_sockets(session.store_id)

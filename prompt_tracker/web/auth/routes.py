@@ -7,7 +7,8 @@ from flask_login import login_user
 
 from ...auth.accounts import authenticate, normalise_email
 from ...extensions import limiter
-from ...limits import client_ip, limit_sentence, refuse
+from ...limits import limit_sentence
+from ..rate_limits import client_ip, refuse
 from . import bp
 from .forms import LoginForm
 from .identity import sign_out

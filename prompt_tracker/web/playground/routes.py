@@ -31,9 +31,10 @@ from ...domain.settings import (
     store_settings,
 )
 from ...extensions import limiter, services
-from ...limits import budget, limit_sentence, user_key
+from ...limits import budget, limit_sentence
 from ...limits.budget import BudgetExceeded
 from ...limits.models import ModelNotAllowed, check_model
+from ...prompts.settings import variables_panel
 from ...prompts.variables import TemplateProblem
 from ...providers import UnknownProviderError, available_providers
 from ...replies import (
@@ -62,6 +63,7 @@ from ...store.edits import (
 )
 from ...store.transfer import ImportRefused, export_json, export_markdown, parse_import
 from ..auth.identity import current_user_name
+from ..rate_limits import user_key
 from . import bp
 from .forms import MessageForm, SettingsForm
 from .prompt import (
@@ -69,8 +71,7 @@ from .prompt import (
     current_settings,
     open_playground,
     publish_settings_saved,
-    settings_to_send,
-    variables_panel,
+    settings_to_send_now,
 )
 
 # /playground is the standalone playground; the same views serve /prompts/<slug>/playground.
@@ -183,6 +184,13 @@ def check_spend(settings) -> None:
     budget.check(current_user_name())
 
 
+def replies_per_send() -> int:
+    """Replies a request of the send rate queues (its cost against RATE_LIMIT_SENDS): a send queues two while Compare is on."""
+    if (request.endpoint or "").endswith(".send") and compare.compare_choice(session, g.playground) is not None:
+        return 2
+    return 1
+
+
 # One rate for everything that calls a model (send, retry), per user: they share a budget too.
 # A send counts twice while Compare is on (two replies); Compare and Replay share the rate too.
 send_rate = limiter.shared_limit(
@@ -190,7 +198,7 @@ send_rate = limiter.shared_limit(
     scope="sends",
     key_func=user_key,
     methods=["POST"],
-    cost=compare.replies_per_send,
+    cost=replies_per_send,
     on_breach=too_many_sends,
 )
 
@@ -200,7 +208,7 @@ send_rate = limiter.shared_limit(
 def send():
     form = MessageForm()
     try:
-        settings = settings_to_send(current_settings(session))
+        settings = settings_to_send_now(session)
         check_spend(settings)
         if not request.form.get("confirm_overflow"):
             warning = overflow_warning(
@@ -208,12 +216,15 @@ def send():
             )
             if warning:  # likely too long for the model: the same Send again goes ahead
                 return refuse_send(form, warning, 409, overflow=True)
-        second = compare.prepare(session, current_settings(session))  # Compare on: checked before anything is stored
+        second = compare.prepare(
+            session, g.playground, current_settings(session), g.prompt, g.latest_version
+        )  # Compare on: checked before anything is stored
         sent, placeholder = send_message(
             session.store_id,
             g.playground,
             form.content.data,
             settings,
+            current_user_name(),
             refresh_keys=current_app.session_interface.keys_of(session),
             client_token=request.form.get("client_token"),
             announce=announce_appended,
@@ -241,7 +252,14 @@ def send():
     session.add_playground(g.playground)
     session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
     if second is not None:
-        compare.mirror(session.store_id, g.playground, sent, second, current_app.session_interface.keys_of(session))
+        compare.mirror(
+            session.store_id,
+            g.playground,
+            sent,
+            second,
+            current_user_name(),
+            current_app.session_interface.keys_of(session),
+        )
     if wants_json():
         reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
@@ -355,9 +373,9 @@ def stop(message_id):
 @send_rate
 def retry(message_id):
     try:
-        settings = settings_to_send(current_settings(session))
+        settings = settings_to_send_now(session)
         check_spend(settings)
-        message = retry_reply(session.store_id, g.playground, message_id, settings)
+        message = retry_reply(session.store_id, g.playground, message_id, settings, current_user_name())
     except (
         QueueUnavailable,
         TooManyOpenReplies,
@@ -567,7 +585,7 @@ def edit(message_id):
     content = request.form.get("content")
     confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
     try:
-        settings = settings_to_send(current_settings(session))
+        settings = settings_to_send_now(session)
         check_spend(settings)
         edited, placeholder, _ = edit_and_resend(
             session.store_id,
@@ -576,6 +594,7 @@ def edit(message_id):
             content,
             settings,
             removals_confirmed=confirmed,
+            user=current_user_name(),
             refresh_keys=current_app.session_interface.keys_of(session),
             client_token=request.form.get("client_token"),
             announce=announce_replaced,

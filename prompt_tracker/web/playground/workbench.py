@@ -7,7 +7,7 @@ from flask import current_app, flash, g, jsonify, make_response, redirect, rende
 
 from ...domain.keys import companion_playground
 from ...extensions import limiter, services
-from ...limits import limit_sentence, user_key
+from ...limits import limit_sentence
 from ...limits.budget import BudgetExceeded
 from ...limits.models import ModelNotAllowed
 from ...prompts.variables import TemplateProblem
@@ -23,6 +23,8 @@ from ...replies import (
     retry_reply,
 )
 from ...replies.choice import InvalidChoice, as_choice, choice_from_form, settings_for
+from ..auth.identity import current_user_name
+from ..rate_limits import user_key
 from . import bp
 from .prompt import current_settings
 from .routes import check_spend, message_request, sends_limit, wants_json, with_partial
@@ -139,13 +141,14 @@ def start_replay():
     if token and not services.store.mark_submission(session.store_id, token):
         return back_to("replay_page")  # the same form twice (a double click): started once
     try:
-        choice = choice_from_form(request.form)
-        settings = settings_for(choice, current_settings(session))
+        choice = choice_from_form(request.form, has_versions=g.prompt is not None)
+        settings = settings_for(choice, current_settings(session), g.prompt, g.latest_version)
         check_spend(settings)
         until = replay.start_replay(
             session.store_id,
             g.playground,
             settings,
+            current_user_name(),
             refresh_keys=current_app.session_interface.keys_of(session),
         )
     except (InvalidChoice, TemplateProblem, ModelNotAllowed, replay.NothingToReplay) as problem:
@@ -173,12 +176,13 @@ def continue_replay():
         choice = as_choice(record.get("choice"))
         if choice is None:
             raise replay.NothingToReplay("There is no replay to continue; start one.")
-        settings = settings_for(choice, current_settings(session))
+        settings = settings_for(choice, current_settings(session), g.prompt, g.latest_version)
         check_spend(settings)
         replay.continue_replay(
             session.store_id,
             g.playground,
             settings,
+            current_user_name(),
             record.get("until"),
             refresh_keys=current_app.session_interface.keys_of(session),
         )
@@ -275,13 +279,15 @@ def compare_rows():
 def compare_on():
     """Turn Compare on (or change the second model): the companion starts as a copy of the conversation."""
     try:
-        choice = choice_from_form(request.form)
+        choice = choice_from_form(request.form, has_versions=g.prompt is not None)
         copied = compare.turn_on(
             session,
             session.store_id,
             g.playground,
             choice,
             current_settings(session),
+            g.prompt,
+            g.latest_version,
             refresh_keys=current_app.session_interface.keys_of(session),
         )
     except (InvalidChoice, TemplateProblem, ModelNotAllowed) as problem:
@@ -315,7 +321,7 @@ def companion_settings(kind: str):
         raise InvalidChoice(
             "Compare is off; turn it on to retry this reply." if kind == "compare" else "There is no replay."
         )
-    return settings_for(choice, current_settings(session))
+    return settings_for(choice, current_settings(session), g.prompt, g.latest_version)
 
 
 @bp.post("/<any(compare,replay):kind>/messages/<message_id>/stop")
@@ -332,7 +338,9 @@ def companion_retry(kind, message_id):
     try:
         settings = companion_settings(kind)
         check_spend(settings)
-        message = retry_reply(session.store_id, companion_playground(g.playground, kind), message_id, settings)
+        message = retry_reply(
+            session.store_id, companion_playground(g.playground, kind), message_id, settings, current_user_name()
+        )
     except (InvalidChoice, TemplateProblem, ModelNotAllowed) as problem:
         return refuse(str(problem), 422)
     except (TooManyOpenReplies, BudgetExceeded) as problem:

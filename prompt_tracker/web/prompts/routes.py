@@ -15,13 +15,13 @@ from ...prompts.library import (
     set_archived,
     version_of,
 )
+from ...prompts.settings import variables_panel
 from ..playground.forms import SettingsForm
 from ..playground.prompt import (
     PROMPT_PLAYGROUND,
     current_settings,
     open_playground,
     publish_settings_saved,
-    variables_panel,
 )
 from . import bp
 from .forms import PromptForm, VersionForm, first_error
