@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError
 
 from ..domain.keys import is_valid_sid, parse_key, session_key, store_id
 from ..domain.messages import Message, decode_message
-from ..extensions import services
+from .services import services
 from .session_interface import SessionDataError
 
 SCAN_COUNT = 1000  # keys asked of each SCAN call

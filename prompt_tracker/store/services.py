@@ -68,3 +68,7 @@ class Services:
     def jobs_redis(self) -> redis.Redis:
         """The Redis client of the jobs database (DB 0)."""
         return self._bound().jobs_redis
+
+
+# Created here, unbound, because store/ uses it; `extensions` hands it out with the other extensions.
+services = Services()

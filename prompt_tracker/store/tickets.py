@@ -8,7 +8,7 @@ import msgspec
 
 from ..domain.keys import ticket_key
 from ..domain.settings import PlaygroundSettings
-from ..extensions import services
+from .services import services
 
 
 class Ticket(msgspec.Struct, kw_only=True):

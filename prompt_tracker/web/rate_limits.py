@@ -3,7 +3,7 @@
 from flask import current_app, jsonify, request
 
 from ..extensions import limiter
-from .auth.identity import current_user_name
+from .identity import current_user_name
 
 
 def init_app(app, jobs_redis) -> None:

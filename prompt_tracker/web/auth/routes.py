@@ -8,10 +8,10 @@ from flask_login import login_user
 from ...auth.accounts import authenticate, normalise_email
 from ...extensions import limiter
 from ...limits import limit_sentence
+from ..identity import sign_out
 from ..rate_limits import client_ip, refuse
 from . import bp
 from .forms import LoginForm
-from .identity import sign_out
 
 WRONG_CREDENTIALS = "That email and password do not match an account."
 

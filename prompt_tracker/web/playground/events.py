@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from ...extensions import socketio
 from ...replies.live import forget_socket, remember_socket, room_for
-from ..auth.identity import socket_user_allowed
+from ..identity import socket_user_allowed
 
 NAMESPACE = "/"
 REFUSAL_FLUSH_SECONDS = 1.0

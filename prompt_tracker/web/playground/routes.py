@@ -62,7 +62,7 @@ from ...store.edits import (
     replace_conversation,
 )
 from ...store.transfer import ImportRefused, export_json, export_markdown, parse_import
-from ..auth.identity import current_user_name
+from ..identity import current_user_name
 from ..rate_limits import user_key
 from . import bp
 from .forms import MessageForm, SettingsForm

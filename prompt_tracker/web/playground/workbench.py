@@ -23,7 +23,7 @@ from ...replies import (
     retry_reply,
 )
 from ...replies.choice import InvalidChoice, as_choice, choice_from_form, settings_for
-from ..auth.identity import current_user_name
+from ..identity import current_user_name
 from ..rate_limits import user_key
 from . import bp
 from .prompt import current_settings

@@ -13,11 +13,11 @@ from flask import current_app, g, jsonify, redirect, render_template, request, s
 from flask_login import current_user, logout_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ...auth.accounts import proxy_user
-from ...auth.models import User
-from ...extensions import db, login
-from ...replies import reset_conversation
-from ...replies.live import disconnect_sockets
+from ..auth.accounts import proxy_user
+from ..auth.models import User
+from ..extensions import db, login
+from ..replies import reset_conversation
+from ..replies.live import disconnect_sockets
 
 LOCAL_USER = "local"
 # Reachable without a user: the login page itself, static files and the load balancer's check.
