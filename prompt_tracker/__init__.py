@@ -61,7 +61,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
 
     bound = services.init_app(app)
-    app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
+    app.session_interface = make_session_interface(app, bound.session_redis, bound.conversations)
     # Before CSRF: a body that is not a UTF-8 form is refused for what it is, not as a missing token.
     app.before_request(refuse_unreadable_forms)
     csrf.init_app(app)

@@ -35,16 +35,16 @@ def estimated_tokens(messages: list[Message], system_prompt: str, new_text: str,
 
 
 def overflow_warning(
-    store: ConversationStore, sid: str, playground: str, settings: PlaygroundSettings, new_text: str
+    conversations: ConversationStore, store_id: str, playground: str, settings: PlaygroundSettings, new_text: str
 ) -> str | None:
     """A sentence when the request with ``new_text`` would likely not fit the model's window; else None."""
     window = context_window(settings.provider, settings.model)
     if not window:
         return None
-    key = store.key(sid, playground)
-    recent = [decode_message(record) for record in store.redis.lrange(key, -RECENT_MESSAGES, -1)]
+    key = conversations.key(store_id, playground)
+    recent = [decode_message(record) for record in conversations.redis.lrange(key, -RECENT_MESSAGES, -1)]
     if not any(m.usage is not None for m in recent) and len(recent) == RECENT_MESSAGES:
-        recent = store.all(sid, playground)  # no reported usage nearby: count the characters of it all
+        recent = conversations.all(store_id, playground)  # no reported usage nearby: count the characters of it all
     tokens = estimated_tokens(
         recent, settings.system_prompt, new_text.replace("\r\n", "\n"), current_app.config["MAX_HISTORY_CHARS"]
     )

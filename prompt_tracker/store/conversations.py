@@ -1,6 +1,6 @@
 """Conversations as Redis lists beside the session blob: append, read a window, change by id, clear.
 
-Every function takes the session's **store id** (``redis_keys.store_id``), never the cookie's id.
+Every method takes the session's **store id** (``domain.keys.store_id``), never the cookie's id.
 
 A send is one atomic script call (append the user message and the assistant placeholder, check the
 caps, record the open reply, push the expiry), so concurrent sends never overwrite each other and
@@ -207,20 +207,20 @@ class ConversationStore:
         self._mark = redis.register_script(_MARK)
         self._move = redis.register_script(_MOVE)
 
-    def key(self, store: str, playground: str) -> str:
+    def key(self, store_id: str, playground: str) -> str:
         """Redis key of one conversation."""
-        return conversation_key(self.key_prefix, store, playground)
+        return conversation_key(self.key_prefix, store_id, playground)
 
-    def append(self, store: str, playground: str, *messages: Message, refresh_keys: Iterable[str] = ()) -> int:
+    def append(self, store_id: str, playground: str, *messages: Message, refresh_keys: Iterable[str] = ()) -> int:
         """Append messages atomically and slide the expiry of the session (blob and ``refresh_keys``).
 
         An assistant message in ``messages`` that is open (a placeholder) counts against the
         session's cap of open replies. Returns the new length; raises ConversationFull or
         TooManyOpenReplies (appending nothing) past a cap.
         """
-        key = self.key(store, playground)
-        opens = self.open_key(store)
-        others = dict.fromkeys([session_key(self.key_prefix, store), *refresh_keys])
+        key = self.key(store_id, playground)
+        opens = self.open_key(store_id)
+        others = dict.fromkeys([session_key(self.key_prefix, store_id), *refresh_keys])
         others.pop(key, None)
         others.pop(opens, None)
         placeholder = next((m for m in messages if m.role == "assistant" and m.is_open), None)
@@ -256,7 +256,7 @@ class ConversationStore:
 
     def window(
         self,
-        store: str,
+        store_id: str,
         playground: str,
         limit: int,
         end: int | None = None,
@@ -269,8 +269,8 @@ class ConversationStore:
         One round trip: the window, the partial text of the replies being written, and the expiry
         push of ``refresh_keys``.
         """
-        key = self.key(store, playground)
-        opens = self.open_key(store)
+        key = self.key(store_id, playground)
+        opens = self.open_key(store_id)
         total, raw, flat = self._window(
             keys=[key, opens, *refresh_keys],
             args=[
@@ -278,7 +278,7 @@ class ConversationStore:
                 -1 if end is None else max(0, end),
                 self.ttl_seconds,
                 playground,
-                partial_key(self.key_prefix, store, ""),
+                partial_key(self.key_prefix, store_id, ""),
                 max_bytes,
             ],
         )
@@ -287,17 +287,17 @@ class ConversationStore:
         partials = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
         return Window([decode_message(item) for item in raw], start, total, partials)
 
-    def all(self, store: str, playground: str) -> list[Message]:
+    def all(self, store_id: str, playground: str) -> list[Message]:
         """Read the whole conversation (what a model is sent as history)."""
-        return [decode_message(item) for item in self.redis.lrange(self.key(store, playground), 0, -1)]
+        return [decode_message(item) for item in self.redis.lrange(self.key(store_id, playground), 0, -1)]
 
-    def count(self, store: str, playground: str) -> int:
+    def count(self, store_id: str, playground: str) -> int:
         """Number of messages in the conversation."""
-        return self.redis.llen(self.key(store, playground))
+        return self.redis.llen(self.key(store_id, playground))
 
-    def find(self, store: str, playground: str, message_id: str) -> tuple[int, bytes, Message] | None:
+    def find(self, store_id: str, playground: str, message_id: str) -> tuple[int, bytes, Message] | None:
         """Locate a message by id, searching from the newest end; None if it is not there."""
-        key = self.key(store, playground)
+        key = self.key(store_id, playground)
         end = None  # absolute index one past the chunk being searched
         while True:
             with self.redis.pipeline(transaction=True) as pipe:
@@ -320,14 +320,14 @@ class ConversationStore:
                 return None
             end = first
 
-    def get(self, store: str, playground: str, message_id: str) -> Message | None:
+    def get(self, store_id: str, playground: str, message_id: str) -> Message | None:
         """Return one message by id, or None."""
-        found = self.find(store, playground, message_id)
+        found = self.find(store_id, playground, message_id)
         return found[2] if found else None
 
     def change(
         self,
-        store: str,
+        store_id: str,
         playground: str,
         message_id: str,
         change: Callable[[Message], Message | None],
@@ -340,9 +340,9 @@ class ConversationStore:
         the session's ``open`` set (TooManyOpenReplies past the cap); one becoming final leaves it,
         and its partial and stop keys go. (None, False) if the message is gone.
         """
-        key = self.key(store, playground)
+        key = self.key(store_id, playground)
         for _ in range(attempts):
-            found = self.find(store, playground, message_id)
+            found = self.find(store_id, playground, message_id)
             if found is None:
                 return None, False
             index, raw, message = found
@@ -356,7 +356,12 @@ class ConversationStore:
                 mode = "final"
             now = time.time()
             written = self._change(
-                keys=[key, self.open_key(store), self.partial_key(store, message_id), self.stop_key(store, message_id)],
+                keys=[
+                    key,
+                    self.open_key(store_id),
+                    self.partial_key(store_id, message_id),
+                    self.stop_key(store_id, message_id),
+                ],
                 args=[
                     index,
                     raw,
@@ -376,32 +381,36 @@ class ConversationStore:
         raise RuntimeError(f"message {message_id} kept changing; gave up after {attempts} attempts")
 
     def update(
-        self, store: str, playground: str, message_id: str, change: Callable[[Message], Message | None]
+        self, store_id: str, playground: str, message_id: str, change: Callable[[Message], Message | None]
     ) -> Message | None:
         """Like ``change``, returning only the message now stored (None if it is gone)."""
-        return self.change(store, playground, message_id, change)[0]
+        return self.change(store_id, playground, message_id, change)[0]
 
-    def flush(self, store: str, playground: str, message_id: str, text: str) -> tuple[bool, bool]:
+    def flush(self, store_id: str, playground: str, message_id: str, text: str) -> tuple[bool, bool]:
         """Append ``text`` to the reply's partial; return (conversation still there, stop requested).
 
         One round trip: what a worker does at each flush of its stream.
         """
         exists, stop = self._flush(
-            keys=[self.key(store, playground), self.partial_key(store, message_id), self.stop_key(store, message_id)],
+            keys=[
+                self.key(store_id, playground),
+                self.partial_key(store_id, message_id),
+                self.stop_key(store_id, message_id),
+            ],
             args=[text, self.ttl_seconds],
         )
         return bool(exists), bool(stop)
 
-    def partial(self, store: str, message_id: str) -> str:
+    def partial(self, store_id: str, message_id: str) -> str:
         """The text a reply has streamed so far ("" if none)."""
-        return _text(self.redis.get(self.partial_key(store, message_id)) or b"")
+        return _text(self.redis.get(self.partial_key(store_id, message_id)) or b"")
 
-    def request_stop(self, store: str, message_id: str, seconds: int) -> None:
+    def request_stop(self, store_id: str, message_id: str, seconds: int) -> None:
         """Ask the worker writing ``message_id`` to stop at its next flush."""
-        self.redis.set(self.stop_key(store, message_id), 1, ex=seconds)
+        self.redis.set(self.stop_key(store_id, message_id), 1, ex=seconds)
 
     def clear(
-        self, store: str, playground: str, stop_seconds: int = 600, keep_conversation: bool = False
+        self, store_id: str, playground: str, stop_seconds: int = 600, keep_conversation: bool = False
     ) -> tuple[bool, list[str]]:
         """Reset: stop every open reply of the playground, delete the conversation and their partials.
 
@@ -409,47 +418,47 @@ class ConversationStore:
         (whether there was a conversation, ids of the replies that were open).
         """
         existed, stopped = self._clear(
-            keys=[self.key(store, playground), self.open_key(store)],
+            keys=[self.key(store_id, playground), self.open_key(store_id)],
             args=[
                 playground,
-                self.partial_key(store, ""),
-                self.stop_key(store, ""),
+                self.partial_key(store_id, ""),
+                self.stop_key(store_id, ""),
                 stop_seconds,
                 "keep" if keep_conversation else "",
             ],
         )
         return bool(existed), [_text(message_id) for message_id in stopped]
 
-    def mark_submission(self, store: str, token: str, seconds: int = 600) -> bool:
+    def mark_submission(self, store_id: str, token: str, seconds: int = 600) -> bool:
         """Record a composer submission for ``seconds``; False if it was already recorded (sent twice)."""
         now = time.time()
-        return bool(self._mark(keys=[self.submissions_key(store)], args=[token, now, now + seconds, seconds]))
+        return bool(self._mark(keys=[self.submissions_key(store_id)], args=[token, now, now + seconds, seconds]))
 
-    def forget_submission(self, store: str, token: str) -> None:
+    def forget_submission(self, store_id: str, token: str) -> None:
         """Forget a submission that was refused, so that sending it again works."""
-        self.redis.zrem(self.submissions_key(store), token)
+        self.redis.zrem(self.submissions_key(store_id), token)
 
-    def submissions_key(self, store: str) -> str:
+    def submissions_key(self, store_id: str) -> str:
         """Key of the session's recent composer submissions."""
-        return submissions_key(self.key_prefix, store)
+        return submissions_key(self.key_prefix, store_id)
 
-    def open_replies(self, store: str) -> list[tuple[str, str]]:
+    def open_replies(self, store_id: str) -> list[tuple[str, str]]:
         """The session's replies queued or being written, as (playground, message id)."""
-        members = [_text(member) for member in self.redis.zrange(self.open_key(store), 0, -1)]
+        members = [_text(member) for member in self.redis.zrange(self.open_key(store_id), 0, -1)]
         return [tuple(member.split(":", 1)) for member in members]
 
-    def move_session(self, old: str, new: str, playgrounds: Iterable[str]) -> None:
-        """Move a session's conversations and open replies from store id ``old`` to ``new``, in one step.
+    def move_session(self, old_store_id: str, new_store_id: str, playgrounds: Iterable[str]) -> None:
+        """Move a session's conversations and open replies from ``old_store_id`` to ``new_store_id``, in one step.
 
         For a new session id (login). The open replies' set, partial text and stop keys move too, so
         a reply being written goes on into the new id (its worker follows its ticket, see
-        ``turns.ticket.move_open_replies``).
+        ``store.tickets.move_open_replies``).
         """
-        pairs = [(self.key(old, playground), self.key(new, playground)) for playground in playgrounds]
-        pairs.append((self.open_key(old), self.open_key(new)))
-        for _playground, message_id in self.open_replies(old):
-            pairs.append((self.partial_key(old, message_id), self.partial_key(new, message_id)))
-            pairs.append((self.stop_key(old, message_id), self.stop_key(new, message_id)))
+        pairs = [(self.key(old_store_id, playground), self.key(new_store_id, playground)) for playground in playgrounds]
+        pairs.append((self.open_key(old_store_id), self.open_key(new_store_id)))
+        for _playground, message_id in self.open_replies(old_store_id):
+            pairs.append((self.partial_key(old_store_id, message_id), self.partial_key(new_store_id, message_id)))
+            pairs.append((self.stop_key(old_store_id, message_id), self.stop_key(new_store_id, message_id)))
         if isinstance(self.redis, RedisCluster):
             self._move_across_slots(pairs)
         else:
@@ -477,17 +486,17 @@ class ConversationStore:
                 pipe.expire(key, seconds)
             pipe.execute()
 
-    def open_key(self, store: str) -> str:
+    def open_key(self, store_id: str) -> str:
         """Key of the session's set of open replies."""
-        return open_replies_key(self.key_prefix, store)
+        return open_replies_key(self.key_prefix, store_id)
 
-    def partial_key(self, store: str, message_id: str) -> str:
+    def partial_key(self, store_id: str, message_id: str) -> str:
         """Key of a reply's partial text."""
-        return partial_key(self.key_prefix, store, message_id)
+        return partial_key(self.key_prefix, store_id, message_id)
 
-    def stop_key(self, store: str, message_id: str) -> str:
+    def stop_key(self, store_id: str, message_id: str) -> str:
         """Key that asks a reply's worker to stop."""
-        return stop_key(self.key_prefix, store, message_id)
+        return stop_key(self.key_prefix, store_id, message_id)
 
 
 def _text(value) -> str:

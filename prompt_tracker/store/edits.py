@@ -20,14 +20,18 @@ return #ARGV - 1
 
 
 def replace_conversation(
-    store: ConversationStore, sid: str, playground: str, messages: list[Message], refresh_keys: Iterable[str] = ()
+    conversations: ConversationStore,
+    store_id: str,
+    playground: str,
+    messages: list[Message],
+    refresh_keys: Iterable[str] = (),
 ) -> int:
     """Make ``messages`` the whole conversation in one step (readers see the old list or the new one)."""
-    key = store.key(sid, playground)
-    others = dict.fromkeys([session_key(store.key_prefix, sid), *refresh_keys])
+    key = conversations.key(store_id, playground)
+    others = dict.fromkeys([session_key(conversations.key_prefix, store_id), *refresh_keys])
     others.pop(key, None)
-    script = store.redis.register_script(_REPLACE)
-    return script(keys=[key, *others], args=[store.ttl_seconds, *map(encode_message, messages)])
+    script = conversations.redis.register_script(_REPLACE)
+    return script(keys=[key, *others], args=[conversations.ttl_seconds, *map(encode_message, messages)])
 
 
 # KEYS: the conversation. ARGV: index, expected record, and when the next message goes too (a user
@@ -42,22 +46,24 @@ return redis.call('LREM', KEYS[1], 0, gone)
 """
 
 
-def delete_message(store: ConversationStore, sid: str, playground: str, message_id: str, attempts: int = 5) -> int:
+def delete_message(
+    conversations: ConversationStore, store_id: str, playground: str, message_id: str, attempts: int = 5
+) -> int:
     """Remove a message (a user message with the reply after it) by id, compare-and-set; how many went.
 
     0 when it is not there. A reply being written at the same time finds its placeholder gone and is
     dropped, as after a Reset.
     """
-    key = store.key(sid, playground)
-    script = store.redis.register_script(_DELETE)
+    key = conversations.key(store_id, playground)
+    script = conversations.redis.register_script(_DELETE)
     for _ in range(attempts):
-        found = store.find(sid, playground, message_id)
+        found = conversations.find(store_id, playground, message_id)
         if found is None:
             return 0
         index, raw, message = found
         args = [index, raw]
         if message.role == "user":
-            following = store.redis.lindex(key, index + 1)
+            following = conversations.redis.lindex(key, index + 1)
             if following is not None and decode_message(following).role == "assistant":
                 args += [index + 1, following]
         removed = script(keys=[key], args=args)
@@ -117,8 +123,8 @@ return 1
 
 
 def resend_from(
-    store: ConversationStore,
-    sid: str,
+    conversations: ConversationStore,
+    store_id: str,
     playground: str,
     message_id: str,
     edited: Message,
@@ -136,40 +142,40 @@ def resend_from(
     UnconfirmedRemoval (more than ``removals_confirmed`` messages would go), ConversationFull or
     TooManyOpenReplies, with nothing changed.
     """
-    key = store.key(sid, playground)
-    others = dict.fromkeys([session_key(store.key_prefix, sid), *refresh_keys])
+    key = conversations.key(store_id, playground)
+    others = dict.fromkeys([session_key(conversations.key_prefix, store_id), *refresh_keys])
     others.pop(key, None)
-    others.pop(store.open_key(sid), None)
-    script = store.redis.register_script(_EDIT)
+    others.pop(conversations.open_key(store_id), None)
+    script = conversations.redis.register_script(_EDIT)
     for _ in range(attempts):
-        found = store.find(sid, playground, message_id)
+        found = conversations.find(store_id, playground, message_id)
         if found is None:
             return None
         index, raw, message = found
         if message.role != "user":
             raise NotAUserMessage(message.role)
-        tail = store.redis.lrange(key, index + 1, -1)
+        tail = conversations.redis.lrange(key, index + 1, -1)
         if len(tail) > removals_confirmed:
             raise UnconfirmedRemoval(len(tail))
         dropped = [decode_message(record) for record in tail]
         open_ids = [m.id for m in dropped if m.role == "assistant" and m.is_open]
         now = time.time()
         written = script(
-            keys=[key, store.open_key(sid), *others],
+            keys=[key, conversations.open_key(store_id), *others],
             args=[
                 index,
                 raw,
                 encode_message(edited),
                 encode_message(placeholder),
                 open_member(playground, placeholder.id),
-                now + store.open_seconds,
+                now + conversations.open_seconds,
                 now,
-                store.max_open_replies,
-                store.max_messages,
-                store.ttl_seconds,
+                conversations.max_open_replies,
+                conversations.max_messages,
+                conversations.ttl_seconds,
                 playground,
-                store.partial_key(sid, ""),
-                store.stop_key(sid, ""),
+                conversations.partial_key(store_id, ""),
+                conversations.stop_key(store_id, ""),
                 stop_seconds,
                 len(tail),
                 *tail,
@@ -178,11 +184,11 @@ def resend_from(
         )
         if written == -1:
             raise ConversationFull(
-                f"This conversation has reached its limit of {store.max_messages} messages. "
+                f"This conversation has reached its limit of {conversations.max_messages} messages. "
                 "Press Reset to start a new one."
             )
         if written == -2:
-            raise TooManyOpenReplies(store.too_many_open())
+            raise TooManyOpenReplies(conversations.too_many_open())
         if written == 1:
             return dropped
     raise RuntimeError(f"message {message_id} kept moving; gave up after {attempts} attempts")

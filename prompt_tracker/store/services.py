@@ -1,4 +1,4 @@
-"""The app's Redis-backed services: session and job connections, the conversation store, the queue."""
+"""The app's Redis-backed services: session and job connections, the conversations, the queue."""
 
 from dataclasses import dataclass
 
@@ -17,7 +17,7 @@ class Bound:
 
     session_redis: redis.Redis
     jobs_redis: redis.Redis
-    store: ConversationStore
+    conversations: ConversationStore
     queue: Queue
 
 
@@ -25,12 +25,12 @@ class Services:
     """Flask extension that owns the Redis connections of an app."""
 
     def init_app(self, app: Flask) -> Bound:
-        """Connect to the configured Redis databases and build the store and the queue."""
+        """Connect to the configured Redis databases and build the conversation store and the queue."""
         session_redis = app.config.get("SESSION_REDIS") or connect(app.config["SESSION_REDIS_URL"], "sessions")
         if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
             check_url(app.config["SOCKETIO_MESSAGE_QUEUE"], "socketio")
         jobs_redis = app.config.get("RQ_REDIS") or connect(app.config["RQ_REDIS_URL"], "jobs")
-        store = ConversationStore(
+        conversations = ConversationStore(
             session_redis,
             key_prefix=app.config["SESSION_KEY_PREFIX"],
             ttl_seconds=int(app.permanent_session_lifetime.total_seconds()),
@@ -42,7 +42,7 @@ class Services:
         queue = Queue(
             app.config["RQ_QUEUE"], connection=jobs_redis, is_async=app.config["RQ_ASYNC"], serializer=JSONSerializer
         )
-        bound = app.extensions["prompt_tracker"] = Bound(session_redis, jobs_redis, store, queue)
+        bound = app.extensions["prompt_tracker"] = Bound(session_redis, jobs_redis, conversations, queue)
         return bound
 
     @staticmethod
@@ -50,9 +50,14 @@ class Services:
         return current_app.extensions["prompt_tracker"]
 
     @property
-    def store(self) -> ConversationStore:
+    def conversations(self) -> ConversationStore:
         """The conversation store of the current app."""
-        return self._bound().store
+        return self._bound().conversations
+
+    @property
+    def store(self) -> ConversationStore:
+        """Former name of ``conversations``, until replies/ and web/playground/ use the new one."""
+        return self._bound().conversations
 
     @property
     def queue(self) -> Queue:

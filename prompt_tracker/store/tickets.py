@@ -41,14 +41,14 @@ def delete_ticket(message_id: str) -> None:
     services.jobs_redis.delete(ticket_key(message_id))
 
 
-def move_open_replies(old_store: str, new_store: str) -> int:
-    """Point the tickets of session ``old_store``'s open replies at ``new_store`` (a login's new id).
+def move_open_replies(old_store_id: str, new_store_id: str) -> int:
+    """Point the tickets of session ``old_store_id``'s open replies at ``new_store_id`` (a login's new id).
 
     Call it before the session's keys move (``ConversationStore.move_session``): a worker that
     finds its conversation gone re-reads its ticket and looks under ``store``, then ``moved_from``,
     so it follows the move whenever it happens. Returns how many tickets were rewritten.
     """
-    message_ids = [message_id for _playground, message_id in services.store.open_replies(old_store)]
+    message_ids = [message_id for _playground, message_id in services.conversations.open_replies(old_store_id)]
     if not message_ids:
         return 0
     redis = services.jobs_redis
@@ -59,9 +59,9 @@ def move_open_replies(old_store: str, new_store: str) -> int:
             if raw is None:
                 continue  # the reply ended meanwhile
             ticket = msgspec.json.decode(raw, type=Ticket)
-            if ticket.store != old_store:
+            if ticket.store != old_store_id:
                 continue
-            ticket = msgspec.structs.replace(ticket, store=new_store, moved_from=old_store)
+            ticket = msgspec.structs.replace(ticket, store=new_store_id, moved_from=old_store_id)
             pipe.set(key, msgspec.json.encode(ticket), xx=True, keepttl=True)  # never revive a deleted one
             moved += 1
         pipe.execute()
