@@ -7,6 +7,14 @@ import time
 
 from flask_limiter import RequestLimit
 
+from ..domain.refusals import Refused
+
+
+class TooManySends(Refused):
+    """Past the per-user rate of replies (send, retry, edit, Compare, Replay): Flask-Limiter's breach, refused."""
+
+    status = 429
+
 
 def in_words(seconds: float) -> str:
     """A wait as a person says it: "40 seconds", "3 minutes"."""

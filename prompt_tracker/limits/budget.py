@@ -13,14 +13,17 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from ..domain.keys import usage_key
+from ..domain.refusals import Refused
 from ..extensions import services
 from . import in_words
 
 KEEP_DAYS = 40  # how long `flask usage` can look back
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(Refused):
     """The user has spent today's budget; the message says which and when it resets."""
+
+    status = 429
 
 
 @dataclass

@@ -8,13 +8,17 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, n
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..domain.refusals import Refused
+
 # autoescape off: the result goes to a model, not to a browser (the page escapes what it shows).
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _MARKERS = ("{{", "{%", "{#")
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(Refused, ValueError):
     """The system prompt cannot be rendered; the text says why and what to do."""
+
+    status = 422
 
 
 def is_template(text: str) -> bool:

@@ -10,11 +10,30 @@ from flask import current_app
 
 from ..domain.messages import Message, decode_message
 from ..domain.pricing import context_window
+from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..store.conversations import ConversationStore
 
 CHARS_PER_TOKEN = 4
 RECENT_MESSAGES = 16  # where to look for the last reported usage (one LRANGE), before reading it all
+
+
+class MayNotFit(Refused):
+    """The request would likely not fit the model's context window: the same Send again goes ahead."""
+
+    status = 409
+
+    def __init__(self, sentence: str):
+        super().__init__(sentence, overflow=True)
+
+
+def check_fits(
+    store: ConversationStore, sid: str, playground: str, settings: PlaygroundSettings, new_text: str
+) -> None:
+    """Raise MayNotFit (with the warning) when the request with ``new_text`` would likely not fit."""
+    warning = overflow_warning(store, sid, playground, settings, new_text)
+    if warning:
+        raise MayNotFit(warning)
 
 
 def estimated_tokens(messages: list[Message], system_prompt: str, new_text: str, history_cap: int) -> int:

@@ -4,17 +4,25 @@ from collections.abc import Callable, Iterable
 
 from flask import current_app
 
-from ..domain.keys import CLIENT_TOKEN_PATTERN
 from ..domain.messages import Message, assistant_placeholder, user_message
+from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
-from ..providers import get_provider
 from ..store.edits import resend_from
-from .send import DuplicateSend, enqueue_reply, validate_content
+from .send import check_provider, enqueue_reply, one_submission, validate_content
 
 
-class MessageGone(LookupError):
+class MessageGone(Refused, LookupError):
     """The message to edit is no longer in the conversation (edited or deleted meanwhile, or reset)."""
+
+    status = 404
+
+    def __init__(
+        self,
+        sentence: str = "That message is no longer in this conversation (edited or deleted, "
+        "perhaps in another tab); your text is in the message box.",
+    ):
+        super().__init__(sentence)
 
 
 def edit_and_resend(
@@ -33,17 +41,17 @@ def edit_and_resend(
 
     The edited message gets a new id, so a second tab's form for the old text finds it gone rather than
     undoing this edit. Open replies among the dropped messages are stopped. Raises InvalidMessage,
-    MessageGone, NotAUserMessage, UnconfirmedRemoval, ConversationFull or TooManyOpenReplies with
-    nothing changed, and DuplicateSend when ``client_token`` (the edit form's submission) was used.
+    UnknownProvider, MessageGone, NotAUserMessage, UnconfirmedRemoval, ConversationFull or
+    TooManyOpenReplies with nothing changed, DuplicateSend when ``client_token`` (the edit form's
+    submission) was used, and QueueUnavailable when the edit is stored but the reply not queued.
     """
-    content = validate_content(content)
-    get_provider(settings.provider)  # an unknown provider fails before anything changes
-    token = client_token if client_token and CLIENT_TOKEN_PATTERN.match(client_token) else None
-    if token and not services.store.mark_submission(store, token):
-        raise DuplicateSend()
-    edited = user_message(content)
-    placeholder = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
-    try:
+    content = validate_content(content, status=400)  # an edit's text is refused as a bad request (a send's, 422)
+    check_provider(settings.provider)  # an unknown provider fails before anything changes
+    with one_submission(store, client_token):
+        edited = user_message(content)
+        placeholder = assistant_placeholder(
+            settings.provider, settings.model, settings.params(), **settings.provenance()
+        )
         dropped = resend_from(
             services.store,
             store,
@@ -56,11 +64,7 @@ def edit_and_resend(
             stop_seconds=current_app.config["JOB_TIMEOUT"] + 60,
         )
         if dropped is None:
-            raise MessageGone(message_id)
-    except Exception:
-        if token:
-            services.store.forget_submission(store, token)
-        raise
+            raise MessageGone()
     if announce is not None:
         announce(edited, placeholder)
     enqueue_reply(store, playground, placeholder, settings, user)

@@ -12,6 +12,7 @@ Only the job that claimed and finished the reply continues, so each turn is one 
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -19,6 +20,7 @@ from flask import current_app
 
 from ..domain.keys import companion_playground
 from ..domain.messages import Message, assistant_placeholder
+from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..domain.text_diff import Piece, similarity, word_diff
 from ..extensions import services
@@ -27,17 +29,21 @@ from ..limits.budget import BudgetExceeded
 from ..store.conversations import ConversationFull, TooManyOpenReplies
 from ..store.edits import delete_message
 from .live import publish
-from .send import QueueUnavailable, enqueue_reply
+from .send import QueueUnavailable, enqueue_reply, one_submission
 
 REPLAY = "replay"
 
 
-class NothingToReplay(ValueError):
+class NothingToReplay(Refused, ValueError):
     """The conversation has no user turn to replay."""
 
+    status = 422
 
-class ReplayRunning(Exception):
+
+class ReplayRunning(Refused):
     """A replay of this playground is still running: stop or reset it first."""
+
+    status = 409
 
 
 def replay_playground(playground: str) -> str:
@@ -99,31 +105,50 @@ def send_turn(
     until: str,
     present: set[str] = frozenset(),
     refresh_keys=(),
+    stored: Callable[[], None] | None = None,
 ) -> Message:
-    """Append one turn (and the copies before it not ``present`` yet) with a pending reply; queue the reply."""
+    """Append one turn (and the copies before it not ``present`` yet) with a pending reply; queue the reply.
+
+    ``stored()`` runs once the turn is stored, before its reply is queued (which may fail).
+    """
     asked = msgspec.structs.replace(turn.user, created_at=time.time())  # the original's id: rows pair by it
     reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
     copies = [message for message in turn.copies if message.id not in present]
     services.store.append(store, replay, *copies, asked, reply, refresh_keys=refresh_keys)
     publish(store, "message.appended", {"playground": replay, "ids": [asked.id, reply.id]})
+    if stored is not None:
+        stored()
     enqueue_reply(store, replay, reply, settings, user, replay_until=until)
     return reply
 
 
-def start_replay(store: str, playground: str, settings: PlaygroundSettings, user: str | None, refresh_keys=()) -> str:
+def start_replay(
+    store: str,
+    playground: str,
+    settings: PlaygroundSettings,
+    user: str | None,
+    refresh_keys=(),
+    client_token: str | None = None,
+    started: Callable[[str], None] | None = None,
+) -> str:
     """Start a replay of ``playground``'s turns with ``settings``, replacing any earlier replay; return its last turn's id.
 
-    Raises NothingToReplay, ReplayRunning, and (nothing queued) TooManyOpenReplies or ConversationFull.
+    ``started(until)`` runs once the first turn is stored (the view records the replay), before its
+    reply is queued. Raises DuplicateSend (the same form twice: started once), NothingToReplay,
+    ReplayRunning, (nothing queued) TooManyOpenReplies or ConversationFull, and QueueUnavailable
+    when the replay started but its first reply could not be queued.
     """
-    replay = replay_playground(playground)
-    if any(message.is_open for message in services.store.all(store, replay)):
-        raise ReplayRunning("A replay is still running: stop it (or reset it) before starting another.")
-    turns = plan(services.store.all(store, playground))
-    if not turns:
-        raise NothingToReplay("Nothing to replay: this conversation has no user messages yet.")
-    until = turns[-1].user.id
-    services.store.clear(store, replay, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-    send_turn(store, replay, turns[0], settings, user, until, refresh_keys=refresh_keys)
+    with one_submission(store, client_token):
+        replay = replay_playground(playground)
+        if any(message.is_open for message in services.store.all(store, replay)):
+            raise ReplayRunning("A replay is still running: stop it (or reset it) before starting another.")
+        turns = plan(services.store.all(store, playground))
+        if not turns:
+            raise NothingToReplay("Nothing to replay: this conversation has no user messages yet.")
+        until = turns[-1].user.id
+        services.store.clear(store, replay, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+        stored = (lambda: started(until)) if started is not None else None
+        send_turn(store, replay, turns[0], settings, user, until, refresh_keys=refresh_keys, stored=stored)
     return until
 
 

@@ -1,39 +1,87 @@
 """Send: validate, append the user's message and a pending reply, queue the reply's job."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from flask import current_app
 from redis.exceptions import RedisError
 
 from ..domain.keys import CLIENT_TOKEN_PATTERN, reply_job_id
 from ..domain.messages import Message, assistant_placeholder, user_message
+from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
-from ..providers import get_provider
+from ..providers import UnknownProviderError, get_provider
 from ..store.tickets import Ticket, write_ticket
 from .reply import fail_reply
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(Refused, ValueError):
     """The message cannot be sent as typed; the text says why."""
 
-
-class QueueUnavailable(RuntimeError):
-    """The reply could not be queued (the jobs Redis is unreachable)."""
+    status = 422
 
 
-class DuplicateSend(Exception):
-    """The same composer submission arrived a second time (Ctrl+Enter twice); it was sent once."""
+class QueueUnavailable(Refused, RuntimeError):
+    """The reply could not be queued (the jobs Redis is unreachable); what was asked is stored, the reply failed."""
+
+    status = 503
+    done = True
 
 
-def validate_content(content: str | None) -> str:
-    """Return the message to send, or raise InvalidMessage saying what is wrong with it."""
+class DuplicateSend(Refused):
+    """The same submission arrived a second time (Ctrl+Enter twice, a double click); it was done once.
+
+    Nothing to say: the page shows what is stored (JSON ``{"duplicate": true}``, 200).
+    """
+
+    status = 200
+    done = True
+
+    def json(self) -> dict:
+        return {"duplicate": True}
+
+
+class UnknownProvider(Refused):
+    """The settings name a provider that is not registered (providers' ``UnknownProviderError``, refused)."""
+
+    status = 422
+
+
+def check_provider(name: str) -> None:
+    """Refuse a turn for an unknown provider (before anything is stored)."""
+    try:
+        get_provider(name)
+    except UnknownProviderError as error:
+        raise UnknownProvider(str(error)) from None
+
+
+@contextmanager
+def one_submission(store: str, client_token: str | None) -> Iterator[None]:
+    """Do the block once per form submission (``client_token``); raise DuplicateSend for the same one again.
+
+    An error inside the block forgets the token, so the same form can be sent again, unless it is a
+    refusal that is ``done`` (what was asked is stored; only its reply could not be queued).
+    """
+    token = client_token if client_token and CLIENT_TOKEN_PATTERN.match(client_token) else None
+    if token and not services.store.mark_submission(store, token):
+        raise DuplicateSend()
+    try:
+        yield
+    except Exception as error:
+        if token and not (isinstance(error, Refused) and error.done):
+            services.store.forget_submission(store, token)
+        raise
+
+
+def validate_content(content: str | None, status: int | None = None) -> str:
+    """Return the message to send, or raise InvalidMessage saying what is wrong with it (``status``: other than 422)."""
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     content = (content or "").replace("\r\n", "\n")
     if not content.strip():
-        raise InvalidMessage("Type a message before sending.")
+        raise InvalidMessage("Type a message before sending.", status)
     if len(content) > limit:
-        raise InvalidMessage(f"Messages are limited to {limit:,} characters; this one has {len(content):,}.")
+        raise InvalidMessage(f"Messages are limited to {limit:,} characters; this one has {len(content):,}.", status)
     return content
 
 
@@ -50,25 +98,22 @@ def send_message(
     """Append the user's message and a pending reply atomically, queue the reply; return both.
 
     ``announce(sent, reply)`` runs between the two (the view publishes ``message.appended``), so
-    every tab hears of the messages before any event of the reply.
+    every tab hears of the messages before any event of the reply (and the view records that the
+    session uses this playground, whether or not the reply can be queued).
 
     The append also pushes the expiry of ``refresh_keys`` (the session's other keys). Raises
-    InvalidMessage, ConversationFull or TooManyOpenReplies with nothing stored, and DuplicateSend
-    when ``client_token`` (the composer's submission token) was already sent.
+    InvalidMessage, UnknownProvider, ConversationFull or TooManyOpenReplies with nothing stored,
+    DuplicateSend when ``client_token`` (the composer's submission token) was already sent, and
+    QueueUnavailable when the messages are stored but the reply could not be queued.
     """
     content = validate_content(content)
-    get_provider(settings.provider)  # an unknown provider fails before anything is stored
-    token = client_token if client_token and CLIENT_TOKEN_PATTERN.match(client_token) else None
-    if token and not services.store.mark_submission(store, token):
-        raise DuplicateSend()
-    sent = user_message(content)
-    placeholder = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
-    try:
+    check_provider(settings.provider)  # an unknown provider fails before anything is stored
+    with one_submission(store, client_token):
+        sent = user_message(content)
+        placeholder = assistant_placeholder(
+            settings.provider, settings.model, settings.params(), **settings.provenance()
+        )
         services.store.append(store, playground, sent, placeholder, refresh_keys=refresh_keys)
-    except Exception:
-        if token:
-            services.store.forget_submission(store, token)
-        raise
     if announce is not None:
         announce(sent, placeholder)
     enqueue_reply(store, playground, placeholder, settings, user)

@@ -21,6 +21,7 @@ from redis.cluster import RedisCluster
 
 from ..domain.keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submissions_key
 from ..domain.messages import Message, decode_message, encode_message
+from ..domain.refusals import Refused
 
 # KEYS: conversation, open set, then the session's other keys (blob, other conversations), whose
 # expiry is pushed too (they share the {store id} hash slot).
@@ -154,12 +155,16 @@ return moved
 SEARCH_CHUNK = 64
 
 
-class ConversationFull(Exception):
+class ConversationFull(Refused):
     """The conversation already holds the configured maximum number of messages."""
 
+    status = 422
 
-class TooManyOpenReplies(Exception):
+
+class TooManyOpenReplies(Refused):
     """The session already has the configured maximum of replies queued or being written."""
+
+    status = 429
 
 
 @dataclass

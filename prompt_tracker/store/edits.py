@@ -5,6 +5,7 @@ from collections.abc import Iterable
 
 from ..domain.keys import session_key
 from ..domain.messages import Message, decode_message, encode_message
+from ..domain.refusals import Refused
 from .conversations import ConversationFull, ConversationStore, TooManyOpenReplies, open_member
 
 # KEYS: the conversation, then the session's other keys (their expiry is pushed too).
@@ -72,16 +73,39 @@ def delete_message(
     raise RuntimeError(f"message {message_id} kept moving; gave up after {attempts} attempts")
 
 
-class NotAUserMessage(ValueError):
+class NotAUserMessage(Refused, ValueError):
     """Only the user's own messages can be edited and resent."""
 
+    status = 409
 
-class UnconfirmedRemoval(Exception):
-    """More messages follow the edited one than the person agreed to remove; ``count`` is how many."""
+    def __init__(self, sentence: str = "Only your own messages can be edited and resent."):
+        super().__init__(sentence)
 
-    def __init__(self, count: int):
-        super().__init__(count)
+
+class UnconfirmedRemoval(Refused):
+    """More messages follow the edited one than the person agreed to remove; ``count`` is how many.
+
+    ``confirmed``: the person had agreed to remove fewer (more arrived since the form was shown). The
+    page's script asks with its Resend button, a form without script with its check box.
+    """
+
+    status = 409
+
+    def __init__(self, count: int, confirmed: int = 0):
         self.count = count
+        many = f"{count} message{'' if count == 1 else 's'}"
+        if confirmed:
+            sentence = json_sentence = (
+                f"{many.capitalize()} now follow this one (more arrived since the form was shown); confirm again."
+            )
+        else:
+            sentence = f"Resending removes the {many} after this one: tick the box to confirm."
+            json_sentence = f"Resending removes the {many} after this one: press Resend again to confirm."
+        super().__init__(sentence, removes=count)
+        self.json_sentence = json_sentence
+
+    def json(self) -> dict:
+        return {**super().json(), "error": self.json_sentence}
 
 
 # Edit a user message and resend from there. KEYS: the conversation, the session's open set, then
@@ -153,10 +177,10 @@ def resend_from(
             return None
         index, raw, message = found
         if message.role != "user":
-            raise NotAUserMessage(message.role)
+            raise NotAUserMessage()
         tail = conversations.redis.lrange(key, index + 1, -1)
         if len(tail) > removals_confirmed:
-            raise UnconfirmedRemoval(len(tail))
+            raise UnconfirmedRemoval(len(tail), removals_confirmed)
         dropped = [decode_message(record) for record in tail]
         open_ids = [m.id for m in dropped if m.role == "assistant" and m.is_open]
         now = time.time()

@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from ..domain.messages import ROLES, STATUSES, Message, new_message_id
+from ..domain.refusals import Refused
 from ..domain.rendering import render_reply
 from ..domain.settings import PlaygroundSettings
 
@@ -31,8 +32,10 @@ class ConversationExport(msgspec.Struct, kw_only=True):
     messages: list[Message]
 
 
-class ImportRefused(ValueError):
+class ImportRefused(Refused, ValueError):
     """The file cannot be imported; the text says why, in one sentence."""
+
+    status = 422
 
 
 def export_json(playground: str, settings: PlaygroundSettings, messages: list[Message]) -> bytes:

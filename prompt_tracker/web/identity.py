@@ -18,6 +18,7 @@ from ..auth.models import User
 from ..extensions import db, login
 from ..replies import reset_conversation
 from ..replies.live import disconnect_sockets
+from .errors import wants_json
 
 LOCAL_USER = "local"
 # Reachable without a user: the login page itself, static files and the load balancer's check.
@@ -112,11 +113,6 @@ def header_user() -> User | None:
         session["proxy_user"] = user.email
         current_app.session_interface.regenerate(session)
     return user
-
-
-def wants_json() -> bool:
-    """True for the page's fetch calls, which expect JSON rather than a page."""
-    return request.accept_mimetypes.best == "application/json"
 
 
 def refuse_anonymous(mode: str, reason: str | None = None):

@@ -3,6 +3,7 @@
 from flask import current_app, jsonify, request
 
 from ..extensions import limiter
+from .errors import wants_json
 from .identity import current_user_name
 
 
@@ -30,7 +31,7 @@ def client_ip() -> str:
 
 def refuse(sentence: str, render_page=None):
     """A 429 answer: JSON for the page's fetch calls, else the page (``render_page``) with the sentence."""
-    if request.accept_mimetypes.best == "application/json" or render_page is None:
+    if wants_json() or render_page is None:
         response = jsonify(error=sentence)
     else:
         response = render_page(sentence)

@@ -28,21 +28,16 @@ from ...domain.settings import (
     MAX_MODEL_CHARS,
     MAX_TOKENS_RANGE,
     TEMPERATURE_RANGE,
+    StaleSettings,
     store_settings,
 )
 from ...extensions import limiter, services
-from ...limits import budget, limit_sentence
-from ...limits.budget import BudgetExceeded
-from ...limits.models import ModelNotAllowed, check_model
+from ...limits import TooManySends, budget, limit_sentence
+from ...limits.models import check_model
 from ...prompts.settings import variables_panel
-from ...prompts.variables import TemplateProblem
-from ...providers import UnknownProviderError, available_providers
+from ...providers import available_providers
 from ...replies import (
-    ConversationFull,
-    DuplicateSend,
     InvalidMessage,
-    QueueUnavailable,
-    TooManyOpenReplies,
     compare,
     dead_replies,
     live,
@@ -53,15 +48,11 @@ from ...replies import (
     stop_open_replies,
     validate_content,
 )
-from ...replies.context import overflow_warning
-from ...replies.edit import MessageGone, edit_and_resend
-from ...store.edits import (
-    NotAUserMessage,
-    UnconfirmedRemoval,
-    delete_message,
-    replace_conversation,
-)
-from ...store.transfer import ImportRefused, export_json, export_markdown, parse_import
+from ...replies.context import MayNotFit, check_fits
+from ...replies.edit import edit_and_resend
+from ...store.edits import delete_message, replace_conversation
+from ...store.transfer import export_json, export_markdown, parse_import
+from ..errors import answer_refusal, refusals_shown_by, wants_json
 from ..identity import current_user_name
 from ..rate_limits import user_key
 from . import bp
@@ -79,14 +70,16 @@ bp.url_value_preprocessor(open_playground)
 bp.url_defaults(add_slug)
 
 
-def wants_json() -> bool:
-    """True when the client (the page's script) asked for JSON rather than a redirect."""
-    return request.accept_mimetypes.best == "application/json"
-
-
 def back_to_page(anchor: str | None = None):
     """Post/redirect/get: 303 back to the playground."""
     return redirect(url_for(".index", _anchor=anchor), 303)
+
+
+def flash_back(refusal):
+    """A refusal of a form whose page has nothing typed to keep: the sentence as a flash, back to the page."""
+    if refusal.sentence:
+        flash(refusal.sentence, "error")
+    return back_to_page()
 
 
 def render_playground(
@@ -173,9 +166,8 @@ def sends_limit() -> str:
 def too_many_sends(limit):
     """A send, retry, compare or replay past the user's rate: 429 with a sentence, the typed text kept."""
     # Flask-Limiter uses what this returns only when it is a Response object.
-    if request.endpoint.endswith(".edit"):  # an edit keeps its text in its own form
-        return make_response(refuse_edit(request.view_args["message_id"], limit_sentence("messages", limit), 429))
-    return make_response(refuse_send(MessageForm(), limit_sentence("messages", limit), 429))
+    page = edit_page if request.endpoint.endswith(".edit") else composer_page  # an edit keeps its text in its form
+    return make_response(answer_refusal(TooManySends(limit_sentence("messages", limit)), page))
 
 
 def check_spend(settings) -> None:
@@ -203,54 +195,42 @@ send_rate = limiter.shared_limit(
 )
 
 
+def composer_page(refusal):
+    """A refused send: the page with the sentence, the text the user typed kept in the composer.
+
+    A send that is ``done`` (stored, its reply failed with Retry; or sent before) shows the page. One
+    that may not fit the context window says so in the composer, and a second Send confirms it.
+    """
+    if refusal.done:
+        return flash_back(refusal)
+    if isinstance(refusal, MayNotFit):
+        return render_playground(message_form=MessageForm(), status=refusal.status, overflow=refusal.sentence)
+    flash(refusal.sentence, "error")
+    # Render rather than redirect, so the text the user typed stays in the composer.
+    return render_playground(message_form=MessageForm(), status=refusal.status)
+
+
 @bp.post("/messages")
+@refusals_shown_by(composer_page)
 @send_rate
 def send():
     form = MessageForm()
-    try:
-        settings = settings_to_send_now(session)
-        check_spend(settings)
-        if not request.form.get("confirm_overflow"):
-            warning = overflow_warning(
-                services.store, session.store_id, g.playground, settings, form.content.data or ""
-            )
-            if warning:  # likely too long for the model: the same Send again goes ahead
-                return refuse_send(form, warning, 409, overflow=True)
-        second = compare.prepare(
-            session, g.playground, current_settings(session), g.prompt, g.latest_version
-        )  # Compare on: checked before anything is stored
-        sent, placeholder = send_message(
-            session.store_id,
-            g.playground,
-            form.content.data,
-            settings,
-            current_user_name(),
-            refresh_keys=current_app.session_interface.keys_of(session),
-            client_token=request.form.get("client_token"),
-            announce=announce_appended,
-        )
-    except (
-        InvalidMessage,
-        ConversationFull,
-        UnknownProviderError,
-        TemplateProblem,
-        ModelNotAllowed,
-    ) as problem:
-        return refuse_send(form, str(problem), 422)
-    except (TooManyOpenReplies, BudgetExceeded) as problem:
-        return refuse_send(form, str(problem), 429)
-    except DuplicateSend:
-        # The same composer submission again (Ctrl+Enter twice): it was sent once, show the page.
-        return (jsonify(duplicate=True), 200) if wants_json() else back_to_page()
-    except QueueUnavailable as problem:
-        # The user's message is stored; its reply is marked failed with Retry.
-        session.add_playground(g.playground)
-        if wants_json():
-            return jsonify(error=str(problem)), 503
-        flash(str(problem), "error")
-        return back_to_page()
-    session.add_playground(g.playground)
-    session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
+    settings = settings_to_send_now(session)
+    check_spend(settings)
+    if not request.form.get("confirm_overflow"):  # likely too long for the model: the same Send again goes ahead
+        check_fits(services.store, session.store_id, g.playground, settings, form.content.data or "")
+    # Compare on: the second model is checked before anything is stored
+    second = compare.prepare(session, g.playground, current_settings(session), g.prompt, g.latest_version)
+    sent, placeholder = send_message(
+        session.store_id,
+        g.playground,
+        form.content.data,
+        settings,
+        current_user_name(),
+        refresh_keys=current_app.session_interface.keys_of(session),
+        client_token=request.form.get("client_token"),
+        announce=announce_appended,
+    )
     if second is not None:
         compare.mirror(
             session.store_id,
@@ -267,7 +247,10 @@ def send():
 
 
 def announce_appended(sent, reply) -> None:
-    """Tell every tab of the session about the two new messages (``message.appended``, with their HTML)."""
+    """The two messages are stored (whether or not the reply can be queued): the session keeps this
+    playground, and every tab of the session hears of them (``message.appended``, with their HTML)."""
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
     live.publish(
         session.store_id,
         "message.appended",
@@ -279,21 +262,6 @@ def announce_appended(sent, reply) -> None:
             "html": render_messages(sent, reply),
         },
     )
-
-
-def refuse_send(form, error: str, status: int, overflow: bool = False):
-    """Answer a refused send with a sentence, keeping what the user typed in the composer.
-
-    ``overflow``: the message may not fit the context window; the composer says so and a second
-    Send confirms it.
-    """
-    if wants_json():
-        return (jsonify(error=error, overflow=True) if overflow else jsonify(error=error)), status
-    if overflow:
-        return render_playground(message_form=form, status=status, overflow=error)
-    flash(error, "error")
-    # Render rather than redirect, so the text the user typed stays in the composer.
-    return render_playground(message_form=form, status=status)
 
 
 @bp.get("/messages/open")
@@ -370,26 +338,12 @@ def stop(message_id):
 
 
 @bp.post("/messages/<message_id>/retry")
+@refusals_shown_by(flash_back)
 @send_rate
 def retry(message_id):
-    try:
-        settings = settings_to_send_now(session)
-        check_spend(settings)
-        message = retry_reply(session.store_id, g.playground, message_id, settings, current_user_name())
-    except (
-        QueueUnavailable,
-        TooManyOpenReplies,
-        TemplateProblem,
-        ModelNotAllowed,
-        BudgetExceeded,
-    ) as problem:
-        if wants_json():
-            refused = isinstance(problem, (TooManyOpenReplies, BudgetExceeded))
-            return jsonify(error=str(problem)), 429 if refused else (
-                422 if isinstance(problem, ModelNotAllowed) else 503
-            )
-        flash(str(problem), "error")
-        return back_to_page()
+    settings = settings_to_send_now(session)
+    check_spend(settings)
+    message = retry_reply(session.store_id, g.playground, message_id, settings, current_user_name())
     if message is None:
         flash("That reply is no longer in this conversation.", "error")
     if wants_json():
@@ -404,7 +358,15 @@ def settings_version(settings) -> str:
     return live.settings_digest(msgspec.structs.replace(settings, variables={}))
 
 
+def settings_page(refusal):
+    """Settings another tab saved meanwhile: the form keeps what was typed and says so (no flash)."""
+    form = SettingsForm()
+    form.validate()  # as the view read it (the model name stripped)
+    return render_playground(settings_form=form, status=refusal.status, settings_conflict=True)
+
+
 @bp.post("/settings")
+@refusals_shown_by(settings_page)
 def save_settings():
     form = SettingsForm()
     if not form.validate():
@@ -415,7 +377,7 @@ def save_settings():
     if shown and shown != settings_version(current_settings(session)):
         # Another tab saved after this form was loaded: say so rather than silently undo its save. The
         # form keeps what was typed and now carries the current version, so saving again replaces them.
-        return render_playground(settings_form=form, status=409, settings_conflict=True)
+        raise StaleSettings()
     store_settings(
         session,
         g.playground,
@@ -468,6 +430,7 @@ def export_conversation_markdown():
 
 
 @bp.post("/import")
+@refusals_shown_by(flash_back)
 def import_conversation():
     """Replace this playground's conversation with an exported one (checked whole first)."""
     upload = request.files.get("file")
@@ -478,11 +441,7 @@ def import_conversation():
         data = upload.read()
     finally:
         upload.close()  # a large upload is a temporary file: close it now
-    try:
-        messages = parse_import(data, current_app.config["MAX_CONVERSATION_MESSAGES"])
-    except ImportRefused as problem:
-        flash(str(problem), "error")
-        return back_to_page()
+    messages = parse_import(data, current_app.config["MAX_CONVERSATION_MESSAGES"])
     stop_open_replies(session.store_id, g.playground)  # their workers stop; their partials go
     replace_conversation(
         services.store,
@@ -499,26 +458,23 @@ def import_conversation():
 
 
 @bp.post("/messages/add")
+@refusals_shown_by(flash_back)
 def add_message():
     """Add a message of any role without calling the model (few-shot examples, extra instructions)."""
     role = request.form.get("role", "")
-    try:
-        if role not in ROLES:
-            raise InvalidMessage("Choose system, user or assistant.")
-        content = validate_content(request.form.get("content"))
-        message = Message(
-            id=new_message_id(),
-            role=role,
-            content=content,
-            created_at=time.time(),
-            html=render_reply(content) if role == "assistant" else None,
-        )
-        services.store.append(
-            session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
-        )
-    except (InvalidMessage, ConversationFull) as problem:
-        flash(str(problem), "error")
-        return back_to_page()
+    if role not in ROLES:
+        raise InvalidMessage("Choose system, user or assistant.")
+    content = validate_content(request.form.get("content"))
+    message = Message(
+        id=new_message_id(),
+        role=role,
+        content=content,
+        created_at=time.time(),
+        html=render_reply(content) if role == "assistant" else None,
+    )
+    services.store.append(
+        session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
+    )
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     live.publish(session.store_id, "message.appended", {"playground": g.playground, "ids": [message.id]})
@@ -578,59 +534,44 @@ def edit_form(message_id):
     return render_playground(editing=editing)
 
 
+def edit_page(refusal):
+    """A refused edit: the page with the sentence in the edit form, the typed text kept there (or in the composer).
+
+    An edit that is ``done`` (stored, its reply failed with Retry; or resent before) shows the page.
+    """
+    if refusal.done:
+        return flash_back(refusal)
+    content = request.form.get("content", "")
+    state = edit_state(request.view_args["message_id"], content, refusal.sentence)
+    if state is None:  # the message is gone: keep the text in the composer instead
+        flash(refusal.sentence, "error")
+        return render_playground(
+            message_form=MessageForm(formdata=None, data={"content": content}), status=refusal.status
+        )
+    editing, _ = state
+    return render_playground(editing=editing, status=refusal.status)
+
+
 @bp.post("/messages/<message_id>/edit")
+@refusals_shown_by(edit_page)
 @send_rate
 def edit(message_id):
     """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again."""
-    content = request.form.get("content")
     confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
-    try:
-        settings = settings_to_send_now(session)
-        check_spend(settings)
-        edited, placeholder, _ = edit_and_resend(
-            session.store_id,
-            g.playground,
-            message_id,
-            content,
-            settings,
-            removals_confirmed=confirmed,
-            user=current_user_name(),
-            refresh_keys=current_app.session_interface.keys_of(session),
-            client_token=request.form.get("client_token"),
-            announce=announce_replaced,
-        )
-    except InvalidMessage as problem:
-        return refuse_edit(message_id, str(problem), 400)
-    except MessageGone:
-        return refuse_edit(
-            message_id,
-            "That message is no longer in this conversation (edited or deleted, "
-            "perhaps in another tab); your text is in the message box.",
-            404,
-        )
-    except NotAUserMessage:
-        return refuse_edit(message_id, "Only your own messages can be edited and resent.", 409)
-    except UnconfirmedRemoval as problem:
-        count = f"{problem.count} message{'' if problem.count == 1 else 's'}"
-        confirm = "press Resend again to confirm" if wants_json() else "tick the box to confirm"
-        sentence = (
-            f"Resending removes the {count} after this one: {confirm}."
-            if not confirmed
-            else f"{count.capitalize()} now follow this one (more arrived since the form was shown); confirm again."
-        )
-        return refuse_edit(message_id, sentence, 409, removes=problem.count)
-    except (ConversationFull, UnknownProviderError, TemplateProblem, ModelNotAllowed) as problem:
-        return refuse_edit(message_id, str(problem), 422)
-    except (TooManyOpenReplies, BudgetExceeded) as problem:
-        return refuse_edit(message_id, str(problem), 429)
-    except DuplicateSend:
-        # The same edit form submitted twice: it was resent once; show the page.
-        return (jsonify(duplicate=True), 200) if wants_json() else back_to_page()
-    except QueueUnavailable as problem:
-        if wants_json():
-            return jsonify(error=str(problem)), 503
-        flash(str(problem), "error")
-        return back_to_page()
+    settings = settings_to_send_now(session)
+    check_spend(settings)
+    edited, placeholder, _ = edit_and_resend(
+        session.store_id,
+        g.playground,
+        message_id,
+        request.form.get("content"),
+        settings,
+        removals_confirmed=confirmed,
+        user=current_user_name(),
+        refresh_keys=current_app.session_interface.keys_of(session),
+        client_token=request.form.get("client_token"),
+        announce=announce_replaced,
+    )
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     if wants_json():
@@ -642,16 +583,3 @@ def edit(message_id):
 def announce_replaced(edited, reply) -> None:
     """Tell every tab of the session that the conversation changed (it fetches the latest window)."""
     live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
-
-
-def refuse_edit(message_id: str, error: str, status: int, removes: int | None = None):
-    """Answer a refused edit with a sentence, keeping the text typed in the edit form (or the composer)."""
-    content = request.form.get("content", "")
-    if wants_json():
-        return jsonify(error=error, removes=removes), status
-    state = edit_state(message_id, content, error)
-    if state is None:  # the message is gone: keep the text in the composer instead
-        flash(error, "error")
-        return render_playground(message_form=MessageForm(formdata=None, data={"content": content}), status=status)
-    editing, _ = state
-    return render_playground(editing=editing, status=status)
