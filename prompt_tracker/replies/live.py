@@ -4,7 +4,7 @@ Each browser joins a room named by an HMAC of its session's store id, so events 
 session they belong to and a room name reveals nothing. The worker emits through the Redis message
 queue (DB 1); every web process forwards to its own sockets.
 
-Events and their payloads (what ``static/playground.js`` reads):
+Events and their payloads (what ``static/live.js`` and the pages' scripts read):
 
 - ``message.appended``  ``{"playground", "ids": [...]}``  messages were added (a send)
 - ``message.started``   ``{"id"}``                        a worker began writing the reply
