@@ -12,8 +12,6 @@ import re
 
 # Flask-Session ids are secrets.token_urlsafe(32): 43 URL-safe characters.
 SID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
-STORE_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-PLAYGROUND_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CLIENT_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -39,9 +37,6 @@ def conversation_key(prefix: str, store_id: str, playground: str) -> str:
 
 # A playground's companion conversations (Compare, Replay) are conversations of their own, named
 # after it: "standalone~replay". "~" never occurs in a playground name, so the pair cannot clash.
-COMPANION_KINDS = ("compare", "replay")
-
-
 def companion_playground(playground: str, kind: str) -> str:
     """The playground name of ``playground``'s companion conversation ``kind`` (compare or replay)."""
     return f"{playground}~{kind}"

@@ -13,11 +13,15 @@ STATUSES = ("pending", "streaming", "done", "failed", "stopped")
 OPEN_STATUSES = ("pending", "streaming")
 
 
-class Alternative(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """An earlier attempt of a regenerated reply, kept so the page can switch back to it (‹ 1/2 ›)."""
+class AttemptResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What one attempt of a reply holds: its text, how it ended, and its provenance and costs.
 
-    attempt: int
+    A Message holds the current attempt, an Alternative an earlier one. Both encode as maps by field
+    name, so the shared fields read and write as they did when each struct declared its own.
+    """
+
     content: str = ""
+    # Rendered once when the text is final (Markdown for replies); the page never re-renders.
     html: str | None = None
     status: str = "done"
     error: str | None = None
@@ -31,26 +35,26 @@ class Alternative(msgspec.Struct, kw_only=True, omit_defaults=True):
     finished_at: float | None = None
 
 
-class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One chat message; assistant messages carry the reply's provenance and costs."""
+class Alternative(AttemptResult, kw_only=True, omit_defaults=True):
+    """An earlier attempt of a regenerated reply, kept so the page can switch back to it (‹ 1/2 ›)."""
+
+    attempt: int
+
+    @classmethod
+    def of(cls, message: "Message", **changes) -> "Alternative":
+        """The attempt ``message`` holds now, kept as an alternative (``changes`` replace result fields)."""
+        result = {name: getattr(message, name) for name in AttemptResult.__struct_fields__}
+        return cls(attempt=message.attempt, **(result | changes))
+
+
+class Message(AttemptResult, kw_only=True, omit_defaults=True):
+    """One chat message; assistant messages carry the reply's provenance and costs (AttemptResult)."""
 
     id: str
     role: str
-    content: str = ""
-    # Rendered once when the text is final (Markdown for replies); the page never re-renders.
-    html: str | None = None
-    status: str = "done"
     # Which attempt of this reply the record holds; a job for any other attempt does nothing.
     attempt: int = 1
     alternatives: list[Alternative] = []
-    error: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    params: dict | None = None
-    usage: Usage | None = None
-    first_token_ms: int | None = None
-    latency_ms: int | None = None
-    cost_usd: float | None = None
     # What the provider was sent (system prompt after variables, messages, params; keys masked).
     request: dict | None = None
     # How many of the oldest messages the history cap left out of the request (limits.history).
@@ -61,7 +65,6 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     draft: bool = False
     variables: dict | None = None
     created_at: float
-    finished_at: float | None = None
 
     @property
     def is_open(self) -> bool:

@@ -5,7 +5,7 @@ import time
 import msgspec
 from flask import current_app
 
-from ..domain.messages import Alternative, Message
+from ..domain.messages import Alternative, AttemptResult, Message
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
 from .live import publish
@@ -34,37 +34,18 @@ def retry_reply(
     def to_pending(message: Message) -> Message | None:
         if message.role != "assistant" or not (message.status in RETRYABLE or message.id in dead):
             return None
-        previous = Alternative(
-            attempt=message.attempt,
-            content=message.content or partial,
-            html=message.html,
-            status="failed" if message.id in dead else message.status,
-            error=message.error,
-            provider=message.provider,
-            model=message.model,
-            params=message.params,
-            usage=message.usage,
-            first_token_ms=message.first_token_ms,
-            latency_ms=message.latency_ms,
-            cost_usd=message.cost_usd,
-            finished_at=message.finished_at,
+        previous = Alternative.of(
+            message, content=message.content or partial, status="failed" if message.id in dead else message.status
+        )
+        # The new attempt starts with no result: every result field back to its default.
+        fresh = AttemptResult(
+            status="pending", provider=settings.provider, model=settings.model, params=settings.params()
         )
         return msgspec.structs.replace(
             message,
-            status="pending",
+            **msgspec.structs.asdict(fresh),
             attempt=message.attempt + 1,
             alternatives=[*message.alternatives, previous],
-            content="",
-            html=None,
-            error=None,
-            usage=None,
-            first_token_ms=None,
-            latency_ms=None,
-            cost_usd=None,
-            finished_at=None,
-            provider=settings.provider,
-            model=settings.model,
-            params=settings.params(),
             created_at=time.time(),
             **settings.provenance(),
         )

@@ -4,7 +4,7 @@ Each browser joins a room named by an HMAC of its session's store id, so events 
 session they belong to and a room name reveals nothing. The worker emits through the Redis message
 queue (DB 1); every web process forwards to its own sockets.
 
-Events and their payloads (what ``static/playground.js`` reads):
+Events and their payloads (what ``static/live.js`` and the pages' scripts read):
 
 - ``message.appended``  ``{"playground", "ids": [...]}``  messages were added (a send)
 - ``message.started``   ``{"id"}``                        a worker began writing the reply
@@ -18,7 +18,6 @@ An event is a hint, never the record: after any (re)connect the page fetches the
 
 import hashlib
 import hmac
-import time
 
 import msgspec
 from flask import current_app
@@ -44,32 +43,6 @@ def publish(store_id: str, event: str, payload: dict) -> None:
 def settings_digest(settings: msgspec.Struct) -> str:
     """A short fingerprint of saved settings, so a tab can tell that its form shows older ones."""
     return hashlib.sha256(msgspec.msgpack.encode(settings)).hexdigest()[:16]
-
-
-class DeltaBuffer:
-    """Coalesce text deltas so a fast stream costs one publish per ``interval``, not per token."""
-
-    def __init__(self, store_id: str, message_id: str, interval: float = 0.05):
-        self.store_id = store_id
-        self.message_id = message_id
-        self.interval = interval
-        self.pending: list[str] = []
-        self.last_flush = 0.0
-
-    def add(self, text: str) -> bool:
-        """Buffer ``text``; return True when it was flushed (a good moment for other checks)."""
-        self.pending.append(text)
-        if time.monotonic() - self.last_flush >= self.interval:
-            self.flush()
-            return True
-        return False
-
-    def flush(self) -> None:
-        """Publish what is buffered, if anything."""
-        if self.pending:
-            publish(self.store_id, "message.delta", {"id": self.message_id, "text": "".join(self.pending)})
-            self.pending = []
-        self.last_flush = time.monotonic()
 
 
 def remember_socket(store: str, socket_id: str) -> None:

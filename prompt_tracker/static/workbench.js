@@ -106,29 +106,15 @@
     });
   }
 
+  // Live events (payloads: prompt_tracker/replies/live.py): a reply's own are live.js's, as on the playground,
+  // but a gap in its text, or its end, fetches the rows.
   const ours = (payload) => playgrounds.includes(payload.playground);
   const handlers = {
+    ...window.PromptTrackerLive.replyHandlers({
+      refreshMessage: () => refresh(),
+      concerns: (payload) => ours(payload) || item(payload.id),
+    }),
     "message.appended": (payload) => ours(payload) && refresh(),
-    "message.started": ({ id }) => {
-      const element = item(id);
-      if (!element) return;
-      element.dataset.status = "streaming";
-      element.classList.replace("status-pending", "status-streaming");
-      const typing = element.querySelector(".typing");
-      if (typing) typing.textContent = "writing…";
-    },
-    // As on the playground: ``offset`` makes a delta safe to see twice; a gap fetches the rows.
-    "message.delta": ({ id, text, offset }) => {
-      const live = item(id)?.querySelector(".live");
-      if (!live) return;
-      const shown = [...live.textContent].length;
-      if (offset === undefined) live.textContent += text;
-      else if (offset > shown) refresh();
-      else live.textContent += [...text].slice(shown - offset).join("");
-    },
-    "message.done": (payload) => (ours(payload) || item(payload.id)) && refresh(),
-    "message.failed": (payload) => (ours(payload) || item(payload.id)) && refresh(),
-    "message.stopped": (payload) => (ours(payload) || item(payload.id)) && refresh(),
     "conversation.reset": (payload) => ours(payload) && refresh(),
   };
 
