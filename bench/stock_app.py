@@ -51,7 +51,7 @@ def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask
     """Build the baseline app on the Redis database ``redis_url`` (default: $STOCK_SESSION_REDIS_URL)."""
     app = Flask(__name__, static_folder=str(PACKAGE / "static"))
     app.jinja_loader = jinja2.FileSystemLoader(
-        [str(PACKAGE / area / "templates") for area in (".", "playground", "prompts")]
+        [str(PACKAGE / area / "templates") for area in (".", "web/playground", "web/prompts")]
     )
     # Our settings (limits, page window, sign-in mode...) so the shared template finds what it reads;
     # the session settings below are stock Flask-Session's.
