@@ -102,15 +102,9 @@ def render_playground(
     if end is not None:
         # Past any conversation's length (however large the number): the latest page, below.
         end = max(0, min(end, current_app.config["MAX_CONVERSATION_MESSAGES"] + 1))
-    window = services.store.window(
-        session.store_id,
-        g.playground,
-        limit=current_app.config["PAGE_WINDOW"],
-        end=end,
-        refresh_keys=current_app.session_interface.slide_keys(session),
-        max_bytes=current_app.config["PAGE_WINDOW_BYTES"],
+    window = current_app.session_interface.read_window(
+        session, g.playground, current_app.config["PAGE_WINDOW"], end, current_app.config["PAGE_WINDOW_BYTES"]
     )
-    session.expiry_refreshed = True
     if end is not None and end > window.total:
         return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
     if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
@@ -304,13 +298,7 @@ def open_messages():
     not in the latest window (a Reset, or a tab with no messages), every message of the window comes
     back with ``replace``: the tab shows them instead of its own.
     """
-    window = services.store.window(
-        session.store_id,
-        g.playground,
-        limit=current_app.config["PAGE_WINDOW"],
-        refresh_keys=current_app.session_interface.slide_keys(session),
-    )
-    session.expiry_refreshed = True
+    window = current_app.session_interface.read_window(session, g.playground, current_app.config["PAGE_WINDOW"])
     window.messages = [with_partial(message, window.partials) for message in window.messages]
     after = request.args.get("after", "")
     shown_open = set(request.args.get("open", "").split(","))
