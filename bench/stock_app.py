@@ -24,6 +24,7 @@ import redis
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
 from flask_session import Session
 from flask_wtf.csrf import CSRFProtect
+from markupsafe import Markup
 
 from config import Config
 from prompt_tracker.domain.messages import Message, encode_message
@@ -41,7 +42,8 @@ from prompt_tracker.replies.live import settings_digest
 from prompt_tracker.store.conversations import Window
 from prompt_tracker.web.playground.forms import MessageForm, SettingsForm
 
-ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
 PACKAGE = ROOT / "prompt_tracker"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/3"
 _messages = msgspec.convert  # the window's dicts become the same Message records our page renders
@@ -52,6 +54,7 @@ def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask
     app = Flask(__name__, static_folder=str(PACKAGE / "static"))
     app.jinja_loader = jinja2.FileSystemLoader(
         [str(PACKAGE / area / "templates") for area in (".", "web/playground", "web/prompts")]
+        + [str(BENCH / "templates")]
     )
     # Our settings (limits, page window, sign-in mode...) so the shared template finds what it reads;
     # the session settings below are stock Flask-Session's.
@@ -109,10 +112,11 @@ def index():
         "playground/index.html",
         window=window,
         messages=window.messages,
+        # Stock renders each message with the page's macro (ours joins the HTML stored on its records).
+        messages_html=Markup(render_template("stock_messages.html", messages=window.messages, stale_ids=set())),
         settings=settings,
         settings_form=SettingsForm(formdata=None, data=msgspec.to_builtins(settings)),
         message_form=MessageForm(formdata=None),
-        stale_ids=set(),
         waiting=any(m.is_open for m in window.messages),
         refresh_url=url_for(
             ".index", t=time.monotonic_ns(), _anchor=f"m-{window.messages[-1].id}" if window.messages else None

@@ -49,9 +49,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from .web.form_guard import refuse_unreadable_forms
     from .web.health import bp as health_bp
     from .web.playground import bp as playground_bp
+    from .web.playground.fragments import message_fragment
     from .web.prompts import bp as prompts_bp
 
-    bound = services.init_app(app)
+    # Every final message is stored with its page HTML, rendered once (the worker's too: same factory).
+    bound = services.init_app(app, render_fragment=message_fragment)
     app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
     # Before CSRF: a body that is not a UTF-8 form is refused for what it is, not as a missing token.
     app.before_request(refuse_unreadable_forms)

@@ -34,6 +34,10 @@ class Alternative(msgspec.Struct, kw_only=True, omit_defaults=True):
 class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One chat message; assistant messages carry the reply's provenance and costs."""
 
+    # The message's HTML as the page shows it (``web.playground.fragments``), rendered when the
+    # record is written final, with markers for the page's CSRF token and URL; None while open.
+    # First, so the window script can leave it out of a record's weight (``store.conversations``).
+    fragment: str | None = None
     id: str
     role: str
     content: str = ""

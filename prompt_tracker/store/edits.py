@@ -4,7 +4,7 @@ import time
 from collections.abc import Iterable
 
 from ..domain.keys import session_key
-from ..domain.messages import Message, decode_message, encode_message
+from ..domain.messages import Message, decode_message
 from .conversations import ConversationFull, ConversationStore, TooManyOpenReplies, open_member
 
 # KEYS: the conversation, then the session's other keys (their expiry is pushed too).
@@ -27,7 +27,7 @@ def replace_conversation(
     others = dict.fromkeys([session_key(store.key_prefix, sid), *refresh_keys])
     others.pop(key, None)
     script = store.redis.register_script(_REPLACE)
-    return script(keys=[key, *others], args=[store.ttl_seconds, *map(encode_message, messages)])
+    return script(keys=[key, *others], args=[store.ttl_seconds, *map(store.record, messages)])
 
 
 # KEYS: the conversation. ARGV: index, expected record, and when the next message goes too (a user
@@ -159,8 +159,8 @@ def resend_from(
             args=[
                 index,
                 raw,
-                encode_message(edited),
-                encode_message(placeholder),
+                store.record(edited),
+                store.record(placeholder),
                 open_member(playground, placeholder.id),
                 now + store.open_seconds,
                 now,

@@ -11,7 +11,6 @@ from flask import (
     current_app,
     flash,
     g,
-    get_template_attribute,
     jsonify,
     make_response,
     redirect,
@@ -20,6 +19,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_wtf.csrf import generate_csrf
 
 from ...domain.messages import ROLES, Message, new_message_id
 from ...domain.recorded_request import HISTORY_CHANGED, curl_command, request_json, sent_request
@@ -66,6 +66,7 @@ from ..auth.identity import current_user_name
 from ..rate_limits import user_key
 from . import bp
 from .forms import MessageForm, SettingsForm
+from .fragments import messages_html
 from .prompt import (
     add_slug,
     current_settings,
@@ -113,15 +114,17 @@ def render_playground(
     if settings_form is None:
         settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
     messages = [with_partial(message, window.partials) for message in window.messages]
+    stale = stale_ids(messages)
     return render_template(
         "playground/index.html",
         window=window,
         messages=messages,
+        # The stored fragments joined (the macro runs only for open messages and old records).
+        messages_html=messages_html(messages, generate_csrf(), url_for(".send"), stale, editing, indent=" " * 8),
         settings=settings,
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
         client_token=secrets.token_urlsafe(16),
-        stale_ids=stale_ids(messages),
         waiting=any(m.is_open for m in messages),
         refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
         providers=available_providers(),
@@ -148,11 +151,9 @@ def stale_ids(messages) -> set[str]:
     return dead_replies(messages)
 
 
-def render_messages(*messages) -> str:
+def render_messages(*messages, editing=None) -> str:
     """HTML of some messages, as the page shows them (for the page's script)."""
-    message_item = get_template_attribute("playground/_message.html", "message_item")
-    stale = stale_ids(messages)
-    return "".join(message_item(message, stale) for message in messages)
+    return messages_html(messages, generate_csrf(), url_for(".send"), stale_ids(messages), editing)
 
 
 @bp.get("")
@@ -561,8 +562,7 @@ def edit_form(message_id):
     editing, _ = state
     if wants_json():
         message = services.store.get(session.store_id, g.playground, message_id)
-        message_item = get_template_attribute("playground/_message.html", "message_item")
-        return jsonify(id=message_id, removes=editing.removes, html=message_item(message, set(), editing))
+        return jsonify(id=message_id, removes=editing.removes, html=render_messages(message, editing=editing))
     return render_playground(editing=editing)
 
 
