@@ -64,24 +64,26 @@ local function weight(record)
 end
 local total = redis.call('LLEN', KEYS[1])
 local limit, stop, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
+if stop < 0 then stop = total end
+local first, last = math.max(0, stop - limit), math.min(stop, total) - 1
 local records = {}
-if stop < 0 then
-  records = redis.call('LRANGE', KEYS[1], -limit, -1)
-elseif stop > 0 then
-  records = redis.call('LRANGE', KEYS[1], math.max(0, stop - limit), stop - 1)
-end
-if budget > 0 and #records > 1 then
-  local first, used = #records, weight(records[#records])
-  while first > 1 do
-    local before = weight(records[first - 1])
-    if used + before > budget then break end
-    first, used = first - 1, used + before
+if budget <= 0 then
+  if last >= first then records = redis.call('LRANGE', KEYS[1], first - total, last - total) end
+else
+  -- Newest first, 16 at a time, until the budget is spent: only what the page shows is copied.
+  local newest_first, used = {}, 0
+  while last >= first do
+    local chunk = redis.call('LRANGE', KEYS[1], math.max(first, last - 15) - total, last - total)
+    if #chunk == 0 then break end
+    last = last - #chunk
+    for i = #chunk, 1, -1 do
+      local size = weight(chunk[i])
+      if #newest_first > 0 and used + size > budget then last = -1; break end
+      used = used + size
+      newest_first[#newest_first + 1] = chunk[i]
+    end
   end
-  if first > 1 then
-    local kept = {}
-    for i = first, #records do kept[#kept + 1] = records[i] end
-    records = kept
-  end
+  for i = #newest_first, 1, -1 do records[#records + 1] = newest_first[i] end
 end
 local partials = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
