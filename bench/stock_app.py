@@ -5,9 +5,11 @@ What the benchmark compares Prompt Tracker with. Everything is Flask-Session's d
 request), so every request that carries the cookie reads the whole blob and writes it back.
 To keep the comparison about storage, it renders Prompt Tracker's own page template
 (``playground/index.html``, with the same context and the same stylesheets), with Flask-WTF's CSRF
-and the same page window (the latest ``PAGE_WINDOW`` messages, cut to ``PAGE_WINDOW_BYTES``): only where the conversation is kept
-differs. The endpoints the template links to exist under the same names; only the page and send do
-anything.
+and the same page window (the latest ``PAGE_WINDOW`` messages, cut to ``PAGE_WINDOW_BYTES``). Two
+things differ: where the conversation is kept, and how a message's HTML is made: here the page's
+macro renders each message on every view, as a stock app does; Prompt Tracker renders it once,
+when the message is stored, and joins the stored HTML. The endpoints the template links to exist
+under the same names; only the page and send do anything.
 
 Run: ``gunicorn 'stock_app:create_app()'`` with ``bench/`` and the repository on PYTHONPATH and
 ``STOCK_SESSION_REDIS_URL`` naming the Redis database (default ``redis://127.0.0.1:6379/3``).
