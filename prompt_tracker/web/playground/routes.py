@@ -65,7 +65,7 @@ from ...store.transfer import ImportRefused, export_json, export_markdown, parse
 from ..auth.identity import current_user_name
 from ..rate_limits import user_key
 from . import bp
-from .forms import MessageForm, SettingsForm
+from .forms import MessageForm, SettingsForm, param_range, providers_with_param
 from .fragments import messages_html
 from .prompt import (
     add_slug,
@@ -78,6 +78,8 @@ from .prompt import (
 # /playground is the standalone playground; the same views serve /prompts/<slug>/playground.
 bp.url_value_preprocessor(open_playground)
 bp.url_defaults(add_slug)
+bp.add_app_template_global(providers_with_param)
+bp.add_app_template_global(param_range)
 
 
 def wants_json() -> bool:
