@@ -29,6 +29,7 @@ from .web.errors import bp as errors_bp
 from .web.form_guard import refuse_unreadable_forms
 from .web.health import bp as health_bp
 from .web.playground import bp as playground_bp
+from .web.playground.fragments import message_fragment
 from .web.prompts import bp as prompts_bp
 
 
@@ -60,7 +61,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.config["SQLALCHEMY_DATABASE_URI"], engine_options = database_options(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
 
-    bound = services.init_app(app)
+    # Every final message is stored with its page HTML, rendered once (the worker's too: same factory).
+    bound = services.init_app(app, render_fragment=message_fragment)
     app.session_interface = make_session_interface(app, bound.session_redis, bound.conversations)
     # Before CSRF: a body that is not a UTF-8 form is refused for what it is, not as a missing token.
     app.before_request(refuse_unreadable_forms)

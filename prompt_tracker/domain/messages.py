@@ -20,6 +20,11 @@ class AttemptResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     name, so the shared fields read and write as they did when each struct declared its own.
     """
 
+    # A message's HTML as the page shows it (``web.playground.fragments``), rendered when the
+    # record is written final, with markers for the page's CSRF token and URL; None while open and
+    # on alternatives. First of all fields, so the window script can leave it out of a record's
+    # weight (``store.conversations``): it is here, not on Message, because base fields come first.
+    fragment: str | None = None
     content: str = ""
     # Rendered once when the text is final (Markdown for replies); the page never re-renders.
     html: str | None = None
@@ -44,7 +49,7 @@ class Alternative(AttemptResult, kw_only=True, omit_defaults=True):
     def of(cls, message: "Message", **changes) -> "Alternative":
         """The attempt ``message`` holds now, kept as an alternative (``changes`` replace result fields)."""
         result = {name: getattr(message, name) for name in AttemptResult.__struct_fields__}
-        return cls(attempt=message.attempt, **(result | changes))
+        return cls(attempt=message.attempt, **(result | {"fragment": None} | changes))
 
 
 class Message(AttemptResult, kw_only=True, omit_defaults=True):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import msgspec
 from redis.cluster import RedisCluster
 
 from ..domain.keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submissions_key
@@ -43,27 +44,47 @@ return len
 # ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix, max bytes (0: any).
 # Returns the list's length, the window's records, and [id, text, ...] of this playground's partials.
 # The window is the latest ``limit`` records before ``end`` whose bytes add up to at most ``max bytes``
-# (the newest one always), so a page of long messages stays light.
+# (the newest one always), so a page of long messages stays light. A record weighs its bytes without
+# its fragment (``Message.fragment``, the first entry of its msgpack map when present): the same
+# messages make the same window whether or not their records carry one.
 _WINDOW = """
+local FRAGMENT = string.char(168) .. 'fragment'
+local function weight(record)
+  local first, at = string.byte(record, 1), 2
+  if first == 222 then at = 4 elseif first < 128 or first > 143 then return #record end
+  if string.sub(record, at, at + 8) ~= FRAGMENT then return #record end
+  local tag, b = string.byte(record, at + 9), {string.byte(record, at + 10, at + 13)}
+  local header, size
+  if tag >= 160 and tag <= 191 then header, size = 1, tag - 160
+  elseif tag == 217 then header, size = 2, b[1]
+  elseif tag == 218 then header, size = 3, b[1] * 256 + b[2]
+  elseif tag == 219 then header, size = 5, ((b[1] * 256 + b[2]) * 256 + b[3]) * 256 + b[4]
+  else return #record end
+  -- The map's header stays as it is: msgspec sizes it by the struct's fields, not by those it writes.
+  return #record - 9 - header - size
+end
 local total = redis.call('LLEN', KEYS[1])
 local limit, stop, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
+if stop < 0 then stop = total end
+local first, last = math.max(0, stop - limit), math.min(stop, total) - 1
 local records = {}
-if stop < 0 then
-  records = redis.call('LRANGE', KEYS[1], -limit, -1)
-elseif stop > 0 then
-  records = redis.call('LRANGE', KEYS[1], math.max(0, stop - limit), stop - 1)
-end
-if budget > 0 and #records > 1 then
-  local first, used = #records, #records[#records]
-  while first > 1 and used + #records[first - 1] <= budget do
-    first = first - 1
-    used = used + #records[first]
+if budget <= 0 then
+  if last >= first then records = redis.call('LRANGE', KEYS[1], first - total, last - total) end
+else
+  -- Newest first, 16 at a time, until the budget is spent: only what the page shows is copied.
+  local newest_first, used = {}, 0
+  while last >= first do
+    local chunk = redis.call('LRANGE', KEYS[1], math.max(first, last - 15) - total, last - total)
+    if #chunk == 0 then break end
+    last = last - #chunk
+    for i = #chunk, 1, -1 do
+      local size = weight(chunk[i])
+      if #newest_first > 0 and used + size > budget then last = -1; break end
+      used = used + size
+      newest_first[#newest_first + 1] = chunk[i]
+    end
   end
-  if first > 1 then
-    local kept = {}
-    for i = first, #records do kept[#kept + 1] = records[i] end
-    records = kept
-  end
+  for i = #newest_first, 1, -1 do records[#records + 1] = newest_first[i] end
 end
 local partials = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
@@ -186,7 +207,12 @@ def open_member(playground: str, message_id: str) -> str:
 
 
 class ConversationStore:
-    """Reads and writes the conversation lists of sessions in one Redis database."""
+    """Reads and writes the conversation lists of sessions in one Redis database.
+
+    ``render_fragment(message)`` (given by the app: the page's message HTML) is called for every
+    record written final, whoever writes it (send, finish, edit, import, copies), and its result is
+    stored on the record as ``fragment``; an open record is stored without one.
+    """
 
     def __init__(
         self,
@@ -196,8 +222,10 @@ class ConversationStore:
         max_messages: int,
         max_open_replies: int = 3,
         open_seconds: int = 3600,
+        render_fragment: Callable[[Message], str] | None = None,
     ):
         self.redis = redis
+        self.render_fragment = render_fragment
         self.key_prefix = key_prefix
         self.ttl_seconds = ttl_seconds
         self.max_messages = max_messages
@@ -215,6 +243,19 @@ class ConversationStore:
     def key(self, store_id: str, playground: str) -> str:
         """Redis key of one conversation."""
         return conversation_key(self.key_prefix, store_id, playground)
+
+    def as_stored(self, message: Message) -> Message:
+        """The message as it is written: final, with its fragment rendered now; open, with none."""
+        if message.is_open or self.render_fragment is None:
+            fragment = None
+        else:
+            # Rendered from the record itself (never a fragment it carries: it may be a changed copy's).
+            fragment = self.render_fragment(msgspec.structs.replace(message, fragment=None))
+        return message if fragment == message.fragment else msgspec.structs.replace(message, fragment=fragment)
+
+    def record(self, message: Message) -> bytes:
+        """The bytes stored for ``message`` in a conversation list (see ``as_stored``)."""
+        return encode_message(self.as_stored(message))
 
     def append(self, store_id: str, playground: str, *messages: Message, refresh_keys: Iterable[str] = ()) -> int:
         """Append messages atomically and slide the expiry of the session (blob and ``refresh_keys``).
@@ -239,7 +280,7 @@ class ConversationStore:
                 now + self.open_seconds,
                 now,
                 self.max_open_replies,
-                *map(encode_message, messages),
+                *map(self.record, messages),
             ],
         )
         if length == -1:
@@ -354,6 +395,7 @@ class ConversationStore:
             replacement = change(message)
             if replacement is None:
                 return message, False
+            replacement = self.as_stored(replacement)
             mode = "same"
             if replacement.role == "assistant" and replacement.is_open:
                 mode = "open" if message.is_open and message.attempt == replacement.attempt else "reopen"
@@ -370,7 +412,7 @@ class ConversationStore:
                 args=[
                     index,
                     raw,
-                    encode_message(replacement),
+                    encode_message(replacement),  # as_stored above
                     open_member(playground, message_id),
                     mode,
                     now + self.open_seconds,

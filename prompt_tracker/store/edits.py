@@ -4,7 +4,7 @@ import time
 from collections.abc import Iterable
 
 from ..domain.keys import session_key
-from ..domain.messages import Message, decode_message, encode_message
+from ..domain.messages import Message, decode_message
 from ..domain.refusals import Refused
 from .conversations import ConversationFull, ConversationStore, TooManyOpenReplies, open_member
 
@@ -32,7 +32,7 @@ def replace_conversation(
     others = dict.fromkeys([session_key(conversations.key_prefix, store_id), *refresh_keys])
     others.pop(key, None)
     script = conversations.redis.register_script(_REPLACE)
-    return script(keys=[key, *others], args=[conversations.ttl_seconds, *map(encode_message, messages)])
+    return script(keys=[key, *others], args=[conversations.ttl_seconds, *map(conversations.record, messages)])
 
 
 # KEYS: the conversation. ARGV: index, expected record, and when the next message goes too (a user
@@ -189,8 +189,8 @@ def resend_from(
             args=[
                 index,
                 raw,
-                encode_message(edited),
-                encode_message(placeholder),
+                conversations.record(edited),
+                conversations.record(placeholder),
                 open_member(playground, placeholder.id),
                 now + conversations.open_seconds,
                 now,

@@ -1,5 +1,6 @@
 """The app's Redis-backed services: session and job connections, the conversations, the queue."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -7,6 +8,7 @@ from flask import Flask, current_app
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from ..domain.messages import Message
 from .conversations import ConversationStore
 from .redis_urls import check_url, connect
 
@@ -24,8 +26,11 @@ class Bound:
 class Services:
     """Flask extension that owns the Redis connections of an app."""
 
-    def init_app(self, app: Flask) -> Bound:
-        """Connect to the configured Redis databases and build the conversation store and the queue."""
+    def init_app(self, app: Flask, render_fragment: Callable[[Message], str] | None = None) -> Bound:
+        """Connect to the configured Redis databases and build the conversation store and the queue.
+
+        ``render_fragment``: the HTML stored on each final message (see ``ConversationStore``).
+        """
         session_redis = app.config.get("SESSION_REDIS") or connect(app.config["SESSION_REDIS_URL"], "sessions")
         if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
             check_url(app.config["SOCKETIO_MESSAGE_QUEUE"], "socketio")
@@ -37,6 +42,7 @@ class Services:
             max_messages=app.config["MAX_CONVERSATION_MESSAGES"],
             max_open_replies=app.config["MAX_OPEN_REPLIES"],
             open_seconds=app.config["JOB_TIMEOUT"] + 120,
+            render_fragment=render_fragment,
         )
         # JSON, not pickle: nothing read from Redis becomes code (the worker uses the same serializer).
         queue = Queue(

@@ -34,7 +34,7 @@ from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.redis import RedisSessionInterface
 
 from ..domain.keys import conversation_key, is_valid_sid, session_key, store_id
-from .conversations import ConversationStore
+from .conversations import ConversationStore, Window
 from .tickets import move_open_replies
 
 _MISSING = object()
@@ -274,6 +274,22 @@ class PlaygroundSessionMixin:
         ``expiry_refreshed``): all of a session in use, none of an idle one, whose save gives it the
         short lifetime instead."""
         return self.keys_of(session) if in_use(session) else []
+
+    def read_window(
+        self, session: PlaygroundSession, playground: str, limit: int, end: int | None = None, max_bytes: int = 0
+    ) -> Window:
+        """A page's window of one of the session's conversations (``ConversationStore.window``), read in
+        the same round trip that slides the session's expiry (``slide_keys``), so its save need not."""
+        window = self.conversations.window(
+            session.store_id,
+            playground,
+            limit=limit,
+            end=end,
+            refresh_keys=self.slide_keys(session),
+            max_bytes=max_bytes,
+        )
+        session.expiry_refreshed = True
+        return window
 
     def get_expiration_time(self, app: Flask, session: PlaygroundSession):
         """The cookie lasts as long as the stored session: the idle lifetime until the session is used."""

@@ -44,7 +44,8 @@ def export_json(playground: str, settings: PlaygroundSettings, messages: list[Me
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         playground=playground,
         settings=msgspec.to_builtins(settings),
-        messages=messages,
+        # A record's page HTML is ours to render (an import renders it again): not in the file.
+        messages=[msgspec.structs.replace(message, fragment=None) for message in messages],
     )
     return msgspec.json.format(msgspec.json.encode(export), indent=2)
 
@@ -121,6 +122,7 @@ def _imported(message: Message) -> Message:
     ]
     return msgspec.structs.replace(
         message,
+        fragment=None,  # rendered when stored
         id=new_message_id(),
         status=status,
         html=_html(message.role, message.content),

@@ -11,7 +11,6 @@ from flask import (
     current_app,
     flash,
     g,
-    get_template_attribute,
     jsonify,
     make_response,
     redirect,
@@ -20,6 +19,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_wtf.csrf import generate_csrf
 
 from ...domain.messages import ROLES, Message, new_message_id
 from ...domain.recorded_request import HISTORY_CHANGED, curl_command, request_json, sent_request
@@ -56,7 +56,8 @@ from ..errors import answer_refusal, refusals_shown_by, wants_json
 from ..identity import current_user_name
 from ..rate_limits import user_key
 from . import bp
-from .forms import MessageForm, SettingsForm
+from .forms import MessageForm, SettingsForm, param_range, providers_with_param
+from .fragments import messages_html
 from .prompt import (
     add_slug,
     current_settings,
@@ -68,6 +69,8 @@ from .prompt import (
 # /playground is the standalone playground; the same views serve /prompts/<slug>/playground.
 bp.url_value_preprocessor(open_playground)
 bp.url_defaults(add_slug)
+bp.add_app_template_global(providers_with_param)
+bp.add_app_template_global(param_range)
 
 
 def back_to_page(anchor: str | None = None):
@@ -95,15 +98,9 @@ def render_playground(
     if end is not None:
         # Past any conversation's length (however large the number): the latest page, below.
         end = max(0, min(end, current_app.config["MAX_CONVERSATION_MESSAGES"] + 1))
-    window = services.store.window(
-        session.store_id,
-        g.playground,
-        limit=current_app.config["PAGE_WINDOW"],
-        end=end,
-        refresh_keys=current_app.session_interface.slide_keys(session),
-        max_bytes=current_app.config["PAGE_WINDOW_BYTES"],
+    window = current_app.session_interface.read_window(
+        session, g.playground, current_app.config["PAGE_WINDOW"], end, current_app.config["PAGE_WINDOW_BYTES"]
     )
-    session.expiry_refreshed = True
     if end is not None and end > window.total:
         return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
     if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
@@ -112,15 +109,17 @@ def render_playground(
     if settings_form is None:
         settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
     messages = [with_partial(message, window.partials) for message in window.messages]
+    stale = stale_ids(messages)
     return render_template(
         "playground/index.html",
         window=window,
         messages=messages,
+        # The stored fragments joined (the macro runs only for open messages and old records).
+        messages_html=messages_html(messages, generate_csrf(), url_for(".send"), stale, editing, indent=" " * 8),
         settings=settings,
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
         client_token=secrets.token_urlsafe(16),
-        stale_ids=stale_ids(messages),
         waiting=any(m.is_open for m in messages),
         refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
         providers=available_providers(),
@@ -147,11 +146,9 @@ def stale_ids(messages) -> set[str]:
     return dead_replies(messages)
 
 
-def render_messages(*messages) -> str:
+def render_messages(*messages, editing=None) -> str:
     """HTML of some messages, as the page shows them (for the page's script)."""
-    message_item = get_template_attribute("playground/_message.html", "message_item")
-    stale = stale_ids(messages)
-    return "".join(message_item(message, stale) for message in messages)
+    return messages_html(messages, generate_csrf(), url_for(".send"), stale_ids(messages), editing)
 
 
 @bp.get("")
@@ -272,13 +269,7 @@ def open_messages():
     not in the latest window (a Reset, or a tab with no messages), every message of the window comes
     back with ``replace``: the tab shows them instead of its own.
     """
-    window = services.store.window(
-        session.store_id,
-        g.playground,
-        limit=current_app.config["PAGE_WINDOW"],
-        refresh_keys=current_app.session_interface.slide_keys(session),
-    )
-    session.expiry_refreshed = True
+    window = current_app.session_interface.read_window(session, g.playground, current_app.config["PAGE_WINDOW"])
     window.messages = [with_partial(message, window.partials) for message in window.messages]
     after = request.args.get("after", "")
     shown_open = set(request.args.get("open", "").split(","))
@@ -529,8 +520,7 @@ def edit_form(message_id):
     editing, _ = state
     if wants_json():
         message = services.store.get(session.store_id, g.playground, message_id)
-        message_item = get_template_attribute("playground/_message.html", "message_item")
-        return jsonify(id=message_id, removes=editing.removes, html=message_item(message, set(), editing))
+        return jsonify(id=message_id, removes=editing.removes, html=render_messages(message, editing=editing))
     return render_playground(editing=editing)
 
 

@@ -207,13 +207,7 @@ def reset_replay():
 
 def compare_state():
     """The turns of the conversation, each with the main reply and the second model's."""
-    window = services.store.window(
-        session.store_id,
-        g.playground,
-        limit=current_app.config["PAGE_WINDOW"],
-        refresh_keys=current_app.session_interface.slide_keys(session),
-    )
-    session.expiry_refreshed = True
+    window = current_app.session_interface.read_window(session, g.playground, current_app.config["PAGE_WINDOW"])
     main = [with_partial(message, window.partials) for message in window.messages]
     companion = with_text_so_far(services.store.all(session.store_id, compare.compare_playground(g.playground)))
     return window, compare.pairs(main, companion)
