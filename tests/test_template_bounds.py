@@ -50,6 +50,7 @@ HOSTILE = {
     ),
     "a long block": "{% set s %}{% for i in range(10000) %}{{ 'x' * 10000 }}{% endfor %}{% endset %}{{ s }}",
     "output past the cap": "{% for i in range(10000) %}{{ 'x' * 1000 }}{% endfor %}",
+    "brackets nested too deeply": "{{ " + "(" * 5000 + "x" + ")" * 5000 + " }}",
 }
 
 
@@ -59,6 +60,12 @@ def test_a_hostile_template_is_a_template_problem(template):
         variable_names(template)  # the page's variables panel: only a sentence (the problem may show here already)
         render(template, {"x": "a"})
     assert raised.value.status == 422 and raised.value.sentence.endswith(".")
+
+
+def test_the_longest_ordinary_template_is_not_refused_for_its_compile_time():
+    template = "{{ a }}" * 2800  # 19,600 characters: compiling it takes longer than a render may
+    assert variable_names(template) == ["a"]
+    assert render(template, {"a": "v"}) == "v" * 2800
 
 
 def test_the_rendered_prompt_obeys_the_configured_cap():

@@ -5,6 +5,8 @@ render too long or too large (``sandbox.BoundedSandbox``) is a ``TemplateProblem
 for the page, raised before anything is sent or stored.
 """
 
+import functools
+
 from flask import current_app, has_app_context
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
@@ -15,6 +17,9 @@ from .sandbox import DEFAULT_MAX_CHARS, DEFAULT_TIME_LIMIT, BoundedSandbox, Temp
 # autoescape off: the result goes to a model, not to a browser (the page escapes what it shows).
 _env = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _MARKERS = ("{{", "{%", "{#")
+# Parsing and compiling a template costs up to a few hundred ms for the longest system prompt (its
+# length is capped, so this is bounded): a page view or a send of the same text reuses the work.
+_CACHED_TEMPLATES = 64
 
 
 class TemplateProblem(Refused, ValueError):
@@ -35,12 +40,19 @@ def _parse(text: str):
         raise TemplateProblem(
             f"The system prompt is not a valid template (line {error.lineno}): {error.message.rstrip('.')}."
         ) from None
+    except RecursionError:
+        raise TemplateProblem("The system prompt nests its brackets or blocks too deeply to be read.") from None
 
 
 def variable_names(text: str) -> list[str]:
     """Names of the variables the template needs, in order of first appearance."""
     if not is_template(text):
         return []
+    return list(_variable_names(text))
+
+
+@functools.lru_cache(maxsize=_CACHED_TEMPLATES)
+def _variable_names(text: str) -> tuple[str, ...]:
     tree = _parse(text)
     try:
         # finding them compiles the template, and compiling folds constants (filters of constants too)
@@ -53,7 +65,7 @@ def variable_names(text: str) -> list[str]:
     for node in tree.find_all(nodes.Name):
         if node.name in undeclared and node.name not in names:
             names.append(node.name)
-    return names
+    return tuple(names)
 
 
 def render_limits() -> tuple[int, float]:
@@ -66,10 +78,15 @@ def render_limits() -> tuple[int, float]:
     ) / 1000
 
 
-def _render_bounded(text: str, values: dict[str, str], max_chars: int) -> str:
+@functools.lru_cache(maxsize=_CACHED_TEMPLATES)
+def _compiled(text: str):
+    return _env.from_string(text)
+
+
+def _render_bounded(template, values: dict[str, str], max_chars: int) -> str:
     """Render in the sandbox, reading its output chunk by chunk so that it stops at the cap or the deadline."""
     written, size = [], 0
-    for chunk in _env.from_string(text).generate(**values):
+    for chunk in template.generate(**values):
         check_time()
         size += len(chunk)
         if size > max_chars:
@@ -111,8 +128,9 @@ def check_renders(text: str, values: dict[str, str]) -> None:
 
 def _render_in_sandbox(text: str, values: dict[str, str], max_chars: int, time_limit: float) -> str:
     try:
+        template = _compiled(text)  # bounded by the text's length; the time limit is the render's
         with bounded(max_chars, time_limit):
-            return _render_bounded(text, {name: str(value) for name, value in values.items()}, max_chars)
+            return _render_bounded(template, {name: str(value) for name, value in values.items()}, max_chars)
     except TemplateTooCostly as limit:
         raise TemplateProblem(limit.sentence) from None
     except SecurityError:
