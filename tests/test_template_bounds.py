@@ -145,3 +145,17 @@ def test_the_playground_of_a_hostile_prompt_answers_200_and_a_send_is_refused(pr
     assert as_json.get_json() == {"error": "The system prompt computes a number too large to write out."}
     with app.app_context():
         assert db.session.scalar(select(Prompt).where(Prompt.slug == "huge")) is not None
+
+
+def test_the_standalone_playground_with_a_hostile_template_answers_200_and_refuses_a_send(playground):
+    saved = playground.save_settings(
+        system_prompt="{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}"
+    )
+    assert saved.status_code in (200, 303)
+    page = playground.page()
+    assert page.status_code == 200
+    assert "takes too long to render" in page.get_data(as_text=True)
+    sent = playground.send("kept text")
+    assert sent.status_code == 422
+    body = sent.get_data(as_text=True)
+    assert "takes too long to render" in body and "kept text" in body
