@@ -18,6 +18,8 @@ INT_SETTINGS = (
     "HEARTBEAT_TTL",
     "MAX_MESSAGE_CHARS",
     "MAX_SYSTEM_PROMPT_CHARS",
+    "TEMPLATE_TIME_LIMIT_MS",
+    "SEARCH_TIMEOUT_MS",
     "MAX_CONVERSATION_MESSAGES",
     "MAX_HISTORY_CHARS",
     "PAGE_WINDOW",
@@ -60,7 +62,9 @@ class Config:
 
     # Limits: the same numbers validate input and show on the page.
     MAX_MESSAGE_CHARS = 20_000
-    MAX_SYSTEM_PROMPT_CHARS = 20_000
+    MAX_SYSTEM_PROMPT_CHARS = 20_000  # also the longest a system prompt may be once its template is rendered
+    TEMPLATE_TIME_LIMIT_MS = 100  # the longest a template may take to render (on a page view or a send)
+    SEARCH_TIMEOUT_MS = 2_000  # the prompt library's search: a statement timeout, then a sentence on the page
     MAX_CONVERSATION_MESSAGES = 2_000
     # What one request carries of the history: the oldest messages beyond it are left out (and the
     # reply says so), so a long conversation cannot cost without bound per send. 0 = no cap.

@@ -5,7 +5,7 @@ import msgspec
 from ..domain.settings import PlaygroundSettings
 from ..providers import PARAM_NAMES
 from .models import PromptVersion
-from .variables import TemplateProblem, render, variable_names
+from .variables import TemplateProblem, check_renders, render, variable_names
 
 
 def playground_name(prompt_id: int) -> str:
@@ -62,8 +62,18 @@ def settings_to_send(settings: PlaygroundSettings, latest: PromptVersion | None)
 
 
 def variables_panel(settings: PlaygroundSettings) -> tuple[list[str], str | None]:
-    """The variable names of the settings' system prompt, or the sentence saying why it does not parse."""
+    """The variable names of the settings' system prompt, and the sentence saying why it cannot be rendered.
+
+    A template that does not parse has no names; one that parses but cannot be rendered (too costly,
+    a filter misused) keeps its names, so a value that causes the problem can be changed. The trial
+    render is bounded like a send's, so a page view stays fast whatever the template.
+    """
     try:
-        return variable_names(settings.system_prompt), None
+        names = variable_names(settings.system_prompt)
     except TemplateProblem as problem:
         return [], str(problem)
+    try:
+        check_renders(settings.system_prompt, settings.variables)
+    except TemplateProblem as problem:
+        return names, str(problem)
+    return names, None
