@@ -13,6 +13,7 @@ shows exactly what was sent, or says that the conversation has changed since.
 import dataclasses
 import hashlib
 import json
+import re
 import shlex
 
 import msgspec
@@ -20,6 +21,10 @@ import msgspec
 from ..providers import ChatRequest, get_provider
 from .history import history_before
 from .messages import Message
+
+HTTP_URL = re.compile(r"https?://", re.IGNORECASE)
+# The environment variables a recorded header may name for a key (the providers' own), as a whole word.
+KEY_VARIABLE = re.compile(r"\$(OPENAI_API_KEY|ANTHROPIC_API_KEY)(?![A-Za-z0-9_])")
 
 HISTORY_CHANGED = (
     "The messages before this reply have changed since it was sent (deleted, regenerated or added): "
@@ -65,13 +70,27 @@ def request_json(record: dict) -> str:
 
 
 def curl_command(record: dict) -> str | None:
-    """A curl command that sends the same request (keys read from the environment); None without a URL."""
-    if "url" not in record:
-        return None  # the offline echo provider makes no HTTP request
-    lines = [f"curl {shlex.quote(record['url'])}"]
+    """A curl command that sends the same request (keys read from the environment); None without an
+    http(s) URL.
+
+    Every value is single-quoted for the shell: a record can come from an imported file, and copying
+    its command must never run anything. Only ``$OPENAI_API_KEY`` and ``$ANTHROPIC_API_KEY`` in a
+    header are left for the shell to expand, each in double quotes of its own.
+    """
+    url = record.get("url")
+    if not isinstance(url, str) or not HTTP_URL.match(url):
+        return None  # the offline echo provider makes no HTTP request; curl would take "-o…" as an option
+    lines = [f"curl {shlex.quote(url)}"]
     for name, value in record.get("headers", {}).items():
-        # Double quotes so that $OPENAI_API_KEY expands (header values are the providers' own constants).
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
-        lines.append(f'-H "{name}: {escaped}"')
+        lines.append(f"-H {shell_word(f'{name}: {value}')}")
     lines.append(f"-d {shlex.quote(json.dumps(record.get('body', {}), ensure_ascii=False))}")
     return " \\\n  ".join(lines)
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one shell word: single-quoted, but for the key variables, which expand."""
+    pieces = KEY_VARIABLE.split(text)  # odd indexes: the variables' names
+    return (
+        "".join(f'"${piece}"' if index % 2 else shlex.quote(piece) for index, piece in enumerate(pieces) if piece)
+        or "''"
+    )
