@@ -133,6 +133,23 @@ def test_imported_html_is_rendered_here_never_taken_from_the_file(app, playgroun
             "Message 1 has an unknown role or status (&#39;admin&#39;, &#39;done&#39;).",
         ),
         (b"[1, 2, 3]", "This is not a Prompt Tracker conversation export"),
+        (
+            b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"id": "a", "role": "user", '
+            b'"content": "caf\xe9", "created_at": 1}]}',  # Latin-1 inside a string
+            "This file is not valid JSON (UTF-8), so nothing was imported.",
+        ),
+        (
+            b'{"format": "prompt-tracker/conversation", "version": 1, "settings": {"x": '
+            + b"[" * 100_000
+            + b"]" * 100_000
+            + b'}, "messages": []}',
+            "This file nests its data too deeply",
+        ),
+        (
+            b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"id": "a", "role": "user", '
+            b'"created_at": 1, "unknown": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}",  # skipped, still read
+            "This file nests its data too deeply",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_with_a_sentence_and_nothing_changes(app, playground, data, expected):

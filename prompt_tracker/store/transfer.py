@@ -124,8 +124,12 @@ def parse_import(data: bytes, max_messages: int) -> list[Message]:
         raise ImportRefused(
             f"This is not a Prompt Tracker conversation export ({error}). Nothing was imported."
         ) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bytes in a string
         raise ImportRefused("This file is not valid JSON (UTF-8), so nothing was imported.") from None
+    except RecursionError:  # msgspec stops at Python's recursion limit, cleanly: no export nests this deep
+        raise ImportRefused(
+            "This file nests its data too deeply (hundreds of levels) to be an export, so nothing was imported."
+        ) from None
     if len(export.messages) > max_messages:
         raise ImportRefused(
             f"The file has {len(export.messages):,} messages; a conversation holds at most "
