@@ -4,6 +4,7 @@ import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.auth.accounts import create_user, find_user, set_disabled
+from prompt_tracker.auth.models import User
 from prompt_tracker.extensions import db
 
 from .conftest import COOKIE, CSRF_RE, Playground
@@ -200,6 +201,32 @@ def test_another_proxy_user_on_the_same_cookie_gets_a_fresh_session(header_app):
     page = client.get("/playground", headers={"X-Forwarded-User": "dave"}, environ_base=trusted)
     assert page.status_code == 200 and "carol's secret" not in page.get_data(as_text=True)
     assert carol.messages(header_app) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "u" * 255,  # a user name is at most 254 characters (the users table's email column)
+        "é" * 300,
+        "carol\x00admin",  # a NUL byte, which PostgreSQL text refuses
+        "carol\x1b[31m",
+    ],
+)
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_a_proxy_user_name_that_cannot_be_a_user_is_a_400_with_a_sentence(header_app, name, accept):
+    response = header_app.test_client().get(
+        "/playground",
+        headers={"X-Forwarded-User": name.encode().decode("latin-1"), "Accept": accept},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
+    assert response.status_code == 400
+    sentence = "The reverse proxy named a user this app cannot take"
+    if accept == "application/json":
+        assert response.get_json()["error"].startswith(sentence)
+    else:
+        assert sentence in response.get_data(as_text=True)
+    with header_app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 0
 
 
 # --- configuration and CLI -------------------------------------------------------------------
