@@ -8,6 +8,7 @@ from prompt_tracker.auth.models import User
 from prompt_tracker.extensions import db
 
 from .conftest import COOKIE, CSRF_RE, Playground
+from .postgres_server import PostgresServer
 
 PASSWORD = "correct horse battery staple"
 
@@ -152,6 +153,38 @@ def test_prompts_record_their_author(accounts_app):
     assert created.status_code == 303
     page = browser.client.get(created.headers["Location"]).get_data(as_text=True)
     assert "alice@example.com" in page
+
+
+@pytest.mark.integration
+def test_signed_in_pages_answer_the_503_page_while_postgresql_is_stopped():
+    """Accounts mode loads the user from the database on every request: when PostgreSQL stops, a
+    signed-in page is the app's 503 page (or JSON), never a bare 500 from the server."""
+    server = PostgresServer().start()
+    app = make_app(
+        AUTH_MODE="accounts",
+        SQLALCHEMY_DATABASE_URI=server.create_database(),
+        PROPAGATE_EXCEPTIONS=False,  # as in production: what no handler answers becomes the server's 500
+    )
+    try:
+        with app.app_context():
+            create_user("alice@example.com", PASSWORD)
+        browser = Browser(app.test_client())
+        assert browser.login().status_code == 303
+        assert browser.client.get("/playground").status_code == 200
+        server.stop()  # mid-test: the pool's connection breaks, then new ones are refused
+        for path in ("/playground", "/prompts", "/playground/export.json", "/playground"):
+            response = browser.client.get(path)
+            assert response.status_code == 503, path
+            assert "The user database is not reachable right now" in response.get_data(as_text=True), path
+        answer = browser.client.get("/playground", headers={"Accept": "application/json"})
+        assert answer.status_code == 503
+        assert answer.get_json()["error"].startswith("The user database is not reachable right now")
+        assert browser.client.get("/healthz").status_code == 503
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        server.stop()
 
 
 # --- header mode ----------------------------------------------------------------------------
