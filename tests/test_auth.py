@@ -4,9 +4,11 @@ import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.auth.accounts import create_user, find_user, set_disabled
+from prompt_tracker.auth.models import User
 from prompt_tracker.extensions import db
 
 from .conftest import COOKIE, CSRF_RE, Playground
+from .postgres_server import PostgresServer
 
 PASSWORD = "correct horse battery staple"
 
@@ -153,6 +155,38 @@ def test_prompts_record_their_author(accounts_app):
     assert "alice@example.com" in page
 
 
+@pytest.mark.integration
+def test_signed_in_pages_answer_the_503_page_while_postgresql_is_stopped():
+    """Accounts mode loads the user from the database on every request: when PostgreSQL stops, a
+    signed-in page is the app's 503 page (or JSON), never a bare 500 from the server."""
+    server = PostgresServer().start()
+    app = make_app(
+        AUTH_MODE="accounts",
+        SQLALCHEMY_DATABASE_URI=server.create_database(),
+        PROPAGATE_EXCEPTIONS=False,  # as in production: what no handler answers becomes the server's 500
+    )
+    try:
+        with app.app_context():
+            create_user("alice@example.com", PASSWORD)
+        browser = Browser(app.test_client())
+        assert browser.login().status_code == 303
+        assert browser.client.get("/playground").status_code == 200
+        server.stop()  # mid-test: the pool's connection breaks, then new ones are refused
+        for path in ("/playground", "/prompts", "/playground/export.json", "/playground"):
+            response = browser.client.get(path)
+            assert response.status_code == 503, path
+            assert "The user database is not reachable right now" in response.get_data(as_text=True), path
+        answer = browser.client.get("/playground", headers={"Accept": "application/json"})
+        assert answer.status_code == 503
+        assert answer.get_json()["error"].startswith("The user database is not reachable right now")
+        assert browser.client.get("/healthz").status_code == 503
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        server.stop()
+
+
 # --- header mode ----------------------------------------------------------------------------
 
 
@@ -200,6 +234,32 @@ def test_another_proxy_user_on_the_same_cookie_gets_a_fresh_session(header_app):
     page = client.get("/playground", headers={"X-Forwarded-User": "dave"}, environ_base=trusted)
     assert page.status_code == 200 and "carol's secret" not in page.get_data(as_text=True)
     assert carol.messages(header_app) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "u" * 255,  # a user name is at most 254 characters (the users table's email column)
+        "é" * 300,
+        "carol\x00admin",  # a NUL byte, which PostgreSQL text refuses
+        "carol\x1b[31m",
+    ],
+)
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_a_proxy_user_name_that_cannot_be_a_user_is_a_400_with_a_sentence(header_app, name, accept):
+    response = header_app.test_client().get(
+        "/playground",
+        headers={"X-Forwarded-User": name.encode().decode("latin-1"), "Accept": accept},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
+    assert response.status_code == 400
+    sentence = "The reverse proxy named a user this app cannot take"
+    if accept == "application/json":
+        assert response.get_json()["error"].startswith(sentence)
+    else:
+        assert sentence in response.get_data(as_text=True)
+    with header_app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 0
 
 
 # --- configuration and CLI -------------------------------------------------------------------

@@ -4,6 +4,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..domain.refusals import Refused
 from ..extensions import db
 from .models import MAX_EMAIL_CHARS, User, utcnow
 
@@ -14,6 +15,12 @@ _DUMMY_HASH = generate_password_hash("not a password of anyone")
 
 class AccountError(ValueError):
     """A user cannot be created or changed as asked (the message says why)."""
+
+
+class UnusableProxyUser(Refused):
+    """The trusted proxy named a user that cannot be one here (too long, control characters): a bad request."""
+
+    status = 400
 
 
 def normalise_email(email: str) -> str:
@@ -57,7 +64,14 @@ def authenticate(email: str, password: str) -> User | None:
 
 
 def proxy_user(name: str) -> User:
-    """The user a trusted proxy named, created on first sight (so an admin can disable them)."""
+    """The user a trusted proxy named, created on first sight (so an admin can disable them);
+    UnusableProxyUser if the name cannot be a user's."""
+    name = normalise_email(name)
+    if len(name) > MAX_EMAIL_CHARS or any(ord(character) < 32 or ord(character) == 127 for character in name):
+        raise UnusableProxyUser(
+            f"The reverse proxy named a user this app cannot take: a user name has at most {MAX_EMAIL_CHARS} "
+            "characters and no control characters. Ask your administrator to check the proxy's user header."
+        )
     user = find_user(name)
     if user is not None:
         return user

@@ -11,24 +11,34 @@ import ipaddress
 
 from flask import current_app, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..auth.accounts import proxy_user
 from ..auth.models import User
 from ..extensions import db, login
+from ..prompts.db_errors import is_outage
 from ..replies import reset_conversation
 from ..replies.live import disconnect_sockets
-from .errors import wants_json
+from .errors import error_response, wants_json
 
 LOCAL_USER = "local"
 # Reachable without a user: the login page itself, static files and the load balancer's check.
 OPEN_ENDPOINTS = {"auth.login", "static", "health.healthz"}
 TRUSTED_ENVIRON_KEY = "prompt_tracker.trusted_proxy"
+USERS_DOWN = (
+    "The user database is not reachable right now, so this app cannot tell who you are. "
+    "Nothing was changed and you are still signed in; try again in a moment."
+)
 
 
 @login.user_loader
 def load_user(user_id: str) -> User | None:
     """The signed-in user of the session (Flask-Login keeps only the id there)."""
+    if g.get("users_unreachable"):
+        # The page answering this request's database error: Flask-Login's template context asks for
+        # the user again, and a second error there would escape every error handler (a bare 500).
+        return None
     return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
 
@@ -82,7 +92,14 @@ def identify():
         return None
     if request.endpoint in OPEN_ENDPOINTS:
         return None
-    user = header_user() if mode == "header" else account_user()
+    try:
+        user = header_user() if mode == "header" else account_user()
+    except SQLAlchemyError as error:
+        g.users_unreachable = True  # the answer renders as anonymous, without asking the database again
+        db.session.rollback()
+        if is_outage(error):
+            return error_response(503, "Database unavailable", USERS_DOWN)
+        raise  # tables missing or a bug: the database error handler answers it
     if user is None:
         return refuse_anonymous(mode)
     if user.disabled:
@@ -147,7 +164,11 @@ def socket_user_allowed() -> bool:
     if mode == "none":
         return True
     if mode == "accounts":
-        user = account_user()
+        try:
+            user = account_user()
+        except SQLAlchemyError:
+            db.session.rollback()
+            return False  # the database is down: refused now, the page's script connects again later
         return user is not None and not user.disabled
     # header: the handshake came through the trusted proxy, for the user this session belongs to.
     name = (request.headers.get(current_app.config["AUTH_HEADER"]) or "").strip().lower()
