@@ -94,9 +94,13 @@ class Config:
     TRUSTED_PROXIES: list[str] = []
     # Limits per user (Flask-Limiter syntax); the counters live in the jobs Redis (DB 0).
     RATE_LIMIT_SENDS = "20/minute"
-    # Failed sign-ins, per account and per client address.
+    # Failed sign-ins refused per (account, client address) and per client address: failures from one
+    # address never lock out another. Past RATE_LIMIT_LOGINS_PER_ACCOUNT failures on an account from
+    # anywhere, its sign-ins wait LOGIN_SLOWDOWN_SECONDS: slowed, never refused.
     RATE_LIMIT_LOGINS = "5 per 15 minutes"
     RATE_LIMIT_LOGINS_PER_IP = "20 per 15 minutes"
+    RATE_LIMIT_LOGINS_PER_ACCOUNT = "10 per 15 minutes"
+    LOGIN_SLOWDOWN_SECONDS = 2.0
     RATELIMIT_STORAGE_URI = ""  # "" = the jobs Redis
     # provider:model patterns a reply may use (empty = any), e.g. "echo:*,openai:gpt-4o-mini,anthropic:claude-*".
     ALLOWED_MODELS: list[str] = []
@@ -124,13 +128,27 @@ class Config:
                     raise ConfigError(f"{name} must be a whole number, not {os.environ[name]!r}.") from None
         if os.environ.get("FLASK_DEBUG"):  # Flask's own switch, honoured under gunicorn too
             app.config["DEBUG"] = os.environ["FLASK_DEBUG"].lower() in ("1", "true", "yes")
-        for name in ("AUTH_MODE", "AUTH_HEADER", "RATE_LIMIT_SENDS", "RATE_LIMIT_LOGINS", "RATE_LIMIT_LOGINS_PER_IP"):
+        for name in (
+            "AUTH_MODE",
+            "AUTH_HEADER",
+            "RATE_LIMIT_SENDS",
+            "RATE_LIMIT_LOGINS",
+            "RATE_LIMIT_LOGINS_PER_IP",
+            "RATE_LIMIT_LOGINS_PER_ACCOUNT",
+        ):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
         if os.environ.get("ALLOWED_MODELS"):
             app.config["ALLOWED_MODELS"] = [
                 item.strip() for item in os.environ["ALLOWED_MODELS"].split(",") if item.strip()
             ]
+        if os.environ.get("LOGIN_SLOWDOWN_SECONDS"):
+            try:
+                app.config["LOGIN_SLOWDOWN_SECONDS"] = float(os.environ["LOGIN_SLOWDOWN_SECONDS"])
+            except ValueError:
+                raise ConfigError(
+                    f"LOGIN_SLOWDOWN_SECONDS must be a number of seconds, not {os.environ['LOGIN_SLOWDOWN_SECONDS']!r}."
+                ) from None
         if os.environ.get("DAILY_BUDGET_USD"):
             try:
                 app.config["DAILY_BUDGET_USD"] = float(os.environ["DAILY_BUDGET_USD"])
@@ -139,7 +157,7 @@ class Config:
                     f"DAILY_BUDGET_USD must be a number of dollars, not {os.environ['DAILY_BUDGET_USD']!r}."
                 ) from None
         if os.environ.get("TRUSTED_PROXIES"):
-            app.config["TRUSTED_PROXIES"] = [item.strip() for item in os.environ["TRUSTED_PROXIES"].split(",")]
+            app.config["TRUSTED_PROXIES"] = trusted_proxies(os.environ["TRUSTED_PROXIES"])
         check_auth_settings(app.config)
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
@@ -210,6 +228,14 @@ class ProductionConfig(Config):
                 "API keys): set AUTH_MODE=accounts (users from `flask users create`) or AUTH_MODE=header "
                 "(a reverse proxy that signs users in, with TRUSTED_PROXIES)."
             )
+        if app.config["AUTH_MODE"] == "accounts" and not os.environ.get("TRUSTED_PROXIES"):
+            # Behind a proxy unknown to the app, every client has the proxy's address, and the limits
+            # on failed sign-ins per address would let one person lock everyone out.
+            raise ConfigError(
+                "Prompt Tracker refuses to start in production with AUTH_MODE=accounts without TRUSTED_PROXIES: "
+                "set it to the addresses of the reverse proxies in front of the app (comma-separated IPs or "
+                "networks), or TRUSTED_PROXIES=none when clients connect to the app directly."
+            )
         redis_url = os.environ["REDIS_URL"]
         app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
         app.config["SESSION_REDIS_URL"] = redis_url
@@ -219,6 +245,14 @@ class ProductionConfig(Config):
 
 
 AUTH_MODES = ("none", "accounts", "header")
+NO_PROXIES = "none"  # TRUSTED_PROXIES=none: clients connect directly (said explicitly, for production)
+
+
+def trusted_proxies(value: str) -> list[str]:
+    """The proxy addresses of a TRUSTED_PROXIES value (``none``: no proxy)."""
+    if value.strip().lower() == NO_PROXIES:
+        return []
+    return [item.strip() for item in value.split(",")]
 
 
 def check_auth_settings(settings) -> None:

@@ -83,6 +83,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         # In-process only (unit tests); explicit, since the shared SocketIO object keeps old options.
         socketio.init_app(app, client_manager=socketio_module.Manager(), **socket_options)
 
+    # Outermost, so Socket.IO handshakes pass through it too (its middleware wraps what is there).
+    identity.init_proxies(app)
     security_headers.init_app(app)
     request_log.configure(app)
     app.add_template_global(context_window)

@@ -80,12 +80,16 @@ def test_login_goes_to_next_only_on_this_site(accounts_app):
 def test_login_rotates_the_session_id_and_the_old_id_stops_working(accounts_app):
     browser = Browser(accounts_app.test_client())
     browser.client.get("/login")
-    before = browser.sid()
+    assert browser.sid() is None  # the login page stores no session: signing in creates it
     assert browser.login().status_code == 303
-    after = browser.sid()
-    assert after and after != before
+    before = browser.sid()
+    assert before
     page = browser.client.get("/playground")
     assert page.status_code == 200 and "alice@example.com" in page.get_data(as_text=True)
+    assert browser.login().status_code == 303  # signing in again, from a session: a new id
+    after = browser.sid()
+    assert after and after != before
+    assert browser.client.get("/playground").status_code == 200
     stale = accounts_app.test_client()
     stale.set_cookie(COOKIE, before)
     assert stale.get("/playground").status_code == 303
@@ -126,15 +130,15 @@ def test_a_disabled_user_is_signed_out_at_the_next_request_and_cannot_sign_in(ac
     assert browser.login().status_code == 401
 
 
-def test_failed_logins_are_limited_per_account_with_a_sentence(accounts_app):
+def test_failed_logins_are_limited_per_account_and_address_with_a_sentence(accounts_app):
     for _ in range(3):
         assert Browser(accounts_app.test_client()).login(password="wrong").status_code == 401
-    # The account is locked for now, whoever tries, even with the right password...
+    # The account is locked for now from this address, even with the right password...
     refused = Browser(accounts_app.test_client()).login()
     assert refused.status_code == 429
     text = refused.get_data(as_text=True)
     assert "Too many failed sign-ins" in text and "Try again in" in text
-    # ...while another account signs in as usual.
+    # ...while another account signs in as usual (other addresses: tests/test_access.py).
     assert Browser(accounts_app.test_client()).login(email="bob@example.com").status_code == 303
 
 
@@ -300,7 +304,7 @@ def test_users_cli_creates_lists_and_disables(accounts_app):
     prompted = runner.invoke(args=["users", "create", "gina@example.com"], input=f"{PASSWORD}\n{PASSWORD}\n")
     assert prompted.exit_code == 0, prompted.output
     disabled = runner.invoke(args=["users", "disable", "erin@example.com"])
-    assert disabled.exit_code == 0 and "Disabled erin@example.com." in disabled.output
+    assert disabled.exit_code == 0 and "Disabled erin@example.com: signed out of 0 sessions." in disabled.output
     listed = runner.invoke(args=["users", "list"])
     assert "erin@example.com\tadmin\tdisabled" in listed.output and listed.output.strip().endswith("4 users.")
     assert Browser(accounts_app.test_client()).login(email="erin@example.com").status_code == 401

@@ -1,5 +1,6 @@
 """Users as plain functions: create, find, check a password, disable (the CLI and views call these)."""
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -9,6 +10,11 @@ from ..extensions import db
 from .models import MAX_EMAIL_CHARS, User, utcnow
 
 MIN_PASSWORD_CHARS = 12
+
+# Sent with ``user=`` when a user is disabled: the web layer ends their sessions, sockets and replies
+# (it lives above this one), and answers how many sessions it ended.
+signals = Namespace()
+user_disabled = signals.signal("user-disabled")
 # Checked when the email is unknown, so a wrong email costs the same time as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password of anyone")
 
@@ -85,15 +91,22 @@ def proxy_user(name: str) -> User:
         return user
 
 
-def set_disabled(email: str, disabled: bool = True) -> User:
-    """Disable (or enable again) a user; their next request signs them out."""
+def set_disabled(email: str, disabled: bool = True) -> tuple[User, int]:
+    """Disable (or enable again) a user; a disabled user is signed out of every session at once.
+
+    Returns the user and how many sessions were ended. Enabling revives none of them: the user signs in again.
+    """
     user = find_user(email)
     if user is None:
         raise AccountError(f"There is no user {normalise_email(email)}.")
     user.disabled = disabled
     db.session.commit()
     current_app.logger.info("user %s %s", user.id, "disabled" if disabled else "enabled")
-    return user
+    ended = 0
+    if disabled:
+        answers = user_disabled.send(current_app._get_current_object(), user=user)
+        ended = sum(result or 0 for _receiver, result in answers)
+    return user, ended
 
 
 def list_users() -> list[User]:

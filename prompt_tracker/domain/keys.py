@@ -90,6 +90,12 @@ def sockets_key(store_id: str) -> str:
     return f"prompt_tracker:sockets:{store_id}"
 
 
+def user_sessions_key(user_id: int) -> str:
+    """Set of the store ids of a signed-in user's sessions (added at sign-in, removed at sign-out), so
+    disabling the user can end every one of them at once."""
+    return f"prompt_tracker:user:{user_id}:sessions"
+
+
 def reply_job_id(message_id: str, attempt: int) -> str:
     """RQ job id of one attempt of a reply (RQ allows only letters, digits, ``-`` and ``_``)."""
     return f"reply-{message_id}-{attempt}"

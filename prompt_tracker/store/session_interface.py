@@ -22,7 +22,7 @@ The Redis and cachelib interfaces differ only in how they get, set, delete and t
 """
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -319,15 +319,30 @@ class PlaygroundSessionMixin:
         Call after the conversations' replies were stopped (``replies.control.reset_conversation``).
         """
         session.ensure_loaded()
-        blob_key, *others = self.keys_of(session)
-        self._blob_delete(blob_key)
-        conversations = self.conversations
-        others += [conversations.open_key(session.store_id), conversations.submissions_key(session.store_id)]
-        conversations.redis.unlink(*others)
+        self.delete_stored(session.store_id, session.playgrounds())
         session.clear()
         session.sid = self._new_sid()
         session.original = {}
         session.modified = True  # saved if something is written after; else the cookie is deleted
+
+    def stored_data(self, store: str) -> dict | None:
+        """The data of the session stored as ``store`` (a store id, not a session id), or None if none."""
+        return self._blob_get(session_key(self.key_prefix, store)).data
+
+    def is_stored(self, store: str) -> bool:
+        """Whether a session is stored as ``store`` (a store id)."""
+        return self.stored_data(store) is not None
+
+    def delete_stored(self, store: str, playgrounds: Iterable[str]) -> None:
+        """Delete every key of the session stored as ``store``: its blob, the conversations of
+        ``playgrounds``, its open replies and recent submissions (a sign-out, here or by the CLI).
+
+        Call after the conversations' replies were stopped (``replies.control.reset_conversation``).
+        """
+        self._blob_delete(session_key(self.key_prefix, store))
+        conversations = self.conversations
+        keys = [conversation_key(self.key_prefix, store, playground) for playground in playgrounds]
+        conversations.redis.unlink(*keys, conversations.open_key(store), conversations.submissions_key(store))
 
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
         """Return the session named by the cookie, to be read from the store on first use."""

@@ -15,10 +15,19 @@ PROMPT_PLAYGROUND = "prompt_playground"  # the name of the blueprint's second re
 
 
 def open_playground(endpoint, values) -> None:
-    """Before a playground view: set ``g.playground`` (and ``g.prompt``, with one query) from the URL."""
-    slug = values.pop("slug", None) if values else None
+    """Before a playground view: take the prompt's slug out of the URL (looked up by ``load_prompt``)."""
+    g.prompt_slug = values.pop("slug", None) if values else None
     g.prompt = g.latest_version = None
     g.playground = STANDALONE
+
+
+def load_prompt() -> None:
+    """Set ``g.playground`` (and ``g.prompt``, with one query) from the URL's slug.
+
+    A before-request hook of the blueprint, so it runs after the app's sign-in guard: an anonymous
+    visitor is sent to sign in whether the prompt exists or not, and learns nothing of it.
+    """
+    slug = g.get("prompt_slug")
     if slug is None:
         return  # the standalone playground: no database query at all
     found = prompt_with_latest(slug)

@@ -23,6 +23,7 @@ from ..playground.forms import SettingsForm
 from ..playground.prompt import (
     PROMPT_PLAYGROUND,
     current_settings,
+    load_prompt,
     open_playground,
     publish_settings_saved,
 )
@@ -189,6 +190,7 @@ def diff(slug):
 def save_playground_version(slug):
     """Save the prompt playground's settings as the next version (the settings form may come along)."""
     open_playground(request.endpoint, {"slug": slug})  # as the playground's views do: g.prompt, g.playground
+    load_prompt()
     back = redirect(url_for(f"{PROMPT_PLAYGROUND}.index", slug=slug), 303)
     settings = current_settings(session)
     if "model" in request.form:
