@@ -41,7 +41,7 @@ def compare_choice(session, playground: str) -> Choice | None:
 
 def turn_on(
     session,
-    store: str,
+    store_id: str,
     playground: str,
     choice: Choice,
     current: PlaygroundSettings,
@@ -56,27 +56,27 @@ def turn_on(
     settings = settings_for(choice, current, prompt, latest)
     check_model(settings.provider, settings.model)
     companion = compare_playground(playground)
-    services.store.clear(store, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-    copied = [message for message in services.store.all(store, playground) if not message.is_open]
+    services.conversations.clear(store_id, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+    copied = [message for message in services.conversations.all(store_id, playground) if not message.is_open]
     if copied:
-        replace_conversation(services.store, store, companion, copied, refresh_keys=refresh_keys)
+        replace_conversation(services.conversations, store_id, companion, copied, refresh_keys=refresh_keys)
     store_choice(session, COMPARE, playground, choice)
     session.add_playground(companion)
-    publish(store, "conversation.reset", {"playground": companion})
+    publish(store_id, "conversation.reset", {"playground": companion})
     return len(copied)
 
 
-def turn_off(session, store: str, playground: str) -> None:
+def turn_off(session, store_id: str, playground: str) -> None:
     """Stop comparing: the companion conversation goes; the main one stays as it is."""
     store_choice(session, COMPARE, playground, None)
-    reset_companion(store, playground)
+    reset_companion(store_id, playground)
 
 
-def reset_companion(store: str, playground: str) -> None:
+def reset_companion(store_id: str, playground: str) -> None:
     """Delete the companion conversation (a main Reset, or Compare turned off); its open reply stops."""
     companion = compare_playground(playground)
-    services.store.clear(store, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-    publish(store, "conversation.reset", {"playground": companion})
+    services.conversations.clear(store_id, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+    publish(store_id, "conversation.reset", {"playground": companion})
 
 
 def prepare(
@@ -92,7 +92,7 @@ def prepare(
         return None
     settings = settings_for(choice, current, prompt, latest)
     check_model(settings.provider, settings.model)
-    conversations = services.store
+    conversations = services.conversations
     now = time.time()
     open_now = conversations.redis.zcount(conversations.open_key(session.store_id), now, "+inf")
     if open_now + 2 > conversations.max_open_replies:
@@ -101,7 +101,7 @@ def prepare(
 
 
 def mirror(
-    store: str, playground: str, sent: Message, settings: PlaygroundSettings, user: str | None, refresh_keys=()
+    store_id: str, playground: str, sent: Message, settings: PlaygroundSettings, user: str | None, refresh_keys=()
 ) -> Message | None:
     """After a send: the same user message and a pending reply in the companion, queued with ``settings``.
 
@@ -111,17 +111,17 @@ def mirror(
     companion = compare_playground(playground)
     reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
     try:
-        services.store.append(store, companion, sent, reply, refresh_keys=refresh_keys)
+        services.conversations.append(store_id, companion, sent, reply, refresh_keys=refresh_keys)
     except (TooManyOpenReplies, ConversationFull) as problem:
         reply = msgspec.structs.replace(reply, status="failed", error=str(problem), finished_at=time.time())
         try:
-            services.store.append(store, companion, sent, reply)
+            services.conversations.append(store_id, companion, sent, reply)
         except ConversationFull:
             return None
-    publish(store, "message.appended", {"playground": companion, "ids": [sent.id, reply.id]})
+    publish(store_id, "message.appended", {"playground": companion, "ids": [sent.id, reply.id]})
     if reply.is_open:
         try:
-            enqueue_reply(store, companion, reply, settings, user)
+            enqueue_reply(store_id, companion, reply, settings, user)
         except QueueUnavailable:
             pass  # the reply is marked failed, with Retry
     return reply

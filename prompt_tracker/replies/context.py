@@ -28,10 +28,10 @@ class MayNotFit(Refused):
 
 
 def check_fits(
-    store: ConversationStore, sid: str, playground: str, settings: PlaygroundSettings, new_text: str
+    conversations: ConversationStore, store_id: str, playground: str, settings: PlaygroundSettings, new_text: str
 ) -> None:
     """Raise MayNotFit (with the warning) when the request with ``new_text`` would likely not fit."""
-    warning = overflow_warning(store, sid, playground, settings, new_text)
+    warning = overflow_warning(conversations, store_id, playground, settings, new_text)
     if warning:
         raise MayNotFit(warning)
 

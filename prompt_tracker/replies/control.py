@@ -16,7 +16,7 @@ RETRYABLE = ("done", "stopped", "failed")
 
 
 def retry_reply(
-    store: str, playground: str, message_id: str, settings: PlaygroundSettings, user: str | None
+    store_id: str, playground: str, message_id: str, settings: PlaygroundSettings, user: str | None
 ) -> Message | None:
     """Queue the next attempt of a finished, stopped, failed or dead reply, keeping its text as an alternative.
 
@@ -24,12 +24,12 @@ def retry_reply(
     attempt, however often Retry is clicked). Returns the message as stored now (None if gone).
     Raises TooManyOpenReplies past the session's cap, QueueUnavailable if the queue is down.
     """
-    conversations = services.store
-    current = conversations.get(store, playground, message_id)
+    conversations = services.conversations
+    current = conversations.get(store_id, playground, message_id)
     if current is None or current.role != "assistant":
         return current
     dead = dead_replies([current])
-    partial = conversations.partial(store, message_id) if current.id in dead else ""
+    partial = conversations.partial(store_id, message_id) if current.id in dead else ""
 
     def to_pending(message: Message) -> Message | None:
         if message.role != "assistant" or not (message.status in RETRYABLE or message.id in dead):
@@ -50,13 +50,13 @@ def retry_reply(
             **settings.provenance(),
         )
 
-    message, changed = conversations.change(store, playground, message_id, to_pending)
+    message, changed = conversations.change(store_id, playground, message_id, to_pending)
     if changed:
-        enqueue_reply(store, playground, message, settings, user)
+        enqueue_reply(store_id, playground, message, settings, user)
     return message
 
 
-def request_stop(store: str, playground: str, message_id: str) -> Message | None:
+def request_stop(store_id: str, playground: str, message_id: str) -> Message | None:
     """Stop a reply: a queued one is marked stopped now, one being written stops at its next flush."""
 
     def stop_if_queued(message: Message) -> Message | None:
@@ -64,32 +64,34 @@ def request_stop(store: str, playground: str, message_id: str) -> Message | None
             return None
         return msgspec.structs.replace(message, status="stopped", finished_at=time.time())
 
-    message, changed = services.store.change(store, playground, message_id, stop_if_queued)
+    message, changed = services.conversations.change(store_id, playground, message_id, stop_if_queued)
     if message is not None and message.status == "streaming":
-        services.store.request_stop(store, message_id, current_app.config["JOB_TIMEOUT"] + 60)
+        services.conversations.request_stop(store_id, message_id, current_app.config["JOB_TIMEOUT"] + 60)
     elif changed:
-        publish(store, "message.stopped", event(playground, message_id, attempt=message.attempt, html=""))
+        publish(store_id, "message.stopped", event(playground, message_id, attempt=message.attempt, html=""))
     return message
 
 
-def reset_conversation(store: str, playground: str) -> bool:
+def reset_conversation(store_id: str, playground: str) -> bool:
     """Reset: stop every open reply of the playground, delete the conversation and their partials now.
 
     Then tell every tab of the session. True if there was a conversation.
     """
-    existed, _stopped = services.store.clear(store, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-    publish(store, "conversation.reset", {"playground": playground})
+    existed, _stopped = services.conversations.clear(
+        store_id, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60
+    )
+    publish(store_id, "conversation.reset", {"playground": playground})
     return existed
 
 
-def stop_open_replies(store: str, playground: str) -> list[str]:
+def stop_open_replies(store_id: str, playground: str) -> list[str]:
     """Stop every open reply of the playground and delete their partial text, leaving the conversation.
 
     What an Import does before it replaces the conversation: as with Reset, each reply's worker
     closes its provider stream at its next flush, and no partial key is left behind. Returns the
     ids of the replies that were open.
     """
-    _existed, stopped = services.store.clear(
-        store, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60, keep_conversation=True
+    _existed, stopped = services.conversations.clear(
+        store_id, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60, keep_conversation=True
     )
     return stopped

@@ -26,7 +26,7 @@ class MessageGone(Refused, LookupError):
 
 
 def edit_and_resend(
-    store: str,
+    store_id: str,
     playground: str,
     message_id: str,
     content: str,
@@ -47,14 +47,14 @@ def edit_and_resend(
     """
     content = validate_content(content, status=400)  # an edit's text is refused as a bad request (a send's, 422)
     check_provider(settings.provider)  # an unknown provider fails before anything changes
-    with one_submission(store, client_token):
+    with one_submission(store_id, client_token):
         edited = user_message(content)
         placeholder = assistant_placeholder(
             settings.provider, settings.model, settings.params(), **settings.provenance()
         )
         dropped = resend_from(
-            services.store,
-            store,
+            services.conversations,
+            store_id,
             playground,
             message_id,
             edited,
@@ -67,5 +67,5 @@ def edit_and_resend(
             raise MessageGone()
     if announce is not None:
         announce(edited, placeholder)
-    enqueue_reply(store, playground, placeholder, settings, user)
+    enqueue_reply(store_id, playground, placeholder, settings, user)
     return edited, placeholder, dropped

@@ -23,11 +23,11 @@ def run_reply(message_id: str, attempt: int) -> str:
         if ticket is None:
             return "skipped"
         with Heartbeat(message_id):
-            outcome, store = write_reply(
-                ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user
+            outcome, store_id = write_reply(
+                ticket.store_id, ticket.playground, message_id, attempt, ticket.settings, ticket.user
             )
         if ticket.replay_until is not None:
-            after_reply(msgspec.structs.replace(ticket, store=store), message_id, outcome)
+            after_reply(msgspec.structs.replace(ticket, store_id=store_id), message_id, outcome)
         return outcome
 
 
@@ -44,5 +44,5 @@ def work_horse_killed(job, retpid, ret_val, rusage) -> None:
         ticket = read_ticket(message_id)
         if ticket is None:
             return
-        fail_reply(ticket.store, ticket.playground, message_id, attempt, WORKER_DIED)
+        fail_reply(ticket.store_id, ticket.playground, message_id, attempt, WORKER_DIED)
         delete_ticket(message_id)

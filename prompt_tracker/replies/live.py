@@ -45,23 +45,23 @@ def settings_digest(settings: msgspec.Struct) -> str:
     return hashlib.sha256(msgspec.msgpack.encode(settings)).hexdigest()[:16]
 
 
-def remember_socket(store: str, socket_id: str) -> None:
+def remember_socket(store_id: str, socket_id: str) -> None:
     """Record an admitted socket of session ``store`` (so signing out can disconnect it)."""
-    key = sockets_key(store)
+    key = sockets_key(store_id)
     with services.jobs_redis.pipeline(transaction=False) as pipe:
         pipe.sadd(key, socket_id)
         pipe.expire(key, int(current_app.permanent_session_lifetime.total_seconds()))
         pipe.execute()
 
 
-def forget_socket(store: str, socket_id: str) -> None:
+def forget_socket(store_id: str, socket_id: str) -> None:
     """Drop a closed socket from its session's set."""
-    services.jobs_redis.srem(sockets_key(store), socket_id)
+    services.jobs_redis.srem(sockets_key(store_id), socket_id)
 
 
-def disconnect_sockets(store: str) -> int:
+def disconnect_sockets(store_id: str) -> int:
     """Disconnect every socket of session ``store``, in whichever web process holds it; return how many."""
-    key = sockets_key(store)
+    key = sockets_key(store_id)
     socket_ids = [member.decode() for member in services.jobs_redis.smembers(key)]
     services.jobs_redis.delete(key)
     server = getattr(socketio, "server", None)

@@ -97,7 +97,7 @@ def plan(original: list[Message], until: str | None = None) -> list[Turn]:
 
 
 def send_turn(
-    store: str,
+    store_id: str,
     replay: str,
     turn: Turn,
     settings: PlaygroundSettings,
@@ -114,16 +114,16 @@ def send_turn(
     asked = msgspec.structs.replace(turn.user, created_at=time.time())  # the original's id: rows pair by it
     reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
     copies = [message for message in turn.copies if message.id not in present]
-    services.store.append(store, replay, *copies, asked, reply, refresh_keys=refresh_keys)
-    publish(store, "message.appended", {"playground": replay, "ids": [asked.id, reply.id]})
+    services.conversations.append(store_id, replay, *copies, asked, reply, refresh_keys=refresh_keys)
+    publish(store_id, "message.appended", {"playground": replay, "ids": [asked.id, reply.id]})
     if stored is not None:
         stored()
-    enqueue_reply(store, replay, reply, settings, user, replay_until=until)
+    enqueue_reply(store_id, replay, reply, settings, user, replay_until=until)
     return reply
 
 
 def start_replay(
-    store: str,
+    store_id: str,
     playground: str,
     settings: PlaygroundSettings,
     user: str | None,
@@ -138,17 +138,17 @@ def start_replay(
     ReplayRunning, (nothing queued) TooManyOpenReplies or ConversationFull, and QueueUnavailable
     when the replay started but its first reply could not be queued.
     """
-    with one_submission(store, client_token):
+    with one_submission(store_id, client_token):
         replay = replay_playground(playground)
-        if any(message.is_open for message in services.store.all(store, replay)):
+        if any(message.is_open for message in services.conversations.all(store_id, replay)):
             raise ReplayRunning("A replay is still running: stop it (or reset it) before starting another.")
-        turns = plan(services.store.all(store, playground))
+        turns = plan(services.conversations.all(store_id, playground))
         if not turns:
             raise NothingToReplay("Nothing to replay: this conversation has no user messages yet.")
         until = turns[-1].user.id
-        services.store.clear(store, replay, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+        services.conversations.clear(store_id, replay, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
         stored = (lambda: started(until)) if started is not None else None
-        send_turn(store, replay, turns[0], settings, user, until, refresh_keys=refresh_keys, stored=stored)
+        send_turn(store_id, replay, turns[0], settings, user, until, refresh_keys=refresh_keys, stored=stored)
     return until
 
 
@@ -166,24 +166,24 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
     """In the worker, after a replay's reply: if it is done, send the next turn (one job continues, once)."""
     if outcome != "done":
         return  # stopped, failed, reset or not ours: the replay halts here, and the page says so
-    replayed = services.store.all(ticket.store, ticket.playground)
+    replayed = services.conversations.all(ticket.store_id, ticket.playground)
     if not replayed or replayed[-1].id != message_id:
         return  # reset, or changed by hand meanwhile
-    turns = plan(services.store.all(ticket.store, source_playground(ticket.playground)), ticket.replay_until)
+    turns = plan(services.conversations.all(ticket.store_id, source_playground(ticket.playground)), ticket.replay_until)
     turn = next_turn(turns, replayed)
     if turn is None:
         return
     present = {message.id for message in replayed}
     try:
         budget.check(ticket.user)
-        send_turn(ticket.store, ticket.playground, turn, ticket.settings, ticket.user, ticket.replay_until, present)
+        send_turn(ticket.store_id, ticket.playground, turn, ticket.settings, ticket.user, ticket.replay_until, present)
     except (BudgetExceeded, TooManyOpenReplies) as problem:
-        halt(ticket.store, ticket.playground, turn, ticket.settings, str(problem), present)
+        halt(ticket.store_id, ticket.playground, turn, ticket.settings, str(problem), present)
     except (ConversationFull, QueueUnavailable) as problem:
         current_app.logger.warning("replay halted: %s", problem)  # the reply (if any) shows as failed
 
 
-def halt(store: str, replay: str, turn: Turn, settings: PlaygroundSettings, reason: str, present: set[str]) -> None:
+def halt(store_id: str, replay: str, turn: Turn, settings: PlaygroundSettings, reason: str, present: set[str]) -> None:
     """Record why a replay stopped before ``turn``: the turn with a failed reply that says why (nothing queued)."""
     reply = msgspec.structs.replace(
         assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance()),
@@ -193,38 +193,42 @@ def halt(store: str, replay: str, turn: Turn, settings: PlaygroundSettings, reas
     )
     copies = [message for message in turn.copies if message.id not in present]
     user = msgspec.structs.replace(turn.user, created_at=time.time())
-    services.store.append(store, replay, *copies, user, reply)
-    publish(store, "message.failed", {"playground": replay, "id": reply.id, "message_id": reply.id})
+    services.conversations.append(store_id, replay, *copies, user, reply)
+    publish(store_id, "message.failed", {"playground": replay, "id": reply.id, "message_id": reply.id})
 
 
 def continue_replay(
-    store: str, playground: str, settings: PlaygroundSettings, user: str | None, until: str, refresh_keys=()
+    store_id: str, playground: str, settings: PlaygroundSettings, user: str | None, until: str, refresh_keys=()
 ) -> Turn:
     """Send the first turn the replay has no finished reply for (a failed or stopped one is replaced).
 
     Raises ReplayRunning, NothingToReplay (every turn is done), TooManyOpenReplies.
     """
     replay = replay_playground(playground)
-    replayed = services.store.all(store, replay)
+    replayed = services.conversations.all(store_id, replay)
     if any(message.is_open for message in replayed):
         raise ReplayRunning("A replay is still running: stop it (or reset it) before continuing.")
-    turns = plan(services.store.all(store, playground), until)
+    turns = plan(services.conversations.all(store_id, playground), until)
     answered = new_replies(replayed)
     turn = next((turn for turn in turns if not is_done(answered.get(turn.user.id))), None)
     if turn is None:
         raise NothingToReplay("Every turn of this replay is done.")
     if turn.user.id in answered or any(message.id == turn.user.id for message in replayed):
-        delete_message(services.store, store, replay, turn.user.id)  # the failed attempt goes (with its turn)
-        replayed = services.store.all(store, replay)
-    send_turn(store, replay, turn, settings, user, until, {message.id for message in replayed}, refresh_keys)
+        delete_message(
+            services.conversations, store_id, replay, turn.user.id
+        )  # the failed attempt goes (with its turn)
+        replayed = services.conversations.all(store_id, replay)
+    send_turn(store_id, replay, turn, settings, user, until, {message.id for message in replayed}, refresh_keys)
     return turn
 
 
-def remaining_turns(store: str, playground: str, until: str | None) -> int:
+def remaining_turns(store_id: str, playground: str, until: str | None) -> int:
     """How many turns a Continue would still send (what it counts against the send rate)."""
-    answered = new_replies(services.store.all(store, replay_playground(playground)))
+    answered = new_replies(services.conversations.all(store_id, replay_playground(playground)))
     return sum(
-        1 for turn in plan(services.store.all(store, playground), until) if not is_done(answered.get(turn.user.id))
+        1
+        for turn in plan(services.conversations.all(store_id, playground), until)
+        if not is_done(answered.get(turn.user.id))
     )
 
 

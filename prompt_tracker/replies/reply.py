@@ -46,14 +46,14 @@ def event(playground: str, message_id: str, **fields) -> dict:
 
 
 def write_reply(
-    store: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None
+    store_id: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None
 ) -> tuple[str, str]:
     """Claim, stream and finish the reply; return the outcome and the store id it ended under (a login moves it).
 
     The outcome: "done", "stopped", "failed" (provider error, raised after recording it), "dropped"
     (the conversation was reset) or "skipped" (another job holds this reply, or it is no longer pending).
     """
-    conversations = services.store
+    conversations = services.conversations
     started = time.monotonic()
 
     def to_streaming(message: Message) -> Message | None:
@@ -61,16 +61,16 @@ def write_reply(
             return None
         return msgspec.structs.replace(message, status="streaming")
 
-    store, (claimed, changed) = following_moves(
-        message_id, store, lambda at: conversations.change(at, playground, message_id, to_streaming), _present
+    store_id, (claimed, changed) = following_moves(
+        message_id, store_id, lambda at: conversations.change(at, playground, message_id, to_streaming), _present
     )
     if claimed is None:
-        return "dropped", store
+        return "dropped", store_id
     if not changed:
-        return "skipped", store
-    publish(store, "message.started", event(playground, message_id, attempt=attempt))
+        return "skipped", store_id
+    publish(store_id, "message.started", event(playground, message_id, attempt=attempt))
 
-    store, messages = following_moves(message_id, store, lambda at: conversations.all(at, playground), bool)
+    store_id, messages = following_moves(message_id, store_id, lambda at: conversations.all(at, playground), bool)
     history, dropped = cap_history(history_before(messages, message_id), current_app.config["MAX_HISTORY_CHARS"])
     request = ChatRequest(
         model=settings.model, system_prompt=settings.system_prompt, messages=history, **settings.params()
@@ -84,13 +84,16 @@ def write_reply(
     last_flush = 0.0
 
     def flush() -> tuple[bool, bool]:
-        nonlocal pending, flushed, last_flush, store
+        nonlocal pending, flushed, last_flush, store_id
         text = "".join(pending)
-        store, (exists, stop) = following_moves(
-            message_id, store, lambda at: conversations.flush(at, playground, message_id, text), lambda found: found[0]
+        store_id, (exists, stop) = following_moves(
+            message_id,
+            store_id,
+            lambda at: conversations.flush(at, playground, message_id, text),
+            lambda found: found[0],
         )
         if exists and text:
-            publish(store, "message.delta", event(playground, message_id, text=text, offset=flushed))
+            publish(store_id, "message.delta", event(playground, message_id, text=text, offset=flushed))
             flushed += len(text)
         pending = []
         last_flush = time.monotonic()
@@ -115,16 +118,16 @@ def write_reply(
                     outcome = "stopped"
                     break
     except ProviderError as error:
-        fail_reply(store, playground, message_id, attempt, str(error), content="".join(parts))
+        fail_reply(store_id, playground, message_id, attempt, str(error), content="".join(parts))
         raise
     except Exception:
-        fail_reply(store, playground, message_id, attempt, INTERNAL_ERROR, content="".join(parts))
+        fail_reply(store_id, playground, message_id, attempt, INTERNAL_ERROR, content="".join(parts))
         raise
     finally:
         stream.close()  # ends the provider's HTTP stream when we leave early (Stop, Reset)
     if outcome == "dropped":
         delete_ticket(message_id)
-        return outcome, store
+        return outcome, store_id
     if pending:
         flush()
     content = "".join(parts)
@@ -146,16 +149,16 @@ def write_reply(
             history_dropped=dropped,
         )
 
-    store, (final, changed) = following_moves(
-        message_id, store, lambda at: conversations.change(at, playground, message_id, to_final), _present
+    store_id, (final, changed) = following_moves(
+        message_id, store_id, lambda at: conversations.change(at, playground, message_id, to_final), _present
     )
     delete_ticket(message_id)
     if not changed:
-        return "dropped", store
+        return "dropped", store_id
     log_reply(final, playground)
     budget.record(user, final.usage, final.cost_usd)
     publish(
-        store,
+        store_id,
         f"message.{outcome}",
         event(
             playground,
@@ -168,18 +171,18 @@ def write_reply(
             cost_usd=final.cost_usd,
         ),
     )
-    return outcome, store
+    return outcome, store_id
 
 
 def fail_reply(
-    store: str, playground: str, message_id: str, attempt: int, error: str, content: str | None = None
+    store_id: str, playground: str, message_id: str, attempt: int, error: str, content: str | None = None
 ) -> Message | None:
     """Mark attempt ``attempt`` of an open reply failed with a short reason, keeping the text written so far.
 
     ``content`` defaults to the reply's partial text. Publishes ``message.failed``; returns the
     failed message, or None if the reply was not open at that attempt.
     """
-    conversations = services.store
+    conversations = services.conversations
 
     def mark_failed(at: str) -> tuple[Message | None, bool]:
         text = conversations.partial(at, message_id) if content is None else content
@@ -193,16 +196,16 @@ def fail_reply(
 
         return conversations.change(at, playground, message_id, to_failed)
 
-    store, (failed, changed) = following_moves(message_id, store, mark_failed, _present)
+    store_id, (failed, changed) = following_moves(message_id, store_id, mark_failed, _present)
     if not changed:
         return None
     log_reply(failed, playground)
-    publish(store, "message.failed", event(playground, message_id, attempt=attempt, error=error, html=failed.html))
+    publish(store_id, "message.failed", event(playground, message_id, attempt=attempt, error=error, html=failed.html))
     return failed
 
 
 def following_moves(
-    message_id: str, store: str, operation: Callable[[str], T], found: Callable[[T], bool]
+    message_id: str, store_id: str, operation: Callable[[str], T], found: Callable[[T], bool]
 ) -> tuple[str, T]:
     """Run ``operation`` on the reply's conversation under ``store``; return the store id it ran under and its result.
 
@@ -210,16 +213,16 @@ def following_moves(
     new id: the reply's ticket names it (``store``) and the one before (``moved_from``, whose keys
     may not have moved yet), and the operation is tried there. Otherwise it was reset or deleted.
     """
-    result = operation(store)
+    result = operation(store_id)
     if found(result):
-        return store, result
+        return store_id, result
     ticket = read_ticket(message_id)
-    for other in (ticket.store, ticket.moved_from) if ticket else ():
-        if other and other != store:
+    for other in (ticket.store_id, ticket.moved_from) if ticket else ():
+        if other and other != store_id:
             again = operation(other)
             if found(again):
                 return other, again
-    return store, result
+    return store_id, result
 
 
 def _present(changed: tuple[Message | None, bool]) -> bool:

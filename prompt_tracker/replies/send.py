@@ -57,20 +57,20 @@ def check_provider(name: str) -> None:
 
 
 @contextmanager
-def one_submission(store: str, client_token: str | None) -> Iterator[None]:
+def one_submission(store_id: str, client_token: str | None) -> Iterator[None]:
     """Do the block once per form submission (``client_token``); raise DuplicateSend for the same one again.
 
     An error inside the block forgets the token, so the same form can be sent again, unless it is a
     refusal that is ``done`` (what was asked is stored; only its reply could not be queued).
     """
     token = client_token if client_token and CLIENT_TOKEN_PATTERN.match(client_token) else None
-    if token and not services.store.mark_submission(store, token):
+    if token and not services.conversations.mark_submission(store_id, token):
         raise DuplicateSend()
     try:
         yield
     except Exception as error:
         if token and not (isinstance(error, Refused) and error.done):
-            services.store.forget_submission(store, token)
+            services.conversations.forget_submission(store_id, token)
         raise
 
 
@@ -86,7 +86,7 @@ def validate_content(content: str | None, status: int | None = None) -> str:
 
 
 def send_message(
-    store: str,
+    store_id: str,
     playground: str,
     content: str,
     settings: PlaygroundSettings,
@@ -108,20 +108,20 @@ def send_message(
     """
     content = validate_content(content)
     check_provider(settings.provider)  # an unknown provider fails before anything is stored
-    with one_submission(store, client_token):
+    with one_submission(store_id, client_token):
         sent = user_message(content)
         placeholder = assistant_placeholder(
             settings.provider, settings.model, settings.params(), **settings.provenance()
         )
-        services.store.append(store, playground, sent, placeholder, refresh_keys=refresh_keys)
+        services.conversations.append(store_id, playground, sent, placeholder, refresh_keys=refresh_keys)
     if announce is not None:
         announce(sent, placeholder)
-    enqueue_reply(store, playground, placeholder, settings, user)
+    enqueue_reply(store_id, playground, placeholder, settings, user)
     return sent, placeholder
 
 
 def enqueue_reply(
-    store: str,
+    store_id: str,
     playground: str,
     reply: Message,
     settings: PlaygroundSettings,
@@ -134,7 +134,7 @@ def enqueue_reply(
     """
     config = current_app.config
     queue = services.queue
-    ticket = Ticket(store=store, playground=playground, settings=settings, user=user, replay_until=replay_until)
+    ticket = Ticket(store_id=store_id, playground=playground, settings=settings, user=user, replay_until=replay_until)
     job = dict(
         job_id=reply_job_id(reply.id, reply.attempt),
         job_timeout=config["JOB_TIMEOUT"],
@@ -154,6 +154,10 @@ def enqueue_reply(
     except RedisError as error:
         current_app.logger.error("could not queue reply %s: %s", reply.id, error.__class__.__name__)
         fail_reply(
-            store, playground, reply.id, reply.attempt, "The reply could not be queued: the job queue is unreachable."
+            store_id,
+            playground,
+            reply.id,
+            reply.attempt,
+            "The reply could not be queued: the job queue is unreachable.",
         )
         raise QueueUnavailable("The reply could not be queued: the job queue (Redis) is unreachable.") from error

@@ -325,24 +325,24 @@ class PlaygroundSessionMixin:
         session.original = {}
         session.modified = True  # saved if something is written after; else the cookie is deleted
 
-    def stored_data(self, store: str) -> dict | None:
+    def stored_data(self, store_id: str) -> dict | None:
         """The data of the session stored as ``store`` (a store id, not a session id), or None if none."""
-        return self._blob_get(session_key(self.key_prefix, store)).data
+        return self._blob_get(session_key(self.key_prefix, store_id)).data
 
-    def is_stored(self, store: str) -> bool:
+    def is_stored(self, store_id: str) -> bool:
         """Whether a session is stored as ``store`` (a store id)."""
-        return self.stored_data(store) is not None
+        return self.stored_data(store_id) is not None
 
-    def delete_stored(self, store: str, playgrounds: Iterable[str]) -> None:
+    def delete_stored(self, store_id: str, playgrounds: Iterable[str]) -> None:
         """Delete every key of the session stored as ``store``: its blob, the conversations of
         ``playgrounds``, its open replies and recent submissions (a sign-out, here or by the CLI).
 
         Call after the conversations' replies were stopped (``replies.control.reset_conversation``).
         """
-        self._blob_delete(session_key(self.key_prefix, store))
+        self._blob_delete(session_key(self.key_prefix, store_id))
         conversations = self.conversations
-        keys = [conversation_key(self.key_prefix, store, playground) for playground in playgrounds]
-        conversations.redis.unlink(*keys, conversations.open_key(store), conversations.submissions_key(store))
+        keys = [conversation_key(self.key_prefix, store_id, playground) for playground in playgrounds]
+        conversations.redis.unlink(*keys, conversations.open_key(store_id), conversations.submissions_key(store_id))
 
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
         """Return the session named by the cookie, to be read from the store on first use."""

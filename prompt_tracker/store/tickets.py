@@ -14,7 +14,8 @@ from .services import services
 class Ticket(msgspec.Struct, kw_only=True):
     """What a worker needs to write a reply besides its id and attempt."""
 
-    store: str  # the session's store id (SHA-256 of the cookie's id)
+    # The session's store id (SHA-256 of the cookie's id); "store" on the wire, as tickets were written before.
+    store_id: str = msgspec.field(name="store")
     playground: str
     settings: PlaygroundSettings
     user: str | None = None  # whose budget the reply's cost counts against
@@ -45,7 +46,7 @@ def move_open_replies(old_store_id: str, new_store_id: str) -> int:
     """Point the tickets of session ``old_store_id``'s open replies at ``new_store_id`` (a login's new id).
 
     Call it before the session's keys move (``ConversationStore.move_session``): a worker that
-    finds its conversation gone re-reads its ticket and looks under ``store``, then ``moved_from``,
+    finds its conversation gone re-reads its ticket and looks under ``store_id``, then ``moved_from``,
     so it follows the move whenever it happens. Returns how many tickets were rewritten.
     """
     message_ids = [message_id for _playground, message_id in services.conversations.open_replies(old_store_id)]
@@ -59,9 +60,9 @@ def move_open_replies(old_store_id: str, new_store_id: str) -> int:
             if raw is None:
                 continue  # the reply ended meanwhile
             ticket = msgspec.json.decode(raw, type=Ticket)
-            if ticket.store != old_store_id:
+            if ticket.store_id != old_store_id:
                 continue
-            ticket = msgspec.structs.replace(ticket, store=new_store_id, moved_from=old_store_id)
+            ticket = msgspec.structs.replace(ticket, store_id=new_store_id, moved_from=old_store_id)
             pipe.set(key, msgspec.json.encode(ticket), xx=True, keepttl=True)  # never revive a deleted one
             moved += 1
         pipe.execute()

@@ -215,7 +215,7 @@ def send():
     settings = settings_to_send_now(session)
     check_spend(settings)
     if not request.form.get("confirm_overflow"):  # likely too long for the model: the same Send again goes ahead
-        check_fits(services.store, session.store_id, g.playground, settings, form.content.data or "")
+        check_fits(services.conversations, session.store_id, g.playground, settings, form.content.data or "")
     # Compare on: the second model is checked before anything is stored
     second = compare.prepare(session, g.playground, current_settings(session), g.prompt, g.latest_version)
     sent, placeholder = send_message(
@@ -238,7 +238,7 @@ def send():
             current_app.session_interface.keys_of(session),
         )
     if wants_json():
-        reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
+        reply = services.conversations.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
     return back_to_page(f"m-{placeholder.id}")
 
@@ -293,18 +293,18 @@ def open_messages():
 @bp.get("/messages/<message_id>")
 def message_fragment(message_id):
     """One message as HTML (the page's script swaps it in when a reply finishes)."""
-    message = services.store.get(session.store_id, g.playground, message_id)
+    message = services.conversations.get(session.store_id, g.playground, message_id)
     if message is None:
         abort(404, "That message is no longer in this conversation.")
     if message.status == "streaming":
-        message = msgspec.structs.replace(message, content=services.store.partial(session.store_id, message_id))
+        message = msgspec.structs.replace(message, content=services.conversations.partial(session.store_id, message_id))
     return render_messages(message)
 
 
 @bp.get("/messages/<message_id>/request")
 def message_request(message_id):
     """What the provider was sent for one reply, as JSON and as a curl command."""
-    conversation = services.store.all(session.store_id, g.playground)
+    conversation = services.conversations.all(session.store_id, g.playground)
     message = next((message for message in conversation if message.id == message_id), None)
     if message is None or message.request is None:
         abort(404, "That reply has no recorded request: it is not finished, or no longer in this conversation.")
@@ -409,14 +409,14 @@ def download(body, extension: str, mimetype: str) -> Response:
 @bp.get("/export.json")
 def export_conversation_json():
     """The whole conversation and the settings as JSON (what Import takes back)."""
-    messages = services.store.all(session.store_id, g.playground)
+    messages = services.conversations.all(session.store_id, g.playground)
     return download(export_json(g.playground, current_settings(session), messages), "json", "application/json")
 
 
 @bp.get("/export.md")
 def export_conversation_markdown():
     """The conversation as a Markdown document."""
-    messages = services.store.all(session.store_id, g.playground)
+    messages = services.conversations.all(session.store_id, g.playground)
     return download(export_markdown(g.playground, current_settings(session), messages), "md", "text/markdown")
 
 
@@ -435,7 +435,7 @@ def import_conversation():
     messages = parse_import(data, current_app.config["MAX_CONVERSATION_MESSAGES"])
     stop_open_replies(session.store_id, g.playground)  # their workers stop; their partials go
     replace_conversation(
-        services.store,
+        services.conversations,
         session.store_id,
         g.playground,
         messages,
@@ -463,7 +463,7 @@ def add_message():
         created_at=time.time(),
         html=render_reply(content) if role == "assistant" else None,
     )
-    services.store.append(
+    services.conversations.append(
         session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
     )
     session.add_playground(g.playground)
@@ -475,7 +475,7 @@ def add_message():
 @bp.post("/messages/<message_id>/delete")
 def delete(message_id):
     """Delete a message (a user message goes with its reply)."""
-    if not delete_message(services.store, session.store_id, g.playground, message_id):
+    if not delete_message(services.conversations, session.store_id, g.playground, message_id):
         flash("That message is no longer in this conversation.", "error")
     live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
     return back_to_page()
@@ -496,13 +496,13 @@ class EditState:
 
 def edit_state(message_id: str, content: str | None = None, error: str | None = None):
     """The edit form of a user message and the absolute index of the message; None if it is gone."""
-    found = services.store.find(session.store_id, g.playground, message_id)
+    found = services.conversations.find(session.store_id, g.playground, message_id)
     if found is None:
         return None
     index, _, message = found
     if message.role != "user":
         return None
-    removes = services.store.count(session.store_id, g.playground) - index - 1
+    removes = services.conversations.count(session.store_id, g.playground) - index - 1
     before = request.args.get("before", type=int)
     cancel = url_for(".index", before=before, _anchor=f"m-{message_id}")
     text = message.content if content is None else content.replace("\r\n", "\n")
@@ -519,7 +519,7 @@ def edit_form(message_id):
         )
     editing, _ = state
     if wants_json():
-        message = services.store.get(session.store_id, g.playground, message_id)
+        message = services.conversations.get(session.store_id, g.playground, message_id)
         return jsonify(id=message_id, removes=editing.removes, html=render_messages(message, editing=editing))
     return render_playground(editing=editing)
 
@@ -565,7 +565,7 @@ def edit(message_id):
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     if wants_json():
-        reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
+        reply = services.conversations.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(edited, reply)), 202
     return back_to_page(f"m-{placeholder.id}")
 

@@ -38,7 +38,7 @@ def cost() -> int:
     """Replies a workbench request queues: what it counts against RATE_LIMIT_SENDS (with send and retry)."""
     endpoint = (request.endpoint or "").rpartition(".")[2]
     if endpoint == "start_replay":
-        return max(1, len(replay.plan(services.store.all(session.store_id, g.playground))))
+        return max(1, len(replay.plan(services.conversations.all(session.store_id, g.playground))))
     if endpoint == "continue_replay":
         return max(1, replay.remaining_turns(session.store_id, g.playground, replay_record().get("until")))
     return 1
@@ -94,14 +94,16 @@ def choice_form_context(choice) -> dict:
 
 def with_text_so_far(messages: list) -> list:
     """The messages, each reply being written with the text it has streamed so far (as the playground shows it)."""
-    partials = {m.id: services.store.partial(session.store_id, m.id) for m in messages if m.status == "streaming"}
+    partials = {
+        m.id: services.conversations.partial(session.store_id, m.id) for m in messages if m.status == "streaming"
+    }
     return [with_partial(message, partials) for message in messages] if partials else messages
 
 
 def replay_state():
     """The Replay page's view of this playground: original and replay read in one pass each."""
-    original = with_text_so_far(services.store.all(session.store_id, g.playground))
-    replayed = with_text_so_far(services.store.all(session.store_id, replay.replay_playground(g.playground)))
+    original = with_text_so_far(services.conversations.all(session.store_id, g.playground))
+    replayed = with_text_so_far(services.conversations.all(session.store_id, replay.replay_playground(g.playground)))
     return replay.replay_view(original, replayed, replay_record().get("until"))
 
 
@@ -185,7 +187,7 @@ def continue_replay():
 def stop_replay():
     """Stop the replay: its open reply stops, and no further turn is sent."""
     playground = replay.replay_playground(g.playground)
-    for message in services.store.all(session.store_id, playground):
+    for message in services.conversations.all(session.store_id, playground):
         if message.is_open:
             request_stop(session.store_id, playground, message.id)
     return done("replay_page")
@@ -209,7 +211,7 @@ def compare_state():
     """The turns of the conversation, each with the main reply and the second model's."""
     window = current_app.session_interface.read_window(session, g.playground, current_app.config["PAGE_WINDOW"])
     main = [with_partial(message, window.partials) for message in window.messages]
-    companion = with_text_so_far(services.store.all(session.store_id, compare.compare_playground(g.playground)))
+    companion = with_text_so_far(services.conversations.all(session.store_id, compare.compare_playground(g.playground)))
     return window, compare.pairs(main, companion)
 
 
