@@ -27,6 +27,7 @@ INT_SETTINGS = (
     "MAX_CONTENT_LENGTH",
     "MAX_IMPORT_BYTES",
     "MAX_OPEN_REPLIES",
+    "MAX_SOCKETS_PER_USER",
     "MAX_TOKENS_CEILING",
     "DAILY_BUDGET_TOKENS",
 )
@@ -77,6 +78,8 @@ class Config:
     MAX_IMPORT_BYTES = 8 * 1024 * 1024  # a conversation file to import (the one body allowed past the above)
     # Replies one session may have queued or being written at once (a send past it is refused).
     MAX_OPEN_REPLIES = 3
+    # Sockets one user (one session without sign-in) may hold open at once: one more closes the oldest.
+    MAX_SOCKETS_PER_USER = 20
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 

@@ -214,3 +214,32 @@ def test_flask_users_disable_signs_the_user_out_of_the_web_process_at_once(team_
         assert signed_in_browser(url, USERS[0]).page().status == 200
         for client in sockets.values():
             client.disconnect()
+
+
+def test_a_user_holds_at_most_max_sockets_across_sessions_and_web_processes(team_env, real_redis, tmp_path):
+    """Signed in, the cap counts the user's sockets in all their sessions: one more closes the oldest,
+    held by another web process; another user's socket is not touched."""
+    import socketio
+
+    env = {**team_env, "MAX_SOCKETS_PER_USER": "2"}
+    with web_process(env, tmp_path / "web-a.log") as web_a, web_process(env, tmp_path / "web-b.log") as web_b:
+        laptop, phone = signed_in_browser(web_a, USERS[0]), signed_in_browser(web_a, USERS[0])
+        bob = signed_in_browser(web_a, USERS[1])
+        assert laptop.cookie != phone.cookie
+
+        def open_socket(url, browser):
+            client = socketio.Client(reconnection=False)
+            client.connect(url, headers={"Cookie": f"{COOKIE}={browser.cookie}"}, transports=["websocket"])
+            return client
+
+        sockets = [open_socket(web_a, laptop), open_socket(web_b, phone), open_socket(web_a, bob)]
+        try:
+            assert all(client.connected for client in sockets)
+            sockets.append(open_socket(web_b, laptop))  # alice's third: her oldest (on web A) is closed
+            wait_for(lambda: not sockets[0].connected, timeout=10)
+            assert [client.connected for client in sockets[1:]] == [True, True, True]
+            held = real_redis.client(0).zrange("prompt_tracker:user:1:sockets", 0, -1)
+            assert [member.decode() for member in held] == [sockets[1].get_sid("/"), sockets[3].get_sid("/")]
+        finally:
+            for client in sockets:
+                client.disconnect()

@@ -86,8 +86,15 @@ def usage_key(day: str) -> str:
 
 
 def sockets_key(store_id: str) -> str:
-    """Set of the Socket.IO ids of a session's open sockets (disconnected when it signs out)."""
+    """Sorted set of the Socket.IO ids of a session's open sockets, scored by connect time (disconnected
+    when it signs out; without sign-in, the oldest past ``MAX_SOCKETS_PER_USER`` is closed)."""
     return f"prompt_tracker:sockets:{store_id}"
+
+
+def user_sockets_key(user_id: int) -> str:
+    """Sorted set of the Socket.IO ids of a signed-in user's open sockets in all their sessions, scored
+    by connect time: the oldest past ``MAX_SOCKETS_PER_USER`` is closed."""
+    return f"prompt_tracker:user:{user_id}:sockets"
 
 
 def user_sessions_key(user_id: int) -> str:

@@ -18,11 +18,12 @@ An event is a hint, never the record: after any (re)connect the page fetches the
 
 import hashlib
 import hmac
+import time
 
 import msgspec
 from flask import current_app
 
-from ..domain.keys import sockets_key
+from ..domain.keys import sockets_key, user_sockets_key
 from ..extensions import services, socketio
 
 
@@ -45,28 +46,52 @@ def settings_digest(settings: msgspec.Struct) -> str:
     return hashlib.sha256(msgspec.msgpack.encode(settings)).hexdigest()[:16]
 
 
-def remember_socket(store_id: str, socket_id: str) -> None:
-    """Record an admitted socket of session ``store`` (so signing out can disconnect it)."""
-    key = sockets_key(store_id)
+def admit_socket(store_id: str, socket_id: str, user_id: int | None, limit: int) -> list[str]:
+    """Record an admitted socket of session ``store_id`` (and of user ``user_id`` when signed in), and
+    close that user's (that session's, without sign-in) oldest sockets past ``limit``; return their ids.
+
+    One transaction adds the socket and takes the oldest ones out, so two sockets connecting at once
+    never leave more than ``limit`` counted. They are closed through the Socket.IO server: via the
+    message queue when another web process holds them.
+    """
+    now = time.time()
+    lifetime = int(current_app.permanent_session_lifetime.total_seconds())
+    session_key = sockets_key(store_id)
+    capped_key = session_key if user_id is None else user_sockets_key(user_id)
+    with services.jobs_redis.pipeline(transaction=True) as pipe:
+        for key in dict.fromkeys((session_key, capped_key)):
+            pipe.zadd(key, {socket_id: now})
+            pipe.expire(key, lifetime)
+        pipe.zrange(capped_key, 0, -(limit + 1))
+        pipe.zremrangebyrank(capped_key, 0, -(limit + 1))
+        oldest = pipe.execute()[-2]
+    closed = [member.decode() for member in oldest]
+    close_sockets(closed)
+    return closed
+
+
+def forget_socket(store_id: str, socket_id: str, user_id: int | None) -> None:
+    """Drop a closed socket from its session's set and its user's."""
     with services.jobs_redis.pipeline(transaction=False) as pipe:
-        pipe.sadd(key, socket_id)
-        pipe.expire(key, int(current_app.permanent_session_lifetime.total_seconds()))
+        pipe.zrem(sockets_key(store_id), socket_id)
+        if user_id is not None:
+            pipe.zrem(user_sockets_key(user_id), socket_id)
         pipe.execute()
 
 
-def forget_socket(store_id: str, socket_id: str) -> None:
-    """Drop a closed socket from its session's set."""
-    services.jobs_redis.srem(sockets_key(store_id), socket_id)
+def close_sockets(socket_ids: list[str]) -> None:
+    """Disconnect these sockets, in whichever web process holds them (the server then closes their transport)."""
+    server = getattr(socketio, "server", None)
+    if server is None:
+        return
+    for socket_id in socket_ids:
+        server.disconnect(socket_id, namespace="/")  # via the message queue when another process has it
 
 
 def disconnect_sockets(store_id: str) -> int:
     """Disconnect every socket of session ``store``, in whichever web process holds it; return how many."""
     key = sockets_key(store_id)
-    socket_ids = [member.decode() for member in services.jobs_redis.smembers(key)]
+    socket_ids = [member.decode() for member in services.jobs_redis.zrange(key, 0, -1)]
     services.jobs_redis.delete(key)
-    server = getattr(socketio, "server", None)
-    if server is None:
-        return 0
-    for socket_id in socket_ids:
-        server.disconnect(socket_id, namespace="/")  # via the message queue when another process has it
+    close_sockets(socket_ids)
     return len(socket_ids)

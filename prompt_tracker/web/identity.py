@@ -192,6 +192,18 @@ def sign_out(user: User | None = None) -> None:
     current_app.session_interface.end(session)
 
 
+def socket_user_id() -> int | None:
+    """The id of the user an admitted socket's session is signed in as; None without sign-in."""
+    if current_app.config["AUTH_MODE"] == "none":
+        return None
+    try:
+        user = signed_in_user()
+    except SQLAlchemyError:
+        db.session.rollback()
+        return None  # counted with its session only, until the database answers again
+    return None if user is None else user.id
+
+
 def socket_user_allowed() -> bool:
     """Whether the session behind a Socket.IO handshake may listen: signed in as its pages require."""
     mode = current_app.config["AUTH_MODE"]
