@@ -1,10 +1,11 @@
 """Replies as Markdown, rendered once at finish: CommonMark + tables + strikethrough, safe links, Pygments."""
 
+import time
 from pathlib import Path
 
 import pytest
 
-from prompt_tracker.domain.rendering import pygments_css, render_reply
+from prompt_tracker.domain.rendering import RENDER_TIME_LIMIT, pygments_css, render_reply
 
 STATIC = Path(__file__).resolve().parent.parent / "prompt_tracker" / "static"
 
@@ -87,3 +88,32 @@ def test_a_finished_reply_stores_its_html_and_the_page_shows_it(app, playground)
     # the user's own text is shown as typed, escaped, never as Markdown
     assert '<div class="body plain">**bold** and `code` &lt;b&gt;raw&lt;/b&gt;</div>' in page
     assert "copy.js" in page and "pygments.css" in page
+
+
+# Each 20,000 characters (MAX_MESSAGE_CHARS): markdown-it-py spends 1-3 s on some of them unbounded.
+PATHOLOGICAL = {
+    "nested quotes": ">" * 19_998 + " x",
+    "a quote per line, deeper each time": "\n".join(">" * depth + " x" for depth in range(190)),
+    "open brackets": "[" * 20_000,
+    "open image brackets": "![" * 10_000,
+    "unclosed links": "[a](" * 5_000,
+    "brackets then parentheses": "[" * 10_000 + "](" * 5_000,
+    "emphasis runs": "a**" * 6_666,
+    "mixed emphasis": "*_" * 10_000,
+    "a huge code block": "```python\n" + 'x = f(1, "a")  # c\n' * 1_050,
+}
+
+
+@pytest.mark.parametrize("text", PATHOLOGICAL.values(), ids=PATHOLOGICAL.keys())
+def test_pathological_markdown_renders_in_bounded_time(text):
+    assert len(text) <= 20_000
+    started = time.perf_counter()
+    html = render_reply(text)
+    assert time.perf_counter() - started < RENDER_TIME_LIMIT + 0.5
+    assert "<script" not in html and html.strip()
+
+
+def test_markdown_past_its_time_is_shown_as_escaped_text():
+    html = render_reply("**[x](http://a.example)** <b>" + "[" * 20_000, time_limit=0.001)
+    assert html.startswith("<p>") and "<strong>" not in html and "<a " not in html
+    assert "**[x](http://a.example)** &lt;b&gt;" + "[" * 20_000 in html

@@ -1,10 +1,17 @@
 """Reply text to HTML, once, when the text is final: Markdown (CommonMark, tables, strikethrough)
 with raw HTML off, safe links only, and code highlighted by Pygments with CSS classes.
 
+Rendering is bounded in time: markdown-it-py spends seconds on some crafted texts of 20,000
+characters (``[`` or ``![`` repeated: each opening bracket scans ahead), so the parser checks a
+deadline as it goes, and a text past it is shown as escaped plain text; code blocks longer than
+``HIGHLIGHT_MAX_CHARS``, or met past the deadline, are not highlighted (Pygments takes about a
+second for 20,000 characters of Python).
+
 User text is not rendered here: the page shows it escaped, with its line breaks (CSS).
 """
 
 import re
+import time
 from html import escape
 from urllib.parse import urlsplit
 
@@ -21,16 +28,26 @@ LIGHT_STYLE = "default"
 DARK_STYLE = "monokai"
 CODE_CLASS = "highlight"
 
+# Seconds one text may take to parse before it is shown as plain text (a capped message of ordinary
+# Markdown takes a few tens of milliseconds).
+RENDER_TIME_LIMIT = 0.5
+HIGHLIGHT_MAX_CHARS = 6_000
+
 _formatter = HtmlFormatter(nowrap=True)
 _LANGUAGE_NAME = re.compile(r"^[\w+#.-]{1,40}$")
 
 
-def _code_block(code: str, info: str) -> str:
-    """A code block with its copy button, highlighted when its language is one Pygments knows."""
+class _OutOfTime(Exception):
+    """The text took longer than its time limit to parse."""
+
+
+def _code_block(code: str, info: str, deadline: float) -> str:
+    """A code block with its copy button, highlighted when its language is one Pygments knows (and time allows)."""
     name = info.split()[0] if info.strip() else ""
     name = name if _LANGUAGE_NAME.match(name) else ""
+    highlighted = name and len(code) <= HIGHLIGHT_MAX_CHARS and time.monotonic() < deadline
     try:
-        body = highlight(code, get_lexer_by_name(name), _formatter) if name else escape(code)
+        body = highlight(code, get_lexer_by_name(name), _formatter) if highlighted else escape(code)
     except ClassNotFound:
         body = escape(code)  # an unknown language: plain, never guessed
     language_class = f' class="language-{escape(name)}"' if name else ""
@@ -61,11 +78,30 @@ def _build_parser() -> MarkdownIt:
         return renderer.renderToken(tokens, index, options, env)
 
     def fence(renderer, tokens, index, options, env):
-        return _code_block(tokens[index].content, tokens[index].info)
+        return _code_block(tokens[index].content, tokens[index].info, env["deadline"])
 
     def code_block(renderer, tokens, index, options, env):
-        return _code_block(tokens[index].content, "")
+        return _code_block(tokens[index].content, "", env["deadline"])
 
+    # Checked first at every inline position (the link rule's look-ahead runs the rules again, so
+    # this is checked inside it too) and at every block line.
+    def inline_deadline(state, silent):
+        if time.monotonic() > state.env["deadline"]:
+            raise _OutOfTime
+        return False
+
+    def block_deadline(state, start_line, end_line, silent):
+        if time.monotonic() > state.env["deadline"]:
+            raise _OutOfTime
+        return False
+
+    parser.inline.ruler.before(parser.inline.ruler.get_all_rules()[0], "deadline", inline_deadline)
+    parser.block.ruler.before(
+        parser.block.ruler.get_all_rules()[0],
+        "deadline",
+        block_deadline,
+        {"alt": ["paragraph", "reference", "blockquote", "list"]},
+    )
     parser.add_render_rule("link_open", link_open)
     parser.add_render_rule("fence", fence)
     parser.add_render_rule("code_block", code_block)
@@ -75,9 +111,18 @@ def _build_parser() -> MarkdownIt:
 _parser = _build_parser()
 
 
-def render_reply(text: str) -> str:
-    """The HTML of a finished reply's Markdown ``text`` (safe to insert: raw HTML is escaped)."""
-    return _parser.render(text)
+def render_reply(text: str, time_limit: float = RENDER_TIME_LIMIT) -> str:
+    """The HTML of a finished reply's Markdown ``text`` (safe to insert: raw HTML is escaped), or the
+    text escaped as one paragraph if it takes longer than ``time_limit`` seconds to parse."""
+    try:
+        return _parser.render(text, {"deadline": time.monotonic() + time_limit})
+    except _OutOfTime:
+        return plain_html(text)
+
+
+def plain_html(text: str) -> str:
+    """``text`` escaped, as one paragraph with its line breaks."""
+    return "<p>" + escape(text, quote=False).replace("\n", "<br>\n") + "</p>\n"
 
 
 def pygments_css() -> str:
