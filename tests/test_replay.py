@@ -4,6 +4,7 @@ import re
 import time
 
 import pytest
+from msgspec.structs import replace
 
 from prompt_tracker import create_app
 from prompt_tracker.domain.keys import conversation_key, open_replies_key
@@ -378,3 +379,78 @@ def test_stop_halts_a_replay_on_real_workers_and_delete_leaves_nothing_behind(
     replay_keys = [key for key in real_redis.client(2).scan_iter() if b"~replay" in key]
     assert replay_keys == []
     assert len(conversation(live_app, live_playground)) == 6
+
+
+@pytest.fixture
+def matcher_calls(monkeypatch):
+    """How many difflib matchers were built (every diff builds one), from now on."""
+    import difflib
+
+    calls = []
+
+    class Counting(difflib.SequenceMatcher):
+        def __init__(self, *args, **kwargs):
+            calls.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(difflib, "SequenceMatcher", Counting)
+    return calls
+
+
+def test_the_diffs_are_computed_once_by_the_worker_and_the_page_only_reads_them(app, playground, matcher_calls):
+    import secrets
+
+    for text in (f"first {secrets.token_hex(4)}", f"second {secrets.token_hex(4)}"):
+        playground.send(text)
+    playground.save_settings(system_prompt="Be brief.")
+    start(playground)  # the jobs run inline: each turn's reply ends here, and its diff is stored
+    assert len(matcher_calls) == 2
+    replies = [message for message in conversation(app, playground, REPLAY) if message.role == "assistant"]
+    assert [reply.diff.level for reply in replies] == ["words", "words"]
+    assert all(0 < reply.diff.same < 1 for reply in replies)
+
+    matcher_calls.clear()
+    for path in ("/playground/replay", "/playground/replay/rows", "/playground/replay"):
+        html = playground.client.get(path).get_data(as_text=True)
+        assert html.count('class="word-diff-box"') == 2 and "<ins " in html
+    assert matcher_calls == []
+
+
+def test_a_diff_is_shown_only_for_the_texts_it_compared(app, playground):
+    playground.send("hello there")
+    playground.save_settings(system_prompt="x")
+    start(playground)
+    reply = conversation(app, playground, REPLAY)[1]
+    with app.app_context():  # the original's reply changes after the replay compared it
+        services.store.update(
+            playground.store(), STANDALONE, conversation(app, playground)[1].id, lambda m: replace(m, content="edited")
+        )
+    html = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert 'class="word-diff-box"' not in html
+    assert "No difference shown: it is computed when the replay's reply ends" in html
+    assert reply.diff is not None
+
+
+@pytest.mark.parametrize(("words", "lines", "level"), [(10, 1, "words"), (4001, 1, "lines"), (4001, 2001, "none")])
+def test_long_replies_are_compared_by_lines_or_not_at_all(words, lines, level):
+    from prompt_tracker.domain.text_diff import compare
+
+    old = "\n".join(["word " * (words // lines + 1)] * lines)
+    diff = compare(old, old + " more")
+    assert diff.level == level
+    assert (diff.pieces == []) == (level == "none")
+
+
+def test_the_page_names_the_cap_of_a_stored_diff(app, playground, monkeypatch):
+    from prompt_tracker.domain import text_diff
+
+    monkeypatch.setattr(text_diff, "MAX_WORD_TOKENS", 3)
+    playground.send("one two three four five")
+    playground.save_settings(system_prompt="x")
+    start(playground)
+    html = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert "compared line by line: over 4,000 words are not compared word by word" in html
+    monkeypatch.setattr(text_diff, "MAX_LINES", 0)
+    start(playground)
+    html = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert "No difference shown: these replies are too long to compare (over 2,000 lines)." in html

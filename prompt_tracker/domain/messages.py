@@ -6,6 +6,7 @@ import time
 import msgspec
 
 from ..providers import Usage
+from .text_diff import StoredDiff
 
 ROLES = ("system", "user", "assistant")
 # pending: queued, no worker yet; streaming: a worker is writing it; the rest are final.
@@ -69,6 +70,9 @@ class Message(AttemptResult, kw_only=True, omit_defaults=True):
     version: int | None = None
     draft: bool = False
     variables: dict | None = None
+    # A replay's reply: its difference from the original's reply to the same turn, computed once by
+    # the worker when it ended (``replies.replay.record_diff``); the Replay page only reads it.
+    diff: StoredDiff | None = None
     created_at: float
 
     @property

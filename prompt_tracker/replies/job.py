@@ -9,12 +9,13 @@ import msgspec
 from flask import current_app
 
 from ..store.tickets import delete_ticket, read_ticket
-from .replay import after_reply
+from .replay import FINAL_WITH_TEXT, after_reply, record_diff
 from .reply import WORKER_DIED, Heartbeat, fail_reply, write_reply
 
 
 def run_reply(message_id: str, attempt: int) -> str:
-    """Write attempt ``attempt`` of the reply ``message_id`` from its ticket; a replay's reply then sends its next turn.
+    """Write attempt ``attempt`` of the reply ``message_id`` from its ticket; a replay's reply then sends its
+    next turn, and its difference from the original's reply is computed and stored.
 
     Returns the outcome (see ``reply.write_reply``); "skipped" when the ticket is gone.
     """
@@ -28,6 +29,8 @@ def run_reply(message_id: str, attempt: int) -> str:
             )
         if ticket.replay_until is not None:
             after_reply(msgspec.structs.replace(ticket, store_id=store_id), message_id, outcome)
+        if outcome in FINAL_WITH_TEXT:  # after the next turn is queued: it need not wait for the diff
+            record_diff(store_id, ticket.playground, message_id)
         return outcome
 
 

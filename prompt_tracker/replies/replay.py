@@ -22,7 +22,7 @@ from ..domain.keys import companion_playground
 from ..domain.messages import Message, assistant_placeholder
 from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
-from ..domain.text_diff import Piece, similarity, word_diff
+from ..domain.text_diff import Piece, compare, pair_digest
 from ..extensions import services
 from ..limits import budget
 from ..limits.budget import BudgetExceeded
@@ -245,16 +245,52 @@ def new_replies(replayed: list[Message]) -> dict[str, Message]:
     return replies
 
 
+def record_diff(store_id: str, replay: str, message_id: str) -> None:
+    """In the worker, once a replay's reply ``message_id`` has ended: store on it its difference from the
+    original's reply to the same turn (computed here, once; the page only reads it) and tell the page.
+
+    Does nothing for a conversation that is not a replay, or a reply that did not end with its text.
+    """
+    if replay != replay_playground(source_playground(replay)):
+        return
+    replayed = services.conversations.all(store_id, replay)
+    turn_id = next((user_id for user_id, reply in new_replies(replayed).items() if reply.id == message_id), None)
+    original = services.conversations.all(store_id, source_playground(replay))
+    turn = next((turn for turn in plan(original) if turn.user.id == turn_id), None)
+    new = next((message for message in replayed if message.id == message_id), None)
+    if turn is None or not comparable(turn.old, new):
+        return
+    diff = compare(turn.old.content, new.content)
+
+    def with_diff(message: Message) -> Message | None:
+        # Only onto the text compared: a retry or an edit meanwhile has its own (or none).
+        return msgspec.structs.replace(message, diff=diff) if message.content == new.content else None
+
+    _, stored = services.conversations.change(store_id, replay, message_id, with_diff)
+    if stored:
+        publish(store_id, "message.compared", {"playground": replay, "id": message_id})
+
+
+def comparable(old: Message | None, new: Message | None) -> bool:
+    """Whether two replies to a turn both ended with their text (done or stopped), so they can be compared."""
+    return old is not None and new is not None and old.status in FINAL_WITH_TEXT and new.status in FINAL_WITH_TEXT
+
+
 @dataclass
 class Row:
-    """One turn on the Replay page: what the user said, the old reply, the new one and their difference."""
+    """One turn on the Replay page: what the user said, the old reply, the new one and their difference.
+
+    ``diff_level`` is the stored diff's level ("words", "lines", "none"), or "missing" when the two
+    replies have ended but no diff of these texts is stored (one was changed after the worker compared).
+    """
 
     number: int
     user: Message
     old: Message | None
     new: Message | None
-    diff: tuple[Piece, ...] | None = None
+    diff: list[Piece] | None = None
     same: float | None = None
+    diff_level: str | None = None
 
 
 @dataclass
@@ -272,21 +308,22 @@ FINAL_WITH_TEXT = ("done", "stopped")
 
 
 def replay_view(original: list[Message], replayed: list[Message], until: str | None) -> ReplayView:
-    """Pair the original's turns with the replay's replies, diff the finished ones, say where the replay stands."""
+    """Pair the original's turns with the replay's replies and their stored differences, say where the replay stands.
+
+    Nothing is diffed here: the worker stored each difference when its reply ended (``record_diff``).
+    """
     turns = plan(original, until)
     answered = new_replies(replayed)
     rows = []
     for number, turn in enumerate(turns, 1):
         new = answered.get(turn.user.id)
         row = Row(number, turn.user, turn.old, new)
-        if (
-            new is not None
-            and turn.old is not None
-            and new.status in FINAL_WITH_TEXT
-            and turn.old.status in FINAL_WITH_TEXT
-        ):
-            row.diff = word_diff(turn.old.content, new.content)
-            row.same = similarity(row.diff)
+        if comparable(turn.old, new):
+            stored = new.diff
+            if stored is not None and stored.digest == pair_digest(turn.old.content, new.content):
+                row.diff, row.same, row.diff_level = stored.pieces, stored.same, stored.level
+            else:
+                row.diff_level = "missing"
         rows.append(row)
     open_reply = next((message for message in replayed if message.is_open), None)
     done = sum(1 for row in rows if is_done(row.new))

@@ -116,6 +116,8 @@
     }),
     "message.appended": (payload) => ours(payload) && refresh(),
     "conversation.reset": (payload) => ours(payload) && refresh(),
+    // A replay's reply was compared with the original's (by the worker, after its end): show the difference.
+    "message.compared": (payload) => ours(payload) && refresh(),
   };
 
   window.PromptTrackerLive.connect({

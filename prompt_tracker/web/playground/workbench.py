@@ -6,6 +6,7 @@ import msgspec
 from flask import current_app, flash, g, jsonify, make_response, redirect, render_template, request, session, url_for
 
 from ...domain.keys import companion_playground
+from ...domain.text_diff import MAX_LINES, MAX_WORD_TOKENS
 from ...extensions import limiter, services
 from ...limits import TooManySends, limit_sentence
 from ...providers import available_providers
@@ -27,6 +28,10 @@ from .prompt import current_settings
 from .routes import check_spend, message_request, sends_limit, with_partial
 
 REPLAYS = "replays"  # session key: per playground, the replay's choice and its last turn
+
+
+# The caps of a stored difference, as the Replay page names them.
+DIFF_CAPS = {"words": MAX_WORD_TOKENS, "lines": MAX_LINES}
 
 
 def replay_record() -> dict:
@@ -120,6 +125,7 @@ def render_replay(status=200):
         "playground/replay.html",
         view=view,
         stale_ids=replay_stale(view),
+        diff_caps=DIFF_CAPS,
         replay_choice=choice,
         client_token=secrets.token_urlsafe(16),
         **choice_form_context(choice),
@@ -135,7 +141,7 @@ def replay_page():
 def replay_rows():
     """The rows and the state line of the Replay page (its script swaps them in after an event)."""
     view = replay_state()
-    return render_template("playground/_replay_rows.html", view=view, stale_ids=replay_stale(view))
+    return render_template("playground/_replay_rows.html", view=view, stale_ids=replay_stale(view), diff_caps=DIFF_CAPS)
 
 
 @bp.post("/replay")
