@@ -28,6 +28,7 @@ from .web.auth import bp as auth_bp
 from .web.errors import bp as errors_bp
 from .web.form_guard import refuse_unreadable_forms
 from .web.health import bp as health_bp
+from .web.off_loop import event_loop_patched
 from .web.playground import bp as playground_bp
 from .web.playground.fragments import message_fragment
 from .web.prompts import bp as prompts_bp
@@ -35,12 +36,7 @@ from .web.prompts import bp as prompts_bp
 
 def socketio_async_mode() -> str:
     """Socket.IO's concurrency model, following the server: gevent under `gunicorn -k gevent`, else threads."""
-    try:
-        from gevent import monkey  # gevent is optional: only the production web server has it
-    except ImportError:
-        return "threading"
-    # gunicorn's gevent worker patches the standard library before it loads the app.
-    return "gevent" if monkey.is_module_patched("socket") else "threading"
+    return "gevent" if event_loop_patched() else "threading"
 
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:

@@ -180,6 +180,7 @@ def test_an_oversized_file_is_refused_before_it_is_read(app, playground):
 
 def test_the_import_may_be_larger_than_other_forms(app, playground):
     """A file past MAX_CONTENT_LENGTH (256 KB) but within MAX_IMPORT_BYTES is taken."""
+    app.config["MAX_HISTORY_CHARS"] = 500_000
     message = {"id": "x", "role": "user", "content": "y" * 10_000, "created_at": 1}
     data = json.dumps({"format": "prompt-tracker/conversation", "version": 1, "messages": [message] * 40}).encode()
     assert len(data) > app.config["MAX_CONTENT_LENGTH"]
@@ -291,3 +292,106 @@ def test_every_recorded_request_the_app_writes_imports_and_shows(app, playground
     assert [m.request == e.get("request") for m, e in zip(messages, exported["messages"], strict=True)] == [True] * 6
     for reply in messages[1::2]:
         assert playground.client.get(f"/playground/messages/{reply.id}/request").status_code == 200
+
+
+def export_of(*messages) -> bytes:
+    return json.dumps({"format": "prompt-tracker/conversation", "version": 1, "messages": list(messages)}).encode()
+
+
+def user(content):
+    return {"id": "u", "role": "user", "content": content, "created_at": 1}
+
+
+def reply(content, **fields):
+    return {"id": "a", "role": "assistant", "content": content, "created_at": 1, **fields}
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        (
+            [user("hi"), reply("x" * 20_001)],
+            "Message 2 has 20,001 characters; a message holds at most 20,000. Nothing was imported.",
+        ),
+        (
+            [user("y" * 20_001)],
+            "Message 1 has 20,001 characters; a message holds at most 20,000. Nothing was imported.",
+        ),
+        (
+            [user("hi"), reply("ok", attempt=2, alternatives=[{"attempt": 1, "content": "z" * 20_001}])],
+            "Message 2 has an earlier attempt of 20,001 characters; a message holds at most 20,000. "
+            "Nothing was imported.",
+        ),
+        (
+            [user("w" * 20_000), reply("v" * 20_000)] * 5 + [user("one more")],
+            "The file holds 200,008 characters of messages; a conversation sends at most 200,000 of its history "
+            "(MAX_HISTORY_CHARS), and an import holds no more. Nothing was imported.",
+        ),
+    ],
+    ids=["reply", "user message", "earlier attempt", "history"],
+)
+def test_an_import_over_the_send_caps_is_refused_naming_what(app, playground, messages, expected):
+    playground.send("keep me")
+    before = playground.messages(app)
+    assert upload(playground, export_of(*messages)).status_code == 303
+    assert html.escape(expected, quote=False) in flashes(playground)
+    assert playground.messages(app) == before
+
+
+def test_an_import_of_crafted_markdown_within_the_caps_renders_in_bounded_time(app, playground):
+    import time
+
+    crafted = ["[" * 20_000, "![" * 10_000, "a**" * 6_666, "[a](" * 5_000, ">" * 19_998 + " x"]
+    messages = [message for text in crafted + crafted[:4] for message in (user("go"), reply(text))]
+    started = time.perf_counter()
+    assert upload(playground, export_of(*messages)).status_code == 303
+    assert time.perf_counter() - started < 5
+    assert len(playground.messages(app)) == 18
+
+
+def test_a_stored_diff_is_never_taken_from_a_file(app, playground):
+    diff = {"digest": "0" * 32, "pieces": [["added", "from the file"]], "same": 0.5}
+    upload(playground, export_of(user("hi"), reply("ok", diff=diff)))
+    assert [message.diff for message in playground.messages(app)] == [None, None]
+
+
+@pytest.mark.parametrize("off_loop", [False, True])
+def test_under_gevent_an_import_renders_off_the_event_loop(off_loop, tmp_path):
+    """While an import renders its replies in gevent's thread pool, the event loop keeps serving (a greenlet
+    ticking every 10 ms is never held up for long); run on the loop itself, it would be (the control)."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    script = f"""
+from gevent import monkey; monkey.patch_all()
+import json, time, gevent
+from prompt_tracker.store.transfer import parse_import
+from prompt_tracker.web.off_loop import off_the_event_loop
+messages = [m for text in ["[" * 20_000, "![" * 10_000] * 3 for m in (
+    {{"id": "u", "role": "user", "content": "go", "created_at": 1}},
+    {{"id": "a", "role": "assistant", "content": text, "created_at": 1}})]
+data = json.dumps({{"format": "prompt-tracker/conversation", "version": 1, "messages": messages}}).encode()
+gaps = []
+def tick():
+    last = time.monotonic()
+    while True:
+        gevent.sleep(0.01)
+        now = time.monotonic(); gaps.append(now - last); last = now
+ticker = gevent.spawn(tick)
+gevent.sleep(0.05)
+started = time.monotonic()
+({"off_the_event_loop(parse_import, data, 100)" if off_loop else "parse_import(data, 100)"})
+seconds = time.monotonic() - started
+gevent.sleep(0.05)  # the ticker records the gap it was held up for, if any
+print(json.dumps({{"seconds": seconds, "longest_gap": max(gaps)}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["seconds"] > 0.5  # the renders took their time
+    if off_loop:
+        assert measured["longest_gap"] < 0.25, measured
+    else:
+        assert measured["longest_gap"] > 0.5, measured

@@ -5,6 +5,12 @@ costs, the recorded requests) and the playground's settings. An import is checke
 anything is written: a file that is not an export, is malformed or too large is refused with a
 sentence, and nothing of it is stored.
 
+An import obeys the caps of a send: at most ``MAX_CONVERSATION_MESSAGES`` messages, each (and each
+earlier attempt) at most ``MAX_MESSAGE_CHARS`` characters, and no more text in all than a reply is
+ever sent of its history (``MAX_HISTORY_CHARS``). Its replies' Markdown renders within
+``IMPORT_RENDER_SECONDS`` in all (each within its own limit, ``rendering.RENDER_TIME_LIMIT``): past
+it, a reply is shown as escaped text.
+
 A message's recorded request is checked like the rest (``RecordedRequest``: its fields, their types, an
 http(s) URL, one-line headers, a known provider): a file with one malformed record is refused whole,
 naming the message and the field, rather than imported without it. A record is shown back as JSON and as
@@ -21,7 +27,7 @@ import msgspec
 from ..domain.messages import ROLES, STATUSES, Message, new_message_id
 from ..domain.recorded_request import RecordedRequest
 from ..domain.refusals import Refused
-from ..domain.rendering import render_reply
+from ..domain.rendering import RENDER_TIME_LIMIT, plain_html, render_reply
 from ..domain.settings import PlaygroundSettings
 
 FORMAT = "prompt-tracker/conversation"
@@ -51,6 +57,9 @@ class ConversationImport(ConversationExport, kw_only=True):
     messages: list[ImportedMessage]
 
 
+# Seconds the Markdown of one import's replies may take to render, in all.
+IMPORT_RENDER_SECONDS = 2.0
+
 # Where a validation error points into a message's recorded request ("- at `$.messages[3].request…`").
 IN_A_REQUEST = re.compile(r"`\$\.messages\[(\d+)\]\.request")
 
@@ -68,7 +77,8 @@ def export_json(playground: str, settings: PlaygroundSettings, messages: list[Me
         playground=playground,
         settings=msgspec.to_builtins(settings),
         # A record's page HTML is ours to render (an import renders it again): not in the file.
-        messages=[msgspec.structs.replace(message, fragment=None) for message in messages],
+        # Nor a replay's stored diff: the worker computes it, and an import never takes it from a file.
+        messages=[msgspec.structs.replace(message, fragment=None, diff=None) for message in messages],
     )
     return msgspec.json.format(msgspec.json.encode(export), indent=2)
 
@@ -111,8 +121,13 @@ def _details(message: Message) -> str:
     return " · ".join(parts)
 
 
-def parse_import(data: bytes, max_messages: int) -> list[Message]:
-    """The messages of an export file, made safe to store; ImportRefused (a sentence) if it cannot be used."""
+def parse_import(
+    data: bytes, max_messages: int, max_message_chars: int = 0, max_history_chars: int = 0
+) -> list[Message]:
+    """The messages of an export file, made safe to store; ImportRefused (a sentence) if it cannot be used.
+
+    ``max_message_chars`` and ``max_history_chars`` are the send caps (0: none).
+    """
     try:
         export = msgspec.json.decode(data, type=ConversationImport)
     except msgspec.ValidationError as error:
@@ -136,30 +151,52 @@ def parse_import(data: bytes, max_messages: int) -> list[Message]:
             f"The file has {len(export.messages):,} messages; a conversation holds at most "
             f"{max_messages:,}. Nothing was imported."
         )
+    total = 0
     for index, message in enumerate(export.messages):
         if message.role not in ROLES or message.status not in STATUSES:
             raise ImportRefused(
                 f"Message {index + 1} has an unknown role or status "
                 f"({message.role!r}, {message.status!r}). Nothing was imported."
             )
-    return [_imported(message) for message in export.messages]
+        _check_length(index, "", message.content, max_message_chars)
+        for alternative in message.alternatives:
+            _check_length(index, "an earlier attempt of ", alternative.content, max_message_chars)
+        total += len(message.content)
+    if max_history_chars and total > max_history_chars:
+        raise ImportRefused(
+            f"The file holds {total:,} characters of messages; a conversation sends at most "
+            f"{max_history_chars:,} of its history (MAX_HISTORY_CHARS), and an import holds no more. "
+            "Nothing was imported."
+        )
+    deadline = time.monotonic() + IMPORT_RENDER_SECONDS
+    return [_imported(message, deadline) for message in export.messages]
 
 
-def _imported(message: ImportedMessage) -> Message:
+def _check_length(index: int, what: str, content: str, limit: int) -> None:
+    """Refuse the file if message ``index``'s ``content`` is longer than a send allows."""
+    if limit and len(content) > limit:
+        raise ImportRefused(
+            f"Message {index + 1} has {what}{len(content):,} characters; a message holds at most {limit:,}. "
+            "Nothing was imported."
+        )
+
+
+def _imported(message: ImportedMessage, deadline: float) -> Message:
     """A message from a file as we store it: a fresh id, no open status, HTML rendered here (never taken
     from the file: the page shows stored HTML as is), the checked request as plain data."""
     status = "stopped" if message.status in ("pending", "streaming") else message.status
     alternatives = [
-        msgspec.structs.replace(alternative, html=_html(message.role, alternative.content))
+        msgspec.structs.replace(alternative, html=_html(message.role, alternative.content, deadline))
         for alternative in message.alternatives
     ]
     return Message(
         **msgspec.structs.asdict(message)
         | {
             "fragment": None,  # rendered when stored, never taken from the file
+            "diff": None,  # computed by the worker for a replay's reply, never taken from the file
             "id": new_message_id(),
             "status": status,
-            "html": _html(message.role, message.content),
+            "html": _html(message.role, message.content, deadline),
             "alternatives": alternatives,
             "finished_at": message.finished_at or (time.time() if status != message.status else None),
             "request": None if message.request is None else msgspec.to_builtins(message.request),
@@ -167,5 +204,9 @@ def _imported(message: ImportedMessage) -> Message:
     )
 
 
-def _html(role: str, content: str) -> str | None:
-    return render_reply(content) if role == "assistant" and content else None
+def _html(role: str, content: str, deadline: float) -> str | None:
+    """A reply's HTML, rendered in the import's time left (escaped text once it is spent)."""
+    if role != "assistant" or not content:
+        return None
+    left = min(RENDER_TIME_LIMIT, deadline - time.monotonic())
+    return render_reply(content, time_limit=left) if left > 0 else plain_html(content)

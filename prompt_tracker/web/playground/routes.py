@@ -54,6 +54,7 @@ from ...store.edits import delete_message, replace_conversation
 from ...store.transfer import export_json, export_markdown, parse_import
 from ..errors import answer_refusal, refusals_shown_by, wants_json
 from ..identity import current_user_name
+from ..off_loop import off_the_event_loop
 from ..rate_limits import user_key
 from . import bp
 from .forms import MessageForm, SettingsForm, param_range, providers_with_param
@@ -432,7 +433,14 @@ def import_conversation():
         data = upload.read()
     finally:
         upload.close()  # a large upload is a temporary file: close it now
-    messages = parse_import(data, current_app.config["MAX_CONVERSATION_MESSAGES"])
+    config = current_app.config
+    messages = off_the_event_loop(
+        parse_import,
+        data,
+        config["MAX_CONVERSATION_MESSAGES"],
+        config["MAX_MESSAGE_CHARS"],
+        config["MAX_HISTORY_CHARS"],
+    )
     stop_open_replies(session.store_id, g.playground)  # their workers stop; their partials go
     replace_conversation(
         services.conversations,
