@@ -107,9 +107,9 @@ PATHOLOGICAL = {
 @pytest.mark.parametrize("text", PATHOLOGICAL.values(), ids=PATHOLOGICAL.keys())
 def test_pathological_markdown_renders_in_bounded_time(text):
     assert len(text) <= 20_000
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: other processes on a busy machine do not count
     html = render_reply(text)
-    assert time.perf_counter() - started < RENDER_TIME_LIMIT + 0.5
+    assert time.thread_time() - started < RENDER_TIME_LIMIT + 0.3
     assert "<script" not in html and html.strip()
 
 
