@@ -469,7 +469,7 @@ def add_message():
         role=role,
         content=content,
         created_at=time.time(),
-        html=render_reply(content) if role == "assistant" else None,
+        html=off_the_event_loop(render_reply, content) if role == "assistant" else None,
     )
     services.conversations.append(
         session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
