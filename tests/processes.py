@@ -1,5 +1,7 @@
 """The real processes integration tests run: web servers and workers, started and always stopped."""
 
+import os
+import re
 import shlex
 import subprocess
 import sys
@@ -57,11 +59,21 @@ def worker_process(env: dict, log_path):
         stop(process)
 
 
-def procfile_command(name: str, port: int) -> list[str]:
-    """The Procfile's command of process ``name``, on ``port``, run with this venv's Python."""
+# What a Procfile's shell expands: $NAME, ${NAME} and ${NAME:-default}.
+SHELL_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)")
+
+
+def procfile_command(name: str, port: int, env: dict | None = None) -> list[str]:
+    """The Procfile's command of process ``name``, on ``port``, its variables read from ``env`` (default:
+    this process's environment) as honcho's shell would, run with this venv's Python."""
+    env = {**(os.environ if env is None else env), "PORT": str(port)}
     lines = (ROOT / "Procfile").read_text().splitlines()
     line = next(line for line in lines if line.startswith(f"{name}:"))
-    program, *args = shlex.split(line.split(":", 1)[1].replace("$PORT", str(port)))
+
+    def value(match: re.Match) -> str:
+        return env.get(match[1] or match[3]) or match[2] or ""
+
+    program, *args = shlex.split(SHELL_VARIABLE.sub(value, line.split(":", 1)[1]))
     return [sys.executable, "-m", program, *args]
 
 
@@ -84,7 +96,7 @@ def web_process(env: dict, log_path, kind: str = "flask", port: int | None = Non
             "--no-reload",
         ]
     else:
-        command = procfile_command("web", port)
+        command = procfile_command("web", port, env)
     process = spawn(command, env, log_path)
     url = f"http://127.0.0.1:{port}"
 

@@ -104,3 +104,30 @@ def test_sends_through_both_webs_at_once_each_run_exactly_once(two_webs, real_re
         Job.fetch(job_id, connection=real_redis.client(0), serializer=JSONSerializer).worker_name for job_id in finished
     }
     assert len(workers) == 2  # both workers took jobs
+
+
+def test_the_procfile_web_runs_web_concurrency_gevent_workers_default_2(monkeypatch):
+    """Several gevent workers per host (Flask-SocketIO's way with the message queue and WebSocket only),
+    each allowed more connections than the fd limit of a default shell would."""
+    from .processes import procfile_command
+
+    command = procfile_command("web", 8000, env={})
+    options = dict(zip(command, command[1:]))
+    assert options["--worker-class"] == "gevent" and options["-w"] == "2"
+    assert int(options["--worker-connections"]) >= 10_000
+    assert procfile_command("web", 8000, env={"WEB_CONCURRENCY": "4"})[command.index("-w") + 1] == "4"
+
+
+def test_the_production_web_serves_from_several_processes(real_redis, tmp_path):
+    """The Procfile's web is a gunicorn master and WEB_CONCURRENCY (2) workers, all serving one port."""
+    import subprocess
+
+    from .conftest import service_env
+
+    env = service_env(real_redis)
+    with web_process(env, tmp_path / "web.log", "production") as url:
+        port = url.rsplit(":", 1)[1]
+        listeners = subprocess.run(
+            ["ss", "-tlnpH", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+        ).stdout
+        assert listeners.count("pid=") >= 3, listeners  # the master and two workers share the socket
