@@ -102,3 +102,27 @@ def test_a_closed_socket_is_forgotten(capped_app):
             assert services.jobs_redis.zcard(key) == 1
             client.disconnect()
             wait_for(lambda: services.jobs_redis.zcard(key) == 0, timeout=10)
+
+
+def test_a_closed_client_that_ignores_its_disconnection_is_cut_off(capped_app):
+    """The oldest socket's connection is closed by the server even if its client never lets go."""
+    import time
+
+    import simple_websocket
+
+    from .test_live_events import RawSocket
+
+    with serving(capped_app) as url:
+        cookie = new_session(url)
+        stubborn = RawSocket(url, cookie)  # answers nothing, closes nothing
+        assert stubborn.connected
+        sockets = [open_socket(url, cookie) for _ in range(3)]
+        try:
+            received = []
+            deadline = time.monotonic() + 10
+            with pytest.raises(simple_websocket.ConnectionClosed):
+                while time.monotonic() < deadline:
+                    received.append(stubborn.ws.receive(timeout=1))
+            assert "41" in received  # Socket.IO's DISCONNECT, before the connection went
+        finally:
+            close_all(sockets)
