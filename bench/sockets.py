@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +38,9 @@ from tests.redis_server import RedisServer, free_port  # noqa: E402
 HOST = "127.0.0.1"
 COOKIE = "_prompt_tracker_session"
 CONNECT_BATCH = 50  # sockets opened at once by the holder
+SOCKETS_PER_HOLDER = 2500  # idle sockets per holder process, by default
+CONNECT_TIMEOUT = 30.0  # seconds one socket may take to connect
+SESSION_CONNECTIONS = 8  # connections creating the sockets' sessions (one page view each)
 
 
 def raise_file_limit() -> int:
@@ -54,16 +59,26 @@ async def hold_idle(port: int, cookies: list[str], hold: float) -> dict:
 
     clients = []
     failed = 0
+    lost = Counter()  # why connected clients were disconnected before the end (python-socketio's reason)
 
     async def connect(cookie):
         nonlocal failed
         client = socketio.AsyncClient(reconnection=False)
+
+        @client.event
+        async def disconnect(reason=None):
+            lost[str(reason)] += 1
+
         try:
-            await client.connect(
-                f"http://{HOST}:{port}",
-                transports=["websocket"],
-                headers={"Cookie": f"{COOKIE}={cookie}"},
-                wait_timeout=20,
+            # Bounded: a server that stops accepting (a full worker) must show as failures, not a hang.
+            await asyncio.wait_for(
+                client.connect(
+                    f"http://{HOST}:{port}",
+                    transports=["websocket"],
+                    headers={"Cookie": f"{COOKIE}={cookie}"},
+                    wait_timeout=20,
+                ),
+                CONNECT_TIMEOUT,
             )
             clients.append(client)
         except Exception:
@@ -73,15 +88,19 @@ async def hold_idle(port: int, cookies: list[str], hold: float) -> dict:
     for first in range(0, len(cookies), CONNECT_BATCH):
         await asyncio.gather(*(connect(cookie) for cookie in cookies[first : first + CONNECT_BATCH]))
     connect_seconds = time.monotonic() - started
+    connected_at_end_of_connecting = sum(client.connected for client in clients)
     print(json.dumps({"connected": len(clients), "failed": failed}), flush=True)
     await asyncio.sleep(hold)  # the measuring process works meanwhile; clients answer the server's pings
     still = sum(client.connected for client in clients)
+    lost_before_the_end = dict(lost)
     await asyncio.gather(*(client.disconnect() for client in clients), return_exceptions=True)
     return {
         "connected": len(clients),
         "failed": failed,
         "connect_seconds": round(connect_seconds, 2),
+        "still_connected_after_connecting": connected_at_end_of_connecting,
         "still_connected_after_hold": still,
+        "lost": lost_before_the_end,
     }
 
 
@@ -144,18 +163,24 @@ def hold_main(options) -> None:
 # --- the measuring process ------------------------------------------------------------------------
 
 
-def new_sessions(port: int, count: int) -> list[str]:
-    """Create ``count`` sessions by loading the page without a cookie; return their cookies."""
-    cookies = []
-    connection = http.client.HTTPConnection(HOST, port, timeout=30)
-    for _ in range(count):
-        connection.request("GET", "/playground")
-        response = connection.getresponse()
-        response.read()
-        header = response.getheader("Set-Cookie", "")
-        cookies.append(header.split(";")[0].split("=", 1)[1])
-    connection.close()
-    return cookies
+def new_sessions(port: int, count: int, connections: int = SESSION_CONNECTIONS) -> list[str]:
+    """Create ``count`` sessions by loading the page without a cookie (over ``connections`` at once); return their cookies."""
+
+    def load_pages(share: int) -> list[str]:
+        cookies = []
+        connection = http.client.HTTPConnection(HOST, port, timeout=30)
+        for _ in range(share):
+            connection.request("GET", "/playground")
+            response = connection.getresponse()
+            response.read()
+            header = response.getheader("Set-Cookie", "")
+            cookies.append(header.split(";")[0].split("=", 1)[1])
+        connection.close()
+        return cookies
+
+    shares = [count // connections + (index < count % connections) for index in range(connections)]
+    with ThreadPoolExecutor(connections) as pool:
+        return [cookie for cookies in pool.map(load_pages, shares) for cookie in cookies]
 
 
 def measure(port: int, cookie: str, duration: float) -> dict:
@@ -188,6 +213,22 @@ def read_json_line(process: subprocess.Popen) -> dict:
     return json.loads(line)
 
 
+def combined(results: list[dict]) -> dict:
+    """The holders' results as one: counts added, the longest time, the reasons merged."""
+    total: dict = {}
+    for result in results:
+        for name, value in result.items():
+            if isinstance(value, dict):
+                merged = total.setdefault(name, {})
+                for reason, count in value.items():
+                    merged[reason] = merged.get(reason, 0) + count
+            elif name.endswith("_seconds"):
+                total[name] = max(total.get(name, 0), value)
+            else:
+                total[name] = total.get(name, 0) + value
+    return total
+
+
 def run(options) -> dict:
     """Every case, on one private Redis and one production web process."""
     limit = raise_file_limit()
@@ -200,7 +241,7 @@ def run(options) -> dict:
     server = RedisServer().start()
     port = free_port()
     env = server_env(server)
-    command = procfile_command("web", port)
+    command = procfile_command("web", port, env)
     results["web_command"] = " ".join(["gunicorn", *command[3:]])
     log = tempfile.NamedTemporaryFile(prefix="bench-sockets-web-", suffix=".log", delete=False)
     web = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -227,21 +268,28 @@ def run(options) -> dict:
         }
         print("baseline", json.dumps(results["baseline"]), flush=True)
 
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as cookie_file:
-            cookie_file.write("\n".join(socket_cookies))
-        holder = start_holder(
-            ["--port", str(port), "--mode", "idle", "--cookies", cookie_file.name, "--hold", str(options.hold)]
-        )
-        opened = read_json_line(holder)
+        # Several holder processes, each with its share of the sockets: one asyncio loop with 10,000
+        # python-socketio clients lags behind their pings on a busy machine (the clients, not the server).
+        holders = []
+        for share in range(options.holders):
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as cookie_file:
+                cookie_file.write("\n".join(socket_cookies[share :: options.holders]))
+            holders.append(
+                start_holder(
+                    ["--port", str(port), "--mode", "idle", "--cookies", cookie_file.name, "--hold", str(options.hold)]
+                )
+            )
+        opened = combined([read_json_line(holder) for holder in holders])
         held_since = time.monotonic()
         idle = {
             **measure(port, measuring_cookie, options.duration),
             "server_connections": client_connections(port),
             **opened,
         }
-        holder_result = read_json_line(holder)
-        holder.wait()
-        idle.update(holder_result, held_seconds=round(time.monotonic() - held_since, 1))
+        holder_result = combined([read_json_line(holder) for holder in holders])
+        for holder in holders:
+            holder.wait()
+        idle.update(holder_result, held_seconds=round(time.monotonic() - held_since, 1), holders=options.holders)
         results["idle"] = idle
         print("idle", json.dumps(idle), flush=True)
         time.sleep(1)
@@ -294,7 +342,8 @@ def table(results: dict) -> str:
     idle, refused = results["idle"], results["refused"]
     lines.append(
         f"idle: {idle['connected']:,} connected ({idle['failed']} failed) in {idle['connect_seconds']} s; "
-        f"{idle['still_connected_after_hold']:,} still connected after {idle['held_seconds']} s; "
+        f"{idle['still_connected_after_hold']:,} still connected after {idle['held_seconds']} s "
+        f"({idle['holders']} holder processes; lost before the end: {idle.get('lost') or 'none'}); "
         f"connections to the server {results['baseline']['server_connections']} -> {idle['server_connections']}"
     )
     lines.append(
@@ -317,11 +366,13 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per measurement")
     parser.add_argument("--hold", type=float, default=30.0, help="seconds the idle sockets stay open")
+    parser.add_argument("--holders", type=int, default=0, help="processes holding the idle sockets (0: one per 2,500)")
     parser.add_argument("--output", default=str(BENCH / "sockets.json"))
     options = parser.parse_args()
     if options.command == "hold":
         hold_main(options)
         return
+    options.holders = options.holders or -(-options.sockets // SOCKETS_PER_HOLDER)
     results = run(options)
     print(table(results))
     Path(options.output).write_text(json.dumps(results, indent=2) + "\n")
