@@ -283,7 +283,9 @@ def test_a_three_turn_replay_on_real_workers_runs_in_order_with_one_provider_cal
 
     def finished():
         replayed = conversation(live_app, live_playground, REPLAY)
-        return len(replayed) == 6 and all(m.status == "done" for m in replayed) and replayed
+        done = len(replayed) == 6 and all(m.status == "done" for m in replayed)
+        # The worker stores each reply's diff just after the reply is done (and the next turn queued).
+        return done and all(m.diff is not None for m in replayed if m.role == "assistant") and replayed
 
     replayed = wait_for(finished, timeout=30)
     assert [m.content for m in replayed] == ["one", "A new answer", "two", "A new answer", "three", "A new answer"]
