@@ -40,6 +40,8 @@ def test_replay_shows_old_and_new_replies_with_a_diff_per_turn(fake_openai, chro
     assert "Replaying turn" in page.inner_text(".replay-sentence")
     screenshot(page, "40-replay-streaming")
     page.wait_for_selector("text=Replay finished: 3 turns.", timeout=30_000)
+    # The last diff comes a moment after its reply (the worker stores it, then message.compared).
+    page.wait_for_selector(".word-diff-box >> nth=2", timeout=10_000)
     assert page.locator(".word-diff-box").count() == 3
     assert page.locator(".replay-new .message[data-status='done']").count() == 3
     first = page.locator("#turn-1")
