@@ -3,11 +3,14 @@
 Each server is a stdlib ``ThreadingHTTPServer`` on a free 127.0.0.1 port, in a background thread.
 A test scripts it (reply text, an error status, delays, a malformed stream) through ``server.script``
 and reads back what the client sent from ``server.requests``. The ``fake_openai`` and
-``fake_anthropic`` fixtures start one per test and point the provider's environment variables at it.
+``fake_anthropic`` fixtures start one per test and point the provider's environment variables at it;
+each on the same port for the whole run, so that the workers and web servers shared between tests
+(whose environment names that port) reach the server of the test running.
 
 Run one by hand (say, to point a dev worker at it): ``python -m tests.fake_llm_servers openai``.
 """
 
+import contextlib
 import json
 import select
 import socket
@@ -85,12 +88,20 @@ class FakeLLMServer:
 
     path = ""
 
-    def __init__(self):
+    def __init__(self, listener: socket.socket | None = None):
+        """A server on a free port, or on ``listener`` (a listening socket kept open by the caller)."""
         self.script = Script()
         self.requests: list[RecordedRequest] = []
         self.progress = _Progress()
         self._stopping = threading.Event()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._listener = listener
+        self._connections: set[socket.socket] = set()
+        if listener is None:
+            self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
+        else:
+            self._httpd = _HTTPServer(listener.getsockname(), self._handler_class(), bind_and_activate=False)
+            self._httpd.socket.close()  # the unbound one it made
+            self._httpd.socket = listener
         self._thread = None
 
     @property
@@ -109,10 +120,15 @@ class FakeLLMServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving; requests still sleeping in a delay give up at once."""
+        """Stop serving; requests still sleeping in a delay give up at once, and kept-alive connections
+        are closed (a later request on one would reach this server, not the next one on the port)."""
         self._stopping.set()
         self._httpd.shutdown()
-        self._httpd.server_close()
+        if self._listener is None:
+            self._httpd.server_close()
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(5)
 
     def __enter__(self):
@@ -149,6 +165,16 @@ class FakeLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                server._connections.add(self.connection)
+                if server._stopping.is_set():  # accepted while stopping: the next test's request
+                    self.close_connection = True
+
+            def finish(self):
+                server._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, format, *args):  # keep test output clean
                 pass
@@ -407,19 +433,38 @@ class FakeAnthropic(FakeLLMServer):
         return frames
 
 
+def _listener():
+    """A listening socket on a free loopback port, kept for the run."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    yield listener
+    listener.close()
+
+
+@pytest.fixture(scope="session")
+def openai_listener():
+    """The port of every test's fake OpenAI server."""
+    yield from _listener()
+
+
+@pytest.fixture(scope="session")
+def anthropic_listener():
+    """The port of every test's fake Anthropic server."""
+    yield from _listener()
+
+
 @pytest.fixture
-def fake_openai(monkeypatch):
+def fake_openai(monkeypatch, openai_listener):
     """A running fake OpenAI server; OPENAI_API_KEY and OPENAI_BASE_URL point the provider at it."""
-    with FakeOpenAI() as server:
+    with FakeOpenAI(openai_listener) as server:
         monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         yield server
 
 
 @pytest.fixture
-def fake_anthropic(monkeypatch):
+def fake_anthropic(monkeypatch, anthropic_listener):
     """A running fake Anthropic server; ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL point the provider at it."""
-    with FakeAnthropic() as server:
+    with FakeAnthropic(anthropic_listener) as server:
         monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
         yield server

@@ -5,6 +5,7 @@ HTTP stream (the fake server records when its client hung up); the text streamed
 page and survives a work-horse that dies.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -189,25 +190,25 @@ def everything_in_db0(server) -> bytes:
     return b"\n".join(dump)
 
 
-def test_the_session_id_api_keys_and_the_system_prompt_rest_nowhere_on_the_server(
-    fake_openai, real_redis, start_worker, tmp_path
-):
+def test_the_session_id_api_keys_and_the_system_prompt_rest_nowhere_on_the_server(fake_openai, real_redis, tmp_path):
     """A full turn, a provider failure and a retry through `flask run` and a real worker; then the
     logs, every DB 0 key and value and every DB 2 key are searched for the cookie's session id, the
     logs for the system prompt, and everything (the page too) for the API key."""
     from .conftest import service_env
     from .fake_llm_servers import OPENAI_KEY
-    from .processes import web_process
+    from .processes import web_process, worker_process
     from .test_concurrency import stored_conversation
 
     fake_openai.script.reply = "A short reply."
-    with web_process(service_env(real_redis), tmp_path / "web.log") as url:
+    with web_process(service_env(real_redis), tmp_path / "web.log") as url, contextlib.ExitStack() as own:
         browser = Browser(url)
         browser.page()
         assert browser.save_settings(system_prompt=SYSTEM_PROMPT, provider="openai", model="gpt-4o-mini").status == 303
         assert browser.send("first question").status == 303
         queued = everything_in_db0(real_redis)  # the ticket and the job, before a worker takes them
-        start_worker()
+        # Its own worker, not a shared one: its log is searched below.
+        own.enter_context(worker_process(service_env(real_redis), tmp_path / "worker.log"))
+        wait_for(lambda: real_redis.client(0).scard("rq:workers"), timeout=60)
         wait_for(lambda: (c := stored_conversation(real_redis, browser.cookie)) and c[-1].status == "done")
         fake_openai.script.status = 500
         assert browser.send("second question").status == 303
