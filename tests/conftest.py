@@ -122,6 +122,37 @@ def service_env(server: RedisServer) -> dict:
     return env
 
 
+ENDED = ("finished", "failed", "stopped", "canceled")
+
+
+def jobs_ended(server: RedisServer) -> dict[str, str] | None:
+    """``{job id: status}`` of every RQ job on ``server`` once none waits in the queue or runs; else None.
+
+    What shows that a job which must change nothing did not: it ran, and it is over.
+    """
+    client = server.client(0)
+    if client.llen("rq:queue:prompt_tracker"):
+        return None
+    statuses = {}
+    for key in client.scan_iter("rq:job:*"):
+        if client.type(key) == b"hash" and (status := client.hget(key, "status")):
+            statuses[key.decode().removeprefix("rq:job:")] = status.decode()
+    return statuses if statuses and all(status in ENDED for status in statuses.values()) else None
+
+
+def job_result(server: RedisServer, job_id: str):
+    """What job ``job_id`` returned, once it has finished; else None."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    try:
+        job = Job.fetch(job_id, connection=server.client(0), serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
+    return job.return_value() if job.get_status() == "finished" else None
+
+
 @pytest.fixture
 def live_app(real_redis, monkeypatch):
     """The development app on the private Redis (jobs queued for a real worker)."""

@@ -1,7 +1,6 @@
 """Replay on the test config (inline jobs): turns in order with the replay's own history, the diff, limits."""
 
 import re
-import time
 
 import pytest
 
@@ -351,7 +350,7 @@ def test_a_prompt_playground_replays_against_a_saved_version():
 def test_stop_halts_a_replay_on_real_workers_and_delete_leaves_nothing_behind(
     live_app, live_playground, real_redis, start_worker, fake_openai
 ):
-    from .conftest import wait_for
+    from .conftest import jobs_ended, wait_for
 
     start_worker()
     for text in ("one", "two", "three"):
@@ -368,7 +367,8 @@ def test_stop_halts_a_replay_on_real_workers_and_delete_leaves_nothing_behind(
     stopped = wait_for(
         lambda: (m := conversation(live_app, live_playground, REPLAY)) and m[-1].status == "stopped" and m
     )
-    time.sleep(0.5)  # time enough for a next turn, if one were (wrongly) queued
+    # The stopped turn's job is over (a next turn, were it queued, is queued by that job), and so is any other.
+    wait_for(lambda: jobs_ended(real_redis))
     assert len(conversation(live_app, live_playground, REPLAY)) == len(stopped) == 2
     assert fake_openai.stream_requests() == 1
     html = live_playground.client.get("/playground/replay").get_data(as_text=True)

@@ -18,7 +18,7 @@ import pytest
 from prompt_tracker.domain.keys import partial_key, store_id
 from prompt_tracker.extensions import services
 
-from .conftest import COOKIE, wait_for
+from .conftest import COOKIE, job_result, jobs_ended, wait_for
 from .test_concurrency import Browser
 from .test_live_events import RawSocket
 
@@ -43,7 +43,7 @@ def partial_text(server, store, message_id) -> str:
 
 
 def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_clicked(
-    live_app, live_playground, start_worker, fake_openai
+    live_app, live_playground, real_redis, start_worker, fake_openai
 ):
     use_openai(live_playground, fake_openai, chunk_delay=0.01, reply=" ".join(f"w{n}" for n in range(60)))
     start_worker(), start_worker()
@@ -54,7 +54,8 @@ def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_c
     with live_app.app_context():  # a stray second job for the same attempt makes no call either
         services.queue.enqueue("prompt_tracker.replies.job.run_reply", reply_id, 1, job_id=f"reply-{reply_id}-1-again")
     first = wait_for(lambda: (m := last(live_app, live_playground)).status == "done" and m)
-    time.sleep(0.5)  # time enough for the stray job to run
+    assert wait_for(lambda: job_result(real_redis, f"reply-{reply_id}-1-again")) == "skipped"  # it ran, and did nothing
+    wait_for(lambda: jobs_ended(real_redis))  # and so did any other job
     assert fake_openai.stream_requests() == 1
     assert first.attempt == 1 and first.content.startswith("w0 w1")
 
@@ -75,7 +76,7 @@ def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_c
     for thread in threads:
         thread.join()
     second = wait_for(lambda: (m := last(live_app, live_playground)).status == "done" and m.attempt == 2 and m)
-    time.sleep(0.5)
+    wait_for(lambda: jobs_ended(real_redis))  # every job the clicks queued has run
     assert fake_openai.stream_requests() == 2
     assert [(a.attempt, a.content) for a in second.alternatives] == [(1, first.content)]
 
@@ -110,7 +111,7 @@ def test_reset_closes_the_provider_stream_within_a_second_and_nothing_reappears(
     live_playground.reset()
     closed_at = wait_for(lambda: fake_openai.progress.closed_at, timeout=5)
     assert closed_at - asked < 1.0
-    time.sleep(0.5)
+    wait_for(lambda: jobs_ended(real_redis))  # the reply's job is over: it writes nothing more
     assert [key for key in real_redis.client(2).scan_iter() if b":conversation:" in key or b":partial:" in key] == []
     assert "No messages yet" in live_playground.page().get_data(as_text=True)
 
