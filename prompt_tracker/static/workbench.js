@@ -106,21 +106,28 @@
     });
   }
 
+  function markStreaming(element) {
+    element.dataset.status = "streaming";
+    element.classList.replace("status-pending", "status-streaming");
+    const typing = element.querySelector(".typing");
+    if (typing) typing.textContent = "writing…";
+  }
+
   const ours = (payload) => playgrounds.includes(payload.playground);
   const handlers = {
     "message.appended": (payload) => ours(payload) && refresh(),
     "message.started": ({ id }) => {
       const element = item(id);
-      if (!element) return;
-      element.dataset.status = "streaming";
-      element.classList.replace("status-pending", "status-streaming");
-      const typing = element.querySelector(".typing");
-      if (typing) typing.textContent = "writing…";
+      if (element) markStreaming(element);
     },
     // As on the playground: ``offset`` makes a delta safe to see twice; a gap fetches the rows.
     "message.delta": ({ id, text, offset }) => {
-      const live = item(id)?.querySelector(".live");
+      const element = item(id);
+      const live = element?.querySelector(".live");
       if (!live) return;
+      // Rows fetched before the worker started (swapped in after "message.started", or before this page
+      // had the reply) still show it waiting: its text arriving says it is being written.
+      if (element.dataset.status === "pending") markStreaming(element);
       const shown = [...live.textContent].length;
       if (offset === undefined) live.textContent += text;
       else if (offset > shown) refresh();
