@@ -118,6 +118,8 @@ def test_provider_errors_show_a_clear_failed_message_with_retry(fake_openai, pag
     page.goto(live_server + "/playground")
     page.select_option("#provider", "openai")
     page.click("text=Save settings")
+    # The save reloads the page: typed into the page before it (its settings not saved), the send would wait.
+    page.wait_for_selector("text=Settings saved")
     page.fill("#content", "hello?")
     page.keyboard.press("Control+Enter")
     page.wait_for_selector('.message-assistant[data-status="failed"]', timeout=20_000)
