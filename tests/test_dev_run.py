@@ -48,8 +48,9 @@ def redis_answers(port: int) -> bool:
 class DevRun:
     """``python scripts/dev_run.py`` as a subprocess, with a browser-like client for its web server."""
 
-    def __init__(self, redis_port: int, log_path):
+    def __init__(self, redis_port: int, log_path, workers: int | None = None):
         self.redis_port = redis_port
+        self.workers = workers  # WORKERS (dev_run's default if None): each one is a process to start
         self.web_port = free_port()
         self.log_path = log_path
         self.base = f"http://127.0.0.1:{self.web_port}"
@@ -67,6 +68,8 @@ class DevRun:
             SOCKETIO_MESSAGE_QUEUE=f"redis://127.0.0.1:{self.redis_port}/1",
             PORT=str(self.web_port),
         )
+        if self.workers is not None:
+            env["WORKERS"] = str(self.workers)
         with open(self.log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the children
             self.process = subprocess.Popen(
                 [sys.executable, "scripts/dev_run.py"],
@@ -155,8 +158,8 @@ def dev_run(tmp_path):
     """Factory: ``dev_run(redis_port)`` starts a DevRun; all of it is stopped after the test."""
     started = []
 
-    def start(redis_port: int) -> DevRun:
-        run = DevRun(redis_port, tmp_path / f"dev_run-{len(started)}.log")
+    def start(redis_port: int, workers: int | None = None) -> DevRun:
+        run = DevRun(redis_port, tmp_path / f"dev_run-{len(started)}.log", workers)
         started.append(run)
         return run.start()
 
@@ -206,7 +209,7 @@ def test_starts_embedded_redis_worker_and_web_then_ctrl_c_stops_everything(dev_r
 def test_uses_the_redis_already_listening_and_leaves_it_running(dev_run):
     server = RedisServer().start()
     try:
-        run = dev_run(server.port)
+        run = dev_run(server.port, workers=1)  # what is tested is Redis's fate, not the workers'
         run.wait_ready()
         assert f"using the server already running at 127.0.0.1:{server.port}" in run.log()
         assert not any("redis-server" in child.name() for child in run.descendants)
@@ -222,7 +225,7 @@ def test_uses_the_redis_already_listening_and_leaves_it_running(dev_run):
 
 def test_a_child_that_dies_stops_the_others_and_is_named(dev_run):
     redis_port = free_port()
-    run = dev_run(redis_port)
+    run = dev_run(redis_port, workers=2)  # the others: a worker, the web server and Redis
     run.wait_ready()
     worker = next(child for child in run.descendants if "worker" in child.cmdline())
     worker.kill()

@@ -139,7 +139,8 @@ def test_make_run_migrates_and_prompts_survive_a_restart(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/dev.sqlite3")
     server = RedisServer().start()
     try:
-        first = DevRun(server.port, tmp_path / "first.log").start()
+        # One worker each (the default is three): no reply is written here, and each is a process to start.
+        first = DevRun(server.port, tmp_path / "first.log", workers=1).start()
         try:
             first.wait_ready()
             status, html = first.get("/playground")
@@ -153,7 +154,7 @@ def test_make_run_migrates_and_prompts_survive_a_restart(tmp_path, monkeypatch):
             )
         finally:
             first.cleanup()
-        second = DevRun(server.port, tmp_path / "second.log").start()
+        second = DevRun(server.port, tmp_path / "second.log", workers=1).start()
         try:
             second.wait_ready()
             status, html = second.get("/prompts/kept")
