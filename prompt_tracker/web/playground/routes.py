@@ -57,7 +57,7 @@ from ..identity import current_user_name
 from ..rate_limits import user_key
 from . import bp
 from .forms import MessageForm, SettingsForm, param_range, providers_with_param
-from .fragments import messages_html
+from .fragments import messages_html, settings_panel
 from .prompt import (
     add_slug,
     current_settings,
@@ -106,31 +106,35 @@ def render_playground(
     if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
         # The message being edited is older than the latest window: show the window that ends with it.
         return render_playground(message_form, settings_form, status, editing, editing.index + 1, overflow)
-    if settings_form is None:
-        settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
     messages = [with_partial(message, window.partials) for message in window.messages]
     stale = stale_ids(messages)
+    csrf_token = generate_csrf()
+    panel = {
+        "settings": settings,
+        "providers": available_providers(),
+        "limits": {"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
+        "settings_digest": live.settings_digest(settings),
+        "settings_version": settings_version(settings),
+        "settings_conflict": settings_conflict,
+    }
     return render_template(
         "playground/index.html",
         window=window,
         messages=messages,
         # The stored fragments joined (the macro runs only for open messages and old records).
-        messages_html=messages_html(messages, generate_csrf(), url_for(".send"), stale, editing, indent=" " * 8),
-        settings=settings,
+        messages_html=messages_html(messages, csrf_token, url_for(".send"), stale, editing, indent=" " * 8),
+        # The saved settings as saved: rendered once per distinct settings; a form with errors, each time.
+        settings_panel=None if settings_form else settings_panel(panel, url_for(".save_settings"), csrf_token),
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
         client_token=secrets.token_urlsafe(16),
         waiting=any(m.is_open for m in messages),
         refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
-        providers=available_providers(),
-        limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
         playground=g.playground,
-        settings_digest=live.settings_digest(settings),
         editing=editing,
         overflow=overflow,
-        settings_version=settings_version(settings),
-        settings_conflict=settings_conflict,
+        **panel,
     ), status
 
 
