@@ -1,0 +1,86 @@
+"""A reply being written when something else happens to it: a Delete, a Retry while its old worker
+still lives, a Stop while the model thinks. Unit tests: fakeredis, jobs run inline (or in a thread
+playing a worker), a scripted provider or the fake Anthropic server."""
+
+import pytest
+
+from prompt_tracker.domain.settings import STANDALONE
+from prompt_tracker.extensions import services
+from prompt_tracker.providers import Usage
+from prompt_tracker.replies import reply as reply_module
+from prompt_tracker.store.edits import delete_message
+from prompt_tracker.store.tickets import read_ticket
+
+
+class ScriptedStream:
+    """One provider call: yields ``pieces``, running ``before(index)`` ahead of each; records how far it got."""
+
+    def __init__(self, pieces, before=None, after_close=None):
+        self.pieces = pieces
+        self.before = before or (lambda index: None)
+        self.after_close = after_close or (lambda: None)
+        self.yielded = 0
+        self.closed_early = False
+
+    def __call__(self, request):
+        try:
+            for index, piece in enumerate(self.pieces):
+                self.before(index)
+                yield piece
+                self.yielded += 1
+            yield Usage(input_tokens=1, output_tokens=len(self.pieces))
+        except GeneratorExit:
+            self.closed_early = True  # the worker closed the stream (Stop, Reset, Delete)
+            raise
+        finally:
+            self.after_close()
+
+
+class ScriptedProvider:
+    """Stands in for a provider: each call streams the next ``ScriptedStream``."""
+
+    def __init__(self, *streams):
+        self.streams = list(streams)
+
+    def stream(self, request):
+        return self.streams.pop(0)(request)
+
+
+@pytest.fixture
+def every_delta_flushed(monkeypatch):
+    """Flush after every delta, so that each step of a scripted stream is one flush."""
+    monkeypatch.setattr(reply_module, "FLUSH_SECONDS", 0)
+
+
+def use_provider(monkeypatch, *streams) -> None:
+    provider = ScriptedProvider(*streams)
+    monkeypatch.setattr(reply_module, "get_provider", lambda name: provider)
+
+
+def test_deleting_a_message_whose_reply_is_being_written_stops_the_reply(
+    app, playground, monkeypatch, every_delta_flushed
+):
+    """Delete stops an open reply as Edit and Reset do: the provider stream closes at the next flush,
+    the reply leaves the open set (its slot is free again) and its partial text goes at once."""
+    playground.send("kept")
+    store = playground.store()
+    deleted = {}
+
+    def delete_the_question(index):
+        if index == 3:
+            question, reply = services.conversations.all(store, STANDALONE)[-2:]
+            assert services.conversations.open_replies(store) == [(STANDALONE, reply.id)]
+            assert delete_message(services.conversations, store, STANDALONE, question.id) == 2
+            deleted["reply"] = reply.id
+
+    stream = ScriptedStream([f" w{number}" for number in range(100)], before=delete_the_question)
+    use_provider(monkeypatch, stream)
+    assert playground.send("deleted while answered").status_code == 303
+
+    assert stream.closed_early and stream.yielded == 3  # the flush after the Delete ended it
+    assert [m.content for m in playground.messages(app)][:1] == ["kept"] and len(playground.messages(app)) == 2
+    with app.app_context():
+        conversations = services.conversations
+        assert conversations.open_replies(store) == []
+        assert not services.session_redis.exists(conversations.partial_key(store, deleted["reply"]))
+        assert read_ticket(deleted["reply"]) is None
