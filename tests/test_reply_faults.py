@@ -2,6 +2,8 @@
 still lives, a Stop while the model thinks. Unit tests: fakeredis, jobs run inline (or in a thread
 playing a worker), a scripted provider or the fake Anthropic server."""
 
+import threading
+
 import pytest
 
 from prompt_tracker.domain.settings import STANDALONE
@@ -10,6 +12,8 @@ from prompt_tracker.providers import Usage
 from prompt_tracker.replies import reply as reply_module
 from prompt_tracker.store.edits import delete_message
 from prompt_tracker.store.tickets import read_ticket
+
+from .conftest import wait_for
 
 
 class ScriptedStream:
@@ -84,3 +88,57 @@ def test_deleting_a_message_whose_reply_is_being_written_stops_the_reply(
         assert conversations.open_replies(store) == []
         assert not services.session_redis.exists(conversations.partial_key(store, deleted["reply"]))
         assert read_ticket(deleted["reply"]) is None
+
+
+def test_a_retry_of_a_reply_that_looked_dead_never_mixes_two_streams(app, playground, monkeypatch, every_delta_flushed):
+    """Attempt 1's worker lost its heartbeat but still lives; Retry starts attempt 2. The old worker's
+    flushes go nowhere (the partial shows attempt 2's text only) and it stops; attempt 2 ends done."""
+    playground.page()
+    store = playground.store()
+    with app.app_context():
+        queue = services.queue
+    enqueue = queue.enqueue
+    monkeypatch.setattr(queue, "enqueue", lambda *args, **kwargs: None)  # attempt 1: run by hand below
+    playground.send("question")
+    reply_id = playground.messages(app)[-1].id
+    retried, old_worker_went_on = threading.Event(), threading.Event()
+    partial_during_attempt_2 = {}
+
+    def old_worker_waits_for_the_retry(index):
+        if index == 1:
+            assert retried.wait(10)
+        if index == 2:
+            old_worker_went_on.set()
+
+    def new_worker_lets_the_old_one_flush(index):
+        if index == 1:
+            retried.set()
+            assert old_worker_went_on.wait(10)
+            partial_during_attempt_2["text"] = services.conversations.partial(store, reply_id)
+
+    old = ScriptedStream(
+        ["old0", " old1", " old2", " old3"], before=old_worker_waits_for_the_retry, after_close=old_worker_went_on.set
+    )
+    new = ScriptedStream(["new0", " new1", " new2"], before=new_worker_lets_the_old_one_flush)
+    use_provider(monkeypatch, old)
+    outcome = {}
+
+    def old_worker():  # no heartbeat: the page shows this reply as dead
+        with app.app_context():
+            ticket = read_ticket(reply_id)
+            outcome["old"], _ = reply_module.write_reply(store, STANDALONE, reply_id, 1, ticket.settings, ticket.user)
+
+    thread = threading.Thread(target=old_worker)
+    thread.start()
+    with app.app_context():
+        wait_for(lambda: services.conversations.partial(store, reply_id) == "old0")
+    monkeypatch.setattr(queue, "enqueue", enqueue)  # attempt 2 runs inline, in the Retry request
+    use_provider(monkeypatch, new)
+    assert playground.retry(reply_id).status_code == 303
+    thread.join(10)
+
+    assert partial_during_attempt_2 == {"text": "new0"}
+    assert old.closed_early and old.yielded == 1 and outcome == {"old": "dropped"}
+    final = playground.messages(app)[-1]
+    assert (final.status, final.attempt, final.content) == ("done", 2, "new0 new1 new2")
+    assert [(a.attempt, a.content) for a in final.alternatives] == [(1, "old0")]

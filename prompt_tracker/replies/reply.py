@@ -89,7 +89,7 @@ def write_reply(
         store_id, (exists, stop) = following_moves(
             message_id,
             store_id,
-            lambda at: conversations.flush(at, playground, message_id, text),
+            lambda at: conversations.flush(at, playground, message_id, attempt, text),
             lambda found: found[0],
         )
         if exists and text:
@@ -152,7 +152,8 @@ def write_reply(
     store_id, (final, changed) = following_moves(
         message_id, store_id, lambda at: conversations.change(at, playground, message_id, to_final), _present
     )
-    delete_ticket(message_id)
+    if final is None or final.attempt == attempt:
+        delete_ticket(message_id)  # not when a Retry replaced this attempt: the ticket is the next one's
     if not changed:
         return "dropped", store_id
     log_reply(final, playground)

@@ -10,7 +10,7 @@ and two workers can never both claim one attempt of a reply.
 
 Beside the list, per session (same hash tag, same TTL): ``open`` (the replies queued or being
 written, for the per-session cap and Reset), and per open reply ``partial`` (its text so far) and
-``stop`` (asks its worker to stop).
+``stop`` (asks its worker to stop; ``stop:<id>:<attempt>`` stops only an attempt a Retry replaced).
 """
 
 import time
@@ -99,11 +99,12 @@ for i = 3, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 return {total, records, partials}
 """
 
-# KEYS: conversation, open set, partial, stop.
+# KEYS: conversation, open set, partial, stop, and the stop key of the attempt being replaced.
 # ARGV: index, expected old record, new record, open member, mode (open|reopen|final|same), deadline,
-# now, open cap, ttl. "open" records the reply as open (refused past the cap unless it already is);
-# "reopen" does too for a new attempt, whose partial and stop keys start empty; "final" forgets it
-# and deletes its partial and stop keys, in the same atomic step.
+# now, open cap, ttl, seconds a replaced attempt's stop key is kept. "open" records the reply as open
+# (refused past the cap unless it already is); "reopen" does too for a new attempt, whose partial and
+# stop keys start empty, and stops the attempt it replaces (a worker thought dead may still live);
+# "final" forgets it and deletes its partial and stop keys, in the same atomic step.
 _CHANGE = """
 if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[5] == 'open' or ARGV[5] == 'reopen' then
@@ -113,7 +114,10 @@ if ARGV[5] == 'open' or ARGV[5] == 'reopen' then
   end
   redis.call('ZADD', KEYS[2], ARGV[6], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[9])
-  if ARGV[5] == 'reopen' then redis.call('DEL', KEYS[3], KEYS[4]) end
+  if ARGV[5] == 'reopen' then
+    redis.call('DEL', KEYS[3], KEYS[4])
+    redis.call('SET', KEYS[5], 1, 'EX', ARGV[10])
+  end
 elseif ARGV[5] == 'final' then
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('DEL', KEYS[3], KEYS[4])
@@ -122,11 +126,12 @@ redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# KEYS: conversation, partial, stop. ARGV: text, ttl.
-# Returns {conversation exists, stop requested}; the text is appended only if neither ends the reply.
+# KEYS: conversation, partial, stop, the stop key of the flushing attempt. ARGV: text, ttl.
+# Returns {conversation exists, stop requested}; the text is appended only if neither ends the reply,
+# so an attempt that a Retry replaced never writes into its successor's partial.
 _FLUSH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 1} end
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return {1, 1} end
 if ARGV[1] ~= '' then
   redis.call('APPEND', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -408,6 +413,7 @@ class ConversationStore:
                     self.open_key(store_id),
                     self.partial_key(store_id, message_id),
                     self.stop_key(store_id, message_id),
+                    self.stop_key(store_id, message_id, message.attempt),
                 ],
                 args=[
                     index,
@@ -419,6 +425,7 @@ class ConversationStore:
                     now,
                     self.max_open_replies,
                     self.ttl_seconds,
+                    self.open_seconds,  # longer than any job: the replaced attempt's worker is gone by then
                 ],
             )
             if written == -1:
@@ -433,8 +440,9 @@ class ConversationStore:
         """Like ``change``, returning only the message now stored (None if it is gone)."""
         return self.change(store_id, playground, message_id, change)[0]
 
-    def flush(self, store_id: str, playground: str, message_id: str, text: str) -> tuple[bool, bool]:
-        """Append ``text`` to the reply's partial; return (conversation still there, stop requested).
+    def flush(self, store_id: str, playground: str, message_id: str, attempt: int, text: str) -> tuple[bool, bool]:
+        """Append ``text`` to the partial of attempt ``attempt`` of a reply; return (conversation still
+        there, stop requested). Stop is requested, and nothing appended, once a Retry replaced the attempt.
 
         One round trip: what a worker does at each flush of its stream.
         """
@@ -443,6 +451,7 @@ class ConversationStore:
                 self.key(store_id, playground),
                 self.partial_key(store_id, message_id),
                 self.stop_key(store_id, message_id),
+                self.stop_key(store_id, message_id, attempt),
             ],
             args=[text, self.ttl_seconds],
         )
@@ -503,9 +512,15 @@ class ConversationStore:
         """
         pairs = [(self.key(old_store_id, playground), self.key(new_store_id, playground)) for playground in playgrounds]
         pairs.append((self.open_key(old_store_id), self.open_key(new_store_id)))
-        for _playground, message_id in self.open_replies(old_store_id):
+        for playground, message_id in self.open_replies(old_store_id):
             pairs.append((self.partial_key(old_store_id, message_id), self.partial_key(new_store_id, message_id)))
             pairs.append((self.stop_key(old_store_id, message_id), self.stop_key(new_store_id, message_id)))
+            # The stop keys of the attempts a Retry replaced, so that their workers still stop after the move.
+            message = self.get(old_store_id, playground, message_id)
+            for attempt in range(1, message.attempt if message else 1):
+                pairs.append(
+                    (self.stop_key(old_store_id, message_id, attempt), self.stop_key(new_store_id, message_id, attempt))
+                )
         if isinstance(self.redis, RedisCluster):
             self._move_across_slots(pairs)
         else:
@@ -541,9 +556,9 @@ class ConversationStore:
         """Key of a reply's partial text."""
         return partial_key(self.key_prefix, store_id, message_id)
 
-    def stop_key(self, store_id: str, message_id: str) -> str:
-        """Key that asks a reply's worker to stop."""
-        return stop_key(self.key_prefix, store_id, message_id)
+    def stop_key(self, store_id: str, message_id: str, attempt: int | None = None) -> str:
+        """Key that asks a reply's worker to stop (with ``attempt``: only the worker of that attempt)."""
+        return stop_key(self.key_prefix, store_id, message_id, attempt)
 
 
 def _text(value) -> str:
