@@ -9,6 +9,7 @@ import pytest
 from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
 from prompt_tracker.providers import Usage
+from prompt_tracker.replies import control
 from prompt_tracker.replies import reply as reply_module
 from prompt_tracker.store.edits import delete_message
 from prompt_tracker.store.tickets import read_ticket
@@ -142,3 +143,38 @@ def test_a_retry_of_a_reply_that_looked_dead_never_mixes_two_streams(app, playgr
     final = playground.messages(app)[-1]
     assert (final.status, final.attempt, final.content) == ("done", 2, "new0 new1 new2")
     assert [(a.attempt, a.content) for a in final.alternatives] == [(1, "old0")]
+
+
+def test_stop_during_anthropic_extended_thinking_closes_the_stream_before_any_text(app, playground, fake_anthropic):
+    """The provider sends no text while the model thinks: Stop must still be seen there (checked on
+    every event of the stream, not only when text is flushed)."""
+    fake_anthropic.script.thinking = " ".join(f"t{number}" for number in range(200))
+    fake_anthropic.script.chunk_delay = 0.02
+    fake_anthropic.script.reply = "The answer."
+    assert (
+        playground.save_settings(
+            provider="anthropic", model="claude-sonnet-4-6", max_tokens=4096, thinking_budget=2048
+        ).status_code
+        == 303
+    )
+    store = playground.store()
+
+    def stop_once_streaming():
+        with app.app_context():
+            reply = wait_for(
+                lambda: next(
+                    (m for m in services.conversations.all(store, STANDALONE) if m.status == "streaming"), None
+                )
+            )
+            control.request_stop(store, STANDALONE, reply.id)
+
+    stopper = threading.Thread(target=stop_once_streaming)
+    stopper.start()
+    assert playground.send("think hard").status_code == 303  # the job runs inline, in this request
+    stopper.join(10)
+
+    reply = playground.messages(app)[-1]
+    assert reply.status == "stopped" and reply.content == ""
+    assert fake_anthropic.wait_for_disconnect()
+    thinking_frames = 1 + 200 + 2  # message_start, then the thinking block's deltas; text comes after
+    assert fake_anthropic.progress.chunks_sent < thinking_frames

@@ -4,7 +4,8 @@
   this attempt, so exactly one job makes the provider call, however many were queued.
 - **Stream**: deltas are coalesced (``FLUSH_SECONDS``); each flush is one round trip that appends the
   text to the reply's ``partial`` key and answers whether the conversation still exists and whether
-  Stop was asked. Either ends the provider stream (closing its HTTP response) at once.
+  Stop was asked (for this attempt). Either ends the provider stream (closing its HTTP response) at
+  once. Events without text (``""``: a model thinking) flush too, so Stop is seen while it thinks.
 - **Finish**: one compare-and-set writes the final record and deletes ``partial``; a Reset
   (placeholder gone) writes nothing.
 """
@@ -105,10 +106,12 @@ def write_reply(
             if isinstance(item, Usage):
                 usage = item
                 continue
-            if first_token_ms is None:
-                first_token_ms = int((time.monotonic() - started) * 1000)
-            parts.append(item)
-            pending.append(item)
+            if item:
+                if first_token_ms is None:
+                    first_token_ms = int((time.monotonic() - started) * 1000)
+                parts.append(item)
+                pending.append(item)
+            # Also on an event without text (a model thinking): Stop is seen there too.
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
                 exists, stop = flush()
                 if not exists:
