@@ -419,7 +419,6 @@ class FakeAnthropic(FakeLLMServer):
         ]
         return frames
 
-
     @staticmethod
     def thinking_frames(thinking: str) -> list[bytes]:
         """Content block 0 as extended thinking: its start, one ``thinking_delta`` per word, the signature, its stop."""
