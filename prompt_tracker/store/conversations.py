@@ -42,7 +42,8 @@ return len
 
 # KEYS: conversation, open set, then the session's other keys to refresh.
 # ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix, max bytes (0: any).
-# Returns the list's length, the window's records, and [id, text, ...] of this playground's partials.
+# Returns the list's length, the window's records, [id, text, ...] of this playground's partials, and
+# whether the first key to refresh (a session's blob) still existed (1 when there is none).
 # The window is the latest ``limit`` records before ``end`` whose bytes add up to at most ``max bytes``
 # (the newest one always), so a page of long messages stays light. A record weighs its bytes without
 # its fragment (``Message.fragment``, the first entry of its msgpack map when present): the same
@@ -95,8 +96,12 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     if text then partials[#partials + 1] = id; partials[#partials + 1] = text end
   end
 end
-for i = 3, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
-return {total, records, partials}
+local first_refreshed = 1
+for i = 3, #KEYS do
+  local pushed = redis.call('EXPIRE', KEYS[i], ARGV[3])
+  if i == 3 then first_refreshed = pushed end
+end
+return {total, records, partials, first_refreshed}
 """
 
 # KEYS: conversation, open set, partial, stop, and the stop key of the attempt being replaced.
@@ -197,13 +202,15 @@ class TooManyOpenReplies(Refused):
 class Window:
     """A slice of a conversation: ``messages`` start at absolute index ``start`` of ``total``.
 
-    ``partials`` maps the id of each reply being written to the text it has streamed so far.
+    ``partials`` maps the id of each reply being written to the text it has streamed so far;
+    ``first_refreshed`` tells whether the first of the keys whose expiry the read pushed still existed.
     """
 
     messages: list[Message]
     start: int
     total: int
     partials: dict[str, str] = field(default_factory=dict)
+    first_refreshed: bool = True
 
 
 def open_member(playground: str, message_id: str) -> str:
@@ -322,7 +329,7 @@ class ConversationStore:
         """
         key = self.key(store_id, playground)
         opens = self.open_key(store_id)
-        total, raw, flat = self._window(
+        total, raw, flat, first_refreshed = self._window(
             keys=[key, opens, *refresh_keys],
             args=[
                 limit,
@@ -336,7 +343,7 @@ class ConversationStore:
         stop = total if end is None else min(max(0, end), total)
         start = max(0, stop - len(raw))
         partials = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return Window([decode_message(item) for item in raw], start, total, partials)
+        return Window([decode_message(item) for item in raw], start, total, partials, bool(first_refreshed))
 
     def all(self, store_id: str, playground: str) -> list[Message]:
         """Read the whole conversation (what a model is sent as history)."""
