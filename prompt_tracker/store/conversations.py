@@ -535,13 +535,21 @@ class ConversationStore:
 
     def _move_across_slots(self, pairs: list[tuple[str, str]]) -> None:
         """On a Cluster the two store ids hash to two slots, which no one script may touch: move key by
-        key (DUMP, RESTORE with its expiry, DELETE). Not atomic: a write to an old key in between is lost."""
+        key (PTTL, DUMP, RESTORE with that expiry, DELETE). Not atomic: a write to an old key in between is lost.
+
+        Never restored without an expiry (RESTORE's 0): a key gone meanwhile (PTTL -2, or DUMP finds
+        nothing) is skipped, and one that had none (-1) gets the session's lifetime.
+        """
         for old_key, new_key in pairs:
+            milliseconds = self.redis.pttl(old_key)  # first: a key that expires after it is not dumped
+            if milliseconds == -2:
+                continue
             dumped = self.redis.dump(old_key)
             if dumped is None:
                 continue
-            milliseconds = self.redis.pttl(old_key)
-            self.redis.restore(new_key, max(milliseconds, 0), dumped, replace=True)
+            if milliseconds < 0:
+                milliseconds = self.ttl_seconds * 1000
+            self.redis.restore(new_key, milliseconds, dumped, replace=True)
             self.redis.delete(old_key)
 
     def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
