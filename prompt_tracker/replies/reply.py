@@ -36,6 +36,7 @@ T = TypeVar("T")
 FLUSH_SECONDS = 0.05
 INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
 WORKER_DIED = "The worker stopped before finishing this reply."
+WORKER_SHUT_DOWN = "The worker was shut down before finishing this reply; press Retry to write it again."
 
 # The app's logger: the web process formats it (``web.request_log``), the worker too.
 logger = logging.getLogger("prompt_tracker")
@@ -125,6 +126,9 @@ def write_reply(
         raise
     except Exception:
         fail_reply(store_id, playground, message_id, attempt, INTERNAL_ERROR, content="".join(parts))
+        raise
+    except BaseException:  # SystemExit: the worker's cold shutdown (a second SIGTERM or Ctrl-C)
+        fail_reply(store_id, playground, message_id, attempt, WORKER_SHUT_DOWN, content="".join(parts))
         raise
     finally:
         stream.close()  # ends the provider's HTTP stream when we leave early (Stop, Reset)
