@@ -16,6 +16,7 @@ class ConfigError(RuntimeError):
 INT_SETTINGS = (
     "JOB_TIMEOUT",
     "HEARTBEAT_TTL",
+    "WORKER_TTL",
     "MAX_MESSAGE_CHARS",
     "MAX_SYSTEM_PROMPT_CHARS",
     "TEMPLATE_TIME_LIMIT_MS",
@@ -59,6 +60,9 @@ class Config:
     JOB_TIMEOUT = 300
     # Seconds without a worker heartbeat after which a reply being written shows as failed.
     HEARTBEAT_TTL = 20
+    # RQ's worker TTL for `flask worker`: it heartbeats every few seconds, idle or busy; /healthz counts
+    # a worker as live while its last heartbeat is this recent (a killed one stays in RQ's registry longer).
+    WORKER_TTL = 20
 
     # Limits: the same numbers validate input and show on the page.
     MAX_MESSAGE_CHARS = 20_000

@@ -1,4 +1,4 @@
-"""The provider contract: ``stream(request)`` yields text deltas, then one ``Usage``."""
+"""The provider contract: ``stream(request)`` yields text deltas (``""`` for an event with no text), then one ``Usage``."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -101,7 +101,9 @@ class Provider:
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply as text deltas, then at most one Usage; raise ProviderError on failure.
 
-        No Usage means the provider reported none: unknown, not zero (and so no cost is shown).
+        No Usage means the provider reported none: unknown, not zero (and so no cost is shown). An
+        empty string is no text but a sign of life (an event without text, as while a model thinks):
+        the worker checks for Stop then too, so yield one for every such event of the stream.
         """
         raise NotImplementedError
 

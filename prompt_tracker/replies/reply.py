@@ -4,7 +4,8 @@
   this attempt, so exactly one job makes the provider call, however many were queued.
 - **Stream**: deltas are coalesced (``FLUSH_SECONDS``); each flush is one round trip that appends the
   text to the reply's ``partial`` key and answers whether the conversation still exists and whether
-  Stop was asked. Either ends the provider stream (closing its HTTP response) at once.
+  Stop was asked (for this attempt). Either ends the provider stream (closing its HTTP response) at
+  once. Events without text (``""``: a model thinking) flush too, so Stop is seen while it thinks.
 - **Finish**: one compare-and-set writes the final record and deletes ``partial``; a Reset
   (placeholder gone) writes nothing.
 """
@@ -35,6 +36,7 @@ T = TypeVar("T")
 FLUSH_SECONDS = 0.05
 INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
 WORKER_DIED = "The worker stopped before finishing this reply."
+WORKER_SHUT_DOWN = "The worker was shut down before finishing this reply; press Retry to write it again."
 
 # The app's logger: the web process formats it (``web.request_log``), the worker too.
 logger = logging.getLogger("prompt_tracker")
@@ -89,7 +91,7 @@ def write_reply(
         store_id, (exists, stop) = following_moves(
             message_id,
             store_id,
-            lambda at: conversations.flush(at, playground, message_id, text),
+            lambda at: conversations.flush(at, playground, message_id, attempt, text),
             lambda found: found[0],
         )
         if exists and text:
@@ -105,10 +107,12 @@ def write_reply(
             if isinstance(item, Usage):
                 usage = item
                 continue
-            if first_token_ms is None:
-                first_token_ms = int((time.monotonic() - started) * 1000)
-            parts.append(item)
-            pending.append(item)
+            if item:
+                if first_token_ms is None:
+                    first_token_ms = int((time.monotonic() - started) * 1000)
+                parts.append(item)
+                pending.append(item)
+            # Also on an event without text (a model thinking): Stop is seen there too.
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
                 exists, stop = flush()
                 if not exists:
@@ -122,6 +126,9 @@ def write_reply(
         raise
     except Exception:
         fail_reply(store_id, playground, message_id, attempt, INTERNAL_ERROR, content="".join(parts))
+        raise
+    except BaseException:  # SystemExit: the worker's cold shutdown (a second SIGTERM or Ctrl-C)
+        fail_reply(store_id, playground, message_id, attempt, WORKER_SHUT_DOWN, content="".join(parts))
         raise
     finally:
         stream.close()  # ends the provider's HTTP stream when we leave early (Stop, Reset)
@@ -152,7 +159,8 @@ def write_reply(
     store_id, (final, changed) = following_moves(
         message_id, store_id, lambda at: conversations.change(at, playground, message_id, to_final), _present
     )
-    delete_ticket(message_id)
+    if final is None or final.attempt == attempt:
+        delete_ticket(message_id)  # not when a Retry replaced this attempt: the ticket is the next one's
     if not changed:
         return "dropped", store_id
     log_reply(final, playground)
