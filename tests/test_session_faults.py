@@ -24,7 +24,7 @@ def app_storing(app):
     return app
 
 
-@pytest.mark.parametrize("key", ["replay_draft", "compare", "variables_panel"])
+@pytest.mark.parametrize("key", ["replay_draft", "compare", "variables_panel", "_user_id", "proxy_user"])
 def test_any_value_the_app_stores_keeps_the_full_lifetime(app_storing, key):
     """The idle lifetime is for what is not the user's; a key nobody listed (new code's) is the user's."""
     client = app_storing.test_client()
@@ -34,7 +34,7 @@ def test_any_value_the_app_stores_keeps_the_full_lifetime(app_storing, key):
     assert DAY - 60 < blob_ttl(app_storing, sid) <= DAY
 
 
-@pytest.mark.parametrize("key", ["csrf_token", "_flashes", "_user_id", "_fresh", "_id"])
+@pytest.mark.parametrize("key", ["csrf_token", "_flashes", "_fresh", "_id"])
 def test_bookkeeping_alone_keeps_the_idle_lifetime(app_storing, key):
     client = app_storing.test_client()
     response = client.get(f"/test-only/store/{key}", query_string={"value": "x"})

@@ -42,20 +42,18 @@ from .tickets import move_open_replies
 _MISSING = object()
 MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
 # What a session holds that is not the user's own: Flask's and Flask-WTF's bookkeeping, flashed
-# notices, and who is signed in (Flask-Login's keys, the proxy's user name: a signed-in user's work
-# lives in their workspace, not here). Any other key is the user's and keeps the full lifetime, so a
-# value stored by new code is never cut to the idle lifetime by being forgotten in a list.
+# notices and Flask-Login's bookkeeping. Any other key is the user's and keeps the full lifetime, so
+# a value stored by new code is never cut to the idle lifetime by being forgotten in a list. Who is
+# signed in (``_user_id``, the proxy's ``proxy_user``) is the user's: a sign-in gives the full lifetime.
 BOOKKEEPING_KEYS = frozenset(
     {
         "_permanent",
         "csrf_token",
         "_flashes",
-        "_user_id",
         "_fresh",
         "_id",
         "_remember",
         "_remember_seconds",
-        "proxy_user",
     }
 )
 
