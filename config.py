@@ -79,7 +79,7 @@ class Config:
     PAGE_WINDOW_BYTES = 131_072
     MAX_CONTENT_LENGTH = 256 * 1024
     MAX_IMPORT_BYTES = 8 * 1024 * 1024  # a conversation file to import (the one body allowed past the above)
-    # Replies one session may have queued or being written at once (a send past it is refused).
+    # Replies one user may have queued or being written at once, all sessions together (a send past it is refused).
     MAX_OPEN_REPLIES = 3
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session

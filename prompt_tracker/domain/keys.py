@@ -87,6 +87,11 @@ def usage_key(day: str) -> str:
     return f"prompt_tracker:limit:usage:{day}"
 
 
+def held_key(user: str) -> str:
+    """Hash of a user's holds: the replies queued or being written, and what each may cost."""
+    return f"prompt_tracker:limit:held:{user}"
+
+
 def sockets_key(store_id: str) -> str:
     """Set of the Socket.IO ids of a session's open sockets (disconnected when it signs out)."""
     return f"prompt_tracker:sockets:{store_id}"

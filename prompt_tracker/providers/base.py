@@ -64,6 +64,8 @@ class Provider:
     models: list[str] = field(default_factory=list)
     # The parameters (names of ChatRequest fields) this provider sends; the page shows only these.
     params: tuple[str, ...] = ("temperature", "max_tokens")
+    # Costs nothing (offline: nothing is called), so its replies never count against a budget.
+    free: bool = False
 
     def is_configured(self) -> bool:
         """Whether this provider can be used here (its key is set, say)."""

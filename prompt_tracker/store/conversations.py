@@ -26,13 +26,13 @@ from ..domain.refusals import Refused
 
 # KEYS: conversation, open set, then the session's other keys (blob, other conversations), whose
 # expiry is pushed too (they share the {store id} hash slot).
-# ARGV: ttl, message cap, open member ('' if nothing opens), deadline, now, open cap, records...
+# ARGV: ttl, message cap, open member ('' if nothing opens), deadline, now, open cap (0: none), records...
 _APPEND = """
 local n = redis.call('LLEN', KEYS[1])
 if n + #ARGV - 6 > tonumber(ARGV[2]) then return -1 end
 if ARGV[3] ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return -2 end
+  if tonumber(ARGV[6]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return -2 end
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 end
 local len = redis.call('RPUSH', KEYS[1], unpack(ARGV, 7))
@@ -106,15 +106,16 @@ return {total, records, partials, first_refreshed}
 
 # KEYS: conversation, open set, partial, stop, and the stop key of the attempt being replaced.
 # ARGV: index, expected old record, new record, open member, mode (open|reopen|final|same), deadline,
-# now, open cap, ttl, seconds a replaced attempt's stop key is kept. "open" records the reply as open
-# (refused past the cap unless it already is); "reopen" does too for a new attempt, whose partial and
-# stop keys start empty, and stops the attempt it replaces (a worker thought dead may still live);
-# "final" forgets it and deletes its partial and stop keys, in the same atomic step.
+# now, open cap (0: none), ttl, seconds a replaced attempt's stop key is kept. "open" records the reply
+# as open (refused past the cap unless it already is); "reopen" does too for a new attempt, whose
+# partial and stop keys start empty, and stops the attempt it replaces (a worker thought dead may
+# still live); "final" forgets it and deletes its partial and stop keys, in the same atomic step.
 _CHANGE = """
 if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[5] == 'open' or ARGV[5] == 'reopen' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[7])
-  if not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[8]) then
+  local cap = tonumber(ARGV[8])
+  if cap > 0 and not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= cap then
     return -1
   end
   redis.call('ZADD', KEYS[2], ARGV[6], ARGV[4])
@@ -306,7 +307,12 @@ class ConversationStore:
 
     def too_many_open(self) -> str:
         """The sentence shown when a send or retry would pass the open-replies cap."""
-        replies = "reply" if self.max_open_replies == 1 else f"{self.max_open_replies} replies"
+        return self.too_many_open_for(self.max_open_replies)
+
+    @staticmethod
+    def too_many_open_for(limit: int) -> str:
+        """The sentence shown when a send or retry would pass a cap of ``limit`` open replies."""
+        replies = "reply" if limit == 1 else f"{limit} replies"
         return (
             f"You already have {replies} being written; wait for one to finish "
             "(or stop one) before sending another. Your message is still in the box."

@@ -139,7 +139,7 @@ class UnconfirmedRemoval(Refused):
 # Edit a user message and resend from there. KEYS: the conversation, the session's open set, then
 # the session's other keys (their expiry is pushed too).
 # ARGV: 1 index, 2 expected record there, 3 edited record, 4 placeholder record, 5 placeholder's open
-# member, 6 deadline, 7 now, 8 open cap, 9 message cap, 10 ttl, 11 playground, 12 partial prefix,
+# member, 6 deadline, 7 now, 8 open cap (0: none), 9 message cap, 10 ttl, 11 playground, 12 partial prefix,
 # 13 stop prefix, 14 stop ttl, 15 how many records follow, 16.. those records, then the ids of the
 # open replies among them. Every record from the index on must be as read (a reply written at the
 # same time changes its record: the caller reads again and retries). Returns 1, 0 (changed in
@@ -159,7 +159,7 @@ local open = redis.call('ZCARD', KEYS[2])
 for i = open_ids, #ARGV do
   if redis.call('ZSCORE', KEYS[2], ARGV[11] .. ':' .. ARGV[i]) then open = open - 1 end
 end
-if open >= tonumber(ARGV[8]) then return -2 end
+if tonumber(ARGV[8]) > 0 and open >= tonumber(ARGV[8]) then return -2 end
 -- The replies that go stop at their worker's next flush, as after a Reset; their text so far goes.
 for i = open_ids, #ARGV do
   redis.call('SET', ARGV[13] .. ARGV[i], 1, 'EX', ARGV[14])

@@ -32,8 +32,7 @@ from ...domain.settings import (
     store_settings,
 )
 from ...extensions import limiter, services
-from ...limits import TooManySends, budget, limit_sentence
-from ...limits.models import check_model
+from ...limits import TooManySends, limit_sentence
 from ...prompts.settings import variables_panel
 from ...providers import available_providers
 from ...replies import (
@@ -171,12 +170,6 @@ def too_many_sends(limit):
     return make_response(answer_refusal(TooManySends(limit_sentence("messages", limit)), page))
 
 
-def check_spend(settings) -> None:
-    """Refuse a reply the deployment does not allow: a model off the list, or today's budget spent."""
-    check_model(settings.provider, settings.model)
-    budget.check(current_user_name())
-
-
 def replies_per_send() -> int:
     """Replies a request of the send rate queues (its cost against RATE_LIMIT_SENDS): a send queues two while Compare is on."""
     if (request.endpoint or "").endswith(".send") and compare.compare_choice(session, g.playground) is not None:
@@ -216,12 +209,13 @@ def composer_page(refusal):
 @send_rate
 def send():
     form = MessageForm()
-    settings = settings_to_send_now(session)
-    check_spend(settings)
+    settings = settings_to_send_now(session)  # the gate (replies.gate) checks them before anything is stored
     if not request.form.get("confirm_overflow"):  # likely too long for the model: the same Send again goes ahead
         check_fits(services.conversations, session.store_id, g.playground, settings, form.content.data or "")
     # Compare on: the second model is checked before anything is stored
-    second = compare.prepare(session, g.playground, current_settings(session), g.prompt, g.latest_version)
+    second = compare.prepare(
+        session, g.playground, current_settings(session), g.prompt, g.latest_version, current_user_name()
+    )
     sent, placeholder = send_message(
         session.store_id,
         g.playground,
@@ -337,7 +331,6 @@ def stop(message_id):
 @send_rate
 def retry(message_id):
     settings = settings_to_send_now(session)
-    check_spend(settings)
     message = retry_reply(session.store_id, g.playground, message_id, settings, current_user_name())
     if message is None:
         flash("That reply is no longer in this conversation.", "error")
@@ -553,7 +546,6 @@ def edit(message_id):
     """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again."""
     confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
     settings = settings_to_send_now(session)
-    check_spend(settings)
     edited, placeholder, _ = edit_and_resend(
         session.store_id,
         g.playground,
