@@ -46,10 +46,11 @@ redis-deps:
 postgres-deps:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 
-# Lint and format check (ruff), as CI runs them before the tests.
+# Lint, format check and the layers contract (ruff, import-linter), as CI runs them before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Regenerate the lock file (every dependency pinned, with hashes) after editing requirements*.txt.
 lock:

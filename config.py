@@ -16,8 +16,11 @@ class ConfigError(RuntimeError):
 INT_SETTINGS = (
     "JOB_TIMEOUT",
     "HEARTBEAT_TTL",
+    "WORKER_TTL",
     "MAX_MESSAGE_CHARS",
     "MAX_SYSTEM_PROMPT_CHARS",
+    "TEMPLATE_TIME_LIMIT_MS",
+    "SEARCH_TIMEOUT_MS",
     "MAX_CONVERSATION_MESSAGES",
     "MAX_HISTORY_CHARS",
     "PAGE_WINDOW",
@@ -57,10 +60,15 @@ class Config:
     JOB_TIMEOUT = 300
     # Seconds without a worker heartbeat after which a reply being written shows as failed.
     HEARTBEAT_TTL = 20
+    # RQ's worker TTL for `flask worker`: it heartbeats every few seconds, idle or busy; /healthz counts
+    # a worker as live while its last heartbeat is this recent (a killed one stays in RQ's registry longer).
+    WORKER_TTL = 20
 
     # Limits: the same numbers validate input and show on the page.
     MAX_MESSAGE_CHARS = 20_000
-    MAX_SYSTEM_PROMPT_CHARS = 20_000
+    MAX_SYSTEM_PROMPT_CHARS = 20_000  # also the longest a system prompt may be once its template is rendered
+    TEMPLATE_TIME_LIMIT_MS = 100  # the longest a template may take to render (on a page view or a send)
+    SEARCH_TIMEOUT_MS = 2_000  # the prompt library's search: a statement timeout, then a sentence on the page
     MAX_CONVERSATION_MESSAGES = 2_000
     # What one request carries of the history: the oldest messages beyond it are left out (and the
     # reply says so), so a long conversation cannot cost without bound per send. 0 = no cap.
@@ -71,7 +79,7 @@ class Config:
     PAGE_WINDOW_BYTES = 131_072
     MAX_CONTENT_LENGTH = 256 * 1024
     MAX_IMPORT_BYTES = 8 * 1024 * 1024  # a conversation file to import (the one body allowed past the above)
-    # Replies one session may have queued or being written at once (a send past it is refused).
+    # Replies one user may have queued or being written at once, all sessions together (a send past it is refused).
     MAX_OPEN_REPLIES = 3
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
@@ -90,9 +98,13 @@ class Config:
     TRUSTED_PROXIES: list[str] = []
     # Limits per user (Flask-Limiter syntax); the counters live in the jobs Redis (DB 0).
     RATE_LIMIT_SENDS = "20/minute"
-    # Failed sign-ins, per account and per client address.
+    # Failed sign-ins refused per (account, client address) and per client address: failures from one
+    # address never lock out another. Past RATE_LIMIT_LOGINS_PER_ACCOUNT failures on an account from
+    # anywhere, its sign-ins wait LOGIN_SLOWDOWN_SECONDS: slowed, never refused.
     RATE_LIMIT_LOGINS = "5 per 15 minutes"
     RATE_LIMIT_LOGINS_PER_IP = "20 per 15 minutes"
+    RATE_LIMIT_LOGINS_PER_ACCOUNT = "10 per 15 minutes"
+    LOGIN_SLOWDOWN_SECONDS = 2.0
     RATELIMIT_STORAGE_URI = ""  # "" = the jobs Redis
     # provider:model patterns a reply may use (empty = any), e.g. "echo:*,openai:gpt-4o-mini,anthropic:claude-*".
     ALLOWED_MODELS: list[str] = []
@@ -120,13 +132,27 @@ class Config:
                     raise ConfigError(f"{name} must be a whole number, not {os.environ[name]!r}.") from None
         if os.environ.get("FLASK_DEBUG"):  # Flask's own switch, honoured under gunicorn too
             app.config["DEBUG"] = os.environ["FLASK_DEBUG"].lower() in ("1", "true", "yes")
-        for name in ("AUTH_MODE", "AUTH_HEADER", "RATE_LIMIT_SENDS", "RATE_LIMIT_LOGINS", "RATE_LIMIT_LOGINS_PER_IP"):
+        for name in (
+            "AUTH_MODE",
+            "AUTH_HEADER",
+            "RATE_LIMIT_SENDS",
+            "RATE_LIMIT_LOGINS",
+            "RATE_LIMIT_LOGINS_PER_IP",
+            "RATE_LIMIT_LOGINS_PER_ACCOUNT",
+        ):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
         if os.environ.get("ALLOWED_MODELS"):
             app.config["ALLOWED_MODELS"] = [
                 item.strip() for item in os.environ["ALLOWED_MODELS"].split(",") if item.strip()
             ]
+        if os.environ.get("LOGIN_SLOWDOWN_SECONDS"):
+            try:
+                app.config["LOGIN_SLOWDOWN_SECONDS"] = float(os.environ["LOGIN_SLOWDOWN_SECONDS"])
+            except ValueError:
+                raise ConfigError(
+                    f"LOGIN_SLOWDOWN_SECONDS must be a number of seconds, not {os.environ['LOGIN_SLOWDOWN_SECONDS']!r}."
+                ) from None
         if os.environ.get("DAILY_BUDGET_USD"):
             try:
                 app.config["DAILY_BUDGET_USD"] = float(os.environ["DAILY_BUDGET_USD"])
@@ -135,7 +161,7 @@ class Config:
                     f"DAILY_BUDGET_USD must be a number of dollars, not {os.environ['DAILY_BUDGET_USD']!r}."
                 ) from None
         if os.environ.get("TRUSTED_PROXIES"):
-            app.config["TRUSTED_PROXIES"] = [item.strip() for item in os.environ["TRUSTED_PROXIES"].split(",")]
+            app.config["TRUSTED_PROXIES"] = trusted_proxies(os.environ["TRUSTED_PROXIES"])
         check_auth_settings(app.config)
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
@@ -206,6 +232,14 @@ class ProductionConfig(Config):
                 "API keys): set AUTH_MODE=accounts (users from `flask users create`) or AUTH_MODE=header "
                 "(a reverse proxy that signs users in, with TRUSTED_PROXIES)."
             )
+        if app.config["AUTH_MODE"] == "accounts" and not os.environ.get("TRUSTED_PROXIES"):
+            # Behind a proxy unknown to the app, every client has the proxy's address, and the limits
+            # on failed sign-ins per address would let one person lock everyone out.
+            raise ConfigError(
+                "Prompt Tracker refuses to start in production with AUTH_MODE=accounts without TRUSTED_PROXIES: "
+                "set it to the addresses of the reverse proxies in front of the app (comma-separated IPs or "
+                "networks), or TRUSTED_PROXIES=none when clients connect to the app directly."
+            )
         redis_url = os.environ["REDIS_URL"]
         app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
         app.config["SESSION_REDIS_URL"] = redis_url
@@ -215,6 +249,14 @@ class ProductionConfig(Config):
 
 
 AUTH_MODES = ("none", "accounts", "header")
+NO_PROXIES = "none"  # TRUSTED_PROXIES=none: clients connect directly (said explicitly, for production)
+
+
+def trusted_proxies(value: str) -> list[str]:
+    """The proxy addresses of a TRUSTED_PROXIES value (``none``: no proxy)."""
+    if value.strip().lower() == NO_PROXIES:
+        return []
+    return [item.strip() for item in value.split(",")]
 
 
 def check_auth_settings(settings) -> None:

@@ -59,7 +59,7 @@ WORKERS = {
         "--serializer",
         "rq.serializers.JSONSerializer",
         "--worker-class",
-        "prompt_tracker.replies.worker.ReplyWorker",
+        "prompt_tracker.rq_worker.ReplyWorker",
     ],
 }
 PLAIN = {

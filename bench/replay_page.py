@@ -69,8 +69,8 @@ def main() -> None:
     with app.app_context():
         from prompt_tracker.domain.keys import store_id
 
-        services.store.append(store_id(sid), "standalone", *original)
-        services.store.append(store_id(sid), "standalone~replay", *replayed)
+        services.conversations.append(store_id(sid), "standalone", *original)
+        services.conversations.append(store_id(sid), "standalone~replay", *replayed)
 
     first, again = [], []
     for _ in range(args.requests):

@@ -5,9 +5,11 @@ What the benchmark compares Prompt Tracker with. Everything is Flask-Session's d
 request), so every request that carries the cookie reads the whole blob and writes it back.
 To keep the comparison about storage, it renders Prompt Tracker's own page template
 (``playground/index.html``, with the same context and the same stylesheets), with Flask-WTF's CSRF
-and the same page window (the latest ``PAGE_WINDOW`` messages, cut to ``PAGE_WINDOW_BYTES``): only where the conversation is kept
-differs. The endpoints the template links to exist under the same names; only the page and send do
-anything.
+and the same page window (the latest ``PAGE_WINDOW`` messages, cut to ``PAGE_WINDOW_BYTES``). Two
+things differ: where the conversation is kept, and how a message's HTML is made: here the page's
+macro renders each message on every view, as a stock app does; Prompt Tracker renders it once,
+when the message is stored, and joins the stored HTML. The endpoints the template links to exist
+under the same names; only the page and send do anything.
 
 Run: ``gunicorn 'stock_app:create_app()'`` with ``bench/`` and the repository on PYTHONPATH and
 ``STOCK_SESSION_REDIS_URL`` naming the Redis database (default ``redis://127.0.0.1:6379/3``).
@@ -24,6 +26,7 @@ import redis
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
 from flask_session import Session
 from flask_wtf.csrf import CSRFProtect
+from markupsafe import Markup
 
 from config import Config
 from prompt_tracker.domain.messages import Message, encode_message
@@ -35,13 +38,14 @@ from prompt_tracker.domain.settings import (
     TEMPERATURE_RANGE,
     PlaygroundSettings,
 )
+from prompt_tracker.prompts.settings import variables_panel
 from prompt_tracker.providers import available_providers
 from prompt_tracker.replies.live import settings_digest
 from prompt_tracker.store.conversations import Window
 from prompt_tracker.web.playground.forms import MessageForm, SettingsForm
-from prompt_tracker.web.playground.prompt import variables_panel
 
-ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
 PACKAGE = ROOT / "prompt_tracker"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/3"
 _messages = msgspec.convert  # the window's dicts become the same Message records our page renders
@@ -51,7 +55,8 @@ def create_app(redis_url: str | None = None, debug: bool | None = None) -> Flask
     """Build the baseline app on the Redis database ``redis_url`` (default: $STOCK_SESSION_REDIS_URL)."""
     app = Flask(__name__, static_folder=str(PACKAGE / "static"))
     app.jinja_loader = jinja2.FileSystemLoader(
-        [str(PACKAGE / area / "templates") for area in (".", "playground", "prompts")]
+        [str(PACKAGE / area / "templates") for area in (".", "web/playground", "web/prompts")]
+        + [str(BENCH / "templates")]
     )
     # Our settings (limits, page window, sign-in mode...) so the shared template finds what it reads;
     # the session settings below are stock Flask-Session's.
@@ -109,10 +114,11 @@ def index():
         "playground/index.html",
         window=window,
         messages=window.messages,
+        # Stock renders each message with the page's macro (ours joins the HTML stored on its records).
+        messages_html=Markup(render_template("stock_messages.html", messages=window.messages, stale_ids=set())),
         settings=settings,
         settings_form=SettingsForm(formdata=None, data=msgspec.to_builtins(settings)),
         message_form=MessageForm(formdata=None),
-        stale_ids=set(),
         waiting=any(m.is_open for m in window.messages),
         refresh_url=url_for(
             ".index", t=time.monotonic_ns(), _anchor=f"m-{window.messages[-1].id}" if window.messages else None

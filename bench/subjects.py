@@ -123,7 +123,7 @@ def store_in_lists(app: Flask, client: FlaskClient, messages: list[Message]) -> 
         store = session.store_id
     with app.app_context():
         for first in range(0, len(messages), APPEND_CHUNK):
-            services.store.append(store, STANDALONE, *messages[first : first + APPEND_CHUNK])
+            services.conversations.append(store, STANDALONE, *messages[first : first + APPEND_CHUNK])
 
 
 def store_in_session(app: Flask, client: FlaskClient, messages: list[Message]) -> None:

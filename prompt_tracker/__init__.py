@@ -1,14 +1,42 @@
-"""Prompt Tracker: a prompt playground whose conversations live server-side, in Redis."""
+"""Prompt Tracker: a prompt playground whose conversations live server-side, in Redis.
+
+This module is the composition root: ``create_app`` binds every layer's parts to one app. Importing
+a blueprint's package registers its views and Socket.IO handlers, so they are all declared (here,
+at import) before ``socketio.init_app`` builds the server, or a second app (tests build many)
+would not get them.
+"""
 
 import os
 
+import socketio as socketio_module
 from flask import Flask, redirect, url_for
+
+from config import config, database_options
+
+from .auth.cli import users_cli
+from .domain.pricing import context_window
+from .extensions import csrf, db, migrate, services, socketio
+from .limits.cli import usage_command
+from .prompts.cli import prompts_cli
+from .replies.worker_cli import worker_command
+from .store.cli import sessions_cli
+from .store.redis_urls import socketio_manager
+from .store.session_interface import make_session_interface
+from .web import headers as security_headers
+from .web import identity, rate_limits, request_log
+from .web.auth import bp as auth_bp
+from .web.errors import bp as errors_bp
+from .web.form_guard import refuse_unreadable_forms
+from .web.health import bp as health_bp
+from .web.playground import bp as playground_bp
+from .web.playground.fragments import message_fragment
+from .web.prompts import bp as prompts_bp
 
 
 def socketio_async_mode() -> str:
     """Socket.IO's concurrency model, following the server: gevent under `gunicorn -k gevent`, else threads."""
     try:
-        from gevent import monkey
+        from gevent import monkey  # gevent is optional: only the production web server has it
     except ImportError:
         return "threading"
     # gunicorn's gevent worker patches the standard library before it loads the app.
@@ -17,8 +45,6 @@ def socketio_async_mode() -> str:
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     """Build the app for ``config_name`` (default: $PROMPT_TRACKER_ENV or development)."""
-    from config import config
-
     config_name = config_name or os.environ.get("PROMPT_TRACKER_ENV", "development")
     if config_name not in config:
         raise RuntimeError(f"Unknown PROMPT_TRACKER_ENV {config_name!r}; use one of: development, test, production.")
@@ -32,27 +58,12 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     if config_name != "test":
         app.config.from_pyfile("config.py", silent=True)
     app.config.update(overrides or {})
-    from config import database_options
-
     app.config["SQLALCHEMY_DATABASE_URI"], engine_options = database_options(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
 
-    import socketio as socketio_module
-
-    from .extensions import csrf, db, migrate, services, socketio
-    from .store.redis_urls import socketio_manager
-    from .store.session_interface import make_session_interface
-
-    # Blueprints first: their Socket.IO handlers must be declared before socketio.init_app
-    # builds the server, or a second app (tests build many) would not get them.
-    from .web.errors import bp as errors_bp
-    from .web.form_guard import refuse_unreadable_forms
-    from .web.health import bp as health_bp
-    from .web.playground import bp as playground_bp
-    from .web.prompts import bp as prompts_bp
-
-    bound = services.init_app(app)
-    app.session_interface = make_session_interface(app, bound.session_redis, bound.store)
+    # Every final message is stored with its page HTML, rendered once (the worker's too: same factory).
+    bound = services.init_app(app, render_fragment=message_fragment)
+    app.session_interface = make_session_interface(app, bound.session_redis, bound.conversations)
     # Before CSRF: a body that is not a UTF-8 form is refused for what it is, not as a missing token.
     app.before_request(refuse_unreadable_forms)
     csrf.init_app(app)
@@ -62,12 +73,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     # An absolute path: `flask db upgrade` must find the revisions from any working directory.
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     # Who is asking, then how often they may: the limits are keyed by the signed-in user.
-    from . import limits
-    from .web.auth import bp as auth_bp
-    from .web.auth import identity
-
     identity.init_app(app)
-    limits.init_app(app, bound.jobs_redis)
+    rate_limits.init_app(app, bound.jobs_redis)
     if app.config["SOCKETIO_MESSAGE_QUEUE"]:
         # Our own manager: Flask-SocketIO would hand a redis+sentinel:// URL to kombu.
         manager = socketio_manager(app.config["SOCKETIO_MESSAGE_QUEUE"])
@@ -76,15 +83,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         # In-process only (unit tests); explicit, since the shared SocketIO object keeps old options.
         socketio.init_app(app, client_manager=socketio_module.Manager(), **socket_options)
 
-    from .auth.cli import users_cli
-    from .domain.pricing import context_window
-    from .limits.cli import usage_command
-    from .prompts.cli import prompts_cli
-    from .replies.worker_cli import worker_command
-    from .store.cli import sessions_cli
-    from .web import headers as security_headers
-    from .web import request_log
-
+    # Outermost, so Socket.IO handshakes pass through it too (its middleware wraps what is there).
+    identity.init_proxies(app)
     security_headers.init_app(app)
     request_log.configure(app)
     app.add_template_global(context_window)

@@ -1,4 +1,7 @@
-"""Every extension, created unbound here and bound to the app in ``create_app``."""
+"""Every extension, created unbound here and bound to the app in ``create_app``.
+
+``services`` (the app's Redis clients, conversation store and queue) is created in ``store.services``,
+which uses it, and handed out here with the others."""
 
 from flask_limiter import Limiter
 from flask_login import LoginManager
@@ -8,12 +11,11 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
-from .store.services import Services
+from .store.services import services
 
 csrf = CSRFProtect()
 # The session is Flask-Session's (server-side), so Socket.IO must not keep its own copy.
 socketio = SocketIO(manage_session=False)
-services = Services()
 
 
 class Base(DeclarativeBase):
@@ -28,3 +30,5 @@ migrate = Migrate()
 # Sign-in (AUTH_MODE accounts) and the per-user rate limits (storage bound in the factory).
 login = LoginManager()
 limiter = Limiter(key_func=lambda: "global", key_prefix="prompt_tracker:limit")
+
+__all__ = ["Base", "csrf", "db", "limiter", "login", "migrate", "services", "socketio"]

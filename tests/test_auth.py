@@ -4,9 +4,11 @@ import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.auth.accounts import create_user, find_user, set_disabled
+from prompt_tracker.auth.models import User
 from prompt_tracker.extensions import db
 
 from .conftest import COOKIE, CSRF_RE, Playground
+from .postgres_server import PostgresServer
 
 PASSWORD = "correct horse battery staple"
 
@@ -78,12 +80,16 @@ def test_login_goes_to_next_only_on_this_site(accounts_app):
 def test_login_rotates_the_session_id_and_the_old_id_stops_working(accounts_app):
     browser = Browser(accounts_app.test_client())
     browser.client.get("/login")
-    before = browser.sid()
+    assert browser.sid() is None  # the login page stores no session: signing in creates it
     assert browser.login().status_code == 303
-    after = browser.sid()
-    assert after and after != before
+    before = browser.sid()
+    assert before
     page = browser.client.get("/playground")
     assert page.status_code == 200 and "alice@example.com" in page.get_data(as_text=True)
+    assert browser.login().status_code == 303  # signing in again, from a session: a new id
+    after = browser.sid()
+    assert after and after != before
+    assert browser.client.get("/playground").status_code == 200
     stale = accounts_app.test_client()
     stale.set_cookie(COOKIE, before)
     assert stale.get("/playground").status_code == 303
@@ -124,15 +130,15 @@ def test_a_disabled_user_is_signed_out_at_the_next_request_and_cannot_sign_in(ac
     assert browser.login().status_code == 401
 
 
-def test_failed_logins_are_limited_per_account_with_a_sentence(accounts_app):
+def test_failed_logins_are_limited_per_account_and_address_with_a_sentence(accounts_app):
     for _ in range(3):
         assert Browser(accounts_app.test_client()).login(password="wrong").status_code == 401
-    # The account is locked for now, whoever tries, even with the right password...
+    # The account is locked for now from this address, even with the right password...
     refused = Browser(accounts_app.test_client()).login()
     assert refused.status_code == 429
     text = refused.get_data(as_text=True)
     assert "Too many failed sign-ins" in text and "Try again in" in text
-    # ...while another account signs in as usual.
+    # ...while another account signs in as usual (other addresses: tests/test_access.py).
     assert Browser(accounts_app.test_client()).login(email="bob@example.com").status_code == 303
 
 
@@ -151,6 +157,38 @@ def test_prompts_record_their_author(accounts_app):
     assert created.status_code == 303
     page = browser.client.get(created.headers["Location"]).get_data(as_text=True)
     assert "alice@example.com" in page
+
+
+@pytest.mark.integration
+def test_signed_in_pages_answer_the_503_page_while_postgresql_is_stopped():
+    """Accounts mode loads the user from the database on every request: when PostgreSQL stops, a
+    signed-in page is the app's 503 page (or JSON), never a bare 500 from the server."""
+    server = PostgresServer().start()
+    app = make_app(
+        AUTH_MODE="accounts",
+        SQLALCHEMY_DATABASE_URI=server.create_database(),
+        PROPAGATE_EXCEPTIONS=False,  # as in production: what no handler answers becomes the server's 500
+    )
+    try:
+        with app.app_context():
+            create_user("alice@example.com", PASSWORD)
+        browser = Browser(app.test_client())
+        assert browser.login().status_code == 303
+        assert browser.client.get("/playground").status_code == 200
+        server.stop()  # mid-test: the pool's connection breaks, then new ones are refused
+        for path in ("/playground", "/prompts", "/playground/export.json", "/playground"):
+            response = browser.client.get(path)
+            assert response.status_code == 503, path
+            assert "The user database is not reachable right now" in response.get_data(as_text=True), path
+        answer = browser.client.get("/playground", headers={"Accept": "application/json"})
+        assert answer.status_code == 503
+        assert answer.get_json()["error"].startswith("The user database is not reachable right now")
+        assert browser.client.get("/healthz").status_code == 503
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        server.stop()
 
 
 # --- header mode ----------------------------------------------------------------------------
@@ -202,6 +240,32 @@ def test_another_proxy_user_on_the_same_cookie_gets_a_fresh_session(header_app):
     assert carol.messages(header_app) == []
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "u" * 255,  # a user name is at most 254 characters (the users table's email column)
+        "é" * 300,
+        "carol\x00admin",  # a NUL byte, which PostgreSQL text refuses
+        "carol\x1b[31m",
+    ],
+)
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_a_proxy_user_name_that_cannot_be_a_user_is_a_400_with_a_sentence(header_app, name, accept):
+    response = header_app.test_client().get(
+        "/playground",
+        headers={"X-Forwarded-User": name.encode().decode("latin-1"), "Accept": accept},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
+    assert response.status_code == 400
+    sentence = "The reverse proxy named a user this app cannot take"
+    if accept == "application/json":
+        assert response.get_json()["error"].startswith(sentence)
+    else:
+        assert sentence in response.get_data(as_text=True)
+    with header_app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 0
+
+
 # --- configuration and CLI -------------------------------------------------------------------
 
 
@@ -240,7 +304,7 @@ def test_users_cli_creates_lists_and_disables(accounts_app):
     prompted = runner.invoke(args=["users", "create", "gina@example.com"], input=f"{PASSWORD}\n{PASSWORD}\n")
     assert prompted.exit_code == 0, prompted.output
     disabled = runner.invoke(args=["users", "disable", "erin@example.com"])
-    assert disabled.exit_code == 0 and "Disabled erin@example.com." in disabled.output
+    assert disabled.exit_code == 0 and "Disabled erin@example.com: signed out of 0 sessions." in disabled.output
     listed = runner.invoke(args=["users", "list"])
     assert "erin@example.com\tadmin\tdisabled" in listed.output and listed.output.strip().endswith("4 users.")
     assert Browser(accounts_app.test_client()).login(email="erin@example.com").status_code == 401

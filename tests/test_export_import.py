@@ -1,5 +1,6 @@
 """Export a conversation as JSON (complete) and Markdown; import JSON back, checked whole before one atomic write."""
 
+import html
 import io
 import json
 
@@ -53,7 +54,8 @@ def test_json_export_is_complete(playground, conversation):
     assert exported["settings"]["system_prompt"] == "Be brief." and exported["settings"]["seed"] == 3
     assert [m["role"] for m in exported["messages"]] == ["user", "assistant", "user", "assistant"]
     reply = exported["messages"][1]
-    assert reply == msgspec.to_builtins(conversation[1])  # every field of the stored record
+    # Every field of the stored record but its page HTML (an import renders that again).
+    assert reply == msgspec.to_builtins(msgspec.structs.replace(conversation[1], fragment=None))
     assert reply["params"]["top_p"] == 0.5 and reply["usage"] == {"input_tokens": 21, "output_tokens": 9}
     assert reply["alternatives"][0]["content"] == "an older answer"
     assert reply["request"]["chat"]["seed"] == 3 and reply["request"]["history"]["count"] == 1
@@ -132,6 +134,23 @@ def test_imported_html_is_rendered_here_never_taken_from_the_file(app, playgroun
             "Message 1 has an unknown role or status (&#39;admin&#39;, &#39;done&#39;).",
         ),
         (b"[1, 2, 3]", "This is not a Prompt Tracker conversation export"),
+        (
+            b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"id": "a", "role": "user", '
+            b'"content": "caf\xe9", "created_at": 1}]}',  # Latin-1 inside a string
+            "This file is not valid JSON (UTF-8), so nothing was imported.",
+        ),
+        (
+            b'{"format": "prompt-tracker/conversation", "version": 1, "settings": {"x": '
+            + b"[" * 100_000
+            + b"]" * 100_000
+            + b'}, "messages": []}',
+            "This file nests its data too deeply",
+        ),
+        (
+            b'{"format": "prompt-tracker/conversation", "version": 1, "messages": [{"id": "a", "role": "user", '
+            b'"created_at": 1, "unknown": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}",  # skipped, still read
+            "This file nests its data too deeply",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_with_a_sentence_and_nothing_changes(app, playground, data, expected):
@@ -197,7 +216,7 @@ def test_an_import_stops_the_replies_open_in_the_replaced_conversation_and_drops
         conversations = services.store
         writing = assistant_placeholder("openai", "gpt-4o-mini", {})
         conversations.append(store, STANDALONE, user_message("still being answered"), writing)
-        assert conversations.flush(store, STANDALONE, writing.id, "half a rep") == (True, False)
+        assert conversations.flush(store, STANDALONE, writing.id, writing.attempt, "half a rep") == (True, False)
         assert conversations.open_replies(store) == [(STANDALONE, writing.id)]
 
     assert upload(playground, exported).status_code == 303
@@ -207,6 +226,68 @@ def test_an_import_stops_the_replies_open_in_the_replaced_conversation_and_drops
         assert not redis.exists(conversations.partial_key(store, writing.id))
         assert conversations.open_replies(store) == []
         # its worker's next flush stops it, and writes nothing into the imported conversation
-        assert conversations.flush(store, STANDALONE, writing.id, "ly") == (True, True)
+        assert conversations.flush(store, STANDALONE, writing.id, writing.attempt, "ly") == (True, True)
         assert not redis.exists(conversations.partial_key(store, writing.id))
     assert [m.content for m in playground.messages(app)] == [m.content for m in conversation]
+
+
+# --- recorded requests in a file are checked like the rest of it ------------------------------
+
+
+def with_request(exported: dict, **changes) -> bytes:
+    """The export with the first reply's recorded request changed (None: the field removed)."""
+    record = exported["messages"][1]["request"]
+    for name, value in changes.items():
+        if value is None:
+            record.pop(name, None)
+        else:
+            record[name] = value
+    return json.dumps(exported).encode()
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"headers": ["Authorization"]}, "Expected `object`, got `array` - at `$.messages[1].request.headers`"),
+        ({"headers": {"X-Count": 3}}, "Expected `str`, got `int` - at `$.messages[1].request.headers[...]`"),
+        ({"headers": {"Bad Name": "x"}}, "at `key` in `$.messages[1].request.headers`"),
+        ({"headers": {"X-Split": "a\r\nX-Injected: b"}}, "at `$.messages[1].request.headers[...]`"),
+        ({"url": 5}, "Expected `str | null`, got `int` - at `$.messages[1].request.url`"),
+        ({"url": "-o/tmp/owned"}, "at `$.messages[1].request.url`"),
+        ({"url": "file:///etc/passwd"}, "at `$.messages[1].request.url`"),
+        (
+            {"provider": "nosuch"},
+            "Unknown provider 'nosuch' (known: echo, openai, anthropic) - at `$.messages[1].request`",
+        ),
+        ({"provider": None}, "Object missing required field `provider` - at `$.messages[1].request`"),
+        ({"chat": {"model": "m", "system_prompt": "", "rm": "-rf"}}, "Object contains unknown field `rm`"),
+        ({"chat": {"model": "m", "system_prompt": "", "max_tokens": "many"}}, "request.chat.max_tokens`"),
+        ({"history": {"count": 1, "dropped": -1, "digest": "x"}}, "at `$.messages[1].request.history.dropped`"),
+        ({"history": {"count": 1}}, "Object missing required field `dropped`"),
+        ({"extra": {"what": "ever"}}, "Object contains unknown field `extra` - at `$.messages[1].request`"),
+    ],
+)
+def test_a_malformed_recorded_request_is_refused_naming_the_field(app, playground, conversation, changes, expected):
+    before = playground.messages(app)
+    exported = json.loads(playground.client.get("/playground/export.json").data)
+    assert upload(playground, with_request(exported, **changes)).status_code == 303
+    page = html.unescape(flashes(playground))
+    assert "Message 2 has a recorded request Prompt Tracker does not write" in page and expected in page
+    assert "Nothing was imported." in page
+    assert playground.messages(app) == before
+
+
+def test_every_recorded_request_the_app_writes_imports_and_shows(app, playground, conversation):
+    """A record of today's shape, one from before the history was left out (body kept), and an echo one."""
+    playground.save_settings()  # echo
+    playground.send("third question")
+    exported = json.loads(playground.client.get("/playground/export.json").data)
+    whole = dict(exported["messages"][3]["request"])
+    whole.pop("chat"), whole.pop("history")
+    whole["body"] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "second question"}]}
+    exported["messages"][3]["request"] = whole
+    assert upload(playground, json.dumps(exported).encode()).status_code == 303
+    messages = playground.messages(app)
+    assert [m.request == e.get("request") for m, e in zip(messages, exported["messages"], strict=True)] == [True] * 6
+    for reply in messages[1::2]:
+        assert playground.client.get(f"/playground/messages/{reply.id}/request").status_code == 200

@@ -155,12 +155,22 @@ def logged_lranges(server):
     ranges += [command[2:] for command in commands if command[0].upper() == "LRANGE"]
 
 
-def test_a_page_view_reads_only_its_window_never_lrange_0_minus_1(thousand_messages, real_redis):
-    """The LRANGEs of two page views (latest, then ?before=800), with their arguments: one window each."""
+def test_a_page_view_reads_only_its_window_never_lrange_0_minus_1(live_app, thousand_messages, real_redis):
+    """The LRANGEs of two page views (latest, then ?before=800), with their arguments: one window each.
+
+    Without a byte budget, one LRANGE of the window; with one, 16 records at a time from the
+    window's end until the budget is spent (about 60 of these 2 KB messages).
+    """
+    live_app.config["PAGE_WINDOW_BYTES"] = 0
     with logged_lranges(real_redis) as ranges:
         thousand_messages.page()
         thousand_messages.page(before=800)
-    assert ranges == [["-200", "-1"], ["600", "799"]]
+    assert ranges == [["-200", "-1"], ["-400", "-201"]]
+    live_app.config["PAGE_WINDOW_BYTES"] = 131_072
+    with logged_lranges(real_redis) as ranges:
+        shown = shown_numbers(thousand_messages.page().get_data(as_text=True))
+    assert ranges == [[str(-16 * (n + 1)), str(-16 * n - 1)] for n in range(len(ranges))]
+    assert len(ranges) == len(shown) // 16 + 1 and shown[-1] == 999
 
 
 def test_a_before_of_zero_or_less_never_reads_the_whole_conversation(thousand_messages, real_redis):

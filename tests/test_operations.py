@@ -6,7 +6,7 @@ import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.domain.messages import Message, Usage
-from prompt_tracker.web.request_log import log_reply
+from prompt_tracker.replies.reply import log_reply
 
 from .conftest import COOKIE, Playground
 

@@ -1,7 +1,9 @@
 """The prompt library through HTTP: the same behaviour on in-memory SQLite and on a real PostgreSQL."""
 
+import json
 import re
 import threading
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import event, select, text
@@ -10,7 +12,7 @@ from prompt_tracker import create_app
 from prompt_tracker.domain.keys import store_id
 from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import db, services
-from prompt_tracker.prompts.library import save_version
+from prompt_tracker.prompts.library import create_prompt, save_version
 from prompt_tracker.prompts.models import Prompt, PromptVersion
 
 from .conftest import CSRF_RE
@@ -343,6 +345,45 @@ def test_variables_get_a_form_and_the_model_receives_the_rendered_prompt(library
     assert reply.draft is True  # provider changed: not version 1
     library.post("/prompts/greeter/playground/versions")
     assert library.versions("greeter")[-1].variables == {"customer": "Ada", "company": "<Acme>"}
+
+
+ATTRIBUTE_PAYLOAD = '" onmouseover="alert(1)" data-x=\'<b>&amp;'
+
+
+class SpanAttributes(HTMLParser):
+    """The attributes of every ``<span class="provenance">``, as a browser's parser reads them."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "span" and ("class", "provenance") in attrs:
+            self.found.append(dict(attrs))
+
+
+def provenance_attributes(html: str) -> list[dict]:
+    parser = SpanAttributes()
+    parser.feed(html)
+    return parser.found
+
+
+def test_a_variable_value_in_the_version_label_stays_inside_its_title(library):
+    """A default (or value) with a quote once put attributes on the version label (tojson leaves " as is)."""
+    with library.app.app_context():
+        create_prompt("Labels", "Hi {{ customer }}", variables={"customer": ATTRIBUTE_PAYLOAD})
+    library.client.get("/prompts/labels/playground")
+    library.post("/prompts/labels/playground/versions")  # the playground's settings, the default kept
+    library.send("labels", "hello")  # version 2
+    library.save_settings("labels", system_prompt="Hi {{ customer }}!")
+    library.send("labels", "again")  # a draft
+    html = page(library.client.get("/prompts/labels/playground"))
+    version, draft = provenance_attributes(html)
+    variables = json.dumps({"customer": ATTRIBUTE_PAYLOAD})
+    assert set(version) == {"class", "title"} and json.loads(version["title"]) == {"customer": ATTRIBUTE_PAYLOAD}
+    assert set(draft) == {"class", "title"} and json.loads(draft["title"].removeprefix("unsaved changes: ")) == (
+        json.loads(variables)
+    )
 
 
 @pytest.mark.parametrize(

@@ -160,6 +160,18 @@ def test_import_adds_only_the_new_versions_of_an_existing_prompt(source, tmp_pat
             ).encode(),
             "may only hold lowercase letters",
         ),
+        (
+            b'{"format": "prompt-tracker/prompts", "format_version": 1, "prompts": [{"slug": "a", "name": "caf\xe9", '
+            b'"versions": [{"number": 1, "system_prompt": "", "provider": "echo", "model": "m"}]}]}',
+            "is not valid JSON (UTF-8)",
+        ),
+        (
+            b'{"format": "prompt-tracker/prompts", "format_version": 1, "prompts": [], "more": '
+            + b"[" * 100_000
+            + b"]" * 100_000
+            + b"}",
+            "nests its data too deeply",
+        ),
     ],
 )
 def test_malformed_files_are_refused_with_a_sentence_and_nothing_written(target, tmp_path, content, message):

@@ -172,6 +172,7 @@ def test_production_starts_with_them_and_uses_secure_cookies(monkeypatch, real_r
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
     monkeypatch.setenv("DATABASE_URL", "postgresql://prompt_tracker@localhost/prompt_tracker")
     monkeypatch.setenv("AUTH_MODE", "accounts")
+    monkeypatch.setenv("TRUSTED_PROXIES", "none")  # clients connect directly
     for name in ("RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE", "SESSION_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     app = create_app("production")
@@ -205,7 +206,7 @@ def test_a_plain_rq_worker_also_completes_a_turn(live_app, live_playground, real
             "--serializer",
             "rq.serializers.JSONSerializer",
             "--worker-class",
-            "prompt_tracker.replies.worker.ReplyWorker",
+            "prompt_tracker.rq_worker.ReplyWorker",
         ],
         cwd=ROOT,
         env=service_env(real_redis),

@@ -140,3 +140,75 @@ def test_no_request_view_for_a_missing_reply(playground):
     response = playground.client.get("/playground/messages/nosuchid/request")
     assert response.status_code == 404
     assert "no recorded request" in response.get_data(as_text=True)
+
+
+# --- a recorded request from a file is data, never code for the copier's shell ----------------
+
+HOSTILE = "$(touch {marker}) `touch {marker}` ${{HOME}} \"' \\ $HOME"
+
+
+def run_curl_command(command: str, tmp_path) -> list[str]:
+    """The arguments bash passes to curl for ``command`` (curl stubbed by a function that prints them)."""
+    answer = subprocess.run(
+        ["bash", "-c", "curl() { printf '%s\\0' \"$@\"; }\n" + command],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/home/copier", "OPENAI_API_KEY": "sk-copied", "ANTHROPIC_API_KEY": "a"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert answer.returncode == 0, answer.stderr
+    return answer.stdout.split("\0")[:-1]
+
+
+def test_the_curl_command_quotes_every_value_and_expands_only_the_key_variables(tmp_path):
+    marker = tmp_path / "ran"
+    hostile = HOSTILE.format(marker=marker)
+    record = {
+        "provider": "openai",
+        "url": "https://api.example/v1/chat/completions?a=$(touch%20x)",
+        "headers": {
+            "Authorization": "Bearer $OPENAI_API_KEY",
+            "x-api-key": "$ANTHROPIC_API_KEY$OPENAI_API_KEYS",
+            "X-Note": hostile,
+        },
+        "body": {"messages": [["user", hostile]]},
+    }
+    arguments = run_curl_command(curl_command(record), tmp_path)
+    assert not marker.exists()
+    assert arguments == [
+        "https://api.example/v1/chat/completions?a=$(touch%20x)",
+        "-H",
+        "Authorization: Bearer sk-copied",
+        "-H",
+        "x-api-key: a$OPENAI_API_KEYS",  # only the exact names expand
+        "-H",
+        f"X-Note: {hostile}",
+        "-d",
+        json.dumps(record["body"], ensure_ascii=False),
+    ]
+
+
+def test_no_curl_command_for_a_url_that_is_not_http():
+    """curl would take ``-o…`` as an option, and file:// reads the copier's files."""
+    for url in ("-o/tmp/owned", "file:///etc/passwd", "--config=/tmp/x"):
+        assert curl_command({"provider": "openai", "url": url, "headers": {}, "body": {}}) is None
+
+
+def test_an_imported_request_header_does_not_run_a_command_on_the_copiers_machine(app, playground, tmp_path):
+    from .test_export_import import upload
+
+    marker = tmp_path / "ran"
+    playground.send("hello")
+    exported = json.loads(playground.client.get("/playground/export.json").data)
+    exported["messages"][1]["request"].update(
+        url="https://api.example/v1/chat/completions",
+        headers={"Authorization": f"Bearer $(touch {marker})", "X-Other": f"`touch {marker}`"},
+    )
+    assert upload(playground, json.dumps(exported).encode()).status_code == 303
+    reply = playground.messages(app)[1]
+    html = playground.client.get(f"/playground/messages/{reply.id}/request").get_data(as_text=True)
+    command = unescape(re.search(r'<pre class="request-code" id="request-curl">(.*?)</pre>', html, re.S).group(1))
+    arguments = run_curl_command(command, tmp_path)
+    assert not marker.exists()
+    assert f"Authorization: Bearer $(touch {marker})" in arguments and f"X-Other: `touch {marker}`" in arguments

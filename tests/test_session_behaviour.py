@@ -32,13 +32,13 @@ def blob(app, sid):
     """The stored session data (dict) or None, whatever the backend."""
     interface = app.session_interface
     with app.app_context():
-        return interface._retrieve_session_data(interface._get_store_id(sid))
+        return interface._retrieve_session_data(interface._blob_key(sid))
 
 
 def blob_ttl(app, sid) -> float:
     """Seconds the stored blob has left, whatever the backend."""
     interface = app.session_interface
-    key = interface._get_store_id(sid)
+    key = interface._blob_key(sid)
     if app.config["SESSION_TYPE"] == "cachelib":
         expires, _ = interface.cache._cache[key]
         return expires - time.time()
@@ -124,13 +124,13 @@ def test_blob_that_is_not_msgpack_or_json_is_no_session(backend):
     app, playground = backend
     playground.save_settings(system_prompt="secret settings")
     sid = playground.sid()
-    store_id = app.session_interface._get_store_id(sid)
+    key = app.session_interface._blob_key(sid)
     payload = pickle.dumps({"settings": {STANDALONE: {"system_prompt": "from pickle"}}})
     with app.app_context():
         if app.config["SESSION_TYPE"] == "redis":
-            services.session_redis.set(store_id, payload)
+            services.session_redis.set(key, payload)
         else:
-            app.session_interface.cache.set(store_id, "not a dict")
+            app.session_interface.cache.set(key, "not a dict")
     html = playground.page().get_data(as_text=True)
     assert "from pickle" not in html
     assert "secret settings" not in html

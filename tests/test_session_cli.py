@@ -342,7 +342,7 @@ def test_functions_work_without_the_cli(app, new_session):
     with app.app_context():
         keyspace = session_admin.open_keyspace()
         sessions, total = session_admin.list_sessions(keyspace)
-        assert total == 1 and sessions[0].sid == playground.store() and sessions[0].messages == 2
+        assert total == 1 and sessions[0].store_id == playground.store() and sessions[0].messages == 2
         plan = session_admin.plan_purge(keyspace)
         assert plan.keys == 2
         result = session_admin.execute_purge(keyspace, plan)

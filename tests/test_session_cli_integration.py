@@ -148,7 +148,7 @@ def test_purge_spares_a_session_used_after_the_scan(live_app, new_session, db2):
     with live_app.app_context():
         keyspace = session_admin.open_keyspace()
         plan = session_admin.plan_purge(keyspace, idle_for=2 * HOUR)
-        assert [session.sid for session in plan.sessions] == [playground.store()]
+        assert [session.store_id for session in plan.sessions] == [playground.store()]
         playground.page()  # the user comes back while the confirmation prompt waits
         result = session_admin.execute_purge(keyspace, plan)
     assert (result.sessions, result.keys, result.kept) == (0, 0, 1)

@@ -70,6 +70,7 @@ def test_production_refuses_a_secret_key_shorter_than_32_bytes(monkeypatch, real
     monkeypatch.setenv("REDIS_URL", real_redis.url(2))
     monkeypatch.setenv("DATABASE_URL", "sqlite://")
     monkeypatch.setenv("AUTH_MODE", "accounts")
+    monkeypatch.setenv("TRUSTED_PROXIES", "none")  # clients connect directly
     monkeypatch.setenv("SECRET_KEY", key)
     with pytest.raises(ConfigError, match=r"SECRET_KEY is shorter than 32 bytes"):
         create_app("production")

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import threading
 import urllib.parse
+from http.cookies import SimpleCookie
 
 import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from prompt_tracker.domain.keys import store_id
+from prompt_tracker.web.auth.login_token import COOKIE as LOGIN_COOKIE
 
 from .conftest import COOKIE, CSRF_RE, ROOT, screenshot, service_env
 from .processes import kill, spawn_worker, wait_for, web_process
@@ -94,18 +96,15 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, 
             page.wait_for_selector(".form-error")
             assert page.inner_text(".form-error") == "That email and password do not match an account."
             assert page.input_value("#email") == USERS[0] and page.input_value("#password") == ""
-            before = session_cookie(context)
-            assert before
+            # Neither the sign-in page nor a failed sign-in stores a session.
+            assert session_cookie(context) is None
+            assert list(real_redis.client(2).scan_iter(match="*session*")) == []
 
             sign_in(page, url, USERS[0])
             page.wait_for_url(url + "/playground")
             after = session_cookie(context)
-            assert after and after != before  # the id rotated at sign-in
+            assert after  # the session begins at sign-in, with a new id
             assert page.inner_text(".user-name") == USERS[0]
-
-            # The id used before signing in stops working at once: it is a stranger's, sent to sign in.
-            stale = Browser(url, cookie=before).request("GET", "/playground")
-            assert stale.status == 303 and stale.headers["Location"].startswith("/login")
 
             page.fill("#content", "hello from alice")
             page.keyboard.press("Control+Enter")
@@ -145,8 +144,14 @@ def signed_in_browser(url: str, email: str) -> Browser:
     browser = Browser(url)
     login = browser.request("GET", "/login")
     token = CSRF_RE.search(login.text).group(1)
+    # The login form's token goes with a cookie of its own (no session exists before signing in).
+    jar = SimpleCookie()
+    for header in login.headers.get_all("Set-Cookie"):
+        jar.load(header)
+    login_cookie = f"{LOGIN_COOKIE}={jar[LOGIN_COOKIE].value}"
     body = urllib.parse.urlencode({"email": email, "password": PASSWORD, "csrf_token": token}).encode()
-    answer = browser.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie}
+    answer = browser.request("POST", "/login", body, headers)
     assert answer.status == 303, answer.text
     assert browser.page().status == 200
     return browser
@@ -185,3 +190,38 @@ def test_rate_limits_hold_per_user_with_several_users_sending_at_once(team_env, 
             page = browser.page().text
             assert sum(f"{email} message {i}" in page for i in range(5)) == 3
             assert not any(other in page for other in USERS if other != email)
+
+
+def test_flask_users_disable_signs_the_user_out_of_the_web_process_at_once(team_env, real_redis, tmp_path):
+    """`flask users disable`, another process: the user's socket is closed, their session's keys deleted,
+    their open reply stopped; enabling them again does not revive the old cookie."""
+    import socketio
+
+    with web_process(team_env, tmp_path / "web.log") as url:
+        alice, bob = signed_in_browser(url, USERS[0]), signed_in_browser(url, USERS[1])
+        # No worker runs: the reply stays open until the sign-out stops it.
+        sent = alice.tab().send("an open reply", headers={"Accept": "application/json"})
+        assert sent.status == 202, sent.text
+        sockets = {}
+        for email, browser in ((USERS[0], alice), (USERS[1], bob)):
+            sockets[email] = socketio.Client(reconnection=False)
+            sockets[email].connect(url, headers={"Cookie": f"{COOKIE}={browser.cookie}"}, transports=["websocket"])
+        store = store_id(alice.cookie)
+        assert real_redis.client(0).smembers("prompt_tracker:user:1:sessions") == {store.encode()}
+
+        disabled = flask(team_env, "users", "disable", USERS[0])
+        assert disabled.returncode == 0, disabled.stderr
+        assert f"Disabled {USERS[0]}: signed out of 1 session." in disabled.stdout
+
+        wait_for(lambda: not sockets[USERS[0]].connected, timeout=10)
+        keys = [key.decode() for key in real_redis.client(2).scan_iter(match=f"*{{{store}}}*")]
+        assert [key for key in keys if ":stop:" not in key] == []  # only the open reply's stop request is left
+        assert len(keys) == 1
+        assert sockets[USERS[1]].connected and bob.page().status == 200
+        assert alice.page().status == 303
+
+        assert flask(team_env, "users", "disable", USERS[0], "--enable").returncode == 0
+        assert Browser(url, cookie=alice.cookie).page().status == 303  # the old cookie stays dead
+        assert signed_in_browser(url, USERS[0]).page().status == 200
+        for client in sockets.values():
+            client.disconnect()

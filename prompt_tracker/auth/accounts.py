@@ -1,19 +1,32 @@
 """Users as plain functions: create, find, check a password, disable (the CLI and views call these)."""
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..domain.refusals import Refused
 from ..extensions import db
 from .models import MAX_EMAIL_CHARS, User, utcnow
 
 MIN_PASSWORD_CHARS = 12
+
+# Sent with ``user=`` when a user is disabled: the web layer ends their sessions, sockets and replies
+# (it lives above this one), and answers how many sessions it ended.
+signals = Namespace()
+user_disabled = signals.signal("user-disabled")
 # Checked when the email is unknown, so a wrong email costs the same time as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password of anyone")
 
 
 class AccountError(ValueError):
     """A user cannot be created or changed as asked (the message says why)."""
+
+
+class UnusableProxyUser(Refused):
+    """The trusted proxy named a user that cannot be one here (too long, control characters): a bad request."""
+
+    status = 400
 
 
 def normalise_email(email: str) -> str:
@@ -57,7 +70,14 @@ def authenticate(email: str, password: str) -> User | None:
 
 
 def proxy_user(name: str) -> User:
-    """The user a trusted proxy named, created on first sight (so an admin can disable them)."""
+    """The user a trusted proxy named, created on first sight (so an admin can disable them);
+    UnusableProxyUser if the name cannot be a user's."""
+    name = normalise_email(name)
+    if len(name) > MAX_EMAIL_CHARS or any(ord(character) < 32 or ord(character) == 127 for character in name):
+        raise UnusableProxyUser(
+            f"The reverse proxy named a user this app cannot take: a user name has at most {MAX_EMAIL_CHARS} "
+            "characters and no control characters. Ask your administrator to check the proxy's user header."
+        )
     user = find_user(name)
     if user is not None:
         return user
@@ -71,15 +91,22 @@ def proxy_user(name: str) -> User:
         return user
 
 
-def set_disabled(email: str, disabled: bool = True) -> User:
-    """Disable (or enable again) a user; their next request signs them out."""
+def set_disabled(email: str, disabled: bool = True) -> tuple[User, int]:
+    """Disable (or enable again) a user; a disabled user is signed out of every session at once.
+
+    Returns the user and how many sessions were ended. Enabling revives none of them: the user signs in again.
+    """
     user = find_user(email)
     if user is None:
         raise AccountError(f"There is no user {normalise_email(email)}.")
     user.disabled = disabled
     db.session.commit()
     current_app.logger.info("user %s %s", user.id, "disabled" if disabled else "enabled")
-    return user
+    ended = 0
+    if disabled:
+        answers = user_disabled.send(current_app._get_current_object(), user=user)
+        ended = sum(result or 0 for _receiver, result in answers)
+    return user, ended
 
 
 def list_users() -> list[User]:

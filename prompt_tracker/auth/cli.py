@@ -42,9 +42,12 @@ def list_command() -> None:
 @click.argument("email")
 @click.option("--enable", is_flag=True, help="Enable the user again instead.")
 def disable_command(email: str, enable: bool) -> None:
-    """Disable a user: their next request signs them out and they cannot sign in again."""
+    """Disable a user: every session of theirs ends at once and they cannot sign in again."""
     try:
-        user = set_disabled(email, disabled=not enable)
+        user, ended = set_disabled(email, disabled=not enable)
     except AccountError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"{'Enabled' if enable else 'Disabled'} {user.email}.")
+    if enable:
+        click.echo(f"Enabled {user.email}: they can sign in again.")
+    else:
+        click.echo(f"Disabled {user.email}: signed out of {ended} session{'s' if ended != 1 else ''}.")

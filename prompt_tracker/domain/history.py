@@ -5,7 +5,20 @@ bound (a 620,000-character history was retried 20 times). The oldest messages ar
 rest fits ``MAX_HISTORY_CHARS``; the reply records how many, and the page says so under it.
 """
 
+from .messages import Message
+
 Turn = tuple[str, str]  # (role, text), as ``ChatRequest.messages`` holds them
+
+
+def history_before(messages: list[Message], message_id: str) -> list[Turn]:
+    """The turns a model is sent for the reply ``message_id``: everything before it that has text."""
+    history = []
+    for message in messages:
+        if message.id == message_id:
+            break
+        if message.role == "user" or (message.status in ("done", "stopped") and message.content):
+            history.append((message.role, message.content))
+    return history
 
 
 def cap_history(history: list[Turn], max_chars: int) -> tuple[list[Turn], int]:

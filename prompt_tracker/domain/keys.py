@@ -12,8 +12,6 @@ import re
 
 # Flask-Session ids are secrets.token_urlsafe(32): 43 URL-safe characters.
 SID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
-STORE_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-PLAYGROUND_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CLIENT_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -27,49 +25,48 @@ def store_id(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
 
 
-def session_key(prefix: str, store: str) -> str:
-    """Key of the Flask-Session blob of the session stored as ``store``."""
-    return f"{prefix}{{{store}}}"
+def session_key(prefix: str, store_id: str) -> str:
+    """Key of the Flask-Session blob of the session stored as ``store_id``."""
+    return f"{prefix}{{{store_id}}}"
 
 
-def conversation_key(prefix: str, store: str, playground: str) -> str:
+def conversation_key(prefix: str, store_id: str, playground: str) -> str:
     """Key of the Redis list that holds the conversation of ``playground``."""
-    return f"{prefix}{{{store}}}:conversation:{playground}"
+    return f"{prefix}{{{store_id}}}:conversation:{playground}"
 
 
 # A playground's companion conversations (Compare, Replay) are conversations of their own, named
 # after it: "standalone~replay". "~" never occurs in a playground name, so the pair cannot clash.
-COMPANION_KINDS = ("compare", "replay")
-
-
 def companion_playground(playground: str, kind: str) -> str:
     """The playground name of ``playground``'s companion conversation ``kind`` (compare or replay)."""
     return f"{playground}~{kind}"
 
 
-def partial_key(prefix: str, store: str, message_id: str) -> str:
+def partial_key(prefix: str, store_id: str, message_id: str) -> str:
     """Key of the text a reply has streamed so far (APPEND per flush; gone when the reply ends)."""
-    return f"{prefix}{{{store}}}:partial:{message_id}"
+    return f"{prefix}{{{store_id}}}:partial:{message_id}"
 
 
-def stop_key(prefix: str, store: str, message_id: str) -> str:
-    """Key that asks the worker writing ``message_id`` to stop.
+def stop_key(prefix: str, store_id: str, message_id: str, attempt: int | None = None) -> str:
+    """Key that asks the worker writing ``message_id`` to stop: whichever attempt it writes, or with
+    ``attempt`` only that one (set when a Retry supersedes it, so its worker stops and writes nothing more).
 
     Beside the partial (not in DB 0) so that a flush checks it, the conversation's existence and
     appends the text in one round trip.
     """
-    return f"{prefix}{{{store}}}:stop:{message_id}"
+    key = f"{prefix}{{{store_id}}}:stop:{message_id}"
+    return key if attempt is None else f"{key}:{attempt}"
 
 
-def submissions_key(prefix: str, store: str) -> str:
+def submissions_key(prefix: str, store_id: str) -> str:
     """Sorted set of the session's recent composer submissions (``client_token``, scored by when they
     are forgotten), so the same submission arriving twice is sent once. One key, deleted with the session."""
-    return f"{prefix}{{{store}}}:sent"
+    return f"{prefix}{{{store_id}}}:sent"
 
 
-def open_replies_key(prefix: str, store: str) -> str:
+def open_replies_key(prefix: str, store_id: str) -> str:
     """Sorted set of the session's open replies (``<playground>:<message id>``, scored by deadline)."""
-    return f"{prefix}{{{store}}}:open"
+    return f"{prefix}{{{store_id}}}:open"
 
 
 # --- DB 0: beside RQ's own keys ----------------------------------------------------------------
@@ -90,9 +87,20 @@ def usage_key(day: str) -> str:
     return f"prompt_tracker:limit:usage:{day}"
 
 
-def sockets_key(store: str) -> str:
+def held_key(user: str) -> str:
+    """Hash of a user's holds: the replies queued or being written, and what each may cost."""
+    return f"prompt_tracker:limit:held:{user}"
+
+
+def sockets_key(store_id: str) -> str:
     """Set of the Socket.IO ids of a session's open sockets (disconnected when it signs out)."""
-    return f"prompt_tracker:sockets:{store}"
+    return f"prompt_tracker:sockets:{store_id}"
+
+
+def user_sessions_key(user_id: int) -> str:
+    """Set of the store ids of a signed-in user's sessions (added at sign-in, removed at sign-out), so
+    disabling the user can end every one of them at once."""
+    return f"prompt_tracker:user:{user_id}:sessions"
 
 
 def reply_job_id(message_id: str, attempt: int) -> str:
@@ -118,5 +126,5 @@ def parse_key(prefix: str, key: str) -> tuple[str, str | None] | None:
     match = pattern.match(key)
     if not match:
         return None
-    store, playground, other = match.groups()
-    return store, playground if playground is not None else ("" if other else None)
+    found_store_id, playground, other = match.groups()
+    return found_store_id, playground if playground is not None else ("" if other else None)

@@ -5,25 +5,28 @@ import time
 
 import msgspec
 
+from ..providers import Usage
+
 ROLES = ("system", "user", "assistant")
 # pending: queued, no worker yet; streaming: a worker is writing it; the rest are final.
 STATUSES = ("pending", "streaming", "done", "failed", "stopped")
 OPEN_STATUSES = ("pending", "streaming")
 
 
-class Usage(msgspec.Struct, omit_defaults=True):
-    """Tokens a provider reported for one reply."""
+class AttemptResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What one attempt of a reply holds: its text, how it ended, and its provenance and costs.
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
+    A Message holds the current attempt, an Alternative an earlier one. Both encode as maps by field
+    name, so the shared fields read and write as they did when each struct declared its own.
+    """
 
-
-class Alternative(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """An earlier attempt of a regenerated reply, kept so the page can switch back to it (‹ 1/2 ›)."""
-
-    attempt: int
+    # A message's HTML as the page shows it (``web.playground.fragments``), rendered when the
+    # record is written final, with markers for the page's CSRF token and URL; None while open and
+    # on alternatives. First of all fields, so the window script can leave it out of a record's
+    # weight (``store.conversations``): it is here, not on Message, because base fields come first.
+    fragment: str | None = None
     content: str = ""
+    # Rendered once when the text is final (Markdown for replies); the page never re-renders.
     html: str | None = None
     status: str = "done"
     error: str | None = None
@@ -37,26 +40,26 @@ class Alternative(msgspec.Struct, kw_only=True, omit_defaults=True):
     finished_at: float | None = None
 
 
-class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One chat message; assistant messages carry the reply's provenance and costs."""
+class Alternative(AttemptResult, kw_only=True, omit_defaults=True):
+    """An earlier attempt of a regenerated reply, kept so the page can switch back to it (‹ 1/2 ›)."""
+
+    attempt: int
+
+    @classmethod
+    def of(cls, message: "Message", **changes) -> "Alternative":
+        """The attempt ``message`` holds now, kept as an alternative (``changes`` replace result fields)."""
+        result = {name: getattr(message, name) for name in AttemptResult.__struct_fields__}
+        return cls(attempt=message.attempt, **(result | {"fragment": None} | changes))
+
+
+class Message(AttemptResult, kw_only=True, omit_defaults=True):
+    """One chat message; assistant messages carry the reply's provenance and costs (AttemptResult)."""
 
     id: str
     role: str
-    content: str = ""
-    # Rendered once when the text is final (Markdown for replies); the page never re-renders.
-    html: str | None = None
-    status: str = "done"
     # Which attempt of this reply the record holds; a job for any other attempt does nothing.
     attempt: int = 1
     alternatives: list[Alternative] = []
-    error: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    params: dict | None = None
-    usage: Usage | None = None
-    first_token_ms: int | None = None
-    latency_ms: int | None = None
-    cost_usd: float | None = None
     # What the provider was sent (system prompt after variables, messages, params; keys masked).
     request: dict | None = None
     # How many of the oldest messages the history cap left out of the request (limits.history).
@@ -67,7 +70,6 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     draft: bool = False
     variables: dict | None = None
     created_at: float
-    finished_at: float | None = None
 
     @property
     def is_open(self) -> bool:

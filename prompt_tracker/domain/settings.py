@@ -3,6 +3,7 @@
 import msgspec
 
 from ..providers import PARAM_NAMES, UnknownProviderError, get_provider
+from .refusals import Refused
 
 STANDALONE = "standalone"  # the playground at /playground; a prompt's is "prompt-<id>"
 
@@ -15,6 +16,15 @@ SEED_RANGE = (0, 2**63 - 1)
 THINKING_BUDGET_RANGE = (1024, MAX_TOKENS_RANGE[1])  # Anthropic's minimum; below max tokens too
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit (Anthropic takes more)
 MAX_STOP_CHARS = 100
+
+
+class StaleSettings(Refused):
+    """Another tab saved the settings after this form was loaded: saving now would silently undo its save."""
+
+    status = 409
+
+    def __init__(self, sentence: str = "Not saved: another tab saved different settings after this form was loaded."):
+        super().__init__(sentence)
 
 
 class PlaygroundSettings(msgspec.Struct, kw_only=True):

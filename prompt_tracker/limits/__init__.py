@@ -1,35 +1,19 @@
-"""Limits that protect the operator: request rates per user (Flask-Limiter, Redis storage in DB 0)."""
+"""Limits that protect the operator: the daily budget, the model allow-list and ceilings, and how a limit is said.
+
+Request rates per user are Flask-Limiter's, bound in ``web.rate_limits`` (they key on who is asking).
+"""
 
 import time
 
-from flask import current_app, jsonify, request
 from flask_limiter import RequestLimit
 
-from ..extensions import limiter
+from ..domain.refusals import Refused
 
 
-def init_app(app, jobs_redis) -> None:
-    """Bind Flask-Limiter: counters in the jobs Redis (DB 0) beside the app's other DB 0 keys."""
-    if app.config.get("RATELIMIT_STORAGE_URI", "").startswith("memory://"):
-        limiter.init_app(app)
-        return
-    # Reuse the app's own client (plain or Sentinel, 1 s timeouts) rather than a URL of limits' syntax.
-    app.config["RATELIMIT_STORAGE_URI"] = "redis://"
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": jobs_redis.connection_pool}
-    limiter.init_app(app)
+class TooManySends(Refused):
+    """Past the per-user rate of replies (send, retry, edit, Compare, Replay): Flask-Limiter's breach, refused."""
 
-
-def user_key() -> str:
-    """Rate-limit key of the person asking: their user name, or their address when anonymous."""
-    from ..web.auth.identity import current_user_name
-
-    name = current_user_name()
-    return f"user:{name}" if name else f"ip:{request.remote_addr}"
-
-
-def client_ip() -> str:
-    """Rate-limit key of the client's address (after ProxyFix, when behind a trusted proxy)."""
-    return f"ip:{request.remote_addr}"
+    status = 429
 
 
 def in_words(seconds: float) -> str:
@@ -46,14 +30,3 @@ def in_words(seconds: float) -> str:
 def limit_sentence(what: str, limit: RequestLimit) -> str:
     """What limit was reached and when it resets, in one sentence."""
     return f"Too many {what}: the limit is {limit.limit}. Try again in {in_words(limit.reset_at - time.time())}."
-
-
-def refuse(sentence: str, render_page=None):
-    """A 429 answer: JSON for the page's fetch calls, else the page (``render_page``) with the sentence."""
-    if request.accept_mimetypes.best == "application/json" or render_page is None:
-        response = jsonify(error=sentence)
-    else:
-        response = render_page(sentence)
-    response.status_code = 429
-    current_app.logger.info("refused by a limit: %s", sentence)
-    return response

@@ -4,9 +4,13 @@ from fnmatch import fnmatchcase
 
 from flask import current_app
 
+from ..domain.refusals import Refused
 
-class ModelNotAllowed(ValueError):
+
+class ModelNotAllowed(Refused, ValueError):
     """The chosen provider or model is outside the deployment's allow-list (the message says which)."""
+
+    status = 422
 
 
 def allowed_patterns() -> list[str]:

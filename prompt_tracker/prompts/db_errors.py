@@ -1,4 +1,5 @@
-"""What a database error means for a user: tables missing (a migration not applied) or the database down."""
+"""What a database error means for a user: tables missing (a migration not applied), the database down, a
+statement stopped by its timeout."""
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError, SQLAlchemyError
 
@@ -16,3 +17,11 @@ def is_outage(error: SQLAlchemyError) -> bool:
     return isinstance(error, (OperationalError, InterfaceError)) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     )
+
+
+def is_statement_timeout(error: SQLAlchemyError) -> bool:
+    """True when a statement was stopped by its timeout (PostgreSQL's query_canceled, SQLite's interrupt)."""
+    if not isinstance(error, OperationalError):
+        return False
+    original = getattr(error, "orig", None)
+    return getattr(original, "sqlstate", None) == "57014" or str(original) == "interrupted"

@@ -1,19 +1,30 @@
 """The prompt library's operations, as plain functions over the models (views, CLI and tests call them)."""
 
+import contextlib
 import re
+import time
 import unicodedata
 
 from flask import current_app
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ..domain.refusals import Refused
 from ..extensions import db
+from .db_errors import is_statement_timeout
 from .models import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_SLUG_CHARS, Prompt, PromptVersion, utcnow
 from .variables import variable_names
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 PER_PAGE = 50
 SAVE_ATTEMPTS = 5
+MAX_QUERY_CHARS = 200  # a search looks for the first 200 characters of what was typed
+
+
+class SearchTooSlow(Refused):
+    """A search ran past its statement timeout and was stopped (the list page says so)."""
+
+    status = 503
 
 
 class PromptInvalid(ValueError):
@@ -196,21 +207,66 @@ def contains(column, pattern: str):
     return column.like(pattern, escape="\\")
 
 
+def search_text(query: str) -> str:
+    """What a search looks for: ``query`` without surrounding spaces, cut to MAX_QUERY_CHARS."""
+    return (query or "").strip()[:MAX_QUERY_CHARS].strip()
+
+
+@contextlib.contextmanager
+def search_timeout(milliseconds: int):
+    """Run the block's queries under a statement timeout; past it, roll back and raise SearchTooSlow.
+
+    PostgreSQL: ``statement_timeout`` set for the transaction only (``set_config(..., true)`` is ``SET
+    LOCAL``) and put back after, so a slow search frees its connection and the pool instead of holding
+    them. SQLite: a progress handler that interrupts the statement past the deadline.
+    """
+    if milliseconds <= 0:
+        yield
+        return
+    connection = db.session.connection()
+    postgresql = connection.dialect.name == "postgresql"
+    sqlite = connection.dialect.name == "sqlite"
+    if postgresql:
+        previous = db.session.scalar(select(func.current_setting("statement_timeout")))
+        db.session.execute(select(func.set_config("statement_timeout", f"{int(milliseconds)}ms", True)))
+    elif sqlite:
+        deadline = time.monotonic() + milliseconds / 1000
+        raw = connection.connection.dbapi_connection
+        raw.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        yield
+    except OperationalError as error:
+        if not is_statement_timeout(error):
+            raise
+        db.session.rollback()
+        raise SearchTooSlow(
+            f"The search took longer than {milliseconds / 1000:g} s and was stopped. "
+            "Search for a longer or more particular text."
+        ) from None
+    finally:
+        if sqlite:
+            raw.set_progress_handler(None, 0)
+    if postgresql:
+        db.session.execute(select(func.set_config("statement_timeout", previous, True)))
+
+
 def list_prompts(query: str = "", page: int = 1, archived: bool = False, per_page: int = PER_PAGE):
     """One page of prompts, most recently edited first, and the number of versions of each.
 
-    Returns (Flask-SQLAlchemy pagination of Prompt, {prompt id: versions}). ``query`` matches the
-    name, the slug or the text of any version.
+    Returns (Flask-SQLAlchemy pagination of Prompt, {prompt id: versions}). ``query`` (see
+    ``search_text``) matches the name, the slug or the text of any version, its characters taken
+    literally; a search runs under ``SEARCH_TIMEOUT_MS`` (SearchTooSlow past it).
     """
     statement = select(Prompt).where(Prompt.archived == archived)
-    query = (query or "").strip()
+    query = search_text(query)
     if query:
         pattern = f"%{escape_like(query)}%"
         # Uncorrelated, so PostgreSQL runs it once (through the trigram index) rather than per prompt.
         in_text = Prompt.id.in_(select(PromptVersion.prompt_id).where(contains(PromptVersion.system_prompt, pattern)))
         statement = statement.where(contains(Prompt.name, pattern) | contains(Prompt.slug, pattern) | in_text)
     statement = statement.order_by(Prompt.updated_at.desc(), Prompt.id.desc())
-    pagination = db.paginate(statement, page=page, per_page=per_page, error_out=False, max_per_page=200)
+    with search_timeout(current_app.config["SEARCH_TIMEOUT_MS"] if query else 0):
+        pagination = db.paginate(statement, page=page, per_page=per_page, error_out=False, max_per_page=200)
     ids = [prompt.id for prompt in pagination.items]
     # Versions are numbered 1..n, so the highest number is the count (read from the unique index).
     counts = (

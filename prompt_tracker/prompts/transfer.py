@@ -83,6 +83,10 @@ def parse_export(data: bytes) -> ExportFile:
         parsed = msgspec.json.decode(data, type=ExportFile)
     except msgspec.DecodeError as error:
         raise PromptInvalid(f"This is not a prompts export file: {error}.") from None
+    except UnicodeDecodeError:  # msgspec raises it for bytes in a string that are not UTF-8
+        raise PromptInvalid("This is not a prompts export file: it is not valid JSON (UTF-8).") from None
+    except RecursionError:  # msgspec stops at Python's recursion limit, cleanly: no export nests this deep
+        raise PromptInvalid("This is not a prompts export file: it nests its data too deeply.") from None
     if parsed.format != FORMAT or parsed.format_version != FORMAT_VERSION:
         raise PromptInvalid(
             f"This is not a prompts export file of this version (expected format {FORMAT!r}, version {FORMAT_VERSION})."

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from ..domain.messages import Usage
-from .base import ChatRequest, Provider, ProviderError, shared_client
+from .base import ChatRequest, Provider, ProviderError, Usage, shared_client
 from .http_errors import display_url, provider_timeout, short_detail, status_text
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

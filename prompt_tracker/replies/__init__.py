@@ -12,7 +12,8 @@ function takes the session's store id (``redis_keys.store_id``), never the cooki
 
 from ..store.conversations import ConversationFull, TooManyOpenReplies
 from .control import request_stop, reset_conversation, retry_reply, stop_open_replies
-from .reply import Heartbeat, dead_replies, fail_reply, run_reply
+from .job import run_reply
+from .reply import Heartbeat, dead_replies, fail_reply
 from .send import DuplicateSend, InvalidMessage, QueueUnavailable, send_message, validate_content
 
 __all__ = [

@@ -1,12 +1,12 @@
 """The small form of Compare and Replay: a provider and model, and (in a prompt's playground) a version."""
 
 import msgspec
-from flask import g
 
 from ..domain.settings import MAX_MODEL_CHARS, PlaygroundSettings
 from ..prompts.library import version_of
+from ..prompts.models import Prompt, PromptVersion
+from ..prompts.settings import settings_from_version, settings_to_send
 from ..providers import UnknownProviderError, get_provider
-from ..web.playground.prompt import settings_from_version, settings_to_send
 from .send import InvalidMessage
 
 
@@ -26,8 +26,8 @@ class Choice(msgspec.Struct, kw_only=True, omit_defaults=True):
         return f"{self.provider} / {self.model}" + (f" · version {self.version}" if self.version else "")
 
 
-def choice_from_form(form) -> Choice:
-    """Read the form's provider, model and version; raise InvalidChoice with a sentence."""
+def choice_from_form(form, has_versions: bool) -> Choice:
+    """Read the form's provider, model and version (only a prompt's playground ``has_versions``); raise InvalidChoice."""
     provider = (form.get("provider") or "").strip()
     model = (form.get("model") or "").strip()
     try:
@@ -41,7 +41,7 @@ def choice_from_form(form) -> Choice:
     version = (form.get("version") or "").strip()
     if version and not version.isdigit():
         raise InvalidChoice("Choose a version from the list.")
-    if version and g.get("prompt") is None:
+    if version and not has_versions:
         raise InvalidChoice("Only a prompt's playground has versions.")
     return Choice(provider=provider, model=model, version=int(version) if version else None)
 
@@ -71,21 +71,24 @@ def store_choice(session, key: str, playground: str, choice: Choice | None) -> N
     session[key] = choices
 
 
-def settings_for(choice: Choice, current: PlaygroundSettings) -> PlaygroundSettings:
+def settings_for(
+    choice: Choice, current: PlaygroundSettings, prompt: Prompt | None, latest: PromptVersion | None
+) -> PlaygroundSettings:
     """The settings a companion reply is sent with: the playground's (or the chosen version's), on the chosen model.
 
     The system prompt is rendered with the playground's variable values; the reply records the
-    version when it is exactly that version, else "draft". Raises InvalidChoice or TemplateProblem.
+    version when it is exactly that version, else "draft". ``prompt`` and its ``latest`` version are
+    the prompt whose playground this is (None for the standalone playground). Raises InvalidChoice or TemplateProblem.
     """
     version = None
     base = current
     if choice.version is not None:
-        version = version_of(g.prompt, choice.version) if g.get("prompt") is not None else None
+        version = version_of(prompt, choice.version) if prompt is not None else None
         if version is None:
             raise InvalidChoice(f"This prompt has no version {choice.version}.")
         base = msgspec.structs.replace(settings_from_version(version), variables=current.variables)
     chosen = msgspec.structs.replace(base, provider=choice.provider, model=choice.model)
-    sent = settings_to_send(chosen)
+    sent = settings_to_send(chosen, latest)
     if version is not None:
         exact = (chosen.provider, chosen.model) == (version.provider, version.model)
         sent = msgspec.structs.replace(sent, version=version.number if exact else None, draft=not exact)

@@ -12,16 +12,19 @@ import time
 from dataclasses import dataclass
 
 import msgspec
-from flask import current_app, g, request
+from flask import current_app
 
 from ..domain.keys import companion_playground
 from ..domain.messages import Message, assistant_placeholder
+from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
 from ..limits.models import check_model
+from ..prompts.models import Prompt, PromptVersion
 from ..store.conversations import ConversationFull, TooManyOpenReplies
 from ..store.edits import replace_conversation
 from .choice import Choice, load_choice, settings_for, store_choice
+from .gate import admit, effective_settings, release, room_for
 from .live import publish
 from .send import QueueUnavailable, enqueue_reply
 
@@ -38,85 +41,96 @@ def compare_choice(session, playground: str) -> Choice | None:
     return load_choice(session, COMPARE, playground)
 
 
-def replies_per_send() -> int:
-    """Replies a request of the send rate queues (its cost against RATE_LIMIT_SENDS): a send queues two while Compare is on."""
-    from flask import session
-
-    if (request.endpoint or "").endswith(".send") and compare_choice(session, g.playground) is not None:
-        return 2
-    return 1
-
-
-def turn_on(session, store: str, playground: str, choice: Choice, current: PlaygroundSettings, refresh_keys=()) -> int:
+def turn_on(
+    session,
+    store_id: str,
+    playground: str,
+    choice: Choice,
+    current: PlaygroundSettings,
+    prompt: Prompt | None,
+    latest: PromptVersion | None,
+    refresh_keys=(),
+) -> int:
     """Compare with ``choice`` from now on; the companion starts as a copy of the conversation so far.
 
     Raises InvalidChoice, TemplateProblem or ModelNotAllowed (nothing changed). Returns how many messages were copied.
     """
-    settings = settings_for(choice, current)
+    settings = settings_for(choice, current, prompt, latest)
     check_model(settings.provider, settings.model)
     companion = compare_playground(playground)
-    services.store.clear(store, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-    copied = [message for message in services.store.all(store, playground) if not message.is_open]
+    services.conversations.clear(store_id, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+    copied = [message for message in services.conversations.all(store_id, playground) if not message.is_open]
     if copied:
-        replace_conversation(services.store, store, companion, copied, refresh_keys=refresh_keys)
+        replace_conversation(services.conversations, store_id, companion, copied, refresh_keys=refresh_keys)
     store_choice(session, COMPARE, playground, choice)
     session.add_playground(companion)
-    publish(store, "conversation.reset", {"playground": companion})
+    publish(store_id, "conversation.reset", {"playground": companion})
     return len(copied)
 
 
-def turn_off(session, store: str, playground: str) -> None:
+def turn_off(session, store_id: str, playground: str) -> None:
     """Stop comparing: the companion conversation goes; the main one stays as it is."""
     store_choice(session, COMPARE, playground, None)
-    reset_companion(store, playground)
+    reset_companion(store_id, playground)
 
 
-def reset_companion(store: str, playground: str) -> None:
+def reset_companion(store_id: str, playground: str) -> None:
     """Delete the companion conversation (a main Reset, or Compare turned off); its open reply stops."""
     companion = compare_playground(playground)
-    services.store.clear(store, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-    publish(store, "conversation.reset", {"playground": companion})
+    services.conversations.clear(store_id, companion, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+    publish(store_id, "conversation.reset", {"playground": companion})
 
 
-def prepare(session, current: PlaygroundSettings) -> PlaygroundSettings | None:
+def prepare(
+    session,
+    playground: str,
+    current: PlaygroundSettings,
+    prompt: Prompt | None,
+    latest: PromptVersion | None,
+    user: str | None = None,
+) -> PlaygroundSettings | None:
     """Before a send: the second model's settings while Compare is on (None when off), checked.
 
-    Raises InvalidChoice, TemplateProblem, ModelNotAllowed, or TooManyOpenReplies when the session
-    has no room for two more open replies, so a refused send queues nothing at all.
+    Raises InvalidChoice, TemplateProblem, ModelNotAllowed, or TooManyOpenReplies when ``user`` has
+    no room for two more open replies, so a refused send queues nothing at all. (The second reply
+    passes the gate itself in ``mirror``.)
     """
-    choice = compare_choice(session, g.playground)
+    choice = compare_choice(session, playground)
     if choice is None:
         return None
-    settings = settings_for(choice, current)
-    check_model(settings.provider, settings.model)
-    conversations = services.store
-    now = time.time()
-    open_now = conversations.redis.zcount(conversations.open_key(session.store_id), now, "+inf")
-    if open_now + 2 > conversations.max_open_replies:
-        raise TooManyOpenReplies(conversations.too_many_open())
+    settings = effective_settings(settings_for(choice, current, prompt, latest))
+    if not room_for(user, 2):
+        raise TooManyOpenReplies(services.conversations.too_many_open_for(current_app.config["MAX_OPEN_REPLIES"]))
     return settings
 
 
-def mirror(store: str, playground: str, sent: Message, settings: PlaygroundSettings, refresh_keys=()) -> Message | None:
+def mirror(
+    store_id: str, playground: str, sent: Message, settings: PlaygroundSettings, user: str | None, refresh_keys=()
+) -> Message | None:
     """After a send: the same user message and a pending reply in the companion, queued with ``settings``.
 
-    If the companion is full or the open-replies cap was reached meanwhile, its reply is recorded
-    as failed with the reason (nothing queued). Returns the companion's reply.
+    The reply passes the gate; if it is refused there (a limit reached meanwhile), or the companion
+    is full, its reply is recorded as failed with the reason (nothing queued). Returns the companion's reply.
     """
     companion = compare_playground(playground)
-    reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
+    admission = None
     try:
-        services.store.append(store, companion, sent, reply, refresh_keys=refresh_keys)
-    except (TooManyOpenReplies, ConversationFull) as problem:
+        admission = admit(user, settings, store_id, companion, answers=sent.content, new_text=sent.content)
+        settings = admission.settings
+        reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
+        services.conversations.append(store_id, companion, sent, reply, refresh_keys=refresh_keys)
+    except (Refused, ConversationFull) as problem:
+        release(admission)
+        reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
         reply = msgspec.structs.replace(reply, status="failed", error=str(problem), finished_at=time.time())
         try:
-            services.store.append(store, companion, sent, reply)
+            services.conversations.append(store_id, companion, sent, reply)
         except ConversationFull:
             return None
-    publish(store, "message.appended", {"playground": companion, "ids": [sent.id, reply.id]})
+    publish(store_id, "message.appended", {"playground": companion, "ids": [sent.id, reply.id]})
     if reply.is_open:
         try:
-            enqueue_reply(store, companion, reply, settings)
+            enqueue_reply(store_id, companion, reply, admission, user)
         except QueueUnavailable:
             pass  # the reply is marked failed, with Retry
     return reply

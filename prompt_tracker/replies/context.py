@@ -10,11 +10,30 @@ from flask import current_app
 
 from ..domain.messages import Message, decode_message
 from ..domain.pricing import context_window
+from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..store.conversations import ConversationStore
 
 CHARS_PER_TOKEN = 4
 RECENT_MESSAGES = 16  # where to look for the last reported usage (one LRANGE), before reading it all
+
+
+class MayNotFit(Refused):
+    """The request would likely not fit the model's context window: the same Send again goes ahead."""
+
+    status = 409
+
+    def __init__(self, sentence: str):
+        super().__init__(sentence, overflow=True)
+
+
+def check_fits(
+    conversations: ConversationStore, store_id: str, playground: str, settings: PlaygroundSettings, new_text: str
+) -> None:
+    """Raise MayNotFit (with the warning) when the request with ``new_text`` would likely not fit."""
+    warning = overflow_warning(conversations, store_id, playground, settings, new_text)
+    if warning:
+        raise MayNotFit(warning)
 
 
 def estimated_tokens(messages: list[Message], system_prompt: str, new_text: str, history_cap: int) -> int:
@@ -34,17 +53,31 @@ def estimated_tokens(messages: list[Message], system_prompt: str, new_text: str,
     return estimate
 
 
+def recent_messages(conversations: ConversationStore, store_id: str, playground: str) -> list[Message]:
+    """The latest messages, as far back as the last reported usage (the whole conversation if none is near)."""
+    key = conversations.key(store_id, playground)
+    recent = [decode_message(record) for record in conversations.redis.lrange(key, -RECENT_MESSAGES, -1)]
+    if not any(m.usage is not None for m in recent) and len(recent) == RECENT_MESSAGES:
+        recent = conversations.all(store_id, playground)  # no reported usage nearby: count the characters of it all
+    return recent
+
+
+def request_tokens(
+    conversations: ConversationStore, store_id: str, playground: str, system_prompt: str, new_text: str
+) -> int:
+    """About how many tokens the next request of ``playground`` carries, with ``new_text`` added."""
+    recent = recent_messages(conversations, store_id, playground)
+    return estimated_tokens(recent, system_prompt, new_text, current_app.config["MAX_HISTORY_CHARS"])
+
+
 def overflow_warning(
-    store: ConversationStore, sid: str, playground: str, settings: PlaygroundSettings, new_text: str
+    conversations: ConversationStore, store_id: str, playground: str, settings: PlaygroundSettings, new_text: str
 ) -> str | None:
     """A sentence when the request with ``new_text`` would likely not fit the model's window; else None."""
     window = context_window(settings.provider, settings.model)
     if not window:
         return None
-    key = store.key(sid, playground)
-    recent = [decode_message(record) for record in store.redis.lrange(key, -RECENT_MESSAGES, -1)]
-    if not any(m.usage is not None for m in recent) and len(recent) == RECENT_MESSAGES:
-        recent = store.all(sid, playground)  # no reported usage nearby: count the characters of it all
+    recent = recent_messages(conversations, store_id, playground)
     tokens = estimated_tokens(
         recent, settings.system_prompt, new_text.replace("\r\n", "\n"), current_app.config["MAX_HISTORY_CHARS"]
     )

@@ -5,9 +5,10 @@ import time
 import msgspec
 from flask import current_app
 
-from ..domain.messages import Alternative, Message
+from ..domain.messages import Alternative, AttemptResult, Message, decode_message
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
+from .gate import admit, release
 from .live import publish
 from .reply import dead_replies, event
 from .send import enqueue_reply
@@ -15,65 +16,60 @@ from .send import enqueue_reply
 RETRYABLE = ("done", "stopped", "failed")
 
 
-def retry_reply(store: str, playground: str, message_id: str, settings: PlaygroundSettings) -> Message | None:
+def retry_reply(
+    store_id: str, playground: str, message_id: str, settings: PlaygroundSettings, user: str | None
+) -> Message | None:
     """Queue the next attempt of a finished, stopped, failed or dead reply, keeping its text as an alternative.
 
     Retrying a reply that is queued or being written changes nothing (one provider call per
     attempt, however often Retry is clicked). Returns the message as stored now (None if gone).
-    Raises TooManyOpenReplies past the session's cap, QueueUnavailable if the queue is down.
+    The new attempt passes the gate (``gate.admit``: its refusals, with nothing queued); raises
+    QueueUnavailable if the queue is down.
     """
-    conversations = services.store
-    current = conversations.get(store, playground, message_id)
-    if current is None or current.role != "assistant":
-        return current
+    conversations = services.conversations
+    found = conversations.find(store_id, playground, message_id)
+    if found is None or found[2].role != "assistant":
+        return found[2] if found else None
+    index, _raw, current = found
     dead = dead_replies([current])
-    partial = conversations.partial(store, message_id) if current.id in dead else ""
+    if not (current.status in RETRYABLE or current.id in dead):
+        return current  # queued or being written: nothing to do, nothing to admit
+    partial = conversations.partial(store_id, message_id) if current.id in dead else ""
+    before = conversations.redis.lindex(conversations.key(store_id, playground), index - 1) if index else None
+    answers = decode_message(before).content if before is not None else ""
+    admission = admit(user, settings, store_id, playground, answers=answers)
+    sent = admission.settings
 
     def to_pending(message: Message) -> Message | None:
         if message.role != "assistant" or not (message.status in RETRYABLE or message.id in dead):
             return None
-        previous = Alternative(
-            attempt=message.attempt,
-            content=message.content or partial,
-            html=message.html,
-            status="failed" if message.id in dead else message.status,
-            error=message.error,
-            provider=message.provider,
-            model=message.model,
-            params=message.params,
-            usage=message.usage,
-            first_token_ms=message.first_token_ms,
-            latency_ms=message.latency_ms,
-            cost_usd=message.cost_usd,
-            finished_at=message.finished_at,
+        previous = Alternative.of(
+            message, content=message.content or partial, status="failed" if message.id in dead else message.status
         )
+        # The new attempt starts with no result: every result field back to its default.
+        fresh = AttemptResult(status="pending", provider=sent.provider, model=sent.model, params=sent.params())
         return msgspec.structs.replace(
             message,
-            status="pending",
+            **msgspec.structs.asdict(fresh),
             attempt=message.attempt + 1,
             alternatives=[*message.alternatives, previous],
-            content="",
-            html=None,
-            error=None,
-            usage=None,
-            first_token_ms=None,
-            latency_ms=None,
-            cost_usd=None,
-            finished_at=None,
-            provider=settings.provider,
-            model=settings.model,
-            params=settings.params(),
             created_at=time.time(),
-            **settings.provenance(),
+            **sent.provenance(),
         )
 
-    message, changed = conversations.change(store, playground, message_id, to_pending)
+    try:
+        message, changed = conversations.change(store_id, playground, message_id, to_pending)
+    except BaseException:
+        release(admission)
+        raise
     if changed:
-        enqueue_reply(store, playground, message, settings)
+        enqueue_reply(store_id, playground, message, admission, user)
+    else:
+        release(admission)
     return message
 
 
-def request_stop(store: str, playground: str, message_id: str) -> Message | None:
+def request_stop(store_id: str, playground: str, message_id: str) -> Message | None:
     """Stop a reply: a queued one is marked stopped now, one being written stops at its next flush."""
 
     def stop_if_queued(message: Message) -> Message | None:
@@ -81,32 +77,34 @@ def request_stop(store: str, playground: str, message_id: str) -> Message | None
             return None
         return msgspec.structs.replace(message, status="stopped", finished_at=time.time())
 
-    message, changed = services.store.change(store, playground, message_id, stop_if_queued)
+    message, changed = services.conversations.change(store_id, playground, message_id, stop_if_queued)
     if message is not None and message.status == "streaming":
-        services.store.request_stop(store, message_id, current_app.config["JOB_TIMEOUT"] + 60)
+        services.conversations.request_stop(store_id, message_id, current_app.config["JOB_TIMEOUT"] + 60)
     elif changed:
-        publish(store, "message.stopped", event(playground, message_id, attempt=message.attempt, html=""))
+        publish(store_id, "message.stopped", event(playground, message_id, attempt=message.attempt, html=""))
     return message
 
 
-def reset_conversation(store: str, playground: str) -> bool:
+def reset_conversation(store_id: str, playground: str) -> bool:
     """Reset: stop every open reply of the playground, delete the conversation and their partials now.
 
     Then tell every tab of the session. True if there was a conversation.
     """
-    existed, _stopped = services.store.clear(store, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-    publish(store, "conversation.reset", {"playground": playground})
+    existed, _stopped = services.conversations.clear(
+        store_id, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60
+    )
+    publish(store_id, "conversation.reset", {"playground": playground})
     return existed
 
 
-def stop_open_replies(store: str, playground: str) -> list[str]:
+def stop_open_replies(store_id: str, playground: str) -> list[str]:
     """Stop every open reply of the playground and delete their partial text, leaving the conversation.
 
     What an Import does before it replaces the conversation: as with Reset, each reply's worker
     closes its provider stream at its next flush, and no partial key is left behind. Returns the
     ids of the replies that were open.
     """
-    _existed, stopped = services.store.clear(
-        store, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60, keep_conversation=True
+    _existed, stopped = services.conversations.clear(
+        store_id, playground, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60, keep_conversation=True
     )
     return stopped

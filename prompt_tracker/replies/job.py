@@ -1,45 +1,52 @@
-"""RQ entry points: the reply job (ids only, JSON arguments) and what the worker does when a work-horse dies."""
+"""RQ entry points: the reply job (ids only, JSON arguments) and what the worker does when a work-horse dies.
 
-from flask import current_app, has_app_context
+They run where the app is: under ``flask worker`` (the command's app context) or a
+``prompt_tracker.rq_worker.ReplyWorker`` (which pushes the app's context for its process), or
+inline in tests. Each job gets an app context of its own, so nothing of one job's ``g`` reaches the next.
+"""
 
-_worker_app = None
+import msgspec
+from flask import current_app
 
-
-def worker_app():
-    """The app to run a job in: the current one (inline jobs, ``flask worker``) or one built once per process."""
-    global _worker_app
-    if has_app_context():
-        return current_app._get_current_object()
-    if _worker_app is None:
-        from .. import create_app
-
-        _worker_app = create_app()
-    return _worker_app
+from ..limits import budget
+from ..store.tickets import delete_ticket, read_ticket
+from .replay import after_reply
+from .reply import WORKER_DIED, Heartbeat, fail_reply, write_reply
 
 
 def run_reply(message_id: str, attempt: int) -> str:
-    """Write attempt ``attempt`` of the reply ``message_id`` (see ``turns.reply.run_reply``)."""
-    from .reply import run_reply as run
+    """Write attempt ``attempt`` of the reply ``message_id`` from its ticket; a replay's reply then sends its next turn.
 
-    with worker_app().app_context():
-        return run(message_id, attempt)
+    Returns the outcome (see ``reply.write_reply``); "skipped" when the ticket is gone.
+    """
+    with current_app._get_current_object().app_context():
+        ticket = read_ticket(message_id)
+        if ticket is None:
+            return "skipped"
+        with Heartbeat(message_id):
+            outcome, store_id = write_reply(
+                ticket.store_id, ticket.playground, message_id, attempt, ticket.settings, ticket.user, ticket.hold
+            )
+        if ticket.replay_until is not None:
+            after_reply(msgspec.structs.replace(ticket, store_id=store_id), message_id, outcome)
+        return outcome
 
 
 def work_horse_killed(job, retpid, ret_val, rusage) -> None:
     """The process writing a reply died, so mark the reply failed now (with ``message.failed``).
 
     Called by the supervisor of a resident worker (``worker.supervise``) and, as RQ's
-    ``work_horse_killed_handler``, by a forking ``ReplyWorker``; the text streamed so far is kept.
+    ``work_horse_killed_handler``, by a forking ``ReplyWorker``; the text streamed so far is kept, and
+    the reply's hold is settled with an estimate of what it cost.
     """
     if job.func_name != "prompt_tracker.replies.job.run_reply":
         return
-    from ..store.tickets import delete_ticket, read_ticket
-    from .reply import WORKER_DIED, fail_reply
-
     message_id, attempt = job.args
-    with worker_app().app_context():
+    with current_app._get_current_object().app_context():
         ticket = read_ticket(message_id)
         if ticket is None:
             return
-        fail_reply(ticket.store, ticket.playground, message_id, attempt, WORKER_DIED)
+        failed = fail_reply(ticket.store_id, ticket.playground, message_id, attempt, WORKER_DIED)
         delete_ticket(message_id)
+        # No usage was reported: its request as estimated when it was queued, and the text streamed so far.
+        budget.settle(ticket.hold, budget.estimated_usage(ticket.hold, None, len(failed.content) if failed else 0))

@@ -4,7 +4,7 @@ Each browser joins a room named by an HMAC of its session's store id, so events 
 session they belong to and a room name reveals nothing. The worker emits through the Redis message
 queue (DB 1); every web process forwards to its own sockets.
 
-Events and their payloads (what ``static/playground.js`` reads):
+Events and their payloads (what ``static/live.js`` and the pages' scripts read):
 
 - ``message.appended``  ``{"playground", "ids": [...]}``  messages were added (a send)
 - ``message.started``   ``{"id"}``                        a worker began writing the reply
@@ -18,7 +18,6 @@ An event is a hint, never the record: after any (re)connect the page fetches the
 
 import hashlib
 import hmac
-import time
 
 import msgspec
 from flask import current_app
@@ -46,49 +45,23 @@ def settings_digest(settings: msgspec.Struct) -> str:
     return hashlib.sha256(msgspec.msgpack.encode(settings)).hexdigest()[:16]
 
 
-class DeltaBuffer:
-    """Coalesce text deltas so a fast stream costs one publish per ``interval``, not per token."""
-
-    def __init__(self, store_id: str, message_id: str, interval: float = 0.05):
-        self.store_id = store_id
-        self.message_id = message_id
-        self.interval = interval
-        self.pending: list[str] = []
-        self.last_flush = 0.0
-
-    def add(self, text: str) -> bool:
-        """Buffer ``text``; return True when it was flushed (a good moment for other checks)."""
-        self.pending.append(text)
-        if time.monotonic() - self.last_flush >= self.interval:
-            self.flush()
-            return True
-        return False
-
-    def flush(self) -> None:
-        """Publish what is buffered, if anything."""
-        if self.pending:
-            publish(self.store_id, "message.delta", {"id": self.message_id, "text": "".join(self.pending)})
-            self.pending = []
-        self.last_flush = time.monotonic()
-
-
-def remember_socket(store: str, socket_id: str) -> None:
+def remember_socket(store_id: str, socket_id: str) -> None:
     """Record an admitted socket of session ``store`` (so signing out can disconnect it)."""
-    key = sockets_key(store)
+    key = sockets_key(store_id)
     with services.jobs_redis.pipeline(transaction=False) as pipe:
         pipe.sadd(key, socket_id)
         pipe.expire(key, int(current_app.permanent_session_lifetime.total_seconds()))
         pipe.execute()
 
 
-def forget_socket(store: str, socket_id: str) -> None:
+def forget_socket(store_id: str, socket_id: str) -> None:
     """Drop a closed socket from its session's set."""
-    services.jobs_redis.srem(sockets_key(store), socket_id)
+    services.jobs_redis.srem(sockets_key(store_id), socket_id)
 
 
-def disconnect_sockets(store: str) -> int:
+def disconnect_sockets(store_id: str) -> int:
     """Disconnect every socket of session ``store``, in whichever web process holds it; return how many."""
-    key = sockets_key(store)
+    key = sockets_key(store_id)
     socket_ids = [member.decode() for member in services.jobs_redis.smembers(key)]
     services.jobs_redis.delete(key)
     server = getattr(socketio, "server", None)

@@ -4,11 +4,13 @@
   this attempt, so exactly one job makes the provider call, however many were queued.
 - **Stream**: deltas are coalesced (``FLUSH_SECONDS``); each flush is one round trip that appends the
   text to the reply's ``partial`` key and answers whether the conversation still exists and whether
-  Stop was asked. Either ends the provider stream (closing its HTTP response) at once.
+  Stop was asked (for this attempt). Either ends the provider stream (closing its HTTP response) at
+  once. Events without text (``""``: a model thinking) flush too, so Stop is seen while it thinks.
 - **Finish**: one compare-and-set writes the final record and deletes ``partial``; a Reset
   (placeholder gone) writes nothing.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ import msgspec
 from flask import current_app
 from redis.exceptions import RedisError
 
-from ..domain.history import cap_history
+from ..domain.history import cap_history, history_before
 from ..domain.keys import alive_key
 from ..domain.messages import Message, Usage
 from ..domain.pricing import cost_usd
@@ -28,13 +30,16 @@ from ..extensions import services
 from ..limits import budget
 from ..providers import ChatRequest, ProviderError, get_provider
 from ..store.tickets import delete_ticket, read_ticket
-from ..web.request_log import log_reply
 from .live import publish
 
 T = TypeVar("T")
 FLUSH_SECONDS = 0.05
 INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
 WORKER_DIED = "The worker stopped before finishing this reply."
+WORKER_SHUT_DOWN = "The worker was shut down before finishing this reply; press Retry to write it again."
+
+# The app's logger: the web process formats it (``web.request_log``), the worker too.
+logger = logging.getLogger("prompt_tracker")
 
 
 def event(playground: str, message_id: str, **fields) -> dict:
@@ -42,29 +47,17 @@ def event(playground: str, message_id: str, **fields) -> dict:
     return {"playground": playground, "message_id": message_id, "id": message_id, **fields}
 
 
-def run_reply(message_id: str, attempt: int) -> str:
-    """Write attempt ``attempt`` of the reply ``message_id``; return what became of it.
-
-    "done", "stopped", "failed" (provider error, raised after recording it), "dropped" (the
-    conversation was reset) or "skipped" (another job holds this reply, or it is no longer pending).
-    """
-    ticket = read_ticket(message_id)
-    if ticket is None:
-        return "skipped"
-    with Heartbeat(message_id):
-        outcome, store = _write(ticket.store, ticket.playground, message_id, attempt, ticket.settings, ticket.user)
-    if ticket.replay_until is not None:
-        from .replay import after_reply  # imported here: the workbench builds on turns
-
-        after_reply(msgspec.structs.replace(ticket, store=store), message_id, outcome)
-    return outcome
-
-
-def _write(
-    store: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None
+def write_reply(
+    store_id: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None, hold=None
 ) -> tuple[str, str]:
-    """Claim, stream and finish the reply; return the outcome and the store id it ended under (a login moves it)."""
-    conversations = services.store
+    """Claim, stream and finish the reply; return the outcome and the store id it ended under (a login moves it).
+
+    The outcome: "done", "stopped", "failed" (provider error, raised after recording it), "dropped"
+    (the conversation was reset) or "skipped" (another job holds this reply, or it is no longer pending).
+    Whatever the outcome, the reply's ``hold`` (``gate.admit``) is settled: with the provider's usage,
+    else an estimate from the request and the text streamed; released whole if nothing was called.
+    """
+    conversations = services.conversations
     started = time.monotonic()
 
     def to_streaming(message: Message) -> Message | None:
@@ -72,17 +65,26 @@ def _write(
             return None
         return msgspec.structs.replace(message, status="streaming")
 
-    store, (claimed, changed) = following_moves(
-        message_id, store, lambda at: conversations.change(at, playground, message_id, to_streaming), _present
+    store_id, (claimed, changed) = following_moves(
+        message_id, store_id, lambda at: conversations.change(at, playground, message_id, to_streaming), _present
     )
     if claimed is None:
-        return "dropped", store
+        budget.settle(hold, None, called=False)  # reset or deleted before it started: nothing was called
+        return "dropped", store_id
     if not changed:
-        return "skipped", store
-    publish(store, "message.started", event(playground, message_id, attempt=attempt))
+        if not (claimed.status == "streaming" and claimed.attempt == attempt):
+            budget.settle(hold, None, called=False)  # stopped while queued, or retried: never called
+        return "skipped", store_id  # else another job of this attempt streams it, and settles it
+    publish(store_id, "message.started", event(playground, message_id, attempt=attempt))
 
-    store, messages = following_moves(message_id, store, lambda at: conversations.all(at, playground), bool)
+    store_id, messages = following_moves(message_id, store_id, lambda at: conversations.all(at, playground), bool)
     history, dropped = cap_history(history_before(messages, message_id), current_app.config["MAX_HISTORY_CHARS"])
+    too_long = over_long(history)
+    if too_long:  # the gate refuses these; a message changed since (an import) is refused here too
+        budget.settle(hold, None, called=False)
+        fail_reply(store_id, playground, message_id, attempt, too_long, content="")
+        delete_ticket(message_id)
+        return "failed", store_id
     request = ChatRequest(
         model=settings.model, system_prompt=settings.system_prompt, messages=history, **settings.params()
     )
@@ -95,13 +97,16 @@ def _write(
     last_flush = 0.0
 
     def flush() -> tuple[bool, bool]:
-        nonlocal pending, flushed, last_flush, store
+        nonlocal pending, flushed, last_flush, store_id
         text = "".join(pending)
-        store, (exists, stop) = following_moves(
-            message_id, store, lambda at: conversations.flush(at, playground, message_id, text), lambda found: found[0]
+        store_id, (exists, stop) = following_moves(
+            message_id,
+            store_id,
+            lambda at: conversations.flush(at, playground, message_id, attempt, text),
+            lambda found: found[0],
         )
         if exists and text:
-            publish(store, "message.delta", event(playground, message_id, text=text, offset=flushed))
+            publish(store_id, "message.delta", event(playground, message_id, text=text, offset=flushed))
             flushed += len(text)
         pending = []
         last_flush = time.monotonic()
@@ -113,10 +118,12 @@ def _write(
             if isinstance(item, Usage):
                 usage = item
                 continue
-            if first_token_ms is None:
-                first_token_ms = int((time.monotonic() - started) * 1000)
-            parts.append(item)
-            pending.append(item)
+            if item:
+                if first_token_ms is None:
+                    first_token_ms = int((time.monotonic() - started) * 1000)
+                parts.append(item)
+                pending.append(item)
+            # Also on an event without text (a model thinking): Stop is seen there too.
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
                 exists, stop = flush()
                 if not exists:
@@ -126,16 +133,22 @@ def _write(
                     outcome = "stopped"
                     break
     except ProviderError as error:
-        fail_reply(store, playground, message_id, attempt, str(error), content="".join(parts))
+        fail_reply(store_id, playground, message_id, attempt, str(error), content="".join(parts))
+        budget.settle(hold, usage or estimate(hold, request, parts))
         raise
     except Exception:
-        fail_reply(store, playground, message_id, attempt, INTERNAL_ERROR, content="".join(parts))
+        fail_reply(store_id, playground, message_id, attempt, INTERNAL_ERROR, content="".join(parts))
+        budget.settle(hold, usage or estimate(hold, request, parts))
+        raise
+    except BaseException:  # SystemExit: the worker's cold shutdown (a second SIGTERM or Ctrl-C)
+        fail_reply(store_id, playground, message_id, attempt, WORKER_SHUT_DOWN, content="".join(parts))
         raise
     finally:
         stream.close()  # ends the provider's HTTP stream when we leave early (Stop, Reset)
     if outcome == "dropped":
         delete_ticket(message_id)
-        return outcome, store
+        budget.settle(hold, usage or estimate(hold, request, parts))
+        return outcome, store_id
     if pending:
         flush()
     content = "".join(parts)
@@ -157,16 +170,21 @@ def _write(
             history_dropped=dropped,
         )
 
-    store, (final, changed) = following_moves(
-        message_id, store, lambda at: conversations.change(at, playground, message_id, to_final), _present
+    store_id, (final, changed) = following_moves(
+        message_id, store_id, lambda at: conversations.change(at, playground, message_id, to_final), _present
     )
-    delete_ticket(message_id)
+    if final is None or final.attempt == attempt:
+        delete_ticket(message_id)  # not when a Retry replaced this attempt: the ticket is the next one's
+    if hold is None:  # a ticket written before replies held their cost
+        if changed:
+            budget.record(user, final.usage, final.cost_usd)
+    else:
+        budget.settle(hold, usage or estimate(hold, request, parts))
     if not changed:
-        return "dropped", store
+        return "dropped", store_id
     log_reply(final, playground)
-    budget.record(user, final.usage, final.cost_usd)
     publish(
-        store,
+        store_id,
         f"message.{outcome}",
         event(
             playground,
@@ -179,18 +197,32 @@ def _write(
             cost_usd=final.cost_usd,
         ),
     )
-    return outcome, store
+    return outcome, store_id
+
+
+def estimate(hold, request: ChatRequest, parts: list[str]) -> Usage:
+    """What a reply with no reported usage cost, about: the request's characters and the text streamed."""
+    request_chars = len(request.system_prompt) + sum(len(text) for _role, text in request.messages)
+    return budget.estimated_usage(hold, request_chars, sum(len(part) for part in parts))
+
+
+def over_long(history: list[tuple[str, str]]) -> str | None:
+    """The sentence refusing a request whose newest message is past MAX_MESSAGE_CHARS (the history cap keeps it whole)."""
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if history and len(history[-1][1]) > limit:
+        return f"Messages are limited to {limit:,} characters; the one this reply answers has {len(history[-1][1]):,}."
+    return None
 
 
 def fail_reply(
-    store: str, playground: str, message_id: str, attempt: int, error: str, content: str | None = None
+    store_id: str, playground: str, message_id: str, attempt: int, error: str, content: str | None = None
 ) -> Message | None:
     """Mark attempt ``attempt`` of an open reply failed with a short reason, keeping the text written so far.
 
     ``content`` defaults to the reply's partial text. Publishes ``message.failed``; returns the
     failed message, or None if the reply was not open at that attempt.
     """
-    conversations = services.store
+    conversations = services.conversations
 
     def mark_failed(at: str) -> tuple[Message | None, bool]:
         text = conversations.partial(at, message_id) if content is None else content
@@ -204,16 +236,16 @@ def fail_reply(
 
         return conversations.change(at, playground, message_id, to_failed)
 
-    store, (failed, changed) = following_moves(message_id, store, mark_failed, _present)
+    store_id, (failed, changed) = following_moves(message_id, store_id, mark_failed, _present)
     if not changed:
         return None
     log_reply(failed, playground)
-    publish(store, "message.failed", event(playground, message_id, attempt=attempt, error=error, html=failed.html))
+    publish(store_id, "message.failed", event(playground, message_id, attempt=attempt, error=error, html=failed.html))
     return failed
 
 
 def following_moves(
-    message_id: str, store: str, operation: Callable[[str], T], found: Callable[[T], bool]
+    message_id: str, store_id: str, operation: Callable[[str], T], found: Callable[[T], bool]
 ) -> tuple[str, T]:
     """Run ``operation`` on the reply's conversation under ``store``; return the store id it ran under and its result.
 
@@ -221,31 +253,20 @@ def following_moves(
     new id: the reply's ticket names it (``store``) and the one before (``moved_from``, whose keys
     may not have moved yet), and the operation is tried there. Otherwise it was reset or deleted.
     """
-    result = operation(store)
+    result = operation(store_id)
     if found(result):
-        return store, result
+        return store_id, result
     ticket = read_ticket(message_id)
-    for other in (ticket.store, ticket.moved_from) if ticket else ():
-        if other and other != store:
+    for other in (ticket.store_id, ticket.moved_from) if ticket else ():
+        if other and other != store_id:
             again = operation(other)
             if found(again):
                 return other, again
-    return store, result
+    return store_id, result
 
 
 def _present(changed: tuple[Message | None, bool]) -> bool:
     return changed[0] is not None
-
-
-def history_before(messages: list[Message], message_id: str) -> list[tuple[str, str]]:
-    """The turns a model is sent for the reply ``message_id``: everything before it that has text."""
-    history = []
-    for message in messages:
-        if message.id == message_id:
-            break
-        if message.role == "user" or (message.status in ("done", "stopped") and message.content):
-            history.append((message.role, message.content))
-    return history
 
 
 # A worker writing a reply keeps a key alive (HEARTBEAT_TTL seconds, renewed four times per TTL);
@@ -291,3 +312,28 @@ def dead_replies(messages: list[Message]) -> set[str]:
             pipe.exists(alive_key(message_id))
         alive = pipe.execute()
     return {message_id for message_id, is_alive in zip(streaming, alive) if not is_alive}
+
+
+def log_reply(message, playground: str) -> None:
+    """Log one finished reply: model, tokens, cost and latency (never its text or prompt)."""
+    usage = message.usage
+    logger.info(
+        "reply %s %s",
+        message.status,
+        message.model,
+        extra={
+            "fields": {
+                "event": "reply",
+                "status": message.status,
+                "provider": message.provider,
+                "model": message.model,
+                "playground": playground,
+                "input_tokens": usage.input_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "cached_tokens": usage.cached_tokens if usage else None,
+                "cost_usd": message.cost_usd,
+                "first_token_ms": message.first_token_ms,
+                "latency_ms": message.latency_ms,
+            }
+        },
+    )

@@ -13,8 +13,8 @@ What the per-job fork gave is kept by the supervisor: when the child dies (kille
 it marks the reply that child was writing failed at once, with ``message.failed``
 (``job.work_horse_killed``), records the job as failed in RQ, and starts a new child.
 
-``ReplyWorker`` (RQ's forking worker with the SDKs preloaded) remains for ``rq worker
---worker-class prompt_tracker.replies.worker.ReplyWorker``.
+``prompt_tracker.rq_worker.ReplyWorker`` (RQ's forking worker with the SDKs preloaded) remains for
+``rq worker --worker-class prompt_tracker.rq_worker.ReplyWorker``.
 """
 
 import contextlib
@@ -23,16 +23,21 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import uuid
 
-from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker, Worker
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.retry import Retry
+from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
+from ..extensions import services
+from ..providers import available_providers
 from . import job
 
 PRELOADED = ("openai", "anthropic", "prompt_tracker.replies.reply")
@@ -41,37 +46,23 @@ _preloaded = False
 
 
 def preload() -> None:
-    """Import the provider SDKs and the reply code, build the app and the SDK clients, once per process."""
+    """Import the provider SDKs and the reply code and build the SDK clients, once per process (in the app's context)."""
     global _preloaded
     if _preloaded:
         return
-    from ..providers import available_providers
-
     for module in PRELOADED:
         importlib.import_module(module)
-    job.worker_app()
     for provider in available_providers():
         provider.warm()
     _preloaded = True
 
 
-def _configure(kwargs: dict) -> dict:
+def configure(kwargs: dict) -> dict:
+    """A worker's keyword arguments: the SDKs preloaded first, and JSON (never pickle) as the job serializer."""
     preload()
     if kwargs.get("serializer") is None:
         kwargs["serializer"] = JSONSerializer
     return kwargs
-
-
-class ReplyWorker(Worker):
-    """RQ's forking worker with the SDKs preloaded, JSON serialization and failure reporting for dead horses."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs = _configure(kwargs)
-        kwargs.setdefault("work_horse_killed_handler", job.work_horse_killed)
-        super().__init__(*args, **kwargs)
-        # RQ survives a lost connection only around its wait for jobs: one elsewhere (the bookkeeping
-        # after a job, a heartbeat) ends the worker. So its own connection waits for Redis to return.
-        self.connection.set_retry(patient_retry())
 
 
 class ResidentWorker(SimpleWorker):
@@ -82,17 +73,55 @@ class ResidentWorker(SimpleWorker):
     """
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **_configure(kwargs))
+        super().__init__(*args, **configure(kwargs))
         self.connection.set_retry(patient_retry())
+        patient_sessions()
+
+    def execute_job(self, job, queue):
+        """Run the job in this process, renewing the worker's RQ heartbeat meanwhile from a thread.
+
+        RQ's forking worker heartbeats while it waits for its work-horse; a ``SimpleWorker`` runs the
+        job itself and would not, so a long reply would look like a dead worker to ``/healthz``.
+        """
+        done = threading.Event()
+        ttl = self.get_heartbeat_ttl(job)
+
+        def beat() -> None:
+            while not done.wait(max(1, self.worker_ttl // 4)):
+                with contextlib.suppress(RedisError):
+                    self.heartbeat(ttl)
+
+        beating = threading.Thread(target=beat, name="rq-heartbeat", daemon=True)
+        beating.start()
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            done.set()
+            beating.join(5)
+
+    def request_force_stop(self, signum, frame):
+        """Cold shutdown at the second signal, however soon it follows the first.
+
+        RQ ignores a second signal within a second of the first (a pool's duplicate); here each one
+        comes from the supervisor, once per signal it received, so each one is meant. The job in hand
+        then fails its reply at once (``reply.WORKER_SHUT_DOWN``) as the ``SystemExit`` passes through it.
+        """
+        self.log.warning("Worker %s: cold shut down", self.name)
+        raise SystemExit()
 
 
 def patient_retry():
     """Retry a command for about a minute while Redis restarts or fails over, with backoff up to 2 s."""
-    from redis.backoff import ExponentialBackoff
-    from redis.exceptions import ConnectionError, TimeoutError
-    from redis.retry import Retry
-
     return Retry(ExponentialBackoff(cap=2.0, base=0.05), 40, supported_errors=(ConnectionError, TimeoutError))
+
+
+def patient_sessions() -> None:
+    """Give the worker's sessions client (DB 2: conversations, partials) the jobs client's patient retry.
+
+    The web's clients retry a broken connection once and answer 503 within a second; a worker
+    writing a reply waits instead, so a Redis restart mid-reply does not fail it.
+    """
+    services.session_redis.set_retry(patient_retry())
 
 
 def supervise(queue: Queue, worker_ttl: int, burst: bool = False) -> None:

@@ -330,38 +330,19 @@
     }
   });
 
-  // Live events of this session (payloads: prompt_tracker/turns/live.py).
+  // Live events of this session (payloads: prompt_tracker/replies/live.py); a reply's own are live.js's.
   const ours = (payload) => payload.playground === playground;
   const handlers = {
+    ...window.PromptTrackerLive.replyHandlers({
+      refreshMessage,
+      // A worker may start before this tab heard of the message; a reply of Compare or Replay is theirs.
+      unseenStart: (payload) => ours(payload) && catchUp(),
+      scroller: { nearEnd, scrollToEnd },
+    }),
     "message.appended": (payload) => {
       const ids = payload.ids || [payload.user_message_id, payload.message_id].filter(Boolean);
       if (ours(payload) && !(ids.length && ids.every(item))) catchUp();
     },
-    "message.started": (payload) => {
-      const { id } = payload;
-      const element = item(id);
-      if (!element && !ours(payload)) return;  // a reply of Compare or Replay (their own pages show it)
-      if (!element) return catchUp();  // a worker may start before this tab heard of the message
-      element.dataset.status = "streaming";
-      element.classList.replace("status-pending", "status-streaming");
-      const typing = element.querySelector(".typing");
-      if (typing) typing.textContent = "writing…";
-    },
-    // ``offset`` (characters of the reply before this text) makes a delta safe to see twice, or after
-    // a catch-up whose HTML already holds part of it; a gap (a missed delta) fetches the message.
-    "message.delta": ({ id, text, offset }) => {
-      const live = item(id)?.querySelector(".live");
-      if (!live) return;
-      const shown = [...live.textContent].length;  // characters, as the server counts them
-      const atEnd = nearEnd();
-      if (offset === undefined) live.textContent += text;
-      else if (offset > shown) return refreshMessage(id);
-      else live.textContent += [...text].slice(shown - offset).join("");
-      if (atEnd) scrollToEnd();
-    },
-    "message.done": ({ id }) => item(id) && refreshMessage(id),
-    "message.failed": ({ id }) => item(id) && refreshMessage(id),
-    "message.stopped": ({ id }) => item(id) && refreshMessage(id),
     "conversation.reset": (payload) => ours(payload) && catchUp(),
     "settings.saved": (payload) => ours(payload) && noticeSettings(payload.digest),
   };

@@ -106,36 +106,15 @@
     });
   }
 
-  function markStreaming(element) {
-    element.dataset.status = "streaming";
-    element.classList.replace("status-pending", "status-streaming");
-    const typing = element.querySelector(".typing");
-    if (typing) typing.textContent = "writing…";
-  }
-
+  // Live events (payloads: prompt_tracker/replies/live.py): a reply's own are live.js's, as on the playground,
+  // but a gap in its text, or its end, fetches the rows.
   const ours = (payload) => playgrounds.includes(payload.playground);
   const handlers = {
+    ...window.PromptTrackerLive.replyHandlers({
+      refreshMessage: () => refresh(),
+      concerns: (payload) => ours(payload) || item(payload.id),
+    }),
     "message.appended": (payload) => ours(payload) && refresh(),
-    "message.started": ({ id }) => {
-      const element = item(id);
-      if (element) markStreaming(element);
-    },
-    // As on the playground: ``offset`` makes a delta safe to see twice; a gap fetches the rows.
-    "message.delta": ({ id, text, offset }) => {
-      const element = item(id);
-      const live = element?.querySelector(".live");
-      if (!live) return;
-      // Rows fetched before the worker started (swapped in after "message.started", or before this page
-      // had the reply) still show it waiting: its text arriving says it is being written.
-      if (element.dataset.status === "pending") markStreaming(element);
-      const shown = [...live.textContent].length;
-      if (offset === undefined) live.textContent += text;
-      else if (offset > shown) refresh();
-      else live.textContent += [...text].slice(shown - offset).join("");
-    },
-    "message.done": (payload) => (ours(payload) || item(payload.id)) && refresh(),
-    "message.failed": (payload) => (ours(payload) || item(payload.id)) && refresh(),
-    "message.stopped": (payload) => (ours(payload) || item(payload.id)) && refresh(),
     "conversation.reset": (payload) => ours(payload) && refresh(),
   };
 

@@ -2,7 +2,7 @@
 
 A session is every key that carries its store id (SHA-256 of the cookie's id, which the CLI
 prints and accepts; ``show`` and ``purge --sid`` take a cookie's id too): the Flask-Session blob
-and its conversation lists (see ``redis_keys``). Conversation lists whose blob is gone still count as a session, so a purge
+and its conversation lists (see ``domain.keys``). Conversation lists whose blob is gone still count as a session, so a purge
 leaves nothing behind. Keys are found with SCAN (never KEYS) and measured and deleted in pipelined
 batches, so the work is one round trip per thousand keys and never blocks Redis.
 
@@ -25,12 +25,12 @@ from redis.exceptions import ResponseError
 
 from ..domain.keys import is_valid_sid, parse_key, session_key, store_id
 from ..domain.messages import Message, decode_message
-from ..extensions import services
+from .services import services
 from .session_interface import SessionDataError
 
 SCAN_COUNT = 1000  # keys asked of each SCAN call
 BATCH_KEYS = 1000  # keys measured or deleted per pipeline
-SID_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+STORE_ID_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
@@ -50,7 +50,7 @@ class KeyInfo:
     """One stored key of a session, as measured: seconds to live (None: no expiry), messages, bytes."""
 
     key: str
-    sid: str
+    store_id: str
     playground: str | None  # None for the session blob, "" for its other keys (see parse_key)
     ttl: float | None
     messages: int
@@ -59,17 +59,17 @@ class KeyInfo:
 
 @dataclass
 class SessionInfo:
-    """A session: its keys and what they add up to."""
+    """A session (named by its store id): its keys and what they add up to."""
 
-    sid: str
+    store_id: str
     lifetime: float
     idle_lifetime: float = 0.0  # what a never-used session gets (SESSION_IDLE_LIFETIME)
     keys: dict[str, KeyInfo] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:
-        """The first 8 characters of the id, enough to tell sessions apart on screen."""
-        return self.sid[:8] + "…"
+        """The first 8 characters of the store id, enough to tell sessions apart on screen."""
+        return self.store_id[:8] + "…"
 
     @property
     def has_blob(self) -> bool:
@@ -133,9 +133,9 @@ class RedisKeyspace:
         """About how many keys a full scan will visit (for a progress bar)."""
         return self.client.dbsize()
 
-    def scan(self, sid_prefix: str = "") -> Iterator[list[str]]:
-        """Yield batches of the session keys (of sids starting with ``sid_prefix``), with SCAN."""
-        match = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ("{" + sid_prefix if sid_prefix else "") + "*"
+    def scan(self, store_id_prefix: str = "") -> Iterator[list[str]]:
+        """Yield batches of the session keys (of store ids starting with ``store_id_prefix``), with SCAN."""
+        match = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ("{" + store_id_prefix if store_id_prefix else "") + "*"
         # scan_iter walks every master of a Redis Cluster, and the one server otherwise.
         batch = []
         for key in map(_text, self.client.scan_iter(match=match, count=SCAN_COUNT)):
@@ -153,7 +153,7 @@ class RedisKeyspace:
         if not parsed:
             return []
         with self.client.pipeline(transaction=False) as pipe:
-            for key, _sid, playground in parsed:
+            for key, _store_id, playground in parsed:
                 pipe.pttl(key)
                 if not sizes:
                     continue
@@ -168,13 +168,13 @@ class RedisKeyspace:
             # A key of an unexpected type answers WRONGTYPE: measured as 0 rather than failing the run.
             results = iter(pipe.execute(raise_on_error=False))
         infos = []
-        for key, sid, playground in parsed:
+        for key, found_store_id, playground in parsed:
             pttl = _number(next(results))
             messages = _number(next(results)) if sizes and playground is not None else 0
             size = _size(next(results)) if sizes else 0
             if pttl == -2:
                 continue
-            infos.append(KeyInfo(key, sid, playground, None if pttl < 0 else pttl / 1000, messages, size))
+            infos.append(KeyInfo(key, found_store_id, playground, None if pttl < 0 else pttl / 1000, messages, size))
         return infos
 
     def unlink(self, sessions: Iterable[list[str]]) -> int:
@@ -186,9 +186,9 @@ class RedisKeyspace:
         keys = [key for session_keys in sessions for key in session_keys]
         return self.client.unlink(*keys) if keys else 0
 
-    def read_blob(self, sid: str) -> dict | None:
+    def read_blob(self, store_id: str) -> dict | None:
         """The session's stored data, or None if there is no blob (SessionDataError if unreadable)."""
-        raw = self.client.get(session_key(self.prefix, sid))
+        raw = self.client.get(session_key(self.prefix, store_id))
         return None if raw is None else self.decode_blob(raw)
 
     def tail(self, key: str, count: int) -> list[bytes]:
@@ -217,10 +217,10 @@ class CacheLibKeyspace(RedisKeyspace):
         """About how many keys a full scan will visit."""
         return super().estimate_keys() + len(self._entries())
 
-    def scan(self, sid_prefix: str = "") -> Iterator[list[str]]:
+    def scan(self, store_id_prefix: str = "") -> Iterator[list[str]]:
         """Yield batches of the conversation lists from Redis, then of the blobs from the cache."""
-        yield from super().scan(sid_prefix)
-        start = self.prefix + "{" + sid_prefix
+        yield from super().scan(store_id_prefix)
+        start = self.prefix + "{" + store_id_prefix
         blobs = [key for key in list(self._entries()) if key.startswith(start)]
         for first in range(0, len(blobs), SCAN_COUNT):
             yield blobs[first : first + SCAN_COUNT]
@@ -230,7 +230,7 @@ class CacheLibKeyspace(RedisKeyspace):
         blobs, lists = _split_blobs(self.prefix, keys)
         infos = super().inspect(lists, sizes)
         now = time.time()
-        for key, sid in blobs:
+        for key, blob_store_id in blobs:
             entry = self._entries().get(key)
             if entry is None:
                 continue
@@ -238,7 +238,9 @@ class CacheLibKeyspace(RedisKeyspace):
             if expires_at and expires_at <= now:
                 continue
             infos.append(
-                KeyInfo(key, sid, None, expires_at - now if expires_at else None, 0, len(pickled) if sizes else 0)
+                KeyInfo(
+                    key, blob_store_id, None, expires_at - now if expires_at else None, 0, len(pickled) if sizes else 0
+                )
             )
         return infos
 
@@ -248,13 +250,13 @@ class CacheLibKeyspace(RedisKeyspace):
         lists_per_session = []
         for keys in sessions:
             blobs, lists = _split_blobs(self.prefix, keys)
-            deleted += sum(bool(self.cache.delete(key)) for key, _sid in blobs)
+            deleted += sum(bool(self.cache.delete(key)) for key, _store_id in blobs)
             lists_per_session.append(lists)
         return deleted + super().unlink(lists_per_session)
 
-    def read_blob(self, sid: str) -> dict | None:
+    def read_blob(self, store_id: str) -> dict | None:
         """The session's stored data, or None if there is no blob."""
-        data = self.cache.get(session_key(self.prefix, sid))
+        data = self.cache.get(session_key(self.prefix, store_id))
         return data if isinstance(data, dict) else None
 
 
@@ -279,24 +281,24 @@ def open_keyspace() -> RedisKeyspace:
 
 
 def collect_sessions(
-    keyspace: RedisKeyspace, sid_prefix: str = "", progress: Progress = None, sizes: bool = True
+    keyspace: RedisKeyspace, store_id_prefix: str = "", progress: Progress = None, sizes: bool = True
 ) -> dict[str, SessionInfo]:
-    """Scan and measure every session (whose id starts with ``sid_prefix``), keyed by sid."""
+    """Scan and measure every session (whose store id starts with ``store_id_prefix``), keyed by store id."""
     lifetimes = _lifetimes()
     sessions: dict[str, SessionInfo] = {}
     pending: list[str] = []
 
     def measure() -> None:
         for info in keyspace.inspect(pending, sizes):
-            session = sessions.get(info.sid)
+            session = sessions.get(info.store_id)
             if session is None:
-                session = sessions[info.sid] = SessionInfo(info.sid, *lifetimes)
+                session = sessions[info.store_id] = SessionInfo(info.store_id, *lifetimes)
             session.keys[info.key] = info  # SCAN may return a key twice: keyed, it counts once
         if progress:
             progress(len(pending))
         pending.clear()
 
-    for batch in keyspace.scan(sid_prefix):
+    for batch in keyspace.scan(store_id_prefix):
         pending.extend(batch)
         if len(pending) >= BATCH_KEYS:
             measure()
@@ -306,7 +308,7 @@ def collect_sessions(
 
 
 def group_sessions(keyspace: RedisKeyspace, progress: Progress = None) -> dict[str, SessionInfo]:
-    """Scan the session keys and group them by sid, measuring nothing (all a full purge needs)."""
+    """Scan the session keys and group them by store id, measuring nothing (all a full purge needs)."""
     lifetimes = _lifetimes()
     sessions: dict[str, SessionInfo] = {}
     for batch in keyspace.scan():
@@ -314,32 +316,35 @@ def group_sessions(keyspace: RedisKeyspace, progress: Progress = None) -> dict[s
             found = parse_key(keyspace.prefix, key)
             if found is None:
                 continue
-            sid, playground = found
-            session = sessions.get(sid) or sessions.setdefault(sid, SessionInfo(sid, *lifetimes))
-            session.keys[key] = KeyInfo(key, sid, playground, None, 0, 0)
+            found_store_id, playground = found
+            session = sessions.get(found_store_id) or sessions.setdefault(
+                found_store_id, SessionInfo(found_store_id, *lifetimes)
+            )
+            session.keys[key] = KeyInfo(key, found_store_id, playground, None, 0, 0)
         if progress:
             progress(len(batch))
     return sessions
 
 
-def resolve_session(keyspace: RedisKeyspace, sid: str) -> SessionInfo:
-    """The one session whose id is ``sid`` or starts with it; SessionNotFound or SessionAdminError if not one."""
-    sid = sid.strip().rstrip("…")
-    if is_valid_sid(sid):
-        sid = store_id(sid)  # a cookie's session id: its keys carry the SHA-256 of it
-    if not SID_PREFIX_PATTERN.match(sid):
+def resolve_session(keyspace: RedisKeyspace, store_id_or_sid: str) -> SessionInfo:
+    """The one session whose store id is ``store_id_or_sid``, starts with it, or is the SHA-256 of this cookie's
+    session id; SessionNotFound or SessionAdminError if not one."""
+    wanted = store_id_or_sid.strip().rstrip("…")
+    if is_valid_sid(wanted):
+        wanted = store_id(wanted)  # a cookie's session id: its keys carry the SHA-256 of it
+    if not STORE_ID_PREFIX_PATTERN.match(wanted):
         raise SessionAdminError(
-            f"{sid!r} is not a session id: ids are made of letters, digits, '-' and '_'; "
+            f"{wanted!r} is not a session id: ids are made of letters, digits, '-' and '_'; "
             "run `flask sessions list` to see them."
         )
-    sessions = collect_sessions(keyspace, sid_prefix=sid)
-    if sid in sessions:
-        return sessions[sid]
+    sessions = collect_sessions(keyspace, store_id_prefix=wanted)
+    if wanted in sessions:
+        return sessions[wanted]
     if not sessions:
-        raise SessionNotFound(f"No session has an id starting with {sid!r}; run `flask sessions list` to see them.")
+        raise SessionNotFound(f"No session has an id starting with {wanted!r}; run `flask sessions list` to see them.")
     if len(sessions) > 1:
         raise SessionAdminError(
-            f"{len(sessions)} sessions have an id starting with {sid!r}; give more characters of the id."
+            f"{len(sessions)} sessions have an id starting with {wanted!r}; give more characters of the id."
         )
     return next(iter(sessions.values()))
 
@@ -347,7 +352,7 @@ def resolve_session(keyspace: RedisKeyspace, sid: str) -> SessionInfo:
 def list_sessions(keyspace: RedisKeyspace, limit: int = 50, progress: Progress = None) -> tuple[list[SessionInfo], int]:
     """The ``limit`` most recently active sessions (least idle first) and how many there are in all."""
     sessions = collect_sessions(keyspace, progress=progress).values()
-    return heapq.nsmallest(limit, sessions, key=lambda session: (session.idle, session.sid)), len(sessions)
+    return heapq.nsmallest(limit, sessions, key=lambda session: (session.idle, session.store_id)), len(sessions)
 
 
 @dataclass
@@ -371,7 +376,7 @@ def session_stats(keyspace: RedisKeyspace, progress: Progress = None) -> Session
         messages=sum(session.messages for session in sessions),
         size=sum(session.size for session in sessions),
         without_blob=sum(not session.has_blob for session in sessions),
-        largest=max(sessions, key=lambda session: (session.size, session.sid), default=None),
+        largest=max(sessions, key=lambda session: (session.size, session.store_id), default=None),
     )
 
 
@@ -394,12 +399,12 @@ class SessionDetails:
     conversations: list[ConversationDetails]
 
 
-def session_details(keyspace: RedisKeyspace, sid: str, last: int = 5) -> SessionDetails:
-    """Read one session (id or unique prefix): its blob and the ``last`` messages of each conversation."""
-    session = resolve_session(keyspace, sid)
+def session_details(keyspace: RedisKeyspace, store_id_or_sid: str, last: int = 5) -> SessionDetails:
+    """Read one session (see ``resolve_session``): its blob and the ``last`` messages of each conversation."""
+    session = resolve_session(keyspace, store_id_or_sid)
     blob = blob_error = None
     try:
-        blob = keyspace.read_blob(session.sid)
+        blob = keyspace.read_blob(session.store_id)
     except SessionDataError as error:
         blob_error = str(error)
     conversations = []
@@ -438,12 +443,16 @@ class PurgeResult:
 
 
 def plan_purge(
-    keyspace: RedisKeyspace, idle_for: float | None = None, sid: str | None = None, progress: Progress = None
+    keyspace: RedisKeyspace,
+    idle_for: float | None = None,
+    store_id_or_sid: str | None = None,
+    progress: Progress = None,
 ) -> PurgePlan:
-    """Find the sessions to delete: all, those idle at least ``idle_for`` seconds, and/or the one ``sid``."""
+    """Find the sessions to delete: all, those idle at least ``idle_for`` seconds, and/or the one
+    ``store_id_or_sid`` names (see ``resolve_session``)."""
     started = time.monotonic()
-    if sid is not None:
-        candidates = [resolve_session(keyspace, sid)]
+    if store_id_or_sid is not None:
+        candidates = [resolve_session(keyspace, store_id_or_sid)]
     elif idle_for is None:
         candidates = list(group_sessions(keyspace, progress).values())
     else:
@@ -456,19 +465,19 @@ def plan_purge(
 def purge_all(keyspace: RedisKeyspace, progress: Progress = None) -> PurgeResult:
     """Delete every session as the scan finds it, batch by batch (no plan held in memory, no measuring)."""
     started = time.monotonic()
-    sids: set[str] = set()
+    store_ids: set[str] = set()
     keys = 0
     for batch in keyspace.scan():
         ours = []
         for key in batch:
             found = parse_key(keyspace.prefix, key)
             if found is not None:  # leave alone keys under the prefix that are not a session's
-                sids.add(found[0])
+                store_ids.add(found[0])
                 ours.append(key)
         keys += keyspace.unlink([ours])
         if progress:
             progress(len(batch))
-    return PurgeResult(len(sids), keys, 0, time.monotonic() - started)
+    return PurgeResult(len(store_ids), keys, 0, time.monotonic() - started)
 
 
 def execute_purge(keyspace: RedisKeyspace, plan: PurgePlan, progress: Progress = None) -> PurgeResult:
@@ -607,7 +616,7 @@ def _session_batches(sessions: list[SessionInfo]) -> Iterator[list[SessionInfo]]
 def _regroup(infos: Iterable[KeyInfo], lifetimes: tuple[float, float]) -> list[SessionInfo]:
     sessions: dict[str, SessionInfo] = {}
     for info in infos:
-        sessions.setdefault(info.sid, SessionInfo(info.sid, *lifetimes)).keys[info.key] = info
+        sessions.setdefault(info.store_id, SessionInfo(info.store_id, *lifetimes)).keys[info.key] = info
     return list(sessions.values())
 
 

@@ -1,6 +1,8 @@
 """``flask sessions``: inspect and purge the sessions stored in Redis.
 
-Thin: each command parses its options, calls ``session_admin`` and echoes the result.
+Thin: each command parses its options, calls ``store.admin`` and echoes the result. A session is
+named by its store id (the SHA-256 of the cookie's session id), which ``list`` shows; the ``--sid``
+option and ``show``'s SID argument keep their names for the scripts that use them.
 """
 
 import functools
@@ -69,16 +71,17 @@ def progress_bar(label: str, length: int):
 )
 @click.option(
     "--sid",
-    metavar="SID",
-    help="Only this session: its store id (as `list` prints it), a unique prefix of it, or the cookie's session id.",
+    "store_id_or_sid",
+    metavar="STORE_ID",
+    help="Only this session: its store id (shown by `list`), a unique prefix of it, or the cookie's session id.",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted, delete nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @user_errors
-def purge(idle_for, sid, dry_run, yes):
+def purge(idle_for, store_id_or_sid, dry_run, yes):
     """Delete sessions: all of them, the idle ones, or one."""
     keyspace = admin.open_keyspace()
-    if yes and not dry_run and idle_for is None and sid is None:
+    if yes and not dry_run and idle_for is None and store_id_or_sid is None:
         # Nothing to choose or confirm: delete as the scan goes, near the speed of a raw SCAN+UNLINK.
         with progress_bar("Deleting sessions", keyspace.estimate_keys()) as advance:
             result = admin.purge_all(keyspace, progress=advance)
@@ -91,7 +94,7 @@ def purge(idle_for, sid, dry_run, yes):
         )
         return
     with progress_bar("Scanning sessions", keyspace.estimate_keys()) as advance:
-        plan = admin.plan_purge(keyspace, idle_for=idle_for, sid=sid, progress=advance)
+        plan = admin.plan_purge(keyspace, idle_for=idle_for, store_id_or_sid=store_id_or_sid, progress=advance)
     idle = f" idle for at least {admin.format_duration(idle_for)}" if idle_for is not None else ""
     if not plan.sessions:
         click.echo(f"Nothing to purge: no session{idle} is stored.")
@@ -144,10 +147,13 @@ def list_command(limit):
     click.echo(f"{shown}, most recently active first.")
 
 
-# Session ids may start with "-": take an unknown "-..." as the SID rather than as a bad option.
-@sessions_cli.command("show", context_settings={"ignore_unknown_options": True})
-# SID: a store id as `list` prints it (SHA-256 of the cookie's id), a unique prefix of it, or a cookie's id.
-@click.argument("sid", metavar="SID")
+# Session ids may start with "-": take an unknown "-..." as the id rather than as a bad option.
+@sessions_cli.command(
+    "show",
+    short_help="Show a session's settings, conversations and latest messages.",
+    context_settings={"ignore_unknown_options": True},
+)
+@click.argument("store_id_or_sid", metavar="STORE_ID")
 @click.option(
     "--last",
     default=5,
@@ -156,12 +162,13 @@ def list_command(limit):
     help="How many of the latest messages of each conversation to show.",
 )
 @user_errors
-def show(sid, last):
-    """Show a session's settings, conversations and latest messages."""
+def show(store_id_or_sid, last):
+    """Show a session's settings, conversations and latest messages; STORE_ID is its store id (shown by
+    `list`), a unique prefix of it, or the cookie's session id."""
     keyspace = admin.open_keyspace()
-    details = admin.session_details(keyspace, sid, last=last)
+    details = admin.session_details(keyspace, store_id_or_sid, last=last)
     session = details.session
-    click.echo(f"Session {session.sid}")
+    click.echo(f"Session {session.store_id}")
     click.echo(
         f"  idle {admin.format_duration(session.idle)}, expires in {admin.format_duration(session.expires_in)}, "
         f"{admin.plural(session.messages, 'message')}, {session.size:,} bytes ({keyspace.size_label})"

@@ -1,6 +1,6 @@
 """Conversations as Redis lists beside the session blob: append, read a window, change by id, clear.
 
-Every function takes the session's **store id** (``redis_keys.store_id``), never the cookie's id.
+Every method takes the session's **store id** (``domain.keys.store_id``), never the cookie's id.
 
 A send is one atomic script call (append the user message and the assistant placeholder, check the
 caps, record the open reply, push the expiry), so concurrent sends never overwrite each other and
@@ -10,27 +10,29 @@ and two workers can never both claim one attempt of a reply.
 
 Beside the list, per session (same hash tag, same TTL): ``open`` (the replies queued or being
 written, for the per-session cap and Reset), and per open reply ``partial`` (its text so far) and
-``stop`` (asks its worker to stop).
+``stop`` (asks its worker to stop; ``stop:<id>:<attempt>`` stops only an attempt a Retry replaced).
 """
 
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import msgspec
 from redis.cluster import RedisCluster
 
 from ..domain.keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submissions_key
 from ..domain.messages import Message, decode_message, encode_message
+from ..domain.refusals import Refused
 
 # KEYS: conversation, open set, then the session's other keys (blob, other conversations), whose
 # expiry is pushed too (they share the {store id} hash slot).
-# ARGV: ttl, message cap, open member ('' if nothing opens), deadline, now, open cap, records...
+# ARGV: ttl, message cap, open member ('' if nothing opens), deadline, now, open cap (0: none), records...
 _APPEND = """
 local n = redis.call('LLEN', KEYS[1])
 if n + #ARGV - 6 > tonumber(ARGV[2]) then return -1 end
 if ARGV[3] ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return -2 end
+  if tonumber(ARGV[6]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return -2 end
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 end
 local len = redis.call('RPUSH', KEYS[1], unpack(ARGV, 7))
@@ -40,29 +42,50 @@ return len
 
 # KEYS: conversation, open set, then the session's other keys to refresh.
 # ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix, max bytes (0: any).
-# Returns the list's length, the window's records, and [id, text, ...] of this playground's partials.
+# Returns the list's length, the window's records, [id, text, ...] of this playground's partials, and
+# whether the first key to refresh (a session's blob) still existed (1 when there is none).
 # The window is the latest ``limit`` records before ``end`` whose bytes add up to at most ``max bytes``
-# (the newest one always), so a page of long messages stays light.
+# (the newest one always), so a page of long messages stays light. A record weighs its bytes without
+# its fragment (``Message.fragment``, the first entry of its msgpack map when present): the same
+# messages make the same window whether or not their records carry one.
 _WINDOW = """
+local FRAGMENT = string.char(168) .. 'fragment'
+local function weight(record)
+  local first, at = string.byte(record, 1), 2
+  if first == 222 then at = 4 elseif first < 128 or first > 143 then return #record end
+  if string.sub(record, at, at + 8) ~= FRAGMENT then return #record end
+  local tag, b = string.byte(record, at + 9), {string.byte(record, at + 10, at + 13)}
+  local header, size
+  if tag >= 160 and tag <= 191 then header, size = 1, tag - 160
+  elseif tag == 217 then header, size = 2, b[1]
+  elseif tag == 218 then header, size = 3, b[1] * 256 + b[2]
+  elseif tag == 219 then header, size = 5, ((b[1] * 256 + b[2]) * 256 + b[3]) * 256 + b[4]
+  else return #record end
+  -- The map's header stays as it is: msgspec sizes it by the struct's fields, not by those it writes.
+  return #record - 9 - header - size
+end
 local total = redis.call('LLEN', KEYS[1])
 local limit, stop, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
+if stop < 0 then stop = total end
+local first, last = math.max(0, stop - limit), math.min(stop, total) - 1
 local records = {}
-if stop < 0 then
-  records = redis.call('LRANGE', KEYS[1], -limit, -1)
-elseif stop > 0 then
-  records = redis.call('LRANGE', KEYS[1], math.max(0, stop - limit), stop - 1)
-end
-if budget > 0 and #records > 1 then
-  local first, used = #records, #records[#records]
-  while first > 1 and used + #records[first - 1] <= budget do
-    first = first - 1
-    used = used + #records[first]
+if budget <= 0 then
+  if last >= first then records = redis.call('LRANGE', KEYS[1], first - total, last - total) end
+else
+  -- Newest first, 16 at a time, until the budget is spent: only what the page shows is copied.
+  local newest_first, used = {}, 0
+  while last >= first do
+    local chunk = redis.call('LRANGE', KEYS[1], math.max(first, last - 15) - total, last - total)
+    if #chunk == 0 then break end
+    last = last - #chunk
+    for i = #chunk, 1, -1 do
+      local size = weight(chunk[i])
+      if #newest_first > 0 and used + size > budget then last = -1; break end
+      used = used + size
+      newest_first[#newest_first + 1] = chunk[i]
+    end
   end
-  if first > 1 then
-    local kept = {}
-    for i = first, #records do kept[#kept + 1] = records[i] end
-    records = kept
-  end
+  for i = #newest_first, 1, -1 do records[#records + 1] = newest_first[i] end
 end
 local partials = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
@@ -73,25 +96,34 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     if text then partials[#partials + 1] = id; partials[#partials + 1] = text end
   end
 end
-for i = 3, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
-return {total, records, partials}
+local first_refreshed = 1
+for i = 3, #KEYS do
+  local pushed = redis.call('EXPIRE', KEYS[i], ARGV[3])
+  if i == 3 then first_refreshed = pushed end
+end
+return {total, records, partials, first_refreshed}
 """
 
-# KEYS: conversation, open set, partial, stop.
+# KEYS: conversation, open set, partial, stop, and the stop key of the attempt being replaced.
 # ARGV: index, expected old record, new record, open member, mode (open|reopen|final|same), deadline,
-# now, open cap, ttl. "open" records the reply as open (refused past the cap unless it already is);
-# "reopen" does too for a new attempt, whose partial and stop keys start empty; "final" forgets it
-# and deletes its partial and stop keys, in the same atomic step.
+# now, open cap (0: none), ttl, seconds a replaced attempt's stop key is kept. "open" records the reply
+# as open (refused past the cap unless it already is); "reopen" does too for a new attempt, whose
+# partial and stop keys start empty, and stops the attempt it replaces (a worker thought dead may
+# still live); "final" forgets it and deletes its partial and stop keys, in the same atomic step.
 _CHANGE = """
 if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[5] == 'open' or ARGV[5] == 'reopen' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[7])
-  if not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[8]) then
+  local cap = tonumber(ARGV[8])
+  if cap > 0 and not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= cap then
     return -1
   end
   redis.call('ZADD', KEYS[2], ARGV[6], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[9])
-  if ARGV[5] == 'reopen' then redis.call('DEL', KEYS[3], KEYS[4]) end
+  if ARGV[5] == 'reopen' then
+    redis.call('DEL', KEYS[3], KEYS[4])
+    redis.call('SET', KEYS[5], 1, 'EX', ARGV[10])
+  end
 elseif ARGV[5] == 'final' then
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('DEL', KEYS[3], KEYS[4])
@@ -100,11 +132,12 @@ redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# KEYS: conversation, partial, stop. ARGV: text, ttl.
-# Returns {conversation exists, stop requested}; the text is appended only if neither ends the reply.
+# KEYS: conversation, partial, stop, the stop key of the flushing attempt. ARGV: text, ttl.
+# Returns {conversation exists, stop requested}; the text is appended only if neither ends the reply,
+# so an attempt that a Retry replaced never writes into its successor's partial.
 _FLUSH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 1} end
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return {1, 1} end
 if ARGV[1] ~= '' then
   redis.call('APPEND', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -154,25 +187,31 @@ return moved
 SEARCH_CHUNK = 64
 
 
-class ConversationFull(Exception):
+class ConversationFull(Refused):
     """The conversation already holds the configured maximum number of messages."""
 
+    status = 422
 
-class TooManyOpenReplies(Exception):
+
+class TooManyOpenReplies(Refused):
     """The session already has the configured maximum of replies queued or being written."""
+
+    status = 429
 
 
 @dataclass
 class Window:
     """A slice of a conversation: ``messages`` start at absolute index ``start`` of ``total``.
 
-    ``partials`` maps the id of each reply being written to the text it has streamed so far.
+    ``partials`` maps the id of each reply being written to the text it has streamed so far;
+    ``first_refreshed`` tells whether the first of the keys whose expiry the read pushed still existed.
     """
 
     messages: list[Message]
     start: int
     total: int
     partials: dict[str, str] = field(default_factory=dict)
+    first_refreshed: bool = True
 
 
 def open_member(playground: str, message_id: str) -> str:
@@ -181,7 +220,12 @@ def open_member(playground: str, message_id: str) -> str:
 
 
 class ConversationStore:
-    """Reads and writes the conversation lists of sessions in one Redis database."""
+    """Reads and writes the conversation lists of sessions in one Redis database.
+
+    ``render_fragment(message)`` (given by the app: the page's message HTML) is called for every
+    record written final, whoever writes it (send, finish, edit, import, copies), and its result is
+    stored on the record as ``fragment``; an open record is stored without one.
+    """
 
     def __init__(
         self,
@@ -191,8 +235,10 @@ class ConversationStore:
         max_messages: int,
         max_open_replies: int = 3,
         open_seconds: int = 3600,
+        render_fragment: Callable[[Message], str] | None = None,
     ):
         self.redis = redis
+        self.render_fragment = render_fragment
         self.key_prefix = key_prefix
         self.ttl_seconds = ttl_seconds
         self.max_messages = max_messages
@@ -207,20 +253,33 @@ class ConversationStore:
         self._mark = redis.register_script(_MARK)
         self._move = redis.register_script(_MOVE)
 
-    def key(self, store: str, playground: str) -> str:
+    def key(self, store_id: str, playground: str) -> str:
         """Redis key of one conversation."""
-        return conversation_key(self.key_prefix, store, playground)
+        return conversation_key(self.key_prefix, store_id, playground)
 
-    def append(self, store: str, playground: str, *messages: Message, refresh_keys: Iterable[str] = ()) -> int:
+    def as_stored(self, message: Message) -> Message:
+        """The message as it is written: final, with its fragment rendered now; open, with none."""
+        if message.is_open or self.render_fragment is None:
+            fragment = None
+        else:
+            # Rendered from the record itself (never a fragment it carries: it may be a changed copy's).
+            fragment = self.render_fragment(msgspec.structs.replace(message, fragment=None))
+        return message if fragment == message.fragment else msgspec.structs.replace(message, fragment=fragment)
+
+    def record(self, message: Message) -> bytes:
+        """The bytes stored for ``message`` in a conversation list (see ``as_stored``)."""
+        return encode_message(self.as_stored(message))
+
+    def append(self, store_id: str, playground: str, *messages: Message, refresh_keys: Iterable[str] = ()) -> int:
         """Append messages atomically and slide the expiry of the session (blob and ``refresh_keys``).
 
         An assistant message in ``messages`` that is open (a placeholder) counts against the
         session's cap of open replies. Returns the new length; raises ConversationFull or
         TooManyOpenReplies (appending nothing) past a cap.
         """
-        key = self.key(store, playground)
-        opens = self.open_key(store)
-        others = dict.fromkeys([session_key(self.key_prefix, store), *refresh_keys])
+        key = self.key(store_id, playground)
+        opens = self.open_key(store_id)
+        others = dict.fromkeys([session_key(self.key_prefix, store_id), *refresh_keys])
         others.pop(key, None)
         others.pop(opens, None)
         placeholder = next((m for m in messages if m.role == "assistant" and m.is_open), None)
@@ -234,7 +293,7 @@ class ConversationStore:
                 now + self.open_seconds,
                 now,
                 self.max_open_replies,
-                *map(encode_message, messages),
+                *map(self.record, messages),
             ],
         )
         if length == -1:
@@ -248,7 +307,12 @@ class ConversationStore:
 
     def too_many_open(self) -> str:
         """The sentence shown when a send or retry would pass the open-replies cap."""
-        replies = "reply" if self.max_open_replies == 1 else f"{self.max_open_replies} replies"
+        return self.too_many_open_for(self.max_open_replies)
+
+    @staticmethod
+    def too_many_open_for(limit: int) -> str:
+        """The sentence shown when a send or retry would pass a cap of ``limit`` open replies."""
+        replies = "reply" if limit == 1 else f"{limit} replies"
         return (
             f"You already have {replies} being written; wait for one to finish "
             "(or stop one) before sending another. Your message is still in the box."
@@ -256,7 +320,7 @@ class ConversationStore:
 
     def window(
         self,
-        store: str,
+        store_id: str,
         playground: str,
         limit: int,
         end: int | None = None,
@@ -269,35 +333,35 @@ class ConversationStore:
         One round trip: the window, the partial text of the replies being written, and the expiry
         push of ``refresh_keys``.
         """
-        key = self.key(store, playground)
-        opens = self.open_key(store)
-        total, raw, flat = self._window(
+        key = self.key(store_id, playground)
+        opens = self.open_key(store_id)
+        total, raw, flat, first_refreshed = self._window(
             keys=[key, opens, *refresh_keys],
             args=[
                 limit,
                 -1 if end is None else max(0, end),
                 self.ttl_seconds,
                 playground,
-                partial_key(self.key_prefix, store, ""),
+                partial_key(self.key_prefix, store_id, ""),
                 max_bytes,
             ],
         )
         stop = total if end is None else min(max(0, end), total)
         start = max(0, stop - len(raw))
         partials = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return Window([decode_message(item) for item in raw], start, total, partials)
+        return Window([decode_message(item) for item in raw], start, total, partials, bool(first_refreshed))
 
-    def all(self, store: str, playground: str) -> list[Message]:
+    def all(self, store_id: str, playground: str) -> list[Message]:
         """Read the whole conversation (what a model is sent as history)."""
-        return [decode_message(item) for item in self.redis.lrange(self.key(store, playground), 0, -1)]
+        return [decode_message(item) for item in self.redis.lrange(self.key(store_id, playground), 0, -1)]
 
-    def count(self, store: str, playground: str) -> int:
+    def count(self, store_id: str, playground: str) -> int:
         """Number of messages in the conversation."""
-        return self.redis.llen(self.key(store, playground))
+        return self.redis.llen(self.key(store_id, playground))
 
-    def find(self, store: str, playground: str, message_id: str) -> tuple[int, bytes, Message] | None:
+    def find(self, store_id: str, playground: str, message_id: str) -> tuple[int, bytes, Message] | None:
         """Locate a message by id, searching from the newest end; None if it is not there."""
-        key = self.key(store, playground)
+        key = self.key(store_id, playground)
         end = None  # absolute index one past the chunk being searched
         while True:
             with self.redis.pipeline(transaction=True) as pipe:
@@ -320,14 +384,14 @@ class ConversationStore:
                 return None
             end = first
 
-    def get(self, store: str, playground: str, message_id: str) -> Message | None:
+    def get(self, store_id: str, playground: str, message_id: str) -> Message | None:
         """Return one message by id, or None."""
-        found = self.find(store, playground, message_id)
+        found = self.find(store_id, playground, message_id)
         return found[2] if found else None
 
     def change(
         self,
-        store: str,
+        store_id: str,
         playground: str,
         message_id: str,
         change: Callable[[Message], Message | None],
@@ -340,15 +404,16 @@ class ConversationStore:
         the session's ``open`` set (TooManyOpenReplies past the cap); one becoming final leaves it,
         and its partial and stop keys go. (None, False) if the message is gone.
         """
-        key = self.key(store, playground)
+        key = self.key(store_id, playground)
         for _ in range(attempts):
-            found = self.find(store, playground, message_id)
+            found = self.find(store_id, playground, message_id)
             if found is None:
                 return None, False
             index, raw, message = found
             replacement = change(message)
             if replacement is None:
                 return message, False
+            replacement = self.as_stored(replacement)
             mode = "same"
             if replacement.role == "assistant" and replacement.is_open:
                 mode = "open" if message.is_open and message.attempt == replacement.attempt else "reopen"
@@ -356,17 +421,24 @@ class ConversationStore:
                 mode = "final"
             now = time.time()
             written = self._change(
-                keys=[key, self.open_key(store), self.partial_key(store, message_id), self.stop_key(store, message_id)],
+                keys=[
+                    key,
+                    self.open_key(store_id),
+                    self.partial_key(store_id, message_id),
+                    self.stop_key(store_id, message_id),
+                    self.stop_key(store_id, message_id, message.attempt),
+                ],
                 args=[
                     index,
                     raw,
-                    encode_message(replacement),
+                    encode_message(replacement),  # as_stored above
                     open_member(playground, message_id),
                     mode,
                     now + self.open_seconds,
                     now,
                     self.max_open_replies,
                     self.ttl_seconds,
+                    self.open_seconds,  # longer than any job: the replaced attempt's worker is gone by then
                 ],
             )
             if written == -1:
@@ -376,32 +448,38 @@ class ConversationStore:
         raise RuntimeError(f"message {message_id} kept changing; gave up after {attempts} attempts")
 
     def update(
-        self, store: str, playground: str, message_id: str, change: Callable[[Message], Message | None]
+        self, store_id: str, playground: str, message_id: str, change: Callable[[Message], Message | None]
     ) -> Message | None:
         """Like ``change``, returning only the message now stored (None if it is gone)."""
-        return self.change(store, playground, message_id, change)[0]
+        return self.change(store_id, playground, message_id, change)[0]
 
-    def flush(self, store: str, playground: str, message_id: str, text: str) -> tuple[bool, bool]:
-        """Append ``text`` to the reply's partial; return (conversation still there, stop requested).
+    def flush(self, store_id: str, playground: str, message_id: str, attempt: int, text: str) -> tuple[bool, bool]:
+        """Append ``text`` to the partial of attempt ``attempt`` of a reply; return (conversation still
+        there, stop requested). Stop is requested, and nothing appended, once a Retry replaced the attempt.
 
         One round trip: what a worker does at each flush of its stream.
         """
         exists, stop = self._flush(
-            keys=[self.key(store, playground), self.partial_key(store, message_id), self.stop_key(store, message_id)],
+            keys=[
+                self.key(store_id, playground),
+                self.partial_key(store_id, message_id),
+                self.stop_key(store_id, message_id),
+                self.stop_key(store_id, message_id, attempt),
+            ],
             args=[text, self.ttl_seconds],
         )
         return bool(exists), bool(stop)
 
-    def partial(self, store: str, message_id: str) -> str:
+    def partial(self, store_id: str, message_id: str) -> str:
         """The text a reply has streamed so far ("" if none)."""
-        return _text(self.redis.get(self.partial_key(store, message_id)) or b"")
+        return _text(self.redis.get(self.partial_key(store_id, message_id)) or b"")
 
-    def request_stop(self, store: str, message_id: str, seconds: int) -> None:
+    def request_stop(self, store_id: str, message_id: str, seconds: int) -> None:
         """Ask the worker writing ``message_id`` to stop at its next flush."""
-        self.redis.set(self.stop_key(store, message_id), 1, ex=seconds)
+        self.redis.set(self.stop_key(store_id, message_id), 1, ex=seconds)
 
     def clear(
-        self, store: str, playground: str, stop_seconds: int = 600, keep_conversation: bool = False
+        self, store_id: str, playground: str, stop_seconds: int = 600, keep_conversation: bool = False
     ) -> tuple[bool, list[str]]:
         """Reset: stop every open reply of the playground, delete the conversation and their partials.
 
@@ -409,47 +487,53 @@ class ConversationStore:
         (whether there was a conversation, ids of the replies that were open).
         """
         existed, stopped = self._clear(
-            keys=[self.key(store, playground), self.open_key(store)],
+            keys=[self.key(store_id, playground), self.open_key(store_id)],
             args=[
                 playground,
-                self.partial_key(store, ""),
-                self.stop_key(store, ""),
+                self.partial_key(store_id, ""),
+                self.stop_key(store_id, ""),
                 stop_seconds,
                 "keep" if keep_conversation else "",
             ],
         )
         return bool(existed), [_text(message_id) for message_id in stopped]
 
-    def mark_submission(self, store: str, token: str, seconds: int = 600) -> bool:
+    def mark_submission(self, store_id: str, token: str, seconds: int = 600) -> bool:
         """Record a composer submission for ``seconds``; False if it was already recorded (sent twice)."""
         now = time.time()
-        return bool(self._mark(keys=[self.submissions_key(store)], args=[token, now, now + seconds, seconds]))
+        return bool(self._mark(keys=[self.submissions_key(store_id)], args=[token, now, now + seconds, seconds]))
 
-    def forget_submission(self, store: str, token: str) -> None:
+    def forget_submission(self, store_id: str, token: str) -> None:
         """Forget a submission that was refused, so that sending it again works."""
-        self.redis.zrem(self.submissions_key(store), token)
+        self.redis.zrem(self.submissions_key(store_id), token)
 
-    def submissions_key(self, store: str) -> str:
+    def submissions_key(self, store_id: str) -> str:
         """Key of the session's recent composer submissions."""
-        return submissions_key(self.key_prefix, store)
+        return submissions_key(self.key_prefix, store_id)
 
-    def open_replies(self, store: str) -> list[tuple[str, str]]:
+    def open_replies(self, store_id: str) -> list[tuple[str, str]]:
         """The session's replies queued or being written, as (playground, message id)."""
-        members = [_text(member) for member in self.redis.zrange(self.open_key(store), 0, -1)]
+        members = [_text(member) for member in self.redis.zrange(self.open_key(store_id), 0, -1)]
         return [tuple(member.split(":", 1)) for member in members]
 
-    def move_session(self, old: str, new: str, playgrounds: Iterable[str]) -> None:
-        """Move a session's conversations and open replies from store id ``old`` to ``new``, in one step.
+    def move_session(self, old_store_id: str, new_store_id: str, playgrounds: Iterable[str]) -> None:
+        """Move a session's conversations and open replies from ``old_store_id`` to ``new_store_id``, in one step.
 
         For a new session id (login). The open replies' set, partial text and stop keys move too, so
         a reply being written goes on into the new id (its worker follows its ticket, see
-        ``turns.ticket.move_open_replies``).
+        ``store.tickets.move_open_replies``).
         """
-        pairs = [(self.key(old, playground), self.key(new, playground)) for playground in playgrounds]
-        pairs.append((self.open_key(old), self.open_key(new)))
-        for _playground, message_id in self.open_replies(old):
-            pairs.append((self.partial_key(old, message_id), self.partial_key(new, message_id)))
-            pairs.append((self.stop_key(old, message_id), self.stop_key(new, message_id)))
+        pairs = [(self.key(old_store_id, playground), self.key(new_store_id, playground)) for playground in playgrounds]
+        pairs.append((self.open_key(old_store_id), self.open_key(new_store_id)))
+        for playground, message_id in self.open_replies(old_store_id):
+            pairs.append((self.partial_key(old_store_id, message_id), self.partial_key(new_store_id, message_id)))
+            pairs.append((self.stop_key(old_store_id, message_id), self.stop_key(new_store_id, message_id)))
+            # The stop keys of the attempts a Retry replaced, so that their workers still stop after the move.
+            message = self.get(old_store_id, playground, message_id)
+            for attempt in range(1, message.attempt if message else 1):
+                pairs.append(
+                    (self.stop_key(old_store_id, message_id, attempt), self.stop_key(new_store_id, message_id, attempt))
+                )
         if isinstance(self.redis, RedisCluster):
             self._move_across_slots(pairs)
         else:
@@ -457,13 +541,21 @@ class ConversationStore:
 
     def _move_across_slots(self, pairs: list[tuple[str, str]]) -> None:
         """On a Cluster the two store ids hash to two slots, which no one script may touch: move key by
-        key (DUMP, RESTORE with its expiry, DELETE). Not atomic: a write to an old key in between is lost."""
+        key (PTTL, DUMP, RESTORE with that expiry, DELETE). Not atomic: a write to an old key in between is lost.
+
+        Never restored without an expiry (RESTORE's 0): a key gone meanwhile (PTTL -2, or DUMP finds
+        nothing) is skipped, and one that had none (-1) gets the session's lifetime.
+        """
         for old_key, new_key in pairs:
+            milliseconds = self.redis.pttl(old_key)  # first: a key that expires after it is not dumped
+            if milliseconds == -2:
+                continue
             dumped = self.redis.dump(old_key)
             if dumped is None:
                 continue
-            milliseconds = self.redis.pttl(old_key)
-            self.redis.restore(new_key, max(milliseconds, 0), dumped, replace=True)
+            if milliseconds < 0:
+                milliseconds = self.ttl_seconds * 1000
+            self.redis.restore(new_key, milliseconds, dumped, replace=True)
             self.redis.delete(old_key)
 
     def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
@@ -477,17 +569,17 @@ class ConversationStore:
                 pipe.expire(key, seconds)
             pipe.execute()
 
-    def open_key(self, store: str) -> str:
+    def open_key(self, store_id: str) -> str:
         """Key of the session's set of open replies."""
-        return open_replies_key(self.key_prefix, store)
+        return open_replies_key(self.key_prefix, store_id)
 
-    def partial_key(self, store: str, message_id: str) -> str:
+    def partial_key(self, store_id: str, message_id: str) -> str:
         """Key of a reply's partial text."""
-        return partial_key(self.key_prefix, store, message_id)
+        return partial_key(self.key_prefix, store_id, message_id)
 
-    def stop_key(self, store: str, message_id: str) -> str:
-        """Key that asks a reply's worker to stop."""
-        return stop_key(self.key_prefix, store, message_id)
+    def stop_key(self, store_id: str, message_id: str, attempt: int | None = None) -> str:
+        """Key that asks a reply's worker to stop (with ``attempt``: only the worker of that attempt)."""
+        return stop_key(self.key_prefix, store_id, message_id, attempt)
 
 
 def _text(value) -> str:

@@ -15,35 +15,52 @@ What the stock 0.8 interfaces do and we change:
 - ``regenerate()`` loses the data (the merge sees no change) and leaves the conversations behind:
   ours writes the data under the new id, moves the conversations and deletes the old keys;
 - every session gets the full lifetime, so each cookie-less page view (a crawler's) is stored for
-  24 h: ours gives a session that holds nothing of the user's (no conversation, no settings, not
-  signed in: only a CSRF token or a flash) the short ``SESSION_IDLE_LIFETIME``; using it extends it.
+  24 h: ours gives a session that holds nothing of the user's (only bookkeeping: a CSRF token,
+  flashes, the sign-in's keys) the short ``SESSION_IDLE_LIFETIME``; using it extends it;
+- a request still in flight when another one ends the session (sign-out) wrote the blob back or sent
+  the old id again: ours writes nothing and sets no cookie when the blob it loaded is gone at save.
 
 The Redis and cachelib interfaces differ only in how they get, set, delete and touch the blob.
 """
 
 import copy
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import msgspec
 from flask import Flask, Request, Response
 from flask_session.base import MsgSpecSerializer, ServerSideSession, ServerSideSessionInterface
 from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.redis import RedisSessionInterface
-from redis.exceptions import WatchError
 
 from ..domain.keys import conversation_key, is_valid_sid, session_key, store_id
-from .conversations import ConversationStore
+from .conversations import ConversationStore, Window
+from .tickets import move_open_replies
 
 _MISSING = object()
 MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
-# What makes a session worth the full lifetime: a conversation, saved settings, a signed-in user.
-IN_USE_KEYS = ("conversations", "settings", "_user_id", "proxy_user")
+# What a session holds that is not the user's own: Flask's and Flask-WTF's bookkeeping, flashed
+# notices and Flask-Login's bookkeeping. Any other key is the user's and keeps the full lifetime, so
+# a value stored by new code is never cut to the idle lifetime by being forgotten in a list. Who is
+# signed in (``_user_id``, the proxy's ``proxy_user``) is the user's: a sign-in gives the full lifetime.
+BOOKKEEPING_KEYS = frozenset(
+    {
+        "_permanent",
+        "csrf_token",
+        "_flashes",
+        "_fresh",
+        "_id",
+        "_remember",
+        "_remember_seconds",
+    }
+)
 
 
 def in_use(data) -> bool:
     """Whether session data holds something of the user's (else it is an idle visitor's)."""
-    return any(data.get(key) for key in IN_USE_KEYS)
+    return any(value for key, value in data.items() if key not in BOOKKEEPING_KEYS)
 
 
 class SessionDataError(Exception):
@@ -217,18 +234,43 @@ class PlaygroundSession(ServerSideSession):
         return dict(super().items())
 
 
+class Blob(NamedTuple):
+    """A session blob as read: its data, and the version a conditional write compares with."""
+
+    data: dict | None  # None: no blob, or one that is not msgpack/JSON (then ``unreadable``)
+    version: object = None  # Redis: the bytes read (None: no blob); cachelib: unused
+    unreadable: bool = False
+
+
+# Write a blob unless it changed since it was read, and push the expiry of the session's conversations.
+# KEYS: the blob, then the conversation lists (same hash tag). ARGV: blob, its seconds, the lists'
+# seconds, and for a conditional write the blob as read ('' for none).
+_SET_BLOB = """
+if ARGV[4] and (redis.call('GET', KEYS[1]) or '') ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+for i = 2, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+
+
 class PlaygroundSessionMixin:
-    """Behaviour shared by the Redis and cachelib interfaces; subclasses store the blob."""
+    """The session logic of both interfaces: lazy load, merged writes, regenerate, sign-out, expiry.
+
+    A backend subclass provides only how a blob is read, written, deleted and touched (``_blob_get``,
+    ``_blob_set``, ``_blob_delete``, ``_blob_touch``).
+    """
 
     session_class = PlaygroundSession
-    store: ConversationStore
+    conversations: ConversationStore
     idle_seconds = 3600  # SESSION_IDLE_LIFETIME
     # Whether the blob lives in the Redis that the page's window read refreshes in passing.
     blob_in_store_redis = True
 
-    def _get_store_id(self, sid: str) -> str:
+    def _blob_key(self, sid: str) -> str:
         """Key of the blob of session ``sid`` (named by its store id, never the id itself)."""
         return session_key(self.key_prefix, store_id(sid))
+
+    _get_store_id = _blob_key  # Flask-Session's name for the blob's key, should its own code ask
 
     def _new_sid(self) -> str:
         return self._generate_sid(self.sid_length)
@@ -238,7 +280,7 @@ class PlaygroundSessionMixin:
 
     def keys_of(self, session: PlaygroundSession) -> list[str]:
         """Every Redis key of the session: the blob, then each conversation list."""
-        return [self._get_store_id(session.sid)] + [
+        return [self._blob_key(session.sid)] + [
             conversation_key(self.key_prefix, session.store_id, playground) for playground in session.playgrounds()
         ]
 
@@ -247,6 +289,23 @@ class PlaygroundSessionMixin:
         ``expiry_refreshed``): all of a session in use, none of an idle one, whose save gives it the
         short lifetime instead."""
         return self.keys_of(session) if in_use(session) else []
+
+    def read_window(
+        self, session: PlaygroundSession, playground: str, limit: int, end: int | None = None, max_bytes: int = 0
+    ) -> Window:
+        """A page's window of one of the session's conversations (``ConversationStore.window``), read in
+        the same round trip that slides the session's expiry (``slide_keys``), so its save need not."""
+        window = self.conversations.window(
+            session.store_id,
+            playground,
+            limit=limit,
+            end=end,
+            refresh_keys=self.slide_keys(session),
+            max_bytes=max_bytes,
+        )
+        # Unless its blob was gone (ended by another request meanwhile): then the save looks again.
+        session.expiry_refreshed = window.first_refreshed
+        return window
 
     def get_expiration_time(self, app: Flask, session: PlaygroundSession):
         """The cookie lasts as long as the stored session: the idle lifetime until the session is used."""
@@ -259,12 +318,11 @@ class PlaygroundSessionMixin:
         session.ensure_loaded()
         old_sid, new_sid = session.sid, self._new_sid()
         data = dict(session.items())
-        self._blob_set(self._get_store_id(new_sid), data)
-        from .tickets import move_open_replies  # replies being written follow the session
-
+        self._blob_set(self._blob_key(new_sid), data, self._lifetime(data))
+        # Replies being written follow the session.
         move_open_replies(store_id(old_sid), store_id(new_sid))
-        self.store.move_session(store_id(old_sid), store_id(new_sid), session.playgrounds())
-        self._blob_delete(self._get_store_id(old_sid))
+        self.conversations.move_session(store_id(old_sid), store_id(new_sid), session.playgrounds())
+        self._blob_delete(self._blob_key(old_sid))
         session.sid = new_sid
         session.original = copy.deepcopy(data)
         session.stored = True
@@ -274,17 +332,34 @@ class PlaygroundSessionMixin:
         """Sign-out: delete every key of the session and give it a new id, so that nothing the id
         named survives and what this request still writes (a flashed notice) starts a new session.
 
-        Call after the conversations' replies were stopped (``turns.reset_conversation``).
+        Call after the conversations' replies were stopped (``replies.control.reset_conversation``).
         """
         session.ensure_loaded()
-        store = session.store_id
-        blob_key, *others = self.keys_of(session)
-        self._blob_delete(blob_key)
-        self.store.redis.unlink(*others, self.store.open_key(store), self.store.submissions_key(store))
+        self.delete_stored(session.store_id, session.playgrounds())
         session.clear()
         session.sid = self._new_sid()
         session.original = {}
+        session.stored = False  # the new id has no blob yet: a write here creates it
         session.modified = True  # saved if something is written after; else the cookie is deleted
+
+    def stored_data(self, store_id: str) -> dict | None:
+        """The data of the session stored as ``store`` (a store id, not a session id), or None if none."""
+        return self._blob_get(session_key(self.key_prefix, store_id)).data
+
+    def is_stored(self, store_id: str) -> bool:
+        """Whether a session is stored as ``store`` (a store id)."""
+        return self.stored_data(store_id) is not None
+
+    def delete_stored(self, store_id: str, playgrounds: Iterable[str]) -> None:
+        """Delete every key of the session stored as ``store``: its blob, the conversations of
+        ``playgrounds``, its open replies and recent submissions (a sign-out, here or by the CLI).
+
+        Call after the conversations' replies were stopped (``replies.control.reset_conversation``).
+        """
+        self._blob_delete(session_key(self.key_prefix, store_id))
+        conversations = self.conversations
+        keys = [conversation_key(self.key_prefix, store_id, playground) for playground in playgrounds]
+        conversations.redis.unlink(*keys, conversations.open_key(store_id), conversations.submissions_key(store_id))
 
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
         """Return the session named by the cookie, to be read from the store on first use."""
@@ -293,11 +368,10 @@ class PlaygroundSessionMixin:
             return self._new_session()
 
         def load():
-            try:
-                return self._retrieve_session_data(self._get_store_id(sid))
-            except SessionDataError:
+            blob = self._blob_get(self._blob_key(sid))
+            if blob.unreadable:
                 app.logger.warning("ignored a session blob that is not msgpack/JSON")
-                return None
+            return blob.data
 
         return self.session_class(sid=sid, loader=load, on_missing=self._new_sid, permanent_default=self.permanent)
 
@@ -312,18 +386,23 @@ class PlaygroundSessionMixin:
             response.vary.add("Cookie")
         if not session:
             if session.modified and session.stored:
-                self._delete_session(self._get_store_id(session.sid))
+                self._blob_delete(self._blob_key(session.sid))
                 response.delete_cookie(name, domain=domain, path=path)
             return
+        still_stored = True
         if session.modified:
             flashes = session.get("_flashes")
             if flashes and len(flashes) > MAX_FLASHES:
                 # Messages flashed by requests whose page was never shown (scripts, retries) pile up.
                 session["_flashes"] = flashes[-MAX_FLASHES:]
-            self._persist(session, rewrite=True)
+            still_stored = self._write_merged(session)
         elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis and in_use(session)):
-            self._persist(session, rewrite=False)
-        if session.modified or session.accessed:
+            blob_key, *conversation_keys = self.keys_of(session)
+            touched = self._blob_touch(blob_key, self._lifetime(session), conversation_keys)
+            still_stored = touched or not session.stored
+        # A blob loaded by this request and gone now was ended by another (a sign-out): sending its id
+        # again would put the old cookie back over the sign-out's.
+        if still_stored and (session.modified or session.accessed):
             response.set_cookie(
                 name,
                 session.sid,
@@ -335,89 +414,91 @@ class PlaygroundSessionMixin:
                 samesite=self.get_cookie_samesite(app),
             )
 
-    def _persist(self, session: PlaygroundSession, rewrite: bool) -> None:
-        """Write what this request changed (merged into the stored blob), or only push the expiry."""
+    def _write_merged(self, session: PlaygroundSession) -> bool:
+        """Write what this request changed, merged into the stored blob, and push the expiry of every key.
+
+        Optimistic: read, merge, write unless another request wrote the blob in between, else again.
+        Returns False, writing nothing, when the blob this request loaded is gone (the session was ended).
+        """
         blob_key, *conversation_keys = self.keys_of(session)
-        if rewrite:
-            current = dict(session.items())
-            self._blob_merge(
-                blob_key, lambda stored: merge_changes(session.original, current, stored), conversation_keys
-            )
-        else:
-            self._blob_touch(blob_key, conversation_keys, self._lifetime(session))
+        current = dict(session.items())
+        while True:
+            blob = self._blob_get(blob_key)
+            if session.stored and blob.data is None:
+                return False
+            merged = merge_changes(session.original, current, blob.data or {})
+            if self._blob_set(blob_key, merged, self._lifetime(merged), conversation_keys, expected=blob):
+                return True
 
     def _lifetime(self, data) -> int:
         """Seconds the blob of a session holding ``data`` is kept: full when in use, else the idle lifetime."""
         if in_use(data):
-            return self.store.ttl_seconds
-        return min(self.store.ttl_seconds, self.idle_seconds)
+            return self.conversations.ttl_seconds
+        return min(self.conversations.ttl_seconds, self.idle_seconds)
 
-    # The storage primitives, all a backend provides (``_retrieve_session_data`` reads the blob).
+    def _retrieve_session_data(self, key: str) -> dict | None:
+        """The data of the blob at ``key``, or None (Flask-Session's name for the read)."""
+        return self._blob_get(key).data
 
-    def _blob_set(self, key: str, data: dict) -> None:
-        """Write the blob whole."""
+    # The storage primitives: all a backend provides.
+
+    def _blob_get(self, key: str) -> Blob:
+        """Read the blob."""
+        raise NotImplementedError
+
+    def _blob_set(
+        self, key: str, data: dict, seconds: int, conversation_keys: Sequence[str] = (), expected: Blob | None = None
+    ) -> bool:
+        """Write the blob whole for ``seconds`` and push the expiry of the conversations to the full lifetime.
+
+        With ``expected`` (the blob as read), write only if the blob is still that one; False if not.
+        """
         raise NotImplementedError
 
     def _blob_delete(self, key: str) -> None:
         """Delete the blob."""
         raise NotImplementedError
 
-    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
-        """Push the expiry of the blob (to ``seconds``) and of the conversations (to the full lifetime)."""
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+        """Push the expiry of the blob (to ``seconds``) and of the conversations (to the full lifetime);
+        False if there was no blob."""
         raise NotImplementedError
-
-    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
-        """Replace the blob by ``merge(stored data)`` without losing a concurrent write; push the expiry
-        (the blob's from what it then holds)."""
-        raise NotImplementedError
-
-    def _delete_session(self, store_id: str) -> None:
-        self._blob_delete(store_id)
 
 
 class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterface):
     """Sessions in Redis DB 2: the blob and the conversation lists, one TTL for all."""
 
-    def __init__(self, app: Flask, client, store: ConversationStore, **options):
+    def __init__(self, app: Flask, client, conversations: ConversationStore, **options):
         # Flask-Session only accepts a redis.Redis; a RedisCluster client serves as well (every
         # key of a session shares one hash slot), so skip its check and keep the client we got.
         ServerSideSessionInterface.__init__(self, app, **options)
         self.client = client
         self.serializer = StrictSerializer(app, options.get("serialization_format", "msgpack"))
-        self.store = store
+        self.conversations = conversations
+        self._set_blob = client.register_script(_SET_BLOB)
 
-    def _retrieve_session_data(self, store_id: str) -> dict | None:
-        raw = self.client.get(store_id)
-        return self.serializer.decode(raw) if raw else None
+    def _blob_get(self, key: str) -> Blob:
+        raw = self.client.get(key)
+        try:
+            return Blob(self.serializer.decode(raw) if raw else None, raw)
+        except SessionDataError:
+            return Blob(None, raw, unreadable=True)
 
-    def _blob_set(self, key: str, data: dict) -> None:
-        self.client.set(key, self.serializer.encoder.encode(data), ex=self._lifetime(data))
+    def _blob_set(self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None) -> bool:
+        args = [self.serializer.encoder.encode(data), seconds, self.conversations.ttl_seconds]
+        if expected is not None:
+            args.append(expected.version or b"")
+        return bool(self._set_blob(keys=[key, *conversation_keys], args=args))
 
     def _blob_delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
-        self.store.refresh(conversation_keys, also={key: seconds})  # one round trip for all
-
-    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
-        with self.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    stored = {}
-                    if raw:
-                        with suppress(SessionDataError):
-                            stored = self.serializer.decode(raw)
-                    merged = merge(stored)
-                    pipe.multi()
-                    pipe.set(key, self.serializer.encoder.encode(merged), ex=self._lifetime(merged))
-                    for conversation in conversation_keys:
-                        pipe.expire(conversation, self.store.ttl_seconds)
-                    pipe.execute()
-                    return
-                except WatchError:
-                    continue  # another request wrote the blob in between: merge again
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+        with self.client.pipeline(transaction=False) as pipe:  # one round trip for all
+            pipe.expire(key, seconds)
+            for conversation in conversation_keys:
+                pipe.expire(conversation, self.conversations.ttl_seconds)
+            return bool(pipe.execute()[0])
 
 
 class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSessionInterface):
@@ -425,35 +506,35 @@ class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSession
 
     blob_in_store_redis = False
 
-    def __init__(self, app: Flask, client, store: ConversationStore, **options):
+    def __init__(self, app: Flask, client, conversations: ConversationStore, **options):
         super().__init__(app, client=client, **options)
-        self.store = store
+        self.conversations = conversations
 
-    def _retrieve_session_data(self, store_id: str) -> dict | None:
-        data = self.cache.get(store_id)
-        return data if isinstance(data, dict) else None
+    def _blob_get(self, key: str) -> Blob:
+        data = self.cache.get(key)
+        if data is None or isinstance(data, dict):
+            return Blob(data)
+        return Blob(None, unreadable=True)
 
-    def _blob_set(self, key: str, data: dict) -> None:
-        self.cache.set(key, data, timeout=self._lifetime(data))
+    def _blob_set(self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None) -> bool:
+        # cachelib has no compare-and-set; the unit tests' one process has no concurrent writer to lose.
+        self.cache.set(key, data, timeout=seconds)
+        self.conversations.refresh(conversation_keys)
+        return True
 
     def _blob_delete(self, key: str) -> None:
         self.cache.delete(key)
 
-    def _blob_touch(self, key: str, conversation_keys: list[str], seconds: int) -> None:
-        # cachelib has no "touch": setting the blob again is how its timeout slides (``seconds``
-        # follows from the data it holds).
-        data = self._retrieve_session_data(key)
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+        # cachelib has no "touch": setting the blob again is how its timeout slides.
+        data = self._blob_get(key).data
         if data is not None:
-            self._blob_set(key, data)
-        self.store.refresh(conversation_keys)
-
-    def _blob_merge(self, key: str, merge, conversation_keys: list[str]) -> None:
-        # One process (the tests), no concurrent writer to watch for.
-        self._blob_set(key, merge(self._retrieve_session_data(key) or {}))
-        self.store.refresh(conversation_keys)
+            self.cache.set(key, data, timeout=seconds)
+        self.conversations.refresh(conversation_keys)
+        return data is not None
 
 
-def make_session_interface(app: Flask, session_redis, store: ConversationStore):
+def make_session_interface(app: Flask, session_redis, conversations: ConversationStore):
     """Build the configured session interface (``SESSION_TYPE`` redis or cachelib)."""
     options = dict(
         key_prefix=app.config["SESSION_KEY_PREFIX"],
@@ -464,8 +545,8 @@ def make_session_interface(app: Flask, session_redis, store: ConversationStore):
         from cachelib import SimpleCache
 
         cache = app.config.get("SESSION_CACHELIB") or SimpleCache(threshold=10_000)
-        interface = CacheLibPlaygroundSessionInterface(app, cache, store, **options)
+        interface = CacheLibPlaygroundSessionInterface(app, cache, conversations, **options)
     else:
-        interface = RedisPlaygroundSessionInterface(app, session_redis, store, **options)
+        interface = RedisPlaygroundSessionInterface(app, session_redis, conversations, **options)
     interface.idle_seconds = int(app.config["SESSION_IDLE_LIFETIME"].total_seconds())
     return interface

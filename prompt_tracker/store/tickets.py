@@ -6,21 +6,27 @@ a worker's log line; the worker reads the rest here.
 
 import msgspec
 
+from ..domain.holds import Hold
 from ..domain.keys import ticket_key
 from ..domain.settings import PlaygroundSettings
-from ..extensions import services
+from .services import services
 
 
 class Ticket(msgspec.Struct, kw_only=True):
     """What a worker needs to write a reply besides its id and attempt."""
 
-    store: str  # the session's store id (SHA-256 of the cookie's id)
+    # The session's store id (SHA-256 of the cookie's id); "store" on the wire, as tickets were written before.
+    store_id: str = msgspec.field(name="store")
     playground: str
     settings: PlaygroundSettings
     user: str | None = None  # whose budget the reply's cost counts against
     # Set on a replay's reply: the last user turn (its id in the original) the replay runs to;
     # when this reply is done the worker sends the next turn (``workbench.replay.after_reply``).
     replay_until: str | None = None
+    # The replay's turns (the user turns' ids in the original), fixed when it started: nothing else is replayed.
+    replay_turns: list[str] | None = None
+    # What the reply holds of its user's budget and open replies (``replies.gate``), settled when it ends.
+    hold: Hold | None = None
     # The store id the session had before a login gave it a new one: its keys may not have moved yet.
     moved_from: str | None = None
 
@@ -41,14 +47,14 @@ def delete_ticket(message_id: str) -> None:
     services.jobs_redis.delete(ticket_key(message_id))
 
 
-def move_open_replies(old_store: str, new_store: str) -> int:
-    """Point the tickets of session ``old_store``'s open replies at ``new_store`` (a login's new id).
+def move_open_replies(old_store_id: str, new_store_id: str) -> int:
+    """Point the tickets of session ``old_store_id``'s open replies at ``new_store_id`` (a login's new id).
 
     Call it before the session's keys move (``ConversationStore.move_session``): a worker that
-    finds its conversation gone re-reads its ticket and looks under ``store``, then ``moved_from``,
+    finds its conversation gone re-reads its ticket and looks under ``store_id``, then ``moved_from``,
     so it follows the move whenever it happens. Returns how many tickets were rewritten.
     """
-    message_ids = [message_id for _playground, message_id in services.store.open_replies(old_store)]
+    message_ids = [message_id for _playground, message_id in services.conversations.open_replies(old_store_id)]
     if not message_ids:
         return 0
     redis = services.jobs_redis
@@ -59,9 +65,9 @@ def move_open_replies(old_store: str, new_store: str) -> int:
             if raw is None:
                 continue  # the reply ended meanwhile
             ticket = msgspec.json.decode(raw, type=Ticket)
-            if ticket.store != old_store:
+            if ticket.store_id != old_store_id:
                 continue
-            ticket = msgspec.structs.replace(ticket, store=new_store, moved_from=old_store)
+            ticket = msgspec.structs.replace(ticket, store_id=new_store_id, moved_from=old_store_id)
             pipe.set(key, msgspec.json.encode(ticket), xx=True, keepttl=True)  # never revive a deleted one
             moved += 1
         pipe.execute()

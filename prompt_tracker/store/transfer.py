@@ -4,8 +4,14 @@ The JSON holds every message record as stored (roles, content, alternatives, par
 costs, the recorded requests) and the playground's settings. An import is checked whole before
 anything is written: a file that is not an export, is malformed or too large is refused with a
 sentence, and nothing of it is stored.
+
+A message's recorded request is checked like the rest (``RecordedRequest``: its fields, their types, an
+http(s) URL, one-line headers, a known provider): a file with one malformed record is refused whole,
+naming the message and the field, rather than imported without it. A record is shown back as JSON and as
+a curl command someone copies into a shell, so it is data we check, not something we pass on.
 """
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Literal
@@ -13,6 +19,8 @@ from typing import Literal
 import msgspec
 
 from ..domain.messages import ROLES, STATUSES, Message, new_message_id
+from ..domain.recorded_request import RecordedRequest
+from ..domain.refusals import Refused
 from ..domain.rendering import render_reply
 from ..domain.settings import PlaygroundSettings
 
@@ -31,8 +39,26 @@ class ConversationExport(msgspec.Struct, kw_only=True):
     messages: list[Message]
 
 
-class ImportRefused(ValueError):
+class ImportedMessage(Message, kw_only=True, omit_defaults=True):
+    """A message as a file holds it: its recorded request must have the shape the app writes."""
+
+    request: RecordedRequest | None = None
+
+
+class ConversationImport(ConversationExport, kw_only=True):
+    """An export file as it is read back: every message checked, its recorded request included."""
+
+    messages: list[ImportedMessage]
+
+
+# Where a validation error points into a message's recorded request ("- at `$.messages[3].request…`").
+IN_A_REQUEST = re.compile(r"`\$\.messages\[(\d+)\]\.request")
+
+
+class ImportRefused(Refused, ValueError):
     """The file cannot be imported; the text says why, in one sentence."""
+
+    status = 422
 
 
 def export_json(playground: str, settings: PlaygroundSettings, messages: list[Message]) -> bytes:
@@ -41,7 +67,8 @@ def export_json(playground: str, settings: PlaygroundSettings, messages: list[Me
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         playground=playground,
         settings=msgspec.to_builtins(settings),
-        messages=messages,
+        # A record's page HTML is ours to render (an import renders it again): not in the file.
+        messages=[msgspec.structs.replace(message, fragment=None) for message in messages],
     )
     return msgspec.json.format(msgspec.json.encode(export), indent=2)
 
@@ -87,13 +114,23 @@ def _details(message: Message) -> str:
 def parse_import(data: bytes, max_messages: int) -> list[Message]:
     """The messages of an export file, made safe to store; ImportRefused (a sentence) if it cannot be used."""
     try:
-        export = msgspec.json.decode(data, type=ConversationExport)
+        export = msgspec.json.decode(data, type=ConversationImport)
     except msgspec.ValidationError as error:
+        in_request = IN_A_REQUEST.search(str(error))
+        if in_request:
+            raise ImportRefused(
+                f"Message {int(in_request.group(1)) + 1} has a recorded request Prompt Tracker does not write "
+                f"({error}). Nothing was imported."
+            ) from None
         raise ImportRefused(
             f"This is not a Prompt Tracker conversation export ({error}). Nothing was imported."
         ) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bytes in a string
         raise ImportRefused("This file is not valid JSON (UTF-8), so nothing was imported.") from None
+    except RecursionError:  # msgspec stops at Python's recursion limit, cleanly: no export nests this deep
+        raise ImportRefused(
+            "This file nests its data too deeply (hundreds of levels) to be an export, so nothing was imported."
+        ) from None
     if len(export.messages) > max_messages:
         raise ImportRefused(
             f"The file has {len(export.messages):,} messages; a conversation holds at most "
@@ -108,21 +145,25 @@ def parse_import(data: bytes, max_messages: int) -> list[Message]:
     return [_imported(message) for message in export.messages]
 
 
-def _imported(message: Message) -> Message:
+def _imported(message: ImportedMessage) -> Message:
     """A message from a file as we store it: a fresh id, no open status, HTML rendered here (never taken
-    from the file: the page shows stored HTML as is)."""
+    from the file: the page shows stored HTML as is), the checked request as plain data."""
     status = "stopped" if message.status in ("pending", "streaming") else message.status
     alternatives = [
         msgspec.structs.replace(alternative, html=_html(message.role, alternative.content))
         for alternative in message.alternatives
     ]
-    return msgspec.structs.replace(
-        message,
-        id=new_message_id(),
-        status=status,
-        html=_html(message.role, message.content),
-        alternatives=alternatives,
-        finished_at=message.finished_at or (time.time() if status != message.status else None),
+    return Message(
+        **msgspec.structs.asdict(message)
+        | {
+            "fragment": None,  # rendered when stored, never taken from the file
+            "id": new_message_id(),
+            "status": status,
+            "html": _html(message.role, message.content),
+            "alternatives": alternatives,
+            "finished_at": message.finished_at or (time.time() if status != message.status else None),
+            "request": None if message.request is None else msgspec.to_builtins(message.request),
+        }
     )
 
 

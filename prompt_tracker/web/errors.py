@@ -1,9 +1,20 @@
-"""Error pages in one place: HTML for people, JSON for the page's script; never a traceback."""
+"""Error pages in one place: HTML for people, JSON for the page's script; never a traceback.
 
-from flask import Blueprint, jsonify, render_template, request
+Refusals (``domain.refusals.Refused``: a status and a sentence) are answered here too, by one
+handler: JSON for the page's script, else the page the form came from, re-rendered by the view's
+own ``refusal page`` (``@refusals_shown_by``) with the sentence and what the user typed.
+"""
+
+import functools
+from collections.abc import Callable
+
+from flask import Blueprint, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+from ..domain.refusals import Refused
 
 bp = Blueprint("errors", __name__)
 
@@ -19,11 +30,54 @@ EXPLANATIONS = {
 }
 
 
+def wants_json() -> bool:
+    """True when the client (the page's script) asked for JSON rather than a page or a redirect."""
+    return request.accept_mimetypes.best == "application/json"
+
+
 def error_response(status: int, title: str, detail: str):
     """Render an error as a page, or as JSON when the client asked for JSON."""
-    if request.accept_mimetypes.best == "application/json":
+    if wants_json():
         return jsonify(error=detail), status
     return render_template("errors/error.html", status=status, title=title, detail=detail), status
+
+
+RefusalPage = Callable[[Refused], object]  # a view's page for a refusal: re-rendered (typed text kept) or redirected
+
+
+def refusals_shown_by(page: RefusalPage):
+    """Decorate a view: a refusal it raises is shown, to a form without script, by ``page(refusal)``."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def showing_refusals(*args, **kwargs):
+            g.refusal_page = page
+            return view(*args, **kwargs)
+
+        return showing_refusals
+
+    return decorate
+
+
+def answer_refusal(refusal: Refused, page: RefusalPage | None = None):
+    """JSON (``refusal.json()``) with the refusal's status for the page's script; else the view's page for it.
+
+    ``page`` defaults to the one the view declared; a view without one answers with the error page.
+    """
+    if wants_json():
+        return jsonify(refusal.json()), refusal.status
+    page = page or g.get("refusal_page")
+    if page is None:
+        title = HTTP_STATUS_CODES.get(refusal.status, "Not done")
+        return render_template("errors/error.html", status=refusal.status, title=title, detail=refusal.sentence), (
+            refusal.status
+        )
+    return page(refusal)
+
+
+@bp.app_errorhandler(Refused)
+def refused(refusal):
+    return answer_refusal(refusal)
 
 
 @bp.app_errorhandler(CSRFError)

@@ -94,28 +94,3 @@ def _log_request(response):
 def current_user_name() -> str | None:
     """The signed-in user's name for the log, if the sign-in layer set one on ``g``."""
     return g.get("log_user")
-
-
-def log_reply(message, playground: str) -> None:
-    """Log one finished reply: model, tokens, cost and latency (never its text or prompt)."""
-    usage = message.usage
-    logger.info(
-        "reply %s %s",
-        message.status,
-        message.model,
-        extra={
-            "fields": {
-                "event": "reply",
-                "status": message.status,
-                "provider": message.provider,
-                "model": message.model,
-                "playground": playground,
-                "input_tokens": usage.input_tokens if usage else None,
-                "output_tokens": usage.output_tokens if usage else None,
-                "cached_tokens": usage.cached_tokens if usage else None,
-                "cost_usd": message.cost_usd,
-                "first_token_ms": message.first_token_ms,
-                "latency_ms": message.latency_ms,
-            }
-        },
-    )

@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from ...extensions import socketio
 from ...replies.live import forget_socket, remember_socket, room_for
-from ..auth.identity import socket_user_allowed
+from ..identity import socket_user_allowed
 
 NAMESPACE = "/"
 REFUSAL_FLUSH_SECONDS = 1.0
@@ -51,13 +51,13 @@ def refuse(reason: str):
     raise ConnectionRefusedError(reason)
 
 
-def close_after_refusal(sid: str, eio_sid: str, connection: socket.socket | None) -> None:
+def close_after_refusal(socket_id: str, eio_sid: str, connection: socket.socket | None) -> None:
     """Close the transport of a refused socket after its CONNECT_ERROR packet was queued, then its TCP connection."""
     manager = socketio.server.manager
     waited = 0.0
-    # The refusal packet is queued before python-socketio forgets the sid: once it is forgotten,
+    # The refusal packet is queued before python-socketio forgets the socket id: once it is forgotten,
     # closing queues the Engine.IO CLOSE packet behind the refusal, so the client reads the reason.
-    while manager.sid_from_eio_sid(eio_sid, NAMESPACE) == sid and waited < REFUSAL_FLUSH_SECONDS:
+    while manager.sid_from_eio_sid(eio_sid, NAMESPACE) == socket_id and waited < REFUSAL_FLUSH_SECONDS:
         socketio.sleep(0.01)
         waited += 0.01
     socketio.server.eio.disconnect(eio_sid)  # an Engine.IO CLOSE packet, then a WebSocket close frame

@@ -124,3 +124,17 @@ class SettingsForm(FlaskForm):
             frequency_penalty=number(self.frequency_penalty.data),
             thinking_budget=self.thinking_budget.data,
         )
+
+
+def providers_with_param(providers) -> dict[str, str]:
+    """For each parameter, the names of the providers that send it, space-separated (the settings form's data-providers)."""
+    names: dict[str, list[str]] = {}
+    for provider in providers:
+        for param in provider.params:
+            names.setdefault(param, []).append(provider.name)
+    return {param: " ".join(found) for param, found in names.items()}
+
+
+def param_range(field):
+    """The validator that gives a parameter field its min and max, or None."""
+    return next((validator for validator in field.validators if hasattr(validator, "min")), None)

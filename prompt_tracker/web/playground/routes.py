@@ -11,7 +11,6 @@ from flask import (
     current_app,
     flash,
     g,
-    get_template_attribute,
     jsonify,
     make_response,
     redirect,
@@ -20,6 +19,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_wtf.csrf import generate_csrf
 
 from ...domain.messages import ROLES, Message, new_message_id
 from ...domain.recorded_request import HISTORY_CHANGED, curl_command, request_json, sent_request
@@ -28,20 +28,15 @@ from ...domain.settings import (
     MAX_MODEL_CHARS,
     MAX_TOKENS_RANGE,
     TEMPERATURE_RANGE,
+    StaleSettings,
     store_settings,
 )
 from ...extensions import limiter, services
-from ...limits import budget, limit_sentence, user_key
-from ...limits.budget import BudgetExceeded
-from ...limits.models import ModelNotAllowed, check_model
-from ...prompts.variables import TemplateProblem
-from ...providers import UnknownProviderError, available_providers
+from ...limits import TooManySends, limit_sentence
+from ...prompts.settings import variables_panel
+from ...providers import available_providers
 from ...replies import (
-    ConversationFull,
-    DuplicateSend,
     InvalidMessage,
-    QueueUnavailable,
-    TooManyOpenReplies,
     compare,
     dead_replies,
     live,
@@ -52,40 +47,41 @@ from ...replies import (
     stop_open_replies,
     validate_content,
 )
-from ...replies.context import overflow_warning
-from ...replies.edit import MessageGone, edit_and_resend
-from ...store.edits import (
-    NotAUserMessage,
-    UnconfirmedRemoval,
-    delete_message,
-    replace_conversation,
-)
-from ...store.transfer import ImportRefused, export_json, export_markdown, parse_import
-from ..auth.identity import current_user_name
+from ...replies.context import MayNotFit, check_fits
+from ...replies.edit import edit_and_resend
+from ...store.edits import delete_message, replace_conversation
+from ...store.transfer import export_json, export_markdown, parse_import
+from ..errors import answer_refusal, refusals_shown_by, wants_json
+from ..identity import current_user_name
+from ..rate_limits import user_key
 from . import bp
-from .forms import MessageForm, SettingsForm
+from .forms import MessageForm, SettingsForm, param_range, providers_with_param
+from .fragments import messages_html, settings_panel
 from .prompt import (
     add_slug,
     current_settings,
     open_playground,
     publish_settings_saved,
-    settings_to_send,
-    variables_panel,
+    settings_to_send_now,
 )
 
 # /playground is the standalone playground; the same views serve /prompts/<slug>/playground.
 bp.url_value_preprocessor(open_playground)
 bp.url_defaults(add_slug)
-
-
-def wants_json() -> bool:
-    """True when the client (the page's script) asked for JSON rather than a redirect."""
-    return request.accept_mimetypes.best == "application/json"
+bp.add_app_template_global(providers_with_param)
+bp.add_app_template_global(param_range)
 
 
 def back_to_page(anchor: str | None = None):
     """Post/redirect/get: 303 back to the playground."""
     return redirect(url_for(".index", _anchor=anchor), 303)
+
+
+def flash_back(refusal):
+    """A refusal of a form whose page has nothing typed to keep: the sentence as a flash, back to the page."""
+    if refusal.sentence:
+        flash(refusal.sentence, "error")
+    return back_to_page()
 
 
 def render_playground(
@@ -101,43 +97,43 @@ def render_playground(
     if end is not None:
         # Past any conversation's length (however large the number): the latest page, below.
         end = max(0, min(end, current_app.config["MAX_CONVERSATION_MESSAGES"] + 1))
-    window = services.store.window(
-        session.store_id,
-        g.playground,
-        limit=current_app.config["PAGE_WINDOW"],
-        end=end,
-        refresh_keys=current_app.session_interface.slide_keys(session),
-        max_bytes=current_app.config["PAGE_WINDOW_BYTES"],
+    window = current_app.session_interface.read_window(
+        session, g.playground, current_app.config["PAGE_WINDOW"], end, current_app.config["PAGE_WINDOW_BYTES"]
     )
-    session.expiry_refreshed = True
     if end is not None and end > window.total:
         return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
     if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
         # The message being edited is older than the latest window: show the window that ends with it.
         return render_playground(message_form, settings_form, status, editing, editing.index + 1, overflow)
-    if settings_form is None:
-        settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
     messages = [with_partial(message, window.partials) for message in window.messages]
+    stale = stale_ids(messages)
+    csrf_token = generate_csrf()
+    panel = {
+        "settings": settings,
+        "providers": available_providers(),
+        "limits": {"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
+        "settings_digest": live.settings_digest(settings),
+        "settings_version": settings_version(settings),
+        "settings_conflict": settings_conflict,
+    }
     return render_template(
         "playground/index.html",
         window=window,
         messages=messages,
-        settings=settings,
+        # The stored fragments joined (the macro runs only for open messages and old records).
+        messages_html=messages_html(messages, csrf_token, url_for(".send"), stale, editing, indent=" " * 8),
+        # The saved settings as saved: rendered once per distinct settings; a form with errors, each time.
+        settings_panel=None if settings_form else settings_panel(panel, url_for(".save_settings"), csrf_token),
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
         client_token=secrets.token_urlsafe(16),
-        stale_ids=stale_ids(messages),
         waiting=any(m.is_open for m in messages),
         refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
-        providers=available_providers(),
-        limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
         playground=g.playground,
-        settings_digest=live.settings_digest(settings),
         editing=editing,
         overflow=overflow,
-        settings_version=settings_version(settings),
-        settings_conflict=settings_conflict,
+        **panel,
     ), status
 
 
@@ -153,11 +149,9 @@ def stale_ids(messages) -> set[str]:
     return dead_replies(messages)
 
 
-def render_messages(*messages) -> str:
+def render_messages(*messages, editing=None) -> str:
     """HTML of some messages, as the page shows them (for the page's script)."""
-    message_item = get_template_attribute("playground/_message.html", "message_item")
-    stale = stale_ids(messages)
-    return "".join(message_item(message, stale) for message in messages)
+    return messages_html(messages, generate_csrf(), url_for(".send"), stale_ids(messages), editing)
 
 
 @bp.get("")
@@ -172,15 +166,15 @@ def sends_limit() -> str:
 def too_many_sends(limit):
     """A send, retry, compare or replay past the user's rate: 429 with a sentence, the typed text kept."""
     # Flask-Limiter uses what this returns only when it is a Response object.
-    if request.endpoint.endswith(".edit"):  # an edit keeps its text in its own form
-        return make_response(refuse_edit(request.view_args["message_id"], limit_sentence("messages", limit), 429))
-    return make_response(refuse_send(MessageForm(), limit_sentence("messages", limit), 429))
+    page = edit_page if request.endpoint.endswith(".edit") else composer_page  # an edit keeps its text in its form
+    return make_response(answer_refusal(TooManySends(limit_sentence("messages", limit)), page))
 
 
-def check_spend(settings) -> None:
-    """Refuse a reply the deployment does not allow: a model off the list, or today's budget spent."""
-    check_model(settings.provider, settings.model)
-    budget.check(current_user_name())
+def replies_per_send() -> int:
+    """Replies a request of the send rate queues (its cost against RATE_LIMIT_SENDS): a send queues two while Compare is on."""
+    if (request.endpoint or "").endswith(".send") and compare.compare_choice(session, g.playground) is not None:
+        return 2
+    return 1
 
 
 # One rate for everything that calls a model (send, retry), per user: they share a budget too.
@@ -190,66 +184,68 @@ send_rate = limiter.shared_limit(
     scope="sends",
     key_func=user_key,
     methods=["POST"],
-    cost=compare.replies_per_send,
+    cost=replies_per_send,
     on_breach=too_many_sends,
 )
 
 
+def composer_page(refusal):
+    """A refused send: the page with the sentence, the text the user typed kept in the composer.
+
+    A send that is ``done`` (stored, its reply failed with Retry; or sent before) shows the page. One
+    that may not fit the context window says so in the composer, and a second Send confirms it.
+    """
+    if refusal.done:
+        return flash_back(refusal)
+    if isinstance(refusal, MayNotFit):
+        return render_playground(message_form=MessageForm(), status=refusal.status, overflow=refusal.sentence)
+    flash(refusal.sentence, "error")
+    # Render rather than redirect, so the text the user typed stays in the composer.
+    return render_playground(message_form=MessageForm(), status=refusal.status)
+
+
 @bp.post("/messages")
+@refusals_shown_by(composer_page)
 @send_rate
 def send():
     form = MessageForm()
-    try:
-        settings = settings_to_send(current_settings(session))
-        check_spend(settings)
-        if not request.form.get("confirm_overflow"):
-            warning = overflow_warning(
-                services.store, session.store_id, g.playground, settings, form.content.data or ""
-            )
-            if warning:  # likely too long for the model: the same Send again goes ahead
-                return refuse_send(form, warning, 409, overflow=True)
-        second = compare.prepare(session, current_settings(session))  # Compare on: checked before anything is stored
-        sent, placeholder = send_message(
+    settings = settings_to_send_now(session)  # the gate (replies.gate) checks them before anything is stored
+    if not request.form.get("confirm_overflow"):  # likely too long for the model: the same Send again goes ahead
+        check_fits(services.conversations, session.store_id, g.playground, settings, form.content.data or "")
+    # Compare on: the second model is checked before anything is stored
+    second = compare.prepare(
+        session, g.playground, current_settings(session), g.prompt, g.latest_version, current_user_name()
+    )
+    sent, placeholder = send_message(
+        session.store_id,
+        g.playground,
+        form.content.data,
+        settings,
+        current_user_name(),
+        refresh_keys=current_app.session_interface.keys_of(session),
+        client_token=request.form.get("client_token"),
+        announce=announce_appended,
+    )
+    if second is not None:
+        compare.mirror(
             session.store_id,
             g.playground,
-            form.content.data,
-            settings,
-            refresh_keys=current_app.session_interface.keys_of(session),
-            client_token=request.form.get("client_token"),
-            announce=announce_appended,
+            sent,
+            second,
+            current_user_name(),
+            current_app.session_interface.keys_of(session),
         )
-    except (
-        InvalidMessage,
-        ConversationFull,
-        UnknownProviderError,
-        TemplateProblem,
-        ModelNotAllowed,
-    ) as problem:
-        return refuse_send(form, str(problem), 422)
-    except (TooManyOpenReplies, BudgetExceeded) as problem:
-        return refuse_send(form, str(problem), 429)
-    except DuplicateSend:
-        # The same composer submission again (Ctrl+Enter twice): it was sent once, show the page.
-        return (jsonify(duplicate=True), 200) if wants_json() else back_to_page()
-    except QueueUnavailable as problem:
-        # The user's message is stored; its reply is marked failed with Retry.
-        session.add_playground(g.playground)
-        if wants_json():
-            return jsonify(error=str(problem)), 503
-        flash(str(problem), "error")
-        return back_to_page()
-    session.add_playground(g.playground)
-    session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
-    if second is not None:
-        compare.mirror(session.store_id, g.playground, sent, second, current_app.session_interface.keys_of(session))
     if wants_json():
-        reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
+        reply = services.conversations.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
     return back_to_page(f"m-{placeholder.id}")
 
 
 def announce_appended(sent, reply) -> None:
-    """Tell every tab of the session about the two new messages (``message.appended``, with their HTML)."""
+    """The two messages are stored (whether or not the reply can be queued): the session keeps this
+    playground, and every tab of the session hears of them (``message.appended``, with their HTML)."""
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True  # the append pushed the expiry of every key of the session
     live.publish(
         session.store_id,
         "message.appended",
@@ -263,21 +259,6 @@ def announce_appended(sent, reply) -> None:
     )
 
 
-def refuse_send(form, error: str, status: int, overflow: bool = False):
-    """Answer a refused send with a sentence, keeping what the user typed in the composer.
-
-    ``overflow``: the message may not fit the context window; the composer says so and a second
-    Send confirms it.
-    """
-    if wants_json():
-        return (jsonify(error=error, overflow=True) if overflow else jsonify(error=error)), status
-    if overflow:
-        return render_playground(message_form=form, status=status, overflow=error)
-    flash(error, "error")
-    # Render rather than redirect, so the text the user typed stays in the composer.
-    return render_playground(message_form=form, status=status)
-
-
 @bp.get("/messages/open")
 def open_messages():
     """What a tab lacks after a reconnect or an event: messages after its last one, and open replies.
@@ -286,13 +267,7 @@ def open_messages():
     not in the latest window (a Reset, or a tab with no messages), every message of the window comes
     back with ``replace``: the tab shows them instead of its own.
     """
-    window = services.store.window(
-        session.store_id,
-        g.playground,
-        limit=current_app.config["PAGE_WINDOW"],
-        refresh_keys=current_app.session_interface.slide_keys(session),
-    )
-    session.expiry_refreshed = True
+    window = current_app.session_interface.read_window(session, g.playground, current_app.config["PAGE_WINDOW"])
     window.messages = [with_partial(message, window.partials) for message in window.messages]
     after = request.args.get("after", "")
     shown_open = set(request.args.get("open", "").split(","))
@@ -316,18 +291,18 @@ def open_messages():
 @bp.get("/messages/<message_id>")
 def message_fragment(message_id):
     """One message as HTML (the page's script swaps it in when a reply finishes)."""
-    message = services.store.get(session.store_id, g.playground, message_id)
+    message = services.conversations.get(session.store_id, g.playground, message_id)
     if message is None:
         abort(404, "That message is no longer in this conversation.")
     if message.status == "streaming":
-        message = msgspec.structs.replace(message, content=services.store.partial(session.store_id, message_id))
+        message = msgspec.structs.replace(message, content=services.conversations.partial(session.store_id, message_id))
     return render_messages(message)
 
 
 @bp.get("/messages/<message_id>/request")
 def message_request(message_id):
     """What the provider was sent for one reply, as JSON and as a curl command."""
-    conversation = services.store.all(session.store_id, g.playground)
+    conversation = services.conversations.all(session.store_id, g.playground)
     message = next((message for message in conversation if message.id == message_id), None)
     if message is None or message.request is None:
         abort(404, "That reply has no recorded request: it is not finished, or no longer in this conversation.")
@@ -352,26 +327,11 @@ def stop(message_id):
 
 
 @bp.post("/messages/<message_id>/retry")
+@refusals_shown_by(flash_back)
 @send_rate
 def retry(message_id):
-    try:
-        settings = settings_to_send(current_settings(session))
-        check_spend(settings)
-        message = retry_reply(session.store_id, g.playground, message_id, settings)
-    except (
-        QueueUnavailable,
-        TooManyOpenReplies,
-        TemplateProblem,
-        ModelNotAllowed,
-        BudgetExceeded,
-    ) as problem:
-        if wants_json():
-            refused = isinstance(problem, (TooManyOpenReplies, BudgetExceeded))
-            return jsonify(error=str(problem)), 429 if refused else (
-                422 if isinstance(problem, ModelNotAllowed) else 503
-            )
-        flash(str(problem), "error")
-        return back_to_page()
+    settings = settings_to_send_now(session)
+    message = retry_reply(session.store_id, g.playground, message_id, settings, current_user_name())
     if message is None:
         flash("That reply is no longer in this conversation.", "error")
     if wants_json():
@@ -386,7 +346,15 @@ def settings_version(settings) -> str:
     return live.settings_digest(msgspec.structs.replace(settings, variables={}))
 
 
+def settings_page(refusal):
+    """Settings another tab saved meanwhile: the form keeps what was typed and says so (no flash)."""
+    form = SettingsForm()
+    form.validate()  # as the view read it (the model name stripped)
+    return render_playground(settings_form=form, status=refusal.status, settings_conflict=True)
+
+
 @bp.post("/settings")
+@refusals_shown_by(settings_page)
 def save_settings():
     form = SettingsForm()
     if not form.validate():
@@ -397,7 +365,7 @@ def save_settings():
     if shown and shown != settings_version(current_settings(session)):
         # Another tab saved after this form was loaded: say so rather than silently undo its save. The
         # form keeps what was typed and now carries the current version, so saving again replaces them.
-        return render_playground(settings_form=form, status=409, settings_conflict=True)
+        raise StaleSettings()
     store_settings(
         session,
         g.playground,
@@ -438,18 +406,19 @@ def download(body, extension: str, mimetype: str) -> Response:
 @bp.get("/export.json")
 def export_conversation_json():
     """The whole conversation and the settings as JSON (what Import takes back)."""
-    messages = services.store.all(session.store_id, g.playground)
+    messages = services.conversations.all(session.store_id, g.playground)
     return download(export_json(g.playground, current_settings(session), messages), "json", "application/json")
 
 
 @bp.get("/export.md")
 def export_conversation_markdown():
     """The conversation as a Markdown document."""
-    messages = services.store.all(session.store_id, g.playground)
+    messages = services.conversations.all(session.store_id, g.playground)
     return download(export_markdown(g.playground, current_settings(session), messages), "md", "text/markdown")
 
 
 @bp.post("/import")
+@refusals_shown_by(flash_back)
 def import_conversation():
     """Replace this playground's conversation with an exported one (checked whole first)."""
     upload = request.files.get("file")
@@ -460,14 +429,10 @@ def import_conversation():
         data = upload.read()
     finally:
         upload.close()  # a large upload is a temporary file: close it now
-    try:
-        messages = parse_import(data, current_app.config["MAX_CONVERSATION_MESSAGES"])
-    except ImportRefused as problem:
-        flash(str(problem), "error")
-        return back_to_page()
+    messages = parse_import(data, current_app.config["MAX_CONVERSATION_MESSAGES"])
     stop_open_replies(session.store_id, g.playground)  # their workers stop; their partials go
     replace_conversation(
-        services.store,
+        services.conversations,
         session.store_id,
         g.playground,
         messages,
@@ -481,26 +446,23 @@ def import_conversation():
 
 
 @bp.post("/messages/add")
+@refusals_shown_by(flash_back)
 def add_message():
     """Add a message of any role without calling the model (few-shot examples, extra instructions)."""
     role = request.form.get("role", "")
-    try:
-        if role not in ROLES:
-            raise InvalidMessage("Choose system, user or assistant.")
-        content = validate_content(request.form.get("content"))
-        message = Message(
-            id=new_message_id(),
-            role=role,
-            content=content,
-            created_at=time.time(),
-            html=render_reply(content) if role == "assistant" else None,
-        )
-        services.store.append(
-            session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
-        )
-    except (InvalidMessage, ConversationFull) as problem:
-        flash(str(problem), "error")
-        return back_to_page()
+    if role not in ROLES:
+        raise InvalidMessage("Choose system, user or assistant.")
+    content = validate_content(request.form.get("content"))
+    message = Message(
+        id=new_message_id(),
+        role=role,
+        content=content,
+        created_at=time.time(),
+        html=render_reply(content) if role == "assistant" else None,
+    )
+    services.conversations.append(
+        session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
+    )
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     live.publish(session.store_id, "message.appended", {"playground": g.playground, "ids": [message.id]})
@@ -510,7 +472,7 @@ def add_message():
 @bp.post("/messages/<message_id>/delete")
 def delete(message_id):
     """Delete a message (a user message goes with its reply)."""
-    if not delete_message(services.store, session.store_id, g.playground, message_id):
+    if not delete_message(services.conversations, session.store_id, g.playground, message_id):
         flash("That message is no longer in this conversation.", "error")
     live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
     return back_to_page()
@@ -531,13 +493,13 @@ class EditState:
 
 def edit_state(message_id: str, content: str | None = None, error: str | None = None):
     """The edit form of a user message and the absolute index of the message; None if it is gone."""
-    found = services.store.find(session.store_id, g.playground, message_id)
+    found = services.conversations.find(session.store_id, g.playground, message_id)
     if found is None:
         return None
     index, _, message = found
     if message.role != "user":
         return None
-    removes = services.store.count(session.store_id, g.playground) - index - 1
+    removes = services.conversations.count(session.store_id, g.playground) - index - 1
     before = request.args.get("before", type=int)
     cancel = url_for(".index", before=before, _anchor=f"m-{message_id}")
     text = message.content if content is None else content.replace("\r\n", "\n")
@@ -554,68 +516,52 @@ def edit_form(message_id):
         )
     editing, _ = state
     if wants_json():
-        message = services.store.get(session.store_id, g.playground, message_id)
-        message_item = get_template_attribute("playground/_message.html", "message_item")
-        return jsonify(id=message_id, removes=editing.removes, html=message_item(message, set(), editing))
+        message = services.conversations.get(session.store_id, g.playground, message_id)
+        return jsonify(id=message_id, removes=editing.removes, html=render_messages(message, editing=editing))
     return render_playground(editing=editing)
 
 
+def edit_page(refusal):
+    """A refused edit: the page with the sentence in the edit form, the typed text kept there (or in the composer).
+
+    An edit that is ``done`` (stored, its reply failed with Retry; or resent before) shows the page.
+    """
+    if refusal.done:
+        return flash_back(refusal)
+    content = request.form.get("content", "")
+    state = edit_state(request.view_args["message_id"], content, refusal.sentence)
+    if state is None:  # the message is gone: keep the text in the composer instead
+        flash(refusal.sentence, "error")
+        return render_playground(
+            message_form=MessageForm(formdata=None, data={"content": content}), status=refusal.status
+        )
+    editing, _ = state
+    return render_playground(editing=editing, status=refusal.status)
+
+
 @bp.post("/messages/<message_id>/edit")
+@refusals_shown_by(edit_page)
 @send_rate
 def edit(message_id):
     """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again."""
-    content = request.form.get("content")
     confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
-    try:
-        settings = settings_to_send(current_settings(session))
-        check_spend(settings)
-        edited, placeholder, _ = edit_and_resend(
-            session.store_id,
-            g.playground,
-            message_id,
-            content,
-            settings,
-            removals_confirmed=confirmed,
-            refresh_keys=current_app.session_interface.keys_of(session),
-            client_token=request.form.get("client_token"),
-            announce=announce_replaced,
-        )
-    except InvalidMessage as problem:
-        return refuse_edit(message_id, str(problem), 400)
-    except MessageGone:
-        return refuse_edit(
-            message_id,
-            "That message is no longer in this conversation (edited or deleted, "
-            "perhaps in another tab); your text is in the message box.",
-            404,
-        )
-    except NotAUserMessage:
-        return refuse_edit(message_id, "Only your own messages can be edited and resent.", 409)
-    except UnconfirmedRemoval as problem:
-        count = f"{problem.count} message{'' if problem.count == 1 else 's'}"
-        confirm = "press Resend again to confirm" if wants_json() else "tick the box to confirm"
-        sentence = (
-            f"Resending removes the {count} after this one: {confirm}."
-            if not confirmed
-            else f"{count.capitalize()} now follow this one (more arrived since the form was shown); confirm again."
-        )
-        return refuse_edit(message_id, sentence, 409, removes=problem.count)
-    except (ConversationFull, UnknownProviderError, TemplateProblem, ModelNotAllowed) as problem:
-        return refuse_edit(message_id, str(problem), 422)
-    except (TooManyOpenReplies, BudgetExceeded) as problem:
-        return refuse_edit(message_id, str(problem), 429)
-    except DuplicateSend:
-        # The same edit form submitted twice: it was resent once; show the page.
-        return (jsonify(duplicate=True), 200) if wants_json() else back_to_page()
-    except QueueUnavailable as problem:
-        if wants_json():
-            return jsonify(error=str(problem)), 503
-        flash(str(problem), "error")
-        return back_to_page()
+    settings = settings_to_send_now(session)
+    edited, placeholder, _ = edit_and_resend(
+        session.store_id,
+        g.playground,
+        message_id,
+        request.form.get("content"),
+        settings,
+        removals_confirmed=confirmed,
+        user=current_user_name(),
+        refresh_keys=current_app.session_interface.keys_of(session),
+        client_token=request.form.get("client_token"),
+        announce=announce_replaced,
+    )
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     if wants_json():
-        reply = services.store.get(session.store_id, g.playground, placeholder.id) or placeholder
+        reply = services.conversations.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(edited, reply)), 202
     return back_to_page(f"m-{placeholder.id}")
 
@@ -623,16 +569,3 @@ def edit(message_id):
 def announce_replaced(edited, reply) -> None:
     """Tell every tab of the session that the conversation changed (it fetches the latest window)."""
     live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
-
-
-def refuse_edit(message_id: str, error: str, status: int, removes: int | None = None):
-    """Answer a refused edit with a sentence, keeping the text typed in the edit form (or the composer)."""
-    content = request.form.get("content", "")
-    if wants_json():
-        return jsonify(error=error, removes=removes), status
-    state = edit_state(message_id, content, error)
-    if state is None:  # the message is gone: keep the text in the composer instead
-        flash(error, "error")
-        return render_playground(message_form=MessageForm(formdata=None, data={"content": content}), status=status)
-    editing, _ = state
-    return render_playground(editing=editing, status=status)

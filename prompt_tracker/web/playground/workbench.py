@@ -7,14 +7,9 @@ from flask import current_app, flash, g, jsonify, make_response, redirect, rende
 
 from ...domain.keys import companion_playground
 from ...extensions import limiter, services
-from ...limits import limit_sentence, user_key
-from ...limits.budget import BudgetExceeded
-from ...limits.models import ModelNotAllowed
-from ...prompts.variables import TemplateProblem
+from ...limits import TooManySends, limit_sentence
 from ...providers import available_providers
 from ...replies import (
-    QueueUnavailable,
-    TooManyOpenReplies,
     compare,
     dead_replies,
     replay,
@@ -23,9 +18,13 @@ from ...replies import (
     retry_reply,
 )
 from ...replies.choice import InvalidChoice, as_choice, choice_from_form, settings_for
+from ...replies.edit import MessageGone
+from ..errors import answer_refusal, refusals_shown_by, wants_json
+from ..identity import current_user_name
+from ..rate_limits import user_key
 from . import bp
 from .prompt import current_settings
-from .routes import check_spend, message_request, sends_limit, wants_json, with_partial
+from .routes import message_request, sends_limit, with_partial
 
 REPLAYS = "replays"  # session key: per playground, the replay's choice and its last turn
 
@@ -39,9 +38,10 @@ def cost() -> int:
     """Replies a workbench request queues: what it counts against RATE_LIMIT_SENDS (with send and retry)."""
     endpoint = (request.endpoint or "").rpartition(".")[2]
     if endpoint == "start_replay":
-        return max(1, len(replay.plan(services.store.all(session.store_id, g.playground))))
+        return max(1, len(replay.plan(services.conversations.all(session.store_id, g.playground))))
     if endpoint == "continue_replay":
-        return max(1, replay.remaining_turns(session.store_id, g.playground, replay_record().get("until")))
+        record = replay_record()
+        return max(1, replay.remaining_turns(session.store_id, g.playground, record.get("until"), record.get("turns")))
     return 1
 
 
@@ -54,7 +54,7 @@ def too_many(limit):
             f"This replay needs {needed} replies, more than your limit of {limit.limit} allows at once; "
             "replay a shorter conversation."
         )
-    return make_response(refuse(sentence, 429))
+    return make_response(answer_refusal(TooManySends(sentence), workbench_page))
 
 
 # The same per-user rate as send and retry (one counter: scope "sends"); a replay counts each turn.
@@ -63,14 +63,19 @@ workbench_rate = limiter.shared_limit(
 )
 
 
-def refuse(sentence: str, status: int):
-    """A refused action: JSON for the page's script, else the page it came from with the sentence."""
-    if wants_json():
-        return jsonify(error=sentence), status
-    flash(sentence, "error")
+def workbench_page(refusal):
+    """A refused action without script: the Compare or Replay page it came from, with the sentence.
+
+    One that is ``done`` (started, its reply failed with Retry; or the same form twice) goes back to the page.
+    """
     kind = (request.view_args or {}).get("kind") or ("compare" if "compare" in (request.endpoint or "") else "replay")
+    if refusal.done:
+        if refusal.sentence:
+            flash(refusal.sentence, "error")
+        return back_to(f"{kind}_page")
+    flash(refusal.sentence, "error")
     page = render_compare if kind == "compare" else render_replay
-    return page(status)
+    return page(refusal.status)
 
 
 def choice_form_context(choice) -> dict:
@@ -90,15 +95,18 @@ def choice_form_context(choice) -> dict:
 
 def with_text_so_far(messages: list) -> list:
     """The messages, each reply being written with the text it has streamed so far (as the playground shows it)."""
-    partials = {m.id: services.store.partial(session.store_id, m.id) for m in messages if m.status == "streaming"}
+    partials = {
+        m.id: services.conversations.partial(session.store_id, m.id) for m in messages if m.status == "streaming"
+    }
     return [with_partial(message, partials) for message in messages] if partials else messages
 
 
 def replay_state():
     """The Replay page's view of this playground: original and replay read in one pass each."""
-    original = with_text_so_far(services.store.all(session.store_id, g.playground))
-    replayed = with_text_so_far(services.store.all(session.store_id, replay.replay_playground(g.playground)))
-    return replay.replay_view(original, replayed, replay_record().get("until"))
+    original = with_text_so_far(services.conversations.all(session.store_id, g.playground))
+    replayed = with_text_so_far(services.conversations.all(session.store_id, replay.replay_playground(g.playground)))
+    record = replay_record()
+    return replay.replay_view(original, replayed, record.get("until"), record.get("turns"))
 
 
 def replay_stale(view) -> set[str]:
@@ -133,63 +141,47 @@ def replay_rows():
 
 
 @bp.post("/replay")
+@refusals_shown_by(workbench_page)
 @workbench_rate
 def start_replay():
-    token = request.form.get("client_token")
-    if token and not services.store.mark_submission(session.store_id, token):
-        return back_to("replay_page")  # the same form twice (a double click): started once
-    try:
-        choice = choice_from_form(request.form)
-        settings = settings_for(choice, current_settings(session))
-        check_spend(settings)
-        until = replay.start_replay(
-            session.store_id,
-            g.playground,
-            settings,
-            refresh_keys=current_app.session_interface.keys_of(session),
-        )
-    except (InvalidChoice, TemplateProblem, ModelNotAllowed, replay.NothingToReplay) as problem:
-        forget(token)
-        return refuse(str(problem), 422)
-    except replay.ReplayRunning as problem:
-        forget(token)
-        return refuse(str(problem), 409)
-    except (TooManyOpenReplies, BudgetExceeded) as problem:
-        forget(token)
-        return refuse(str(problem), 429)
-    except QueueUnavailable as problem:
-        flash(str(problem), "error")
-        until = None
-    session[REPLAYS] = {**session.get(REPLAYS, {}), g.playground: {"choice": choice_dict(choice), "until": until}}
-    session.add_playground(replay.replay_playground(g.playground))
+    choice = choice_from_form(request.form, has_versions=g.prompt is not None)
+    settings = settings_for(choice, current_settings(session), g.prompt, g.latest_version)
+
+    def started(until: str, turn_ids: list[str]) -> None:  # the first turn is stored: the session keeps the replay
+        record = {"choice": choice_dict(choice), "until": until, "turns": turn_ids}
+        session[REPLAYS] = {**session.get(REPLAYS, {}), g.playground: record}
+        session.add_playground(replay.replay_playground(g.playground))
+
+    replay.start_replay(
+        session.store_id,
+        g.playground,
+        settings,
+        current_user_name(),
+        refresh_keys=current_app.session_interface.keys_of(session),
+        client_token=request.form.get("client_token"),  # the same form twice (a double click): started once
+        started=started,
+    )
     return done("replay_page")
 
 
 @bp.post("/replay/continue")
+@refusals_shown_by(workbench_page)
 @workbench_rate
 def continue_replay():
     record = replay_record()
-    try:
-        choice = as_choice(record.get("choice"))
-        if choice is None:
-            raise replay.NothingToReplay("There is no replay to continue; start one.")
-        settings = settings_for(choice, current_settings(session))
-        check_spend(settings)
-        replay.continue_replay(
-            session.store_id,
-            g.playground,
-            settings,
-            record.get("until"),
-            refresh_keys=current_app.session_interface.keys_of(session),
-        )
-    except (InvalidChoice, TemplateProblem, ModelNotAllowed, replay.NothingToReplay) as problem:
-        return refuse(str(problem), 422)
-    except replay.ReplayRunning as problem:
-        return refuse(str(problem), 409)
-    except (TooManyOpenReplies, BudgetExceeded) as problem:
-        return refuse(str(problem), 429)
-    except QueueUnavailable as problem:
-        flash(str(problem), "error")
+    choice = as_choice(record.get("choice"))
+    if choice is None:
+        raise replay.NothingToReplay("There is no replay to continue; start one.")
+    settings = settings_for(choice, current_settings(session), g.prompt, g.latest_version)
+    replay.continue_replay(
+        session.store_id,
+        g.playground,
+        settings,
+        current_user_name(),
+        record.get("until"),
+        refresh_keys=current_app.session_interface.keys_of(session),
+        turn_ids=record.get("turns"),
+    )
     return done("replay_page")
 
 
@@ -197,7 +189,7 @@ def continue_replay():
 def stop_replay():
     """Stop the replay: its open reply stops, and no further turn is sent."""
     playground = replay.replay_playground(g.playground)
-    for message in services.store.all(session.store_id, playground):
+    for message in services.conversations.all(session.store_id, playground):
         if message.is_open:
             request_stop(session.store_id, playground, message.id)
     return done("replay_page")
@@ -219,15 +211,9 @@ def reset_replay():
 
 def compare_state():
     """The turns of the conversation, each with the main reply and the second model's."""
-    window = services.store.window(
-        session.store_id,
-        g.playground,
-        limit=current_app.config["PAGE_WINDOW"],
-        refresh_keys=current_app.session_interface.slide_keys(session),
-    )
-    session.expiry_refreshed = True
+    window = current_app.session_interface.read_window(session, g.playground, current_app.config["PAGE_WINDOW"])
     main = [with_partial(message, window.partials) for message in window.messages]
-    companion = with_text_so_far(services.store.all(session.store_id, compare.compare_playground(g.playground)))
+    companion = with_text_so_far(services.conversations.all(session.store_id, compare.compare_playground(g.playground)))
     return window, compare.pairs(main, companion)
 
 
@@ -272,20 +258,20 @@ def compare_rows():
 
 
 @bp.post("/compare")
+@refusals_shown_by(workbench_page)
 def compare_on():
     """Turn Compare on (or change the second model): the companion starts as a copy of the conversation."""
-    try:
-        choice = choice_from_form(request.form)
-        copied = compare.turn_on(
-            session,
-            session.store_id,
-            g.playground,
-            choice,
-            current_settings(session),
-            refresh_keys=current_app.session_interface.keys_of(session),
-        )
-    except (InvalidChoice, TemplateProblem, ModelNotAllowed) as problem:
-        return refuse(str(problem), 422)
+    choice = choice_from_form(request.form, has_versions=g.prompt is not None)
+    copied = compare.turn_on(
+        session,
+        session.store_id,
+        g.playground,
+        choice,
+        current_settings(session),
+        g.prompt,
+        g.latest_version,
+        refresh_keys=current_app.session_interface.keys_of(session),
+    )
     flash(
         f"Comparing with {choice.label()}"
         + (f"; it starts from the {copied} messages so far." if copied else ".")
@@ -315,7 +301,7 @@ def companion_settings(kind: str):
         raise InvalidChoice(
             "Compare is off; turn it on to retry this reply." if kind == "compare" else "There is no replay."
         )
-    return settings_for(choice, current_settings(session))
+    return settings_for(choice, current_settings(session), g.prompt, g.latest_version)
 
 
 @bp.post("/<any(compare,replay):kind>/messages/<message_id>/stop")
@@ -327,20 +313,15 @@ def companion_stop(kind, message_id):
 
 
 @bp.post("/<any(compare,replay):kind>/messages/<message_id>/retry")
+@refusals_shown_by(workbench_page)
 @workbench_rate
 def companion_retry(kind, message_id):
-    try:
-        settings = companion_settings(kind)
-        check_spend(settings)
-        message = retry_reply(session.store_id, companion_playground(g.playground, kind), message_id, settings)
-    except (InvalidChoice, TemplateProblem, ModelNotAllowed) as problem:
-        return refuse(str(problem), 422)
-    except (TooManyOpenReplies, BudgetExceeded) as problem:
-        return refuse(str(problem), 429)
-    except QueueUnavailable as problem:
-        return refuse(str(problem), 503)
+    settings = companion_settings(kind)
+    message = retry_reply(
+        session.store_id, companion_playground(g.playground, kind), message_id, settings, current_user_name()
+    )
     if message is None:
-        return refuse("That reply is no longer there.", 404)
+        raise MessageGone("That reply is no longer there.")
     if wants_json():
         return jsonify(id=message_id), 202
     return back_to(f"{kind}_page")
@@ -358,12 +339,6 @@ def companion_request(kind, message_id):
 
 def choice_dict(choice) -> dict:
     return msgspec.to_builtins(choice)
-
-
-def forget(token: str | None) -> None:
-    """A refused form can be sent again."""
-    if token:
-        services.store.forget_submission(session.store_id, token)
 
 
 def back_to(endpoint: str):

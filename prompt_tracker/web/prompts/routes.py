@@ -6,22 +6,26 @@ from flask import abort, flash, g, redirect, render_template, request, session, 
 from ...domain.settings import STANDALONE, load_settings, store_settings
 from ...prompts.diff import diff_versions
 from ...prompts.library import (
+    MAX_QUERY_CHARS,
     PromptInvalid,
     create_prompt,
     edit_prompt,
     find_prompt,
     list_prompts,
     save_version,
+    search_text,
     set_archived,
     version_of,
 )
+from ...prompts.settings import variables_panel
+from ..errors import refusals_shown_by
 from ..playground.forms import SettingsForm
 from ..playground.prompt import (
     PROMPT_PLAYGROUND,
     current_settings,
+    load_prompt,
     open_playground,
     publish_settings_saved,
-    variables_panel,
 )
 from . import bp
 from .forms import PromptForm, VersionForm, first_error
@@ -43,19 +47,36 @@ def prompt_or_404(slug: str):
     return prompt
 
 
-@bp.get("")
-def index(form=None, status=200):
-    query = request.args.get("q", "")
+def list_page(form=None, status=200, search_error=None):
+    """The list page: one page of prompts (or, for a search that was stopped, its sentence) and the new-prompt form."""
+    typed = request.args.get("q", "")
     archived = request.args.get("archived") == "1"
-    page, version_counts = list_prompts(query, request.args.get("page", 1, type=int), archived=archived)
+    page, version_counts = None, {}
+    if search_error is None:
+        page, version_counts = list_prompts(typed, request.args.get("page", 1, type=int), archived=archived)
+    cut = len(typed.strip()) > MAX_QUERY_CHARS
     return render_template(
         "prompts/index.html",
         page=page,
         version_counts=version_counts,
-        query=query,
+        query=search_text(typed),
+        max_query_chars=MAX_QUERY_CHARS,
+        search_notice=f"Only the first {MAX_QUERY_CHARS} characters of a search are used." if cut else None,
+        search_error=search_error,
         archived=archived,
         form=form or PromptForm(formdata=None),
     ), status
+
+
+def search_stopped_page(refusal):
+    """A search stopped by its timeout: the list page with the sentence in place of the list."""
+    return list_page(search_error=refusal.sentence, status=refusal.status)
+
+
+@bp.get("")
+@refusals_shown_by(search_stopped_page)
+def index(form=None, status=200):
+    return list_page(form, status)
 
 
 @bp.post("")
@@ -169,6 +190,7 @@ def diff(slug):
 def save_playground_version(slug):
     """Save the prompt playground's settings as the next version (the settings form may come along)."""
     open_playground(request.endpoint, {"slug": slug})  # as the playground's views do: g.prompt, g.playground
+    load_prompt()
     back = redirect(url_for(f"{PROMPT_PLAYGROUND}.index", slug=slug), 303)
     settings = current_settings(session)
     if "model" in request.form:

@@ -3,29 +3,45 @@
 - ``none``: one local user, no sign-in (development only; production refuses it).
 - ``accounts``: Flask-Login over the server-side session; anonymous pages redirect (303) to /login.
 - ``header``: a trusted reverse proxy names the user in a header. The header is honoured only on
-  requests whose TCP peer is in TRUSTED_PROXIES (then werkzeug's ProxyFix applies its
-  X-Forwarded-* headers); from anywhere else the request is anonymous and refused.
+  requests whose TCP peer is in TRUSTED_PROXIES; from anywhere else the request is anonymous and refused.
+
+In every mode, werkzeug's ProxyFix applies the X-Forwarded-* headers of requests (Socket.IO handshakes
+included) whose TCP peer is in TRUSTED_PROXIES, so limits per address see the client, not the proxy.
+A signed-in session's store id is recorded under its user, so disabling the user ends it at once.
 """
 
 import ipaddress
 
 from flask import current_app, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ...auth.accounts import proxy_user
-from ...auth.models import User
-from ...extensions import db, login
+from ..auth.accounts import find_user, proxy_user, user_disabled
+from ..auth.models import User
+from ..extensions import db, login
+from ..prompts.db_errors import is_outage
+from ..replies.sign_out import sign_out_everywhere, stop_session
+from ..store.user_sessions import forget_session, remember_session
+from .errors import error_response, wants_json
 
 LOCAL_USER = "local"
 # Reachable without a user: the login page itself, static files and the load balancer's check.
 OPEN_ENDPOINTS = {"auth.login", "static", "health.healthz"}
 TRUSTED_ENVIRON_KEY = "prompt_tracker.trusted_proxy"
+USERS_DOWN = (
+    "The user database is not reachable right now, so this app cannot tell who you are. "
+    "Nothing was changed and you are still signed in; try again in a moment."
+)
 
 
 @login.user_loader
 def load_user(user_id: str) -> User | None:
     """The signed-in user of the session (Flask-Login keeps only the id there)."""
+    if g.get("users_unreachable"):
+        # The page answering this request's database error: Flask-Login's template context asks for
+        # the user again, and a second error there would escape every error handler (a bare 500).
+        return None
     return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
 
@@ -56,14 +72,30 @@ class TrustedProxies:
 
 
 def init_app(app) -> None:
-    """Bind Flask-Login (accounts mode), or put the trusted-proxy middleware in front (header mode)."""
+    """Bind Flask-Login (accounts mode) and the guard; a disabled user's sessions end at once."""
     if app.config["AUTH_MODE"] == "accounts":
         # Only here: its after-request hook reads the session, which would cost every request a load.
         login.init_app(app)
         login.login_view = "auth.login"
-    if app.config["AUTH_MODE"] == "header":
-        app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"], app.config["AUTH_HEADER"])
     app.before_request(identify)
+    user_disabled.connect(end_sessions_of_disabled_user, app)
+
+
+def init_proxies(app) -> None:
+    """Put the trusted-proxy middleware in front of everything, Socket.IO included (call it last)."""
+    if app.config["TRUSTED_PROXIES"] or app.config["AUTH_MODE"] == "header":
+        app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"], app.config["AUTH_HEADER"])
+
+
+def end_sessions_of_disabled_user(app, user: User, **extra) -> int:
+    """Receiver of ``user_disabled``: end every session of the user; return how many."""
+    return sign_out_everywhere(user.id)
+
+
+def remember_signed_in(user: User, replaces: str | None = None) -> None:
+    """Record the session (just regenerated) as the user's, so that disabling them can end it."""
+    interface = current_app.session_interface
+    remember_session(user.id, session.store_id, interface.is_stored, replaces=replaces)
 
 
 def current_user_name() -> str | None:
@@ -79,11 +111,19 @@ def identify():
         return None
     if request.endpoint in OPEN_ENDPOINTS:
         return None
-    user = header_user() if mode == "header" else account_user()
+    try:
+        user = header_user() if mode == "header" else account_user()
+    except SQLAlchemyError as error:
+        g.users_unreachable = True  # the answer renders as anonymous, without asking the database again
+        db.session.rollback()
+        if is_outage(error):
+            return error_response(503, "Database unavailable", USERS_DOWN)
+        raise  # tables missing or a bug: the database error handler answers it
     if user is None:
         return refuse_anonymous(mode)
     if user.disabled:
-        sign_out()
+        # A session the CLI's sign-out did not reach (a request writing it meanwhile): it ends now.
+        sign_out(user)
         return refuse_anonymous(mode, "Your account is disabled: ask an administrator.")
     g.user = user
     g.user_name = g.log_user = user.email
@@ -91,8 +131,10 @@ def identify():
 
 
 def account_user() -> User | None:
-    """The user Flask-Login found in the session, if signed in."""
-    return current_user if current_user.is_authenticated else None
+    """The user Flask-Login found in the session, if signed in (disabled or not: the guard decides)."""
+    # Not ``is_authenticated``: Flask-Login makes it follow ``is_active``, so a disabled user would
+    # look anonymous and keep their session rather than be signed out.
+    return None if current_user.is_anonymous else current_user._get_current_object()
 
 
 def header_user() -> User | None:
@@ -106,15 +148,11 @@ def header_user() -> User | None:
     if session.get("proxy_user") != user.email:
         # Another person behind the same browser: their predecessor's conversations must not show.
         if session.get("proxy_user") is not None:
-            sign_out()
+            sign_out(find_user(session["proxy_user"]))
         session["proxy_user"] = user.email
         current_app.session_interface.regenerate(session)
+        remember_signed_in(user)
     return user
-
-
-def wants_json() -> bool:
-    """True for the page's fetch calls, which expect JSON rather than a page."""
-    return request.accept_mimetypes.best == "application/json"
 
 
 def refuse_anonymous(mode: str, reason: str | None = None):
@@ -131,16 +169,24 @@ def refuse_anonymous(mode: str, reason: str | None = None):
     return render_template("auth/refused.html", reason=reason), 401
 
 
-def sign_out() -> None:
-    """End the session: stop its replies, delete its conversations and data, close its sockets."""
-    from ...replies import reset_conversation
-    from ...replies.live import disconnect_sockets
+def signed_in_user() -> User | None:
+    """The user this request's session is signed in as (accounts or header mode), if any."""
+    if current_app.config["AUTH_MODE"] == "accounts":
+        return account_user()
+    if current_app.config["AUTH_MODE"] == "header" and session.get("proxy_user"):
+        return find_user(session["proxy_user"])
+    return None
 
-    # Sockets first: the Reset's event would have an open tab fetch its messages with the old cookie,
-    # and that answer could set the old id again in the browser after this one set the new one.
-    disconnect_sockets(session.store_id)
-    for playground in session.playgrounds():
-        reset_conversation(session.store_id, playground)
+
+def sign_out(user: User | None = None) -> None:
+    """End the session: close its sockets, stop its replies, delete its conversations and data.
+
+    ``user`` is whom the session was signed in as (default: as found in the session).
+    """
+    user = user or signed_in_user()
+    stop_session(session.store_id, session.playgrounds())
+    if user is not None:
+        forget_session(user.id, session.store_id)
     if current_app.config["AUTH_MODE"] == "accounts":
         logout_user()
     current_app.session_interface.end(session)
@@ -152,7 +198,11 @@ def socket_user_allowed() -> bool:
     if mode == "none":
         return True
     if mode == "accounts":
-        user = account_user()
+        try:
+            user = account_user()
+        except SQLAlchemyError:
+            db.session.rollback()
+            return False  # the database is down: refused now, the page's script connects again later
         return user is not None and not user.disabled
     # header: the handshake came through the trusted proxy, for the user this session belongs to.
     name = (request.headers.get(current_app.config["AUTH_HEADER"]) or "").strip().lower()

@@ -1,0 +1,79 @@
+"""A prompt version as playground settings, and the settings a turn is sent with (template rendered)."""
+
+import msgspec
+
+from ..domain.settings import PlaygroundSettings
+from ..providers import PARAM_NAMES
+from .models import PromptVersion
+from .variables import TemplateProblem, check_renders, render, variable_names
+
+
+def playground_name(prompt_id: int) -> str:
+    """The playground of a prompt: keyed by id, so a renamed prompt keeps its conversation."""
+    return f"prompt-{prompt_id}"
+
+
+def settings_from_version(version: PromptVersion) -> PlaygroundSettings:
+    """Playground settings that start from a saved version (parameters it does not set keep their defaults)."""
+    params = {name: value for name, value in (version.params or {}).items() if name in PARAM_NAMES}
+    try:
+        return msgspec.convert(
+            {
+                "system_prompt": version.system_prompt,
+                "provider": version.provider,
+                "model": version.model,
+                "variables": dict(version.variables or {}),
+                **params,
+            },
+            PlaygroundSettings,
+        )
+    except msgspec.ValidationError:  # a hand-edited import with odd parameter types: the text still loads
+        return PlaygroundSettings(
+            system_prompt=version.system_prompt,
+            provider=version.provider,
+            model=version.model,
+            variables=dict(version.variables or {}),
+        )
+
+
+def is_saved(settings: PlaygroundSettings, version: PromptVersion) -> bool:
+    """True when the settings say what ``version`` says (variable values aside)."""
+    return (settings.system_prompt, settings.provider, settings.model, settings.params()) == (
+        version.system_prompt,
+        version.provider,
+        version.model,
+        version.params or {},
+    )
+
+
+def settings_to_send(settings: PlaygroundSettings, latest: PromptVersion | None) -> PlaygroundSettings:
+    """The settings a turn is sent with: the system prompt rendered, the version (or draft) and values recorded.
+
+    ``latest`` is the latest version of the prompt whose playground sends (None: the standalone
+    playground). Raises TemplateProblem (before anything is stored) when the template cannot be rendered.
+    """
+    rendered = render(settings.system_prompt, settings.variables)
+    used = {name: settings.variables.get(name, "") for name in variable_names(settings.system_prompt)}
+    version, draft = None, False
+    if latest is not None:
+        saved = is_saved(settings, latest)
+        version, draft = (latest.number if saved else None), not saved
+    return msgspec.structs.replace(settings, system_prompt=rendered, variables=used, version=version, draft=draft)
+
+
+def variables_panel(settings: PlaygroundSettings) -> tuple[list[str], str | None]:
+    """The variable names of the settings' system prompt, and the sentence saying why it cannot be rendered.
+
+    A template that does not parse has no names; one that parses but cannot be rendered (too costly,
+    a filter misused) keeps its names, so a value that causes the problem can be changed. The trial
+    render is bounded like a send's, so a page view stays fast whatever the template.
+    """
+    try:
+        names = variable_names(settings.system_prompt)
+    except TemplateProblem as problem:
+        return [], str(problem)
+    try:
+        check_renders(settings.system_prompt, settings.variables)
+    except TemplateProblem as problem:
+        return names, str(problem)
+    return names, None

@@ -1,0 +1,35 @@
+"""Signing out: a session's sockets closed, its open replies stopped and its conversations deleted;
+and every session of a user at once, when the user is disabled."""
+
+from collections.abc import Iterable
+
+from flask import current_app
+
+from ..extensions import services
+from ..store.user_sessions import take_user_sessions
+from .control import reset_conversation
+from .live import disconnect_sockets
+
+
+def stop_session(store_id: str, playgrounds: Iterable[str]) -> None:
+    """Close the sockets of session ``store``, then stop its open replies and delete its conversations."""
+    # Sockets first: the Reset's event would have an open tab fetch its messages with the old cookie,
+    # and that answer could set the old id again in the browser after this one set the new one.
+    disconnect_sockets(store_id)
+    # A reply (a replay's turn, say) may be open in a playground the blob does not list yet.
+    open_playgrounds = [playground for playground, _ in services.conversations.open_replies(store_id)]
+    for playground in dict.fromkeys([*playgrounds, *open_playgrounds]):
+        reset_conversation(store_id, playground)
+
+
+def sign_out_everywhere(user_id: int) -> int:
+    """End every session of a user (they were disabled): sockets, replies, conversations, blobs; return how many."""
+    interface = current_app.session_interface
+    stores = take_user_sessions(user_id)
+    for store_id in stores:
+        playgrounds = list((interface.stored_data(store_id) or {}).get("conversations", {}))
+        stop_session(store_id, playgrounds)
+        interface.delete_stored(store_id, playgrounds)
+    if stores:
+        current_app.logger.info("user %s signed out of %d sessions", user_id, len(stores))
+    return len(stores)

@@ -1,0 +1,91 @@
+"""A message's HTML, rendered once: when its record is written final, the store keeps the macro's
+output on it (``Message.fragment``) and a page joins the fragments of its window.
+
+What differs per page view is not baked in: the session's CSRF token and the URL of the
+conversation's messages (``/playground/messages``, ``/prompts/<slug>/playground/messages``, a
+companion's) are markers, replaced once in the joined HTML; an open reply (pending, streaming, or
+streaming with its worker gone) is rendered when shown, as is a record stored without a fragment.
+"""
+
+import weakref
+from collections.abc import Iterable
+
+import msgspec
+from flask import current_app, render_template
+from markupsafe import Markup
+
+from .forms import SettingsForm
+
+# Characters that no rendered text can hold as they are: every text of a message reaches the
+# HTML escaped ("<" as "&lt;"), so only these markers are replaced.
+CSRF_MARK = "<~csrf-token~>"
+MESSAGES_URL_MARK = "<~messages-url~>"
+MESSAGE_TEMPLATE = "playground/_message.html"
+
+# The macro of each loaded template (a new one when the file is reloaded in development).
+_macros: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def message_macro():
+    """The ``message_item`` macro, seeing the markers as the page's token and messages URL."""
+    template = current_app.jinja_env.get_template(MESSAGE_TEMPLATE)
+    macro = _macros.get(template)
+    if macro is None:
+        # Markup: inserted as they are (a string would reach the HTML escaped, and match nothing).
+        module = template.make_module({"page_csrf_token": Markup(CSRF_MARK), "messages_url": Markup(MESSAGES_URL_MARK)})
+        macro = _macros[template] = module.message_item
+    return macro
+
+
+def message_fragment(message) -> str:
+    """The HTML stored on a final message's record (with the markers): what the page shows for it."""
+    return str(message_macro()(message, ()))
+
+
+def message_html(message, stale_ids: Iterable[str] = (), editing=None) -> str:
+    """One message's HTML with the markers: its stored fragment, or the macro's when it has none,
+    is open, or is the message being edited."""
+    if message.fragment is not None and not message.is_open and (editing is None or editing.id != message.id):
+        return message.fragment
+    return str(message_macro()(message, stale_ids, editing))
+
+
+def with_page_values(html: str, csrf_token: str, messages_url: str) -> Markup:
+    """HTML with the markers replaced by this page's CSRF token and messages URL."""
+    return Markup(html.replace(CSRF_MARK, csrf_token).replace(MESSAGES_URL_MARK, messages_url))
+
+
+def messages_html(
+    messages, csrf_token: str, messages_url: str, stale_ids: Iterable[str] = (), editing=None, indent: str = ""
+) -> Markup:
+    """The HTML of ``messages`` joined, each on its own line after ``indent``, for one page."""
+    if indent:
+        joined = "".join(f"{indent}{message_html(message, stale_ids, editing)}\n" for message in messages)
+    else:
+        joined = "".join(message_html(message, stale_ids, editing) for message in messages)
+    return with_page_values(joined, csrf_token, messages_url)
+
+
+SETTINGS_PANEL_TEMPLATE = "playground/_settings_panel.html"
+MAX_SETTINGS_PANELS = 512  # per process: one per distinct saved settings a page shows, then start over
+
+
+def settings_panel(context: dict, save_url: str, csrf_token: str) -> Markup:
+    """The page's settings form for saved settings, rendered once per distinct settings and URL.
+
+    It depends only on what ``context`` holds (the settings, their digest and version; the providers
+    and limits, fixed for a process) and the URL it posts to (``save_url``);
+    the CSRF token is a marker, as in a message's fragment. A form with errors or a conflict is not
+    cached: the page renders it.
+    """
+    key = (save_url, context["settings_version"], msgspec.json.encode(context["settings"]))
+    panels = current_app.extensions.setdefault("prompt_tracker.settings_panels", {})
+    html = panels.get(key)
+    if html is None:
+        if len(panels) >= MAX_SETTINGS_PANELS:
+            panels.clear()
+        form = SettingsForm(formdata=None, data=msgspec.to_builtins(context["settings"]))
+        html = panels[key] = render_template(
+            SETTINGS_PANEL_TEMPLATE, **context, settings_form=form, page_csrf_token=Markup(CSRF_MARK)
+        )
+    return Markup(html.replace(CSRF_MARK, csrf_token))
