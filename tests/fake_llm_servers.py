@@ -39,6 +39,7 @@ class Script:
     input_tokens: int = 21
     output_tokens: int = 9
     cached_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
+    thinking: str = ""  # Anthropic: an extended-thinking block streamed before the text (no text deltas meanwhile)
 
 
 @dataclass
@@ -376,13 +377,25 @@ class FakeAnthropic(FakeLLMServer):
             _sse({"type": "ping"}, "ping"),
         ]
 
+        pieces = reply_pieces(script.reply)
+        if script.thinking:
+            frames[1:2] = self.thinking_frames(script.thinking)
+            frames.append(
+                _sse(
+                    {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+                    "content_block_start",
+                )
+            )
+            text_index = 1
+        else:
+            text_index = 0
+
         def delta(text):
             return _sse(
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                {"type": "content_block_delta", "index": text_index, "delta": {"type": "text_delta", "text": text}},
                 "content_block_delta",
             )
 
-        pieces = reply_pieces(script.reply)
         if script.error_mid_stream:
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
             return frames + [delta(pieces[0]), _sse(error, "error")]
@@ -393,7 +406,7 @@ class FakeAnthropic(FakeLLMServer):
             ]
         frames += [delta(piece) for piece in pieces]
         frames += [
-            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse({"type": "content_block_stop", "index": text_index}, "content_block_stop"),
             _sse(
                 {
                     "type": "message_delta",
@@ -404,6 +417,31 @@ class FakeAnthropic(FakeLLMServer):
             ),
             _sse({"type": "message_stop"}, "message_stop"),
         ]
+        return frames
+
+    @staticmethod
+    def thinking_frames(thinking: str) -> list[bytes]:
+        """Content block 0 as extended thinking: its start, one ``thinking_delta`` per word, the signature, its stop."""
+        frames = [
+            _sse(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+                "content_block_start",
+            )
+        ]
+        frames += [
+            _sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}},
+                "content_block_delta",
+            )
+            for piece in reply_pieces(thinking)
+        ]
+        frames.append(
+            _sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "c2ln"}},
+                "content_block_delta",
+            )
+        )
+        frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
         return frames
 
 

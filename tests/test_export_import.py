@@ -216,7 +216,7 @@ def test_an_import_stops_the_replies_open_in_the_replaced_conversation_and_drops
         conversations = services.store
         writing = assistant_placeholder("openai", "gpt-4o-mini", {})
         conversations.append(store, STANDALONE, user_message("still being answered"), writing)
-        assert conversations.flush(store, STANDALONE, writing.id, "half a rep") == (True, False)
+        assert conversations.flush(store, STANDALONE, writing.id, writing.attempt, "half a rep") == (True, False)
         assert conversations.open_replies(store) == [(STANDALONE, writing.id)]
 
     assert upload(playground, exported).status_code == 303
@@ -226,7 +226,7 @@ def test_an_import_stops_the_replies_open_in_the_replaced_conversation_and_drops
         assert not redis.exists(conversations.partial_key(store, writing.id))
         assert conversations.open_replies(store) == []
         # its worker's next flush stops it, and writes nothing into the imported conversation
-        assert conversations.flush(store, STANDALONE, writing.id, "ly") == (True, True)
+        assert conversations.flush(store, STANDALONE, writing.id, writing.attempt, "ly") == (True, True)
         assert not redis.exists(conversations.partial_key(store, writing.id))
     assert [m.content for m in playground.messages(app)] == [m.content for m in conversation]
 
