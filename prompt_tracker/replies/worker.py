@@ -205,15 +205,19 @@ def _report_dead_child(queue: Queue, name: str, pid: int, status: int) -> None:
         )
         if worker is None:
             return
-        try:
-            current = worker.get_current_job()
-        except NoSuchJobError:
-            current = None
-        if current is not None and current.get_status() not in (JobStatus.FINISHED, JobStatus.FAILED):
+        # RQ 3 keeps no current job in the worker's hash: its executions index says what it was running.
+        for execution in worker.get_current_executions():
+            try:
+                current = worker.job_class.fetch(execution.job_id, connection=connection, serializer=JSONSerializer)
+            except NoSuchJobError:
+                continue
+            if current.get_status() in (JobStatus.FINISHED, JobStatus.FAILED):
+                continue
             job.work_horse_killed(current, pid, status, None)
-            # Its execution record, so that RQ's failure handling also takes it out of the started registry.
-            worker.execution = next((e for e in current.get_executions() if e.worker_name == name), None)
-            worker.handle_job_failure(current, queue=queue, exc_string=f"The reply worker died ({_describe(status)}).")
+            # With its execution, RQ's failure handling also takes it out of the started registry.
+            worker.handle_job_failure(
+                current, queue=queue, exc_string=f"The reply worker died ({_describe(status)}).", execution=execution
+            )
         worker.register_death()
     except RedisError as error:  # Redis is down too: the heartbeat marks the reply dead later
         log.error("could not report the death of reply worker %s: %s", pid, error)
