@@ -10,15 +10,26 @@ NODE_STAMP := node_modules/.installed
 .PHONY: run test lint lock install vendor browser-deps redis-deps postgres-deps clean
 
 # requirements*.txt name what we use; requirements.lock pins all of it, hashes included (make lock).
-$(STAMP): requirements.lock requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+# The venv, with pip pinned. One whose creation failed (Debian without python3-venv: no ensurepip)
+# is removed, so the next make starts over, and the missing package is named in one sentence.
+PIP_VERSION := 26.3
+$(BIN)/pip:
+	@$(PYTHON) -m venv $(VENV) >$(VENV).log 2>&1 || { \
+		if grep -q ensurepip $(VENV).log; then \
+			echo "Install python3-venv (apt-get install $$($(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')), then run make again." >&2; \
+		else cat $(VENV).log >&2; fi; \
+		rm -rf $(VENV) $(VENV).log; exit 1; }
+	@rm -f $(VENV).log
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+
+$(STAMP): $(BIN)/pip requirements.lock requirements.txt requirements-dev.txt
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	touch $(STAMP)
 
 # The browser's Socket.IO client: the version pinned in package-lock.json, from the npm registry,
-# served from static/vendor/ (the CSP allows no other host). The copy is committed too, so a
-# checkout serves it without Node; this rule keeps it equal to the lock file.
+# served from static/vendor/ (the CSP allows no other host). The copy is committed, so run, install
+# and test serve it without Node; only `make vendor` (after changing package.json) needs npm.
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
 	npm ci --ignore-scripts --no-audit --no-fund
@@ -29,9 +40,9 @@ vendor: $(NODE_STAMP)
 	cp node_modules/socket.io-client/dist/socket.io.min.js $(VENDOR)/socket.io.min.js
 	cp node_modules/socket.io-client/LICENSE $(VENDOR)/socket.io-client.LICENSE
 
-install: $(STAMP) vendor
+install: $(STAMP)
 
-run: $(STAMP) vendor
+run: $(STAMP)
 	$(BIN)/python scripts/dev_run.py
 
 # Browser tests drive Debian's Chromium (Playwright's Python package with executable_path).
@@ -53,12 +64,12 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Regenerate the lock file (every dependency pinned, with hashes) after editing requirements*.txt.
-lock:
+lock: $(BIN)/pip
 	test -x $(BIN)/pip-compile || $(BIN)/pip install --quiet pip-tools==7.6.2
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 		--no-emit-find-links -o requirements.lock requirements-dev.txt
 
-test: $(STAMP) vendor browser-deps redis-deps postgres-deps
+test: $(STAMP) browser-deps redis-deps postgres-deps
 	$(BIN)/python -m pytest
 
 clean:

@@ -16,6 +16,7 @@ class ConfigError(RuntimeError):
 INT_SETTINGS = (
     "JOB_TIMEOUT",
     "HEARTBEAT_TTL",
+    "WORKER_TTL",
     "MAX_MESSAGE_CHARS",
     "MAX_SYSTEM_PROMPT_CHARS",
     "TEMPLATE_TIME_LIMIT_MS",
@@ -60,6 +61,9 @@ class Config:
     JOB_TIMEOUT = 300
     # Seconds without a worker heartbeat after which a reply being written shows as failed.
     HEARTBEAT_TTL = 20
+    # RQ's worker TTL for `flask worker`: it heartbeats every few seconds, idle or busy; /healthz counts
+    # a worker as live while its last heartbeat is this recent (a killed one stays in RQ's registry longer).
+    WORKER_TTL = 20
 
     # Limits: the same numbers validate input and show on the page.
     MAX_MESSAGE_CHARS = 20_000
@@ -76,7 +80,7 @@ class Config:
     PAGE_WINDOW_BYTES = 131_072
     MAX_CONTENT_LENGTH = 256 * 1024
     MAX_IMPORT_BYTES = 8 * 1024 * 1024  # a conversation file to import (the one body allowed past the above)
-    # Replies one session may have queued or being written at once (a send past it is refused).
+    # Replies one user may have queued or being written at once, all sessions together (a send past it is refused).
     MAX_OPEN_REPLIES = 3
     # Sockets one user (one session without sign-in) may hold open at once: one more closes the oldest.
     MAX_SOCKETS_PER_USER = 20

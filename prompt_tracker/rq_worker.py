@@ -9,7 +9,7 @@ from rq import Worker
 
 from . import create_app
 from .replies import job
-from .replies.worker import configure, patient_retry
+from .replies.worker import configure, patient_retry, patient_sessions
 
 
 class ReplyWorker(Worker):
@@ -23,3 +23,4 @@ class ReplyWorker(Worker):
         # RQ survives a lost connection only around its wait for jobs: one elsewhere (the bookkeeping
         # after a job, a heartbeat) ends the worker. So its own connection waits for Redis to return.
         self.connection.set_retry(patient_retry())
+        patient_sessions()

@@ -3,6 +3,7 @@
 Ctrl-C or SIGTERM stops them all; if one of them dies, the others are stopped and the exit code is 1.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,8 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import Config  # noqa: E402  (the default Redis URLs live there, once)
+from prompt_tracker.store.redis_urls import RedisURLError, check_url, connect, display  # noqa: E402
 
 REDIS_URL_VARS = ("SESSION_REDIS_URL", "RQ_REDIS_URL", "SOCKETIO_MESSAGE_QUEUE")
+USES = {"SESSION_REDIS_URL": "sessions", "RQ_REDIS_URL": "jobs", "SOCKETIO_MESSAGE_QUEUE": "socketio"}
+SERVER_SCHEMES = ("redis", "rediss")  # one server at host:port, which make run may start itself
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 REDIS_DIR = ROOT / "instance" / "redis"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -55,13 +59,39 @@ def child_env() -> dict:
     return env
 
 
-def redis_servers(env: dict) -> dict:
-    """Map each distinct (host, port) of the configured Redis URLs to one URL that names it."""
-    servers = {}
+def redis_servers(env: dict) -> tuple[dict, dict]:
+    """The configured Redis URLs: each distinct (host, port) of a one-server URL mapped to one URL that
+    names it, and the others (Sentinel, Cluster, unix socket) by variable: those are used, never started.
+
+    Raises Failed, with the app's sentence, for a URL that cannot serve its use (a Cluster for RQ).
+    """
+    servers, others = {}, {}
     for name in REDIS_URL_VARS:
-        parts = urlsplit(env[name])
-        servers.setdefault((parts.hostname or "localhost", parts.port or 6379), env[name])
-    return servers
+        try:
+            scheme = check_url(env[name], USES[name])
+        except RedisURLError as error:
+            raise Failed(str(error).rstrip(".")) from None
+        if scheme in SERVER_SCHEMES:
+            parts = urlsplit(env[name])
+            servers.setdefault((parts.hostname or "localhost", parts.port or 6379), env[name])
+        else:
+            others[name] = env[name]
+    return servers, others
+
+
+def check_redis(name: str, url: str) -> None:
+    """Make sure the Sentinel service, Cluster or socket of ``url`` answers PING; Failed if not."""
+    try:
+        client = connect(url, USES[name])
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, redis.exceptions.RedisClusterException, RedisURLError, OSError) as error:
+        raise Failed(
+            f"no Redis answers at {display(url)} ({name}: {error}); start it, or point {name} elsewhere"
+        ) from None
+    print(f"dev_run: Redis: using {display(url)} for {name}.", flush=True)
 
 
 def redis_answers(url: str) -> bool:
@@ -145,17 +175,26 @@ def ensure_redis(host: str, port: int, url: str, processes: dict) -> None:
 
 
 def stop_all(processes: dict) -> None:
-    """Stop the children, newest first: SIGTERM, then SIGKILL after STOP_TIMEOUT seconds."""
+    """Stop the children: the web server and the workers together, then any embedded Redis (which they
+    need to shut down cleanly). SIGTERM, then SIGKILL to the process group of any still running after
+    STOP_TIMEOUT seconds, so Ctrl-C takes seconds whatever the children are waiting for (a Redis that
+    failed over, a reply being written)."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-    for name, process in reversed(processes.items()):
-        if process.poll() is None:
-            process.terminate()
+    redis_servers = {name: process for name, process in processes.items() if name.startswith("embedded Redis")}
+    others = {name: process for name, process in processes.items() if name not in redis_servers}
+    for group in (others, redis_servers):
+        for process in reversed(group.values()):
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for name, process in reversed(group.items()):
             try:
-                process.wait(STOP_TIMEOUT)
+                process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 print(f"dev_run: the {name} did not stop within {STOP_TIMEOUT:.0f} s; killing it.", file=sys.stderr)
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # it leads its group (start_child)
                 process.wait()
 
 
@@ -175,8 +214,11 @@ def main() -> int:
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     processes = {}
     try:
-        for (host, redis_port), url in redis_servers(env).items():
+        servers, others = redis_servers(env)
+        for (host, redis_port), url in servers.items():
             ensure_redis(host, redis_port, url, processes)
+        for name, url in others.items():
+            check_redis(name, url)
         upgrade_database(flask, env)
         # Several workers, so that one long reply never keeps another session's waiting.
         workers = int(env.get("WORKERS") or DEFAULT_WORKERS)

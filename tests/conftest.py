@@ -10,9 +10,14 @@ from prompt_tracker import create_app
 from prompt_tracker.domain.keys import store_id
 from prompt_tracker.domain.settings import STANDALONE
 
-from .fake_llm_servers import fake_anthropic, fake_openai  # noqa: F401  (fixtures for every test module)
+from .fake_llm_servers import (  # noqa: F401  (fixtures for every test module)
+    anthropic_listener,
+    fake_anthropic,
+    fake_openai,
+    openai_listener,
+)
 from .postgres_server import PostgresServer
-from .processes import ROOT, spawn_worker, stop, wait_for, web_process  # noqa: F401  (wait_for: for the tests)
+from .processes import ROOT, WebPool, WorkerPool, wait_for  # noqa: F401  (wait_for: for the tests)
 from .redis_server import RedisServer
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -117,6 +122,37 @@ def service_env(server: RedisServer) -> dict:
     return env
 
 
+ENDED = ("finished", "failed", "stopped", "canceled")
+
+
+def jobs_ended(server: RedisServer) -> dict[str, str] | None:
+    """``{job id: status}`` of every RQ job on ``server`` once none waits in the queue or runs; else None.
+
+    What shows that a job which must change nothing did not: it ran, and it is over.
+    """
+    client = server.client(0)
+    if client.llen("rq:queue:prompt_tracker"):
+        return None
+    statuses = {}
+    for key in client.scan_iter("rq:job:*"):
+        if client.type(key) == b"hash" and (status := client.hget(key, "status")):
+            statuses[key.decode().removeprefix("rq:job:")] = status.decode()
+    return statuses if statuses and all(status in ENDED for status in statuses.values()) else None
+
+
+def job_result(server: RedisServer, job_id: str):
+    """What job ``job_id`` returned, once it has finished; else None."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    try:
+        job = Job.fetch(job_id, connection=server.client(0), serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
+    return job.return_value() if job.get_status() == "finished" else None
+
+
 @pytest.fixture
 def live_app(real_redis, monkeypatch):
     """The development app on the private Redis (jobs queued for a real worker)."""
@@ -135,22 +171,33 @@ def live_playground(live_client):
     return Playground(live_client)
 
 
+@pytest.fixture(scope="session")
+def worker_pool():
+    """`flask worker` processes kept for the run, per environment (see WorkerPool)."""
+    pool = WorkerPool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def start_worker(real_redis, tmp_path):
-    """Start real ``flask worker`` processes on the private Redis; all stopped after the test."""
+def start_worker(real_redis, worker_pool, tmp_path):
+    """Start real ``flask worker`` processes on the private Redis; all parked (their child killed) after the test.
+
+    A worker of an environment an earlier test used is that test's, continued with a fresh child.
+    """
     processes = []
 
     def start(extra_env=None):
         env = {**service_env(real_redis), **(extra_env or {})}
         registered = real_redis.client(0).scard("rq:workers")
-        processes.append(spawn_worker(env, tmp_path / f"worker-{len(processes)}.log"))
-        # Ready once registered: it imports the provider SDKs first, slow on a busy machine.
+        processes.append(worker_pool.take(env, tmp_path / f"worker-{len(processes)}.log"))
+        # Ready once registered: a new one imports the provider SDKs first, slow on a busy machine.
         wait_for(lambda: real_redis.client(0).scard("rq:workers") > registered, timeout=60)
         return processes[-1]
 
     yield start
     for process in processes:
-        stop(process)
+        worker_pool.park(process)
 
 
 @pytest.fixture(scope="session")
@@ -166,11 +213,21 @@ def postgres_server():
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
+@pytest.fixture(scope="session")
+def web_pool(tmp_path_factory):
+    """Web servers kept for the run, one per environment (see WebPool)."""
+    pool = WebPool(tmp_path_factory.mktemp("web"))
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def live_server(real_redis, tmp_path):
-    """The web server (`flask run`, Socket.IO in threading mode) on a free port, on the private Redis."""
-    with web_process(service_env(real_redis), tmp_path / "web.log") as url:
-        yield url
+def live_server(real_redis, web_pool):
+    """The web server (`flask run`, Socket.IO in threading mode) on a free port, on the private Redis.
+
+    Shared by the tests with the same environment: Redis, where it keeps everything, is emptied before each.
+    """
+    return web_pool.url(service_env(real_redis))
 
 
 @pytest.fixture(scope="session")

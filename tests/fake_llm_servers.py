@@ -3,11 +3,14 @@
 Each server is a stdlib ``ThreadingHTTPServer`` on a free 127.0.0.1 port, in a background thread.
 A test scripts it (reply text, an error status, delays, a malformed stream) through ``server.script``
 and reads back what the client sent from ``server.requests``. The ``fake_openai`` and
-``fake_anthropic`` fixtures start one per test and point the provider's environment variables at it.
+``fake_anthropic`` fixtures start one per test and point the provider's environment variables at it;
+each on the same port for the whole run, so that the workers and web servers shared between tests
+(whose environment names that port) reach the server of the test running.
 
 Run one by hand (say, to point a dev worker at it): ``python -m tests.fake_llm_servers openai``.
 """
 
+import contextlib
 import json
 import select
 import socket
@@ -39,6 +42,7 @@ class Script:
     input_tokens: int = 21
     output_tokens: int = 9
     cached_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
+    thinking: str = ""  # Anthropic: an extended-thinking block streamed before the text (no text deltas meanwhile)
 
 
 @dataclass
@@ -85,12 +89,20 @@ class FakeLLMServer:
 
     path = ""
 
-    def __init__(self):
+    def __init__(self, listener: socket.socket | None = None):
+        """A server on a free port, or on ``listener`` (a listening socket kept open by the caller)."""
         self.script = Script()
         self.requests: list[RecordedRequest] = []
         self.progress = _Progress()
         self._stopping = threading.Event()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._listener = listener
+        self._connections: set[socket.socket] = set()
+        if listener is None:
+            self._httpd = _HTTPServer(("127.0.0.1", 0), self._handler_class())
+        else:
+            self._httpd = _HTTPServer(listener.getsockname(), self._handler_class(), bind_and_activate=False)
+            self._httpd.socket.close()  # the unbound one it made
+            self._httpd.socket = listener
         self._thread = None
 
     @property
@@ -109,10 +121,15 @@ class FakeLLMServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving; requests still sleeping in a delay give up at once."""
+        """Stop serving; requests still sleeping in a delay give up at once, and kept-alive connections
+        are closed (a later request on one would reach this server, not the next one on the port)."""
         self._stopping.set()
         self._httpd.shutdown()
-        self._httpd.server_close()
+        if self._listener is None:
+            self._httpd.server_close()
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(5)
 
     def __enter__(self):
@@ -149,6 +166,16 @@ class FakeLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                server._connections.add(self.connection)
+                if server._stopping.is_set():  # accepted while stopping: the next test's request
+                    self.close_connection = True
+
+            def finish(self):
+                server._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, format, *args):  # keep test output clean
                 pass
@@ -376,13 +403,25 @@ class FakeAnthropic(FakeLLMServer):
             _sse({"type": "ping"}, "ping"),
         ]
 
+        pieces = reply_pieces(script.reply)
+        if script.thinking:
+            frames[1:2] = self.thinking_frames(script.thinking)
+            frames.append(
+                _sse(
+                    {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+                    "content_block_start",
+                )
+            )
+            text_index = 1
+        else:
+            text_index = 0
+
         def delta(text):
             return _sse(
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                {"type": "content_block_delta", "index": text_index, "delta": {"type": "text_delta", "text": text}},
                 "content_block_delta",
             )
 
-        pieces = reply_pieces(script.reply)
         if script.error_mid_stream:
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
             return frames + [delta(pieces[0]), _sse(error, "error")]
@@ -393,7 +432,7 @@ class FakeAnthropic(FakeLLMServer):
             ]
         frames += [delta(piece) for piece in pieces]
         frames += [
-            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse({"type": "content_block_stop", "index": text_index}, "content_block_stop"),
             _sse(
                 {
                     "type": "message_delta",
@@ -406,20 +445,64 @@ class FakeAnthropic(FakeLLMServer):
         ]
         return frames
 
+    @staticmethod
+    def thinking_frames(thinking: str) -> list[bytes]:
+        """Content block 0 as extended thinking: its start, one ``thinking_delta`` per word, the signature, its stop."""
+        frames = [
+            _sse(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+                "content_block_start",
+            )
+        ]
+        frames += [
+            _sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}},
+                "content_block_delta",
+            )
+            for piece in reply_pieces(thinking)
+        ]
+        frames.append(
+            _sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "c2ln"}},
+                "content_block_delta",
+            )
+        )
+        frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        return frames
+
+
+def _listener():
+    """A listening socket on a free loopback port, kept for the run."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    yield listener
+    listener.close()
+
+
+@pytest.fixture(scope="session")
+def openai_listener():
+    """The port of every test's fake OpenAI server."""
+    yield from _listener()
+
+
+@pytest.fixture(scope="session")
+def anthropic_listener():
+    """The port of every test's fake Anthropic server."""
+    yield from _listener()
+
 
 @pytest.fixture
-def fake_openai(monkeypatch):
+def fake_openai(monkeypatch, openai_listener):
     """A running fake OpenAI server; OPENAI_API_KEY and OPENAI_BASE_URL point the provider at it."""
-    with FakeOpenAI() as server:
+    with FakeOpenAI(openai_listener) as server:
         monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         yield server
 
 
 @pytest.fixture
-def fake_anthropic(monkeypatch):
+def fake_anthropic(monkeypatch, anthropic_listener):
     """A running fake Anthropic server; ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL point the provider at it."""
-    with FakeAnthropic() as server:
+    with FakeAnthropic(anthropic_listener) as server:
         monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
         yield server

@@ -7,10 +7,12 @@ as root, the server runs as the ``postgres`` user (PostgreSQL refuses to run as 
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 
+import psutil
 import psycopg
 
 from .redis_server import free_port
@@ -125,7 +127,11 @@ class PostgresServer:
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its directory."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            # SIGINT is PostgreSQL's fast shutdown; SIGTERM (smart) waits until every client has gone,
+            # and connections kept in a pool of this process never go. As root, the server is runuser's child.
+            server = psutil.Process(self.process.pid)
+            server = next(iter(server.children()), server) if self.as_postgres else server
+            server.send_signal(signal.SIGINT)
             try:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:

@@ -1,5 +1,6 @@
 """The real processes integration tests run: web servers and workers, started and always stopped."""
 
+import contextlib
 import os
 import re
 import shlex
@@ -9,6 +10,8 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+import psutil
 
 from .redis_server import free_port
 
@@ -38,6 +41,23 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(5)
 
 
+def kill(process: subprocess.Popen) -> None:
+    """Kill a process and every process under it at once: no warm shutdown to wait out.
+
+    For a `flask worker` that matters: SIGTERM lets its resident child finish the reply it is writing.
+    The process is stopped (SIGSTOP) first, so that it forks no new child while its children die.
+    """
+    if process.poll() is None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(process.pid)
+            parent.suspend()
+            for child in parent.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            parent.kill()
+    process.wait(10)
+
+
 def spawn(command: list[str], env: dict, log_path) -> subprocess.Popen:
     """Start ``command`` in the checkout with ``env``, its output going to ``log_path``."""
     with open(log_path, "wb") as log:
@@ -56,7 +76,7 @@ def worker_process(env: dict, log_path):
     try:
         yield process
     finally:
-        stop(process)
+        kill(process)
 
 
 # What a Procfile's shell expands: $NAME, ${NAME} and ${NAME:-default}.
@@ -77,9 +97,9 @@ def procfile_command(name: str, port: int, env: dict | None = None) -> list[str]
     return [sys.executable, "-m", program, *args]
 
 
-@contextmanager
-def web_process(env: dict, log_path, kind: str = "flask", port: int | None = None):
-    """A web process (``flask run``, threaded; or ``production``: the Procfile's) on ``port`` or a free one; yields its URL."""
+def start_web(env: dict, log_path, kind: str = "flask", port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start a web process (``flask run``, threaded; or ``production``: the Procfile's) on ``port`` or a free
+    one and wait until it answers; return it and its URL."""
     port = port or free_port()
     if kind == "flask":
         command = [
@@ -109,6 +129,110 @@ def web_process(env: dict, log_path, kind: str = "flask", port: int | None = Non
 
     try:
         wait_for(up, timeout=20, interval=0.1)
+    except BaseException:
+        kill(process)
+        raise
+    return process, url
+
+
+@contextmanager
+def web_process(env: dict, log_path, kind: str = "flask", port: int | None = None):
+    """A web process (see ``start_web``) for the block; yields its URL."""
+    process, url = start_web(env, log_path, kind, port)
+    try:
         yield url
     finally:
-        stop(process)
+        kill(process)
+
+
+# --- processes shared by the tests of a run ----------------------------------------------------
+
+
+def env_key(env: dict) -> tuple:
+    """What tells two environments apart (pytest's own per-test variable left out)."""
+    return tuple(sorted((name, value) for name, value in env.items() if name != "PYTEST_CURRENT_TEST"))
+
+
+class WebPool:
+    """Web servers shared by the tests of a run, one per environment.
+
+    Starting one costs seconds; between requests it holds nothing of a test (sessions, jobs and
+    events live in Redis, which each test empties first), so every test of that environment uses it.
+    """
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.running: dict[tuple, tuple[subprocess.Popen, str]] = {}
+
+    def url(self, env: dict, kind: str = "flask") -> str:
+        """The URL of the running web server for ``env``, started on first use."""
+        key = (kind, env_key(env))
+        process, url = self.running.get(key, (None, None))
+        if process is None or process.poll() is not None:
+            log_path = self.log_dir / f"web-{len(self.running)}.log"
+            process, url = start_web(dict(key[1]), log_path, kind)
+            self.running[key] = (process, url)
+        return url
+
+    def close(self) -> None:
+        for process, _ in self.running.values():
+            kill(process)
+        self.running.clear()
+
+
+class WorkerPool:
+    """`flask worker` processes shared by the tests of a run, kept per environment.
+
+    Starting one costs seconds (imports, the app, the SDK clients); the resident child it forks costs
+    milliseconds. So when a test ends its workers are parked: the supervisor stopped (SIGSTOP), its child
+    killed. Nothing of the test lives on (a reply half written, connections, RQ's state in the child), and
+    a parked worker takes no job of a later test that did not ask for one. Taken again, the supervisor
+    continues, finds its child dead (unknown to Redis, emptied since) and forks a fresh one, which
+    registers as a new worker does.
+    """
+
+    def __init__(self, limit: int = 8):
+        self.limit = limit  # parked supervisors kept (about 150 MB each); the oldest go first
+        self.parked: list[tuple[tuple, subprocess.Popen]] = []
+
+    def take(self, env: dict, log_path) -> subprocess.Popen:
+        """A parked worker of ``env``, continued, or a new one (its output to ``log_path``)."""
+        key = env_key(env)
+        for index, (parked_key, process) in enumerate(self.parked):
+            if parked_key == key and process.poll() is None:
+                del self.parked[index]
+                psutil.Process(process.pid).resume()
+                break
+        else:
+            process = spawn_worker(dict(key), log_path)
+        process.pool_key = key
+        return process
+
+    def park(self, process: subprocess.Popen) -> None:
+        """Stop ``process`` and kill its child, to be taken again; kill it if it is not a plain idle worker."""
+        if process.poll() is not None:
+            return
+        supervisor = psutil.Process(process.pid)
+        supervisor.suspend()
+        children = supervisor.children(recursive=True)
+        if len(children) != 1:  # stopping (a test's SIGTERM) or between two children: not worth keeping
+            kill(process)
+            return
+        children[0].kill()
+        # Dead (a zombie its stopped parent has not reaped): it writes nothing more to Redis.
+        wait_for(lambda: _gone(children[0]), timeout=10, interval=0.01)
+        self.parked.append((process.pool_key, process))
+        while len(self.parked) > self.limit:
+            kill(self.parked.pop(0)[1])
+
+    def close(self) -> None:
+        for _, process in self.parked:
+            kill(process)
+        self.parked.clear()
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

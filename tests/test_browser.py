@@ -1,5 +1,7 @@
 """The playground in a real Chromium: send, watch the reply stream, reload, Stop, Reset."""
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from prompt_tracker.domain.keys import conversation_key, store_id
@@ -116,6 +118,8 @@ def test_provider_errors_show_a_clear_failed_message_with_retry(fake_openai, pag
     page.goto(live_server + "/playground")
     page.select_option("#provider", "openai")
     page.click("text=Save settings")
+    # The save reloads the page: typed into the page before it (its settings not saved), the send would wait.
+    page.wait_for_selector("text=Settings saved")
     page.fill("#content", "hello?")
     page.keyboard.press("Control+Enter")
     page.wait_for_selector('.message-assistant[data-status="failed"]', timeout=20_000)
@@ -191,17 +195,36 @@ def test_a_settings_form_older_than_another_tabs_save_says_so(page, live_server)
 def test_ctrl_enter_twice_sends_once(page, live_server):
     page.goto(live_server + "/playground")
     held = []
-    page.route("**/playground/messages", lambda route: held.append(route))  # the first send waits here
+
+    def hold(route):
+        if route.request.url.endswith("?probe"):
+            route.fulfill(status=204)
+        elif route.request.method == "POST":
+            held.append(route)  # the first send waits here
+        else:
+            route.continue_()
+
+    def sends(url):
+        return urlsplit(url).path == "/playground/messages"
+
+    page.route(sends, hold)
     page.fill("#content", "only once")
     page.keyboard.press("Control+Enter")
     page.keyboard.press("Control+Enter")
     page.click("button:has-text('Send')", force=True)  # a click on the (disabled) button changes nothing either
-    page.wait_for_timeout(500)
+    # The page sends at once (fetch in the key's handler): a request of the page made after the keys and the
+    # click reaches the route after any send they made.
+    assert page.evaluate("fetch('/playground/messages?probe', {method: 'POST'}).then((r) => r.status)") == 204
     assert len(held) == 1
     held[0].continue_()
-    page.unroute("**/playground/messages")
     page.wait_for_selector(".message-user >> text=only once")
-    page.wait_for_timeout(300)
+    # The send has ended in the page (the box emptied, the button back): what it shows is all it will.
+    page.wait_for_function(
+        "() => document.querySelector('#content').value === ''"
+        " && !document.querySelector('#composer button[type=submit]').disabled"
+    )
+    assert len(held) == 1
+    page.unroute(sends, hold)
     assert len(page.query_selector_all(".message-user")) == 1
     # the next message from the same page (no reload in between) is a new submission
     page.fill("#content", "and a second one")

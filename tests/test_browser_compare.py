@@ -19,6 +19,18 @@ def choose(page, provider, model):
     page.fill("#choice-model", model)
 
 
+def boxes(page, *selectors):
+    """The box of the first element of each selector, all measured at one moment: the page swaps its rows in
+    anew after events and on (re)connect, and a row measured just after it was swapped out has no box."""
+    script = """(selectors) => selectors.map((selector) => {
+      const box = document.querySelector(selector).getBoundingClientRect();
+      return box.width && box.height ? box.toJSON() : null;
+    })"""
+    measured = page.evaluate(script, list(selectors))
+    assert None not in measured, f"not visible: {measured}"
+    return measured
+
+
 def test_replay_shows_old_and_new_replies_with_a_diff_per_turn(fake_openai, chromium, live_server, start_worker):
     fake_openai.script.reply = "You said something; here is a **new** answer."
     fake_openai.script.chunk_delay = 0.05
@@ -86,7 +98,8 @@ def test_compare_streams_both_columns_side_by_side(fake_openai, chromium, live_s
     screenshot(page, "43-compare-streaming")
     page.wait_for_selector('.compare-left .message[data-status="done"]', timeout=30_000)
     page.wait_for_selector('.compare-right .message[data-status="done"]', timeout=30_000)
-    left, right = page.locator(".compare-left").bounding_box(), page.locator(".compare-right").bounding_box()
+    assert page.locator(".compare-left").count() == page.locator(".compare-right").count() == 1
+    left, right = boxes(page, ".compare-left", ".compare-right")
     assert right["x"] >= left["x"] + left["width"] and abs(right["y"] - left["y"]) < 2  # side by side
     assert "You said: Explain streaming" in page.inner_text(".compare-left .body")
     assert page.inner_text(".compare-right .body").startswith("Second opinion:")
@@ -104,10 +117,7 @@ def test_compare_streams_both_columns_side_by_side(fake_openai, chromium, live_s
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    left, right = (
-        page.locator(".compare-left").first.bounding_box(),
-        page.locator(".compare-right").first.bounding_box(),
-    )
+    left, right = boxes(page, ".compare-left", ".compare-right")
     assert right["y"] >= left["y"] + left["height"]  # stacked
     screenshot(page, "45-compare-phone")
     page.click("text=Turn Compare off")

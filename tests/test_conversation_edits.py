@@ -70,6 +70,7 @@ def test_deleting_a_user_message_takes_its_reply(app, playground):
     assert "That message is no longer in this conversation." in playground.page().get_data(as_text=True)
 
 
+@pytest.mark.integration  # a real redis-server (live_app)
 def test_a_delete_never_removes_a_message_changed_in_between(live_app, live_playground):
     """Compare-and-set: the record must be the one read; a change in between makes the script retry."""
     import msgspec
@@ -238,6 +239,7 @@ def services():
     return services
 
 
+@pytest.mark.integration  # a real redis-server (live_app)
 def test_edit_is_a_compare_and_set_against_a_reply_written_at_the_same_time(live_app, live_playground):
     """A reply's record changes after the edit read it (its worker finished it): the edit reads again."""
     import msgspec
@@ -286,6 +288,7 @@ def test_edit_is_a_compare_and_set_against_a_reply_written_at_the_same_time(live
         assert [m.id for m in store.all(sid, STANDALONE)] == [edited.id, placeholder.id]
 
 
+@pytest.mark.integration  # a real redis-server (live_app)
 def test_edit_finds_a_message_that_moved_and_edits_the_first_message(live_app, live_playground):
     from prompt_tracker.domain.messages import assistant_placeholder
     from prompt_tracker.extensions import services

@@ -19,10 +19,12 @@ import redis
 
 from .conftest import CSRF_RE, ROOT
 from .redis_server import RedisServer, free_port
+from .redis_topologies import ClusterDeployment, SentinelDeployment
 
 pytestmark = pytest.mark.integration
 
 STOP_WITHIN = 15  # seconds dev_run may take to stop everything
+URL_DBS = {"SESSION_REDIS_URL": 2, "RQ_REDIS_URL": 0, "SOCKETIO_MESSAGE_QUEUE": 1}
 
 
 def port_open(port: int) -> bool:
@@ -48,8 +50,14 @@ def redis_answers(port: int) -> bool:
 class DevRun:
     """``python scripts/dev_run.py`` as a subprocess, with a browser-like client for its web server."""
 
-    def __init__(self, redis_port: int, log_path):
+    def __init__(self, redis_port: int | None, log_path, urls: dict | None = None, workers: int | None = None):
         self.redis_port = redis_port
+        self.workers = workers  # WORKERS (dev_run's default if None): each one is a process to start
+        self.urls = urls or {
+            "SESSION_REDIS_URL": f"redis://127.0.0.1:{redis_port}/2",
+            "RQ_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "SOCKETIO_MESSAGE_QUEUE": f"redis://127.0.0.1:{redis_port}/1",
+        }
         self.web_port = free_port()
         self.log_path = log_path
         self.base = f"http://127.0.0.1:{self.web_port}"
@@ -58,15 +66,11 @@ class DevRun:
         self.descendants = []
 
     def start(self) -> "DevRun":
-        """Start dev_run with the three Redis URLs on ``redis_port`` and PORT on a free port."""
+        """Start dev_run with the three Redis URLs (on ``redis_port`` unless given) and PORT on a free port."""
         env = dict(os.environ)
-        env.update(
-            PROMPT_TRACKER_ENV="development",
-            SESSION_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/2",
-            RQ_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
-            SOCKETIO_MESSAGE_QUEUE=f"redis://127.0.0.1:{self.redis_port}/1",
-            PORT=str(self.web_port),
-        )
+        env.update(PROMPT_TRACKER_ENV="development", PORT=str(self.web_port), **self.urls)
+        if self.workers is not None:
+            env["WORKERS"] = str(self.workers)
         with open(self.log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the children
             self.process = subprocess.Popen(
                 [sys.executable, "scripts/dev_run.py"],
@@ -152,18 +156,18 @@ def running(processes) -> list:
 
 @pytest.fixture
 def dev_run(tmp_path):
-    """Factory: ``dev_run(redis_port)`` starts a DevRun; all of it is stopped after the test."""
+    """Factory: ``dev_run(redis_port[, urls])`` starts a DevRun; all of it is stopped after the test."""
     started = []
 
-    def start(redis_port: int) -> DevRun:
-        run = DevRun(redis_port, tmp_path / f"dev_run-{len(started)}.log")
+    def start(redis_port: int | None, urls: dict | None = None, workers: int | None = None) -> DevRun:
+        run = DevRun(redis_port, tmp_path / f"dev_run-{len(started)}.log", urls, workers)
         started.append(run)
         return run.start()
 
     yield start
     for run in started:
         run.cleanup()
-        for leftover in ROOT.glob(f"instance/redis/*-{run.redis_port}.*"):  # embedded Redis dump and log
+        for leftover in ROOT.glob(f"instance/redis/*-{run.redis_port}.*") if run.redis_port else ():  # embedded Redis
             leftover.unlink()
 
 
@@ -206,7 +210,7 @@ def test_starts_embedded_redis_worker_and_web_then_ctrl_c_stops_everything(dev_r
 def test_uses_the_redis_already_listening_and_leaves_it_running(dev_run):
     server = RedisServer().start()
     try:
-        run = dev_run(server.port)
+        run = dev_run(server.port, workers=1)  # what is tested is Redis's fate, not the workers'
         run.wait_ready()
         assert f"using the server already running at 127.0.0.1:{server.port}" in run.log()
         assert not any("redis-server" in child.name() for child in run.descendants)
@@ -222,7 +226,7 @@ def test_uses_the_redis_already_listening_and_leaves_it_running(dev_run):
 
 def test_a_child_that_dies_stops_the_others_and_is_named(dev_run):
     redis_port = free_port()
-    run = dev_run(redis_port)
+    run = dev_run(redis_port, workers=2)  # the others: a worker, the web server and Redis
     run.wait_ready()
     worker = next(child for child in run.descendants if "worker" in child.cmdline())
     worker.kill()
@@ -232,3 +236,66 @@ def test_a_child_that_dies_stops_the_others_and_is_named(dev_run):
     assert running(run.descendants) == []
     assert not port_open(run.web_port)
     assert not redis_answers(redis_port)
+
+
+def send_and_wait_for_reply(run: DevRun, text: str) -> None:
+    """One turn through dev_run's web server; returns once the worker's reply is on the page."""
+    _, html = run.get("/playground")
+    token = CSRF_RE.search(html).group(1)
+    assert run.post("/playground/messages", {"content": text, "csrf_token": token}) == 200
+    deadline = time.monotonic() + 30
+    while f"You said: {text}" not in run.get("/playground")[1]:
+        assert time.monotonic() < deadline, f"no reply from the worker:\n{run.log()}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("how", ["planned failover", "master killed"])
+def test_sentinel_urls_are_used_and_ctrl_c_after_a_failover_leaves_no_process(dev_run, how):
+    sentinel = SentinelDeployment().start()
+    try:
+        run = dev_run(None, {name: sentinel.url(db) for name, db in URL_DBS.items()})
+        run.wait_ready()
+        assert "using redis+sentinel://" in run.log()
+        assert not any("redis-server" in child.name() for child in run.descendants)
+        send_and_wait_for_reply(run, "before the failover")
+
+        if how == "planned failover":
+            sentinel.failover()
+            send_and_wait_for_reply(run, "after the failover")
+        else:  # Ctrl-C as soon as the sentinels have promoted the replica, the clients still reconnecting
+            old = sentinel.master_port_now()
+            sentinel.processes[old].kill()
+            deadline = time.monotonic() + 30
+            while sentinel.master_port_now() == old:
+                assert time.monotonic() < deadline, "no failover"
+                time.sleep(0.1)
+        run.descendants = psutil.Process(run.process.pid).children(recursive=True)
+
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait_exit() == 0, run.log()
+        assert running(run.descendants) == [], run.log()
+        assert not port_open(run.web_port)
+    finally:
+        sentinel.stop()
+
+
+def test_a_cluster_url_serves_sessions_and_is_refused_for_jobs(dev_run):
+    cluster = ClusterDeployment().start()
+    jobs = RedisServer().start()
+    try:
+        urls = {"SESSION_REDIS_URL": cluster.url(), "RQ_REDIS_URL": jobs.url(0), "SOCKETIO_MESSAGE_QUEUE": jobs.url(1)}
+        run = dev_run(None, urls)
+        run.wait_ready()
+        assert "using redis+cluster://" in run.log()
+        send_and_wait_for_reply(run, "sessions on a cluster")
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait_exit() == 0, run.log()
+        assert running(run.descendants) == []
+
+        refused = dev_run(None, dict(urls, RQ_REDIS_URL=cluster.url()))
+        assert refused.wait_exit() == 1
+        assert "RQ_REDIS_URL cannot be a Redis Cluster URL" in refused.log()
+        assert "Traceback" not in refused.log()
+    finally:
+        jobs.stop()
+        cluster.stop()

@@ -9,7 +9,9 @@ import time
 import pytest
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.keys import partial_key, store_id
 from prompt_tracker.extensions import services
+from prompt_tracker.replies.reply import WORKER_SHUT_DOWN
 
 from .conftest import Playground, wait_for
 from .processes import web_process, worker_process
@@ -83,6 +85,7 @@ def test_sessions_redis_down_gives_503_pages_stores_nothing_and_recovers(servers
     assert health.status_code == 503
     assert health.get_json() == {
         "status": "unavailable",
+        "down": ["sessions"],
         "workers": 0,
         "redis": {"sessions": "down: ConnectionError", "jobs": "ok", "socketio": "ok"},
         "database": "ok",
@@ -208,3 +211,51 @@ def test_a_paused_redis_gives_a_503_page_in_about_a_second_and_healthz_answers_i
     # Bounds far above the ~1 s measured (README), far below the 5 s and 15 s this replaced.
     assert page_seconds < 3 and health_seconds < 2
     assert playground.page().status_code == 200  # and the same app serves again
+
+
+def streaming_reply(sessions: RedisServer, sid: str):
+    """The reply of the first turn once its worker has flushed some text, else None."""
+    _sent, reply = stored_conversation(sessions, sid)
+    partial = sessions.client(2).get(partial_key("prompt_tracker:session:", store_id(sid), reply.id))
+    return reply if reply.status == "streaming" and partial else None
+
+
+def test_a_restart_of_the_sessions_redis_mid_reply_does_not_fail_the_reply(servers, app_on, tmp_path):
+    """The worker's sessions client waits for Redis as its jobs client does: the reply goes on after the
+    restart and ends done with all its text, not failed with "internal error"."""
+    sessions, jobs = servers
+    env = {**web_env(sessions, jobs), "ECHO_DELAY": "0.1"}
+    with worker_process(env, tmp_path / "worker.log"):
+        wait_for(lambda: jobs.client(0).scard("rq:workers") == 1, timeout=60)
+        playground = Playground(app_on.test_client())
+        words = " ".join(f"w{number}" for number in range(40))
+        assert playground.send(words).status_code == 303
+        sid = playground.sid()
+        wait_for(lambda: streaming_reply(sessions, sid))
+        stop_keeping_data(sessions)
+        time.sleep(1)  # an outage longer than the worker's gap between flushes (0.1 s a word) meets a flush
+        sessions.start()
+        reply = wait_for(lambda: (m := stored_conversation(sessions, sid)[1]).is_open is False and m, timeout=60)
+    assert (reply.status, reply.error) == ("done", None)
+    assert reply.content == f"You said: {words}\n\n(turn 1)"
+
+
+def test_a_cold_shutdown_of_the_worker_fails_its_open_reply_at_once(servers, app_on, tmp_path):
+    """A second SIGTERM to `flask worker` stops it at once: its open reply is failed then, with a sentence
+    and the text so far (not left streaming for the heartbeat to notice; HEARTBEAT_TTL is 10 minutes here)."""
+    sessions, jobs = servers
+    env = {**web_env(sessions, jobs), "ECHO_DELAY": "0.2", "HEARTBEAT_TTL": "600"}
+    with worker_process(env, tmp_path / "worker.log") as worker:
+        wait_for(lambda: jobs.client(0).scard("rq:workers") == 1, timeout=60)
+        playground = Playground(app_on.test_client())
+        assert playground.send(" ".join(f"w{number}" for number in range(100))).status_code == 303
+        sid = playground.sid()
+        wait_for(lambda: streaming_reply(sessions, sid))
+        worker.send_signal(signal.SIGTERM)  # warm shutdown: RQ records that it was asked
+        rq = jobs.client(0)
+        wait_for(lambda: any(rq.hget(name, "shutdown_requested_date") for name in rq.smembers("rq:workers")))
+        worker.send_signal(signal.SIGTERM)  # cold
+        reply = wait_for(lambda: (m := stored_conversation(sessions, sid)[1]).status == "failed" and m)
+        assert worker.wait(15) is not None
+    assert reply.error == WORKER_SHUT_DOWN
+    assert reply.content.startswith("You") and "w99" not in reply.content  # the text so far is kept

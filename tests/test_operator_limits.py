@@ -65,15 +65,17 @@ def test_sends_past_the_rate_are_refused_with_a_sentence_and_the_text_kept():
     assert fetched.status_code == 429 and fetched.get_json()["error"].startswith("Too many messages")
 
 
-def test_the_daily_token_budget_for_unpriced_models_refuses_the_next_send_and_usage_shows_it():
-    app = create_app("test", {"DAILY_BUDGET_TOKENS": 5})
+def test_the_daily_token_budget_for_unpriced_models_refuses_the_next_send_and_usage_shows_it(fake_openai):
+    # The fake server's endpoint has no known price: each reply counts its 30 tokens (21 in, 9 out).
+    app = create_app("test", {"DAILY_BUDGET_TOKENS": 30})
     playground = Playground(app.test_client())
-    assert playground.send("a first message that the echo model repeats").status_code == 303
+    assert playground.save_settings(provider="openai", model="gpt-4o-mini", max_tokens=10).status_code == 303
+    assert playground.send("a first message for the model").status_code == 303
     assert playground.messages(app)[-1].status == "done"  # jobs run inline on the test config
     refused = playground.send("over the budget")
     assert refused.status_code == 429
     page = refused.get_data(as_text=True)
-    assert "You have used today&#39;s budget of 5 tokens on models with no known price" in page
+    assert "You have used today&#39;s budget of 30 tokens on models with no known price (30 used)" in page
     assert "resets at midnight UTC" in page and "over the budget" in page
     usage = app.test_cli_runner().invoke(args=["usage", "--days", "2"])
     assert usage.exit_code == 0

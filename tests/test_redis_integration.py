@@ -1,7 +1,6 @@
 """The playground on a real redis-server and real RQ workers (never localhost:6379)."""
 
 import re
-import time
 from html import unescape
 
 import pytest
@@ -12,7 +11,7 @@ from prompt_tracker.domain.messages import decode_message
 from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
 
-from .conftest import COOKIE, wait_for
+from .conftest import COOKIE, jobs_ended, wait_for
 
 pytestmark = pytest.mark.integration
 DAY = 24 * 3600
@@ -135,9 +134,13 @@ def test_a_reply_that_finishes_after_reset_does_not_reappear(live_app, live_play
     assert not db2.exists(key)
     # the job finishes (the echo reply takes ~2 s) and must not recreate the list
     wait_for(
-        lambda: not real_redis.client(0).llen("rq:queue:prompt_tracker") and _no_started_jobs(real_redis), timeout=20
+        lambda: (
+            not real_redis.client(0).llen("rq:queue:prompt_tracker")
+            and _no_started_jobs(real_redis)
+            and jobs_ended(real_redis)
+        ),
+        timeout=20,
     )
-    time.sleep(0.5)
     assert not db2.exists(key)
     assert "No messages yet" in live_playground.page().get_data(as_text=True)
 

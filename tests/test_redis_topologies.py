@@ -6,7 +6,7 @@ from prompt_tracker import create_app
 from prompt_tracker.store.redis_urls import RedisURLError, check_url, connect
 
 from .conftest import Playground
-from .processes import ROOT, spawn_worker, stop, wait_for
+from .processes import ROOT, kill, spawn_worker, wait_for
 from .redis_server import RedisServer
 from .redis_topologies import ClusterDeployment, SentinelDeployment
 
@@ -93,7 +93,7 @@ def test_sentinel_serves_all_three_uses_and_a_failover_needs_no_restart(monkeypa
         assert app.test_client().get("/healthz").status_code == 200
     finally:
         if worker is not None:
-            stop(worker)
+            kill(worker)
         deployment.stop()
 
 
@@ -134,7 +134,7 @@ def test_sessions_on_a_cluster_with_jobs_and_socketio_on_a_plain_redis(cluster, 
         assert playground.reset().status_code == 303  # a purged session starts afresh, no error
     finally:
         if worker is not None:
-            stop(worker)
+            kill(worker)
         plain.stop()
 
 

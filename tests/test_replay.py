@@ -1,13 +1,12 @@
 """Replay on the test config (inline jobs): turns in order with the replay's own history, the diff, limits."""
 
 import re
-import time
 
 import pytest
 from msgspec.structs import replace
 
 from prompt_tracker import create_app
-from prompt_tracker.domain.keys import conversation_key, open_replies_key
+from prompt_tracker.domain.keys import conversation_key, held_key
 from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.domain.text_diff import similarity, word_diff
 from prompt_tracker.extensions import services
@@ -223,10 +222,8 @@ def test_a_model_off_the_allow_list_is_refused():
 def test_the_open_replies_cap_refuses_a_replay_with_nothing_queued():
     app, playground = limited({"MAX_OPEN_REPLIES": 2})
     playground.send("one")
-    with app.app_context():  # two replies of the session being written elsewhere
-        services.store.redis.zadd(
-            open_replies_key(PREFIX, playground.store()), {"standalone:a": 9e12, "standalone:b": 9e12}
-        )
+    with app.app_context():  # two replies of the user being written elsewhere (the cap is per user)
+        services.jobs_redis.hset(held_key("local"), mapping={"a": "9e12 0 0 free", "b": "9e12 0 0 free"})
     response = start(playground)
     assert response.status_code == 429
     assert "being written" in response.get_data(as_text=True)
@@ -234,12 +231,14 @@ def test_the_open_replies_cap_refuses_a_replay_with_nothing_queued():
 
 
 @pytest.mark.parametrize("budget_left", [False, True])
-def test_the_daily_budget_refuses_a_replay_or_halts_it_with_a_sentence(budget_left):
-    # Echo is unpriced: its tokens count against DAILY_BUDGET_TOKENS (18 for the two sends, 6 for the first replayed turn).
-    app, playground = limited({"DAILY_BUDGET_TOKENS": 20 if budget_left else 5})
+def test_the_daily_budget_refuses_a_replay_or_halts_it_with_a_sentence(budget_left, fake_openai):
+    # The fake OpenAI server has no known price: each reply counts 30 tokens against DAILY_BUDGET_TOKENS
+    # and holds about 12 while it is queued (a few tokens of input, Max tokens 10). The sends use echo (free).
+    app, playground = limited({"DAILY_BUDGET_TOKENS": 45 if budget_left else 5})
     for text in ("one", "two"):
         playground.send(text)
-    response = start(playground)
+    playground.save_settings(max_tokens=10)
+    response = start(playground, provider="openai", model="gpt-4o-mini")
     if not budget_left:
         assert response.status_code == 429
         assert "budget of 5 tokens on models with no known price" in response.get_data(as_text=True)
@@ -253,9 +252,9 @@ def test_the_daily_budget_refuses_a_replay_or_halts_it_with_a_sentence(budget_le
         ("user", "done"),
         ("assistant", "failed"),
     ]
-    assert "budget of 20 tokens" in replayed[-1].error
+    assert "budget of 45 tokens" in replayed[-1].error
     html = playground.client.get("/playground/replay").get_data(as_text=True)
-    assert sentence(html).startswith("Halted at turn 2 of 2: You have used today")
+    assert sentence(html).startswith("Halted at turn 2 of 2: Today&#39;s budget of 45 tokens")
 
 
 # --- the real path: a real redis-server, a real worker, the fake OpenAI server ------------------
@@ -354,7 +353,7 @@ def test_a_prompt_playground_replays_against_a_saved_version():
 def test_stop_halts_a_replay_on_real_workers_and_delete_leaves_nothing_behind(
     live_app, live_playground, real_redis, start_worker, fake_openai
 ):
-    from .conftest import wait_for
+    from .conftest import jobs_ended, wait_for
 
     start_worker()
     for text in ("one", "two", "three"):
@@ -371,7 +370,8 @@ def test_stop_halts_a_replay_on_real_workers_and_delete_leaves_nothing_behind(
     stopped = wait_for(
         lambda: (m := conversation(live_app, live_playground, REPLAY)) and m[-1].status == "stopped" and m
     )
-    time.sleep(0.5)  # time enough for a next turn, if one were (wrongly) queued
+    # The stopped turn's job is over (a next turn, were it queued, is queued by that job), and so is any other.
+    wait_for(lambda: jobs_ended(real_redis))
     assert len(conversation(live_app, live_playground, REPLAY)) == len(stopped) == 2
     assert fake_openai.stream_requests() == 1
     html = live_playground.client.get("/playground/replay").get_data(as_text=True)

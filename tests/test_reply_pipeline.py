@@ -5,6 +5,7 @@ HTTP stream (the fake server records when its client hung up); the text streamed
 page and survives a work-horse that dies.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import pytest
 from prompt_tracker.domain.keys import partial_key, store_id
 from prompt_tracker.extensions import services
 
-from .conftest import COOKIE, wait_for
+from .conftest import COOKIE, job_result, jobs_ended, wait_for
 from .test_concurrency import Browser
 from .test_live_events import RawSocket
 
@@ -42,7 +43,7 @@ def partial_text(server, store, message_id) -> str:
 
 
 def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_clicked(
-    live_app, live_playground, start_worker, fake_openai
+    live_app, live_playground, real_redis, start_worker, fake_openai
 ):
     use_openai(live_playground, fake_openai, chunk_delay=0.01, reply=" ".join(f"w{n}" for n in range(60)))
     start_worker(), start_worker()
@@ -53,7 +54,8 @@ def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_c
     with live_app.app_context():  # a stray second job for the same attempt makes no call either
         services.queue.enqueue("prompt_tracker.replies.job.run_reply", reply_id, 1, job_id=f"reply-{reply_id}-1-again")
     first = wait_for(lambda: (m := last(live_app, live_playground)).status == "done" and m)
-    time.sleep(0.5)  # time enough for the stray job to run
+    assert wait_for(lambda: job_result(real_redis, f"reply-{reply_id}-1-again")) == "skipped"  # it ran, and did nothing
+    wait_for(lambda: jobs_ended(real_redis))  # and so did any other job
     assert fake_openai.stream_requests() == 1
     assert first.attempt == 1 and first.content.startswith("w0 w1")
 
@@ -74,7 +76,7 @@ def test_one_provider_call_per_attempt_with_two_workers_however_often_retry_is_c
     for thread in threads:
         thread.join()
     second = wait_for(lambda: (m := last(live_app, live_playground)).status == "done" and m.attempt == 2 and m)
-    time.sleep(0.5)
+    wait_for(lambda: jobs_ended(real_redis))  # every job the clicks queued has run
     assert fake_openai.stream_requests() == 2
     assert [(a.attempt, a.content) for a in second.alternatives] == [(1, first.content)]
 
@@ -109,7 +111,7 @@ def test_reset_closes_the_provider_stream_within_a_second_and_nothing_reappears(
     live_playground.reset()
     closed_at = wait_for(lambda: fake_openai.progress.closed_at, timeout=5)
     assert closed_at - asked < 1.0
-    time.sleep(0.5)
+    wait_for(lambda: jobs_ended(real_redis))  # the reply's job is over: it writes nothing more
     assert [key for key in real_redis.client(2).scan_iter() if b":conversation:" in key or b":partial:" in key] == []
     assert "No messages yet" in live_playground.page().get_data(as_text=True)
 
@@ -189,25 +191,25 @@ def everything_in_db0(server) -> bytes:
     return b"\n".join(dump)
 
 
-def test_the_session_id_api_keys_and_the_system_prompt_rest_nowhere_on_the_server(
-    fake_openai, real_redis, start_worker, tmp_path
-):
+def test_the_session_id_api_keys_and_the_system_prompt_rest_nowhere_on_the_server(fake_openai, real_redis, tmp_path):
     """A full turn, a provider failure and a retry through `flask run` and a real worker; then the
     logs, every DB 0 key and value and every DB 2 key are searched for the cookie's session id, the
     logs for the system prompt, and everything (the page too) for the API key."""
     from .conftest import service_env
     from .fake_llm_servers import OPENAI_KEY
-    from .processes import web_process
+    from .processes import web_process, worker_process
     from .test_concurrency import stored_conversation
 
     fake_openai.script.reply = "A short reply."
-    with web_process(service_env(real_redis), tmp_path / "web.log") as url:
+    with web_process(service_env(real_redis), tmp_path / "web.log") as url, contextlib.ExitStack() as own:
         browser = Browser(url)
         browser.page()
         assert browser.save_settings(system_prompt=SYSTEM_PROMPT, provider="openai", model="gpt-4o-mini").status == 303
         assert browser.send("first question").status == 303
         queued = everything_in_db0(real_redis)  # the ticket and the job, before a worker takes them
-        start_worker()
+        # Its own worker, not a shared one: its log is searched below.
+        own.enter_context(worker_process(service_env(real_redis), tmp_path / "worker.log"))
+        wait_for(lambda: real_redis.client(0).scard("rq:workers"), timeout=60)
         wait_for(lambda: (c := stored_conversation(real_redis, browser.cookie)) and c[-1].status == "done")
         fake_openai.script.status = 500
         assert browser.send("second question").status == 303

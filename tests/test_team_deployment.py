@@ -17,7 +17,7 @@ from prompt_tracker.domain.keys import store_id
 from prompt_tracker.web.auth.login_token import COOKIE as LOGIN_COOKIE
 
 from .conftest import COOKIE, CSRF_RE, ROOT, screenshot, service_env
-from .processes import spawn_worker, stop, wait_for, web_process
+from .processes import kill, spawn_worker, wait_for, web_process
 from .test_concurrency import Browser
 
 pytestmark = pytest.mark.integration
@@ -39,14 +39,25 @@ def flask(env: dict, *args: str, stdin: str | None = None) -> subprocess.Complet
 
 
 @pytest.fixture
-def team_env(real_redis, postgres_server):
+def team_env(real_redis, postgres_server, monkeypatch):
     """Environment of a deployment with accounts: a migrated PostgreSQL database holding three users."""
+    from prompt_tracker import create_app
+    from prompt_tracker.extensions import db
+
     env = {**service_env(real_redis), "AUTH_MODE": "accounts", "DATABASE_URL": postgres_server.create_database()}
     migrated = flask(env, "db", "upgrade")
     assert migrated.returncode == 0, migrated.stderr
+    # The same command, run in this process: a `flask` process for each user took seconds.
+    with monkeypatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        app = create_app("development", overrides={"DEBUG": False})
+    runner = app.test_cli_runner()
     for email in USERS:
-        created = flask(env, "users", "create", email, "--password-stdin", stdin=PASSWORD + "\n")
-        assert created.returncode == 0, created.stderr
+        created = runner.invoke(args=["users", "create", email, "--password-stdin"], input=PASSWORD + "\n")
+        assert created.exit_code == 0, created.output
+    with app.app_context():
+        db.engine.dispose()
     return env
 
 
@@ -125,7 +136,7 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, 
             context.close()
             assert errors == []
     finally:
-        stop(worker)
+        kill(worker)
 
 
 def signed_in_browser(url: str, email: str) -> Browser:

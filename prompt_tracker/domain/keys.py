@@ -47,13 +47,15 @@ def partial_key(prefix: str, store_id: str, message_id: str) -> str:
     return f"{prefix}{{{store_id}}}:partial:{message_id}"
 
 
-def stop_key(prefix: str, store_id: str, message_id: str) -> str:
-    """Key that asks the worker writing ``message_id`` to stop.
+def stop_key(prefix: str, store_id: str, message_id: str, attempt: int | None = None) -> str:
+    """Key that asks the worker writing ``message_id`` to stop: whichever attempt it writes, or with
+    ``attempt`` only that one (set when a Retry supersedes it, so its worker stops and writes nothing more).
 
     Beside the partial (not in DB 0) so that a flush checks it, the conversation's existence and
     appends the text in one round trip.
     """
-    return f"{prefix}{{{store_id}}}:stop:{message_id}"
+    key = f"{prefix}{{{store_id}}}:stop:{message_id}"
+    return key if attempt is None else f"{key}:{attempt}"
 
 
 def submissions_key(prefix: str, store_id: str) -> str:
@@ -83,6 +85,11 @@ def alive_key(message_id: str) -> str:
 def usage_key(day: str) -> str:
     """Hash of one UTC day's spend per user (budgets and ``flask usage``)."""
     return f"prompt_tracker:limit:usage:{day}"
+
+
+def held_key(user: str) -> str:
+    """Hash of a user's holds: the replies queued or being written, and what each may cost."""
+    return f"prompt_tracker:limit:held:{user}"
 
 
 def sockets_key(store_id: str) -> str:

@@ -82,8 +82,10 @@ def parse_export(data: bytes) -> ExportFile:
     try:
         parsed = msgspec.json.decode(data, type=ExportFile)
     except msgspec.DecodeError as error:
+        if "UTF-8" in str(error):  # msgspec 0.23: "Invalid UTF-8 encoded string" for bytes that are not UTF-8
+            raise PromptInvalid("This is not a prompts export file: it is not valid JSON (UTF-8).") from None
         raise PromptInvalid(f"This is not a prompts export file: {error}.") from None
-    except UnicodeDecodeError:  # msgspec raises it for bytes in a string that are not UTF-8
+    except UnicodeDecodeError:  # what msgspec before 0.23 raised for them
         raise PromptInvalid("This is not a prompts export file: it is not valid JSON (UTF-8).") from None
     except RecursionError:  # msgspec stops at Python's recursion limit, cleanly: no export nests this deep
         raise PromptInvalid("This is not a prompts export file: it nests its data too deeply.") from None

@@ -164,10 +164,14 @@ class AnthropicMessagesProvider(Provider):
                     for event in events:
                         if event.type == "message_start":
                             started = True
-                        elif event.type == "text" and event.text:
+                        if event.type == "text" and event.text:
                             yield event.text
-                        elif event.type == "message_stop":
+                            continue
+                        if event.type == "message_stop":
                             stopped = True
+                        # No text (extended thinking streams only thinking deltas for a while): still a
+                        # moment for the worker to see a Stop, see ``Provider.stream``.
+                        yield ""
                     if not started:
                         raise ProviderError(f"{LABEL} sent a malformed stream")
                     reported = events.current_message_snapshot.usage

@@ -1,4 +1,4 @@
-"""The provider contract: ``stream(request)`` yields text deltas, then one ``Usage``."""
+"""The provider contract: ``stream(request)`` yields text deltas (``""`` for an event with no text), then one ``Usage``."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,6 +64,8 @@ class Provider:
     models: list[str] = field(default_factory=list)
     # The parameters (names of ChatRequest fields) this provider sends; the page shows only these.
     params: tuple[str, ...] = ("temperature", "max_tokens")
+    # Costs nothing (offline: nothing is called), so its replies never count against a budget.
+    free: bool = False
 
     def is_configured(self) -> bool:
         """Whether this provider can be used here (its key is set, say)."""
@@ -101,7 +103,9 @@ class Provider:
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Yield the reply as text deltas, then at most one Usage; raise ProviderError on failure.
 
-        No Usage means the provider reported none: unknown, not zero (and so no cost is shown).
+        No Usage means the provider reported none: unknown, not zero (and so no cost is shown). An
+        empty string is no text but a sign of life (an event without text, as while a model thinks):
+        the worker checks for Stop then too, so yield one for every such event of the stream.
         """
         raise NotImplementedError
 

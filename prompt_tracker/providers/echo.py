@@ -19,6 +19,7 @@ class EchoProvider(Provider):
     name: str = "echo"
     label: str = "Echo (offline)"
     models: list[str] = field(default_factory=lambda: ["echo-1"])
+    free: bool = True
 
     def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
         """Stream a reply that repeats the last user message and names the settings used."""

@@ -16,6 +16,7 @@ from flask import current_app
 
 from ..domain.keys import companion_playground
 from ..domain.messages import Message, assistant_placeholder
+from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
 from ..limits.models import check_model
@@ -23,6 +24,7 @@ from ..prompts.models import Prompt, PromptVersion
 from ..store.conversations import ConversationFull, TooManyOpenReplies
 from ..store.edits import replace_conversation
 from .choice import Choice, load_choice, settings_for, store_choice
+from .gate import admit, effective_settings, release, room_for
 from .live import publish
 from .send import QueueUnavailable, enqueue_reply
 
@@ -80,23 +82,25 @@ def reset_companion(store_id: str, playground: str) -> None:
 
 
 def prepare(
-    session, playground: str, current: PlaygroundSettings, prompt: Prompt | None, latest: PromptVersion | None
+    session,
+    playground: str,
+    current: PlaygroundSettings,
+    prompt: Prompt | None,
+    latest: PromptVersion | None,
+    user: str | None = None,
 ) -> PlaygroundSettings | None:
     """Before a send: the second model's settings while Compare is on (None when off), checked.
 
-    Raises InvalidChoice, TemplateProblem, ModelNotAllowed, or TooManyOpenReplies when the session
-    has no room for two more open replies, so a refused send queues nothing at all.
+    Raises InvalidChoice, TemplateProblem, ModelNotAllowed, or TooManyOpenReplies when ``user`` has
+    no room for two more open replies, so a refused send queues nothing at all. (The second reply
+    passes the gate itself in ``mirror``.)
     """
     choice = compare_choice(session, playground)
     if choice is None:
         return None
-    settings = settings_for(choice, current, prompt, latest)
-    check_model(settings.provider, settings.model)
-    conversations = services.conversations
-    now = time.time()
-    open_now = conversations.redis.zcount(conversations.open_key(session.store_id), now, "+inf")
-    if open_now + 2 > conversations.max_open_replies:
-        raise TooManyOpenReplies(conversations.too_many_open())
+    settings = effective_settings(settings_for(choice, current, prompt, latest))
+    if not room_for(user, 2):
+        raise TooManyOpenReplies(services.conversations.too_many_open_for(current_app.config["MAX_OPEN_REPLIES"]))
     return settings
 
 
@@ -105,14 +109,19 @@ def mirror(
 ) -> Message | None:
     """After a send: the same user message and a pending reply in the companion, queued with ``settings``.
 
-    If the companion is full or the open-replies cap was reached meanwhile, its reply is recorded
-    as failed with the reason (nothing queued). Returns the companion's reply.
+    The reply passes the gate; if it is refused there (a limit reached meanwhile), or the companion
+    is full, its reply is recorded as failed with the reason (nothing queued). Returns the companion's reply.
     """
     companion = compare_playground(playground)
-    reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
+    admission = None
     try:
+        admission = admit(user, settings, store_id, companion, answers=sent.content, new_text=sent.content)
+        settings = admission.settings
+        reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
         services.conversations.append(store_id, companion, sent, reply, refresh_keys=refresh_keys)
-    except (TooManyOpenReplies, ConversationFull) as problem:
+    except (Refused, ConversationFull) as problem:
+        release(admission)
+        reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
         reply = msgspec.structs.replace(reply, status="failed", error=str(problem), finished_at=time.time())
         try:
             services.conversations.append(store_id, companion, sent, reply)
@@ -121,7 +130,7 @@ def mirror(
     publish(store_id, "message.appended", {"playground": companion, "ids": [sent.id, reply.id]})
     if reply.is_open:
         try:
-            enqueue_reply(store_id, companion, reply, settings, user)
+            enqueue_reply(store_id, companion, reply, admission, user)
         except QueueUnavailable:
             pass  # the reply is marked failed, with Retry
     return reply

@@ -53,6 +53,23 @@ def estimated_tokens(messages: list[Message], system_prompt: str, new_text: str,
     return estimate
 
 
+def recent_messages(conversations: ConversationStore, store_id: str, playground: str) -> list[Message]:
+    """The latest messages, as far back as the last reported usage (the whole conversation if none is near)."""
+    key = conversations.key(store_id, playground)
+    recent = [decode_message(record) for record in conversations.redis.lrange(key, -RECENT_MESSAGES, -1)]
+    if not any(m.usage is not None for m in recent) and len(recent) == RECENT_MESSAGES:
+        recent = conversations.all(store_id, playground)  # no reported usage nearby: count the characters of it all
+    return recent
+
+
+def request_tokens(
+    conversations: ConversationStore, store_id: str, playground: str, system_prompt: str, new_text: str
+) -> int:
+    """About how many tokens the next request of ``playground`` carries, with ``new_text`` added."""
+    recent = recent_messages(conversations, store_id, playground)
+    return estimated_tokens(recent, system_prompt, new_text, current_app.config["MAX_HISTORY_CHARS"])
+
+
 def overflow_warning(
     conversations: ConversationStore, store_id: str, playground: str, settings: PlaygroundSettings, new_text: str
 ) -> str | None:
@@ -60,10 +77,7 @@ def overflow_warning(
     window = context_window(settings.provider, settings.model)
     if not window:
         return None
-    key = conversations.key(store_id, playground)
-    recent = [decode_message(record) for record in conversations.redis.lrange(key, -RECENT_MESSAGES, -1)]
-    if not any(m.usage is not None for m in recent) and len(recent) == RECENT_MESSAGES:
-        recent = conversations.all(store_id, playground)  # no reported usage nearby: count the characters of it all
+    recent = recent_messages(conversations, store_id, playground)
     tokens = estimated_tokens(
         recent, settings.system_prompt, new_text.replace("\r\n", "\n"), current_app.config["MAX_HISTORY_CHARS"]
     )

@@ -5,9 +5,10 @@ import time
 import msgspec
 from flask import current_app
 
-from ..domain.messages import Alternative, AttemptResult, Message
+from ..domain.messages import Alternative, AttemptResult, Message, decode_message
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
+from .gate import admit, release
 from .live import publish
 from .reply import dead_replies, event
 from .send import enqueue_reply
@@ -22,14 +23,22 @@ def retry_reply(
 
     Retrying a reply that is queued or being written changes nothing (one provider call per
     attempt, however often Retry is clicked). Returns the message as stored now (None if gone).
-    Raises TooManyOpenReplies past the session's cap, QueueUnavailable if the queue is down.
+    The new attempt passes the gate (``gate.admit``: its refusals, with nothing queued); raises
+    QueueUnavailable if the queue is down.
     """
     conversations = services.conversations
-    current = conversations.get(store_id, playground, message_id)
-    if current is None or current.role != "assistant":
-        return current
+    found = conversations.find(store_id, playground, message_id)
+    if found is None or found[2].role != "assistant":
+        return found[2] if found else None
+    index, _raw, current = found
     dead = dead_replies([current])
+    if not (current.status in RETRYABLE or current.id in dead):
+        return current  # queued or being written: nothing to do, nothing to admit
     partial = conversations.partial(store_id, message_id) if current.id in dead else ""
+    before = conversations.redis.lindex(conversations.key(store_id, playground), index - 1) if index else None
+    answers = decode_message(before).content if before is not None else ""
+    admission = admit(user, settings, store_id, playground, answers=answers)
+    sent = admission.settings
 
     def to_pending(message: Message) -> Message | None:
         if message.role != "assistant" or not (message.status in RETRYABLE or message.id in dead):
@@ -38,21 +47,25 @@ def retry_reply(
             message, content=message.content or partial, status="failed" if message.id in dead else message.status
         )
         # The new attempt starts with no result: every result field back to its default.
-        fresh = AttemptResult(
-            status="pending", provider=settings.provider, model=settings.model, params=settings.params()
-        )
+        fresh = AttemptResult(status="pending", provider=sent.provider, model=sent.model, params=sent.params())
         return msgspec.structs.replace(
             message,
             **msgspec.structs.asdict(fresh),
             attempt=message.attempt + 1,
             alternatives=[*message.alternatives, previous],
             created_at=time.time(),
-            **settings.provenance(),
+            **sent.provenance(),
         )
 
-    message, changed = conversations.change(store_id, playground, message_id, to_pending)
+    try:
+        message, changed = conversations.change(store_id, playground, message_id, to_pending)
+    except BaseException:
+        release(admission)
+        raise
     if changed:
-        enqueue_reply(store_id, playground, message, settings, user)
+        enqueue_reply(store_id, playground, message, admission, user)
+    else:
+        release(admission)
     return message
 
 

@@ -8,6 +8,7 @@ inline in tests. Each job gets an app context of its own, so nothing of one job'
 import msgspec
 from flask import current_app
 
+from ..limits import budget
 from ..store.tickets import delete_ticket, read_ticket
 from .replay import FINAL_WITH_TEXT, after_reply, record_diff
 from .reply import WORKER_DIED, Heartbeat, fail_reply, write_reply
@@ -25,7 +26,7 @@ def run_reply(message_id: str, attempt: int) -> str:
             return "skipped"
         with Heartbeat(message_id):
             outcome, store_id = write_reply(
-                ticket.store_id, ticket.playground, message_id, attempt, ticket.settings, ticket.user
+                ticket.store_id, ticket.playground, message_id, attempt, ticket.settings, ticket.user, ticket.hold
             )
         if ticket.replay_until is not None:
             after_reply(msgspec.structs.replace(ticket, store_id=store_id), message_id, outcome)
@@ -38,7 +39,8 @@ def work_horse_killed(job, retpid, ret_val, rusage) -> None:
     """The process writing a reply died, so mark the reply failed now (with ``message.failed``).
 
     Called by the supervisor of a resident worker (``worker.supervise``) and, as RQ's
-    ``work_horse_killed_handler``, by a forking ``ReplyWorker``; the text streamed so far is kept.
+    ``work_horse_killed_handler``, by a forking ``ReplyWorker``; the text streamed so far is kept, and
+    the reply's hold is settled with an estimate of what it cost.
     """
     if job.func_name != "prompt_tracker.replies.job.run_reply":
         return
@@ -47,5 +49,7 @@ def work_horse_killed(job, retpid, ret_val, rusage) -> None:
         ticket = read_ticket(message_id)
         if ticket is None:
             return
-        fail_reply(ticket.store_id, ticket.playground, message_id, attempt, WORKER_DIED)
+        failed = fail_reply(ticket.store_id, ticket.playground, message_id, attempt, WORKER_DIED)
         delete_ticket(message_id)
+        # No usage was reported: its request as estimated when it was queued, and the text streamed so far.
+        budget.settle(ticket.hold, budget.estimated_usage(ticket.hold, None, len(failed.content) if failed else 0))

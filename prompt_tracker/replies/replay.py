@@ -9,6 +9,10 @@ far): the first is queued when the replay starts; when a replay's reply is done,
 wrote it queues the next turn (``after_reply``; the ticket's ``replay_until`` says the replay goes
 on). A stopped or failed reply, a Reset, or a limit reached halts the replay, and the page says so.
 Only the job that claimed and finished the reply continues, so each turn is one provider call.
+
+The turns are fixed when the replay starts: their ids travel in each reply's ticket (and the
+session's replay record, for Continue), so messages added to or imported into the original later
+are never replayed. Every turn passes the gate (``gate.admit``) when it is queued.
 """
 
 import time
@@ -24,12 +28,11 @@ from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..domain.text_diff import Piece, compare, pair_digest
 from ..extensions import services
-from ..limits import budget
-from ..limits.budget import BudgetExceeded
-from ..store.conversations import ConversationFull, TooManyOpenReplies
+from ..store.conversations import ConversationFull
 from ..store.edits import delete_message
+from .gate import Admission, admit, release
 from .live import publish
-from .send import QueueUnavailable, enqueue_reply, one_submission
+from .send import QueueUnavailable, enqueue_reply, one_submission, placeholder_for
 
 REPLAY = "replay"
 
@@ -96,29 +99,50 @@ def plan(original: list[Message], until: str | None = None) -> list[Turn]:
     return turns
 
 
+def fixed(turns: list[Turn], turn_ids: list[str] | None) -> list[Turn]:
+    """Of ``turns``, those the replay was started with (``turn_ids``; None: a replay started before they were kept)."""
+    if turn_ids is None:
+        return turns
+    wanted = set(turn_ids)
+    return [turn for turn in turns if turn.user.id in wanted]
+
+
+def admit_turn(store_id: str, replay: str, turn: Turn, settings: PlaygroundSettings, user: str | None) -> Admission:
+    """Pass one turn's reply through the gate (its history: the replay so far, and the turn)."""
+    text = turn.user.content
+    new_text = "".join(message.content for message in turn.copies) + text
+    return admit(user, settings, store_id, replay, answers=text, new_text=new_text)
+
+
 def send_turn(
     store_id: str,
     replay: str,
     turn: Turn,
-    settings: PlaygroundSettings,
+    admission: Admission,
     user: str | None,
     until: str,
+    turn_ids: list[str] | None,
     present: set[str] = frozenset(),
     refresh_keys=(),
     stored: Callable[[], None] | None = None,
 ) -> Message:
     """Append one turn (and the copies before it not ``present`` yet) with a pending reply; queue the reply.
 
-    ``stored()`` runs once the turn is stored, before its reply is queued (which may fail).
+    ``admission`` is the gate's for this turn (released if the turn cannot be stored). ``stored()``
+    runs once the turn is stored, before its reply is queued (which may fail).
     """
     asked = msgspec.structs.replace(turn.user, created_at=time.time())  # the original's id: rows pair by it
-    reply = assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
+    reply = placeholder_for(admission)
     copies = [message for message in turn.copies if message.id not in present]
-    services.conversations.append(store_id, replay, *copies, asked, reply, refresh_keys=refresh_keys)
+    try:
+        services.conversations.append(store_id, replay, *copies, asked, reply, refresh_keys=refresh_keys)
+    except BaseException:
+        release(admission)
+        raise
     publish(store_id, "message.appended", {"playground": replay, "ids": [asked.id, reply.id]})
     if stored is not None:
         stored()
-    enqueue_reply(store_id, replay, reply, settings, user, replay_until=until)
+    enqueue_reply(store_id, replay, reply, admission, user, replay_until=until, replay_turns=turn_ids)
     return reply
 
 
@@ -129,14 +153,14 @@ def start_replay(
     user: str | None,
     refresh_keys=(),
     client_token: str | None = None,
-    started: Callable[[str], None] | None = None,
+    started: Callable[[str, list[str]], None] | None = None,
 ) -> str:
     """Start a replay of ``playground``'s turns with ``settings``, replacing any earlier replay; return its last turn's id.
 
-    ``started(until)`` runs once the first turn is stored (the view records the replay), before its
-    reply is queued. Raises DuplicateSend (the same form twice: started once), NothingToReplay,
-    ReplayRunning, (nothing queued) TooManyOpenReplies or ConversationFull, and QueueUnavailable
-    when the replay started but its first reply could not be queued.
+    The turns are fixed now. ``started(until, turn_ids)`` runs once the first turn is stored (the
+    view records the replay), before its reply is queued. Raises DuplicateSend (the same form twice:
+    started once), NothingToReplay, ReplayRunning, the gate's refusals or ConversationFull (nothing
+    queued), and QueueUnavailable when the replay started but its first reply could not be queued.
     """
     with one_submission(store_id, client_token):
         replay = replay_playground(playground)
@@ -146,9 +170,18 @@ def start_replay(
         if not turns:
             raise NothingToReplay("Nothing to replay: this conversation has no user messages yet.")
         until = turns[-1].user.id
-        services.conversations.clear(store_id, replay, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
-        stored = (lambda: started(until)) if started is not None else None
-        send_turn(store_id, replay, turns[0], settings, user, until, refresh_keys=refresh_keys, stored=stored)
+        turn_ids = [turn.user.id for turn in turns]
+        # The gate first: a refused replay leaves the earlier one as it was. (Its history starts empty.)
+        admission = admit(user, settings, store_id, None, answers=turns[0].user.content, new_text=turns[0].user.content)
+        try:
+            services.conversations.clear(store_id, replay, stop_seconds=current_app.config["JOB_TIMEOUT"] + 60)
+        except BaseException:
+            release(admission)
+            raise
+        stored = (lambda: started(until, turn_ids)) if started is not None else None
+        send_turn(
+            store_id, replay, turns[0], admission, user, until, turn_ids, refresh_keys=refresh_keys, stored=stored
+        )
     return until
 
 
@@ -163,22 +196,40 @@ def next_turn(turns: list[Turn], replayed: list[Message]) -> Turn | None:
 
 
 def after_reply(ticket, message_id: str, outcome: str) -> None:
-    """In the worker, after a replay's reply: if it is done, send the next turn (one job continues, once)."""
+    """In the worker, after a replay's reply: if it is done, send the next turn (one job continues, once).
+
+    The next turn is one of those fixed when the replay started, and passes the gate like any send.
+    """
     if outcome != "done":
         return  # stopped, failed, reset or not ours: the replay halts here, and the page says so
     replayed = services.conversations.all(ticket.store_id, ticket.playground)
     if not replayed or replayed[-1].id != message_id:
         return  # reset, or changed by hand meanwhile
-    turns = plan(services.conversations.all(ticket.store_id, source_playground(ticket.playground)), ticket.replay_until)
+    original = services.conversations.all(ticket.store_id, source_playground(ticket.playground))
+    if ticket.replay_turns is None:
+        turns = plan(original, ticket.replay_until)
+    else:
+        turns = fixed(plan(original), ticket.replay_turns)
     turn = next_turn(turns, replayed)
     if turn is None:
         return
     present = {message.id for message in replayed}
     try:
-        budget.check(ticket.user)
-        send_turn(ticket.store_id, ticket.playground, turn, ticket.settings, ticket.user, ticket.replay_until, present)
-    except (BudgetExceeded, TooManyOpenReplies) as problem:
+        admission = admit_turn(ticket.store_id, ticket.playground, turn, ticket.settings, ticket.user)
+    except Refused as problem:
         halt(ticket.store_id, ticket.playground, turn, ticket.settings, str(problem), present)
+        return
+    try:
+        send_turn(
+            ticket.store_id,
+            ticket.playground,
+            turn,
+            admission,
+            ticket.user,
+            ticket.replay_until,
+            ticket.replay_turns,
+            present,
+        )
     except (ConversationFull, QueueUnavailable) as problem:
         current_app.logger.warning("replay halted: %s", problem)  # the reply (if any) shows as failed
 
@@ -198,36 +249,55 @@ def halt(store_id: str, replay: str, turn: Turn, settings: PlaygroundSettings, r
 
 
 def continue_replay(
-    store_id: str, playground: str, settings: PlaygroundSettings, user: str | None, until: str, refresh_keys=()
+    store_id: str,
+    playground: str,
+    settings: PlaygroundSettings,
+    user: str | None,
+    until: str,
+    refresh_keys=(),
+    turn_ids: list[str] | None = None,
 ) -> Turn:
     """Send the first turn the replay has no finished reply for (a failed or stopped one is replaced).
 
-    Raises ReplayRunning, NothingToReplay (every turn is done), TooManyOpenReplies.
+    Only the turns fixed when the replay started (``turn_ids``) count. Raises ReplayRunning,
+    NothingToReplay (every turn is done), and the gate's refusals.
     """
     replay = replay_playground(playground)
     replayed = services.conversations.all(store_id, replay)
     if any(message.is_open for message in replayed):
         raise ReplayRunning("A replay is still running: stop it (or reset it) before continuing.")
-    turns = plan(services.conversations.all(store_id, playground), until)
+    turns = replay_turns(services.conversations.all(store_id, playground), until, turn_ids)
     answered = new_replies(replayed)
     turn = next((turn for turn in turns if not is_done(answered.get(turn.user.id))), None)
     if turn is None:
         raise NothingToReplay("Every turn of this replay is done.")
-    if turn.user.id in answered or any(message.id == turn.user.id for message in replayed):
-        delete_message(
-            services.conversations, store_id, replay, turn.user.id
-        )  # the failed attempt goes (with its turn)
-        replayed = services.conversations.all(store_id, replay)
-    send_turn(store_id, replay, turn, settings, user, until, {message.id for message in replayed}, refresh_keys)
+    admission = admit_turn(store_id, replay, turn, settings, user)
+    try:
+        if turn.user.id in answered or any(message.id == turn.user.id for message in replayed):
+            delete_message(
+                services.conversations, store_id, replay, turn.user.id
+            )  # the failed attempt goes (with its turn)
+            replayed = services.conversations.all(store_id, replay)
+    except BaseException:
+        release(admission)
+        raise
+    send_turn(
+        store_id, replay, turn, admission, user, until, turn_ids, {message.id for message in replayed}, refresh_keys
+    )
     return turn
 
 
-def remaining_turns(store_id: str, playground: str, until: str | None) -> int:
+def replay_turns(original: list[Message], until: str | None, turn_ids: list[str] | None) -> list[Turn]:
+    """The turns of a replay: those fixed when it started (``turn_ids``), else the original's up to ``until``."""
+    return fixed(plan(original), turn_ids) if turn_ids is not None else plan(original, until)
+
+
+def remaining_turns(store_id: str, playground: str, until: str | None, turn_ids: list[str] | None = None) -> int:
     """How many turns a Continue would still send (what it counts against the send rate)."""
     answered = new_replies(services.conversations.all(store_id, replay_playground(playground)))
     return sum(
         1
-        for turn in plan(services.conversations.all(store_id, playground), until)
+        for turn in replay_turns(services.conversations.all(store_id, playground), until, turn_ids)
         if not is_done(answered.get(turn.user.id))
     )
 
@@ -307,12 +377,14 @@ class ReplayView:
 FINAL_WITH_TEXT = ("done", "stopped")
 
 
-def replay_view(original: list[Message], replayed: list[Message], until: str | None) -> ReplayView:
+def replay_view(
+    original: list[Message], replayed: list[Message], until: str | None, turn_ids: list[str] | None = None
+) -> ReplayView:
     """Pair the original's turns with the replay's replies and their stored differences, say where the replay stands.
 
     Nothing is diffed here: the worker stored each difference when its reply ended (``record_diff``).
     """
-    turns = plan(original, until)
+    turns = replay_turns(original, until, turn_ids)
     answered = new_replies(replayed)
     rows = []
     for number, turn in enumerate(turns, 1):

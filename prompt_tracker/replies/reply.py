@@ -4,7 +4,8 @@
   this attempt, so exactly one job makes the provider call, however many were queued.
 - **Stream**: deltas are coalesced (``FLUSH_SECONDS``); each flush is one round trip that appends the
   text to the reply's ``partial`` key and answers whether the conversation still exists and whether
-  Stop was asked. Either ends the provider stream (closing its HTTP response) at once.
+  Stop was asked (for this attempt). Either ends the provider stream (closing its HTTP response) at
+  once. Events without text (``""``: a model thinking) flush too, so Stop is seen while it thinks.
 - **Finish**: one compare-and-set writes the final record and deletes ``partial``; a Reset
   (placeholder gone) writes nothing.
 """
@@ -35,6 +36,7 @@ T = TypeVar("T")
 FLUSH_SECONDS = 0.05
 INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
 WORKER_DIED = "The worker stopped before finishing this reply."
+WORKER_SHUT_DOWN = "The worker was shut down before finishing this reply; press Retry to write it again."
 
 # The app's logger: the web process formats it (``web.request_log``), the worker too.
 logger = logging.getLogger("prompt_tracker")
@@ -46,12 +48,14 @@ def event(playground: str, message_id: str, **fields) -> dict:
 
 
 def write_reply(
-    store_id: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None
+    store_id: str, playground: str, message_id: str, attempt: int, settings, user: str | None = None, hold=None
 ) -> tuple[str, str]:
     """Claim, stream and finish the reply; return the outcome and the store id it ended under (a login moves it).
 
     The outcome: "done", "stopped", "failed" (provider error, raised after recording it), "dropped"
     (the conversation was reset) or "skipped" (another job holds this reply, or it is no longer pending).
+    Whatever the outcome, the reply's ``hold`` (``gate.admit``) is settled: with the provider's usage,
+    else an estimate from the request and the text streamed; released whole if nothing was called.
     """
     conversations = services.conversations
     started = time.monotonic()
@@ -65,13 +69,22 @@ def write_reply(
         message_id, store_id, lambda at: conversations.change(at, playground, message_id, to_streaming), _present
     )
     if claimed is None:
+        budget.settle(hold, None, called=False)  # reset or deleted before it started: nothing was called
         return "dropped", store_id
     if not changed:
-        return "skipped", store_id
+        if not (claimed.status == "streaming" and claimed.attempt == attempt):
+            budget.settle(hold, None, called=False)  # stopped while queued, or retried: never called
+        return "skipped", store_id  # else another job of this attempt streams it, and settles it
     publish(store_id, "message.started", event(playground, message_id, attempt=attempt))
 
     store_id, messages = following_moves(message_id, store_id, lambda at: conversations.all(at, playground), bool)
     history, dropped = cap_history(history_before(messages, message_id), current_app.config["MAX_HISTORY_CHARS"])
+    too_long = over_long(history)
+    if too_long:  # the gate refuses these; a message changed since (an import) is refused here too
+        budget.settle(hold, None, called=False)
+        fail_reply(store_id, playground, message_id, attempt, too_long, content="")
+        delete_ticket(message_id)
+        return "failed", store_id
     request = ChatRequest(
         model=settings.model, system_prompt=settings.system_prompt, messages=history, **settings.params()
     )
@@ -89,7 +102,7 @@ def write_reply(
         store_id, (exists, stop) = following_moves(
             message_id,
             store_id,
-            lambda at: conversations.flush(at, playground, message_id, text),
+            lambda at: conversations.flush(at, playground, message_id, attempt, text),
             lambda found: found[0],
         )
         if exists and text:
@@ -105,10 +118,12 @@ def write_reply(
             if isinstance(item, Usage):
                 usage = item
                 continue
-            if first_token_ms is None:
-                first_token_ms = int((time.monotonic() - started) * 1000)
-            parts.append(item)
-            pending.append(item)
+            if item:
+                if first_token_ms is None:
+                    first_token_ms = int((time.monotonic() - started) * 1000)
+                parts.append(item)
+                pending.append(item)
+            # Also on an event without text (a model thinking): Stop is seen there too.
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
                 exists, stop = flush()
                 if not exists:
@@ -119,14 +134,20 @@ def write_reply(
                     break
     except ProviderError as error:
         fail_reply(store_id, playground, message_id, attempt, str(error), content="".join(parts))
+        budget.settle(hold, usage or estimate(hold, request, parts))
         raise
     except Exception:
         fail_reply(store_id, playground, message_id, attempt, INTERNAL_ERROR, content="".join(parts))
+        budget.settle(hold, usage or estimate(hold, request, parts))
+        raise
+    except BaseException:  # SystemExit: the worker's cold shutdown (a second SIGTERM or Ctrl-C)
+        fail_reply(store_id, playground, message_id, attempt, WORKER_SHUT_DOWN, content="".join(parts))
         raise
     finally:
         stream.close()  # ends the provider's HTTP stream when we leave early (Stop, Reset)
     if outcome == "dropped":
         delete_ticket(message_id)
+        budget.settle(hold, usage or estimate(hold, request, parts))
         return outcome, store_id
     if pending:
         flush()
@@ -152,11 +173,16 @@ def write_reply(
     store_id, (final, changed) = following_moves(
         message_id, store_id, lambda at: conversations.change(at, playground, message_id, to_final), _present
     )
-    delete_ticket(message_id)
+    if final is None or final.attempt == attempt:
+        delete_ticket(message_id)  # not when a Retry replaced this attempt: the ticket is the next one's
+    if hold is None:  # a ticket written before replies held their cost
+        if changed:
+            budget.record(user, final.usage, final.cost_usd)
+    else:
+        budget.settle(hold, usage or estimate(hold, request, parts))
     if not changed:
         return "dropped", store_id
     log_reply(final, playground)
-    budget.record(user, final.usage, final.cost_usd)
     publish(
         store_id,
         f"message.{outcome}",
@@ -172,6 +198,20 @@ def write_reply(
         ),
     )
     return outcome, store_id
+
+
+def estimate(hold, request: ChatRequest, parts: list[str]) -> Usage:
+    """What a reply with no reported usage cost, about: the request's characters and the text streamed."""
+    request_chars = len(request.system_prompt) + sum(len(text) for _role, text in request.messages)
+    return budget.estimated_usage(hold, request_chars, sum(len(part) for part in parts))
+
+
+def over_long(history: list[tuple[str, str]]) -> str | None:
+    """The sentence refusing a request whose newest message is past MAX_MESSAGE_CHARS (the history cap keeps it whole)."""
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if history and len(history[-1][1]) > limit:
+        return f"Messages are limited to {limit:,} characters; the one this reply answers has {len(history[-1][1]):,}."
+    return None
 
 
 def fail_reply(

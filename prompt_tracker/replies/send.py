@@ -11,9 +11,12 @@ from ..domain.messages import Message, assistant_placeholder, user_message
 from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
-from ..providers import UnknownProviderError, get_provider
+from ..limits import budget
 from ..store.tickets import Ticket, write_ticket
+from .gate import Admission, UnknownProvider, admit, check_provider, release
 from .reply import fail_reply
+
+__all__ = ["UnknownProvider", "check_provider"]  # re-exported: where the views found them before the gate
 
 
 class InvalidMessage(Refused, ValueError):
@@ -40,20 +43,6 @@ class DuplicateSend(Refused):
 
     def json(self) -> dict:
         return {"duplicate": True}
-
-
-class UnknownProvider(Refused):
-    """The settings name a provider that is not registered (providers' ``UnknownProviderError``, refused)."""
-
-    status = 422
-
-
-def check_provider(name: str) -> None:
-    """Refuse a turn for an unknown provider (before anything is stored)."""
-    try:
-        get_provider(name)
-    except UnknownProviderError as error:
-        raise UnknownProvider(str(error)) from None
 
 
 @contextmanager
@@ -107,34 +96,53 @@ def send_message(
     QueueUnavailable when the messages are stored but the reply could not be queued.
     """
     content = validate_content(content)
-    check_provider(settings.provider)  # an unknown provider fails before anything is stored
-    with one_submission(store_id, client_token):
-        sent = user_message(content)
-        placeholder = assistant_placeholder(
-            settings.provider, settings.model, settings.params(), **settings.provenance()
-        )
-        services.conversations.append(store_id, playground, sent, placeholder, refresh_keys=refresh_keys)
+    admission = admit(user, settings, store_id, playground, answers=content, new_text=content)
+    try:
+        with one_submission(store_id, client_token):
+            sent = user_message(content)
+            placeholder = placeholder_for(admission)
+            services.conversations.append(store_id, playground, sent, placeholder, refresh_keys=refresh_keys)
+    except BaseException:
+        release(admission)
+        raise
     if announce is not None:
         announce(sent, placeholder)
-    enqueue_reply(store_id, playground, placeholder, settings, user)
+    enqueue_reply(store_id, playground, placeholder, admission, user)
     return sent, placeholder
+
+
+def placeholder_for(admission: Admission) -> Message:
+    """The pending reply of an admitted turn, recording the settings it is sent with."""
+    settings = admission.settings
+    return assistant_placeholder(settings.provider, settings.model, settings.params(), **settings.provenance())
 
 
 def enqueue_reply(
     store_id: str,
     playground: str,
     reply: Message,
-    settings: PlaygroundSettings,
+    admission: Admission,
     user: str | None,
     replay_until: str | None = None,
+    replay_turns: list[str] | None = None,
 ) -> None:
     """Write the reply's ticket and queue its job; if the queue is down, mark the reply failed (with Retry).
 
-    ``user`` is whose budget the reply counts against; ``replay_until`` marks a replay's reply (see ``Ticket.replay_until``).
+    Only an ``admission`` of the gate (``gate.admit``) queues a reply: its settings are what is sent,
+    its hold goes in the ticket. ``user`` is whose budget the reply counts against; ``replay_until``
+    and ``replay_turns`` mark a replay's reply (see ``Ticket``).
     """
     config = current_app.config
     queue = services.queue
-    ticket = Ticket(store_id=store_id, playground=playground, settings=settings, user=user, replay_until=replay_until)
+    ticket = Ticket(
+        store_id=store_id,
+        playground=playground,
+        settings=admission.settings,
+        user=user,
+        replay_until=replay_until,
+        replay_turns=replay_turns,
+        hold=admission.hold,
+    )
     job = dict(
         job_id=reply_job_id(reply.id, reply.attempt),
         job_timeout=config["JOB_TIMEOUT"],
@@ -160,4 +168,5 @@ def enqueue_reply(
             reply.attempt,
             "The reply could not be queued: the job queue is unreachable.",
         )
+        budget.settle(admission.hold, None, called=False)
         raise QueueUnavailable("The reply could not be queued: the job queue (Redis) is unreachable.") from error

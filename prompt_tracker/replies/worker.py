@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -35,6 +36,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
+from ..extensions import services
 from ..providers import available_providers
 from . import job
 
@@ -73,11 +75,53 @@ class ResidentWorker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **configure(kwargs))
         self.connection.set_retry(patient_retry())
+        patient_sessions()
+
+    def execute_job(self, job, queue):
+        """Run the job in this process, renewing the worker's RQ heartbeat meanwhile from a thread.
+
+        RQ's forking worker heartbeats while it waits for its work-horse; a ``SimpleWorker`` runs the
+        job itself and would not, so a long reply would look like a dead worker to ``/healthz``.
+        """
+        done = threading.Event()
+        ttl = self.get_heartbeat_ttl(job)
+
+        def beat() -> None:
+            while not done.wait(max(1, self.worker_ttl // 4)):
+                with contextlib.suppress(RedisError):
+                    self.heartbeat(ttl)
+
+        beating = threading.Thread(target=beat, name="rq-heartbeat", daemon=True)
+        beating.start()
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            done.set()
+            beating.join(5)
+
+    def request_force_stop(self, signum, frame):
+        """Cold shutdown at the second signal, however soon it follows the first.
+
+        RQ ignores a second signal within a second of the first (a pool's duplicate); here each one
+        comes from the supervisor, once per signal it received, so each one is meant. The job in hand
+        then fails its reply at once (``reply.WORKER_SHUT_DOWN``) as the ``SystemExit`` passes through it.
+        """
+        self.log.warning("Worker %s: cold shut down", self.name)
+        raise SystemExit()
 
 
 def patient_retry():
     """Retry a command for about a minute while Redis restarts or fails over, with backoff up to 2 s."""
     return Retry(ExponentialBackoff(cap=2.0, base=0.05), 40, supported_errors=(ConnectionError, TimeoutError))
+
+
+def patient_sessions() -> None:
+    """Give the worker's sessions client (DB 2: conversations, partials) the jobs client's patient retry.
+
+    The web's clients retry a broken connection once and answer 503 within a second; a worker
+    writing a reply waits instead, so a Redis restart mid-reply does not fail it.
+    """
+    services.session_redis.set_retry(patient_retry())
 
 
 def supervise(queue: Queue, worker_ttl: int, burst: bool = False) -> None:
@@ -161,15 +205,19 @@ def _report_dead_child(queue: Queue, name: str, pid: int, status: int) -> None:
         )
         if worker is None:
             return
-        try:
-            current = worker.get_current_job()
-        except NoSuchJobError:
-            current = None
-        if current is not None and current.get_status() not in (JobStatus.FINISHED, JobStatus.FAILED):
+        # RQ 3 keeps no current job in the worker's hash: its executions index says what it was running.
+        for execution in worker.get_current_executions():
+            try:
+                current = worker.job_class.fetch(execution.job_id, connection=connection, serializer=JSONSerializer)
+            except NoSuchJobError:
+                continue
+            if current.get_status() in (JobStatus.FINISHED, JobStatus.FAILED):
+                continue
             job.work_horse_killed(current, pid, status, None)
-            # Its execution record, so that RQ's failure handling also takes it out of the started registry.
-            worker.execution = next((e for e in current.get_executions() if e.worker_name == name), None)
-            worker.handle_job_failure(current, queue=queue, exc_string=f"The reply worker died ({_describe(status)}).")
+            # With its execution, RQ's failure handling also takes it out of the started registry.
+            worker.handle_job_failure(
+                current, queue=queue, exc_string=f"The reply worker died ({_describe(status)}).", execution=execution
+            )
         worker.register_death()
     except RedisError as error:  # Redis is down too: the heartbeat marks the reply dead later
         log.error("could not report the death of reply worker %s: %s", pid, error)

@@ -1,6 +1,7 @@
 """``flask worker``: a supervised resident RQ worker on the app's queue, with the app's config."""
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from ..extensions import services
@@ -16,6 +17,7 @@ def worker_command(burst: bool) -> None:
     click.echo(
         f"Worker on queue {queue.name!r} at {services.jobs_redis.connection_pool.connection_kwargs.get('host', '?')}"
     )
-    # worker_ttl 20 s: RQ then blocks on the queue for 5 s at a time (ttl - 15), so after a Sentinel
-    # failover the next wait goes to the new master within seconds instead of RQ's default 405 s.
-    supervise(queue, worker_ttl=20, burst=burst)
+    # WORKER_TTL (20 s): RQ then blocks on the queue for 5 s at a time (ttl - 15), so after a Sentinel
+    # failover the next wait goes to the new master within seconds instead of RQ's default 405 s, and
+    # it heartbeats that often (/healthz counts a worker live while its heartbeat is that recent).
+    supervise(queue, worker_ttl=current_app.config["WORKER_TTL"], burst=burst)

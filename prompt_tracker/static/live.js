@@ -7,6 +7,13 @@
   "use strict";
   const item = (id) => document.getElementById("m-" + id);  // a message's element, if the page shows it
 
+  function markStreaming(element) {
+    element.dataset.status = "streaming";
+    element.classList.replace("status-pending", "status-streaming");
+    const typing = element.querySelector(".typing");
+    if (typing) typing.textContent = "writing…";
+  }
+
   window.PromptTrackerLive = {
     connect({ handlers, catchUp, hasOpenReply }) {
       const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
@@ -35,16 +42,17 @@
         "message.started": (payload) => {
           const element = item(payload.id);
           if (!element) return unseenStart(payload);
-          element.dataset.status = "streaming";
-          element.classList.replace("status-pending", "status-streaming");
-          const typing = element.querySelector(".typing");
-          if (typing) typing.textContent = "writing…";
+          markStreaming(element);
         },
         // ``offset`` (characters of the reply before this text) makes a delta safe to see twice, or after
         // a catch-up whose HTML already holds part of it; a gap (a missed delta) fetches the message.
         "message.delta": ({ id, text, offset }) => {
-          const live = item(id)?.querySelector(".live");
+          const element = item(id);
+          const live = element?.querySelector(".live");
           if (!live) return;
+          // HTML fetched before the worker started (swapped in after "message.started") still shows the
+          // reply waiting: its text arriving says it is being written.
+          if (element.dataset.status === "pending") markStreaming(element);
           const shown = [...live.textContent].length;  // characters, as the server counts them
           const atEnd = scroller?.nearEnd();
           if (offset === undefined) live.textContent += text;

@@ -10,7 +10,7 @@ and two workers can never both claim one attempt of a reply.
 
 Beside the list, per session (same hash tag, same TTL): ``open`` (the replies queued or being
 written, for the per-session cap and Reset), and per open reply ``partial`` (its text so far) and
-``stop`` (asks its worker to stop).
+``stop`` (asks its worker to stop; ``stop:<id>:<attempt>`` stops only an attempt a Retry replaced).
 """
 
 import time
@@ -26,13 +26,13 @@ from ..domain.refusals import Refused
 
 # KEYS: conversation, open set, then the session's other keys (blob, other conversations), whose
 # expiry is pushed too (they share the {store id} hash slot).
-# ARGV: ttl, message cap, open member ('' if nothing opens), deadline, now, open cap, records...
+# ARGV: ttl, message cap, open member ('' if nothing opens), deadline, now, open cap (0: none), records...
 _APPEND = """
 local n = redis.call('LLEN', KEYS[1])
 if n + #ARGV - 6 > tonumber(ARGV[2]) then return -1 end
 if ARGV[3] ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return -2 end
+  if tonumber(ARGV[6]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return -2 end
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 end
 local len = redis.call('RPUSH', KEYS[1], unpack(ARGV, 7))
@@ -42,7 +42,8 @@ return len
 
 # KEYS: conversation, open set, then the session's other keys to refresh.
 # ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix, max bytes (0: any).
-# Returns the list's length, the window's records, and [id, text, ...] of this playground's partials.
+# Returns the list's length, the window's records, [id, text, ...] of this playground's partials, and
+# whether the first key to refresh (a session's blob) still existed (1 when there is none).
 # The window is the latest ``limit`` records before ``end`` whose bytes add up to at most ``max bytes``
 # (the newest one always), so a page of long messages stays light. A record weighs its bytes without
 # its fragment (``Message.fragment``, the first entry of its msgpack map when present): the same
@@ -95,25 +96,34 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     if text then partials[#partials + 1] = id; partials[#partials + 1] = text end
   end
 end
-for i = 3, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
-return {total, records, partials}
+local first_refreshed = 1
+for i = 3, #KEYS do
+  local pushed = redis.call('EXPIRE', KEYS[i], ARGV[3])
+  if i == 3 then first_refreshed = pushed end
+end
+return {total, records, partials, first_refreshed}
 """
 
-# KEYS: conversation, open set, partial, stop.
+# KEYS: conversation, open set, partial, stop, and the stop key of the attempt being replaced.
 # ARGV: index, expected old record, new record, open member, mode (open|reopen|final|same), deadline,
-# now, open cap, ttl. "open" records the reply as open (refused past the cap unless it already is);
-# "reopen" does too for a new attempt, whose partial and stop keys start empty; "final" forgets it
-# and deletes its partial and stop keys, in the same atomic step.
+# now, open cap (0: none), ttl, seconds a replaced attempt's stop key is kept. "open" records the reply
+# as open (refused past the cap unless it already is); "reopen" does too for a new attempt, whose
+# partial and stop keys start empty, and stops the attempt it replaces (a worker thought dead may
+# still live); "final" forgets it and deletes its partial and stop keys, in the same atomic step.
 _CHANGE = """
 if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[5] == 'open' or ARGV[5] == 'reopen' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[7])
-  if not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[8]) then
+  local cap = tonumber(ARGV[8])
+  if cap > 0 and not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= cap then
     return -1
   end
   redis.call('ZADD', KEYS[2], ARGV[6], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[9])
-  if ARGV[5] == 'reopen' then redis.call('DEL', KEYS[3], KEYS[4]) end
+  if ARGV[5] == 'reopen' then
+    redis.call('DEL', KEYS[3], KEYS[4])
+    redis.call('SET', KEYS[5], 1, 'EX', ARGV[10])
+  end
 elseif ARGV[5] == 'final' then
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('DEL', KEYS[3], KEYS[4])
@@ -122,11 +132,12 @@ redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# KEYS: conversation, partial, stop. ARGV: text, ttl.
-# Returns {conversation exists, stop requested}; the text is appended only if neither ends the reply.
+# KEYS: conversation, partial, stop, the stop key of the flushing attempt. ARGV: text, ttl.
+# Returns {conversation exists, stop requested}; the text is appended only if neither ends the reply,
+# so an attempt that a Retry replaced never writes into its successor's partial.
 _FLUSH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 1} end
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return {1, 1} end
 if ARGV[1] ~= '' then
   redis.call('APPEND', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -192,13 +203,15 @@ class TooManyOpenReplies(Refused):
 class Window:
     """A slice of a conversation: ``messages`` start at absolute index ``start`` of ``total``.
 
-    ``partials`` maps the id of each reply being written to the text it has streamed so far.
+    ``partials`` maps the id of each reply being written to the text it has streamed so far;
+    ``first_refreshed`` tells whether the first of the keys whose expiry the read pushed still existed.
     """
 
     messages: list[Message]
     start: int
     total: int
     partials: dict[str, str] = field(default_factory=dict)
+    first_refreshed: bool = True
 
 
 def open_member(playground: str, message_id: str) -> str:
@@ -294,7 +307,12 @@ class ConversationStore:
 
     def too_many_open(self) -> str:
         """The sentence shown when a send or retry would pass the open-replies cap."""
-        replies = "reply" if self.max_open_replies == 1 else f"{self.max_open_replies} replies"
+        return self.too_many_open_for(self.max_open_replies)
+
+    @staticmethod
+    def too_many_open_for(limit: int) -> str:
+        """The sentence shown when a send or retry would pass a cap of ``limit`` open replies."""
+        replies = "reply" if limit == 1 else f"{limit} replies"
         return (
             f"You already have {replies} being written; wait for one to finish "
             "(or stop one) before sending another. Your message is still in the box."
@@ -317,7 +335,7 @@ class ConversationStore:
         """
         key = self.key(store_id, playground)
         opens = self.open_key(store_id)
-        total, raw, flat = self._window(
+        total, raw, flat, first_refreshed = self._window(
             keys=[key, opens, *refresh_keys],
             args=[
                 limit,
@@ -331,7 +349,7 @@ class ConversationStore:
         stop = total if end is None else min(max(0, end), total)
         start = max(0, stop - len(raw))
         partials = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return Window([decode_message(item) for item in raw], start, total, partials)
+        return Window([decode_message(item) for item in raw], start, total, partials, bool(first_refreshed))
 
     def all(self, store_id: str, playground: str) -> list[Message]:
         """Read the whole conversation (what a model is sent as history)."""
@@ -408,6 +426,7 @@ class ConversationStore:
                     self.open_key(store_id),
                     self.partial_key(store_id, message_id),
                     self.stop_key(store_id, message_id),
+                    self.stop_key(store_id, message_id, message.attempt),
                 ],
                 args=[
                     index,
@@ -419,6 +438,7 @@ class ConversationStore:
                     now,
                     self.max_open_replies,
                     self.ttl_seconds,
+                    self.open_seconds,  # longer than any job: the replaced attempt's worker is gone by then
                 ],
             )
             if written == -1:
@@ -433,8 +453,9 @@ class ConversationStore:
         """Like ``change``, returning only the message now stored (None if it is gone)."""
         return self.change(store_id, playground, message_id, change)[0]
 
-    def flush(self, store_id: str, playground: str, message_id: str, text: str) -> tuple[bool, bool]:
-        """Append ``text`` to the reply's partial; return (conversation still there, stop requested).
+    def flush(self, store_id: str, playground: str, message_id: str, attempt: int, text: str) -> tuple[bool, bool]:
+        """Append ``text`` to the partial of attempt ``attempt`` of a reply; return (conversation still
+        there, stop requested). Stop is requested, and nothing appended, once a Retry replaced the attempt.
 
         One round trip: what a worker does at each flush of its stream.
         """
@@ -443,6 +464,7 @@ class ConversationStore:
                 self.key(store_id, playground),
                 self.partial_key(store_id, message_id),
                 self.stop_key(store_id, message_id),
+                self.stop_key(store_id, message_id, attempt),
             ],
             args=[text, self.ttl_seconds],
         )
@@ -503,9 +525,15 @@ class ConversationStore:
         """
         pairs = [(self.key(old_store_id, playground), self.key(new_store_id, playground)) for playground in playgrounds]
         pairs.append((self.open_key(old_store_id), self.open_key(new_store_id)))
-        for _playground, message_id in self.open_replies(old_store_id):
+        for playground, message_id in self.open_replies(old_store_id):
             pairs.append((self.partial_key(old_store_id, message_id), self.partial_key(new_store_id, message_id)))
             pairs.append((self.stop_key(old_store_id, message_id), self.stop_key(new_store_id, message_id)))
+            # The stop keys of the attempts a Retry replaced, so that their workers still stop after the move.
+            message = self.get(old_store_id, playground, message_id)
+            for attempt in range(1, message.attempt if message else 1):
+                pairs.append(
+                    (self.stop_key(old_store_id, message_id, attempt), self.stop_key(new_store_id, message_id, attempt))
+                )
         if isinstance(self.redis, RedisCluster):
             self._move_across_slots(pairs)
         else:
@@ -513,13 +541,21 @@ class ConversationStore:
 
     def _move_across_slots(self, pairs: list[tuple[str, str]]) -> None:
         """On a Cluster the two store ids hash to two slots, which no one script may touch: move key by
-        key (DUMP, RESTORE with its expiry, DELETE). Not atomic: a write to an old key in between is lost."""
+        key (PTTL, DUMP, RESTORE with that expiry, DELETE). Not atomic: a write to an old key in between is lost.
+
+        Never restored without an expiry (RESTORE's 0): a key gone meanwhile (PTTL -2, or DUMP finds
+        nothing) is skipped, and one that had none (-1) gets the session's lifetime.
+        """
         for old_key, new_key in pairs:
+            milliseconds = self.redis.pttl(old_key)  # first: a key that expires after it is not dumped
+            if milliseconds == -2:
+                continue
             dumped = self.redis.dump(old_key)
             if dumped is None:
                 continue
-            milliseconds = self.redis.pttl(old_key)
-            self.redis.restore(new_key, max(milliseconds, 0), dumped, replace=True)
+            if milliseconds < 0:
+                milliseconds = self.ttl_seconds * 1000
+            self.redis.restore(new_key, milliseconds, dumped, replace=True)
             self.redis.delete(old_key)
 
     def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
@@ -541,9 +577,9 @@ class ConversationStore:
         """Key of a reply's partial text."""
         return partial_key(self.key_prefix, store_id, message_id)
 
-    def stop_key(self, store_id: str, message_id: str) -> str:
-        """Key that asks a reply's worker to stop."""
-        return stop_key(self.key_prefix, store_id, message_id)
+    def stop_key(self, store_id: str, message_id: str, attempt: int | None = None) -> str:
+        """Key that asks a reply's worker to stop (with ``attempt``: only the worker of that attempt)."""
+        return stop_key(self.key_prefix, store_id, message_id, attempt)
 
 
 def _text(value) -> str:

@@ -35,25 +35,39 @@ def replace_conversation(
     return script(keys=[key, *others], args=[conversations.ttl_seconds, *map(conversations.record, messages)])
 
 
-# KEYS: the conversation. ARGV: index, expected record, and when the next message goes too (a user
-# message's reply), its index and expected record. Both are checked before anything is removed.
+# KEYS: the conversation, the session's open set. ARGV: 1 playground, 2 partial prefix, 3 stop prefix,
+# 4 stop ttl, 5 index, 6 expected record, 7 id of the reply being written among what goes ('' if none),
+# and when the next message goes too (a user message's reply), 8 its index and 9 expected record. Both
+# are checked before anything is removed. An open reply that goes stops at its worker's next flush, as
+# after a Reset: its stop key is set, its partial text and its place in the open set go at once.
 _DELETE = """
-if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-if ARGV[3] and redis.call('LINDEX', KEYS[1], ARGV[3]) ~= ARGV[4] then return 0 end
+if redis.call('LINDEX', KEYS[1], ARGV[5]) ~= ARGV[6] then return 0 end
+if ARGV[8] and redis.call('LINDEX', KEYS[1], ARGV[8]) ~= ARGV[9] then return 0 end
+if ARGV[7] ~= '' then
+  redis.call('SET', ARGV[3] .. ARGV[7], 1, 'EX', ARGV[4])
+  redis.call('UNLINK', ARGV[2] .. ARGV[7])
+  redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[7])
+end
 local gone = '\\0deleted'
-redis.call('LSET', KEYS[1], ARGV[1], gone)
-if ARGV[3] then redis.call('LSET', KEYS[1], ARGV[3], gone) end
+redis.call('LSET', KEYS[1], ARGV[5], gone)
+if ARGV[8] then redis.call('LSET', KEYS[1], ARGV[8], gone) end
 return redis.call('LREM', KEYS[1], 0, gone)
 """
 
 
 def delete_message(
-    conversations: ConversationStore, store_id: str, playground: str, message_id: str, attempts: int = 5
+    conversations: ConversationStore,
+    store_id: str,
+    playground: str,
+    message_id: str,
+    attempts: int = 5,
+    stop_seconds: int | None = None,
 ) -> int:
     """Remove a message (a user message with the reply after it) by id, compare-and-set; how many went.
 
-    0 when it is not there. A reply being written at the same time finds its placeholder gone and is
-    dropped, as after a Reset.
+    0 when it is not there. A reply being written among them is stopped as by a Reset: its worker
+    closes the provider stream at its next flush, its slot and partial text go now. ``stop_seconds``:
+    how long the stop request is kept (default: as long as an open reply counts, longer than any job).
     """
     key = conversations.key(store_id, playground)
     script = conversations.redis.register_script(_DELETE)
@@ -62,14 +76,28 @@ def delete_message(
         if found is None:
             return 0
         index, raw, message = found
+        removed = [message]
         args = [index, raw]
         if message.role == "user":
             following = conversations.redis.lindex(key, index + 1)
-            if following is not None and decode_message(following).role == "assistant":
+            if following is not None and (reply := decode_message(following)).role == "assistant":
                 args += [index + 1, following]
-        removed = script(keys=[key], args=args)
-        if removed:
-            return removed
+                removed.append(reply)
+        open_reply = next((m.id for m in removed if m.role == "assistant" and m.is_open), "")
+        gone = script(
+            keys=[key, conversations.open_key(store_id)],
+            args=[
+                playground,
+                conversations.partial_key(store_id, ""),
+                conversations.stop_key(store_id, ""),
+                stop_seconds or conversations.open_seconds,
+                *args[:2],
+                open_reply,
+                *args[2:],
+            ],
+        )
+        if gone:
+            return gone
     raise RuntimeError(f"message {message_id} kept moving; gave up after {attempts} attempts")
 
 
@@ -111,7 +139,7 @@ class UnconfirmedRemoval(Refused):
 # Edit a user message and resend from there. KEYS: the conversation, the session's open set, then
 # the session's other keys (their expiry is pushed too).
 # ARGV: 1 index, 2 expected record there, 3 edited record, 4 placeholder record, 5 placeholder's open
-# member, 6 deadline, 7 now, 8 open cap, 9 message cap, 10 ttl, 11 playground, 12 partial prefix,
+# member, 6 deadline, 7 now, 8 open cap (0: none), 9 message cap, 10 ttl, 11 playground, 12 partial prefix,
 # 13 stop prefix, 14 stop ttl, 15 how many records follow, 16.. those records, then the ids of the
 # open replies among them. Every record from the index on must be as read (a reply written at the
 # same time changes its record: the caller reads again and retries). Returns 1, 0 (changed in
@@ -131,7 +159,7 @@ local open = redis.call('ZCARD', KEYS[2])
 for i = open_ids, #ARGV do
   if redis.call('ZSCORE', KEYS[2], ARGV[11] .. ':' .. ARGV[i]) then open = open - 1 end
 end
-if open >= tonumber(ARGV[8]) then return -2 end
+if tonumber(ARGV[8]) > 0 and open >= tonumber(ARGV[8]) then return -2 end
 -- The replies that go stop at their worker's next flush, as after a Reset; their text so far goes.
 for i = open_ids, #ARGV do
   redis.call('SET', ARGV[13] .. ARGV[i], 1, 'EX', ARGV[14])

@@ -40,7 +40,9 @@ class Services:
             key_prefix=app.config["SESSION_KEY_PREFIX"],
             ttl_seconds=int(app.permanent_session_lifetime.total_seconds()),
             max_messages=app.config["MAX_CONVERSATION_MESSAGES"],
-            max_open_replies=app.config["MAX_OPEN_REPLIES"],
+            # MAX_OPEN_REPLIES is a cap per user, kept by the gate (``replies.gate``): the session's
+            # set of open replies is bookkeeping only (Reset, partials).
+            max_open_replies=0,
             open_seconds=app.config["JOB_TIMEOUT"] + 120,
             render_fragment=render_fragment,
         )

@@ -15,8 +15,10 @@ What the stock 0.8 interfaces do and we change:
 - ``regenerate()`` loses the data (the merge sees no change) and leaves the conversations behind:
   ours writes the data under the new id, moves the conversations and deletes the old keys;
 - every session gets the full lifetime, so each cookie-less page view (a crawler's) is stored for
-  24 h: ours gives a session that holds nothing of the user's (no conversation, no settings, not
-  signed in: only a CSRF token or a flash) the short ``SESSION_IDLE_LIFETIME``; using it extends it.
+  24 h: ours gives a session that holds nothing of the user's (only bookkeeping: a CSRF token,
+  flashes, the sign-in's keys) the short ``SESSION_IDLE_LIFETIME``; using it extends it;
+- a request still in flight when another one ends the session (sign-out) wrote the blob back or sent
+  the old id again: ours writes nothing and sets no cookie when the blob it loaded is gone at save.
 
 The Redis and cachelib interfaces differ only in how they get, set, delete and touch the blob.
 """
@@ -39,13 +41,26 @@ from .tickets import move_open_replies
 
 _MISSING = object()
 MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
-# What makes a session worth the full lifetime: a conversation, saved settings, a signed-in user.
-IN_USE_KEYS = ("conversations", "settings", "_user_id", "proxy_user")
+# What a session holds that is not the user's own: Flask's and Flask-WTF's bookkeeping, flashed
+# notices and Flask-Login's bookkeeping. Any other key is the user's and keeps the full lifetime, so
+# a value stored by new code is never cut to the idle lifetime by being forgotten in a list. Who is
+# signed in (``_user_id``, the proxy's ``proxy_user``) is the user's: a sign-in gives the full lifetime.
+BOOKKEEPING_KEYS = frozenset(
+    {
+        "_permanent",
+        "csrf_token",
+        "_flashes",
+        "_fresh",
+        "_id",
+        "_remember",
+        "_remember_seconds",
+    }
+)
 
 
 def in_use(data) -> bool:
     """Whether session data holds something of the user's (else it is an idle visitor's)."""
-    return any(data.get(key) for key in IN_USE_KEYS)
+    return any(value for key, value in data.items() if key not in BOOKKEEPING_KEYS)
 
 
 class SessionDataError(Exception):
@@ -288,7 +303,8 @@ class PlaygroundSessionMixin:
             refresh_keys=self.slide_keys(session),
             max_bytes=max_bytes,
         )
-        session.expiry_refreshed = True
+        # Unless its blob was gone (ended by another request meanwhile): then the save looks again.
+        session.expiry_refreshed = window.first_refreshed
         return window
 
     def get_expiration_time(self, app: Flask, session: PlaygroundSession):
@@ -323,6 +339,7 @@ class PlaygroundSessionMixin:
         session.clear()
         session.sid = self._new_sid()
         session.original = {}
+        session.stored = False  # the new id has no blob yet: a write here creates it
         session.modified = True  # saved if something is written after; else the cookie is deleted
 
     def stored_data(self, store_id: str) -> dict | None:
@@ -372,16 +389,20 @@ class PlaygroundSessionMixin:
                 self._blob_delete(self._blob_key(session.sid))
                 response.delete_cookie(name, domain=domain, path=path)
             return
+        still_stored = True
         if session.modified:
             flashes = session.get("_flashes")
             if flashes and len(flashes) > MAX_FLASHES:
                 # Messages flashed by requests whose page was never shown (scripts, retries) pile up.
                 session["_flashes"] = flashes[-MAX_FLASHES:]
-            self._write_merged(session)
+            still_stored = self._write_merged(session)
         elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis and in_use(session)):
             blob_key, *conversation_keys = self.keys_of(session)
-            self._blob_touch(blob_key, self._lifetime(session), conversation_keys)
-        if session.modified or session.accessed:
+            touched = self._blob_touch(blob_key, self._lifetime(session), conversation_keys)
+            still_stored = touched or not session.stored
+        # A blob loaded by this request and gone now was ended by another (a sign-out): sending its id
+        # again would put the old cookie back over the sign-out's.
+        if still_stored and (session.modified or session.accessed):
             response.set_cookie(
                 name,
                 session.sid,
@@ -393,18 +414,21 @@ class PlaygroundSessionMixin:
                 samesite=self.get_cookie_samesite(app),
             )
 
-    def _write_merged(self, session: PlaygroundSession) -> None:
+    def _write_merged(self, session: PlaygroundSession) -> bool:
         """Write what this request changed, merged into the stored blob, and push the expiry of every key.
 
         Optimistic: read, merge, write unless another request wrote the blob in between, else again.
+        Returns False, writing nothing, when the blob this request loaded is gone (the session was ended).
         """
         blob_key, *conversation_keys = self.keys_of(session)
         current = dict(session.items())
         while True:
             blob = self._blob_get(blob_key)
+            if session.stored and blob.data is None:
+                return False
             merged = merge_changes(session.original, current, blob.data or {})
             if self._blob_set(blob_key, merged, self._lifetime(merged), conversation_keys, expected=blob):
-                return
+                return True
 
     def _lifetime(self, data) -> int:
         """Seconds the blob of a session holding ``data`` is kept: full when in use, else the idle lifetime."""
@@ -435,8 +459,9 @@ class PlaygroundSessionMixin:
         """Delete the blob."""
         raise NotImplementedError
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> None:
-        """Push the expiry of the blob (to ``seconds``) and of the conversations (to the full lifetime)."""
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+        """Push the expiry of the blob (to ``seconds``) and of the conversations (to the full lifetime);
+        False if there was no blob."""
         raise NotImplementedError
 
 
@@ -468,8 +493,12 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
     def _blob_delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> None:
-        self.conversations.refresh(conversation_keys, also={key: seconds})  # one round trip for all
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+        with self.client.pipeline(transaction=False) as pipe:  # one round trip for all
+            pipe.expire(key, seconds)
+            for conversation in conversation_keys:
+                pipe.expire(conversation, self.conversations.ttl_seconds)
+            return bool(pipe.execute()[0])
 
 
 class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSessionInterface):
@@ -496,12 +525,13 @@ class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSession
     def _blob_delete(self, key: str) -> None:
         self.cache.delete(key)
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> None:
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
         # cachelib has no "touch": setting the blob again is how its timeout slides.
         data = self._blob_get(key).data
         if data is not None:
             self.cache.set(key, data, timeout=seconds)
         self.conversations.refresh(conversation_keys)
+        return data is not None
 
 
 def make_session_interface(app: Flask, session_redis, conversations: ConversationStore):

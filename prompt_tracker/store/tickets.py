@@ -6,6 +6,7 @@ a worker's log line; the worker reads the rest here.
 
 import msgspec
 
+from ..domain.holds import Hold
 from ..domain.keys import ticket_key
 from ..domain.settings import PlaygroundSettings
 from .services import services
@@ -22,6 +23,10 @@ class Ticket(msgspec.Struct, kw_only=True):
     # Set on a replay's reply: the last user turn (its id in the original) the replay runs to;
     # when this reply is done the worker sends the next turn (``workbench.replay.after_reply``).
     replay_until: str | None = None
+    # The replay's turns (the user turns' ids in the original), fixed when it started: nothing else is replayed.
+    replay_turns: list[str] | None = None
+    # What the reply holds of its user's budget and open replies (``replies.gate``), settled when it ends.
+    hold: Hold | None = None
     # The store id the session had before a login gave it a new one: its keys may not have moved yet.
     moved_from: str | None = None
 

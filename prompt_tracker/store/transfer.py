@@ -6,8 +6,9 @@ anything is written: a file that is not an export, is malformed or too large is 
 sentence, and nothing of it is stored.
 
 An import obeys the caps of a send: at most ``MAX_CONVERSATION_MESSAGES`` messages, each (and each
-earlier attempt) at most ``MAX_MESSAGE_CHARS`` characters, and no more text in all than a reply is
-ever sent of its history (``MAX_HISTORY_CHARS``). Its replies' Markdown renders within
+earlier attempt) at most ``MAX_MESSAGE_CHARS`` characters, in a file of at most ``MAX_IMPORT_BYTES``.
+(Not ``MAX_HISTORY_CHARS``: that caps what one request carries, not a conversation, which may grow
+past it by sending; its own export must import again.) Its replies' Markdown renders within
 ``IMPORT_RENDER_SECONDS`` in all (each within its own limit, ``rendering.RENDER_TIME_LIMIT``): past
 it, a reply is shown as escaped text.
 
@@ -121,12 +122,10 @@ def _details(message: Message) -> str:
     return " · ".join(parts)
 
 
-def parse_import(
-    data: bytes, max_messages: int, max_message_chars: int = 0, max_history_chars: int = 0
-) -> list[Message]:
+def parse_import(data: bytes, max_messages: int, max_message_chars: int = 0) -> list[Message]:
     """The messages of an export file, made safe to store; ImportRefused (a sentence) if it cannot be used.
 
-    ``max_message_chars`` and ``max_history_chars`` are the send caps (0: none).
+    ``max_message_chars`` is the send's cap of a message (0: none).
     """
     try:
         export = msgspec.json.decode(data, type=ConversationImport)
@@ -151,7 +150,6 @@ def parse_import(
             f"The file has {len(export.messages):,} messages; a conversation holds at most "
             f"{max_messages:,}. Nothing was imported."
         )
-    total = 0
     for index, message in enumerate(export.messages):
         if message.role not in ROLES or message.status not in STATUSES:
             raise ImportRefused(
@@ -161,13 +159,6 @@ def parse_import(
         _check_length(index, "", message.content, max_message_chars)
         for alternative in message.alternatives:
             _check_length(index, "an earlier attempt of ", alternative.content, max_message_chars)
-        total += len(message.content)
-    if max_history_chars and total > max_history_chars:
-        raise ImportRefused(
-            f"The file holds {total:,} characters of messages; a conversation sends at most "
-            f"{max_history_chars:,} of its history (MAX_HISTORY_CHARS), and an import holds no more. "
-            "Nothing was imported."
-        )
     deadline = time.monotonic() + IMPORT_RENDER_SECONDS
     return [_imported(message, deadline) for message in export.messages]
 

@@ -1,13 +1,19 @@
 """``/healthz``: each Redis use's state, the database's and the live RQ workers, within about a second whatever hangs.
 
+``down`` names what is down; 503 when pages cannot be served: a Redis use down, or the database
+when pages need it for their user (with sign-in). The database alone down without sign-in is
+``degraded`` and 200, as the playground keeps working then (only the prompt pages are 503).
+
 The checks run in parallel threads and the answer waits at most ``CHECK_SECONDS`` for them: a
 stopped or paused Redis is reported as down instead of holding the load balancer's request.
 """
 
 from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import UTC, datetime, timedelta
 
 import redis
 from flask import Blueprint, current_app, jsonify
+from rq.utils import utcparse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -50,16 +56,26 @@ def check_database(engine) -> str:
         return f"down: {error.__class__.__name__}"
 
 
-def live_workers(client) -> int | None:
-    """RQ workers whose registration has not expired (RQ's set keeps dead ones until it cleans up); None if unknown."""
+def live_workers(client, within_seconds: float) -> int | None:
+    """RQ workers whose last heartbeat is at most ``within_seconds`` old; None if unknown.
+
+    Not whether their registration exists: RQ keeps a worker's key until its TTL runs out, which for
+    one killed mid-reply is the job's timeout + 60 s (minutes of a dead worker counted as live).
+    """
     try:
         names = client.smembers("rq:workers")
         with client.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.exists(name)
-            return sum(pipe.execute())
+                pipe.hget(name, "last_heartbeat")
+            beats = pipe.execute()
     except redis.RedisError:
         return None
+    oldest = datetime.now(UTC) - timedelta(seconds=within_seconds)
+    return sum(1 for beat in beats if beat and _as_utc(utcparse(beat.decode())) >= oldest)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @bp.get("/healthz")
@@ -67,7 +83,7 @@ def healthz():
     clients = {"sessions": services.session_redis, "jobs": services.jobs_redis, "socketio": _socketio_redis()}
     futures = {name: _checks.submit(check, client) for name, client in clients.items() if client is not None}
     database = _checks.submit(check_database, db.engine)
-    workers = _checks.submit(live_workers, services.jobs_redis)
+    workers = _checks.submit(live_workers, services.jobs_redis, current_app.config["WORKER_TTL"])
     wait([*futures.values(), database, workers], timeout=CHECK_SECONDS)
 
     def state(future) -> str:
@@ -75,10 +91,16 @@ def healthz():
 
     states = {name: state(future) for name, future in futures.items()}
     database_state = state(database)
-    healthy = database_state == "ok" and all(value == "ok" for value in states.values())
+    down = [name for name, value in states.items() if value != "ok"]
+    if database_state != "ok":
+        down.append("database")
+    # As the pages answer: without sign-in only the prompt pages need the database (the playground
+    # works), so its outage alone is "degraded", 200; with sign-in every page loads its user there.
+    serving = not down or (down == ["database"] and current_app.config["AUTH_MODE"] == "none")
     return jsonify(
-        status="ok" if healthy else "unavailable",
+        status="ok" if not down else "degraded" if serving else "unavailable",
+        down=down,
         redis=states,
         database=database_state,
         workers=workers.result() if workers.done() else None,
-    ), 200 if healthy else 503
+    ), 200 if serving else 503

@@ -10,8 +10,11 @@ streaming with its worker gone) is rendered when shown, as is a record stored wi
 import weakref
 from collections.abc import Iterable
 
-from flask import current_app
+import msgspec
+from flask import current_app, render_template
 from markupsafe import Markup
+
+from .forms import SettingsForm
 
 # Characters that no rendered text can hold as they are: every text of a message reaches the
 # HTML escaped ("<" as "&lt;"), so only these markers are replaced.
@@ -61,3 +64,28 @@ def messages_html(
     else:
         joined = "".join(message_html(message, stale_ids, editing) for message in messages)
     return with_page_values(joined, csrf_token, messages_url)
+
+
+SETTINGS_PANEL_TEMPLATE = "playground/_settings_panel.html"
+MAX_SETTINGS_PANELS = 512  # per process: one per distinct saved settings a page shows, then start over
+
+
+def settings_panel(context: dict, save_url: str, csrf_token: str) -> Markup:
+    """The page's settings form for saved settings, rendered once per distinct settings and URL.
+
+    It depends only on what ``context`` holds (the settings, their digest and version; the providers
+    and limits, fixed for a process) and the URL it posts to (``save_url``);
+    the CSRF token is a marker, as in a message's fragment. A form with errors or a conflict is not
+    cached: the page renders it.
+    """
+    key = (save_url, context["settings_version"], msgspec.json.encode(context["settings"]))
+    panels = current_app.extensions.setdefault("prompt_tracker.settings_panels", {})
+    html = panels.get(key)
+    if html is None:
+        if len(panels) >= MAX_SETTINGS_PANELS:
+            panels.clear()
+        form = SettingsForm(formdata=None, data=msgspec.to_builtins(context["settings"]))
+        html = panels[key] = render_template(
+            SETTINGS_PANEL_TEMPLATE, **context, settings_form=form, page_csrf_token=Markup(CSRF_MARK)
+        )
+    return Markup(html.replace(CSRF_MARK, csrf_token))

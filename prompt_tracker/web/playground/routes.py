@@ -32,8 +32,7 @@ from ...domain.settings import (
     store_settings,
 )
 from ...extensions import limiter, services
-from ...limits import TooManySends, budget, limit_sentence
-from ...limits.models import check_model
+from ...limits import TooManySends, limit_sentence
 from ...prompts.settings import variables_panel
 from ...providers import available_providers
 from ...replies import (
@@ -58,7 +57,7 @@ from ..off_loop import off_the_event_loop
 from ..rate_limits import user_key
 from . import bp
 from .forms import MessageForm, SettingsForm, param_range, providers_with_param
-from .fragments import messages_html
+from .fragments import messages_html, settings_panel
 from .prompt import (
     add_slug,
     current_settings,
@@ -107,31 +106,35 @@ def render_playground(
     if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
         # The message being edited is older than the latest window: show the window that ends with it.
         return render_playground(message_form, settings_form, status, editing, editing.index + 1, overflow)
-    if settings_form is None:
-        settings_form = SettingsForm(formdata=None, data=msgspec.to_builtins(settings))
     messages = [with_partial(message, window.partials) for message in window.messages]
     stale = stale_ids(messages)
+    csrf_token = generate_csrf()
+    panel = {
+        "settings": settings,
+        "providers": available_providers(),
+        "limits": {"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
+        "settings_digest": live.settings_digest(settings),
+        "settings_version": settings_version(settings),
+        "settings_conflict": settings_conflict,
+    }
     return render_template(
         "playground/index.html",
         window=window,
         messages=messages,
         # The stored fragments joined (the macro runs only for open messages and old records).
-        messages_html=messages_html(messages, generate_csrf(), url_for(".send"), stale, editing, indent=" " * 8),
-        settings=settings,
+        messages_html=messages_html(messages, csrf_token, url_for(".send"), stale, editing, indent=" " * 8),
+        # The saved settings as saved: rendered once per distinct settings; a form with errors, each time.
+        settings_panel=None if settings_form else settings_panel(panel, url_for(".save_settings"), csrf_token),
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
         client_token=secrets.token_urlsafe(16),
         waiting=any(m.is_open for m in messages),
         refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
-        providers=available_providers(),
-        limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
         playground=g.playground,
-        settings_digest=live.settings_digest(settings),
         editing=editing,
         overflow=overflow,
-        settings_version=settings_version(settings),
-        settings_conflict=settings_conflict,
+        **panel,
     ), status
 
 
@@ -166,12 +169,6 @@ def too_many_sends(limit):
     # Flask-Limiter uses what this returns only when it is a Response object.
     page = edit_page if request.endpoint.endswith(".edit") else composer_page  # an edit keeps its text in its form
     return make_response(answer_refusal(TooManySends(limit_sentence("messages", limit)), page))
-
-
-def check_spend(settings) -> None:
-    """Refuse a reply the deployment does not allow: a model off the list, or today's budget spent."""
-    check_model(settings.provider, settings.model)
-    budget.check(current_user_name())
 
 
 def replies_per_send() -> int:
@@ -213,12 +210,13 @@ def composer_page(refusal):
 @send_rate
 def send():
     form = MessageForm()
-    settings = settings_to_send_now(session)
-    check_spend(settings)
+    settings = settings_to_send_now(session)  # the gate (replies.gate) checks them before anything is stored
     if not request.form.get("confirm_overflow"):  # likely too long for the model: the same Send again goes ahead
         check_fits(services.conversations, session.store_id, g.playground, settings, form.content.data or "")
     # Compare on: the second model is checked before anything is stored
-    second = compare.prepare(session, g.playground, current_settings(session), g.prompt, g.latest_version)
+    second = compare.prepare(
+        session, g.playground, current_settings(session), g.prompt, g.latest_version, current_user_name()
+    )
     sent, placeholder = send_message(
         session.store_id,
         g.playground,
@@ -334,7 +332,6 @@ def stop(message_id):
 @send_rate
 def retry(message_id):
     settings = settings_to_send_now(session)
-    check_spend(settings)
     message = retry_reply(session.store_id, g.playground, message_id, settings, current_user_name())
     if message is None:
         flash("That reply is no longer in this conversation.", "error")
@@ -439,7 +436,6 @@ def import_conversation():
         data,
         config["MAX_CONVERSATION_MESSAGES"],
         config["MAX_MESSAGE_CHARS"],
-        config["MAX_HISTORY_CHARS"],
     )
     stop_open_replies(session.store_id, g.playground)  # their workers stop; their partials go
     replace_conversation(
@@ -557,7 +553,6 @@ def edit(message_id):
     """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again."""
     confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
     settings = settings_to_send_now(session)
-    check_spend(settings)
     edited, placeholder, _ = edit_and_resend(
         session.store_id,
         g.playground,

@@ -25,7 +25,7 @@ from ..identity import current_user_name
 from ..rate_limits import user_key
 from . import bp
 from .prompt import current_settings
-from .routes import check_spend, message_request, sends_limit, with_partial
+from .routes import message_request, sends_limit, with_partial
 
 REPLAYS = "replays"  # session key: per playground, the replay's choice and its last turn
 
@@ -45,7 +45,8 @@ def cost() -> int:
     if endpoint == "start_replay":
         return max(1, len(replay.plan(services.conversations.all(session.store_id, g.playground))))
     if endpoint == "continue_replay":
-        return max(1, replay.remaining_turns(session.store_id, g.playground, replay_record().get("until")))
+        record = replay_record()
+        return max(1, replay.remaining_turns(session.store_id, g.playground, record.get("until"), record.get("turns")))
     return 1
 
 
@@ -109,7 +110,8 @@ def replay_state():
     """The Replay page's view of this playground: original and replay read in one pass each."""
     original = with_text_so_far(services.conversations.all(session.store_id, g.playground))
     replayed = with_text_so_far(services.conversations.all(session.store_id, replay.replay_playground(g.playground)))
-    return replay.replay_view(original, replayed, replay_record().get("until"))
+    record = replay_record()
+    return replay.replay_view(original, replayed, record.get("until"), record.get("turns"))
 
 
 def replay_stale(view) -> set[str]:
@@ -150,10 +152,10 @@ def replay_rows():
 def start_replay():
     choice = choice_from_form(request.form, has_versions=g.prompt is not None)
     settings = settings_for(choice, current_settings(session), g.prompt, g.latest_version)
-    check_spend(settings)
 
-    def started(until: str) -> None:  # the first turn is stored: the session keeps the replay
-        session[REPLAYS] = {**session.get(REPLAYS, {}), g.playground: {"choice": choice_dict(choice), "until": until}}
+    def started(until: str, turn_ids: list[str]) -> None:  # the first turn is stored: the session keeps the replay
+        record = {"choice": choice_dict(choice), "until": until, "turns": turn_ids}
+        session[REPLAYS] = {**session.get(REPLAYS, {}), g.playground: record}
         session.add_playground(replay.replay_playground(g.playground))
 
     replay.start_replay(
@@ -177,7 +179,6 @@ def continue_replay():
     if choice is None:
         raise replay.NothingToReplay("There is no replay to continue; start one.")
     settings = settings_for(choice, current_settings(session), g.prompt, g.latest_version)
-    check_spend(settings)
     replay.continue_replay(
         session.store_id,
         g.playground,
@@ -185,6 +186,7 @@ def continue_replay():
         current_user_name(),
         record.get("until"),
         refresh_keys=current_app.session_interface.keys_of(session),
+        turn_ids=record.get("turns"),
     )
     return done("replay_page")
 
@@ -321,7 +323,6 @@ def companion_stop(kind, message_id):
 @workbench_rate
 def companion_retry(kind, message_id):
     settings = companion_settings(kind)
-    check_spend(settings)
     message = retry_reply(
         session.store_id, companion_playground(g.playground, kind), message_id, settings, current_user_name()
     )
