@@ -117,7 +117,8 @@ def test_view_request_shows_json_and_curl_and_copies_them(fake_openai, chromium,
     page.click("text=Copy JSON")
     assert json.loads(page.evaluate("navigator.clipboard.readText()"))["body"] == sent
     page.click("text=Copy curl")
-    assert "Bearer $OPENAI_API_KEY" in page.evaluate("navigator.clipboard.readText()")
+    # every value single-quoted for the shell; only the key's variable expands
+    assert "-H 'Authorization: Bearer '\"$OPENAI_API_KEY\"" in page.evaluate("navigator.clipboard.readText()")
     page.click("text=Back to the conversation")
     page.wait_for_selector(".message-assistant")
     # the same page on a phone: the code scrolls inside its box, the page does not

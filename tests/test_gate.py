@@ -101,12 +101,14 @@ def test_a_rendered_system_prompt_longer_than_the_cap_is_refused(fake_openai):
 
 
 def test_retry_of_an_imported_over_long_message_is_refused_with_nothing_sent(fake_openai):
-    app, playground = make({"MAX_MESSAGE_CHARS": 100})
+    app, playground = make({})
     playground.send("short")
     exported = json.loads(playground.client.get("/playground/export.json").get_data())
-    exported["messages"][0]["content"] = "x" * 5000  # an imported message past the message cap
+    exported["messages"][0]["content"] = "x" * 5000
     data = {"csrf_token": playground.token(), "file": (io.BytesIO(json.dumps(exported).encode()), "c.json")}
     assert playground.client.post("/playground/import", data=data).status_code == 303
+    # A message past the cap as it is now (imported before the cap was lowered, or before imports obeyed it).
+    app.config["MAX_MESSAGE_CHARS"] = 100
     use_openai(playground)
     reply = replies(app, playground)[-1]
     response = playground.retry(reply.id)

@@ -8,6 +8,8 @@ from flask import current_app
 from ..domain.messages import Alternative, AttemptResult, Message, decode_message
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
+from ..limits import budget
+from ..store.tickets import read_ticket
 from .gate import admit, release
 from .live import publish
 from .reply import dead_replies, event
@@ -81,6 +83,11 @@ def request_stop(store_id: str, playground: str, message_id: str) -> Message | N
     if message is not None and message.status == "streaming":
         services.conversations.request_stop(store_id, message_id, current_app.config["JOB_TIMEOUT"] + 60)
     elif changed:
+        # Never sent, so it costs nothing and its place among the user's open replies is free now (its
+        # job, when a worker takes it, finds it stopped; a hold settles once, so that settle does nothing).
+        ticket = read_ticket(message_id)
+        if ticket is not None:
+            budget.settle(ticket.hold, None, called=False)
         publish(store_id, "message.stopped", event(playground, message_id, attempt=message.attempt, html=""))
     return message
 
