@@ -23,7 +23,7 @@ from .store.cli import sessions_cli
 from .store.redis_urls import socketio_manager
 from .store.session_interface import make_session_interface
 from .web import headers as security_headers
-from .web import identity, rate_limits, request_log
+from .web import identity, rate_limits, request_log, template_cache
 from .web.auth import bp as auth_bp
 from .web.errors import bp as errors_bp
 from .web.form_guard import refuse_unreadable_forms
@@ -48,6 +48,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
 
     app = Flask(__name__, instance_relative_config=True)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
+    template_cache.init_app(app)
     app.config.from_object(config_class)
     app.config["ENV_NAME"] = config_name
     config_class.init_app(app)

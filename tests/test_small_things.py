@@ -76,3 +76,30 @@ def test_production_refuses_a_secret_key_shorter_than_32_bytes(monkeypatch, real
         create_app("production")
     monkeypatch.setenv("SECRET_KEY", "x" * 32)
     assert create_app("production").config["SECRET_KEY"] == "x" * 32
+
+
+def test_a_second_app_of_the_process_compiles_no_page_template_again(monkeypatch):
+    """Each app has its own Jinja environment; the compiled pages are shared by the process's apps."""
+    from prompt_tracker import create_app
+
+    create_app("test").test_client().get("/playground")  # compiled here (or by an earlier test)
+    second = create_app("test")
+    compiled = []
+    original = second.jinja_env.compile
+    monkeypatch.setattr(
+        second.jinja_env, "compile", lambda *args, **kwargs: compiled.append(args) or original(*args, **kwargs)
+    )
+    assert second.test_client().get("/playground").status_code == 200
+    assert compiled == []
+
+
+def test_passwords_are_hashed_with_scrypt_unless_the_config_names_another_method():
+    from config import Config, DevelopmentConfig, ProductionConfig
+    from prompt_tracker import create_app
+    from prompt_tracker.auth.accounts import _hash_method
+
+    assert all(not hasattr(kind, "PASSWORD_HASH_METHOD") for kind in (Config, DevelopmentConfig, ProductionConfig))
+    app = create_app("test")
+    del app.config["PASSWORD_HASH_METHOD"]  # as in every other environment
+    with app.app_context():
+        assert _hash_method() == "scrypt"

@@ -1,5 +1,7 @@
 """Users as plain functions: create, find, check a password, disable (the CLI and views call these)."""
 
+from functools import cache
+
 from blinker import Namespace
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
@@ -15,8 +17,17 @@ MIN_PASSWORD_CHARS = 12
 # (it lives above this one), and answers how many sessions it ended.
 signals = Namespace()
 user_disabled = signals.signal("user-disabled")
-# Checked when the email is unknown, so a wrong email costs the same time as a wrong password.
-_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+
+@cache
+def _dummy_hash(method: str) -> str:
+    """Checked when the email is unknown, so a wrong email costs the same time as a wrong password."""
+    return generate_password_hash("not a password of anyone", method=method)
+
+
+def _hash_method() -> str:
+    """Werkzeug's scrypt in every deployment; the unit tests' config names a cheap one (PASSWORD_HASH_METHOD)."""
+    return current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
 
 
 class AccountError(ValueError):
@@ -46,7 +57,11 @@ def create_user(email: str, password: str | None, admin: bool = False) -> User:
         raise AccountError(f"Give an email of 1 to {MAX_EMAIL_CHARS} characters.")
     if password is not None and len(password) < MIN_PASSWORD_CHARS:
         raise AccountError(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
-    user = User(email=email, is_admin=admin, password_hash=generate_password_hash(password) if password else "")
+    user = User(
+        email=email,
+        is_admin=admin,
+        password_hash=generate_password_hash(password, method=_hash_method()) if password else "",
+    )
     db.session.add(user)
     try:
         db.session.commit()
@@ -60,7 +75,7 @@ def authenticate(email: str, password: str) -> User | None:
     """The user if the email and password match an enabled account, else None (never says which failed)."""
     user = find_user(email)
     if user is None or not user.password_hash:
-        check_password_hash(_DUMMY_HASH, password or "")
+        check_password_hash(_dummy_hash(_hash_method()), password or "")
         return None
     if not check_password_hash(user.password_hash, password or "") or user.disabled:
         return None
