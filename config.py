@@ -116,6 +116,15 @@ class Config:
     DAILY_BUDGET_USD = 0.0  # 0 = no budget
     DAILY_BUDGET_TOKENS = 0
 
+    # The read API (/api/v1): requests per token (Flask-Limiter syntax).
+    RATE_LIMIT_API = "600/minute"
+    # Signed webhooks: POSTed to each URL, signed with HMAC-SHA256 under the secret; retried by the workers
+    # after each of these intervals (seconds): five tries in all.
+    WEBHOOK_URLS: list[str] = []
+    WEBHOOK_SECRET = ""
+    WEBHOOK_RETRY_INTERVALS = [10, 60, 300, 1800]
+    WEBHOOK_TIMEOUT = 10  # seconds an endpoint has to answer an attempt
+
     RATELIMIT_HEADERS_ENABLED = True
     # The counters live in the jobs Redis: when it is down the reply cannot be queued anyway, and the
     # send should still keep the user's message (marked failed, with Retry) rather than fail whole.
@@ -142,6 +151,8 @@ class Config:
             "RATE_LIMIT_LOGINS",
             "RATE_LIMIT_LOGINS_PER_IP",
             "RATE_LIMIT_LOGINS_PER_ACCOUNT",
+            "RATE_LIMIT_API",
+            "WEBHOOK_SECRET",
         ):
             if os.environ.get(name):
                 app.config[name] = os.environ[name]
@@ -165,6 +176,7 @@ class Config:
                 ) from None
         if os.environ.get("TRUSTED_PROXIES"):
             app.config["TRUSTED_PROXIES"] = trusted_proxies(os.environ["TRUSTED_PROXIES"])
+        read_webhook_settings(app.config)
         check_auth_settings(app.config)
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
@@ -280,6 +292,38 @@ def check_auth_settings(settings) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not an IP address or network.") from None
+
+
+def read_webhook_settings(settings) -> None:
+    """WEBHOOK_URLS, WEBHOOK_RETRY_INTERVALS and WEBHOOK_TIMEOUT from the environment; refuse URLs without a secret."""
+    if os.environ.get("WEBHOOK_URLS"):
+        settings["WEBHOOK_URLS"] = [url.strip() for url in os.environ["WEBHOOK_URLS"].split(",") if url.strip()]
+    if os.environ.get("WEBHOOK_RETRY_INTERVALS"):
+        try:
+            intervals = [int(item) for item in os.environ["WEBHOOK_RETRY_INTERVALS"].split(",")]
+            if not intervals or min(intervals) < 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                "WEBHOOK_RETRY_INTERVALS must be whole numbers of seconds, comma-separated (e.g. 10,60,300,1800), "
+                f"not {os.environ['WEBHOOK_RETRY_INTERVALS']!r}."
+            ) from None
+        settings["WEBHOOK_RETRY_INTERVALS"] = intervals
+    if os.environ.get("WEBHOOK_TIMEOUT"):
+        try:
+            settings["WEBHOOK_TIMEOUT"] = float(os.environ["WEBHOOK_TIMEOUT"])
+        except ValueError:
+            raise ConfigError(
+                f"WEBHOOK_TIMEOUT must be a number of seconds, not {os.environ['WEBHOOK_TIMEOUT']!r}."
+            ) from None
+    for url in settings["WEBHOOK_URLS"]:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"WEBHOOK_URLS: {url!r} is not an http:// or https:// URL.")
+    if settings["WEBHOOK_URLS"] and not settings["WEBHOOK_SECRET"]:
+        raise ConfigError(
+            "WEBHOOK_URLS is set but WEBHOOK_SECRET is not: set it to a long random string, which the receivers "
+            "use to check each request's X-Prompt-Tracker-Signature."
+        )
 
 
 def database_options(url: str) -> tuple[str, dict]:

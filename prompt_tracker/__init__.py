@@ -14,6 +14,7 @@ from flask import Flask, redirect, url_for
 from config import config, database_options
 
 from .auth.cli import users_cli
+from .auth.tokens_cli import tokens_cli
 from .domain.pricing import context_window
 from .extensions import csrf, db, migrate, services, socketio
 from .limits.cli import usage_command
@@ -24,6 +25,8 @@ from .store.redis_urls import socketio_manager
 from .store.session_interface import make_session_interface
 from .web import headers as security_headers
 from .web import identity, rate_limits, request_log, template_cache
+from .web.api import bp as api_bp
+from .web.api import pages_bp as api_pages_bp
 from .web.auth import bp as auth_bp
 from .web.errors import bp as errors_bp
 from .web.form_guard import refuse_unreadable_forms
@@ -61,6 +64,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     # Every final message is stored with its page HTML, rendered once (the worker's too: same factory).
     bound = services.init_app(app, render_fragment=message_fragment)
     app.session_interface = make_session_interface(app, bound.session_redis, bound.conversations)
+    # The read API signs in by token: its requests neither read nor set the session cookie.
+    app.session_interface.sessionless_paths = (api_bp.url_prefix + "/",)
     # Before CSRF: a body that is not a UTF-8 form is refused for what it is, not as a missing token.
     app.before_request(refuse_unreadable_forms)
     csrf.init_app(app)
@@ -93,8 +98,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.register_blueprint(playground_bp, name="prompt_playground", url_prefix="/prompts/<slug>/playground")
     app.register_blueprint(prompts_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(api_pages_bp)
     app.cli.add_command(prompts_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)
     app.cli.add_command(usage_command)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(worker_command)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..domain.refusals import Refused
 from ..extensions import db
+from ..webhooks import notify
 from .db_errors import is_statement_timeout
 from .models import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_SLUG_CHARS, Prompt, PromptVersion, utcnow
 from .variables import variable_names
@@ -119,7 +120,25 @@ def create_prompt(
     except IntegrityError:
         db.session.rollback()
         raise PromptInvalid(f"A prompt with the slug {slug!r} already exists; choose another.") from None
+    version_created(prompt, prompt.versions[0])
     return prompt
+
+
+def version_created(prompt: Prompt, version: PromptVersion) -> None:
+    """Announce a new version (committed) to the webhooks."""
+    notify(
+        "version.created",
+        {
+            "slug": prompt.slug,
+            "name": prompt.name,
+            "version": version.number,
+            "provider": version.provider,
+            "model": version.model,
+            "note": version.note,
+            "created_by": version.created_by,
+            "created_at": version.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
 
 
 def save_version(
@@ -162,6 +181,7 @@ def save_version(
             )
             db.session.add(version)
             db.session.commit()
+            version_created(version.prompt, version)
             return version
         except IntegrityError:
             db.session.rollback()

@@ -33,8 +33,10 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
 from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
+from rq.utils import current_timestamp
 
 from ..extensions import services
 from ..providers import available_providers
@@ -77,6 +79,18 @@ class ResidentWorker(SimpleWorker):
         self.connection.set_retry(patient_retry())
         patient_sessions()
 
+    def work(self, *args, **kwargs):
+        """Work as RQ's worker does, and move scheduled jobs that are due (retries after their back-off) to
+        their queue from a thread, once a second (``move_due_jobs``)."""
+        stop = threading.Event()
+        mover = threading.Thread(target=move_due_jobs, args=(self.queues, stop), name="rq-due-jobs", daemon=True)
+        mover.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            stop.set()
+            mover.join(5)
+
     def execute_job(self, job, queue):
         """Run the job in this process, renewing the worker's RQ heartbeat meanwhile from a thread.
 
@@ -108,6 +122,29 @@ class ResidentWorker(SimpleWorker):
         """
         self.log.warning("Worker %s: cold shut down", self.name)
         raise SystemExit()
+
+
+def move_due_jobs(queues: list[Queue], stop: threading.Event, interval: float = 1.0) -> None:
+    """Until ``stop``, put each scheduled job whose time has come (a webhook's retry after its back-off) on its queue.
+
+    RQ's own scheduler is a process forked per worker, which would outlive a resident child that is
+    killed; this thread dies with it. Several workers may run it at once: a job goes to the queue only
+    from the worker whose ZREM took it out of the schedule, so it is queued once.
+    """
+    while not stop.wait(interval):
+        for queue in queues:
+            registry = ScheduledJobRegistry(queue=queue)
+            try:
+                for job_id in registry.get_jobs_to_schedule(current_timestamp()):
+                    if not queue.connection.zrem(registry.key, job_id):
+                        continue  # another worker took it
+                    try:
+                        job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
+                    except NoSuchJobError:
+                        continue
+                    queue.enqueue_job(job)
+            except RedisError as error:
+                log.warning("could not move due scheduled jobs: %s", error)
 
 
 def patient_retry():

@@ -265,6 +265,10 @@ class PlaygroundSessionMixin:
     idle_seconds = 3600  # SESSION_IDLE_LIFETIME
     # Whether the blob lives in the Redis that the page's window read refreshes in passing.
     blob_in_store_redis = True
+    # Path prefixes whose requests have no session (the read API, signed in by a token): a cookie sent along
+    # is not read, and none is set, since Flask saves nothing for a null session. (By path: Flask opens the
+    # session before it matches the URL.)
+    sessionless_paths: tuple[str, ...] = ()
 
     def _blob_key(self, sid: str) -> str:
         """Key of the blob of session ``sid`` (named by its store id, never the id itself)."""
@@ -363,6 +367,8 @@ class PlaygroundSessionMixin:
 
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
         """Return the session named by the cookie, to be read from the store on first use."""
+        if self.sessionless_paths and request.path.startswith(self.sessionless_paths):
+            return self.make_null_session(app)
         sid = request.cookies.get(self.get_cookie_name(app))
         if not sid or not is_valid_sid(sid):
             return self._new_session()

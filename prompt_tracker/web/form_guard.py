@@ -7,6 +7,8 @@ from flask import abort, current_app, request
 
 # Endpoints that take a file, up to MAX_IMPORT_BYTES (the playground blueprint is registered twice).
 LARGE_UPLOADS = {"playground.import_conversation", "prompt_playground.import_conversation"}
+# Blueprints that take JSON bodies and read them themselves (the read API).
+JSON_BLUEPRINTS = {"api"}
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 FORM_NOT_UTF8 = "The form was not sent as UTF-8 text, so it could not be read. Nothing was changed: reload the page and send it again."
 NO_FILES = "This form takes text fields only, not a file. Nothing was changed: reload the page and send it again."
@@ -23,6 +25,8 @@ def refuse_unreadable_forms():
     The app's forms have no file fields, so a whole multipart body must be UTF-8 too.
     """
     if request.method not in ("POST", "PUT", "PATCH") or not (request.content_length or request.mimetype):
+        return None
+    if request.blueprint in JSON_BLUEPRINTS:
         return None
     if request.endpoint in LARGE_UPLOADS:
         limit = current_app.config["MAX_IMPORT_BYTES"]

@@ -19,7 +19,10 @@ def add_security_headers(response):
     hsts = current_app.config.get("HSTS_SECONDS")
     if hsts:
         response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts}; includeSubDomains")
-    if request.endpoint != "static":
+    if request.blueprint == "api":
+        # The read API's answers carry an ETag: a client may keep them, asking again with If-None-Match.
+        response.headers["Cache-Control"] = "private, no-cache"
+    elif request.endpoint != "static":
         # Pages and JSON answers hold conversation data: no shared or browser cache may keep them.
         response.headers["Cache-Control"] = "no-store"
     return response

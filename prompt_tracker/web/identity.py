@@ -28,6 +28,8 @@ from .errors import error_response, wants_json
 LOCAL_USER = "local"
 # Reachable without a user: the login page itself, static files and the load balancer's check.
 OPEN_ENDPOINTS = {"auth.login", "static", "health.healthz"}
+# Blueprints that sign requests in by a bearer token of their own, never by the session (the read API).
+TOKEN_BLUEPRINTS = {"api"}
 TRUSTED_ENVIRON_KEY = "prompt_tracker.trusted_proxy"
 USERS_DOWN = (
     "The user database is not reachable right now, so this app cannot tell who you are. "
@@ -105,6 +107,8 @@ def current_user_name() -> str | None:
 
 def identify():
     """Set ``g.user_name`` for this request, or answer it: a redirect to sign in, or a refusal."""
+    if request.blueprint in TOKEN_BLUEPRINTS:
+        return None  # the blueprint checks its token; the session is never read
     mode = current_app.config["AUTH_MODE"]
     if mode == "none":
         g.user_name = g.log_user = LOCAL_USER
