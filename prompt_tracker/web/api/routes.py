@@ -42,7 +42,8 @@ def too_many_requests(limit):
     return response
 
 
-limiter.limit(api_limit, key_func=token_key, on_breach=too_many_requests)(bp)
+# One counter per token for every endpoint of the API (a per-route limit would multiply it).
+limiter.shared_limit(api_limit, scope="api", key_func=token_key, on_breach=too_many_requests)(bp)
 
 
 @bp.before_request
