@@ -5,12 +5,13 @@ so neither the database nor a backup holds a token anyone could present; a looku
 digest's unique index. A revoked token, or one whose user is disabled, stops working at once.
 """
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Index, String, select, update
+from sqlalchemy import ForeignKey, Index, String, bindparam, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..domain.refusals import Refused
@@ -116,6 +117,16 @@ def revoke_token(token_id: int, user: User | None = None) -> ApiToken:
     return record
 
 
+@functools.cache
+def _token_statement():
+    """The token's lookup, built once (building it costs more than running it)."""
+    return (
+        select(ApiToken.id, ApiToken.last_used_at, ApiToken.revoked_at, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_sha256 == bindparam("digest"))
+    )
+
+
 def authenticate_token(token: str | None) -> User:
     """The enabled user whose live token this is; TokenRefused (401, or 403 for a disabled user) otherwise.
 
@@ -123,11 +134,7 @@ def authenticate_token(token: str | None) -> User:
     """
     if not token:
         raise TokenRefused("Send an API token: Authorization: Bearer <token> (create one at /account/tokens).")
-    row = db.session.execute(
-        select(ApiToken.id, ApiToken.last_used_at, ApiToken.revoked_at, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_sha256 == token_digest(token))
-    ).first()
+    row = db.session.execute(_token_statement(), {"digest": token_digest(token)}).first()
     if row is None or row.revoked_at is not None:
         raise TokenRefused("This API token is not valid: it is unknown or was revoked.")
     user = row.User

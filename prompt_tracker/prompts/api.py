@@ -5,11 +5,12 @@ exist only ``latest`` (the newest version) is a label; the labels' code provides
 ``resolve_version(prompt, label=None, version=None)`` with the same contract and replaces this one.
 """
 
+import functools
 import hashlib
 import json
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import aliased
 
 from ..domain.refusals import Refused
@@ -77,6 +78,20 @@ def latest_number(prompt: Prompt) -> int:
     return db.session.scalar(select(func.max(PromptVersion.number)).where(PromptVersion.prompt_id == prompt.id)) or 0
 
 
+@functools.cache
+def _version_statements():
+    """The statements of ``find`` (latest; version N), built once: building one costs more than running it."""
+    other = aliased(PromptVersion)
+    newest = select(func.max(other.number)).where(other.prompt_id == Prompt.id).correlate(Prompt).scalar_subquery()
+    joined = (
+        select(Prompt, PromptVersion, newest)
+        .join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
+        .where(Prompt.slug == bindparam("slug"))
+    )
+    latest = joined.order_by(PromptVersion.number.desc()).limit(1)
+    return latest, joined.where(PromptVersion.number == bindparam("number"))
+
+
 def find(slug: str, label: str | None = None, version: int | None = None) -> tuple[Prompt, PromptVersion, list[str]]:
     """The prompt, its version named by ``label`` / ``version`` (neither: the latest) and the version's labels;
     NotFound otherwise.
@@ -84,18 +99,15 @@ def find(slug: str, label: str | None = None, version: int | None = None) -> tup
     The latest version, or version N, is one query on the slug's and (prompt_id, number)'s unique indexes;
     another label goes through ``resolve_version``.
     """
-    other = aliased(PromptVersion)
-    newest = select(func.max(other.number)).where(other.prompt_id == Prompt.id).correlate(Prompt).scalar_subquery()
     if label in (None, LATEST):
-        statement = select(Prompt, PromptVersion, newest).join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
+        latest, numbered = _version_statements()
         if version is None:
-            statement = statement.order_by(PromptVersion.number.desc()).limit(1)
+            row = db.session.execute(latest, {"slug": slug}).first()
         else:
-            statement = statement.where(PromptVersion.number == version)
-        row = db.session.execute(statement.where(Prompt.slug == slug)).first()
+            row = db.session.execute(numbered, {"slug": slug, "number": version}).first()
         if row is not None:
-            prompt, found, latest = row
-            return prompt, found, labels_of(prompt, found, latest)
+            prompt, found, newest = row
+            return prompt, found, labels_of(prompt, found, newest)
     prompt = db.session.scalar(select(Prompt).where(Prompt.slug == slug))
     if prompt is None:
         raise NotFound(f"There is no prompt with the slug {slug!r}.")
