@@ -5,13 +5,14 @@ import hashlib
 import re
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, event, select
 
 from prompt_tracker import create_app
 from prompt_tracker.auth.accounts import create_user, find_user, set_disabled
 from prompt_tracker.auth.tokens import ApiToken, create_token
 from prompt_tracker.extensions import db
 from prompt_tracker.prompts.library import create_prompt, save_version
+from prompt_tracker.prompts.models import PromptVersion
 
 from .conftest import COOKIE
 from .test_auth import PASSWORD, Browser
@@ -336,3 +337,65 @@ def test_a_fetch_is_the_token_query_and_one_query(counted):
     assert api.get("/api/v1/prompts/greeting?version=1", headers=headers).get_json()["labels"] == []
     rendered = api.post("/api/v1/prompts/greeting/render", json={"variables": {"name": "Ann"}}, headers=headers)
     assert rendered.get_json()["system_prompt"].startswith("Hi Ann")
+
+
+def test_labels_come_from_the_prompt_labels_table_in_the_same_statement(counted, monkeypatch):
+    """With the labels' table (prompt_labels: prompt, label, version; made by the labels' migration, here in a
+    metadata of its own), a fetch by any label is still one statement, and a label move changes the ETag."""
+    import prompt_tracker.prompts.api as api_module
+
+    app, statements = counted
+    labels = Table(
+        "prompt_labels",
+        MetaData(),
+        Column("prompt_id", Integer, primary_key=True),
+        Column("label", String(40), primary_key=True),
+        Column("version_id", Integer, nullable=False),
+    )
+    with app.app_context():
+        labels.create(db.engine)
+        first, second = db.session.scalars(select(PromptVersion.id).order_by(PromptVersion.number)).all()
+        db.session.execute(
+            labels.insert(),
+            [
+                {"prompt_id": 1, "label": "production", "version_id": first},
+                {"prompt_id": 1, "label": "canary", "version_id": first},
+                {"prompt_id": 1, "label": "staging", "version_id": second},
+            ],
+        )
+        db.session.commit()
+    monkeypatch.setattr(api_module, "labels_table", lambda: labels)
+    api = app.test_client()
+    headers = bearer(new_token(app))
+    api.get("/api/v1/prompts", headers=headers)  # writes last_used_at
+    statements.clear()
+    production = api.get("/api/v1/prompts/greeting?label=production", headers=headers)
+    assert len(statements) == 2, statements  # the token, then prompt, version, newest number and labels at once
+    assert (production.get_json()["version"], production.get_json()["labels"]) == (1, ["canary", "production"])
+    latest = api.get("/api/v1/prompts/greeting", headers=headers).get_json()
+    assert (latest["version"], latest["labels"]) == (2, ["latest", "staging"])
+    assert api.get("/api/v1/prompts/greeting?version=1", headers=headers).get_json()["labels"] == [
+        "canary",
+        "production",
+    ]
+    missing = api.get("/api/v1/prompts/greeting?label=nope", headers=headers)
+    assert (missing.status_code, missing.get_json()) == (404, {"error": "Prompt 'greeting' has no label 'nope'."})
+    assert api.get("/api/v1/prompts", headers=headers).get_json()["prompts"][0]["labels"] == {
+        "latest": 2,
+        "canary": 1,
+        "production": 1,
+        "staging": 2,
+    }
+    rendered = api.post(
+        "/api/v1/prompts/greeting/render", json={"label": "production", "variables": {"name": "Ann"}}, headers=headers
+    )
+    assert rendered.get_json()["version"] == 1 and rendered.get_json()["system_prompt"] == "Hello Ann."
+
+    # Production moves to version 2: the cached copy's ETag no longer matches.
+    etag = production.headers["ETag"]
+    with app.app_context():
+        db.session.execute(labels.update().where(labels.c.label == "production").values(version_id=second))
+        db.session.commit()
+    moved = api.get("/api/v1/prompts/greeting?label=production", headers={**headers, "If-None-Match": etag})
+    assert moved.status_code == 200 and moved.get_json()["version"] == 2
+    assert moved.get_json()["labels"] == ["latest", "production", "staging"]

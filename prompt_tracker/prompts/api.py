@@ -1,8 +1,7 @@
 """What the read API answers, as plain functions: a version by label or number, the list, a rendered request.
 
-``resolve_version`` is the one place that turns ``?label=`` / ``?version=`` into a version. Until labels
-exist only ``latest`` (the newest version) is a label; the labels' code provides its own
-``resolve_version(prompt, label=None, version=None)`` with the same contract and replaces this one.
+A fetch is one SQL statement (``find``). Labels are read from the ``prompt_labels`` table (prompt_id, label,
+version_id) when the labels' model defines it; until then ``latest`` (the newest version) is the only label.
 """
 
 import functools
@@ -10,7 +9,7 @@ import hashlib
 import json
 import re
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, null, select
 from sqlalchemy.orm import aliased
 
 from ..domain.refusals import Refused
@@ -55,68 +54,75 @@ def parse_selector(label: str | None, version: str | int | None) -> tuple[str | 
     return None, None
 
 
-def resolve_version(prompt: Prompt, label: str | None = None, version: int | None = None) -> PromptVersion | None:
-    """The version of ``prompt`` that ``label`` or ``version`` names (neither: the latest); None if there is none.
-
-    One query on the (prompt_id, number) unique index. Until labels exist, ``latest`` is the only label.
-    """
-    statement = select(PromptVersion).where(PromptVersion.prompt_id == prompt.id)
-    if version is not None:
-        return db.session.scalar(statement.where(PromptVersion.number == version))
-    if label not in (None, LATEST):
-        return None
-    return db.session.scalar(statement.order_by(PromptVersion.number.desc()).limit(1))
+def labels_table():
+    """The ``prompt_labels`` table (prompt_id, label, version_id) once the labels' model defines it, else None."""
+    return db.metadata.tables.get("prompt_labels")
 
 
-def labels_of(prompt: Prompt, version: PromptVersion, latest_number: int) -> list[str]:
-    """The labels that point at ``version`` (``latest`` when it is the newest)."""
-    return [LATEST] if version.number == latest_number else []
-
-
-def latest_number(prompt: Prompt) -> int:
-    """The number of the prompt's newest version (versions are numbered 1..n)."""
-    return db.session.scalar(select(func.max(PromptVersion.number)).where(PromptVersion.prompt_id == prompt.id)) or 0
+def labels_of(version: PromptVersion, newest: int | None, stored: str | None) -> list[str]:
+    """The labels of ``version``: ``latest`` when it is the newest, then its stored labels (comma-joined), sorted."""
+    names = sorted(stored.split(",")) if stored else []
+    return ([LATEST] if version.number == newest else []) + names
 
 
 @functools.cache
-def _version_statements():
-    """The statements of ``find`` (latest; version N), built once: building one costs more than running it."""
+def _version_statements(labels):
+    """``find``'s statements for the latest, version N and a label, built once for the labels table (or None).
+
+    Each is one statement: the prompt by slug, the version, the prompt's newest number and the version's
+    stored labels (comma-joined) in correlated subqueries. Building one costs more than running it.
+    """
     other = aliased(PromptVersion)
     newest = select(func.max(other.number)).where(other.prompt_id == Prompt.id).correlate(Prompt).scalar_subquery()
+    if labels is None:
+        stored = null()
+    else:
+        tags = labels.alias("tags")
+        stored = (
+            select(func.aggregate_strings(tags.c.label, ","))
+            .where(tags.c.version_id == PromptVersion.id)
+            .correlate(PromptVersion)
+            .scalar_subquery()
+        )
     joined = (
-        select(Prompt, PromptVersion, newest)
+        select(Prompt, PromptVersion, newest, stored)
         .join(PromptVersion, PromptVersion.prompt_id == Prompt.id)
         .where(Prompt.slug == bindparam("slug"))
     )
     latest = joined.order_by(PromptVersion.number.desc()).limit(1)
-    return latest, joined.where(PromptVersion.number == bindparam("number"))
+    numbered = joined.where(PromptVersion.number == bindparam("number"))
+    labelled = None
+    if labels is not None:
+        labelled = joined.join(
+            labels, (labels.c.version_id == PromptVersion.id) & (labels.c.prompt_id == Prompt.id)
+        ).where(labels.c.label == bindparam("label"))
+    return latest, numbered, labelled
 
 
 def find(slug: str, label: str | None = None, version: int | None = None) -> tuple[Prompt, PromptVersion, list[str]]:
     """The prompt, its version named by ``label`` / ``version`` (neither: the latest) and the version's labels;
     NotFound otherwise.
 
-    The latest version, or version N, is one query on the slug's and (prompt_id, number)'s unique indexes;
-    another label goes through ``resolve_version``.
+    One statement on the unique indexes of the slug, of (prompt_id, number) and of (prompt_id, label).
     """
-    if label in (None, LATEST):
-        latest, numbered = _version_statements()
-        if version is None:
-            row = db.session.execute(latest, {"slug": slug}).first()
-        else:
-            row = db.session.execute(numbered, {"slug": slug, "number": version}).first()
-        if row is not None:
-            prompt, found, newest = row
-            return prompt, found, labels_of(prompt, found, newest)
-    prompt = db.session.scalar(select(Prompt).where(Prompt.slug == slug))
-    if prompt is None:
+    latest, numbered, labelled = _version_statements(labels_table())
+    if version is not None:
+        row = db.session.execute(numbered, {"slug": slug, "number": version}).first()
+    elif label in (None, LATEST):
+        row = db.session.execute(latest, {"slug": slug}).first()
+    elif labelled is not None:
+        row = db.session.execute(labelled, {"slug": slug, "label": label}).first()
+    else:
+        row = None
+    if row is not None:
+        prompt, found, newest, stored = row
+        return prompt, found, labels_of(found, newest, stored)
+    # Nothing found: say what is missing (a rare path, so a second query is fine).
+    if db.session.scalar(select(Prompt.id).where(Prompt.slug == slug)) is None:
         raise NotFound(f"There is no prompt with the slug {slug!r}.")
-    found = resolve_version(prompt, label, version)
-    if found is None:
-        if version is not None:
-            raise NotFound(f"Prompt {slug!r} has no version {version}.")
-        raise NotFound(f"Prompt {slug!r} has no label {label!r}.")
-    return prompt, found, labels_of(prompt, found, latest_number(prompt))
+    if version is not None:
+        raise NotFound(f"Prompt {slug!r} has no version {version}.")
+    raise NotFound(f"Prompt {slug!r} has no label {label!r}.")
 
 
 def version_json(prompt: Prompt, version: PromptVersion, labels: list[str]) -> dict:
@@ -149,18 +155,28 @@ def etag_of(answer: dict) -> str:
 
 
 def list_json() -> list[dict]:
-    """Every prompt not archived, by slug, with the versions its labels point at (two queries)."""
+    """Every prompt not archived, by slug, with the versions its labels point at (two or three queries)."""
     prompts = list(db.session.scalars(select(Prompt).where(Prompt.archived.is_(False)).order_by(Prompt.slug)))
-    newest = dict(
-        db.session.execute(
+    pointers: dict[int, dict[str, int]] = {
+        prompt_id: {LATEST: number}
+        for prompt_id, number in db.session.execute(
             select(PromptVersion.prompt_id, func.max(PromptVersion.number)).group_by(PromptVersion.prompt_id)
-        ).all()
-    )
+        )
+    }
+    labels = labels_table()
+    if labels is not None:
+        rows = db.session.execute(
+            select(labels.c.prompt_id, labels.c.label, PromptVersion.number)
+            .join(PromptVersion, PromptVersion.id == labels.c.version_id)
+            .order_by(labels.c.label)
+        )
+        for prompt_id, label, number in rows:
+            pointers.setdefault(prompt_id, {})[label] = number
     return [
         {
             "slug": prompt.slug,
             "name": prompt.name,
-            "labels": {LATEST: newest.get(prompt.id)},
+            "labels": pointers.get(prompt.id, {}),
             "updated_at": prompt.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         for prompt in prompts
