@@ -150,6 +150,7 @@ def test_a_version_as_json_with_an_etag_and_304_by_label_or_number(app):
         ("/api/v1/prompts/greeting?label=production", 404, "Prompt 'greeting' has no label 'production'."),
         ("/api/v1/prompts/greeting?version=x", 400, "version must be a whole number from 1, not 'x'."),
         ("/api/v1/prompts/greeting?version=1&label=latest", 400, "Ask for a label or a version, not both."),
+        ("/api/v1/prompt/greeting", 404, "There is no API endpoint /api/v1/prompt/greeting."),
     ]:
         answer = api.get(path, headers={**headers, "Accept": "text/html"})
         assert (answer.status_code, answer.get_json()) == (status, {"error": error}), path

@@ -105,3 +105,9 @@ def render(slug: str):
         max_chars=config["MAX_MESSAGE_CHARS"],
     )
     return make_response(jsonify(answer))
+
+
+@bp.route("/<path:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def no_such_endpoint(anything: str):
+    """Any other address under /api/v1 is a JSON 404 too (a client of the API never gets a page)."""
+    return jsonify(error=f"There is no API endpoint /api/v1/{anything}."), 404
