@@ -47,7 +47,11 @@
     for (const element of elementsOf(html)) {
       const current = item(element.dataset.id);
       if (current && fresh && !OPEN.includes(current.dataset.status)) continue;
-      if (current) current.replaceWith(element);
+      if (current) {
+        const focused = current.contains(document.activeElement) && document.activeElement;
+        current.replaceWith(element);
+        if (focused) keepFocus(focused, element);
+      }
       else {
         list.querySelector(".empty")?.remove();
         list.append(element);
@@ -55,6 +59,13 @@
       }
     }
     return added;
+  }
+
+  // A message swapped for its new HTML keeps the keyboard's place: the same control in the new copy.
+  function keepFocus(focused, element) {
+    const selector = [...focused.classList].map((name) => "." + CSS.escape(name)).join("");
+    const control = selector && element.querySelector(`${focused.tagName}${selector}`);
+    if (control && !control.disabled) control.focus();
   }
 
   const refreshing = new Map();  // id → whether another fetch is due when the current one ends
@@ -429,8 +440,14 @@
       (payload.deleted || []).forEach((id) => item(id)?.remove());  // a delete: its messages go here too
       catchUp();
     },
-    // An attempt chosen or a message edited in place, in another tab (this tab swapped it in already).
-    "message.changed": (payload) => ours(payload) && item(payload.id) && !item(payload.id).querySelector(".edit-form") && refreshMessage(payload.id),
+    // An attempt chosen or a message edited in place in another tab (not one this tab shows already, nor
+    // a message it is editing).
+    "message.changed": (payload) => {
+      const element = ours(payload) && item(payload.id);
+      if (!element || element.querySelector(".edit-form")) return;
+      if (payload.attempt !== undefined && element.dataset.attempt === String(payload.attempt)) return;
+      refreshMessage(payload.id);
+    },
     "settings.saved": (payload) => ours(payload) && noticeSettings(payload.digest),
   };
 
