@@ -104,6 +104,10 @@ def test_a_chosen_attempt_is_shown_sent_with_the_next_turn_and_exported_as_chose
     record["chosen_attempt"] = 9
     upload(other, json.dumps(exported).encode())
     assert "Message 2 names attempt 9 as chosen, and has no such attempt." in flashes(other)
+    record["chosen_attempt"], record["alternatives"][0]["request"] = 2, {"provider": "echo", "url": "file:///x"}
+    upload(other, json.dumps(exported).encode())  # another attempt's recorded request is checked as the record's
+    assert "Message 2 has a recorded request Prompt Tracker does not write" in flashes(other)
+    assert other.messages(app)[1].content == "answer four"  # nothing imported
 
     # Refused with a sentence, nothing changed: no such attempt, no attempts, no such message, no attempt named.
     assert choose(playground, reply.id, 9, headers=JSON).get_json()["error"].startswith("This reply has no attempt 9")

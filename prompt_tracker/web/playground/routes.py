@@ -185,8 +185,10 @@ def edits_in_place() -> bool:
     message_id = (request.view_args or {}).get("message_id")
     if not (request.endpoint or "").endswith(".edit") or not message_id:
         return False
-    message = services.conversations.get(session.store_id, g.playground, message_id)
-    return message is not None and message.role != "user"
+    if "edits_in_place" not in g:  # asked by the rate limit, then by the view
+        message = services.conversations.get(session.store_id, g.playground, message_id)
+        g.edits_in_place = message is not None and message.role != "user"
+    return g.edits_in_place
 
 
 # One rate for everything that calls a model (send, retry), per user: they share a budget too.
