@@ -109,17 +109,24 @@ class StillBeingWritten(Refused):
         super().__init__(sentence)
 
 
-def edit_in_place(store_id: str, playground: str, message_id: str, content: str) -> Message:
+def edit_in_place(
+    store_id: str, playground: str, message_id: str, content: str, render: Callable[[str], str] = render_reply
+) -> Message:
     """Change the text of a system or assistant message where it is; nothing after it goes, no model is called.
 
     A reply a model wrote keeps its text as an alternative (the page switches back with ‹ ›); text
     written by hand (an added message, an earlier edit) is replaced. Every tab hears of it
     (``message.changed``). Raises InvalidMessage (400), MessageGone, StillBeingWritten, or a 409 for
-    a user message (those are resent: ``edit_and_resend``).
+    a user message (those are resent: ``edit_and_resend``). ``render`` renders a reply's Markdown (the
+    web passes one that runs off its event loop).
     """
     content = validate_content(content, status=400)
-    # Rendered before the compare-and-set, which may call the change more than once.
-    html = render_reply(content)
+    rendered = []  # once, though the compare-and-set may call the change again
+
+    def reply_html() -> str:
+        if not rendered:
+            rendered.append(render(content))
+        return rendered[0]
 
     def edited(message: Message) -> Message | None:
         if message.role == "user":
@@ -131,9 +138,9 @@ def edit_in_place(store_id: str, playground: str, message_id: str, content: str)
         if message.role == "system":
             return msgspec.structs.replace(message, content=content)
         if message.provider is None:  # written by hand: replaced (its earlier attempts stay)
-            return msgspec.structs.replace(message, content=content, html=html, status="done", error=None)
+            return msgspec.structs.replace(message, content=content, html=reply_html(), status="done", error=None)
         # A model's reply: kept as an attempt; the text written by hand is the next attempt.
-        written = AttemptResult(content=content, html=html, finished_at=time.time())
+        written = AttemptResult(content=content, html=reply_html(), finished_at=time.time())
         return msgspec.structs.replace(
             message,
             **msgspec.structs.asdict(written),

@@ -599,7 +599,13 @@ def edit(message_id):
     """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again;
     or change a system or assistant message's text in place (no model is called)."""
     if edits_in_place():
-        message = edit_in_place(session.store_id, g.playground, message_id, request.form.get("content"))
+        message = edit_in_place(
+            session.store_id,
+            g.playground,
+            message_id,
+            request.form.get("content"),
+            render=lambda text: off_the_event_loop(render_reply, text),
+        )
         if wants_json():
             return jsonify(id=message_id, in_place=True, html=render_messages(message))
         return back_to_page(f"m-{message_id}")
