@@ -305,7 +305,7 @@ def test_rename_keeps_versions_and_the_open_conversation(library):
     assert response.status_code == 303 and response.headers["Location"] == "/prompts/after"
     assert "remember me" in page(library.client.get("/prompts/after/playground"))
     assert len(library.versions("after")) == 1
-    assert library.client.get("/prompts/before").status_code == 404
+    assert library.client.get("/prompts/before").headers["Location"] == "/prompts/after"  # 301: see test_prompt_pages
 
 
 def test_rename_to_a_taken_slug_is_refused(library):

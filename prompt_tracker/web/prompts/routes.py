@@ -24,6 +24,7 @@ from ..playground.prompt import (
     PROMPT_PLAYGROUND,
     current_settings,
     load_prompt,
+    moved_or_404,
     open_playground,
     publish_settings_saved,
 )
@@ -40,10 +41,10 @@ def author() -> str:
 
 
 def prompt_or_404(slug: str):
-    """The prompt with ``slug``, or a 404 page that says so."""
+    """The prompt with ``slug``, a redirect if it was renamed from it, or a 404 page that says so."""
     prompt = find_prompt(slug)
     if prompt is None:
-        abort(404, f"There is no prompt with the slug {slug!r}.")
+        moved_or_404(slug)  # an old slug of a renamed prompt redirects
     return prompt
 
 
