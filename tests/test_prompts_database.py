@@ -75,6 +75,7 @@ def test_a_schema_not_migrated_says_to_run_flask_db_upgrade():
 
 def test_a_database_that_is_down_gives_a_503_page_and_the_standalone_playground_keeps_working():
     url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"  # nothing listens there
+    app = create_app("test", overrides={"SQLALCHEMY_DATABASE_URI": url})
     client = app.test_client()
     for path in ("/prompts", "/prompts/x", "/prompts/x/playground"):
         response = client.get(path)
