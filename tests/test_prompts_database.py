@@ -39,9 +39,8 @@ def test_flask_db_upgrade_creates_the_schema_the_models_describe(backend, postgr
     # 0004 (slug history) goes down and up again cleanly (in this process: a CLI start costs seconds).
     app = create_app("test", overrides={"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context(), warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", DeprecationWarning
-        )  # migrations/env.py's get_engine(), as Flask-Migrate made it
+        # migrations/env.py calls get_engine(), as Flask-Migrate wrote it: deprecated in Flask-SQLAlchemy 3.1.
+        warnings.simplefilter("ignore", DeprecationWarning)
         flask_migrate.downgrade(revision="5b1e7c2d9a40")
         assert "prompt_slug_history" not in inspect(db.engine).get_table_names()
         flask_migrate.upgrade()
