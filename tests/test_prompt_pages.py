@@ -70,3 +70,47 @@ def test_a_new_prompt_or_a_rename_may_take_an_old_slug_and_it_stops_redirecting(
     assert "one" in page(library.client.get("/prompts/first"))
     assert library.client.get("/prompts/first-renamed").headers["Location"] == "/prompts/first"
     assert library.client.get("/prompts/second").status_code == 200
+
+
+# --- a version opened in the playground, or restored ---------------------------------------------
+
+
+def test_open_in_playground_and_restore_make_a_version_the_playground_settings(library):
+    library.create("Versions", "first {{ who }}")
+    library.post("/prompts/versions/playground/variables", who="Ada")
+    library.save_settings("versions", system_prompt="second {{ who }}", model="echo-2", temperature="0.3")
+    library.post("/prompts/versions/playground/versions")
+    library.save_settings("versions", system_prompt="a draft {{ who }}")
+    shown = page(library.client.get("/prompts/versions"))
+    assert "Your playground: unsaved changes (a draft)" in shown
+    assert shown.count(">Open in playground</button>") == 2 and shown.count(">Restore</button>") == 2
+
+    # Open version 1 in the playground: its settings are the playground's, the page says which version.
+    response = library.post("/prompts/versions/versions/1/restore", then="playground")
+    assert (response.status_code, response.headers["Location"]) == (303, "/prompts/versions/playground")
+    playground = page(library.client.get(response.headers["Location"]))
+    assert "Settings of version 1 loaded; the latest is version 2." in playground
+    assert "first {{ who }}</textarea>" in playground and 'value="echo-1"' in playground
+    assert "The settings above are version 1's" in playground
+    assert 'value="Ada"' in playground  # the variable values typed are kept
+    library.send("versions", "hi")
+    reply = library.messages(f"prompt-{library.prompt('versions').id}")[-1]
+    assert (reply.version, reply.draft, reply.params["temperature"]) == (1, False, 0.7)
+    assert "Your playground: the settings of version 1" in page(library.client.get("/prompts/versions"))
+
+    # Restore version 2 from the prompt page: no new version, back on the prompt page.
+    response = library.post("/prompts/versions/versions/2/restore")
+    assert (response.status_code, response.headers["Location"]) == (303, "/prompts/versions#v2")
+    shown = page(library.client.get("/prompts/versions"))
+    assert "are version 2&#39;s now (no new version was saved)" in shown
+    assert "Your playground: the settings of version 2" in shown
+    assert len(library.versions("versions")) == 2
+    playground = page(library.client.get("/prompts/versions/playground"))
+    assert "second {{ who }}</textarea>" in playground and 'id="restored-version"' not in playground
+
+    # A change saved from the settings form is a draft again.
+    library.save_settings("versions", system_prompt="first {{ who }}", model="echo-1")
+    library.send("versions", "again")
+    reply = library.messages(f"prompt-{library.prompt('versions').id}")[-1]
+    assert (reply.version, reply.draft) == (None, True)
+    assert library.post("/prompts/versions/versions/9/restore").status_code == 404
