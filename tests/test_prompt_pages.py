@@ -2,6 +2,8 @@
 playground, the diff marks changed words, and the providers' settings say how to add one and how big a
 local model's context window is."""
 
+import re
+
 import pytest
 
 from prompt_tracker import create_app
@@ -114,3 +116,19 @@ def test_open_in_playground_and_restore_make_a_version_the_playground_settings(l
     reply = library.messages(f"prompt-{library.prompt('versions').id}")[-1]
     assert (reply.version, reply.draft) == (None, True)
     assert library.post("/prompts/versions/versions/9/restore").status_code == 404
+
+
+# --- the diff marks changed words ----------------------------------------------------------------
+
+
+def test_a_changed_line_marks_only_its_changed_words_escaped(library):
+    library.create("Worded", "Answer politely in <b>English</b>.\nKeep it short.")
+    library.save_settings("worded", system_prompt="Answer briefly in <b>French</b>.\nKeep it short.\nSign off.")
+    library.post("/prompts/worded/playground/versions")
+    split = page(library.client.get("/prompts/worded/diff?from=1&to=2"))
+    changed = re.search(r'<tr class="changed">(.*?)</tr>', split, re.S).group(1)
+    left, right = re.findall(r'<td class="(?:left|right)">(.*?)</td>', changed)
+    assert left == "Answer <del>politely </del>in &lt;b&gt;<del>English</del>&lt;/b&gt;."
+    assert right == "Answer <ins>briefly </ins>in &lt;b&gt;<ins>French</ins>&lt;/b&gt;."
+    assert re.search(r'<tr class="same">.*?Keep it short\.', split, re.S)
+    assert re.search(r'<tr class="added">.*?<td class="right">Sign off\.</td>', split, re.S)

@@ -215,9 +215,9 @@ def test_diff_between_two_versions_side_by_side_and_unified_escaped(library):
     split = page(library.client.get("/prompts/diffed/diff?from=1&to=2"))
     assert "<script>alert" not in split
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in split
-    assert re.search(r'<tr class="changed">.*?line two.*?line 2', split, re.S)
+    assert re.search(r'<tr class="changed">.*?line <del>two</del>.*?line <ins>2</ins>', split, re.S)  # the words
     assert re.search(r'<tr class="added">.*?added', split, re.S)
-    assert "echo / echo-1" in split and "echo / echo-2" in split
+    assert "echo / echo-<del>1</del>" in split and "echo / echo-<ins>2</ins>" in split
     assert "Parameters <small>unchanged</small>" in split
     unified = page(library.client.get("/prompts/diffed/diff?from=1&to=2&view=unified"))
     assert '<span class="removed">-line two</span>' in unified

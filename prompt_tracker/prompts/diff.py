@@ -1,9 +1,14 @@
-"""Differences between two versions of a prompt, side by side or unified (the template escapes them)."""
+"""Differences between two versions of a prompt, side by side or unified (the template escapes them).
+
+A changed line marks the words that changed in it (``domain.text_diff``, as Replay does), not the
+whole line: one word in a long instruction is what a reader looks for.
+"""
 
 import difflib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..domain.text_diff import Piece, word_diff
 from .models import PromptVersion
 
 
@@ -16,6 +21,9 @@ class Row:
     left: str | None
     right_number: int | None
     right: str | None
+    # A changed row's words: the left line as "same" and "removed" pieces, the right as "same" and "added".
+    left_pieces: list[Piece] = field(default_factory=list)
+    right_pieces: list[Piece] = field(default_factory=list)
 
 
 @dataclass
@@ -49,15 +57,18 @@ def side_by_side(left: list[str], right: list[str]) -> list[Row]:
             i, j = i1 + offset, j1 + offset
             has_left, has_right = i < i2, j < j2
             kind = "changed" if has_left and has_right else ("removed" if has_left else "added")
-            rows.append(
-                Row(
-                    kind,
-                    i + 1 if has_left else None,
-                    left[i] if has_left else None,
-                    j + 1 if has_right else None,
-                    right[j] if has_right else None,
-                )
+            row = Row(
+                kind,
+                i + 1 if has_left else None,
+                left[i] if has_left else None,
+                j + 1 if has_right else None,
+                right[j] if has_right else None,
             )
+            if kind == "changed":
+                pieces = word_diff(left[i], right[j])
+                row.left_pieces = [piece for piece in pieces if piece.kind != "added"]
+                row.right_pieces = [piece for piece in pieces if piece.kind != "removed"]
+            rows.append(row)
     return rows
 
 
