@@ -6,7 +6,8 @@ whole line: one word in a long instruction is what a reader looks for.
 
 import difflib
 import json
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 from ..domain.text_diff import Piece, word_diff
 from .models import PromptVersion
@@ -22,8 +23,8 @@ class Row:
     right_number: int | None
     right: str | None
     # A changed row's words: the left line as "same" and "removed" pieces, the right as "same" and "added".
-    left_pieces: list[Piece] = field(default_factory=list)
-    right_pieces: list[Piece] = field(default_factory=list)
+    left_pieces: list[Piece] = dataclasses.field(default_factory=list)
+    right_pieces: list[Piece] = dataclasses.field(default_factory=list)
 
 
 @dataclass
