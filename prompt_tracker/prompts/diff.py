@@ -4,9 +4,9 @@ A changed line marks the words that changed in it (``domain.text_diff``, as Repl
 whole line: one word in a long instruction is what a reader looks for.
 """
 
+import dataclasses
 import difflib
 import json
-import dataclasses
 from dataclasses import dataclass
 
 from ..domain.text_diff import Piece, word_diff
