@@ -3,12 +3,17 @@ playground, the diff marks changed words, and the providers' settings say how to
 local model's context window is."""
 
 import re
+import time
 
 import pytest
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.pricing import context_window
 from prompt_tracker.extensions import db
+from prompt_tracker.providers import context_windows
+from prompt_tracker.providers.context_windows import fetch_model_list, forget_model_lists, parse_context_windows
 
+from .conftest import wait_for
 from .test_prompts import Library
 
 
@@ -132,3 +137,86 @@ def test_a_changed_line_marks_only_its_changed_words_escaped(library):
     assert right == "Answer <ins>briefly </ins>in &lt;b&gt;<ins>French</ins>&lt;/b&gt;."
     assert re.search(r'<tr class="same">.*?Keep it short\.', split, re.S)
     assert re.search(r'<tr class="added">.*?<td class="right">Sign off\.</td>', split, re.S)
+
+
+# --- providers: how to add one, and a local model's context window -----------------------------------
+
+
+def test_with_only_echo_the_settings_say_which_variables_add_a_provider(monkeypatch, fake_openai):
+    with_openai = page(create_app("test").test_client().get("/playground"))
+    assert 'id="provider-setup"' not in with_openai
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    echo_only = page(create_app("test").test_client().get("/playground"))
+    hint = re.search(r'<p class="hint" id="provider-setup">(.*?)</p>', echo_only, re.S).group(1)
+    assert hint.startswith("Only the offline echo provider is set up.")
+    for variable in (
+        "OPENAI_API_KEY for OpenAI",
+        "OPENAI_BASE_URL",
+        "Ollama",
+        "vLLM",
+        "llama.cpp",
+        "ANTHROPIC_API_KEY",
+    ):
+        assert variable in hint
+    assert "MODEL_CONTEXT_WINDOWS" in hint
+
+
+@pytest.mark.parametrize(
+    "text, windows",
+    [
+        ("llama3.1:8b=131072, qwen2.5/coder = 32_768,", {"llama3.1:8b": 131072, "qwen2.5/coder": 32768}),
+        ("", {}),
+    ],
+)
+def test_model_context_windows_reads_model_equals_tokens_pairs(text, windows):
+    assert parse_context_windows(text) == windows
+
+
+@pytest.mark.parametrize("text", ["llama3", "llama3=", "=4096", "llama3=4k", "llama3=0"])
+def test_a_bad_model_context_windows_stops_the_app_at_start_with_a_sentence(text, monkeypatch):
+    from config import ConfigError
+
+    monkeypatch.setenv("MODEL_CONTEXT_WINDOWS", text)
+    with pytest.raises(ConfigError, match=r"MODEL_CONTEXT_WINDOWS takes model=tokens pairs .* is not one\."):
+        create_app("development")
+
+
+def test_a_local_models_window_comes_from_the_setting_or_the_servers_model_list(
+    app, playground, fake_openai, monkeypatch
+):
+    forget_model_lists()
+    fake_openai.script.models = [
+        {"id": "served-by-vllm", "object": "model", "max_model_len": 2048},
+        {"id": "model.gguf", "object": "model", "meta": {"n_ctx_train": 4096, "n_vocab": 32000}},
+        {"id": "llama3.1:8b", "object": "model", "owned_by": "library"},  # Ollama: no window
+    ]
+    fake_openai.script.models_delay = 1.0  # a slow server is never waited for
+    context_window("anthropic", "claude-haiku-4-5")  # the price data loaded (about a second, once per process)
+    started = time.monotonic()
+    assert context_window("openai", "served-by-vllm") is None
+    assert time.monotonic() - started < 0.5
+    assert wait_for(lambda: context_window("openai", "served-by-vllm")) == 2048
+    assert context_window("openai", "model.gguf") == 4096
+    assert context_window("openai", "llama3.1:8b") is None
+    assert fake_openai.model_list_requests == 1  # asked once, then kept
+    monkeypatch.setenv("MODEL_CONTEXT_WINDOWS", "llama3.1:8b=8192,served-by-vllm=1024")
+    assert (context_window("openai", "llama3.1:8b"), context_window("openai", "served-by-vllm")) == (8192, 1024)
+    monkeypatch.delenv("MODEL_CONTEXT_WINDOWS")
+
+    # The meter under a reply and the warning before a send use it.
+    playground.save_settings(provider="openai", model="served-by-vllm", max_tokens=1000)
+    assert playground.send("hello").status_code == 303
+    assert '<meter min="0" max="2048" value="30">' in page(playground.page())
+    response = playground.send("x" * 6000)
+    assert response.status_code == 409
+    assert "This may not fit served-by-vllm&#39;s context window of 2,048 tokens" in page(response)
+
+
+def test_a_server_without_a_model_list_gives_no_window_and_is_asked_again_later(fake_openai, monkeypatch):
+    forget_model_lists()
+    assert fetch_model_list(fake_openai.base_url) == {}  # 404
+    assert context_window("openai", "anything") is None
+    monkeypatch.setattr(context_windows, "RETRY_SECONDS", 0.0)
+    fake_openai.script.models = [{"id": "anything", "context_length": 999}]
+    assert wait_for(lambda: context_window("openai", "anything")) == 999
