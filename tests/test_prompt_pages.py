@@ -9,7 +9,9 @@ import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.domain.pricing import context_window
+from prompt_tracker.domain.text_diff import Piece
 from prompt_tracker.extensions import db
+from prompt_tracker.prompts.diff import changed_words
 from prompt_tracker.providers import context_windows
 from prompt_tracker.providers.context_windows import fetch_model_list, forget_model_lists, parse_context_windows
 
@@ -133,8 +135,15 @@ def test_a_changed_line_marks_only_its_changed_words_escaped(library):
     split = page(library.client.get("/prompts/worded/diff?from=1&to=2"))
     changed = re.search(r'<tr class="changed">(.*?)</tr>', split, re.S).group(1)
     left, right = re.findall(r'<td class="(?:left|right)">(.*?)</td>', changed)
-    assert left == "Answer <del>politely </del>in &lt;b&gt;<del>English</del>&lt;/b&gt;."
-    assert right == "Answer <ins>briefly </ins>in &lt;b&gt;<ins>French</ins>&lt;/b&gt;."
+    assert left == "Answer <del>politely</del> in &lt;b&gt;<del>English</del>&lt;/b&gt;."
+    assert right == "Answer <ins>briefly</ins> in &lt;b&gt;<ins>French</ins>&lt;/b&gt;."
+    # What a removal and the addition after it share is not marked: only the words added are.
+    assert changed_words("You answer questions.", "You answer questions for {{ who }}.") == [
+        Piece("same", "You answer questions"),
+        Piece("added", " for {{ who }}"),
+        Piece("same", "."),
+    ]
+    assert changed_words("a cat", "a catalog")[-2:] == [Piece("removed", "cat"), Piece("added", "catalog")]
     assert re.search(r'<tr class="same">.*?Keep it short\.', split, re.S)
     assert re.search(r'<tr class="added">.*?<td class="right">Sign off\.</td>', split, re.S)
 
