@@ -165,6 +165,13 @@ class Config:
                 ) from None
         if os.environ.get("TRUSTED_PROXIES"):
             app.config["TRUSTED_PROXIES"] = trusted_proxies(os.environ["TRUSTED_PROXIES"])
+        if os.environ.get("MODEL_CONTEXT_WINDOWS"):  # read by the providers on each use; checked here, at start
+            from prompt_tracker.providers.context_windows import parse_context_windows
+
+            try:
+                parse_context_windows(os.environ["MODEL_CONTEXT_WINDOWS"])
+            except ValueError as problem:
+                raise ConfigError(str(problem)) from None
         check_auth_settings(app.config)
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]

@@ -6,13 +6,22 @@ import time
 import unicodedata
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..domain.refusals import Refused
 from ..extensions import db
 from .db_errors import is_statement_timeout
-from .models import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_SLUG_CHARS, Prompt, PromptVersion, utcnow
+from .models import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_SLUG_CHARS,
+    Prompt,
+    PromptSlugHistory,
+    PromptVersion,
+    utcnow,
+)
 from .variables import variable_names
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -100,6 +109,7 @@ def create_prompt(
     name, description = check_prompt_fields(name, description)
     slug = check_slug((slug or "").strip().lower() or slugify(name))
     system_prompt, variables = check_content(system_prompt, variables)
+    take_slug(slug)
     prompt = Prompt(slug=slug, name=name, description=description)
     prompt.versions.append(
         PromptVersion(
@@ -284,9 +294,17 @@ def list_prompts(query: str = "", page: int = 1, archived: bool = False, per_pag
 
 
 def edit_prompt(prompt: Prompt, *, name: str, slug: str, description: str) -> Prompt:
-    """Change name, slug and description; versions and playground conversations follow (keyed by id)."""
+    """Change name, slug and description; versions and playground conversations follow (keyed by id).
+
+    A new slug keeps the old one as a redirect (``PromptSlugHistory``).
+    """
     name, description = check_prompt_fields(name, description)
     slug = check_slug((slug or "").strip().lower())
+    if slug != prompt.slug:
+        old_slug = prompt.slug
+        # Statements, not ORM deletes: they run now, before the insert (a flush inserts before it deletes).
+        db.session.execute(delete(PromptSlugHistory).where(PromptSlugHistory.old_slug.in_([slug, old_slug])))
+        db.session.add(PromptSlugHistory(old_slug=old_slug, prompt_id=prompt.id))
     prompt.name, prompt.slug, prompt.description = name, slug, description
     prompt.updated_at = utcnow()
     try:
@@ -295,6 +313,24 @@ def edit_prompt(prompt: Prompt, *, name: str, slug: str, description: str) -> Pr
         db.session.rollback()
         raise PromptInvalid(f"A prompt with the slug {slug!r} already exists; choose another.") from None
     return prompt
+
+
+def take_slug(slug: str) -> None:
+    """A prompt takes ``slug`` (created or renamed to it): the slug stops redirecting to the prompt it was of.
+
+    Part of the caller's transaction. A history row left behind by a race is harmless: a slug that a
+    prompt holds is never looked up in the history (``renamed_prompt``).
+    """
+    db.session.execute(delete(PromptSlugHistory).where(PromptSlugHistory.old_slug == slug))
+
+
+def renamed_prompt(old_slug: str) -> Prompt | None:
+    """The prompt that had ``old_slug`` before a rename (ask only when no prompt has it now)."""
+    return db.session.scalar(
+        select(Prompt)
+        .join(PromptSlugHistory, PromptSlugHistory.prompt_id == Prompt.id)
+        .where(PromptSlugHistory.old_slug == old_slug)
+    )
 
 
 def set_archived(prompt: Prompt, archived: bool) -> None:

@@ -97,3 +97,17 @@ event.listen(
     "before_create",
     DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
 )
+
+
+class PromptSlugHistory(db.Model):
+    """A slug a prompt had before a rename: its old address redirects (301) to the prompt's current one.
+
+    Kept by prompt id, so a chain of renames redirects straight to the latest slug. A prompt that
+    takes the slug (a new one, or a rename) ends the redirect: the row is deleted then.
+    """
+
+    __tablename__ = "prompt_slug_history"
+
+    old_slug: Mapped[str] = mapped_column(String(MAX_SLUG_CHARS), primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    renamed_at: Mapped[datetime] = mapped_column(default=utcnow)

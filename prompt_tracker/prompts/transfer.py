@@ -6,7 +6,7 @@ import msgspec
 from sqlalchemy import select
 
 from ..extensions import db
-from .library import PromptInvalid, check_content, check_prompt_fields, check_slug
+from .library import PromptInvalid, check_content, check_prompt_fields, check_slug, take_slug
 from .models import Prompt, PromptVersion, utcnow
 
 FORMAT = "prompt-tracker/prompts"
@@ -122,6 +122,7 @@ def import_prompts(data: bytes) -> dict:
         for exported in parsed.prompts:
             prompt = db.session.scalar(select(Prompt).where(Prompt.slug == exported.slug))
             if prompt is None:
+                take_slug(exported.slug)
                 prompt = Prompt(
                     slug=exported.slug,
                     name=exported.name.strip(),

@@ -35,7 +35,7 @@ from ...domain.settings import (
 from ...extensions import limiter, services
 from ...limits import TooManySends, limit_sentence
 from ...prompts.settings import variables_panel
-from ...providers import available_providers
+from ...providers import available_providers, setup_hint
 from ...replies import (
     InvalidMessage,
     compare,
@@ -73,6 +73,7 @@ bp.url_value_preprocessor(open_playground)
 bp.url_defaults(add_slug)
 bp.add_app_template_global(providers_with_param)
 bp.add_app_template_global(param_range)
+bp.add_app_template_global(setup_hint, "provider_setup_hint")
 
 
 def back_to_page(anchor: str | None = None):

@@ -17,13 +17,20 @@ from ...prompts.library import (
     set_archived,
     version_of,
 )
-from ...prompts.settings import variables_panel
+from ...prompts.settings import (
+    playground_name,
+    playground_version,
+    restored_settings,
+    settings_from_version,
+    variables_panel,
+)
 from ..errors import refusals_shown_by
 from ..playground.forms import SettingsForm
 from ..playground.prompt import (
     PROMPT_PLAYGROUND,
     current_settings,
     load_prompt,
+    moved_or_404,
     open_playground,
     publish_settings_saved,
 )
@@ -40,10 +47,10 @@ def author() -> str:
 
 
 def prompt_or_404(slug: str):
-    """The prompt with ``slug``, or a 404 page that says so."""
+    """The prompt with ``slug``, a redirect if it was renamed from it, or a 404 page that says so."""
     prompt = find_prompt(slug)
     if prompt is None:
-        abort(404, f"There is no prompt with the slug {slug!r}.")
+        moved_or_404(slug)  # an old slug of a renamed prompt redirects
     return prompt
 
 
@@ -117,16 +124,25 @@ def create():
     return redirect(url_for(".show", slug=prompt.slug), 303)
 
 
+def in_playground(prompt, versions) -> int | None:
+    """Which version the prompt's playground (this user's) holds: None for unsaved changes (a draft)."""
+    latest = versions[0]
+    settings = load_settings(session, playground_name(prompt.id), settings_from_version(latest))
+    return playground_version(settings, latest)
+
+
+def show_page(prompt, form, status=200):
+    """The prompt page: its versions (newest first), which one the playground holds, the edit form."""
+    versions = sorted(prompt.versions, key=lambda version: version.number, reverse=True)
+    return render_template(
+        "prompts/show.html", prompt=prompt, versions=versions, form=form, in_playground=in_playground(prompt, versions)
+    ), status
+
+
 @bp.get("/<slug>")
 def show(slug):
     prompt = prompt_or_404(slug)
-    versions = sorted(prompt.versions, key=lambda version: version.number, reverse=True)
-    return render_template(
-        "prompts/show.html",
-        prompt=prompt,
-        versions=versions,
-        form=PromptForm(formdata=None, obj=prompt),
-    )
+    return show_page(prompt, PromptForm(formdata=None, obj=prompt))
 
 
 @bp.post("/<slug>/edit")
@@ -142,8 +158,7 @@ def edit(slug):
             error = str(problem)
     if error:
         flash(error, "error")
-        versions = sorted(prompt.versions, key=lambda version: version.number, reverse=True)
-        return render_template("prompts/show.html", prompt=prompt, versions=versions, form=form), 422
+        return show_page(prompt, form, 422)
     flash("Prompt saved.", "info")
     return redirect(url_for(".show", slug=prompt.slug), 303)
 
@@ -184,6 +199,28 @@ def diff(slug):
         view=view,
         fields=diff_versions(old, new),
     )
+
+
+@bp.post("/<slug>/versions/<int:number>/restore")
+def restore_version(slug, number):
+    """Make the prompt playground's settings version ``number``'s (no new version is saved).
+
+    "Restore" stays on the prompt page; "Open in playground" (``then=playground``) goes there.
+    """
+    open_playground(request.endpoint, {"slug": slug})  # g.prompt, g.latest_version, g.playground
+    load_prompt()
+    version = version_of(g.prompt, number)
+    if version is None:
+        abort(404, f"Prompt {g.prompt.slug!r} has no version {number}.")
+    store_settings(session, g.playground, restored_settings(version, current_settings(session)))
+    publish_settings_saved(session)  # other tabs' settings forms are now stale, and say so
+    latest = g.latest_version.number
+    if request.form.get("then") == "playground":
+        than = "" if number == latest else f"; the latest is version {latest}"
+        flash(f"Settings of version {number} loaded{than}.", "info")
+        return redirect(url_for(f"{PROMPT_PLAYGROUND}.index", slug=g.prompt.slug), 303)
+    flash(f"The playground's settings are version {number}'s now (no new version was saved).", "info")
+    return redirect(url_for(".show", slug=g.prompt.slug, _anchor=f"v{number}"), 303)
 
 
 @bp.post("/<slug>/playground/versions")
