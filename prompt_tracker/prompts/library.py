@@ -168,10 +168,9 @@ def save_version(
                 note=note,
                 created_by=author,
             )
+            prompt = db.session.get(Prompt, prompt_id)  # before the add: its lookup must not flush the version
             db.session.add(version)
-            record_event(
-                "version.created", actor or author, db.session.get(Prompt, prompt_id), version=version.number, note=note
-            )
+            record_event("version.created", actor or author, prompt, version=version.number, note=note)
             db.session.commit()
             return version
         except IntegrityError:

@@ -289,7 +289,7 @@ def load_into_playground(slug):
     version = resolve_version(g.prompt, label=label or None, version=request.form.get("version") or None)
     typed = current_settings(session).variables
     loaded = settings_from_version(version)
-    variables = {name: typed.get(name, default) for name, default in loaded.variables.items()}
+    variables = {**loaded.variables, **typed}  # values typed earlier (for this version's names too) stay
     store_settings(session, g.playground, msgspec.structs.replace(loaded, variables=variables))
     publish_settings_saved(session)
     named = f" ({label.strip().lower()})" if label else ""
