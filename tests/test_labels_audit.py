@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from sqlalchemy import event, select, text
@@ -156,7 +157,11 @@ def test_labels_move_roll_back_resolve_and_load_the_playground_as_the_local_admi
     history = person.client.get("/prompts/support/history").get_data(as_text=True)
     assert "label <code>production</code>: version 3 → version 2" in history and "version 3 saved" in history
 
-    # The playground by label: production's settings (version 2), the typed variable values kept.
+    # The playground by label: production's settings (version 2), the typed variable values kept. A link
+    # (?label=production) offers the load as a button; the load itself is a POST.
+    offered = person.client.get("/prompts/support/playground?label=production").get_data(as_text=True)
+    assert '<input type="hidden" name="label" value="production">' in offered
+    assert "Load label production into this playground</button>" in offered
     loaded = person.post("/prompts/support/playground/load", label="production")
     assert loaded.status_code == 303 and loaded.headers["Location"] == "/prompts/support/playground"
     playground = person.client.get("/prompts/support/playground").get_data(as_text=True)
@@ -422,6 +427,24 @@ def test_labels_and_the_append_only_log_on_postgresql(postgres_server):
                 db.session.rollback()
         moves = [(e.detail["from_version"], e.detail["to_version"]) for e in events(app, kind="label.moved")]
         assert moves == [(None, 2), (2, 3), (3, 2)]
+
+        # Moves of one label at once (the first ones racing to create it) queue up on the row: each
+        # event's "from" is the previous event's "to", whatever the order they ran in.
+        def move(number):
+            with app.app_context():
+                move_label(find_prompt("support"), "staging", number, "local", admin=True)
+                db.session.remove()
+
+        threads = [threading.Thread(target=move, args=(1 + index % 3,)) for index in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        chain = [(e.detail["from_version"], e.detail["to_version"]) for e in events(app, kind="label.moved")][3:]
+        assert chain and chain[0][0] is None
+        assert all(later[0] == earlier[1] for earlier, later in zip(chain, chain[1:])), chain
+        with app.app_context():
+            assert resolve_version(find_prompt("support"), "staging").number == chain[-1][1]
     finally:
         close(app)
 
