@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from prompt_tracker import create_app
 from prompt_tracker.audit import EVENT_KINDS, AuditEvent, event_committed, record_event
 from prompt_tracker.auth.accounts import create_user, find_user
+from prompt_tracker.domain.settings import PlaygroundSettings
 from prompt_tracker.extensions import db
 from prompt_tracker.prompts.labels import (
     AmbiguousVersion,
@@ -72,7 +73,12 @@ def three_versions(app, slug="support"):
         prompt = create_prompt(slug.title(), "v1", slug=slug, author="ann")
         for text_ in ("v2 {{ who }}", "v3"):
             save_version(
-                prompt.id, system_prompt=text_, provider="echo", model="echo-1", params={}, variables={"who": "Ada"}
+                prompt.id,
+                system_prompt=text_,
+                provider="echo",
+                model="echo-1",
+                params=PlaygroundSettings().params(),  # as a playground saves them
+                variables={"who": "Ada"},
             )
         return prompt.id
 
@@ -167,6 +173,9 @@ def test_labels_move_roll_back_resolve_and_load_the_playground_as_the_local_admi
     playground = person.client.get("/prompts/support/playground").get_data(as_text=True)
     assert "Loaded version 2 (production) into the playground." in playground
     assert "v2 {{ who }}</textarea>" in playground and 'id="var-who" name="who" type="text" value="Ada"' in playground
+    assert person.post("/prompts/support/playground/messages", content="hello").status_code == 303
+    sent = person.client.get("/prompts/support/playground").get_data(as_text=True)
+    assert ">version 2</span>" in sent and ">draft</span>" not in sent  # what produced the reply: version 2
     assert person.post("/prompts/support/playground/variables", who="Grace").status_code == 303
     assert person.post("/prompts/support/playground/load", label="latest").status_code == 303
     assert "v2 {{ who }}</textarea>" not in person.client.get("/prompts/support/playground").get_data(as_text=True)

@@ -14,6 +14,7 @@ from ..audit import record_event
 from ..domain.refusals import Refused
 from ..extensions import db
 from .models import MAX_LABEL_CHARS, Prompt, PromptLabel, PromptVersion, utcnow
+from .settings import is_saved
 
 LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 LATEST = "latest"
@@ -144,6 +145,21 @@ def resolve_version(prompt: Prompt, label: str | None = None, version=None) -> P
     if found is None:
         raise VersionNotFound(f"Prompt {prompt.slug!r} has no label {label[:MAX_LABEL_CHARS]!r}.")
     return found
+
+
+def saved_version_matching(prompt_id: int, settings) -> PromptVersion | None:
+    """The newest version of the prompt that says what playground ``settings`` say, if any (one query)."""
+    candidates = db.session.scalars(
+        select(PromptVersion)
+        .where(
+            PromptVersion.prompt_id == prompt_id,
+            PromptVersion.system_prompt == settings.system_prompt,
+            PromptVersion.provider == settings.provider,
+            PromptVersion.model == settings.model,
+        )
+        .order_by(PromptVersion.number.desc())
+    )
+    return next((version for version in candidates if is_saved(settings, version)), None)
 
 
 def labels_by_version(prompt: Prompt) -> dict[int, list[str]]:

@@ -7,8 +7,9 @@ The playground blueprint is registered twice: at /playground (the standalone pla
 from flask import abort, g
 
 from ...domain.settings import STANDALONE, PlaygroundSettings, load_settings
+from ...prompts.labels import saved_version_matching
 from ...prompts.library import prompt_with_latest
-from ...prompts.settings import playground_name, settings_from_version, settings_to_send
+from ...prompts.settings import is_saved, playground_name, settings_from_version, settings_to_send
 from ...replies import live
 
 PROMPT_PLAYGROUND = "prompt_playground"  # the name of the blueprint's second registration
@@ -51,7 +52,11 @@ def current_settings(session) -> PlaygroundSettings:
 
 def settings_to_send_now(session) -> PlaygroundSettings:
     """The settings the playground being shown sends a turn with (template rendered; raises TemplateProblem)."""
-    return settings_to_send(current_settings(session), g.get("latest_version"))
+    settings, version = current_settings(session), g.get("latest_version")
+    if version is not None and not is_saved(settings, version):
+        # An older version loaded (by a label, say): its replies say "version N", not "draft".
+        version = saved_version_matching(g.prompt.id, settings) or version
+    return settings_to_send(settings, version)
 
 
 def publish_settings_saved(session) -> None:
