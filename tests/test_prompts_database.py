@@ -36,7 +36,7 @@ def test_flask_db_upgrade_creates_the_schema_the_models_describe(backend, postgr
         url = url.replace("postgresql+psycopg://", "postgresql://")  # the plain form a platform gives
     upgrade = flask_cli("db", "upgrade", database_url=url)
     assert upgrade.returncode == 0, upgrade.stderr
-    # 0004 (slug history) goes down and up again cleanly (in this process: a CLI start costs seconds).
+    # 0004 and later go down and up again cleanly (in this process: a CLI start costs seconds).
     app = create_app("test", overrides={"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context(), warnings.catch_warnings():
         # migrations/env.py calls get_engine(), as Flask-Migrate wrote it: deprecated in Flask-SQLAlchemy 3.1.
