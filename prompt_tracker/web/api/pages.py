@@ -5,7 +5,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from ...auth.accounts import AccountError, proxy_user
 from ...auth.tokens import MAX_TOKEN_NAME_CHARS, create_token, revoke_token, user_tokens
 from ...webhooks import recent_deliveries
-from ..identity import LOCAL_USER
+from ..identity import LOCAL_USER, current_user_is_admin
 from . import pages_bp
 
 # The deliveries' list is a partial the audit page includes too; it fetches them itself when not given.
@@ -21,8 +21,8 @@ def page_user():
 
 def require_admin() -> None:
     """403 unless an admin asks (with AUTH_MODE=none everyone is the local admin)."""
-    if current_app.config["AUTH_MODE"] != "none" and not g.user.is_admin:
-        abort(403, "Only an admin may see this page.")
+    if not current_user_is_admin():
+        abort(403, "Only an admin can see this page. Ask an admin (`flask users set-admin EMAIL`).")
 
 
 def tokens_page(new_token=None, error=None, status=200):
