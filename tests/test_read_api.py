@@ -5,14 +5,14 @@ import hashlib
 import re
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, event, select
+from sqlalchemy import event, select
 
 from prompt_tracker import create_app
 from prompt_tracker.auth.accounts import create_user, find_user, set_disabled
 from prompt_tracker.auth.tokens import ApiToken, create_token
 from prompt_tracker.extensions import db
-from prompt_tracker.prompts.library import create_prompt, save_version
-from prompt_tracker.prompts.models import PromptVersion
+from prompt_tracker.prompts.labels import move_label
+from prompt_tracker.prompts.library import create_prompt, find_prompt, save_version
 
 from .conftest import COOKIE
 from .test_auth import PASSWORD, Browser
@@ -304,7 +304,7 @@ def counted(request, tmp_path):
     again), and the statements it runs."""
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_server").create_database()
-        for step in (("upgrade",), ("downgrade", "5b1e7c2d9a40"), ("upgrade",)):
+        for step in (("upgrade",), ("downgrade", "e5f6a7b8c9d0"), ("upgrade",)):
             result = flask_cli("db", *step, database_url=url)
             assert result.returncode == 0, result.stderr
         app = create_app("test", overrides={"AUTH_MODE": "accounts", "SQLALCHEMY_DATABASE_URI": url})
@@ -340,32 +340,12 @@ def test_a_fetch_is_the_token_query_and_one_query(counted):
     assert rendered.get_json()["system_prompt"].startswith("Hi Ann")
 
 
-def test_labels_come_from_the_prompt_labels_table_in_the_same_statement(counted, monkeypatch):
-    """With the labels' table (prompt_labels: prompt, label, version; made by the labels' migration, here in a
-    metadata of its own), a fetch by any label is still one statement, and a label move changes the ETag."""
-    import prompt_tracker.prompts.api as api_module
-
+def test_a_fetch_by_any_label_is_one_statement_and_a_label_move_changes_the_etag(counted):
     app, statements = counted
-    labels = Table(
-        "prompt_labels",
-        MetaData(),
-        Column("prompt_id", Integer, primary_key=True),
-        Column("label", String(40), primary_key=True),
-        Column("version_id", Integer, nullable=False),
-    )
     with app.app_context():
-        labels.create(db.engine)
-        first, second = db.session.scalars(select(PromptVersion.id).order_by(PromptVersion.number)).all()
-        db.session.execute(
-            labels.insert(),
-            [
-                {"prompt_id": 1, "label": "production", "version_id": first},
-                {"prompt_id": 1, "label": "canary", "version_id": first},
-                {"prompt_id": 1, "label": "staging", "version_id": second},
-            ],
-        )
-        db.session.commit()
-    monkeypatch.setattr(api_module, "labels_table", lambda: labels)
+        prompt = find_prompt("greeting")
+        for label, number in (("production", 1), ("canary", 1), ("staging", 2)):
+            move_label(prompt, label, number, "alice@example.com", admin=True)
     api = app.test_client()
     headers = bearer(new_token(app))
     api.get("/api/v1/prompts", headers=headers)  # writes last_used_at
@@ -392,11 +372,10 @@ def test_labels_come_from_the_prompt_labels_table_in_the_same_statement(counted,
     )
     assert rendered.get_json()["version"] == 1 and rendered.get_json()["system_prompt"] == "Hello Ann."
 
-    # Production moves to version 2: the cached copy's ETag no longer matches.
+    # Production moves to version 2: the copy cached with its ETag is sent again, changed.
     etag = production.headers["ETag"]
     with app.app_context():
-        db.session.execute(labels.update().where(labels.c.label == "production").values(version_id=second))
-        db.session.commit()
+        move_label(find_prompt("greeting"), "production", 2, "alice@example.com", admin=True)
     moved = api.get("/api/v1/prompts/greeting?label=production", headers={**headers, "If-None-Match": etag})
     assert moved.status_code == 200 and moved.get_json()["version"] == 2
     assert moved.get_json()["labels"] == ["latest", "production", "staging"]

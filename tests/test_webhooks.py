@@ -11,6 +11,7 @@ import pytest
 from config import ConfigError, read_webhook_settings
 from prompt_tracker import create_app
 from prompt_tracker.extensions import db
+from prompt_tracker.prompts.labels import move_label
 from prompt_tracker.prompts.library import create_prompt, save_version
 from prompt_tracker.webhooks import notify
 from prompt_tracker.webhooks.events import UnknownEvent
@@ -102,6 +103,23 @@ def receiver():
     server.close()
 
 
+def test_a_committed_version_is_delivered_from_the_audit_hook_with_jobs_inline(receiver):
+    """Unit-test config (jobs run inline): the audit event's after-commit hook writes the delivery in a session of
+    its own and the job posts it, signed; a change rolled back sends nothing."""
+    app = create_app("test", overrides={"WEBHOOK_URLS": [receiver.url + "/ok"], "WEBHOOK_SECRET": SECRET})
+    with app.app_context():
+        db.create_all()
+        prompt = create_prompt("Inline", "x", author="local")
+        db.session.add(WebhookDelivery(event_id="evt_x", event="version.created", url="rolled back", body="{}"))
+        db.session.rollback()
+        rows = db.session.scalars(db.select(WebhookDelivery)).all()
+        assert [(row.event, row.status, row.attempts) for row in rows] == [("version.created", "delivered", 1)]
+        assert prompt.slug == "inline"  # the caller's objects are still usable after the hook's own session
+    ((headers, body),) = receiver.requests["/ok"]
+    assert verify(body, SECRET, headers["X-Prompt-Tracker-Signature"])
+    assert json.loads(body)["data"] == json.loads(body)["data"] | {"slug": "inline", "version": 1, "actor": "local"}
+
+
 @pytest.mark.integration
 def test_a_real_worker_delivers_signed_events_retries_with_back_off_and_records_every_attempt(
     receiver, real_redis, start_worker, tmp_path, monkeypatch
@@ -125,6 +143,7 @@ def test_a_real_worker_delivers_signed_events_retries_with_back_off_and_records_
         save_version(
             prompt.id, system_prompt="Hi.", provider="echo", model="echo-1", params={}, variables={}, author="alice"
         )
+        move_label(prompt, "production", 1, "alice", admin=True)
 
     def deliveries():
         with app.app_context():
@@ -134,29 +153,36 @@ def test_a_real_worker_delivers_signed_events_retries_with_back_off_and_records_
 
     def settled():
         rows = deliveries()
-        return rows if len(rows) == 6 and all(row.status in ("delivered", "failed") for _, row in rows) else None
+        return rows if len(rows) == 9 and all(row.status in ("delivered", "failed") for _, row in rows) else None
 
     rows = wait_for(settled, timeout=60, interval=0.2)
-    # Received and verified: two events (versions 1 and 2), each signed over the exact body, with its id and time.
+    # Received and verified: versions 1 and 2 created, production moved to 1; each signed over the exact body,
+    # with its id and time (body and headers), its data from the audit event.
     received = receiver.requests["/ok"]
-    assert len(received) == 2
+    assert len(received) == 3
     events = []
     for headers, body in received:
         assert verify(body, SECRET, headers["X-Prompt-Tracker-Signature"])
         event = json.loads(body)
-        assert headers["X-Prompt-Tracker-Event"] == event["type"] == "version.created"
+        assert headers["X-Prompt-Tracker-Event"] == event["type"]
         assert headers["X-Prompt-Tracker-Event-Id"] == event["id"] and event["id"].startswith("evt_")
         assert headers["X-Prompt-Tracker-Timestamp"] == str(event["timestamp"])
         assert headers["Content-Type"] == "application/json"
+        assert event["data"]["slug"] == "hooked" and event["data"]["actor"] == "alice"
         events.append(event)
-    assert sorted(event["data"]["version"] for event in events) == [1, 2]
-    assert events[0]["data"]["slug"] == "hooked" and {event["data"]["created_by"] for event in events} == {"alice"}
+    assert sorted((event["type"], event["data"].get("version")) for event in events) == [
+        ("label.moved", None),
+        ("version.created", 1),
+        ("version.created", 2),
+    ]
+    moved = next(event["data"] for event in events if event["type"] == "label.moved")
+    assert (moved["label"], moved["from_version"], moved["to_version"]) == ("production", None, 1)
     for row in (row for path, row in rows if path == "ok"):
         assert (row.status, row.attempts, row.last_error, row.last_status_code) == ("delivered", 1, "", 200)
 
     # Failed twice, then delivered: three attempts of the same bytes and signature, after a back-off each.
     flaky = receiver.requests["/flaky"]
-    assert len(flaky) == 6
+    assert len(flaky) == 9
     for event_id in {headers["X-Prompt-Tracker-Event-Id"] for headers, _ in flaky}:
         tries = [(headers, body) for headers, body in flaky if headers["X-Prompt-Tracker-Event-Id"] == event_id]
         assert len(tries) == 3 and len({body for _, body in tries}) == 1
@@ -167,12 +193,12 @@ def test_a_real_worker_delivers_signed_events_retries_with_back_off_and_records_
         assert (row.status, row.attempts, row.last_status_code) == ("delivered", 3, 204)
 
     # Never answered 2xx: five tries, then failed, with the last error recorded.
-    assert len(receiver.requests["/down"]) == 10
+    assert len(receiver.requests["/down"]) == 15
     for row in (row for path, row in rows if path == "down"):
         assert (row.status, row.attempts, row.last_status_code) == ("failed", 5, 503)
         assert row.last_error == "The endpoint answered 503."
 
     # The admin page (AUTH_MODE=none: the local admin) lists every delivery.
     page = app.test_client().get("/admin/webhooks").get_data(as_text=True)
-    assert page.count('<tr class="delivery-') == 6
+    assert page.count('<tr class="delivery-') == 9
     assert "failed (503)" in page and "delivered (204)" in page and "The endpoint answered 503." in page

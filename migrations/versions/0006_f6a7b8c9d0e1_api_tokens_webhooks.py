@@ -1,7 +1,7 @@
 """API tokens (stored as SHA-256) for the read API, and the webhook deliveries with their attempts.
 
 Revision ID: f6a7b8c9d0e1
-Revises: 5b1e7c2d9a40
+Revises: e5f6a7b8c9d0
 Create Date: 2026-12-01 16:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f6a7b8c9d0e1'
-down_revision = '5b1e7c2d9a40'
+down_revision = 'e5f6a7b8c9d0'
 branch_labels = None
 depends_on = None
 
