@@ -1,7 +1,7 @@
 """Read API latency in-process: p50 and p99 of 1,000 fetches of a prompt by label through Flask's test client.
 
 The test config's app (in-memory SQLite unless ``--database-url``), one user and token, ``--prompts``
-prompts of ``--versions`` versions each. Each request is a whole request through the app (token check,
+prompts of ``--versions`` versions each, ``production`` on the one before the latest. Each request is a whole request through the app (token check,
 rate limit, query, JSON, ETag, headers, request log off); it prints the percentiles per kind of request:
 a fetch by label, a revalidation with ``If-None-Match`` (304), a fetch by version number, and a render; and
 the floor, a request refused before any query.
@@ -22,6 +22,7 @@ from prompt_tracker import create_app  # noqa: E402
 from prompt_tracker.auth.accounts import create_user  # noqa: E402
 from prompt_tracker.auth.tokens import create_token  # noqa: E402
 from prompt_tracker.extensions import db  # noqa: E402
+from prompt_tracker.prompts.labels import move_label  # noqa: E402
 from prompt_tracker.prompts.library import create_prompt, save_version  # noqa: E402
 
 
@@ -75,6 +76,7 @@ def main() -> None:
                     params={"temperature": 0.2, "max_tokens": 500},
                     variables={"topic": "billing"},
                 )
+            move_label(prompt, "production", options.versions - 1, "bench", admin=True)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     slug = f"p{options.prompts // 2}"
@@ -83,6 +85,7 @@ def main() -> None:
         # The floor: the same request refused before any query (no token: the limiter, the hooks, a JSON 401).
         "GET without a token (401, no query)": lambda: client.get(f"/api/v1/prompts/{slug}"),
         "GET ?label=latest (200)": lambda: client.get(f"/api/v1/prompts/{slug}?label=latest", headers=headers),
+        "GET ?label=production (200)": lambda: client.get(f"/api/v1/prompts/{slug}?label=production", headers=headers),
         "GET ?label=latest, If-None-Match (304)": lambda: client.get(
             f"/api/v1/prompts/{slug}?label=latest", headers={**headers, "If-None-Match": etag}
         ),

@@ -332,6 +332,8 @@ def test_every_event_kind_is_recorded_by_the_pages_and_commands_and_flask_audit_
         (["users", "enable", "erin@example.com"], "Enabled erin@example.com"),
         (["users", "set-admin", "erin@example.com"], "erin@example.com is now an admin."),
         (["users", "set-admin", "erin@example.com", "--no-admin"], "erin@example.com is no longer an admin."),
+        (["tokens", "create", "erin@example.com", "--name", "ci"], "Created token 1 'ci' for erin@example.com"),
+        (["tokens", "revoke", "1"], "Revoked token 1 'ci' of erin@example.com."),
     ]:
         result = runner.invoke(args=args, input=NEW_PASSWORD + "\n")
         assert result.exit_code == 0 and output in result.output, (args, result.output)

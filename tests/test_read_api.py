@@ -91,6 +91,10 @@ def test_tokens_are_made_on_the_page_shown_once_used_revoked_and_refused_once_th
     assert refused.status_code == 401
     assert refused.get_json() == {"error": "This API token is not valid: it is unknown or was revoked."}
     assert "revoked" in browser.client.get("/account/tokens").get_data(as_text=True)
+    # Both are audit events, by the user, naming the token (never the token itself).
+    audit = browser.client.get("/audit", query_string={"user": "alice@example.com"}).get_data(as_text=True)
+    assert f"API token {record.id} (billing service) created" in audit
+    assert f"API token {record.id} (billing service) revoked" in audit and token not in audit
 
     # A disabled user's tokens are refused; enabled again, they work again.
     other = new_token(app, "bob@example.com")

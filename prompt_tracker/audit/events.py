@@ -33,6 +33,8 @@ EVENT_KINDS = (
     "user.admin_granted",
     "user.admin_revoked",
     "user.password_changed",
+    "token.created",
+    "token.revoked",
 )
 
 # The kinds webhooks deliver (issue 20: ``version.created`` and ``label.moved``).

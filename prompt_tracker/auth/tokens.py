@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ForeignKey, Index, String, bindparam, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..audit import record_event
 from ..domain.refusals import Refused
 from ..extensions import db
 from .accounts import AccountError, find_user, normalise_email
@@ -78,22 +79,25 @@ def check_token_name(name: str) -> str:
     return name
 
 
-def create_token(user: User, name: str) -> NewToken:
-    """Create a token for ``user`` named ``name``; the answer holds the token (shown once)."""
+def create_token(user: User, name: str, actor=None) -> NewToken:
+    """Create a token for ``user`` named ``name`` (an audit event by ``actor``, default the user); the answer
+    holds the token (shown once)."""
     name = check_token_name(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(user_id=user.id, name=name, token_sha256=token_digest(token))
     db.session.add(record)
+    db.session.flush()
+    record_event("token.created", actor or user, subject=user.email, user_id=user.id, token_id=record.id, name=name)
     db.session.commit()
     return NewToken(record, token)
 
 
-def create_token_for(email: str, name: str) -> NewToken:
+def create_token_for(email: str, name: str, actor=None) -> NewToken:
     """Create a token for the user with ``email`` (the CLI); AccountError if there is none."""
     user = find_user(email)
     if user is None:
         raise AccountError(f"There is no user {normalise_email(email)}.")
-    return create_token(user, name)
+    return create_token(user, name, actor=actor)
 
 
 def user_tokens(user: User) -> list[ApiToken]:
@@ -106,13 +110,22 @@ def all_tokens() -> list[ApiToken]:
     return list(db.session.scalars(select(ApiToken).order_by(ApiToken.id)))
 
 
-def revoke_token(token_id: int, user: User | None = None) -> ApiToken:
-    """Revoke token ``token_id`` (only the user's own when ``user`` is given); AccountError if there is none."""
+def revoke_token(token_id: int, user: User | None = None, actor=None) -> ApiToken:
+    """Revoke token ``token_id`` (only the user's own when ``user`` is given; an audit event by ``actor``,
+    default that user); AccountError if there is none."""
     record = db.session.get(ApiToken, token_id)
     if record is None or (user is not None and record.user_id != user.id):
         raise AccountError(f"There is no token {token_id}" + (" of yours." if user is not None else "."))
     if record.revoked_at is None:
         record.revoked_at = utcnow()
+        record_event(
+            "token.revoked",
+            actor or user,
+            subject=record.user.email,
+            user_id=record.user_id,
+            token_id=record.id,
+            name=record.name,
+        )
         db.session.commit()
     return record
 

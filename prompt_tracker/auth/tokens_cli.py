@@ -3,6 +3,7 @@
 import click
 from flask.cli import AppGroup
 
+from ..audit import cli_actor
 from .accounts import AccountError
 from .tokens import all_tokens, create_token_for, revoke_token
 
@@ -19,7 +20,7 @@ def when(moment) -> str:
 def create_command(email: str, name: str) -> None:
     """Create an API token for the user EMAIL; the token is the last line (shown once)."""
     try:
-        new = create_token_for(email, name)
+        new = create_token_for(email, name, actor=cli_actor())
     except AccountError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Created token {new.record.id} {new.record.name!r} for {new.record.user.email}; it is not shown again:")
@@ -44,7 +45,7 @@ def list_command() -> None:
 def revoke_command(token_id: int) -> None:
     """Revoke the token with id TOKEN_ID: requests with it are refused from now on."""
     try:
-        token = revoke_token(token_id)
+        token = revoke_token(token_id, actor=cli_actor())
     except AccountError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Revoked token {token.id} {token.name!r} of {token.user.email}.")
