@@ -202,3 +202,4 @@ def test_a_real_worker_delivers_signed_events_retries_with_back_off_and_records_
     page = app.test_client().get("/admin/webhooks").get_data(as_text=True)
     assert page.count('<tr class="delivery-') == 9
     assert "failed (503)" in page and "delivered (204)" in page and "The endpoint answered 503." in page
+    assert app.test_client().get("/audit").get_data(as_text=True).count('<tr class="delivery-') == 9  # there too
