@@ -11,6 +11,7 @@ Events and their payloads (what ``static/live.js`` and the pages' scripts read):
 - ``message.delta``     ``{"id", "text"}``                 more text of that reply
 - ``message.done`` / ``message.stopped`` / ``message.failed``  ``{"id", ...}``  the reply ended
 - ``message.compared``  ``{"playground", "id"}``           a replay's reply has its stored difference
+- ``replay.paced``      ``{"playground", "id", "at"}``     a replay's next turn waits for the send rate until ``at``
 - ``conversation.reset`` ``{"playground"}``                the conversation was deleted
 - ``settings.saved``    ``{"playground", "digest"}``       settings were saved (``settings_digest``)
 
