@@ -19,9 +19,9 @@ from ..extensions import LIMIT_PREFIX, limiter
 SENDS = "sends"  # the scope the send rate's counter is shared under (send, retry, edit, Compare, Replay)
 
 
-def send_rate() -> RateLimitItem:
-    """RATE_LIMIT_SENDS, parsed."""
-    return parse(current_app.config["RATE_LIMIT_SENDS"])
+def send_rate(text: str | None = None) -> RateLimitItem:
+    """``text`` (a rate a replay started with), else RATE_LIMIT_SENDS, parsed."""
+    return parse(text or current_app.config["RATE_LIMIT_SENDS"])
 
 
 def identifiers_of(owner: str) -> tuple[str, str, str]:
@@ -43,12 +43,12 @@ def uncount(rate: RateLimitItem, identifiers, count: int) -> None:
         strategy.storage.incr(key, rate.get_expiry(), amount=-min(count, counted))
 
 
-def take(owner: str | None) -> float | None:
-    """Count one send of ``owner`` now; None when it fits the window, else when the window allows one
-    (a UNIX time; nothing is counted then)."""
+def take(owner: str | None, rate_text: str | None = None) -> float | None:
+    """Count one send of ``owner`` now against ``rate_text`` (default RATE_LIMIT_SENDS); None when it fits the
+    window, else when the window allows one (a UNIX time; nothing is counted then)."""
     if not owner:
         return None  # a reply queued before replies knew whose limits they count against
-    rate, identifiers = send_rate(), identifiers_of(owner)
+    rate, identifiers = send_rate(rate_text), identifiers_of(owner)
     strategy = limiter.limiter
     try:
         if strategy.hit(rate, *identifiers):
@@ -61,11 +61,11 @@ def take(owner: str | None) -> float | None:
     return max(reset, time.time() + 0.1)
 
 
-def give_back(owner: str | None) -> None:
+def give_back(owner: str | None, rate_text: str | None = None) -> None:
     """Take back the send ``take`` counted for ``owner`` when its turn was refused after all (by the gate)."""
     if not owner:
         return
     try:
-        uncount(send_rate(), identifiers_of(owner), 1)
+        uncount(send_rate(rate_text), identifiers_of(owner), 1)
     except RedisError as error:
         current_app.logger.warning("send rate not given back: %s", error.__class__.__name__)

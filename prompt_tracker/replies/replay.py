@@ -135,9 +135,12 @@ def send_turn(
     present: set[str] = frozenset(),
     refresh_keys=(),
     stored: Callable[[], None] | None = None,
+    send_rate: str | None = None,
 ) -> Message:
     """Append one turn (and the copies before it not ``present`` yet) with a pending reply; queue the reply.
 
+    ``send_rate``: the RATE_LIMIT_SENDS the replay's later turns are counted against (the one in force
+    where it started, so web and worker pace alike; default: this process's).
     ``admission`` is the gate's for this turn (released if the turn cannot be stored). ``stored()``
     runs once the turn is stored, before its reply is queued (which may fail).
     """
@@ -152,7 +155,10 @@ def send_turn(
     publish(store_id, "message.appended", {"playground": replay, "ids": [asked.id, reply.id]})
     if stored is not None:
         stored()
-    enqueue_reply(store_id, replay, reply, admission, user, replay_until=until, replay_turns=turn_ids)
+    send_rate = send_rate or current_app.config["RATE_LIMIT_SENDS"]
+    enqueue_reply(
+        store_id, replay, reply, admission, user, replay_until=until, replay_turns=turn_ids, send_rate=send_rate
+    )
     return reply
 
 
@@ -224,7 +230,7 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
     turn = next_turn(turns, replayed)
     if turn is None:
         return
-    wait_until = rate.take(ticket.user)  # this turn's count against the send rate, if the window has room
+    wait_until = rate.take(ticket.user, ticket.send_rate)  # this turn's count, if the window has room
     if wait_until is not None:
         pace(ticket, message_id, wait_until)
         return
@@ -232,7 +238,7 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
     try:
         admission = admit_turn(ticket.store_id, ticket.playground, turn, ticket.settings, ticket.user)
     except Refused as problem:
-        rate.give_back(ticket.user)  # refused: it counts nothing
+        rate.give_back(ticket.user, ticket.send_rate)  # refused: it counts nothing
         halt(ticket.store_id, ticket.playground, turn, ticket.settings, str(problem), present)
         return
     try:
@@ -245,6 +251,7 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
             ticket.replay_until,
             ticket.replay_turns,
             present,
+            send_rate=ticket.send_rate,
         )
     except (ConversationFull, QueueUnavailable) as problem:
         current_app.logger.warning("replay halted: %s", problem)  # the reply (if any) shows as failed

@@ -25,6 +25,8 @@ class Ticket(msgspec.Struct, kw_only=True):
     replay_until: str | None = None
     # The replay's turns (the user turns' ids in the original), fixed when it started: nothing else is replayed.
     replay_turns: list[str] | None = None
+    # A replay's RATE_LIMIT_SENDS where it started: its later turns, sent by the worker, count against it.
+    send_rate: str | None = None
     # What the reply holds of its user's budget and open replies (``replies.gate``), settled when it ends.
     hold: Hold | None = None
     # The store id the session had before a login gave it a new one: its keys may not have moved yet.
