@@ -139,7 +139,12 @@ def test_without_sign_in_each_browser_session_has_limits_of_its_own(fake_openai)
 
 def test_signed_in_the_open_replies_cap_counts_every_session_of_the_user():
     app, _ = make(
-        {"AUTH_MODE": "header", "TRUSTED_PROXIES": ["127.0.0.1"], "MAX_OPEN_REPLIES": 2, "RATE_LIMIT_SENDS": "3/minute"},
+        {
+            "AUTH_MODE": "header",
+            "TRUSTED_PROXIES": ["127.0.0.1"],
+            "MAX_OPEN_REPLIES": 2,
+            "RATE_LIMIT_SENDS": "3/minute",
+        },
         queued=True,
     )
     with app.app_context():

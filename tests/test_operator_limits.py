@@ -75,7 +75,10 @@ def test_the_daily_token_budget_for_unpriced_models_refuses_the_next_send_and_us
     refused = playground.send("over the budget")
     assert refused.status_code == 429
     page = refused.get_data(as_text=True)
-    assert "You have used today&#39;s budget of 30 tokens on models with no known price (30 used; openai / gpt-4o-mini is one)" in page
+    assert (
+        "You have used today&#39;s budget of 30 tokens on models with no known price (30 used; openai / gpt-4o-mini is one)"
+        in page
+    )
     assert "resets at midnight UTC" in page and "over the budget" in page
     usage = app.test_cli_runner().invoke(args=["usage", "--days", "2"])
     assert usage.exit_code == 0

@@ -263,7 +263,9 @@ def test_the_open_replies_cap_refuses_a_replay_with_nothing_queued():
     app, playground = limited({"MAX_OPEN_REPLIES": 2})
     playground.send("one")
     with app.app_context():  # two replies of the session's being written elsewhere (its own cap, without sign-in)
-        services.jobs_redis.hset(held_key(f"session:{playground.store()}"), mapping={"a": "9e12 0 0 free", "b": "9e12 0 0 free"})
+        services.jobs_redis.hset(
+            held_key(f"session:{playground.store()}"), mapping={"a": "9e12 0 0 free", "b": "9e12 0 0 free"}
+        )
     response = start(playground)
     assert response.status_code == 429
     assert "being written" in response.get_data(as_text=True)
