@@ -356,16 +356,6 @@ def replay_turns(original: list[Message], until: str | None, turn_ids: list[str]
     return fixed(plan(original), turn_ids) if turn_ids is not None else plan(original, until)
 
 
-def remaining_turns(store_id: str, playground: str, until: str | None, turn_ids: list[str] | None = None) -> int:
-    """How many turns a Continue would still send (what it counts against the send rate)."""
-    answered = new_replies(services.conversations.all(store_id, replay_playground(playground)))
-    return sum(
-        1
-        for turn in replay_turns(services.conversations.all(store_id, playground), until, turn_ids)
-        if not is_done(answered.get(turn.user.id))
-    )
-
-
 def is_done(message: Message | None) -> bool:
     return message is not None and message.status == "done"
 
