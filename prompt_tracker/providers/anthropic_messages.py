@@ -56,6 +56,7 @@ class AnthropicMessagesProvider(Provider):
     # Claude's ids are Anthropic's alone: behind a proxy or gateway (ANTHROPIC_BASE_URL) a Claude model
     # costs what Anthropic lists. (A local OpenAI-compatible server reuses OpenAI's names: no such rule.)
     own_price_list: str | None = "anthropic"
+    setup: str = "ANTHROPIC_API_KEY for Anthropic"
 
     def select_params(self, model: str, params: dict) -> dict:
         """Sampling only for models that take it; thinking only where offered, and then no sampling
