@@ -33,10 +33,9 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
 from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.registry import ScheduledJobRegistry
+from rq.job import JobStatus
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
-from rq.utils import current_timestamp
 
 from ..extensions import services
 from ..providers import available_providers
@@ -79,18 +78,6 @@ class ResidentWorker(SimpleWorker):
         self.connection.set_retry(patient_retry())
         patient_sessions()
 
-    def work(self, *args, **kwargs):
-        """Work as RQ's worker does, and move scheduled jobs that are due (retries after their back-off) to
-        their queue from a thread, once a second (``move_due_jobs``)."""
-        stop = threading.Event()
-        mover = threading.Thread(target=move_due_jobs, args=(self.queues, stop), name="rq-due-jobs", daemon=True)
-        mover.start()
-        try:
-            return super().work(*args, **kwargs)
-        finally:
-            stop.set()
-            mover.join(5)
-
     def execute_job(self, job, queue):
         """Run the job in this process, renewing the worker's RQ heartbeat meanwhile from a thread.
 
@@ -124,27 +111,42 @@ class ResidentWorker(SimpleWorker):
         raise SystemExit()
 
 
-def move_due_jobs(queues: list[Queue], stop: threading.Event, interval: float = 1.0) -> None:
-    """Until ``stop``, put each scheduled job whose time has come (a webhook's retry after its back-off) on its queue.
+SCHEDULER_TURN_KEY = "prompt_tracker:scheduler-turn"  # DB 0: which worker moves due jobs this second
 
-    RQ's own scheduler is a process forked per worker, which would outlive a resident child that is
-    killed; this thread dies with it. Several workers may run it at once: a job goes to the queue only
-    from the worker whose ZREM took it out of the schedule, so it is queued once.
+
+class ThreadScheduler(RQScheduler):
+    """RQ's scheduler (jobs queued for later: a paced replay's next turn) on the worker's own client.
+
+    RQ runs its scheduler as a process the worker forks, holding a lock that outlives a killed worker
+    by a minute; here each worker process runs it from a thread (``keep_scheduling``), so it dies with
+    the process and a supervisor still watches one child. Each second one worker moves the due jobs.
     """
-    while not stop.wait(interval):
-        for queue in queues:
-            registry = ScheduledJobRegistry(queue=queue)
-            try:
-                for job_id in registry.get_jobs_to_schedule(current_timestamp()):
-                    if not queue.connection.zrem(registry.key, job_id):
-                        continue  # another worker took it
-                    try:
-                        job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
-                    except NoSuchJobError:
-                        continue
-                    queue.enqueue_job(job)
-            except RedisError as error:
-                log.warning("could not move due scheduled jobs: %s", error)
+
+    def __init__(self, queues, connection, **kwargs):
+        super().__init__(queues, connection, **kwargs)
+        self._client = connection
+        self.prepare_registries(self._queue_names)
+
+    @property
+    def connection(self):
+        return self._client  # the worker's client (Sentinel included), not a copy built from its URL
+
+
+def keep_scheduling(queue: Queue, name: str, interval: float = 1.0) -> threading.Thread:
+    """Start a daemon thread that, each ``interval``, queues the due scheduled jobs of ``queue`` (one worker a turn)."""
+    scheduler = ThreadScheduler([queue], queue.connection, serializer=queue.serializer, name=name)
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            with contextlib.suppress(RedisError):
+                # A turn of 0.9 s: two workers never move the same jobs at once, and a killed one's turn ends at once.
+                if queue.connection.set(SCHEDULER_TURN_KEY, name, nx=True, px=int(interval * 900)):
+                    scheduler.enqueue_scheduled_jobs()
+
+    thread = threading.Thread(target=loop, name="rq-scheduler", daemon=True)
+    thread.start()
+    return thread
 
 
 def patient_retry():
@@ -209,9 +211,9 @@ def _run_child(parent: int, queue: Queue, name: str, worker_ttl: int, burst: boo
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _die_with(parent)
-        ResidentWorker([queue], connection=queue.connection, name=name, worker_ttl=worker_ttl).work(
-            burst=burst, with_scheduler=False
-        )
+        worker = ResidentWorker([queue], connection=queue.connection, name=name, worker_ttl=worker_ttl)
+        keep_scheduling(worker.queues[0], name)
+        worker.work(burst=burst, with_scheduler=False)
         code = 0
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 0
