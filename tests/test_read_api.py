@@ -255,7 +255,7 @@ def test_requests_are_limited_per_token():
     assert [api.get("/api/v1/prompts", headers=bearer(first)).status_code for _ in range(2)] == [200, 200]
     refused = api.get("/api/v1/prompts/greeting", headers=bearer(first))
     assert refused.status_code == 429
-    assert refused.get_json()["error"].startswith("Too many API requests: the limit is 2 per 1 minute.")
+    assert refused.get_json()["error"].startswith("Too many API requests: the limit is 2 per minute.")
     assert api.get("/api/v1/prompts", headers=bearer(second)).status_code == 200
 
 
