@@ -39,13 +39,13 @@
   }
 
   // Put messages in place: replace the element of the same id, or add it at the end; returns how many were added.
-  // ``fresh``: the HTML is a just-created message (a send's answer). A reply can finish before that
-  // answer arrives, and a catch-up may already show it done: an older "pending" copy must not replace it.
-  function upsert(html, fresh = false) {
+  // HTML older than what the page has seen of a message (live.js's ``admit``: a send's answer or a
+  // catch-up that a reply's start or end overtook) never replaces a newer state.
+  function upsert(html) {
     let added = 0;
     for (const element of elementsOf(html)) {
       const current = item(element.dataset.id);
-      if (current && fresh && !OPEN.includes(current.dataset.status)) continue;
+      if (!window.PromptTrackerLive.admit(element, current, refreshMessage)) continue;
       if (current) current.replaceWith(element);
       else {
         list.querySelector(".empty")?.remove();
@@ -61,7 +61,7 @@
     if (refreshing.has(id)) return void refreshing.set(id, true);  // one fetch per message at a time
     refreshing.set(id, false);
     try {
-      const response = await fetch(`${list.dataset.messagesUrl}/${encodeURIComponent(id)}`, {
+      const response = await window.PromptTrackerFetch(`${list.dataset.messagesUrl}/${encodeURIComponent(id)}`, {
         headers: { Accept: "text/html" }, credentials: "same-origin",
       });
       const atEnd = nearEnd();
@@ -105,7 +105,7 @@
       after: shown.length ? shown[shown.length - 1].dataset.id : "",
       open: shown.filter((element) => OPEN.includes(element.dataset.status)).map((element) => element.dataset.id).join(","),
     });
-    const response = await fetch(`${list.dataset.openUrl}?${query}`, {
+    const response = await window.PromptTrackerFetch(`${list.dataset.openUrl}?${query}`, {
       headers: { Accept: "application/json" }, credentials: "same-origin",
     });
     if (!response.ok) return;
@@ -141,7 +141,7 @@
   settingsForm?.addEventListener("submit", () => { savingSettings = true; });
 
   async function post(url, body) {
-    return fetch(url, {
+    return window.PromptTrackerFetch(url, {
       method: "POST", body, credentials: "same-origin",
       headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
     });
@@ -199,7 +199,7 @@
       if (response.ok) confirmOverflow(false);
       if (response.status === 202) {
         const data = await response.json();
-        showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html, true));
+        showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
         clearComposer();
         showError("");
         renewClientToken();
@@ -265,7 +265,7 @@
     }
     event.preventDefault();
     try {
-      const response = await fetch(link.href.split("#")[0], {
+      const response = await window.PromptTrackerFetch(link.href.split("#")[0], {
         headers: { Accept: "application/json" }, credentials: "same-origin",
       });
       if (!response.ok) return showError(await errorText(response));

@@ -73,9 +73,9 @@ bp.add_app_template_global(providers_with_param)
 bp.add_app_template_global(param_range)
 
 
-def back_to_page(anchor: str | None = None):
+def back_to_page(anchor: str | None = None, **query):
     """Post/redirect/get: 303 back to the playground."""
-    return redirect(url_for(".index", _anchor=anchor), 303)
+    return redirect(url_for(".index", _anchor=anchor, **query), 303)
 
 
 def flash_back(refusal):
@@ -473,7 +473,7 @@ def add_message():
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     live.publish(session.store_id, "message.appended", {"playground": g.playground, "ids": [message.id]})
-    return back_to_page(f"m-{message.id}")
+    return back_to_page(f"m-{message.id}", added=1)  # the Add panel open again, for the next one
 
 
 @bp.post("/messages/<message_id>/delete")
