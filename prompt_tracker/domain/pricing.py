@@ -10,6 +10,7 @@ unknown, has no cost (None), never a guess.
 from functools import cache
 
 from ..providers import UnknownProviderError, get_provider
+from ..providers.context_windows import configured_window
 from .messages import Usage
 
 # Models the UI suggests that have no price on purpose (tests check every suggestion is priced or here).
@@ -58,9 +59,21 @@ def cost_usd(provider: str, model: str, usage: Usage | None) -> float | None:
 
 
 def context_window(provider: str, model: str) -> int | None:
-    """The model's context window in tokens (input + output), or None if the data does not know it."""
+    """The model's context window in tokens (input + output), or None if nothing says it.
+
+    ``MODEL_CONTEXT_WINDOWS`` first (the operator knows best), then the price data, then what the
+    provider's server reports (a local server's model list, heard in the background: never waited for).
+    """
+    configured = configured_window(model)
+    if configured:
+        return configured
     found = _model_info(provider, model)
-    return found[1].context_window if found else None
+    if found and found[1].context_window:
+        return found[1].context_window
+    try:
+        return get_provider(provider).reported_window(model)
+    except UnknownProviderError:
+        return None
 
 
 def is_priced(provider: str, model: str) -> bool:

@@ -15,6 +15,9 @@
   const rankOf = (status) => RANKS[status] ?? 2;
   const compare = (a, b) => a[0] - b[0] || a[1] - b[1];
   const stateOf = (element) => [Number(element.dataset.attempt) || 0, rankOf(element.dataset.status)];
+  // Older: an earlier attempt, or an earlier step of the same one. Two ended states are not ordered
+  // (choosing an earlier attempt, ‹ 1/3 ›, ends on it again): the later answer wins.
+  const older = (a, b) => !(a[1] === 2 && b[1] === 2) && compare(a, b) < 0;
   const seen = new Map();  // message id → [attempt, rank], the newest seen
   function note(id, state) {
     const known = seen.get(id);
@@ -38,11 +41,11 @@
     if (current) note(id, stateOf(current));
     const known = seen.get(id);
     const state = stateOf(element);
-    if (!known || compare(state, known) >= 0) {
+    if (!known || !older(state, known)) {
       note(id, state);
       return true;
     }
-    if (current && compare(stateOf(current), state) >= 0) return false;
+    if (current && !older(stateOf(current), state)) return false;
     if (known[0] === state[0] && known[1] === 1 && state[1] === 0) markStreaming(element);
     else if (known[1] === 2 && state[1] < 2) setTimeout(() => refreshMessage(id));
     return true;

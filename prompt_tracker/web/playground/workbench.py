@@ -19,6 +19,7 @@ from ...replies import (
     retry_reply,
 )
 from ...replies.choice import InvalidChoice, as_choice, choice_from_form, settings_for
+from ...replies.control import CannotChoose, choose_attempt
 from ...replies.edit import MessageGone
 from ..errors import answer_refusal, refusals_shown_by, wants_json
 from ..identity import current_user_name
@@ -331,6 +332,17 @@ def companion_retry(kind, message_id):
     if wants_json():
         return jsonify(id=message_id), 202
     return back_to(f"{kind}_page")
+
+
+@bp.post("/<any(compare,replay):kind>/messages/<message_id>/choose")
+@refusals_shown_by(workbench_page)
+def companion_choose(kind, message_id):
+    """Show another attempt of a companion reply (‹ 1/2 ›)."""
+    attempt = request.form.get("attempt", type=int)
+    if attempt is None:
+        raise CannotChoose("Choose an attempt of this reply.", 400)
+    choose_attempt(session.store_id, companion_playground(g.playground, kind), message_id, attempt)
+    return done(f"{kind}_page")
 
 
 @bp.get("/<any(compare,replay):kind>/messages/<message_id>/request")
