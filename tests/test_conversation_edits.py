@@ -340,7 +340,7 @@ def test_an_edit_shares_the_send_rate_and_keeps_its_text_when_refused():
     refused = edit(playground, edited.id, "one, edited twice with care", removes=1)
     assert refused.status_code == 429
     html = refused.get_data(as_text=True)
-    assert "Too many messages: the limit is 2 per 1 minute." in html
+    assert "Too many messages: the limit is 2 per minute." in html
     assert f'id="edit-{edited.id}"' in html and ">\none, edited twice with care</textarea>" in html
     assert [m.content for m in playground.messages(app) if m.role == "user"] == ["one, edited"]
 

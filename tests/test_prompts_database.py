@@ -144,42 +144,6 @@ def test_development_defaults_to_a_sqlite_file_under_instance(monkeypatch):
 
 
 @pytest.mark.integration
-def test_make_run_migrates_and_prompts_survive_a_restart(tmp_path, monkeypatch):
-    """`make run` (scripts/dev_run.py) runs `flask db upgrade` first; what was created is there after a restart."""
-    from .redis_server import RedisServer
-    from .test_dev_run import DevRun
-
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/dev.sqlite3")
-    server = RedisServer().start()
-    try:
-        # One worker each (the default is three): no reply is written here, and each is a process to start.
-        first = DevRun(server.port, tmp_path / "first.log", workers=1).start()
-        try:
-            first.wait_ready()
-            status, html = first.get("/playground")
-            assert '<a href="/prompts"' in html
-            token = CSRF_RE.search(first.get("/prompts")[1]).group(1)
-            assert (
-                first.post(
-                    "/prompts", {"name": "Kept", "system_prompt": "Survives {{ restarts }}", "csrf_token": token}
-                )
-                == 200
-            )
-        finally:
-            first.cleanup()
-        second = DevRun(server.port, tmp_path / "second.log", workers=1).start()
-        try:
-            second.wait_ready()
-            status, html = second.get("/prompts/kept")
-            assert status == 200 and "Survives {{ restarts }}" in html
-            assert "Running upgrade" in first.log() and "Running upgrade" not in second.log()
-        finally:
-            second.cleanup()
-    finally:
-        server.stop()
-
-
-@pytest.mark.integration
 def test_search_in_version_text_can_use_the_trigram_index_on_postgresql(postgres_server):
     """The query shape lets PostgreSQL answer ILIKE '%…%' from the pg_trgm index (migration 0003)."""
     from sqlalchemy import text

@@ -3,6 +3,8 @@
 The data is the snapshot bundled with the pinned package (never updated over the network at run
 time). Prices are looked up where the request went: a provider's official endpoint by the
 provider's id, a custom base URL by that URL (OpenRouter, Groq... are known; a local server is not).
+A provider whose model ids are its own (Anthropic's Claude) keeps its list prices behind a base URL
+the data does not know (a proxy, a gateway), so a Claude model is never "a model with no known price".
 No price is better than a wrong one: an unknown endpoint or model, or a reply whose usage is
 unknown, has no cost (None), never a guess.
 """
@@ -20,12 +22,16 @@ UNPRICED = {("echo", "echo-1"): "offline and free: nothing is called"}
 def _model_info(provider: str, model: str):
     """genai-prices' (provider, model) for where ``provider`` sends requests now, or None if unknown."""
     try:
-        source = get_provider(provider).price_source()
+        chosen = get_provider(provider)
     except UnknownProviderError:
         return None
+    source = chosen.price_source()
     if source is None:
         return None
-    return _lookup(model, *source)
+    found = _lookup(model, *source)
+    if found is None and source[0] is None and chosen.own_price_list:
+        found = _lookup(model, chosen.own_price_list, None)  # its own model id behind a proxy or gateway
+    return found
 
 
 @cache

@@ -66,6 +66,9 @@ class Provider:
     params: tuple[str, ...] = ("temperature", "max_tokens")
     # Costs nothing (offline: nothing is called), so its replies never count against a budget.
     free: bool = False
+    # Whose price list (a genai-prices provider id) prices this provider's own model ids when its base
+    # URL is one the data does not know (a proxy or gateway): None, names alone prove nothing.
+    own_price_list: str | None = None
     # How to set it up, for the settings panel when it is not: the environment variables it reads.
     setup: str = ""
 

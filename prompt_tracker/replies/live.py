@@ -12,6 +12,7 @@ Events and their payloads (what ``static/live.js`` and the pages' scripts read):
 - ``message.done`` / ``message.stopped`` / ``message.failed``  ``{"id", ...}``  the reply ended
 - ``message.changed``   ``{"playground", "id"}``           a message changed in place (an attempt chosen, an edit)
 - ``message.compared``  ``{"playground", "id"}``           a replay's reply has its stored difference
+- ``replay.paced``      ``{"playground", "id", "at"}``     a replay's next turn waits for the send rate until ``at``
 - ``conversation.reset`` ``{"playground"}``                the conversation was deleted
 - ``settings.saved``    ``{"playground", "digest"}``       settings were saved (``settings_digest``)
 

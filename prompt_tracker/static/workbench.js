@@ -134,6 +134,8 @@
     "conversation.reset": (payload) => ours(payload) && refresh(),
     // A replay's reply was compared with the original's (by the worker, after its end): show the difference.
     "message.compared": (payload) => ours(payload) && refresh(),
+    // A replay's next turn waits for the send rate: the state line says when it starts.
+    "replay.paced": (payload) => ours(payload) && refresh(),
   };
 
   window.PromptTrackerLive.connect({

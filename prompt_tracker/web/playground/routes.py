@@ -34,6 +34,7 @@ from ...domain.settings import (
 )
 from ...extensions import limiter, services
 from ...limits import TooManySends, limit_sentence
+from ...limits.rate import SENDS
 from ...prompts.settings import variables_panel
 from ...providers import available_providers, setup_hint
 from ...replies import (
@@ -54,9 +55,8 @@ from ...replies.edit import edit_and_resend, edit_in_place
 from ...store.edits import delete_message, removed_with, replace_conversation
 from ...store.transfer import export_json, export_markdown, parse_import
 from ..errors import answer_refusal, refusals_shown_by, wants_json
-from ..identity import current_user_name
 from ..off_loop import off_the_event_loop
-from ..rate_limits import user_key
+from ..rate_limits import charged, limit_owner, not_queued, user_key
 from . import bp
 from .forms import MessageForm, SettingsForm, param_range, providers_with_param
 from .fragments import messages_html, settings_panel
@@ -177,8 +177,8 @@ def too_many_sends(limit):
 def replies_per_send() -> int:
     """Replies a request of the send rate queues (its cost against RATE_LIMIT_SENDS): a send queues two while Compare is on."""
     if (request.endpoint or "").endswith(".send") and compare.compare_choice(session, g.playground) is not None:
-        return 2
-    return 1
+        return charged(2)
+    return charged(1)
 
 
 def edits_in_place() -> bool:
@@ -196,7 +196,7 @@ def edits_in_place() -> bool:
 # A send counts twice while Compare is on (two replies); Compare and Replay share the rate too.
 send_rate = limiter.shared_limit(
     sends_limit,
-    scope="sends",
+    scope=SENDS,
     key_func=user_key,
     methods=["POST"],
     cost=replies_per_send,
@@ -230,27 +230,29 @@ def send():
         check_fits(services.conversations, session.store_id, g.playground, settings, form.content.data or "")
     # Compare on: the second model is checked before anything is stored
     second = compare.prepare(
-        session, g.playground, current_settings(session), g.prompt, g.latest_version, current_user_name()
+        session, g.playground, current_settings(session), g.prompt, g.latest_version, limit_owner()
     )
     sent, placeholder = send_message(
         session.store_id,
         g.playground,
         form.content.data,
         settings,
-        current_user_name(),
+        limit_owner(),
         refresh_keys=current_app.session_interface.keys_of(session),
         client_token=request.form.get("client_token"),
         announce=announce_appended,
     )
     if second is not None:
-        compare.mirror(
+        mirrored = compare.mirror(
             session.store_id,
             g.playground,
             sent,
             second,
-            current_user_name(),
+            limit_owner(),
             current_app.session_interface.keys_of(session),
         )
+        if mirrored is None or not mirrored.is_open:
+            not_queued()  # the second reply was refused (it says why): it counts nothing
     if wants_json():
         reply = services.conversations.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
@@ -347,8 +349,9 @@ def stop(message_id):
 @send_rate
 def retry(message_id):
     settings = settings_to_send_now(session)
-    message = retry_reply(session.store_id, g.playground, message_id, settings, current_user_name())
+    message = retry_reply(session.store_id, g.playground, message_id, settings, limit_owner())
     if message is None:
+        not_queued()
         flash("That reply is no longer in this conversation.", "error")
     if wants_json():
         if message is None:
@@ -619,7 +622,7 @@ def edit(message_id):
         request.form.get("content"),
         settings,
         removals_confirmed=confirmed,
-        user=current_user_name(),
+        user=limit_owner(),
         refresh_keys=current_app.session_interface.keys_of(session),
         client_token=request.form.get("client_token"),
         announce=announce_replaced,
