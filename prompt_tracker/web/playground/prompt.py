@@ -6,7 +6,7 @@ The playground blueprint is registered twice: at /playground (the standalone pla
 
 from flask import abort, g
 
-from ...domain.settings import STANDALONE, PlaygroundSettings, load_settings
+from ...domain.settings import STANDALONE, PlaygroundSettings, load_settings, settings_version
 from ...prompts.library import prompt_with_latest
 from ...prompts.settings import playground_name, settings_from_version, settings_to_send
 from ...replies import live
@@ -59,5 +59,5 @@ def publish_settings_saved(session) -> None:
     live.publish(
         session.store_id,
         "settings.saved",
-        {"playground": g.playground, "digest": live.settings_digest(current_settings(session))},
+        {"playground": g.playground, "digest": settings_version(current_settings(session))},
     )
