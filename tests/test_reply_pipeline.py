@@ -125,7 +125,7 @@ def test_a_page_load_shows_the_text_streamed_so_far(live_app, live_playground, r
     html = live_playground.page().get_data(as_text=True)  # the no-JS refresh, a reload, a second tab
     assert '<span class="live">w0 w1 w2' in html
     # with JS off, the reply's own frame shows the text so far and refreshes itself; the page does not
-    assert f'/playground/messages/{reply_id}/frame' in html and 'http-equiv="refresh"' not in html
+    assert f"/playground/messages/{reply_id}/frame" in html and 'http-equiv="refresh"' not in html
     frame = live_playground.client.get(f"/playground/messages/{reply_id}/frame").get_data(as_text=True)
     assert '<span class="live">w0 w1 w2' in frame and 'http-equiv="refresh"' in frame
 
