@@ -167,3 +167,100 @@ def test_pages_other_than_the_reply_frame_may_not_be_framed(playground):
     response = playground.page()
     assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+# --- in Chromium: two tabs of one browser, a reload, and JavaScript off --------------------------------
+
+
+def console_errors(tab) -> list[str]:
+    """Errors a tab logs (a page error or a console error) from now on."""
+    errors = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    return errors
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_lost(
+    page, chromium, live_server, start_worker
+):
+    from .conftest import screenshot
+    from .test_browser import wait_until_live
+
+    start_worker({"ECHO_DELAY": "0.08"})
+    page.goto(live_server + "/playground")
+    tab_b = page.context.new_page()
+    b_errors = console_errors(tab_b)
+    tab_b.goto(live_server + "/playground")
+    wait_until_live(tab_b)
+
+    # Tab A saves a new system prompt; tab B, still showing the old one, sends: held, its text kept.
+    page.fill("#system_prompt", "Saved in tab A.")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    tab_b.fill("#content", "typed in tab B")
+    tab_b.keyboard.press("Control+Enter")
+    tab_b.wait_for_selector("#settings-changed:has-text('Settings changed in another tab')", state="visible")
+    assert tab_b.input_value("#content") == "typed in tab B"
+    assert tab_b.query_selector_all(".message") == []
+    screenshot(tab_b, "wysiwys-01-send-held")
+    # "Send with them anyway": sent (with tab A's settings), the choices gone.
+    tab_b.click("#settings-changed button:has-text('Send with them anyway')")
+    tab_b.wait_for_selector(".message-user >> text=typed in tab B")
+    tab_b.wait_for_selector("#settings-changed", state="hidden")
+    assert tab_b.input_value("#content") == ""
+    tab_b.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
+    # Held again (the tab still shows the old settings); "Load them" shows tab A's, the text still kept.
+    tab_b.fill("#content", "second thought")
+    tab_b.keyboard.press("Control+Enter")
+    tab_b.wait_for_selector("#settings-changed", state="visible")
+    tab_b.click("#load-settings")
+    tab_b.wait_for_selector("#settings-changed", state="hidden")
+    assert tab_b.input_value("#system_prompt") == "Saved in tab A."
+    assert tab_b.input_value("#content") == "second thought"
+    # Only the expected 409s were logged.
+    assert [error for error in b_errors if "409" not in error] == []
+
+    # An unsaved system prompt survives a reload, said to be unsaved; a save clears it.
+    tab_b.fill("#system_prompt", "Not saved yet.")
+    tab_b.reload()
+    assert tab_b.input_value("#system_prompt") == "Not saved yet."
+    assert tab_b.is_visible("#settings-unsaved:has-text('Unsaved changes')")
+    screenshot(tab_b, "wysiwys-02-settings-draft")
+    # Another tab saves different settings: the draft is not brought back silently.
+    page.fill("#system_prompt", "Saved again in tab A.")
+    page.click("text=Save settings")
+    page.wait_for_selector("text=Settings saved")
+    tab_b.reload()
+    assert tab_b.input_value("#system_prompt") == "Saved again in tab A."
+    assert "were dropped" in tab_b.inner_text("#settings-draft-dropped")
+    assert tab_b.is_hidden("#settings-unsaved")
+    tab_b.fill("#system_prompt", "Mine, saved.")
+    tab_b.click("text=Save settings")
+    tab_b.wait_for_selector("text=Settings saved")
+    tab_b.reload()
+    assert tab_b.input_value("#system_prompt") == "Mine, saved."
+    assert tab_b.is_hidden("#settings-unsaved") and tab_b.query_selector("#settings-draft-dropped") is None
+
+    # JavaScript off (the same session): the reply is written in its frame; the page keeps what is typed.
+    no_script = chromium.new_context(java_script_enabled=False, storage_state=page.context.storage_state())
+    plain = no_script.new_page()
+    plain_errors = console_errors(plain)
+    plain.goto(live_server + "/playground")
+    plain.fill("#content", " ".join(f"w{i}" for i in range(50)))
+    plain.click("#composer .composer-bar button")
+    plain.wait_for_load_state()
+    frame = plain.frame_locator("iframe.reply-frame").last
+    frame.locator('.message[data-status="streaming"] .live:has-text("You said: w0")').wait_for(timeout=20_000)
+    address = plain.url
+    plain.fill("#content", "typing while it streams")
+    plain.fill("#system_prompt", "Edited while it streams.")
+    screenshot(plain, "wysiwys-03-no-js-frame")
+    frame.locator('.message[data-status="done"]:has-text("w49")').wait_for(timeout=30_000)
+    assert plain.url == address
+    assert plain.input_value("#content") == "typing while it streams"
+    assert plain.input_value("#system_prompt") == "Edited while it streams."
+    screenshot(plain, "wysiwys-04-no-js-done")
+    assert plain_errors == []
+    no_script.close()

@@ -22,6 +22,7 @@
   const form = document.getElementById("settings-form");
   if (!form) return;
   const note = document.getElementById("settings-unsaved");
+  const discard = document.getElementById("settings-discard");
   const base = form.elements.settings_version?.value || "";
   const key = "prompt-tracker:settings-draft:" + form.getAttribute("action");
   const kept = (name) => name && name !== "csrf_token" && name !== "settings_version";
@@ -39,6 +40,7 @@
     if (dirty) form.dataset.dirty = "1";
     else delete form.dataset.dirty;
     if (note) note.hidden = !dirty;
+    if (discard) discard.hidden = !dirty || form.dataset.returned === "1";
     if (dirty) storage.write({ base, values: fields().map((field) => [field.name, field.value]) });
     else storage.clear();
   };
@@ -61,7 +63,10 @@
   // A form shown again with what was typed (refused, or another tab saved first) is unsaved from the start;
   // what the server put back wins over a draft.
   if (form.querySelector(".field-error, #settings-stale[data-conflict]")) form.dataset.returned = "1";
-  else if (draft && draft.base === base && Array.isArray(draft.values)) restore(draft.values);
+  else if (draft && draft.base === base && Array.isArray(draft.values)) {
+    restore(draft.values);
+    form.closest("details")?.setAttribute("open", "");  // on a phone too: the unsaved changes show
+  }
   else if (draft && !draft.submitted) {
     storage.clear();
     dropped("Your unsaved changes to these settings were dropped: the saved settings changed since " +
@@ -69,6 +74,13 @@
   } else if (draft) storage.clear();  // this tab's own save went through
   form.addEventListener("input", update);
   form.addEventListener("change", update);
+  // Discard: the form as the server showed it (the saved settings), the draft gone.
+  discard?.addEventListener("click", () => {
+    form.reset();
+    form.elements.provider?.dispatchEvent(new Event("change"));
+    if (form.elements.model) form.elements.model.value = form.elements.model.defaultValue;  // not the provider's first
+    update();
+  });
   // Saving: the draft stays until the page shows the saved settings (a refused save keeps it).
   form.addEventListener("submit", () => {
     const current = storage.read();
