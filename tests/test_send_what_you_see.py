@@ -236,18 +236,29 @@ def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_los
     assert tab_b.input_value("#system_prompt") == "Saved again in tab A."
     assert "were dropped" in tab_b.inner_text("#settings-draft-dropped")
     assert tab_b.is_hidden("#settings-unsaved")
-    tab_b.fill("#system_prompt", "Mine, saved.")
+    tab_b.fill("#system_prompt", "Mine, as {{ role }}.")
     tab_b.click("text=Save settings")
     tab_b.wait_for_selector("text=Settings saved")
     tab_b.reload()
-    assert tab_b.input_value("#system_prompt") == "Mine, saved."
+    assert tab_b.input_value("#system_prompt") == "Mine, as {{ role }}."
     assert tab_b.is_hidden("#settings-unsaved") and tab_b.query_selector("#settings-draft-dropped") is None
+
+    # The variable value shown (typed, not saved) is the one sent, and it stays.
+    tab_b.fill("#var-role", "pirate")
+    tab_b.fill("#content", "ahoy")
+    tab_b.keyboard.press("Control+Enter")
+    tab_b.wait_for_selector('.message-assistant[data-status="done"] >> text=You said: ahoy', timeout=20_000)
+    assert "system prompt: 16 characters" in tab_b.inner_text(".message-assistant >> nth=-1")  # "Mine, as pirate."
+    assert tab_b.is_hidden("#composer-error")
+    tab_b.reload()
+    assert tab_b.input_value("#var-role") == "pirate"
 
     # JavaScript off (the same session): the reply is written in its frame; the page keeps what is typed.
     no_script = chromium.new_context(java_script_enabled=False, storage_state=page.context.storage_state())
     plain = no_script.new_page()
     plain_errors = console_errors(plain)
     plain.goto(live_server + "/playground")
+    plain.fill("#var-role", "poet")  # sent with the message (the field belongs to the composer)
     plain.fill("#content", " ".join(f"w{i}" for i in range(50)))
     plain.click("#composer .composer-bar button")
     plain.wait_for_load_state()
@@ -256,8 +267,10 @@ def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_los
     address = plain.url
     plain.fill("#content", "typing while it streams")
     plain.fill("#system_prompt", "Edited while it streams.")
+    assert plain.input_value("#var-role") == "poet"  # kept
     screenshot(plain, "wysiwys-03-no-js-frame")
     frame.locator('.message[data-status="done"]:has-text("w49")').wait_for(timeout=30_000)
+    assert "system prompt: 14 characters" in frame.locator(".message").inner_text()  # "Mine, as poet."
     assert plain.url == address
     assert plain.input_value("#content") == "typing while it streams"
     assert plain.input_value("#system_prompt") == "Edited while it streams."
