@@ -114,6 +114,13 @@ def test_the_variables_shown_are_the_ones_sent_and_kept(app, playground):
     )
     assert response.status_code == 303 and len(playground.messages(app)) == 4
     assert 'value="judge"' in playground.page().get_data(as_text=True)
+    # A variable named as one of the Send's own fields takes only its own field's value.
+    playground.save_settings(system_prompt="Quote {{ content }}.")
+    version, token = shown(playground)
+    response = send(playground, "the message", version, token, headers=JSON, **{"variables.content": "Ada"})
+    assert response.status_code == 202 and playground.messages(app)[-1].variables == {"content": "Ada"}
+    response = send(playground, "the message", version, token, headers=JSON)
+    assert playground.messages(app)[-1].variables == {"content": "Ada"}  # kept, not the message
 
 
 @pytest.mark.parametrize("status", ["pending", "streaming"])

@@ -424,21 +424,27 @@ def save_settings():
     return back_to_page()
 
 
-def posted_variables(settings) -> dict[str, str]:
-    """The variable values a form posted (``variables.<name>``, or the bare name), for the settings' variables."""
+def posted_variables(settings, bare_names: bool = False) -> dict[str, str]:
+    """The variable values a form posted (``variables.<name>``) for the settings' variables.
+
+    ``bare_names``: a field named as the variable counts too (the variables form as it was), never on a
+    Send, whose own fields (``content``...) could be a variable's name.
+    """
     names, _ = variables_panel(settings)
     posted = {}
     for name in names:
-        value = request.form.get(f"variables.{name}", request.form.get(name))
+        value = request.form.get(f"variables.{name}")
+        if value is None and bare_names:
+            value = request.form.get(name)
         if value is not None:
             posted[name] = value.replace("\r\n", "\n")
     return posted
 
 
-def keep_posted_variables() -> None:
+def keep_posted_variables(bare_names: bool = False) -> None:
     """Store the variable values a form posted, when they differ from the stored ones."""
     settings = current_settings(session)
-    values = {**settings.variables, **posted_variables(settings)}
+    values = {**settings.variables, **posted_variables(settings, bare_names)}
     if values != settings.variables:
         store_settings(session, g.playground, msgspec.structs.replace(settings, variables=values))
 
@@ -446,7 +452,7 @@ def keep_posted_variables() -> None:
 @bp.post("/variables")
 def variables():
     """Keep the values of the template variables without sending ("Save values": the composer's fields)."""
-    keep_posted_variables()
+    keep_posted_variables(bare_names=True)
     flash("Variables saved; the next message uses them.", "info")
     return back_to_page()
 
