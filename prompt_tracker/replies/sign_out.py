@@ -1,5 +1,5 @@
 """Signing out: a session's sockets closed, its open replies stopped and its conversations deleted;
-and every session of a user at once, when the user is disabled."""
+and every session of a user at once, when the user is disabled or their password changes."""
 
 from collections.abc import Iterable
 
@@ -22,10 +22,11 @@ def stop_session(store_id: str, playgrounds: Iterable[str]) -> None:
         reset_conversation(store_id, playground)
 
 
-def sign_out_everywhere(user_id: int) -> int:
-    """End every session of a user (they were disabled): sockets, replies, conversations, blobs; return how many."""
+def sign_out_everywhere(user_id: int, keep: str | None = None) -> int:
+    """End every session of a user (disabled, or a new password) but ``keep``: sockets, replies,
+    conversations, blobs; return how many."""
     interface = current_app.session_interface
-    stores = take_user_sessions(user_id)
+    stores = take_user_sessions(user_id, keep)
     for store_id in stores:
         playgrounds = list((interface.stored_data(store_id) or {}).get("conversations", {}))
         stop_session(store_id, playgrounds)
