@@ -1,6 +1,6 @@
 // Prompt Tracker playground: send without reloading, stream replies live, keep every tab of the session in step.
 // The Socket.IO connection is live.js's (the official client, static/vendor/socket.io.min.js); this file only wires
-// its events to the page. Without JavaScript the page still works: forms post and the page refreshes itself.
+// its events to the page. Without JavaScript the page still works: forms post, and an open reply shows in a frame that refreshes itself.
 (() => {
   "use strict";
   const list = document.getElementById("messages");
@@ -200,15 +200,30 @@
     textarea.dispatchEvent(new Event("input"));
   }
 
+  // A Send held because another tab saved settings since this page loaded (409): the sentence and its
+  // two choices (load them: the page again, the typed text kept by drafts.js; or send with them anyway).
+  const settingsChanged = document.getElementById("settings-changed");
+  function showSettingsChanged(text) {
+    if (!settingsChanged) return;
+    settingsChanged.querySelector(".settings-changed-text").textContent = text || "";
+    settingsChanged.hidden = !text;
+  }
+
   composer.addEventListener("submit", async (event) => {
+    // "Save values" of the variables panel posts the composer's fields to its own address: a page load.
+    if (event.submitter?.hasAttribute("formaction")) return;
     event.preventDefault();
-    if (sending || unsavedSettingsHold()) return;
+    const confirmingSettings = event.submitter?.name === "confirm_settings";
+    if (sending || (!confirmingSettings && unsavedSettingsHold())) return;
     sending = true;
     const button = composer.querySelector('button[type="submit"]');
     button.disabled = true;
+    const body = new FormData(composer);  // with the variables panel's fields (form="composer")
+    if (confirmingSettings) body.set("confirm_settings", "1");
     try {
-      const response = await post(composer.action, new FormData(composer));
+      const response = await post(composer.action, body);
       if (response.ok) confirmOverflow(false);
+      if (response.ok) showSettingsChanged("");
       if (response.status === 202) {
         const data = await response.json();
         showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
@@ -223,7 +238,9 @@
         catchUp();
       } else {
         const answer = await response.json().catch(() => ({}));
-        showError(answer.error || `The server answered ${response.status}.`);
+        showError("");
+        if (answer.settings_changed) showSettingsChanged(answer.error);
+        else showError(answer.error || `The server answered ${response.status}.`);
         // It may not fit the context window: the next Send of this text goes ahead.
         if (answer.overflow) confirmOverflow(true);
       }
