@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 import msgspec
 from redis.cluster import RedisCluster
 
-from ..domain.keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submissions_key
+from ..domain.keys import (
+    conversation_key,
+    is_workspace_id,
+    open_replies_key,
+    partial_key,
+    session_key,
+    stop_key,
+    submissions_key,
+)
 from ..domain.messages import Message, decode_message, encode_message
 from ..domain.refusals import Refused
 
@@ -236,11 +244,14 @@ class ConversationStore:
         max_open_replies: int = 3,
         open_seconds: int = 3600,
         render_fragment: Callable[[Message], str] | None = None,
+        workspace_ttl_seconds: int | None = None,
     ):
         self.redis = redis
         self.render_fragment = render_fragment
         self.key_prefix = key_prefix
         self.ttl_seconds = ttl_seconds
+        # A signed-in user's workspace (``domain.keys.workspace_id``) slides for longer than a session.
+        self.workspace_ttl_seconds = workspace_ttl_seconds or ttl_seconds
         self.max_messages = max_messages
         self.max_open_replies = max_open_replies
         # An open reply whose worker never finished stops counting against the cap after this.
@@ -252,6 +263,10 @@ class ConversationStore:
         self._clear = redis.register_script(_CLEAR)
         self._mark = redis.register_script(_MARK)
         self._move = redis.register_script(_MOVE)
+
+    def ttl_for(self, store_id: str) -> int:
+        """Seconds the keys of ``store_id`` live after their last use: a workspace's lifetime, or a session's."""
+        return self.workspace_ttl_seconds if is_workspace_id(store_id) else self.ttl_seconds
 
     def key(self, store_id: str, playground: str) -> str:
         """Redis key of one conversation."""
@@ -287,7 +302,7 @@ class ConversationStore:
         length = self._append(
             keys=[key, opens, *others],
             args=[
-                self.ttl_seconds,
+                self.ttl_for(store_id),
                 self.max_messages,
                 open_member(playground, placeholder.id) if placeholder else "",
                 now + self.open_seconds,
@@ -326,26 +341,36 @@ class ConversationStore:
         end: int | None = None,
         refresh_keys: Iterable[str] = (),
         max_bytes: int = 0,
+        also_expire: dict[str, int] | None = None,
     ) -> Window:
         """Read at most ``limit`` messages ending before absolute index ``end`` (default: the latest),
         and of those only the newest that add up to ``max_bytes`` of records (0: no such cap).
 
         One round trip: the window, the partial text of the replies being written, and the expiry
-        push of ``refresh_keys``.
+        push of ``refresh_keys`` (and of ``also_expire``'s keys to their seconds: keys of another hash
+        slot, such as a signed-in browser's session blob beside its user's workspace, pipelined).
         """
         key = self.key(store_id, playground)
         opens = self.open_key(store_id)
-        total, raw, flat, first_refreshed = self._window(
+        call = dict(
             keys=[key, opens, *refresh_keys],
             args=[
                 limit,
                 -1 if end is None else max(0, end),
-                self.ttl_seconds,
+                self.ttl_for(store_id),
                 playground,
                 partial_key(self.key_prefix, store_id, ""),
                 max_bytes,
             ],
         )
+        if also_expire:
+            with self.redis.pipeline(transaction=False) as pipe:
+                self._window(**call, client=pipe)
+                for other, seconds in also_expire.items():
+                    pipe.expire(other, seconds)
+                total, raw, flat, first_refreshed = pipe.execute()[0]
+        else:
+            total, raw, flat, first_refreshed = self._window(**call)
         stop = total if end is None else min(max(0, end), total)
         start = max(0, stop - len(raw))
         partials = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
@@ -437,7 +462,7 @@ class ConversationStore:
                     now + self.open_seconds,
                     now,
                     self.max_open_replies,
-                    self.ttl_seconds,
+                    self.ttl_for(store_id),
                     self.open_seconds,  # longer than any job: the replaced attempt's worker is gone by then
                 ],
             )
@@ -466,7 +491,7 @@ class ConversationStore:
                 self.stop_key(store_id, message_id),
                 self.stop_key(store_id, message_id, attempt),
             ],
-            args=[text, self.ttl_seconds],
+            args=[text, self.ttl_for(store_id)],
         )
         return bool(exists), bool(stop)
 
@@ -539,6 +564,40 @@ class ConversationStore:
         else:
             self._move(keys=[key for pair in pairs for key in pair])
 
+    def adopt(self, old_store_id: str, new_store_id: str, moves: dict[str, str]) -> None:
+        """Move conversations of ``old_store_id`` into ``new_store_id`` (a visitor's work joining a user's
+        workspace at sign-in): ``moves`` maps each playground to its name there. The open replies of the
+        moved conversations go along (their place in the open set, partial text and stop keys); the moved
+        keys take the lifetime of their new home. Call ``store.tickets.move_open_replies`` first.
+        """
+        if not moves:
+            return
+        pairs = [(self.key(old_store_id, old), self.key(new_store_id, new)) for old, new in moves.items()]
+        opened = []
+        for playground, message_id in self.open_replies(old_store_id):
+            if playground not in moves:
+                continue
+            opened.append((playground, message_id))
+            pairs.append((self.partial_key(old_store_id, message_id), self.partial_key(new_store_id, message_id)))
+            pairs.append((self.stop_key(old_store_id, message_id), self.stop_key(new_store_id, message_id)))
+        if isinstance(self.redis, RedisCluster):
+            self._move_across_slots(pairs)
+        else:
+            self._move(keys=[key for pair in pairs for key in pair])
+        scores = dict(self.redis.zrange(self.open_key(old_store_id), 0, -1, withscores=True))
+        seconds = self.ttl_for(new_store_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for playground, message_id in opened:
+                member = open_member(playground, message_id)
+                score = scores.get(member.encode(), scores.get(member, time.time() + self.open_seconds))
+                pipe.zadd(self.open_key(new_store_id), {open_member(moves[playground], message_id): score})
+                pipe.zrem(self.open_key(old_store_id), member)
+            if opened:
+                pipe.expire(self.open_key(new_store_id), seconds)
+            for _old_key, new_key in pairs[: len(moves)]:  # the lists (partial and stop keys keep theirs)
+                pipe.expire(new_key, seconds)
+            pipe.execute()
+
     def _move_across_slots(self, pairs: list[tuple[str, str]]) -> None:
         """On a Cluster the two store ids hash to two slots, which no one script may touch: move key by
         key (PTTL, DUMP, RESTORE with that expiry, DELETE). Not atomic: a write to an old key in between is lost.
@@ -558,10 +617,10 @@ class ConversationStore:
             self.redis.restore(new_key, milliseconds, dumped, replace=True)
             self.redis.delete(old_key)
 
-    def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
-        """Push the expiry of ``keys`` to the full lifetime from now, and of ``also``'s keys to their
-        seconds, in one round trip."""
-        expiries = {**dict.fromkeys(keys, self.ttl_seconds), **(also or {})}
+    def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None, seconds: int | None = None) -> None:
+        """Push the expiry of ``keys`` to ``seconds`` (default: a session's full lifetime) from now, and of
+        ``also``'s keys to their seconds, in one round trip."""
+        expiries = {**dict.fromkeys(keys, seconds or self.ttl_seconds), **(also or {})}
         if not expiries:
             return
         with self.redis.pipeline(transaction=False) as pipe:

@@ -20,6 +20,13 @@ What the stock 0.8 interfaces do and we change:
 - a request still in flight when another one ends the session (sign-out) wrote the blob back or sent
   the old id again: ours writes nothing and sets no cookie when the blob it loaded is gone at save.
 
+Signed in, a session holds only the browser's own keys (``BROWSER_KEYS``: the CSRF token, flashes,
+who is signed in); everything else (settings, the conversations' names, Compare, Replay) lives in the
+user's **workspace** (``Workspace``), a blob of the same layout under the user's workspace id with
+its conversation lists beside it, shared by every browser of the user and kept for
+``USER_WORKSPACE_LIFETIME``. The session routes those keys to it and names it as its ``store_id``, so
+the views, the pipeline and the worker use one code path with or without sign-in.
+
 The Redis and cachelib interfaces differ only in how they get, set, delete and touch the blob.
 """
 
@@ -34,8 +41,16 @@ from flask import Flask, Request, Response
 from flask_session.base import MsgSpecSerializer, ServerSideSession, ServerSideSessionInterface
 from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.redis import RedisSessionInterface
+from werkzeug.datastructures import CallbackDict
 
-from ..domain.keys import conversation_key, is_valid_sid, session_key, store_id
+from ..domain.keys import (
+    companion_playground,
+    conversation_key,
+    is_valid_sid,
+    session_key,
+    store_id,
+    workspace_id,
+)
 from .conversations import ConversationStore, Window
 from .tickets import move_open_replies
 
@@ -56,6 +71,13 @@ BOOKKEEPING_KEYS = frozenset(
         "_remember_seconds",
     }
 )
+
+
+# What stays with the browser when its session is signed in: the bookkeeping and who is signed in
+# (Flask-Login's ``_user_id``, the proxy's ``proxy_user``). Every other key is the user's work.
+BROWSER_KEYS = BOOKKEEPING_KEYS | {"_user_id", "proxy_user"}
+EARLIER = "earlier"  # workspace key: per playground, the settings of a conversation kept from before sign-in
+EARLIER_KIND = "earlier"  # its conversation: "<playground>~earlier" (see ``PlaygroundSessionMixin.adopt``)
 
 
 def in_use(data) -> bool:
@@ -100,86 +122,55 @@ def merge_changes(original: dict, current: dict, stored: dict) -> dict:
     return merged
 
 
-class PlaygroundSession(ServerSideSession):
-    """A server-side session loaded on first use, that knows its conversations.
-
-    ``loader`` returns the stored data (or None for no session); it runs at the first read or
-    write, so a request that never uses the session costs no Redis command.
-    """
-
-    def __init__(self, initial=None, sid=None, permanent=None, loader=None, on_missing=None, permanent_default=True):
-        self._loader = None  # set after the base class has stored the id
-        self._sid = sid
-        self._on_missing = on_missing
-        self.permanent_default = permanent_default  # for a session that turns out not to be stored
-        self.original: dict = {}
-        self.stored = False  # whether a blob existed when the session was loaded
-        super().__init__(initial, sid, permanent)
-        self._loader = loader
-        self.expiry_refreshed = False
-
-    @property
-    def sid(self) -> str:
-        """The session id, only once the stored session is loaded (a forged cookie's id is never handed out)."""
-        self.ensure_loaded()
-        return self._sid
-
-    @sid.setter
-    def sid(self, value: str) -> None:
-        self._sid = value
-
-    @property
-    def store_id(self) -> str:
-        """The id the session's Redis keys carry: SHA-256 hex of the session id."""
-        return store_id(self.sid)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the stored data has been read (or there was nothing to read)."""
-        return self._loader is None
+class LoadedOnUse:
+    """Dict operations that read the stored data first (``ensure_loaded``), and may hand some keys to
+    another record (``elsewhere``: a signed-in session's work goes to its workspace)."""
 
     def ensure_loaded(self) -> None:
-        """Read the stored data now, if not done yet."""
-        if self._loader is None:
-            return
-        loader, self._loader = self._loader, None
-        data = loader()
-        if data is None:
-            self.sid = self._on_missing()
-            if self.permanent_default:
-                dict.__setitem__(self, "_permanent", True)
-            return
-        self.stored = True
-        self.original = copy.deepcopy(data)
-        dict.update(self, data)
+        raise NotImplementedError
+
+    def elsewhere(self, key):
+        """The record that holds ``key`` instead of this one, or None."""
+        return None
 
     def playgrounds(self) -> list[str]:
-        """Names of the playgrounds that have a conversation in this session."""
+        """Names of the playgrounds that have a conversation here."""
         return list(self.get("conversations", {}))
 
     def add_playground(self, playground: str) -> None:
-        """Record that ``playground`` has a conversation (marks the session modified once)."""
+        """Record that ``playground`` has a conversation (marks the record modified once)."""
         if playground not in self.playgrounds():
             self["conversations"] = {**self.get("conversations", {}), playground: 1}
 
     # Every dict operation loads first. ``dict`` itself is read by the serializer only after
-    # ensure_loaded(), in save_session.
+    # ensure_loaded(), in save_session. Operations on one key go where the key lives; the others
+    # (iteration, items, len, clear) see this record's own keys only.
     def __getitem__(self, key):
         self.ensure_loaded()
-        return super().__getitem__(key)
+        other = self.elsewhere(key)
+        return other[key] if other is not None else super().__getitem__(key)
 
     def __setitem__(self, key, value):
         self.ensure_loaded()
-        super().__setitem__(key, value)
+        other = self.elsewhere(key)
+        if other is not None:
+            other[key] = value
+        else:
+            super().__setitem__(key, value)
 
     def __delitem__(self, key):
         self.ensure_loaded()
-        super().__delitem__(key)
+        other = self.elsewhere(key)
+        if other is not None:
+            del other[key]
+        else:
+            super().__delitem__(key)
 
     def __contains__(self, key):
         self.ensure_loaded()
         self.accessed = True
-        return super().__contains__(key)
+        other = self.elsewhere(key)
+        return key in other if other is not None else super().__contains__(key)
 
     def __iter__(self):
         self.ensure_loaded()
@@ -195,15 +186,18 @@ class PlaygroundSession(ServerSideSession):
 
     def get(self, key, default=None):
         self.ensure_loaded()
-        return super().get(key, default)
+        other = self.elsewhere(key)
+        return other.get(key, default) if other is not None else super().get(key, default)
 
     def setdefault(self, key, default=None):
         self.ensure_loaded()
-        return super().setdefault(key, default)
+        other = self.elsewhere(key)
+        return other.setdefault(key, default) if other is not None else super().setdefault(key, default)
 
     def pop(self, key, *default):
         self.ensure_loaded()
-        return super().pop(key, *default)
+        other = self.elsewhere(key)
+        return other.pop(key, *default) if other is not None else super().pop(key, *default)
 
     def popitem(self):
         self.ensure_loaded()
@@ -211,7 +205,8 @@ class PlaygroundSession(ServerSideSession):
 
     def update(self, *args, **kwargs):
         self.ensure_loaded()
-        return super().update(*args, **kwargs)
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
 
     def clear(self):
         self.ensure_loaded()
@@ -234,6 +229,145 @@ class PlaygroundSession(ServerSideSession):
         return dict(super().items())
 
 
+class Workspace(LoadedOnUse, CallbackDict):
+    """A signed-in user's work, shared by all their browsers: a blob like a session's (settings, the names
+    of the conversations, Compare and Replay choices) under the user's workspace id, loaded on first use.
+
+    Saved with the session that uses it (``PlaygroundSessionMixin.save_session``): what changed is
+    merged into the stored blob, so two browsers saving different things keep both.
+    """
+
+    def __init__(self, workspace_store_id: str, loader):
+        def on_update(record) -> None:
+            record.modified = True
+            record.accessed = True
+
+        self._loader = None
+        super().__init__(None, on_update)
+        self.store_id = workspace_store_id
+        self._loader = loader
+        self.original: dict = {}
+        self.stored = False
+        self.modified = False
+        self.accessed = False
+        self.expiry_refreshed = False
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the stored data has been read."""
+        return self._loader is None
+
+    def ensure_loaded(self) -> None:
+        """Read the stored data now, if not done yet."""
+        if self._loader is None:
+            return
+        loader, self._loader = self._loader, None
+        self.accessed = True
+        self.set_loaded(loader())
+
+    def set_loaded(self, data: dict | None) -> None:
+        """Take ``data`` as what is stored (read here, or in passing by a window's read)."""
+        self._loader = None
+        if data is None:
+            return
+        self.stored = True
+        self.original = copy.deepcopy(data)
+        dict.update(self, data)
+
+
+class PlaygroundSession(LoadedOnUse, ServerSideSession):
+    """A server-side session loaded on first use, that knows its conversations.
+
+    ``loader`` returns the stored data (or None for no session); it runs at the first read or
+    write, so a request that never uses the session costs no Redis command. Signed in, a
+    ``workspace`` is attached: the work's keys go there, and ``store_id`` names it.
+    """
+
+    def __init__(self, initial=None, sid=None, permanent=None, loader=None, on_missing=None, permanent_default=True):
+        self._loader = None  # set after the base class has stored the id
+        self.workspace: Workspace | None = None
+        self._refreshed = False
+        self._sid = sid
+        self._on_missing = on_missing
+        self.permanent_default = permanent_default  # for a session that turns out not to be stored
+        self.original: dict = {}
+        self.stored = False  # whether a blob existed when the session was loaded
+        super().__init__(initial, sid, permanent)
+        self._loader = loader
+
+    @property
+    def sid(self) -> str:
+        """The session id, only once the stored session is loaded (a forged cookie's id is never handed out)."""
+        self.ensure_loaded()
+        return self._sid
+
+    @sid.setter
+    def sid(self, value: str) -> None:
+        self._sid = value
+
+    @property
+    def store_id(self) -> str:
+        """The id the work's Redis keys carry: the workspace's when signed in, else SHA-256 hex of the session id."""
+        if self.workspace is not None:
+            return self.workspace.store_id
+        return self.own_store_id
+
+    @property
+    def own_store_id(self) -> str:
+        """The id of this browser session's own keys (its blob, its sockets): SHA-256 hex of the session id."""
+        return store_id(self.sid)
+
+    @property
+    def work(self) -> "PlaygroundSession | Workspace":
+        """Where the work is kept: the workspace when signed in, else the session itself."""
+        return self.workspace if self.workspace is not None else self
+
+    @property
+    def expiry_refreshed(self) -> bool:
+        """Whether a Redis call of this request already pushed the expiry of the work's keys."""
+        return self.workspace.expiry_refreshed if self.workspace is not None else self._refreshed
+
+    @expiry_refreshed.setter
+    def expiry_refreshed(self, value: bool) -> None:
+        if self.workspace is not None:
+            self.workspace.expiry_refreshed = value
+        else:
+            self._refreshed = value
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the stored data has been read (or there was nothing to read)."""
+        return self._loader is None
+
+    def ensure_loaded(self) -> None:
+        """Read the stored data now, if not done yet."""
+        if self._loader is None:
+            return
+        loader, self._loader = self._loader, None
+        data = loader()
+        if data is None:
+            self.sid = self._on_missing()
+            if self.permanent_default:
+                dict.__setitem__(self, "_permanent", True)
+            return
+        self.stored = True
+        self.original = copy.deepcopy(data)
+        dict.update(self, data)
+
+    def elsewhere(self, key):
+        return self.workspace if self.workspace is not None and key not in BROWSER_KEYS else None
+
+    def own_playgrounds(self) -> list[str]:
+        """The playgrounds whose conversation is this session's own (not its workspace's)."""
+        self.ensure_loaded()
+        return list(dict.get(self, "conversations", {}))
+
+    def own_work(self) -> dict:
+        """What this session holds itself of the user's work (a visitor's, before signing in)."""
+        self.ensure_loaded()
+        return {key: value for key, value in dict.items(self) if key not in BROWSER_KEYS}
+
+
 class Blob(NamedTuple):
     """A session blob as read: its data, and the version a conditional write compares with."""
 
@@ -254,7 +388,8 @@ return 1
 
 
 class PlaygroundSessionMixin:
-    """The session logic of both interfaces: lazy load, merged writes, regenerate, sign-out, expiry.
+    """The session logic of both interfaces: lazy load, merged writes, regenerate, sign-out, expiry,
+    and a signed-in user's workspace (attached, adopted into at sign-in, saved with the session).
 
     A backend subclass provides only how a blob is read, written, deleted and touched (``_blob_get``,
     ``_blob_set``, ``_blob_delete``, ``_blob_touch``).
@@ -263,6 +398,7 @@ class PlaygroundSessionMixin:
     session_class = PlaygroundSession
     conversations: ConversationStore
     idle_seconds = 3600  # SESSION_IDLE_LIFETIME
+    workspace_secret = ""  # SECRET_KEY: the workspace ids are HMACs of it
     # Whether the blob lives in the Redis that the page's window read refreshes in passing.
     blob_in_store_redis = True
 
@@ -278,23 +414,122 @@ class PlaygroundSessionMixin:
     def _new_session(self) -> PlaygroundSession:
         return self.session_class(sid=self._new_sid(), permanent=self.permanent)
 
-    def keys_of(self, session: PlaygroundSession) -> list[str]:
-        """Every Redis key of the session: the blob, then each conversation list."""
+    # --- the workspace of a signed-in user ------------------------------------------------------
+
+    def workspace_id(self, user_id: int) -> str:
+        """The store id of user ``user_id``'s workspace (``domain.keys.workspace_id``)."""
+        return workspace_id(self.workspace_secret, user_id)
+
+    def attach_workspace(self, session: PlaygroundSession, user_id: int) -> list[str]:
+        """Keep this signed-in session's work in its user's workspace from now on (loaded on first use).
+
+        Work the session still holds itself (a visitor's, made before signing in) joins the workspace
+        (``adopt``); returns the playgrounds whose conversation was kept as an earlier copy.
+        """
+        wanted = self.workspace_id(user_id)
+        if session.workspace is not None and session.workspace.store_id == wanted:
+            return []
+        key = session_key(self.key_prefix, wanted)
+        session.workspace = Workspace(wanted, lambda: self._blob_get(key).data)
+        return self.adopt(session) if session.own_work() else []
+
+    def adopt(self, session: PlaygroundSession) -> list[str]:
+        """Move the session's own work into its workspace (a visitor signing in); return the playgrounds
+        whose conversation was kept as an earlier copy.
+
+        A playground the user has no conversation for receives the visitor's (with its Compare and
+        Replay). Where the user already has one, theirs stays and the visitor's is kept beside it as
+        ``<playground>~earlier`` (its settings under ``earlier``), which the page offers as an export to
+        download and import. Saved settings of the user are never overwritten: the visitor's fill only
+        playgrounds the user has none for.
+        """
+        workspace, conversations = session.workspace, self.conversations
+        own, target = session.own_store_id, workspace.store_id
+        work = session.own_work()
+        names = list(work.get("conversations", {}))
+        mains = dict.fromkeys(name.split("~", 1)[0] for name in names)
+        taken = set(workspace.playgrounds())
+        kept = [
+            main
+            for main in mains
+            if conversations.count(own, main) and (main in taken or conversations.count(target, main))
+        ]
+        moves = {}
+        for name in names:
+            main, _, kind = name.partition("~")
+            if main not in kept:
+                if name not in taken and not conversations.count(target, name):
+                    moves[name] = name
+                continue
+            if kind:  # a Compare or Replay of a conversation kept as a copy: the copy is what counts
+                conversations.clear(own, name, stop_seconds=conversations.open_seconds)
+                continue
+            conversations.clear(own, name, stop_seconds=conversations.open_seconds, keep_conversation=True)
+            moves[name] = companion_playground(name, EARLIER_KIND)
+        move_open_replies(own, target)
+        conversations.adopt(own, target, moves)
+        for name, new_name in moves.items():
+            workspace.add_playground(new_name)
+        for key, value in work.items():
+            if key == "conversations":
+                continue
+            if key == "settings" and isinstance(value, dict):
+                earlier = {main: value[main] for main in kept if main in value}
+                if earlier:
+                    workspace[EARLIER] = {**workspace.get(EARLIER, {}), **earlier}
+            if isinstance(value, dict):
+                mine = workspace.get(key, {})
+                if not isinstance(mine, dict):
+                    continue
+                added = {
+                    name: item for name, item in value.items() if name not in mine and name.split("~", 1)[0] not in kept
+                }
+                if added:
+                    workspace[key] = {**mine, **added}
+            elif key not in workspace:
+                workspace[key] = value
+            dict.pop(session, key, None)
+        dict.pop(session, "conversations", None)
+        session.modified = True
+        return kept
+
+    # --- keys and expiry ------------------------------------------------------------------------
+
+    def keys_of(self, record: "PlaygroundSession | Workspace") -> list[str]:
+        """Every Redis key of the work of ``record`` (a session: its workspace's when signed in): the
+        blob, then each conversation list. What a write to the work refreshes (one hash slot)."""
+        if isinstance(record, PlaygroundSession):
+            if record.workspace is None:
+                return self.own_keys(record)
+            record = record.workspace
+        return [session_key(self.key_prefix, record.store_id)] + [
+            conversation_key(self.key_prefix, record.store_id, playground) for playground in record.playgrounds()
+        ]
+
+    def own_keys(self, session: PlaygroundSession) -> list[str]:
+        """The session's own keys: its blob, then each of its own conversation lists."""
+        own = session.own_store_id
         return [self._blob_key(session.sid)] + [
-            conversation_key(self.key_prefix, session.store_id, playground) for playground in session.playgrounds()
+            conversation_key(self.key_prefix, own, playground) for playground in session.own_playgrounds()
         ]
 
     def slide_keys(self, session: PlaygroundSession) -> list[str]:
         """Keys a Redis call made by a view may push to the full lifetime in passing (then it sets
-        ``expiry_refreshed``): all of a session in use, none of an idle one, whose save gives it the
-        short lifetime instead."""
+        ``expiry_refreshed``): all of the work in use (a workspace's always), none of an idle session's,
+        whose save gives it the short lifetime instead."""
+        if session.workspace is not None:
+            return self.keys_of(session.workspace)
         return self.keys_of(session) if in_use(session) else []
 
     def read_window(
         self, session: PlaygroundSession, playground: str, limit: int, end: int | None = None, max_bytes: int = 0
     ) -> Window:
-        """A page's window of one of the session's conversations (``ConversationStore.window``), read in
-        the same round trip that slides the session's expiry (``slide_keys``), so its save need not."""
+        """A page's window of one of the work's conversations (``ConversationStore.window``), read in the
+        same round trip that slides the work's expiry (``slide_keys``), so its save need not; signed in,
+        the browser's own blob slides in that round trip too (pipelined: another hash slot)."""
+        also = {}
+        if session.workspace is not None and self.blob_in_store_redis and not session._refreshed:
+            also = {self._blob_key(session.sid): self._lifetime(session)}
         window = self.conversations.window(
             session.store_id,
             playground,
@@ -302,9 +537,12 @@ class PlaygroundSessionMixin:
             end=end,
             refresh_keys=self.slide_keys(session),
             max_bytes=max_bytes,
+            also_expire=also,
         )
         # Unless its blob was gone (ended by another request meanwhile): then the save looks again.
         session.expiry_refreshed = window.first_refreshed
+        if also:
+            session._refreshed = True
         return window
 
     def get_expiration_time(self, app: Flask, session: PlaygroundSession):
@@ -313,15 +551,21 @@ class PlaygroundSessionMixin:
             return None
         return datetime.now(UTC) + timedelta(seconds=self._lifetime(session))
 
+    # --- sign-in and sign-out -------------------------------------------------------------------
+
     def regenerate(self, session: PlaygroundSession) -> None:
-        """Give the session a new id (after a login), keeping its data and conversations; the old keys go."""
+        """Give the session a new id (after a login), keeping its data and own conversations; the old keys go.
+
+        The workspace, if one is attached, is the user's: it stays as it is (attach the new user's after).
+        """
         session.ensure_loaded()
         old_sid, new_sid = session.sid, self._new_sid()
         data = dict(session.items())
+        playgrounds = session.own_playgrounds()
         self._blob_set(self._blob_key(new_sid), data, self._lifetime(data))
         # Replies being written follow the session.
         move_open_replies(store_id(old_sid), store_id(new_sid))
-        self.conversations.move_session(store_id(old_sid), store_id(new_sid), session.playgrounds())
+        self.conversations.move_session(store_id(old_sid), store_id(new_sid), playgrounds)
         self._blob_delete(self._blob_key(old_sid))
         session.sid = new_sid
         session.original = copy.deepcopy(data)
@@ -329,13 +573,15 @@ class PlaygroundSessionMixin:
         session.modified = True  # so the response sets the new cookie
 
     def end(self, session: PlaygroundSession) -> None:
-        """Sign-out: delete every key of the session and give it a new id, so that nothing the id
-        named survives and what this request still writes (a flashed notice) starts a new session.
+        """Sign-out: delete the session's own keys (its blob: CSRF token, flashes, who is signed in) and
+        give it a new id, so that nothing the id named survives and what this request still writes (a
+        flashed notice) starts a new session. The user's workspace stays, for their next sign-in.
 
-        Call after the conversations' replies were stopped (``replies.control.reset_conversation``).
+        Call after the session's own replies were stopped (``replies.control.reset_conversation``).
         """
         session.ensure_loaded()
-        self.delete_stored(session.store_id, session.playgrounds())
+        self.delete_stored(session.own_store_id, session.own_playgrounds())
+        session.workspace = None
         session.clear()
         session.sid = self._new_sid()
         session.original = {}
@@ -361,6 +607,8 @@ class PlaygroundSessionMixin:
         keys = [conversation_key(self.key_prefix, store_id, playground) for playground in playgrounds]
         conversations.redis.unlink(*keys, conversations.open_key(store_id), conversations.submissions_key(store_id))
 
+    # --- a request's session --------------------------------------------------------------------
+
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
         """Return the session named by the cookie, to be read from the store on first use."""
         sid = request.cookies.get(self.get_cookie_name(app))
@@ -376,9 +624,12 @@ class PlaygroundSessionMixin:
         return self.session_class(sid=sid, loader=load, on_missing=self._new_sid, permanent_default=self.permanent)
 
     def save_session(self, app: Flask, session: PlaygroundSession, response: Response) -> None:
-        """Write what changed (merged), or else push the expiry of all the session's keys."""
+        """Write what changed (merged), or else push the expiry of all the session's keys; the same for
+        its workspace, if one is attached."""
         if not session.loaded:
             return  # never used in this request: nothing to read, write or refresh
+        if session.workspace is not None and session.workspace.loaded:
+            self._save_workspace(session.workspace)
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
@@ -396,8 +647,8 @@ class PlaygroundSessionMixin:
                 # Messages flashed by requests whose page was never shown (scripts, retries) pile up.
                 session["_flashes"] = flashes[-MAX_FLASHES:]
             still_stored = self._write_merged(session)
-        elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis and in_use(session)):
-            blob_key, *conversation_keys = self.keys_of(session)
+        elif session.accessed and not (session._refreshed and self.blob_in_store_redis and in_use(session)):
+            blob_key, *conversation_keys = self.own_keys(session)
             touched = self._blob_touch(blob_key, self._lifetime(session), conversation_keys)
             still_stored = touched or not session.stored
         # A blob loaded by this request and gone now was ended by another (a sign-out): sending its id
@@ -420,7 +671,7 @@ class PlaygroundSessionMixin:
         Optimistic: read, merge, write unless another request wrote the blob in between, else again.
         Returns False, writing nothing, when the blob this request loaded is gone (the session was ended).
         """
-        blob_key, *conversation_keys = self.keys_of(session)
+        blob_key, *conversation_keys = self.own_keys(session)
         current = dict(session.items())
         while True:
             blob = self._blob_get(blob_key)
@@ -429,6 +680,24 @@ class PlaygroundSessionMixin:
             merged = merge_changes(session.original, current, blob.data or {})
             if self._blob_set(blob_key, merged, self._lifetime(merged), conversation_keys, expected=blob):
                 return True
+
+    def _save_workspace(self, workspace: Workspace) -> None:
+        """Write what this request changed of the workspace (merged, as a session's), or push its expiry.
+
+        A workspace is kept whole for its lifetime from its last use, and written again if it was purged
+        meanwhile: it is the user's, not one browser's.
+        """
+        seconds = self.conversations.ttl_for(workspace.store_id)
+        blob_key, *conversation_keys = self.keys_of(workspace)
+        if workspace.modified:
+            current = dict(workspace.items())
+            while True:
+                blob = self._blob_get(blob_key)
+                merged = merge_changes(workspace.original, current, blob.data or {})
+                if self._blob_set(blob_key, merged, seconds, conversation_keys, expected=blob, list_seconds=seconds):
+                    return
+        if workspace.accessed and not (workspace.expiry_refreshed and self.blob_in_store_redis):
+            self._blob_touch(blob_key, seconds, conversation_keys, list_seconds=seconds)
 
     def _lifetime(self, data) -> int:
         """Seconds the blob of a session holding ``data`` is kept: full when in use, else the idle lifetime."""
@@ -447,9 +716,16 @@ class PlaygroundSessionMixin:
         raise NotImplementedError
 
     def _blob_set(
-        self, key: str, data: dict, seconds: int, conversation_keys: Sequence[str] = (), expected: Blob | None = None
+        self,
+        key: str,
+        data: dict,
+        seconds: int,
+        conversation_keys: Sequence[str] = (),
+        expected: Blob | None = None,
+        list_seconds: int | None = None,
     ) -> bool:
-        """Write the blob whole for ``seconds`` and push the expiry of the conversations to the full lifetime.
+        """Write the blob whole for ``seconds`` and push the expiry of the conversations to ``list_seconds``
+        (default: a session's full lifetime).
 
         With ``expected`` (the blob as read), write only if the blob is still that one; False if not.
         """
@@ -459,9 +735,11 @@ class PlaygroundSessionMixin:
         """Delete the blob."""
         raise NotImplementedError
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
-        """Push the expiry of the blob (to ``seconds``) and of the conversations (to the full lifetime);
-        False if there was no blob."""
+    def _blob_touch(
+        self, key: str, seconds: int, conversation_keys: list[str], list_seconds: int | None = None
+    ) -> bool:
+        """Push the expiry of the blob (to ``seconds``) and of the conversations (to ``list_seconds``,
+        default a session's full lifetime); False if there was no blob."""
         raise NotImplementedError
 
 
@@ -484,8 +762,10 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
         except SessionDataError:
             return Blob(None, raw, unreadable=True)
 
-    def _blob_set(self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None) -> bool:
-        args = [self.serializer.encoder.encode(data), seconds, self.conversations.ttl_seconds]
+    def _blob_set(
+        self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None, list_seconds=None
+    ) -> bool:
+        args = [self.serializer.encoder.encode(data), seconds, list_seconds or self.conversations.ttl_seconds]
         if expected is not None:
             args.append(expected.version or b"")
         return bool(self._set_blob(keys=[key, *conversation_keys], args=args))
@@ -493,11 +773,11 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
     def _blob_delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str], list_seconds=None) -> bool:
         with self.client.pipeline(transaction=False) as pipe:  # one round trip for all
             pipe.expire(key, seconds)
             for conversation in conversation_keys:
-                pipe.expire(conversation, self.conversations.ttl_seconds)
+                pipe.expire(conversation, list_seconds or self.conversations.ttl_seconds)
             return bool(pipe.execute()[0])
 
 
@@ -516,21 +796,23 @@ class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSession
             return Blob(data)
         return Blob(None, unreadable=True)
 
-    def _blob_set(self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None) -> bool:
+    def _blob_set(
+        self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None, list_seconds=None
+    ) -> bool:
         # cachelib has no compare-and-set; the unit tests' one process has no concurrent writer to lose.
         self.cache.set(key, data, timeout=seconds)
-        self.conversations.refresh(conversation_keys)
+        self.conversations.refresh(conversation_keys, seconds=list_seconds)
         return True
 
     def _blob_delete(self, key: str) -> None:
         self.cache.delete(key)
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str], list_seconds=None) -> bool:
         # cachelib has no "touch": setting the blob again is how its timeout slides.
         data = self._blob_get(key).data
         if data is not None:
             self.cache.set(key, data, timeout=seconds)
-        self.conversations.refresh(conversation_keys)
+        self.conversations.refresh(conversation_keys, seconds=list_seconds)
         return data is not None
 
 
@@ -549,4 +831,5 @@ def make_session_interface(app: Flask, session_redis, conversations: Conversatio
     else:
         interface = RedisPlaygroundSessionInterface(app, session_redis, conversations, **options)
     interface.idle_seconds = int(app.config["SESSION_IDLE_LIFETIME"].total_seconds())
+    interface.workspace_secret = app.config["SECRET_KEY"]
     return interface

@@ -113,7 +113,7 @@ def login():
         return response
     login_user(user)
     # A new id for the signed-in session: the one used before signing in stops working at once.
-    before = session.store_id
+    before = session.own_store_id
     current_app.session_interface.regenerate(session)
     remember_signed_in(user, replaces=before)
     return drop_login_cookie(redirect(safe_next(request.args.get("next")), 303))
