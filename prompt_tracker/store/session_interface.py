@@ -362,6 +362,12 @@ class PlaygroundSession(LoadedOnUse, ServerSideSession):
         self.ensure_loaded()
         return list(dict.get(self, "conversations", {}))
 
+    def drop_own_work(self) -> None:
+        """Forget what this session holds itself of the work (it joined the workspace)."""
+        for key in self.own_work():
+            dict.pop(self, key, None)
+        self.modified = True
+
     def own_work(self) -> dict:
         """What this session holds itself of the user's work (a visitor's, before signing in)."""
         self.ensure_loaded()
@@ -488,9 +494,7 @@ class PlaygroundSessionMixin:
                     workspace[key] = {**mine, **added}
             elif key not in workspace:
                 workspace[key] = value
-            dict.pop(session, key, None)
-        dict.pop(session, "conversations", None)
-        session.modified = True
+        session.drop_own_work()
         return kept
 
     # --- keys and expiry ------------------------------------------------------------------------
