@@ -204,3 +204,74 @@ def test_the_session_tools_show_workspaces_marked_as_such(app):
     purged = runner.invoke(args=["sessions", "purge", "--sid", workspace, "--yes"])
     assert purged.exit_code == 0 and "Purged 1 session" in purged.output
     assert contents(app, workspace) == []
+
+
+# --- on a real Redis, with a real worker -----------------------------------------------------
+
+
+@pytest.mark.integration
+def test_two_browsers_of_one_user_on_redis_see_one_conversation_and_its_live_reply(
+    real_redis, start_worker, monkeypatch, tmp_path
+):
+    import socketio as socketio_client
+
+    from prompt_tracker import create_app
+    from prompt_tracker.extensions import db
+
+    from .conftest import service_env, wait_for
+    from .test_access import serving
+    from .test_session_store_efficiency import commands
+
+    env = {"AUTH_MODE": "accounts", "DATABASE_URL": f"sqlite:///{tmp_path / 'users.sqlite3'}", "ECHO_DELAY": "0.02"}
+    for key, value in {**service_env(real_redis), **env}.items():
+        monkeypatch.setenv(key, value)
+    app = create_app("development", overrides={"DEBUG": False})
+    with app.app_context():
+        db.create_all()
+        create_user(ALICE, PASSWORD)
+    start_worker(env)
+    laptop, phone = Browser(app.test_client()), Browser(app.test_client())
+    assert laptop.login().status_code == phone.login().status_code == 303
+    workspace = workspace_of(app)
+
+    received = []
+    with serving(app) as url:
+        listener = socketio_client.Client(reconnection=False)
+        listener.on("*", lambda event, data: received.append((event, data)))
+        listener.connect(url, headers={"Cookie": f"{COOKIE}={phone.sid()}"}, transports=["websocket"], wait_timeout=10)
+        try:
+            laptop.send("hello from the laptop")
+            # The phone's socket hears the laptop's send and the worker's reply, through the user's room.
+            wait_for(lambda: any(event == "message.done" for event, _ in received), timeout=60)
+        finally:
+            listener.disconnect()
+    assert "message.appended" in [event for event, _ in received]
+    page = phone.page().get_data(as_text=True)
+    assert "hello from the laptop" in page and "You said: hello from the laptop" in page
+
+    db2 = real_redis.client(2)
+    day, month = 24 * 3600, 30 * 24 * 3600
+    assert month - 60 <= db2.ttl(conversation_key(PREFIX, workspace, STANDALONE)) <= month
+    assert month - 60 <= db2.ttl(session_key(PREFIX, workspace)) <= month
+    assert day - 60 <= db2.ttl(session_key(PREFIX, phone.store())) <= day  # a browser's session: 24 h
+
+    # A signed-in page view costs two round trips, as one without sign-in: GET the browser's blob; then
+    # one pipeline: the window's script (which reads the workspace's blob, the window, the open replies,
+    # and pushes the expiry of the workspace's blob and of the conversations it names) and the EXPIRE of
+    # the browser's blob (another hash slot).
+    import redis.connection
+
+    sent = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(connection, command, check_health=True):
+        sent.append(connection.db)
+        return original(connection, command, check_health)
+
+    db2.config_resetstat()
+    with monkeypatch.context() as patch:
+        patch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+        phone.page()
+    counts = commands(db2)
+    assert sent.count(2) == 2
+    assert counts == {"get": 2, "evalsha": 1, "expire": 3, "llen": 1, "lrange": 1, "zrange": 1}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from ..domain.keys import (
     conversation_key,
@@ -52,6 +53,9 @@ return len
 # ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix, max bytes (0: any).
 # Returns the list's length, the window's records, [id, text, ...] of this playground's partials, and
 # whether the first key to refresh (a session's blob) still existed (1 when there is none).
+# With ARGV[7] (a conversation key prefix), the first key to refresh is a workspace's blob not read yet:
+# it is returned too, and the conversations it names (its ``conversations`` map, msgpack or JSON) are
+# refreshed with it, so a signed-in page view reads its workspace in the window's round trip.
 # The window is the latest ``limit`` records before ``end`` whose bytes add up to at most ``max bytes``
 # (the newest one always), so a page of long messages stays light. A record weighs its bytes without
 # its fragment (``Message.fragment``, the first entry of its msgpack map when present): the same
@@ -109,7 +113,21 @@ for i = 3, #KEYS do
   local pushed = redis.call('EXPIRE', KEYS[i], ARGV[3])
   if i == 3 then first_refreshed = pushed end
 end
-return {total, records, partials, first_refreshed}
+local blob = false
+if ARGV[7] and ARGV[7] ~= '' then
+  blob = redis.call('GET', KEYS[3])
+  if blob then
+    local decode = string.sub(blob, 1, 1) == '{' and cjson.decode or cmsgpack.unpack
+    local ok, data = pcall(decode, blob)
+    if ok and type(data) == 'table' and type(data['conversations']) == 'table' then
+      for name, _ in pairs(data['conversations']) do
+        -- Same hash tag as KEYS[1]: a conversation of the same workspace, named in its blob.
+        if type(name) == 'string' then redis.call('EXPIRE', ARGV[7] .. name, ARGV[3]) end
+      end
+    end
+  end
+end
+return {total, records, partials, first_refreshed, blob}
 """
 
 # KEYS: conversation, open set, partial, stop, and the stop key of the attempt being replaced.
@@ -220,6 +238,7 @@ class Window:
     total: int
     partials: dict[str, str] = field(default_factory=dict)
     first_refreshed: bool = True
+    blob: bytes | None = None  # the workspace blob read in passing (``window(read_blob=True)``)
 
 
 def open_member(playground: str, message_id: str) -> str:
@@ -342,13 +361,16 @@ class ConversationStore:
         refresh_keys: Iterable[str] = (),
         max_bytes: int = 0,
         also_expire: dict[str, int] | None = None,
+        read_blob: bool = False,
     ) -> Window:
         """Read at most ``limit`` messages ending before absolute index ``end`` (default: the latest),
         and of those only the newest that add up to ``max_bytes`` of records (0: no such cap).
 
         One round trip: the window, the partial text of the replies being written, and the expiry
         push of ``refresh_keys`` (and of ``also_expire``'s keys to their seconds: keys of another hash
-        slot, such as a signed-in browser's session blob beside its user's workspace, pipelined).
+        slot, such as a signed-in browser's session blob beside its user's workspace, pipelined). With
+        ``read_blob``, the first of ``refresh_keys`` is the blob of a workspace: it comes back as
+        ``Window.blob``, and the conversations it names are refreshed too.
         """
         key = self.key(store_id, playground)
         opens = self.open_key(store_id)
@@ -361,20 +383,36 @@ class ConversationStore:
                 playground,
                 partial_key(self.key_prefix, store_id, ""),
                 max_bytes,
+                conversation_key(self.key_prefix, store_id, "") if read_blob else "",
             ],
         )
+        result = None
         if also_expire:
+            # EVALSHA itself, not the Script: redis-py checks a pipeline's scripts with SCRIPT EXISTS
+            # first, one more round trip; a server that lost the script answers NOSCRIPT, then the Script runs.
             with self.redis.pipeline(transaction=False) as pipe:
-                self._window(**call, client=pipe)
+                pipe.evalsha(self._window.sha, len(call["keys"]), *call["keys"], *call["args"])
                 for other, seconds in also_expire.items():
                     pipe.expire(other, seconds)
-                total, raw, flat, first_refreshed = pipe.execute()[0]
-        else:
-            total, raw, flat, first_refreshed = self._window(**call)
+                result = pipe.execute(raise_on_error=False)[0]
+            if isinstance(result, Exception):
+                if not isinstance(result, NoScriptError):
+                    raise result
+                result = None
+        if result is None:
+            result = self._window(**call)
+        total, raw, flat, first_refreshed, *blob = result
         stop = total if end is None else min(max(0, end), total)
         start = max(0, stop - len(raw))
         partials = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return Window([decode_message(item) for item in raw], start, total, partials, bool(first_refreshed))
+        return Window(
+            [decode_message(item) for item in raw],
+            start,
+            total,
+            partials,
+            bool(first_refreshed),
+            blob[0] if blob and blob[0] else None,
+        )
 
     def all(self, store_id: str, playground: str) -> list[Message]:
         """Read the whole conversation (what a model is sent as history)."""

@@ -529,20 +529,38 @@ class PlaygroundSessionMixin:
         self, session: PlaygroundSession, playground: str, limit: int, end: int | None = None, max_bytes: int = 0
     ) -> Window:
         """A page's window of one of the work's conversations (``ConversationStore.window``), read in the
-        same round trip that slides the work's expiry (``slide_keys``), so its save need not; signed in,
-        the browser's own blob slides in that round trip too (pipelined: another hash slot)."""
-        also = {}
-        if session.workspace is not None and self.blob_in_store_redis and not session._refreshed:
-            also = {self._blob_key(session.sid): self._lifetime(session)}
+        same round trip that slides the work's expiry (``slide_keys``), so its save need not.
+
+        Signed in, that round trip also slides the browser's own blob (pipelined: another hash slot) and,
+        when nothing read the workspace yet, reads its blob: a signed-in page view costs what one without
+        sign-in does, two round trips (the browser's blob, then this).
+        """
+        workspace = session.workspace
+        also, read_blob = {}, False
+        refresh_keys = None
+        if workspace is not None and self.blob_in_store_redis:
+            if not session._refreshed:
+                also = {self._blob_key(session.sid): self._lifetime(session)}
+            if not workspace.loaded:
+                read_blob = True
+                refresh_keys = [session_key(self.key_prefix, workspace.store_id)]  # its lists: named in it
         window = self.conversations.window(
             session.store_id,
             playground,
             limit=limit,
             end=end,
-            refresh_keys=self.slide_keys(session),
+            refresh_keys=self.slide_keys(session) if refresh_keys is None else refresh_keys,
             max_bytes=max_bytes,
             also_expire=also,
+            read_blob=read_blob,
         )
+        if read_blob:
+            try:
+                data = self.serializer.decode(window.blob) if window.blob else None
+            except SessionDataError:
+                data = None
+            workspace.accessed = True
+            workspace.set_loaded(data)
         # Unless its blob was gone (ended by another request meanwhile): then the save looks again.
         session.expiry_refreshed = window.first_refreshed
         if also:
@@ -700,7 +718,8 @@ class PlaygroundSessionMixin:
                 merged = merge_changes(workspace.original, current, blob.data or {})
                 if self._blob_set(blob_key, merged, seconds, conversation_keys, expected=blob, list_seconds=seconds):
                     return
-        if workspace.accessed and not (workspace.expiry_refreshed and self.blob_in_store_redis):
+        # Nothing stored (a user with no work yet): nothing to keep alive.
+        if workspace.stored and workspace.accessed and not (workspace.expiry_refreshed and self.blob_in_store_redis):
             self._blob_touch(blob_key, seconds, conversation_keys, list_seconds=seconds)
 
     def _lifetime(self, data) -> int:

@@ -93,7 +93,6 @@ def render_playground(
     ``editing`` (an EditState) shows that user message as an edit form; ``end`` overrides ``?before=``;
     ``overflow`` is the context-window warning the composer shows (its next Send confirms it).
     """
-    settings = current_settings(session)
     end = request.args.get("before", type=int) if end is None else end
     if end is not None:
         # Past any conversation's length (however large the number): the latest page, below.
@@ -103,6 +102,7 @@ def render_playground(
     )
     if end is not None and end > window.total:
         return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
+    settings = current_settings(session)  # after the window: a signed-in user's workspace is read with it
     if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
         # The message being edited is older than the latest window: show the window that ends with it.
         return render_playground(message_form, settings_form, status, editing, editing.index + 1, overflow)
