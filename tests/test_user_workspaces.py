@@ -201,6 +201,9 @@ def test_the_session_tools_show_workspaces_marked_as_such(app):
     assert shown.output.startswith(f"Workspace {workspace}\n") and "in the workspace" in shown.output
     stats = runner.invoke(args=["sessions", "stats"])
     assert "Sessions: 2, of which 1 users' workspaces" in stats.output
+    sessions_only = runner.invoke(args=["sessions", "purge", "--kind", "session", "--yes"])
+    assert sessions_only.exit_code == 0 and "Purged 1 session" in sessions_only.output
+    assert contents(app, workspace)[0] == "in the workspace"
     purged = runner.invoke(args=["sessions", "purge", "--sid", workspace, "--yes"])
     assert purged.exit_code == 0 and "Purged 1 session" in purged.output
     assert contents(app, workspace) == []

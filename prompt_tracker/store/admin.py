@@ -462,9 +462,10 @@ def plan_purge(
     idle_for: float | None = None,
     store_id_or_sid: str | None = None,
     progress: Progress = None,
+    kind: str | None = None,
 ) -> PurgePlan:
     """Find the sessions to delete: all, those idle at least ``idle_for`` seconds, and/or the one
-    ``store_id_or_sid`` names (see ``resolve_session``)."""
+    ``store_id_or_sid`` names (see ``resolve_session``); with ``kind``, only sessions or only workspaces."""
     started = time.monotonic()
     if store_id_or_sid is not None:
         candidates = [resolve_session(keyspace, store_id_or_sid)]
@@ -474,6 +475,8 @@ def plan_purge(
         candidates = list(collect_sessions(keyspace, progress=progress, sizes=False).values())
     if idle_for is not None:
         candidates = [session for session in candidates if session.idle >= idle_for]
+    if kind is not None:
+        candidates = [session for session in candidates if session.kind == kind]
     return PurgePlan(candidates, idle_for, time.monotonic() - started)
 
 

@@ -76,13 +76,18 @@ def progress_bar(label: str, length: int):
     metavar="STORE_ID",
     help="Only this session: its store id (shown by `list`), a unique prefix of it, or the cookie's session id.",
 )
+@click.option(
+    "--kind",
+    type=click.Choice(["session", "workspace"]),
+    help="Only browser sessions, or only signed-in users' workspaces (kept USER_WORKSPACE_LIFETIME).",
+)
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted, delete nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @user_errors
-def purge(idle_for, store_id_or_sid, dry_run, yes):
+def purge(idle_for, store_id_or_sid, kind, dry_run, yes):
     """Delete sessions: all of them, the idle ones, or one."""
     keyspace = admin.open_keyspace()
-    if yes and not dry_run and idle_for is None and store_id_or_sid is None:
+    if yes and not dry_run and idle_for is None and store_id_or_sid is None and kind is None:
         # Nothing to choose or confirm: delete as the scan goes, near the speed of a raw SCAN+UNLINK.
         with progress_bar("Deleting sessions", keyspace.estimate_keys()) as advance:
             result = admin.purge_all(keyspace, progress=advance)
@@ -95,7 +100,9 @@ def purge(idle_for, store_id_or_sid, dry_run, yes):
         )
         return
     with progress_bar("Scanning sessions", keyspace.estimate_keys()) as advance:
-        plan = admin.plan_purge(keyspace, idle_for=idle_for, store_id_or_sid=store_id_or_sid, progress=advance)
+        plan = admin.plan_purge(
+            keyspace, idle_for=idle_for, store_id_or_sid=store_id_or_sid, progress=advance, kind=kind
+        )
     idle = f" idle for at least {admin.format_duration(idle_for)}" if idle_for is not None else ""
     if not plan.sessions:
         click.echo(f"Nothing to purge: no session{idle} is stored.")
