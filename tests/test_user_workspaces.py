@@ -122,6 +122,25 @@ def test_every_tab_of_the_user_hears_the_events_of_any_other(app):
     listening.disconnect()
 
 
+def test_header_mode_shares_the_workspace_between_browsers_too_and_not_between_users():
+    app = make_app(AUTH_MODE="header", TRUSTED_PROXIES=["10.0.0.0/8"])
+
+    def behind_proxy(user: str) -> Playground:
+        client = app.test_client()
+        client.environ_base.update(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_USER=user)
+        return Playground(client)
+
+    first, second, other = behind_proxy("carol"), behind_proxy("carol"), behind_proxy("dave")
+    first.send("carol's from the first browser")
+    assert "carol's from the first browser" in second.page().get_data(as_text=True)
+    assert "carol's from the first browser" not in other.page().get_data(as_text=True)
+    # Compare turned on in one browser is on in the other (its choice and its conversation are the work's).
+    assert "now also goes to" not in first.client.get("/playground/compare").get_data(as_text=True)
+    token = second.token()
+    second.client.post("/playground/compare", data={"provider": "echo", "model": "echo-2", "csrf_token": token})
+    assert "now also goes to" in first.client.get("/playground/compare").get_data(as_text=True)
+
+
 def visitor_in_none_mode(app) -> Playground:
     """A visitor who used the playground before sign-in existed here (the same app, AUTH_MODE=none)."""
     app.config["AUTH_MODE"] = "none"
