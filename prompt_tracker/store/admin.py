@@ -343,7 +343,7 @@ def resolve_session(keyspace: RedisKeyspace, store_id_or_sid: str) -> SessionInf
     """The one session whose store id is ``store_id_or_sid``, starts with it, or is the SHA-256 of this cookie's
     session id; SessionNotFound or SessionAdminError if not one."""
     wanted = store_id_or_sid.strip().rstrip("…")
-    if is_valid_sid(wanted):
+    if is_valid_sid(wanted) and not is_workspace_id(wanted):
         wanted = store_id(wanted)  # a cookie's session id: its keys carry the SHA-256 of it
     if not STORE_ID_PREFIX_PATTERN.match(wanted):
         raise SessionAdminError(

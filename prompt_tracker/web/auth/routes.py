@@ -122,7 +122,10 @@ def login():
 @bp.post("/logout")
 def logout():
     sign_out()
-    flash("You are signed out.", "info")
+    if current_app.config["AUTH_MODE"] == "none":
+        flash("You are signed out.", "info")
+    else:  # the user's workspace stays (``web.identity.sign_out``)
+        flash("You are signed out. Your conversations and settings are kept for your next sign-in.", "info")
     if current_app.config["AUTH_MODE"] == "accounts":
         return redirect(url_for("auth.login"), 303)
     return redirect(url_for("index"), 303)
