@@ -239,6 +239,7 @@ class Window:
     partials: dict[str, str] = field(default_factory=dict)
     first_refreshed: bool = True
     blob: bytes | None = None  # the workspace blob read in passing (``window(read_blob=True)``)
+    also_refreshed: bool = True  # whether every key of ``window(also_expire=...)`` still existed
 
 
 def open_member(playground: str, message_id: str) -> str:
@@ -386,7 +387,7 @@ class ConversationStore:
                 conversation_key(self.key_prefix, store_id, "") if read_blob else "",
             ],
         )
-        result = None
+        result, also_refreshed = None, True
         if also_expire:
             # EVALSHA itself, not the Script: redis-py checks a pipeline's scripts with SCRIPT EXISTS
             # first, one more round trip; a server that lost the script answers NOSCRIPT, then the Script runs.
@@ -394,7 +395,8 @@ class ConversationStore:
                 pipe.evalsha(self._window.sha, len(call["keys"]), *call["keys"], *call["args"])
                 for other, seconds in also_expire.items():
                     pipe.expire(other, seconds)
-                result = pipe.execute(raise_on_error=False)[0]
+                result, *pushed = pipe.execute(raise_on_error=False)
+            also_refreshed = all(value is True or value == 1 for value in pushed)
             if isinstance(result, Exception):
                 if not isinstance(result, NoScriptError):
                     raise result
@@ -412,6 +414,7 @@ class ConversationStore:
             partials,
             bool(first_refreshed),
             blob[0] if blob and blob[0] else None,
+            also_refreshed,
         )
 
     def all(self, store_id: str, playground: str) -> list[Message]:

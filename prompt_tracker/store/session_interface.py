@@ -436,8 +436,17 @@ class PlaygroundSessionMixin:
         if session.workspace is not None and session.workspace.store_id == wanted:
             return []
         key = session_key(self.key_prefix, wanted)
-        session.workspace = Workspace(wanted, lambda: self._blob_get(key).data)
+        session.workspace = Workspace(wanted, lambda: self._load_workspace(session, key))
         return self.adopt(session) if session.own_work() else []
+
+    def _load_workspace(self, session: PlaygroundSession, key: str) -> dict | None:
+        """Read the workspace's blob; in the same round trip, push the expiry of the browser's own blob
+        (what its save would otherwise do in one more)."""
+        if not self.blob_in_store_redis or session._refreshed or not session.stored:
+            return self._blob_get(key).data
+        blob, pushed = self._blob_get_and_expire(key, self._blob_key(session.sid), self._lifetime(session))
+        session._refreshed = pushed  # not pushed: the blob is gone (signed out meanwhile); the save sees it
+        return blob.data
 
     def adopt(self, session: PlaygroundSession) -> list[str]:
         """Move the session's own work into its workspace (a visitor signing in); return the playgrounds
@@ -564,7 +573,7 @@ class PlaygroundSessionMixin:
         # Unless its blob was gone (ended by another request meanwhile): then the save looks again.
         session.expiry_refreshed = window.first_refreshed
         if also:
-            session._refreshed = True
+            session._refreshed = window.also_refreshed
         return window
 
     def get_expiration_time(self, app: Flask, session: PlaygroundSession):
@@ -795,6 +804,18 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
 
     def _blob_delete(self, key: str) -> None:
         self.client.delete(key)
+
+    def _blob_get_and_expire(self, key: str, other: str, seconds: int) -> tuple[Blob, bool]:
+        """Read the blob at ``key`` and push the expiry of ``other`` (a key of another hash slot), in one
+        round trip; return the blob and whether ``other`` still existed."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.expire(other, seconds)
+            raw, pushed = pipe.execute()
+        try:
+            return Blob(self.serializer.decode(raw) if raw else None, raw), bool(pushed)
+        except SessionDataError:
+            return Blob(None, raw, unreadable=True), bool(pushed)
 
     def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str], list_seconds=None) -> bool:
         with self.client.pipeline(transaction=False) as pipe:  # one round trip for all
