@@ -8,7 +8,7 @@
 In every mode, werkzeug's ProxyFix applies the X-Forwarded-* headers of requests (Socket.IO handshakes
 included) whose TCP peer is in TRUSTED_PROXIES, so limits per address see the client, not the proxy.
 A signed-in session's store id is recorded under its user, so disabling the user ends it at once.
-Signed in, the session's work is the user's workspace (``store.session_interface.Workspace``),
+Signed in, the session's work is the user's workspace (``store.workspaces.Workspace``),
 attached on every request, shared by all the user's browsers; signing out ends only the session.
 """
 

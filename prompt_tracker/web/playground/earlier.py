@@ -1,5 +1,5 @@
 """The conversation kept from before sign-in: where the signed-in user already had one in a playground,
-signing in keeps theirs and keeps the visitor's beside it (``store.session_interface.adopt``); the page
+signing in keeps theirs and keeps the visitor's beside it (``store.workspaces.adopt``); the page
 offers it as an export to download (and import to use), or to discard."""
 
 import msgspec
@@ -9,8 +9,8 @@ from ...domain.keys import companion_playground
 from ...domain.settings import PlaygroundSettings
 from ...extensions import services
 from ...replies import reset_conversation
-from ...store.session_interface import EARLIER, EARLIER_KIND
 from ...store.transfer import export_json
+from ...store.workspaces import EARLIER, EARLIER_KIND
 from . import bp
 from .prompt import current_settings
 from .routes import download
