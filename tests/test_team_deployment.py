@@ -13,7 +13,7 @@ import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from prompt_tracker.domain.keys import store_id
+from prompt_tracker.domain.keys import store_id, workspace_id
 from prompt_tracker.web.auth.login_token import COOKIE as LOGIN_COOKIE
 
 from .conftest import COOKIE, CSRF_RE, ROOT, screenshot, service_env
@@ -194,7 +194,8 @@ def test_rate_limits_hold_per_user_with_several_users_sending_at_once(team_env, 
 
 def test_flask_users_disable_signs_the_user_out_of_the_web_process_at_once(team_env, real_redis, tmp_path):
     """`flask users disable`, another process: the user's socket is closed, their session's keys deleted,
-    their open reply stopped; enabling them again does not revive the old cookie."""
+    their open reply stopped (in their workspace, which is kept); enabling them again does not revive
+    the old cookie."""
     import socketio
 
     with web_process(team_env, tmp_path / "web.log") as url:
@@ -214,9 +215,10 @@ def test_flask_users_disable_signs_the_user_out_of_the_web_process_at_once(team_
         assert f"Disabled {USERS[0]}: signed out of 1 session." in disabled.stdout
 
         wait_for(lambda: not sockets[USERS[0]].connected, timeout=10)
-        keys = [key.decode() for key in real_redis.client(2).scan_iter(match=f"*{{{store}}}*")]
-        assert [key for key in keys if ":stop:" not in key] == []  # only the open reply's stop request is left
-        assert len(keys) == 1
+        assert list(real_redis.client(2).scan_iter(match=f"*{{{store}}}*")) == []
+        workspace = workspace_id(team_env.get("SECRET_KEY", "dev-only-not-secret"), 1)
+        assert real_redis.client(2).zcard(f"prompt_tracker:session:{{{workspace}}}:open") == 0  # the reply stopped
+        assert real_redis.client(2).llen(f"prompt_tracker:session:{{{workspace}}}:conversation:standalone") == 2
         assert sockets[USERS[1]].connected and bob.page().status == 200
         assert alice.page().status == 303
 
