@@ -120,6 +120,9 @@ class Config:
     DAILY_BUDGET_USD = 0.0  # 0 = no budget
     DAILY_BUDGET_TOKENS = 0
 
+    # Labels only admins may move (comma-separated in the environment); `latest` is never movable.
+    PROTECTED_LABELS: list[str] = ["production"]
+
     RATELIMIT_HEADERS_ENABLED = True
     # The counters live in the jobs Redis: when it is down the reply cannot be queued anyway, and the
     # send should still keep the user's message (marked failed, with Retry) rather than fail whole.
@@ -171,8 +174,19 @@ class Config:
             app.config["USER_WORKSPACE_LIFETIME"] = lifetime(
                 "USER_WORKSPACE_LIFETIME", os.environ["USER_WORKSPACE_LIFETIME"]
             )
+        if os.environ.get("PROTECTED_LABELS") is not None:  # set but empty: no protected label
+            app.config["PROTECTED_LABELS"] = [
+                item.strip().lower() for item in os.environ["PROTECTED_LABELS"].split(",") if item.strip()
+            ]
         if os.environ.get("TRUSTED_PROXIES"):
             app.config["TRUSTED_PROXIES"] = trusted_proxies(os.environ["TRUSTED_PROXIES"])
+        if os.environ.get("MODEL_CONTEXT_WINDOWS"):  # read by the providers on each use; checked here, at start
+            from prompt_tracker.providers.context_windows import parse_context_windows
+
+            try:
+                parse_context_windows(os.environ["MODEL_CONTEXT_WINDOWS"])
+            except ValueError as problem:
+                raise ConfigError(str(problem)) from None
         check_auth_settings(app.config)
         if os.environ.get("DATABASE_URL"):
             app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]

@@ -13,6 +13,7 @@ from flask import Flask, redirect, url_for
 
 from config import config, database_options
 
+from .audit.cli import audit_cli
 from .auth.cli import users_cli
 from .domain.pricing import context_window
 from .extensions import csrf, db, migrate, services, socketio
@@ -24,6 +25,8 @@ from .store.redis_urls import socketio_manager
 from .store.session_interface import make_session_interface
 from .web import headers as security_headers
 from .web import identity, rate_limits, request_log, template_cache
+from .web.account import bp as account_bp
+from .web.admin import bp as admin_bp
 from .web.auth import bp as auth_bp
 from .web.errors import bp as errors_bp
 from .web.form_guard import refuse_unreadable_forms
@@ -93,8 +96,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.register_blueprint(playground_bp, name="prompt_playground", url_prefix="/prompts/<slug>/playground")
     app.register_blueprint(prompts_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
+    app.register_blueprint(admin_bp)
     app.cli.add_command(prompts_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(usage_command)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(worker_command)

@@ -29,6 +29,7 @@ migrate = Migrate()
 
 # Sign-in (AUTH_MODE accounts) and the per-user rate limits (storage bound in the factory).
 login = LoginManager()
-limiter = Limiter(key_func=lambda: "global", key_prefix="prompt_tracker:limit")
+LIMIT_PREFIX = "prompt_tracker:limit"  # Flask-Limiter's keys: the worker counts a replay's turns under the same
+limiter = Limiter(key_func=lambda: "global", key_prefix=LIMIT_PREFIX)
 
 __all__ = ["Base", "csrf", "db", "limiter", "login", "migrate", "services", "socketio"]

@@ -114,6 +114,8 @@ def service_env(server: RedisServer) -> dict:
         RQ_REDIS_URL=server.url(0),
         SOCKETIO_MESSAGE_QUEUE=server.url(1),
         PYTHONPATH=str(ROOT),
+        # The server's own file (never the checkout's instance/ database, which a parallel test process shares).
+        DATABASE_URL=f"sqlite:///{server.dir}/prompts.sqlite3",
         # Load tests keep many replies of one session open at once and send faster than a person;
         # the open-replies cap and the send rate have tests of their own.
         MAX_OPEN_REPLIES="1000",

@@ -43,6 +43,8 @@ class Script:
     output_tokens: int = 9
     cached_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
     thinking: str = ""  # Anthropic: an extended-thinking block streamed before the text (no text deltas meanwhile)
+    models: list | None = None  # GET …/models answers {"object": "list", "data": models}; None: 404
+    models_delay: float = 0.0  # seconds before that answer
 
 
 @dataclass
@@ -93,6 +95,7 @@ class FakeLLMServer:
         """A server on a free port, or on ``listener`` (a listening socket kept open by the caller)."""
         self.script = Script()
         self.requests: list[RecordedRequest] = []
+        self.model_list_requests = 0  # GET …/models (kept apart: the provider asks for it in the background)
         self.progress = _Progress()
         self._stopping = threading.Event()
         self._listener = listener
@@ -208,6 +211,15 @@ class FakeLLMServer:
                 frames = server.events(body)
                 cut = script.drop_after if script.drop_after is not None else script.end_after
                 self._stream(frames[:cut], script.chunk_delay, complete=script.drop_after is None)
+
+            def do_GET(self):
+                server.model_list_requests += 1
+                server._sleep(server.script.models_delay)
+                if server._stopping.is_set():
+                    return
+                if not self.path.endswith("/models") or server.script.models is None:
+                    return self._json(404, server.error_body(404))
+                self._json(200, {"object": "list", "data": server.script.models})
 
             def _json(self, status, payload):
                 data = json.dumps(payload).encode()

@@ -196,6 +196,7 @@ def test_add_few_shot_messages_and_delete_one(fake_openai, page, live_server, st
     ]
     screenshot(page, "28-few-shot")
     page.click(".message-user:has-text('I loved it') button:has-text('Delete')")
+    page.click(".message-user:has-text('I loved it') button:has-text('Delete this and the reply after it?')")
     page.wait_for_selector("text=I loved it", state="detached")
     # a user message goes with the assistant message after it (its reply: here the example answer)
     assert page.locator(".message").count() == 2 and "positive" not in page.inner_text("#messages")

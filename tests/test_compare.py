@@ -119,7 +119,7 @@ def test_a_send_counts_twice_against_the_rate_while_compare_is_on():
     response = playground.send("two")  # two more would make 4
     html = response.get_data(as_text=True)
     assert response.status_code == 429
-    assert "Too many messages: the limit is 3 per 1 minute." in html
+    assert "Too many messages: the limit is 3 per minute." in html
     assert re.search(r'<textarea[^>]*id="content"[^>]*>\s*two</textarea>', html)  # the typed text kept
     assert [m.content for m in conversation(app, playground) if m.role == "user"] == ["one"]
     assert [m.content for m in conversation(app, playground, COMPARE) if m.role == "user"] == ["one"]
@@ -182,5 +182,5 @@ def test_retrying_a_second_reply_past_the_rate_is_a_429_on_the_compare_page():
     )
     html = response.get_data(as_text=True)
     assert response.status_code == 429
-    assert "Too many messages: the limit is 2 per 1 minute." in html and 'id="compare-form"' in html
+    assert "Too many messages: the limit is 2 per minute." in html and 'id="compare-form"' in html
     assert conversation(app, playground, COMPARE)[1].attempt == 1  # nothing queued

@@ -155,8 +155,12 @@ def running(processes) -> list:
 
 
 @pytest.fixture
-def dev_run(tmp_path):
-    """Factory: ``dev_run(redis_port[, urls])`` starts a DevRun; all of it is stopped after the test."""
+def dev_run(tmp_path, monkeypatch):
+    """Factory: ``dev_run(redis_port[, urls])`` starts a DevRun; all of it is stopped after the test.
+
+    Its database is a file of the test's (never the checkout's instance/prompt_tracker.sqlite3).
+    """
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/dev.sqlite3")
     started = []
 
     def start(redis_port: int | None, urls: dict | None = None, workers: int | None = None) -> DevRun:
@@ -207,19 +211,31 @@ def test_starts_embedded_redis_worker_and_web_then_ctrl_c_stops_everything(dev_r
     assert not redis_answers(redis_port)
 
 
-def test_uses_the_redis_already_listening_and_leaves_it_running(dev_run):
+def test_uses_the_redis_already_listening_migrates_and_prompts_survive_a_restart(dev_run):
+    """Redis already running is used and left running; `flask db upgrade` runs first, once; prompts outlive a restart."""
     server = RedisServer().start()
     try:
-        run = dev_run(server.port, workers=1)  # what is tested is Redis's fate, not the workers'
-        run.wait_ready()
-        assert f"using the server already running at 127.0.0.1:{server.port}" in run.log()
-        assert not any("redis-server" in child.name() for child in run.descendants)
+        first = dev_run(server.port, workers=1)  # what is tested is Redis's and the database's fate, not the workers'
+        first.wait_ready()
+        assert f"using the server already running at 127.0.0.1:{server.port}" in first.log()
+        assert not any("redis-server" in child.name() for child in first.descendants)
+        token = CSRF_RE.search(first.get("/prompts")[1]).group(1)
+        assert (
+            first.post("/prompts", {"name": "Kept", "system_prompt": "Survives {{ restarts }}", "csrf_token": token})
+            == 200
+        )
 
-        run.process.send_signal(signal.SIGTERM)
-        assert run.wait_exit() == 0, run.log()
-        assert running(run.descendants) == []
+        first.process.send_signal(signal.SIGTERM)
+        assert first.wait_exit() == 0, first.log()
+        assert running(first.descendants) == []
         assert server.process.poll() is None
         assert server.client(0).ping()
+
+        second = dev_run(server.port, workers=1)
+        second.wait_ready()
+        status, html = second.get("/prompts/kept")
+        assert status == 200 and "Survives {{ restarts }}" in html
+        assert "Running upgrade" in first.log() and "Running upgrade" not in second.log()
     finally:
         server.stop()
 
@@ -249,26 +265,25 @@ def send_and_wait_for_reply(run: DevRun, text: str) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("how", ["planned failover", "master killed"])
-def test_sentinel_urls_are_used_and_ctrl_c_after_a_failover_leaves_no_process(dev_run, how):
+def test_sentinel_urls_are_used_and_ctrl_c_after_a_failover_leaves_no_process(dev_run):
+    """Ctrl-C as soon as the sentinels have promoted the replica, the clients still reconnecting.
+
+    (A planned failover under a running app is tests/test_redis_topologies.py's.)
+    """
     sentinel = SentinelDeployment().start()
     try:
-        run = dev_run(None, {name: sentinel.url(db) for name, db in URL_DBS.items()})
+        run = dev_run(None, {name: sentinel.url(db) for name, db in URL_DBS.items()}, workers=1)
         run.wait_ready()
         assert "using redis+sentinel://" in run.log()
         assert not any("redis-server" in child.name() for child in run.descendants)
         send_and_wait_for_reply(run, "before the failover")
 
-        if how == "planned failover":
-            sentinel.failover()
-            send_and_wait_for_reply(run, "after the failover")
-        else:  # Ctrl-C as soon as the sentinels have promoted the replica, the clients still reconnecting
-            old = sentinel.master_port_now()
-            sentinel.processes[old].kill()
-            deadline = time.monotonic() + 30
-            while sentinel.master_port_now() == old:
-                assert time.monotonic() < deadline, "no failover"
-                time.sleep(0.1)
+        old = sentinel.master_port_now()
+        sentinel.processes[old].kill()
+        deadline = time.monotonic() + 30
+        while sentinel.master_port_now() == old:
+            assert time.monotonic() < deadline, "no failover"
+            time.sleep(0.1)
         run.descendants = psutil.Process(run.process.pid).children(recursive=True)
 
         run.process.send_signal(signal.SIGINT)
@@ -284,7 +299,7 @@ def test_a_cluster_url_serves_sessions_and_is_refused_for_jobs(dev_run):
     jobs = RedisServer().start()
     try:
         urls = {"SESSION_REDIS_URL": cluster.url(), "RQ_REDIS_URL": jobs.url(0), "SOCKETIO_MESSAGE_QUEUE": jobs.url(1)}
-        run = dev_run(None, urls)
+        run = dev_run(None, urls, workers=1)
         run.wait_ready()
         assert "using redis+cluster://" in run.log()
         send_and_wait_for_reply(run, "sessions on a cluster")
@@ -292,7 +307,7 @@ def test_a_cluster_url_serves_sessions_and_is_refused_for_jobs(dev_run):
         assert run.wait_exit() == 0, run.log()
         assert running(run.descendants) == []
 
-        refused = dev_run(None, dict(urls, RQ_REDIS_URL=cluster.url()))
+        refused = dev_run(None, dict(urls, RQ_REDIS_URL=cluster.url()), workers=1)
         assert refused.wait_exit() == 1
         assert "RQ_REDIS_URL cannot be a Redis Cluster URL" in refused.log()
         assert "Traceback" not in refused.log()

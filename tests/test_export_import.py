@@ -54,8 +54,8 @@ def test_json_export_is_complete(playground, conversation):
     assert exported["settings"]["system_prompt"] == "Be brief." and exported["settings"]["seed"] == 3
     assert [m["role"] for m in exported["messages"]] == ["user", "assistant", "user", "assistant"]
     reply = exported["messages"][1]
-    # Every field of the stored record but its page HTML (an import renders that again).
-    assert reply == msgspec.to_builtins(msgspec.structs.replace(conversation[1], fragment=None))
+    # Every field of the stored record but its page HTML (an import renders that again), and which attempt is chosen.
+    assert reply == msgspec.to_builtins(msgspec.structs.replace(conversation[1], fragment=None)) | {"chosen_attempt": 2}
     assert reply["params"]["top_p"] == 0.5 and reply["usage"] == {"input_tokens": 21, "output_tokens": 9}
     assert reply["alternatives"][0]["content"] == "an older answer"
     assert reply["request"]["chat"]["seed"] == 3 and reply["request"]["history"]["count"] == 1

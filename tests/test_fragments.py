@@ -106,7 +106,7 @@ def test_the_page_joins_stored_fragments_and_runs_no_macro_for_them(app, playgro
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert CSRF_MARK not in page and MESSAGES_URL_MARK not in page
     assert f'action="/playground/messages/{messages[0].id}/delete"' in page
-    assert f'<input type="hidden" name="csrf_token" value="{token}"><button type="submit" class="link-button"' in page
+    assert f'<input type="hidden" name="csrf_token" value="{token}"><label class="delete-confirm"' in page
     # What the page shows is the stored fragment: change it in Redis and the page shows the change.
     changed = msgspec.structs.replace(messages[2], fragment=messages[2].fragment.replace("second", "changed in Redis"))
     set_record(app, playground, 2, changed)

@@ -13,13 +13,14 @@ from rq.serializers import JSONSerializer
 from prompt_tracker import create_app
 from prompt_tracker.domain.keys import reply_job_id
 from prompt_tracker.domain.settings import STANDALONE
-from prompt_tracker.extensions import services
+from prompt_tracker.extensions import db, services
 from prompt_tracker.limits import budget
 
 from .conftest import Playground, service_env, wait_for
 
 pytestmark = pytest.mark.integration
 REPLAY = STANDALONE + "~replay"
+USER = "alice@example.com"
 
 
 def conversation(app, playground, name=STANDALONE):
@@ -65,13 +66,25 @@ def test_a_replay_runs_only_the_turns_it_started_with(live_app, live_playground,
 
 
 def test_parallel_sends_from_five_sessions_stay_within_the_daily_token_budget(
-    real_redis, monkeypatch, start_worker, fake_openai
+    real_redis, monkeypatch, start_worker, fake_openai, tmp_path
 ):
     """20 sends at once from 5 sessions of one user: replies in flight hold their estimate, so what the
-    provider billed stays within DAILY_BUDGET_TOKENS (it was 150 % and more) and the rest are 429s."""
+    provider billed stays within DAILY_BUDGET_TOKENS (it was 150 % and more) and the rest are 429s.
+
+    Signed in (a trusted proxy names the user): the budget is the user's, across their sessions.
+    """
     for key, value in service_env(real_redis).items():
         monkeypatch.setenv(key, value)
-    app = create_app("development", overrides={"DEBUG": False, "DAILY_BUDGET_TOKENS": 300})
+    overrides = {
+        "DEBUG": False,
+        "DAILY_BUDGET_TOKENS": 300,
+        "AUTH_MODE": "header",
+        "TRUSTED_PROXIES": ["127.0.0.1"],
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'users.sqlite3'}",
+    }
+    app = create_app("development", overrides=overrides)
+    with app.app_context():
+        db.create_all()
     start_worker()
     # The fake endpoint has no known price: each reply bills 30 tokens (21 in, 9 out) and holds
     # about 100 (Max tokens) plus its input while it is queued or written.
@@ -79,6 +92,7 @@ def test_parallel_sends_from_five_sessions_stay_within_the_daily_token_budget(
     fake_openai.script.chunk_delay = 0.05
     sessions = [Playground(app.test_client()) for _ in range(5)]
     for playground in sessions:
+        playground.client.environ_base["HTTP_X_FORWARDED_USER"] = USER
         assert playground.save_settings(provider="openai", model="gpt-4o-mini", max_tokens=100).status_code == 303
 
     statuses: list[int] = []
@@ -110,9 +124,9 @@ def test_parallel_sends_from_five_sessions_stay_within_the_daily_token_budget(
 
     wait_for(all_ended, timeout=120)
     with app.app_context():
-        spent = budget.spent("local")
+        spent = budget.spent(USER)
     assert spent.unpriced_tokens == 30 * accepted <= 300
     assert fake_openai.stream_requests() == accepted == spent.replies
     assert 1 <= accepted < 20
     with app.app_context():
-        assert budget.held("local") == []  # every reservation settled
+        assert budget.held(USER) == []  # every reservation settled

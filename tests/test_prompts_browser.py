@@ -156,4 +156,31 @@ def test_prompt_pages_on_a_phone(chromium, prompt_server, start_worker):
     screenshot(page, "prompts-06-phone-playground")
     page.goto(prompt_server + "/prompts")
     screenshot(page, "prompts-07-phone-list")
+
+    # Version 2; the diff on the phone is stacked (old above new, each nearly the screen's width), words marked.
+    page.goto(prompt_server + "/prompts/phone-prompt/playground")
+    if not page.is_visible("#system_prompt"):  # the settings folded away on a phone
+        page.click("details:has(#system_prompt) > summary")
+    page.fill("#system_prompt", "Hello {{ name }}, welcome back")
+    page.click("#save-version")
+    page.wait_for_selector("text=Saved as version 2.")
+    page.goto(prompt_server + "/prompts/phone-prompt/diff?from=1&to=2")
+    old = page.locator(".diff-split tr.changed td.left").first.bounding_box()
+    new = page.locator(".diff-split tr.changed td.right").first.bounding_box()
+    assert new["y"] >= old["y"] + old["height"] - 1 and min(old["width"], new["width"]) > 250, (old, new)
+    assert "welcome back" in page.locator(".diff-split tr.changed ins").first.inner_text()
+    screenshot(page, "prompts-08-phone-diff")
+
+    # Version 1 opened in the playground from the prompt page; then a rename: the old address redirects.
+    page.goto(prompt_server + "/prompts/phone-prompt")
+    page.click("#v1 >> text=Open in playground")
+    page.wait_for_selector("text=Settings of version 1 loaded; the latest is version 2.")
+    assert page.input_value("#system_prompt") == "Hello {{ name }}"
+    screenshot(page, "prompts-09-phone-version-1-opened")
+    page.goto(prompt_server + "/prompts/phone-prompt")
+    page.fill("#slug", "renamed-prompt")
+    page.click("aside >> text=Save")
+    page.wait_for_url("**/prompts/renamed-prompt")
+    page.goto(prompt_server + "/prompts/phone-prompt/diff?from=1&to=2")
+    assert page.url.endswith("/prompts/renamed-prompt/diff?from=1&to=2")
     context.close()

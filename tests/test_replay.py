@@ -182,17 +182,28 @@ def limited(overrides):
     return app, Playground(app.test_client())
 
 
-def test_each_replayed_turn_counts_against_the_send_rate():
+def test_each_replayed_turn_counts_against_the_send_rate_and_the_rest_are_paced():
+    """5 per minute, 3 sends: the replay's first turn (in the view) and its second (in the worker) count;
+    the third waits for the window (paced, not refused) and the page says when it starts."""
     app, playground = limited({"RATE_LIMIT_SENDS": "5/minute"})
     for text in ("one", "two", "three"):
         assert playground.send(text).status_code == 303
-    response = start(playground)  # 3 more replies: 6 > 5
-    assert response.status_code == 429
-    assert "Too many messages: the limit is 5 per 1 minute." in response.get_data(as_text=True)
-    assert conversation(app, playground, REPLAY) == []
+    assert start(playground).status_code == 303
+    assert [m.status for m in conversation(app, playground, REPLAY)] == ["done"] * 4  # two turns, two replies
+    page = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert re.search(r"Paced by the send limit: turn 3 of 3 starts at \d\d:\d\d:\d\d UTC\.", sentence(page))
+    assert "Stop replay" in page
+    refused = playground.send("four")  # the replay's turns counted: the window is full
+    assert refused.status_code == 429 and "Too many messages: the limit is 5 per minute." in refused.get_data(
+        as_text=True
+    )
 
 
-def test_a_replay_longer_than_the_whole_limit_says_so():
+def test_a_replay_longer_than_the_whole_limit_is_paced_and_finishes():
+    """2 per minute, 3 turns: two go at once, the third when the window allows it (its scheduled job)."""
+    from prompt_tracker.extensions import limiter
+    from prompt_tracker.replies.job import run_paced_turn
+
     app, playground = limited({"RATE_LIMIT_SENDS": "2/minute"})
     token = playground.token()
     for role, text in (("user", "one"), ("user", "two"), ("user", "three")):
@@ -202,12 +213,41 @@ def test_a_replay_longer_than_the_whole_limit_says_so():
         data={"provider": "echo", "model": "echo-1", "csrf_token": token},
         headers={"Accept": "application/json"},
     )
-    assert response.status_code == 429
-    assert (
-        "This replay needs 3 replies, more than your limit of 2 per 1 minute allows at once"
-        in response.get_json()["error"]
-    )
-    assert conversation(app, playground, REPLAY) == []
+    assert response.status_code == 202
+    replayed = conversation(app, playground, REPLAY)
+    assert [m.content for m in replayed if m.role == "user"] == ["one", "two"]
+    with app.app_context():  # one job is scheduled for the window's end, none is queued or waiting in a worker
+        scheduled = services.queue.scheduled_job_registry.get_job_ids()
+        assert scheduled == [next(i for i in scheduled if i.startswith(f"paced-{replayed[-1].id}-"))]
+        assert services.queue.count == 0
+    with app.app_context():
+        limiter.reset()  # the window ends
+    again = start(playground)  # a paced replay is running: no second one beside it (and that counts nothing)
+    assert again.status_code == 409
+    with app.app_context():
+        assert run_paced_turn(replayed[-1].id) == "sent"
+        assert run_paced_turn(replayed[-1].id) == "skipped"  # a pace is sent once
+    assert [m.content for m in conversation(app, playground, REPLAY) if m.role == "user"] == ["one", "two", "three"]
+    page = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert sentence(page) == "Replay finished: 3 turns."
+
+
+def test_stop_ends_a_paced_replay():
+    app, playground = limited({"RATE_LIMIT_SENDS": "2/minute"})
+    for text in ("one", "two", "three"):
+        playground.client.post(
+            "/playground/messages/add", data={"role": "user", "content": text, "csrf_token": playground.token()}
+        )
+    assert start(playground).status_code == 303
+    last = conversation(app, playground, REPLAY)[-1]
+    stopped = playground.client.post("/playground/replay/stop", data={"csrf_token": playground.token()})
+    assert stopped.status_code == 303
+    from prompt_tracker.replies.job import run_paced_turn
+
+    with app.app_context():
+        assert run_paced_turn(last.id) == "skipped"  # its scheduled job finds nothing to send
+    page = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert sentence(page).startswith("Halted before turn 3 of 3 (stopped,")
 
 
 def test_a_model_off_the_allow_list_is_refused():
@@ -222,8 +262,10 @@ def test_a_model_off_the_allow_list_is_refused():
 def test_the_open_replies_cap_refuses_a_replay_with_nothing_queued():
     app, playground = limited({"MAX_OPEN_REPLIES": 2})
     playground.send("one")
-    with app.app_context():  # two replies of the user being written elsewhere (the cap is per user)
-        services.jobs_redis.hset(held_key("local"), mapping={"a": "9e12 0 0 free", "b": "9e12 0 0 free"})
+    with app.app_context():  # two replies of the session's being written elsewhere (its own cap, without sign-in)
+        services.jobs_redis.hset(
+            held_key(f"session:{playground.store()}"), mapping={"a": "9e12 0 0 free", "b": "9e12 0 0 free"}
+        )
     response = start(playground)
     assert response.status_code == 429
     assert "being written" in response.get_data(as_text=True)

@@ -128,7 +128,9 @@ def test_the_view_says_when_the_conversation_changed_since_the_reply(app, playgr
     first_user, _, _, reply = playground.messages(app)
     token = playground.token()
     assert (
-        playground.client.post(f"/playground/messages/{first_user.id}/delete", data={"csrf_token": token}).status_code
+        playground.client.post(
+            f"/playground/messages/{first_user.id}/delete", data={"csrf_token": token, "confirm": "yes"}
+        ).status_code
         == 303
     )
     shown, html = shown_request(playground.client, reply.id)

@@ -181,7 +181,7 @@ def test_rate_limits_hold_per_user_with_several_users_sending_at_once(team_env, 
             assert statuses == [202, 202, 202, 429, 429], (email, statuses)
             refused = [answer for answer in answers[email] if answer.status == 429]
             for answer in refused:
-                assert "Too many messages: the limit is 3 per 1 minute. Try again in" in answer.text
+                assert "Too many messages: the limit is 3 per minute. Try again in" in answer.text
         # Nothing queued for a refused send: one job per accepted message.
         queue = Queue("prompt_tracker", connection=real_redis.client(0), serializer=JSONSerializer)
         assert queue.count == 3 * len(USERS)

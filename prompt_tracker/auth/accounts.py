@@ -1,4 +1,5 @@
-"""Users as plain functions: create, find, check a password, disable (the CLI and views call these)."""
+"""Users as plain functions: create, find, check or change a password, disable, make admin (the CLI and
+views call these). Every change is an audit event, by the ``actor`` given (a user or a name)."""
 
 from functools import cache
 
@@ -7,6 +8,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..audit import record_event
 from ..domain.refusals import Refused
 from ..extensions import db
 from .models import MAX_EMAIL_CHARS, User, utcnow
@@ -17,6 +19,9 @@ MIN_PASSWORD_CHARS = 12
 # (it lives above this one), and answers how many sessions it ended.
 signals = Namespace()
 user_disabled = signals.signal("user-disabled")
+# Sent with ``user=`` and ``keep=`` (a session store id, or None) when a password changes: the web layer
+# ends every session of the user but ``keep`` (the one that changed it), and answers how many it ended.
+password_changed = signals.signal("password-changed")
 
 
 @cache
@@ -32,6 +37,10 @@ def _hash_method() -> str:
 
 class AccountError(ValueError):
     """A user cannot be created or changed as asked (the message says why)."""
+
+
+class WrongPassword(AccountError):
+    """The current password given to change it is not right."""
 
 
 class UnusableProxyUser(Refused):
@@ -50,13 +59,22 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(db.select(User).where(User.email == normalise_email(email)))
 
 
-def create_user(email: str, password: str | None, admin: bool = False) -> User:
+def check_new_password(password: str | None) -> str:
+    """Return the password if it is long enough, else raise AccountError saying so."""
+    if password is None or len(password) < MIN_PASSWORD_CHARS:
+        raise AccountError(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
+    if len(password) > 1024:
+        raise AccountError("The password is limited to 1,024 characters.")
+    return password
+
+
+def create_user(email: str, password: str | None, admin: bool = False, actor=None) -> User:
     """Create a user; ``password`` None is for header-mode users (the proxy signs them in)."""
     email = normalise_email(email)
     if not email or len(email) > MAX_EMAIL_CHARS:
         raise AccountError(f"Give an email of 1 to {MAX_EMAIL_CHARS} characters.")
-    if password is not None and len(password) < MIN_PASSWORD_CHARS:
-        raise AccountError(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
+    if password is not None:
+        check_new_password(password)
     user = User(
         email=email,
         is_admin=admin,
@@ -64,6 +82,8 @@ def create_user(email: str, password: str | None, admin: bool = False) -> User:
     )
     db.session.add(user)
     try:
+        db.session.flush()
+        record_event("user.created", actor, subject=email, user_id=user.id, admin=admin, password=password is not None)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -97,7 +117,7 @@ def proxy_user(name: str) -> User:
     if user is not None:
         return user
     try:
-        return create_user(name, None)
+        return create_user(name, None, actor="proxy")
     except AccountError:
         # Two first requests at once: the other one created the row.
         user = find_user(name)
@@ -106,15 +126,23 @@ def proxy_user(name: str) -> User:
         return user
 
 
-def set_disabled(email: str, disabled: bool = True) -> tuple[User, int]:
+def existing_user(email: str) -> User:
+    """The user with this email, or AccountError saying there is none."""
+    user = find_user(email)
+    if user is None:
+        raise AccountError(f"There is no user {normalise_email(email)}.")
+    return user
+
+
+def set_disabled(email: str, disabled: bool = True, actor=None) -> tuple[User, int]:
     """Disable (or enable again) a user; a disabled user is signed out of every session at once.
 
     Returns the user and how many sessions were ended. Enabling revives none of them: the user signs in again.
     """
-    user = find_user(email)
-    if user is None:
-        raise AccountError(f"There is no user {normalise_email(email)}.")
-    user.disabled = disabled
+    user = existing_user(email)
+    if user.disabled != disabled:
+        user.disabled = disabled
+        record_event("user.disabled" if disabled else "user.enabled", actor, subject=user.email, user_id=user.id)
     db.session.commit()
     current_app.logger.info("user %s %s", user.id, "disabled" if disabled else "enabled")
     ended = 0
@@ -122,6 +150,38 @@ def set_disabled(email: str, disabled: bool = True) -> tuple[User, int]:
         answers = user_disabled.send(current_app._get_current_object(), user=user)
         ended = sum(result or 0 for _receiver, result in answers)
     return user, ended
+
+
+def set_admin(email: str, admin: bool = True, actor=None) -> User:
+    """Make a user an admin (or not): admins move protected labels and manage users."""
+    user = existing_user(email)
+    if user.is_admin != admin:
+        user.is_admin = admin
+        record_event(
+            "user.admin_granted" if admin else "user.admin_revoked", actor, subject=user.email, user_id=user.id
+        )
+        db.session.commit()
+    return user
+
+
+def set_password(user: User, password: str, actor=None, keep_session: str | None = None) -> int:
+    """Give ``user`` a new password; every session of theirs but ``keep_session`` ends. Returns how many ended."""
+    check_new_password(password)
+    user.password_hash = generate_password_hash(password, method=_hash_method())
+    record_event("user.password_changed", actor, subject=user.email, user_id=user.id)
+    db.session.commit()
+    current_app.logger.info("user %s password changed", user.id)
+    answers = password_changed.send(current_app._get_current_object(), user=user, keep=keep_session)
+    return sum(result or 0 for _receiver, result in answers)
+
+
+def change_own_password(user: User, current: str, new: str, keep_session: str | None) -> int:
+    """A user changes their own password: ``current`` must be right; their other sessions end (how many)."""
+    if not user.password_hash or not check_password_hash(user.password_hash, current or ""):
+        raise WrongPassword("The current password is not right. Nothing was changed.")
+    if new == current:
+        raise AccountError("The new password is the same as the current one. Nothing was changed.")
+    return set_password(user, new, actor=user, keep_session=keep_session)
 
 
 def list_users() -> list[User]:

@@ -129,6 +129,11 @@ def user_sessions_key(user_id: int) -> str:
     return f"prompt_tracker:user:{user_id}:sessions"
 
 
+def paced_key(message_id: str) -> str:
+    """DB 0 key of a paced replay: the ticket of its reply ``message_id``, whose next turn waits for the send rate."""
+    return f"prompt_tracker:paced:{message_id}"
+
+
 def reply_job_id(message_id: str, attempt: int) -> str:
     """RQ job id of one attempt of a reply (RQ allows only letters, digits, ``-`` and ``_``)."""
     return f"reply-{message_id}-{attempt}"

@@ -41,15 +41,29 @@ class AttemptResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     finished_at: float | None = None
 
 
+# Fields of Message that belong to one attempt too, not to the message: an Alternative keeps them, so
+# that choosing it again (``with_attempt``) brings back its request, provenance and replay difference.
+ATTEMPT_FIELDS = ("request", "history_dropped", "version", "draft", "variables", "diff")
+
+
 class Alternative(AttemptResult, kw_only=True, omit_defaults=True):
-    """An earlier attempt of a regenerated reply, kept so the page can switch back to it (‹ 1/2 ›)."""
+    """Another attempt of a regenerated reply (earlier, or later than the one chosen), kept so the page
+    can switch to it (‹ 1/2 ›)."""
 
     attempt: int
+    # As on Message (ATTEMPT_FIELDS); after ``attempt``, so records without them encode as before.
+    request: dict | None = None
+    history_dropped: int = 0
+    version: int | None = None
+    draft: bool = False
+    variables: dict | None = None
+    diff: StoredDiff | None = None
 
     @classmethod
     def of(cls, message: "Message", **changes) -> "Alternative":
         """The attempt ``message`` holds now, kept as an alternative (``changes`` replace result fields)."""
-        result = {name: getattr(message, name) for name in AttemptResult.__struct_fields__}
+        fields = (*AttemptResult.__struct_fields__, *ATTEMPT_FIELDS)
+        result = {name: getattr(message, name) for name in fields}
         return cls(attempt=message.attempt, **(result | {"fragment": None} | changes))
 
 
@@ -79,6 +93,33 @@ class Message(AttemptResult, kw_only=True, omit_defaults=True):
     def is_open(self) -> bool:
         """True while the reply is still expected (queued or being written)."""
         return self.status in OPEN_STATUSES
+
+    def attempts(self) -> list[int]:
+        """The numbers of every attempt this reply has kept, in order (the one it holds among them)."""
+        return sorted([self.attempt, *(alternative.attempt for alternative in self.alternatives)])
+
+    def next_attempt(self) -> int:
+        """The number of a new attempt (a Retry): past every one kept, whichever is chosen."""
+        return max(self.attempts()) + 1
+
+
+class NoSuchAttempt(LookupError):
+    """The reply has no attempt of that number."""
+
+
+def with_attempt(message: Message, attempt: int) -> Message:
+    """``message`` holding its attempt ``attempt`` (what the page shows and later turns send); the one it
+    held becomes an alternative. Raises NoSuchAttempt. Its fragment is rendered again when it is stored."""
+    if attempt == message.attempt:
+        return message
+    chosen = next((alternative for alternative in message.alternatives if alternative.attempt == attempt), None)
+    if chosen is None:
+        raise NoSuchAttempt(attempt)
+    others = [alternative for alternative in message.alternatives if alternative.attempt != attempt]
+    others = sorted([*others, Alternative.of(message)], key=lambda alternative: alternative.attempt)
+    fields = (*AttemptResult.__struct_fields__, *ATTEMPT_FIELDS)
+    result = {name: getattr(chosen, name) for name in fields} | {"fragment": None}
+    return msgspec.structs.replace(message, **result, attempt=attempt, alternatives=others)
 
 
 _encoder = msgspec.msgpack.Encoder()

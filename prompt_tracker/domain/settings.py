@@ -44,7 +44,8 @@ class PlaygroundSettings(msgspec.Struct, kw_only=True):
     thinking_budget: int | None = None
     # Values of the system prompt's template variables, kept per playground.
     variables: dict[str, str] = {}
-    # Set only on the settings a turn is sent with: the prompt version they are, or an unsaved draft.
+    # The prompt version these settings are: stored only when a version was restored (a save of the
+    # settings form clears it); on the settings a turn is sent with, always set, or ``draft``.
     version: int | None = None
     draft: bool = False
 
@@ -78,11 +79,11 @@ def store_settings(session, playground: str, settings: PlaygroundSettings) -> No
     """Write a playground's settings into the session."""
     all_settings = dict(session.get("settings", {}))
     # Unset parameters are left out: the blob stays small and reads the same as before they existed.
-    # version/draft describe a reply being sent, never the stored settings.
+    # draft describes a reply being sent, never the stored settings.
     stored = {
         name: value
         for name, value in msgspec.to_builtins(settings).items()
-        if value is not None and value != [] and value != {} and name not in ("version", "draft")
+        if value is not None and value != [] and value != {} and name != "draft"
     }
     all_settings[playground] = stored
     session["settings"] = all_settings

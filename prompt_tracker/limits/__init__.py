@@ -6,6 +6,7 @@ Request rates per user are Flask-Limiter's, bound in ``web.rate_limits`` (they k
 import time
 
 from flask_limiter import RequestLimit
+from limits import RateLimitItem
 
 from ..domain.refusals import Refused
 
@@ -27,6 +28,15 @@ def in_words(seconds: float) -> str:
     return f"{round(minutes / 60)} hours"
 
 
+def rate_in_words(rate: RateLimitItem) -> str:
+    """A rate as a person says it: "5 per 15 minutes", "20 per minute" (``str(rate)`` says "5 per 15 minute")."""
+    unit = rate.GRANULARITY.name
+    return f"{rate.amount} per {unit if rate.multiples == 1 else f'{rate.multiples} {unit}s'}"
+
+
 def limit_sentence(what: str, limit: RequestLimit) -> str:
     """What limit was reached and when it resets, in one sentence."""
-    return f"Too many {what}: the limit is {limit.limit}. Try again in {in_words(limit.reset_at - time.time())}."
+    return (
+        f"Too many {what}: the limit is {rate_in_words(limit.limit)}. "
+        f"Try again in {in_words(limit.reset_at - time.time())}."
+    )

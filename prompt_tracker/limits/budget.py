@@ -3,7 +3,8 @@
 One Redis hash per UTC day in the jobs database (``prompt_tracker:limit:usage:<day>``), with
 fields ``<user>|usd``, ``<user>|tokens``, ``<user>|unpriced_tokens`` and ``<user>|replies``. Spend
 is counted in USD from each reply's cost, and in tokens for models with no known price (they can't
-be counted in dollars, and must not be free). The offline ``echo`` model costs nothing.
+be counted in dollars, and must not be free). The offline ``echo`` model costs nothing: it holds a
+place among the open replies only, and nothing of it is recorded as spent (no reply, no token).
 
 Replies in flight count: ``reserve`` (one Lua script, so parallel sends cannot all pass) checks the
 user's open replies against MAX_OPEN_REPLIES and spent + held + this reply's estimate (input
@@ -83,7 +84,7 @@ return {'ok', tostring(count + 1), '0'}
 _SETTLE = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 if ARGV[3] ~= '0' then redis.call('HINCRBY', KEYS[2], ARGV[2] .. '|replies', ARGV[3]) end
-redis.call('HINCRBY', KEYS[2], ARGV[2] .. '|tokens', ARGV[4])
+if ARGV[4] ~= '0' then redis.call('HINCRBY', KEYS[2], ARGV[2] .. '|tokens', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HINCRBYFLOAT', KEYS[2], ARGV[2] .. '|usd', ARGV[5]) end
 if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[2], ARGV[2] .. '|unpriced_tokens', ARGV[6]) end
 redis.call('EXPIRE', KEYS[2], ARGV[7])
@@ -225,7 +226,9 @@ def reserve(
     if answer == "usd":
         raise BudgetExceeded(usd_sentence(config["DAILY_BUDGET_USD"], float(spent), float(held_now), usd))
     if answer == "tokens":
-        raise BudgetExceeded(tokens_sentence(config["DAILY_BUDGET_TOKENS"], int(spent), int(held_now), tokens))
+        raise BudgetExceeded(
+            tokens_sentence(config["DAILY_BUDGET_TOKENS"], int(spent), int(held_now), tokens, f"{provider} / {model}")
+        )
     return hold
 
 
@@ -243,15 +246,20 @@ def usd_sentence(budget: float, spent: float, held_now: float, estimate: float) 
     )
 
 
-def tokens_sentence(budget: int, spent: int, held_now: int, estimate: int) -> str:
-    """Why a reply of an unpriced model is refused: today's token budget spent, or too little left for it."""
+def tokens_sentence(budget: int, spent: int, held_now: int, estimate: int, model: str = "") -> str:
+    """Why a reply of an unpriced model is refused: today's token budget spent, or too little left for it.
+
+    ``model`` ("provider / model") is named as one with no known price, so the sentence says why this budget.
+    """
+    which = f"; {model} is one" if model else ""
     if spent >= budget:
         return (
             f"You have used today's budget of {budget:,} tokens on models with no known "
-            f"price ({spent:,} used); it resets at midnight UTC, in {until_midnight()}."
+            f"price ({spent:,} used{which}); it resets at midnight UTC, in {until_midnight()}."
         )
     return (
-        f"Today's budget of {budget:,} tokens on models with no known price has {max(0, budget - spent - held_now):,} "
+        f"Today's budget of {budget:,} tokens on models with no known price ({model or 'this one'} is one) "
+        f"has {max(0, budget - spent - held_now):,} "
         f"left ({held_now:,} held by replies being written), fewer than this reply may use (up to {estimate:,}); "
         f"lower Max tokens, wait for a reply to finish, or try again after midnight UTC, in {until_midnight()}."
     )
@@ -265,6 +273,8 @@ def settle(hold: Hold | None, usage: Usage | None, called: bool = True) -> None:
     """
     if hold is None:
         return
+    if hold.free:  # offline, nothing billed: its place among the open replies is given back, no spend recorded
+        usage, called = None, False
     tokens = (usage.input_tokens + usage.output_tokens) if usage else 0
     usd = ""
     if hold.priced and usage is not None:

@@ -4,6 +4,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..audit import cli_actor
 from .db_errors import is_missing_table
 from .library import PromptInvalid, find_prompt
 from .transfer import export_prompts, import_prompts
@@ -31,7 +32,7 @@ def export_command(slug, output):
 def import_command(file):
     """Import prompts from an export file; versions already there are not added again."""
     try:
-        counts = import_prompts(file.read())
+        counts = import_prompts(file.read(), actor=cli_actor())
     except PromptInvalid as problem:
         raise click.ClickException(f"{file.name}: {problem} Nothing was imported.") from None
     except SQLAlchemyError as error:

@@ -6,13 +6,23 @@ import time
 import unicodedata
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ..audit import record_event
 from ..domain.refusals import Refused
 from ..extensions import db
 from .db_errors import is_statement_timeout
-from .models import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_SLUG_CHARS, Prompt, PromptVersion, utcnow
+from .models import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_SLUG_CHARS,
+    Prompt,
+    PromptSlugHistory,
+    PromptVersion,
+    utcnow,
+)
 from .variables import variable_names
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -95,11 +105,16 @@ def create_prompt(
     params: dict | None = None,
     variables: dict | None = None,
     author: str = "",
+    actor=None,
 ) -> Prompt:
-    """Create a prompt with its version 1; raise PromptInvalid (nothing written) if it cannot be."""
+    """Create a prompt with its version 1; raise PromptInvalid (nothing written) if it cannot be.
+
+    ``actor`` (a user or a name; default ``author``) is recorded in the audit log with the prompt.
+    """
     name, description = check_prompt_fields(name, description)
     slug = check_slug((slug or "").strip().lower() or slugify(name))
     system_prompt, variables = check_content(system_prompt, variables)
+    take_slug(slug)
     prompt = Prompt(slug=slug, name=name, description=description)
     prompt.versions.append(
         PromptVersion(
@@ -115,6 +130,8 @@ def create_prompt(
     )
     db.session.add(prompt)
     try:
+        record_event("prompt.created", actor or author, prompt, name=name)
+        record_event("version.created", actor or author, prompt, version=1)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -132,6 +149,7 @@ def save_version(
     variables: dict | None,
     note: str = "",
     author: str = "",
+    actor=None,
 ) -> PromptVersion:
     """Write the next version of a prompt and return it.
 
@@ -160,7 +178,9 @@ def save_version(
                 note=note,
                 created_by=author,
             )
+            prompt = db.session.get(Prompt, prompt_id)  # before the add: its lookup must not flush the version
             db.session.add(version)
+            record_event("version.created", actor or author, prompt, version=version.number, note=note)
             db.session.commit()
             return version
         except IntegrityError:
@@ -283,13 +303,37 @@ def list_prompts(query: str = "", page: int = 1, archived: bool = False, per_pag
     return pagination, counts
 
 
-def edit_prompt(prompt: Prompt, *, name: str, slug: str, description: str) -> Prompt:
-    """Change name, slug and description; versions and playground conversations follow (keyed by id)."""
+def edit_prompt(prompt: Prompt, *, name: str, slug: str, description: str, actor=None) -> Prompt:
+    """Change name, slug and description; versions and playground conversations follow (keyed by id).
+
+    A new slug keeps the old one as a redirect (``PromptSlugHistory``). A change of name or slug is a
+    ``prompt.renamed`` event, of the description alone ``prompt.edited``.
+    """
     name, description = check_prompt_fields(name, description)
     slug = check_slug((slug or "").strip().lower())
+    before = {"name": prompt.name, "slug": prompt.slug}
+    described = description != prompt.description
+    if slug != prompt.slug:
+        old_slug = prompt.slug
+        # Statements, not ORM deletes: they run now, before the insert (a flush inserts before it deletes).
+        db.session.execute(delete(PromptSlugHistory).where(PromptSlugHistory.old_slug.in_([slug, old_slug])))
+        db.session.add(PromptSlugHistory(old_slug=old_slug, prompt_id=prompt.id))
     prompt.name, prompt.slug, prompt.description = name, slug, description
     prompt.updated_at = utcnow()
     try:
+        if before != {"name": name, "slug": slug}:
+            record_event(
+                "prompt.renamed",
+                actor,
+                prompt,
+                from_name=before["name"],
+                to_name=name,
+                from_slug=before["slug"],
+                to_slug=slug,
+                description_changed=described,
+            )
+        elif described:
+            record_event("prompt.edited", actor, prompt, description_changed=True)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -297,7 +341,28 @@ def edit_prompt(prompt: Prompt, *, name: str, slug: str, description: str) -> Pr
     return prompt
 
 
-def set_archived(prompt: Prompt, archived: bool) -> None:
-    """Archive (hide from the list) or restore a prompt."""
+def take_slug(slug: str) -> None:
+    """A prompt takes ``slug`` (created or renamed to it): the slug stops redirecting to the prompt it was of.
+
+    Part of the caller's transaction. A history row left behind by a race is harmless: a slug that a
+    prompt holds is never looked up in the history (``renamed_prompt``).
+    """
+    db.session.execute(delete(PromptSlugHistory).where(PromptSlugHistory.old_slug == slug))
+
+
+def renamed_prompt(old_slug: str) -> Prompt | None:
+    """The prompt that had ``old_slug`` before a rename (ask only when no prompt has it now)."""
+    return db.session.scalar(
+        select(Prompt)
+        .join(PromptSlugHistory, PromptSlugHistory.prompt_id == Prompt.id)
+        .where(PromptSlugHistory.old_slug == old_slug)
+    )
+
+
+def set_archived(prompt: Prompt, archived: bool, actor=None) -> None:
+    """Archive (hide from the list) or restore a prompt (an audit event when it changes)."""
+    if prompt.archived == archived:
+        return
     prompt.archived = archived
+    record_event("prompt.archived" if archived else "prompt.restored", actor, prompt)
     db.session.commit()

@@ -11,6 +11,7 @@ MAX_SLUG_CHARS = 80
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2_000
 MAX_NOTE_CHARS = 500
+MAX_LABEL_CHARS = 40
 
 
 def utcnow() -> datetime:
@@ -91,9 +92,41 @@ class PromptVersion(db.Model):
         return f"<PromptVersion {self.prompt_id}#{self.number}>"
 
 
+class PromptLabel(db.Model):
+    """A named pointer (``production``, ``staging``, …) at one version of a prompt; ``latest`` is implicit."""
+
+    __tablename__ = "prompt_labels"
+
+    # The key is (prompt, label): one version per label and prompt, and a fetch by label is one index lookup.
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(MAX_LABEL_CHARS), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("prompt_versions.id", ondelete="CASCADE"))
+    moved_at: Mapped[datetime] = mapped_column(default=utcnow)
+    moved_by: Mapped[str] = mapped_column(String(200), default="")
+
+    version: Mapped[PromptVersion] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<PromptLabel {self.prompt_id}:{self.label}>"
+
+
 # The trigram index needs its extension (migration 0003 creates it too; this serves ``create_all``).
 event.listen(
     PromptVersion.__table__,
     "before_create",
     DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
 )
+
+
+class PromptSlugHistory(db.Model):
+    """A slug a prompt had before a rename: its old address redirects (301) to the prompt's current one.
+
+    Kept by prompt id, so a chain of renames redirects straight to the latest slug. A prompt that
+    takes the slug (a new one, or a rename) ends the redirect: the row is deleted then.
+    """
+
+    __tablename__ = "prompt_slug_history"
+
+    old_slug: Mapped[str] = mapped_column(String(MAX_SLUG_CHARS), primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    renamed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -46,6 +46,23 @@ def is_saved(settings: PlaygroundSettings, version: PromptVersion) -> bool:
     )
 
 
+def playground_version(settings: PlaygroundSettings, latest: PromptVersion) -> int | None:
+    """Which version of the prompt a playground's settings are (None: an unsaved draft).
+
+    The latest if they say what it says; else the version restored into them, until the settings
+    form saves over it (versions never change, so a restored version stays true until then).
+    """
+    return latest.number if is_saved(settings, latest) else settings.version
+
+
+def restored_settings(version: PromptVersion, current: PlaygroundSettings) -> PlaygroundSettings:
+    """A playground's settings made ``version``'s ("Restore", "Open in playground"), keeping the variable values typed."""
+    restored = settings_from_version(version)
+    return msgspec.structs.replace(
+        restored, variables={**restored.variables, **current.variables}, version=version.number
+    )
+
+
 def settings_to_send(settings: PlaygroundSettings, latest: PromptVersion | None) -> PlaygroundSettings:
     """The settings a turn is sent with: the system prompt rendered, the version (or draft) and values recorded.
 
@@ -56,8 +73,8 @@ def settings_to_send(settings: PlaygroundSettings, latest: PromptVersion | None)
     used = {name: settings.variables.get(name, "") for name in variable_names(settings.system_prompt)}
     version, draft = None, False
     if latest is not None:
-        saved = is_saved(settings, latest)
-        version, draft = (latest.number if saved else None), not saved
+        version = playground_version(settings, latest)
+        draft = version is None
     return msgspec.structs.replace(settings, system_prompt=rendered, variables=used, version=version, draft=draft)
 
 

@@ -5,8 +5,9 @@ from datetime import datetime
 import msgspec
 from sqlalchemy import select
 
+from ..audit import record_event
 from ..extensions import db
-from .library import PromptInvalid, check_content, check_prompt_fields, check_slug
+from .library import PromptInvalid, check_content, check_prompt_fields, check_slug, take_slug
 from .models import Prompt, PromptVersion, utcnow
 
 FORMAT = "prompt-tracker/prompts"
@@ -111,17 +112,20 @@ def parse_export(data: bytes) -> ExportFile:
     return parsed
 
 
-def import_prompts(data: bytes) -> dict:
+def import_prompts(data: bytes, actor=None) -> dict:
     """Import an export file in one transaction; a version whose content is already there is skipped.
 
-    Returns counts: prompts created, prompts updated, versions added, versions unchanged.
+    Returns counts: prompts created, prompts updated, versions added, versions unchanged. Each prompt
+    the import changes is a ``prompt.imported`` audit event by ``actor`` (what changed in its detail).
     """
     parsed = parse_export(data)
     counts = {"prompts_created": 0, "prompts_updated": 0, "versions_added": 0, "versions_unchanged": 0}
     try:
         for exported in parsed.prompts:
             prompt = db.session.scalar(select(Prompt).where(Prompt.slug == exported.slug))
+            created, updated, added = prompt is None, False, []
             if prompt is None:
+                take_slug(exported.slug)
                 prompt = Prompt(
                     slug=exported.slug,
                     name=exported.name.strip(),
@@ -141,6 +145,7 @@ def import_prompts(data: bytes) -> dict:
                     exported.archived,
                 )
                 counts["prompts_updated"] += 1
+                updated = True
             existing = [version.content() for version in prompt.versions]
             number = max((version.number for version in prompt.versions), default=0)
             for version in sorted(exported.versions, key=lambda v: v.number):
@@ -168,6 +173,9 @@ def import_prompts(data: bytes) -> dict:
                 existing.append(content)
                 prompt.updated_at = utcnow()
                 counts["versions_added"] += 1
+                added.append(number)
+            if created or updated or added:
+                record_event("prompt.imported", actor, prompt, created=created, updated=updated, versions_added=added)
         db.session.commit()
     except Exception:
         db.session.rollback()

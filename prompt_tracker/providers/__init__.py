@@ -12,6 +12,7 @@ from .base import (
     available_providers,
     get_provider,
     register,
+    setup_hint,
 )
 from .echo import EchoProvider
 from .openai_chat import OpenAIChatProvider
@@ -31,4 +32,5 @@ __all__ = [
     "available_providers",
     "get_provider",
     "register",
+    "setup_hint",
 ]

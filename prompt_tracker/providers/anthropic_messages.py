@@ -53,6 +53,10 @@ class AnthropicMessagesProvider(Provider):
     label: str = "Anthropic"
     models: list[str] = field(default_factory=lambda: ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6"])
     params: tuple[str, ...] = ("temperature", "max_tokens", "top_p", "stop", "thinking_budget")
+    # Claude's ids are Anthropic's alone: behind a proxy or gateway (ANTHROPIC_BASE_URL) a Claude model
+    # costs what Anthropic lists. (A local OpenAI-compatible server reuses OpenAI's names: no such rule.)
+    own_price_list: str | None = "anthropic"
+    setup: str = "ANTHROPIC_API_KEY for Anthropic"
 
     def select_params(self, model: str, params: dict) -> dict:
         """Sampling only for models that take it; thinking only where offered, and then no sampling

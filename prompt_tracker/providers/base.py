@@ -66,6 +66,11 @@ class Provider:
     params: tuple[str, ...] = ("temperature", "max_tokens")
     # Costs nothing (offline: nothing is called), so its replies never count against a budget.
     free: bool = False
+    # Whose price list (a genai-prices provider id) prices this provider's own model ids when its base
+    # URL is one the data does not know (a proxy or gateway): None, names alone prove nothing.
+    own_price_list: str | None = None
+    # How to set it up, for the settings panel when it is not: the environment variables it reads.
+    setup: str = ""
 
     def is_configured(self) -> bool:
         """Whether this provider can be used here (its key is set, say)."""
@@ -92,6 +97,10 @@ class Provider:
                 **self.sent_params(request),
             },
         }
+
+    def reported_window(self, model: str) -> int | None:
+        """The context window of ``model`` as the provider's server reports it (never waits for it), if it does."""
+        return None
 
     def price_source(self) -> tuple[str | None, str | None] | None:
         """Where prices are looked up: (provider id, None) or (None, API base URL); None for no price."""
@@ -144,6 +153,16 @@ def get_provider(name: str) -> Provider:
 def all_providers() -> list[Provider]:
     """Every registered provider, configured here or not, in registration order."""
     return list(_registry.values())
+
+
+def setup_hint() -> str:
+    """How to add the providers not configured here: the environment variables each one reads."""
+    missing = [provider.setup for provider in _registry.values() if provider.setup and not provider.is_configured()]
+    return (
+        "To add a provider, set in the environment of the web and worker processes, then restart them: "
+        + "; ".join(missing)
+        + ". A local model's context window: MODEL_CONTEXT_WINDOWS=model=tokens,…"
+    )
 
 
 def available_providers() -> list[Provider]:

@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from .base import ChatRequest, Provider, ProviderError, Usage, shared_client
+from .context_windows import fetch_model_list, reported_window
 from .http_errors import display_url, provider_timeout, short_detail, status_text
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -48,9 +49,20 @@ class OpenAIChatProvider(Provider):
         "frequency_penalty",
     )
 
+    setup: str = (
+        "OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL for an OpenAI-compatible server: "
+        "Ollama (http://localhost:11434/v1), vLLM (http://localhost:8000/v1), llama.cpp (http://localhost:8080/v1), "
+        "LM Studio, OpenRouter (with its key in OPENAI_API_KEY)"
+    )
+
     def is_configured(self) -> bool:
         """True when OPENAI_API_KEY or OPENAI_BASE_URL is set (a local server may need no key)."""
         return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+
+    def reported_window(self, model: str) -> int | None:
+        """The window the server at OPENAI_BASE_URL lists for ``model`` (vLLM, llama.cpp...); OpenAI's own list has none."""
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        return reported_window(base_url, os.environ.get("OPENAI_API_KEY") or "", model) if base_url else None
 
     def price_source(self) -> tuple[str | None, str | None]:
         """OpenAI's prices, or those of the service at OPENAI_BASE_URL (none for a local server)."""
@@ -99,6 +111,8 @@ class OpenAIChatProvider(Provider):
         """
         if not self.is_configured():
             return
+        if os.environ.get("OPENAI_BASE_URL"):  # the windows of a local server's models, for the first replies
+            fetch_model_list(os.environ["OPENAI_BASE_URL"], os.environ.get("OPENAI_API_KEY") or "")
         import openai
         from openai.types.chat import ChatCompletionChunk
 

@@ -5,7 +5,8 @@ import time
 import msgspec
 from flask import current_app
 
-from ..domain.messages import Alternative, AttemptResult, Message, decode_message
+from ..domain.messages import Alternative, AttemptResult, Message, NoSuchAttempt, decode_message, with_attempt
+from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
 from ..limits import budget
@@ -48,14 +49,18 @@ def retry_reply(
         previous = Alternative.of(
             message, content=message.content or partial, status="failed" if message.id in dead else message.status
         )
-        # The new attempt starts with no result: every result field back to its default.
+        # The new attempt starts with no result: every result field back to its default. Its number is
+        # past every kept attempt's (the one held may be an earlier one, chosen with ‹ ›).
         fresh = AttemptResult(status="pending", provider=sent.provider, model=sent.model, params=sent.params())
         return msgspec.structs.replace(
             message,
             **msgspec.structs.asdict(fresh),
-            attempt=message.attempt + 1,
-            alternatives=[*message.alternatives, previous],
+            attempt=message.next_attempt(),
+            alternatives=sorted([*message.alternatives, previous], key=lambda alternative: alternative.attempt),
             created_at=time.time(),
+            request=None,
+            history_dropped=0,
+            diff=None,
             **sent.provenance(),
         )
 
@@ -68,6 +73,41 @@ def retry_reply(
         enqueue_reply(store_id, playground, message, admission, user)
     else:
         release(admission)
+    return message
+
+
+class CannotChoose(Refused):
+    """An attempt of a reply cannot be chosen now: the reply is being written, is gone, or has no such attempt."""
+
+    status = 409
+
+
+def choose_attempt(store_id: str, playground: str, message_id: str, attempt: int) -> Message:
+    """Make attempt ``attempt`` of a finished reply the one it shows, and the one later turns send.
+
+    The attempt it held becomes an alternative; its stored fragment is rendered again (the store does,
+    on every change). Every tab of the session hears of it (``message.changed``). Raises CannotChoose
+    (404 when the reply is gone).
+    """
+
+    def to_chosen(message: Message) -> Message | None:
+        if message.role != "assistant" or not message.alternatives:
+            raise CannotChoose("This message has no other attempts to choose from.")
+        if message.is_open:
+            raise CannotChoose("This reply is still being written; choose an attempt once it has finished.")
+        try:
+            chosen = with_attempt(message, attempt)
+        except NoSuchAttempt:
+            raise CannotChoose(
+                f"This reply has no attempt {attempt} (changed in another tab?); the page shows what it has now."
+            ) from None
+        return None if chosen is message else chosen
+
+    message, changed = services.conversations.change(store_id, playground, message_id, to_chosen)
+    if message is None:
+        raise CannotChoose("That reply is no longer in this conversation.", 404)
+    if changed:
+        publish(store_id, "message.changed", event(playground, message_id, attempt=attempt))
     return message
 
 

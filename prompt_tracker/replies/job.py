@@ -10,7 +10,7 @@ from flask import current_app
 
 from ..limits import budget
 from ..store.tickets import delete_ticket, read_ticket
-from .replay import FINAL_WITH_TEXT, after_reply, record_diff
+from .replay import FINAL_WITH_TEXT, after_reply, record_diff, send_paced_turn
 from .reply import WORKER_DIED, Heartbeat, fail_reply, write_reply
 
 
@@ -33,6 +33,13 @@ def run_reply(message_id: str, attempt: int) -> str:
         if outcome in FINAL_WITH_TEXT:  # after the next turn is queued: it need not wait for the diff
             record_diff(store_id, ticket.playground, message_id)
         return outcome
+
+
+def run_paced_turn(message_id: str) -> str:
+    """Send the replay's turn that waited for the send rate after reply ``message_id`` (a job RQ's
+    scheduler queued when its time came): "sent" (or paced again), "skipped" when stopped or gone."""
+    with current_app._get_current_object().app_context():
+        return "sent" if send_paced_turn(message_id) else "skipped"
 
 
 def work_horse_killed(job, retpid, ret_val, rusage) -> None:

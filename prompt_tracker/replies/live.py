@@ -10,7 +10,9 @@ Events and their payloads (what ``static/live.js`` and the pages' scripts read):
 - ``message.started``   ``{"id"}``                        a worker began writing the reply
 - ``message.delta``     ``{"id", "text"}``                 more text of that reply
 - ``message.done`` / ``message.stopped`` / ``message.failed``  ``{"id", ...}``  the reply ended
+- ``message.changed``   ``{"playground", "id"}``           a message changed in place (an attempt chosen, an edit)
 - ``message.compared``  ``{"playground", "id"}``           a replay's reply has its stored difference
+- ``replay.paced``      ``{"playground", "id", "at"}``     a replay's next turn waits for the send rate until ``at``
 - ``conversation.reset`` ``{"playground"}``                the conversation was deleted
 - ``settings.saved``    ``{"playground", "digest"}``       settings were saved (``settings_digest``)
 

@@ -10,6 +10,13 @@ wrote it queues the next turn (``after_reply``; the ticket's ``replay_until`` sa
 on). A stopped or failed reply, a Reset, or a limit reached halts the replay, and the page says so.
 Only the job that claimed and finished the reply continues, so each turn is one provider call.
 
+Each turn counts one against the send rate (RATE_LIMIT_SENDS) when it is sent: the first in the view,
+the later ones here. A turn the rate's window has no room for is **paced**, not refused: a job is
+scheduled for when the window allows it (RQ's ``enqueue_at``; the workers run RQ's scheduler), the
+last reply's ticket is kept as the pace (``store.tickets.Pace``), and the page says when the next turn
+starts. Nothing waits in a worker meanwhile. Stop or Delete ends a pace; the scheduled job then finds
+nothing to send.
+
 The turns are fixed when the replay starts: their ids travel in each reply's ticket (and the
 session's replay record, for Continue), so messages added to or imported into the original later
 are never replayed. Every turn passes the gate (``gate.admit``) when it is queued.
@@ -18,6 +25,7 @@ are never replayed. Every turn passes the gate (``gate.admit``) when it is queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import msgspec
 from flask import current_app
@@ -28,8 +36,10 @@ from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..domain.text_diff import Piece, compare, pair_digest
 from ..extensions import services
+from ..limits import rate
 from ..store.conversations import ConversationFull
 from ..store.edits import delete_message
+from ..store.tickets import Pace, Ticket, read_pace, take_pace, write_pace
 from .gate import Admission, admit, release
 from .live import publish
 from .send import QueueUnavailable, enqueue_reply, one_submission, placeholder_for
@@ -125,9 +135,12 @@ def send_turn(
     present: set[str] = frozenset(),
     refresh_keys=(),
     stored: Callable[[], None] | None = None,
+    send_rate: str | None = None,
 ) -> Message:
     """Append one turn (and the copies before it not ``present`` yet) with a pending reply; queue the reply.
 
+    ``send_rate``: the RATE_LIMIT_SENDS the replay's later turns are counted against (the one in force
+    where it started, so web and worker pace alike; default: this process's).
     ``admission`` is the gate's for this turn (released if the turn cannot be stored). ``stored()``
     runs once the turn is stored, before its reply is queued (which may fail).
     """
@@ -142,7 +155,10 @@ def send_turn(
     publish(store_id, "message.appended", {"playground": replay, "ids": [asked.id, reply.id]})
     if stored is not None:
         stored()
-    enqueue_reply(store_id, replay, reply, admission, user, replay_until=until, replay_turns=turn_ids)
+    send_rate = send_rate or current_app.config["RATE_LIMIT_SENDS"]
+    enqueue_reply(
+        store_id, replay, reply, admission, user, replay_until=until, replay_turns=turn_ids, send_rate=send_rate
+    )
     return reply
 
 
@@ -164,7 +180,8 @@ def start_replay(
     """
     with one_submission(store_id, client_token):
         replay = replay_playground(playground)
-        if any(message.is_open for message in services.conversations.all(store_id, replay)):
+        replayed = services.conversations.all(store_id, replay)
+        if any(message.is_open for message in replayed) or paced_until(store_id, replayed) is not None:
             raise ReplayRunning("A replay is still running: stop it (or reset it) before starting another.")
         turns = plan(services.conversations.all(store_id, playground))
         if not turns:
@@ -213,10 +230,15 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
     turn = next_turn(turns, replayed)
     if turn is None:
         return
+    wait_until = rate.take(ticket.user, ticket.send_rate)  # this turn's count, if the window has room
+    if wait_until is not None:
+        pace(ticket, message_id, wait_until)
+        return
     present = {message.id for message in replayed}
     try:
         admission = admit_turn(ticket.store_id, ticket.playground, turn, ticket.settings, ticket.user)
     except Refused as problem:
+        rate.give_back(ticket.user, ticket.send_rate)  # refused: it counts nothing
         halt(ticket.store_id, ticket.playground, turn, ticket.settings, str(problem), present)
         return
     try:
@@ -229,9 +251,51 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
             ticket.replay_until,
             ticket.replay_turns,
             present,
+            send_rate=ticket.send_rate,
         )
     except (ConversationFull, QueueUnavailable) as problem:
         current_app.logger.warning("replay halted: %s", problem)  # the reply (if any) shows as failed
+
+
+def pace(ticket: Ticket, message_id: str, at: float) -> None:
+    """The send rate's window is full: send the turn after reply ``message_id`` at ``at`` (a UNIX time)
+    from a job RQ's scheduler queues then, and tell the page when."""
+    config = current_app.config
+    write_pace(message_id, Pace(ticket=ticket, at=at), seconds=int(at - time.time()) + config["JOB_TIMEOUT"] + 3600)
+    services.queue.enqueue_at(
+        datetime.fromtimestamp(at, UTC),
+        "prompt_tracker.replies.job.run_paced_turn",
+        message_id,
+        job_id=f"paced-{message_id}-{int(at * 1000)}",
+        job_timeout=config["JOB_TIMEOUT"],
+        result_ttl=600,
+        failure_ttl=3600,
+    )
+    publish(ticket.store_id, "replay.paced", {"playground": ticket.playground, "id": message_id, "at": at})
+
+
+def send_paced_turn(message_id: str) -> bool:
+    """In the worker, when a pace's time has come: send the turn after reply ``message_id`` (paced again if
+    the window is still full). False when there is nothing to send: stopped, deleted, or sent already."""
+    found = take_pace(message_id)
+    if found is None:
+        return False
+    after_reply(found.ticket, message_id, "done")
+    return True
+
+
+def paced_until(store_id: str, replayed: list[Message]) -> float | None:
+    """When the replay's next turn is due, if it waits for the send rate (a pace after its last reply)."""
+    if not replayed:
+        return None
+    found = read_pace(replayed[-1].id)
+    return found.at if found is not None and found.ticket.store_id == store_id else None
+
+
+def stop_pacing(store_id: str, playground: str) -> bool:
+    """Stop a replay that waits for the send rate: its next turn is not sent. True if one was waiting."""
+    replayed = services.conversations.all(store_id, replay_playground(playground))
+    return paced_until(store_id, replayed) is not None and take_pace(replayed[-1].id) is not None
 
 
 def halt(store_id: str, replay: str, turn: Turn, settings: PlaygroundSettings, reason: str, present: set[str]) -> None:
@@ -264,7 +328,7 @@ def continue_replay(
     """
     replay = replay_playground(playground)
     replayed = services.conversations.all(store_id, replay)
-    if any(message.is_open for message in replayed):
+    if any(message.is_open for message in replayed) or paced_until(store_id, replayed) is not None:
         raise ReplayRunning("A replay is still running: stop it (or reset it) before continuing.")
     turns = replay_turns(services.conversations.all(store_id, playground), until, turn_ids)
     answered = new_replies(replayed)
@@ -290,16 +354,6 @@ def continue_replay(
 def replay_turns(original: list[Message], until: str | None, turn_ids: list[str] | None) -> list[Turn]:
     """The turns of a replay: those fixed when it started (``turn_ids``), else the original's up to ``until``."""
     return fixed(plan(original), turn_ids) if turn_ids is not None else plan(original, until)
-
-
-def remaining_turns(store_id: str, playground: str, until: str | None, turn_ids: list[str] | None = None) -> int:
-    """How many turns a Continue would still send (what it counts against the send rate)."""
-    answered = new_replies(services.conversations.all(store_id, replay_playground(playground)))
-    return sum(
-        1
-        for turn in replay_turns(services.conversations.all(store_id, playground), until, turn_ids)
-        if not is_done(answered.get(turn.user.id))
-    )
 
 
 def is_done(message: Message | None) -> bool:
@@ -378,11 +432,16 @@ FINAL_WITH_TEXT = ("done", "stopped")
 
 
 def replay_view(
-    original: list[Message], replayed: list[Message], until: str | None, turn_ids: list[str] | None = None
+    original: list[Message],
+    replayed: list[Message],
+    until: str | None,
+    turn_ids: list[str] | None = None,
+    paced_at: float | None = None,
 ) -> ReplayView:
     """Pair the original's turns with the replay's replies and their stored differences, say where the replay stands.
 
-    Nothing is diffed here: the worker stored each difference when its reply ended (``record_diff``).
+    ``paced_at``: when the next turn starts, if it waits for the send rate (``paced_until``). Nothing is
+    diffed here: the worker stored each difference when its reply ended (``record_diff``).
     """
     turns = replay_turns(original, until, turn_ids)
     answered = new_replies(replayed)
@@ -404,6 +463,10 @@ def replay_view(
     if open_reply is not None:
         number = next((row.number for row in rows if row.new is open_reply), done + 1)
         return ReplayView("running", f"Replaying turn {number} of {len(rows)}…", rows, open_reply, len(rows))
+    if paced_at is not None and done < len(rows):
+        at = datetime.fromtimestamp(paced_at, UTC).strftime("%H:%M:%S")
+        sentence = f"Paced by the send limit: turn {done + 1} of {len(rows)} starts at {at} UTC."
+        return ReplayView("running", sentence, rows, total=len(rows))
     if rows and done == len(rows):
         return ReplayView(
             "done", f"Replay finished: {len(rows)} turn{'s' if len(rows) != 1 else ''}.", rows, total=len(rows)
@@ -412,7 +475,7 @@ def replay_view(
     if stuck is None:
         return ReplayView("halted", "The original conversation changed since this replay ran.", rows, total=len(rows))
     if stuck.new is None:
-        reason = "the original conversation changed, or a reply was retried"
+        reason = "stopped, or the original conversation changed, or a reply was retried"
         sentence = f"Halted before turn {stuck.number} of {len(rows)} ({reason}). Continue sends it."
     elif stuck.new.status == "stopped":
         sentence = f"Stopped at turn {stuck.number} of {len(rows)}. Continue sends it again."

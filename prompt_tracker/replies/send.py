@@ -125,12 +125,13 @@ def enqueue_reply(
     user: str | None,
     replay_until: str | None = None,
     replay_turns: list[str] | None = None,
+    send_rate: str | None = None,
 ) -> None:
     """Write the reply's ticket and queue its job; if the queue is down, mark the reply failed (with Retry).
 
     Only an ``admission`` of the gate (``gate.admit``) queues a reply: its settings are what is sent,
     its hold goes in the ticket. ``user`` is whose budget the reply counts against; ``replay_until``
-    and ``replay_turns`` mark a replay's reply (see ``Ticket``).
+    and ``replay_turns`` mark a replay's reply, ``send_rate`` the rate its later turns count against (see ``Ticket``).
     """
     config = current_app.config
     queue = services.queue
@@ -141,6 +142,7 @@ def enqueue_reply(
         user=user,
         replay_until=replay_until,
         replay_turns=replay_turns,
+        send_rate=send_rate,
         hold=admission.hold,
     )
     job = dict(

@@ -1,6 +1,6 @@
 """Signing out: a session's sockets closed and its own replies stopped and conversations deleted (a
 signed-in session keeps its work in the user's workspace, which stays); and every session of a user at
-once, when the user is disabled."""
+once, when the user is disabled or their password changes."""
 
 from collections.abc import Iterable
 
@@ -32,16 +32,18 @@ def stop_workspace_replies(workspace_id: str) -> int:
     return len(opened)
 
 
-def sign_out_everywhere(user_id: int) -> int:
-    """End every session of a user (they were disabled): sockets, blobs, the replies being written for
-    them; return how many sessions. Their workspace stays, for when they are enabled again."""
+def sign_out_everywhere(user_id: int, keep: str | None = None) -> int:
+    """End every session of a user (disabled, or a new password) but ``keep`` (a session's own store id):
+    sockets, blobs; return how many. Their workspace stays; its open replies are stopped when no
+    session is kept (the user was disabled), not when one goes on (a new password)."""
     interface = current_app.session_interface
-    stores = take_user_sessions(user_id)
+    stores = take_user_sessions(user_id, keep)
     for store_id in stores:
         playgrounds = list((interface.stored_data(store_id) or {}).get("conversations", {}))
         stop_session(store_id, playgrounds)
         interface.delete_stored(store_id, playgrounds)
-    stop_workspace_replies(interface.workspace_id(user_id))
+    if keep is None:
+        stop_workspace_replies(interface.workspace_id(user_id))
     if stores:
         current_app.logger.info("user %s signed out of %d sessions", user_id, len(stores))
     return len(stores)

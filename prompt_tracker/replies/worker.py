@@ -34,6 +34,7 @@ from redis.retry import Retry
 from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from ..extensions import services
@@ -110,6 +111,44 @@ class ResidentWorker(SimpleWorker):
         raise SystemExit()
 
 
+SCHEDULER_TURN_KEY = "prompt_tracker:scheduler-turn"  # DB 0: which worker moves due jobs this second
+
+
+class ThreadScheduler(RQScheduler):
+    """RQ's scheduler (jobs queued for later: a paced replay's next turn) on the worker's own client.
+
+    RQ runs its scheduler as a process the worker forks, holding a lock that outlives a killed worker
+    by a minute; here each worker process runs it from a thread (``keep_scheduling``), so it dies with
+    the process and a supervisor still watches one child. Each second one worker moves the due jobs.
+    """
+
+    def __init__(self, queues, connection, **kwargs):
+        super().__init__(queues, connection, **kwargs)
+        self._client = connection
+        self.prepare_registries(self._queue_names)
+
+    @property
+    def connection(self):
+        return self._client  # the worker's client (Sentinel included), not a copy built from its URL
+
+
+def keep_scheduling(queue: Queue, name: str, interval: float = 1.0) -> threading.Thread:
+    """Start a daemon thread that, each ``interval``, queues the due scheduled jobs of ``queue`` (one worker a turn)."""
+    scheduler = ThreadScheduler([queue], queue.connection, serializer=queue.serializer, name=name)
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            with contextlib.suppress(RedisError):
+                # A turn of 0.9 s: two workers never move the same jobs at once, and a killed one's turn ends at once.
+                if queue.connection.set(SCHEDULER_TURN_KEY, name, nx=True, px=int(interval * 900)):
+                    scheduler.enqueue_scheduled_jobs()
+
+    thread = threading.Thread(target=loop, name="rq-scheduler", daemon=True)
+    thread.start()
+    return thread
+
+
 def patient_retry():
     """Retry a command for about a minute while Redis restarts or fails over, with backoff up to 2 s."""
     return Retry(ExponentialBackoff(cap=2.0, base=0.05), 40, supported_errors=(ConnectionError, TimeoutError))
@@ -172,9 +211,9 @@ def _run_child(parent: int, queue: Queue, name: str, worker_ttl: int, burst: boo
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _die_with(parent)
-        ResidentWorker([queue], connection=queue.connection, name=name, worker_ttl=worker_ttl).work(
-            burst=burst, with_scheduler=False
-        )
+        worker = ResidentWorker([queue], connection=queue.connection, name=name, worker_ttl=worker_ttl)
+        keep_scheduling(worker.queues[0], name)
+        worker.work(burst=burst, with_scheduler=False)
         code = 0
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 0

@@ -14,6 +14,7 @@
   let sending = false;
   let savingSettings = false;
 
+  document.documentElement.classList.add("can-confirm");  // Delete asks with a second click, not a check box
   const csrfToken = () => composer.querySelector('input[name="csrf_token"]').value;
   const item = (id) => document.getElementById("m-" + id);
   const messageItems = () => [...list.querySelectorAll(".message")];
@@ -46,7 +47,11 @@
     for (const element of elementsOf(html)) {
       const current = item(element.dataset.id);
       if (current && fresh && !OPEN.includes(current.dataset.status)) continue;
-      if (current) current.replaceWith(element);
+      if (current) {
+        const focused = current.contains(document.activeElement) && document.activeElement;
+        current.replaceWith(element);
+        if (focused) keepFocus(focused, element);
+      }
       else {
         list.querySelector(".empty")?.remove();
         list.append(element);
@@ -54,6 +59,13 @@
       }
     }
     return added;
+  }
+
+  // A message swapped for its new HTML keeps the keyboard's place: the same control in the new copy.
+  function keepFocus(focused, element) {
+    const selector = [...focused.classList].map((name) => "." + CSS.escape(name)).join("");
+    const control = selector && element.querySelector(`${focused.tagName}${selector}`);
+    if (control && !control.disabled) control.focus();
   }
 
   const refreshing = new Map();  // id → whether another fetch is due when the current one ends
@@ -248,6 +260,84 @@
     }
   });
 
+  // ‹ 2/3 ›: show another attempt of a reply in place; focus stays on the arrow pressed (or the other one at an end).
+  list.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!form.matches(".choose-form")) return;
+    event.preventDefault();
+    const id = form.closest(".message").dataset.id;
+    const pressed = event.submitter?.classList.contains("choose-previous") ? "choose-previous" : "choose-next";
+    const body = new FormData(form, event.submitter);
+    form.querySelectorAll("button").forEach((button) => { button.disabled = true; });
+    try {
+      const response = await post(form.action, body);
+      if (!response.ok) {
+        showError(await errorText(response));
+        return refreshMessage(id);
+      }
+      showError("");
+      upsert((await response.json()).html);
+      const arrows = item(id)?.querySelector(".choose-form");
+      const focus = arrows?.querySelector(`.${pressed}:not([disabled])`) || arrows?.querySelector("button:not([disabled])");
+      focus?.focus();
+    } catch {
+      showError("Could not reach the server.");
+      refreshMessage(id);
+    }
+  });
+
+  // Delete asks once: the first click says what goes ("Delete this and the reply after it?"), the second
+  // deletes. (Without JS the form's "confirm" box must be ticked.) A click anywhere else takes it back.
+  function disarmDeletes(except = null) {
+    list.querySelectorAll(".delete-form[data-armed]").forEach((form) => {
+      if (form === except) return;
+      delete form.dataset.armed;
+      const button = form.querySelector('button[type="submit"]');
+      button.textContent = "Delete";
+      button.classList.remove("delete-armed");
+    });
+  }
+
+  list.addEventListener("click", async (event) => {
+    const button = event.target.closest('.delete-form button[type="submit"]');
+    disarmDeletes(button?.form);
+    if (!button) return;
+    event.preventDefault();
+    const form = button.form;
+    const element = form.closest(".message");
+    if (!form.dataset.armed) {
+      form.dataset.armed = "1";
+      const reply = element.classList.contains("message-user") && element.nextElementSibling?.matches(".message-assistant");
+      button.textContent = reply ? "Delete this and the reply after it?" : "Delete this message?";
+      button.classList.add("delete-armed");
+      return;
+    }
+    if (form.dataset.posting) return;  // a double click deletes once
+    form.dataset.posting = "1";
+    const body = new FormData(form);
+    body.set("confirm", "yes");
+    try {
+      const response = await post(form.action, body);
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        showError(answer.error || `The server answered ${response.status}.`);
+        disarmDeletes();
+        return catchUp();
+      }
+      showError("");
+      (answer.deleted || []).forEach((id) => item(id)?.remove());
+      showCount(answer.total);
+      catchUp();
+    } catch {
+      showError("Could not reach the server.");
+    } finally {
+      delete form.dataset.posting;
+    }
+  });
+  document.addEventListener("click", (event) => {
+    if (!list.contains(event.target)) disarmDeletes();
+  });
+
   // Edit and resend, in place (without JS, Edit opens the page with the form and a checkbox confirms):
   // Edit swaps the message for its form, Cancel puts the message back, and the first Resend says what
   // goes; the second sends. The tab then shows the conversation as it now is.
@@ -306,6 +396,8 @@
       const response = await post(form.action, body);
       if (response.ok) {
         beforeEdit.delete(form.closest(".message").dataset.id);
+        const data = await response.clone().json().catch(() => ({}));
+        if (data.in_place) return void upsert(data.html);  // a system or assistant message: changed where it is
         if (list.hasAttribute("data-earlier")) return void (location.href = list.dataset.latestUrl);
         await catchUp();  // every message from the edited one on is new: the latest window replaces the list
         scrollToEnd();
@@ -343,7 +435,19 @@
       const ids = payload.ids || [payload.user_message_id, payload.message_id].filter(Boolean);
       if (ours(payload) && !(ids.length && ids.every(item))) catchUp();
     },
-    "conversation.reset": (payload) => ours(payload) && catchUp(),
+    "conversation.reset": (payload) => {
+      if (!ours(payload)) return;
+      (payload.deleted || []).forEach((id) => item(id)?.remove());  // a delete: its messages go here too
+      catchUp();
+    },
+    // An attempt chosen or a message edited in place in another tab (not one this tab shows already, nor
+    // a message it is editing).
+    "message.changed": (payload) => {
+      const element = ours(payload) && item(payload.id);
+      if (!element || element.querySelector(".edit-form")) return;
+      if (payload.attempt !== undefined && element.dataset.attempt === String(payload.attempt)) return;
+      refreshMessage(payload.id);
+    },
     "settings.saved": (payload) => ours(payload) && noticeSettings(payload.digest),
   };
 

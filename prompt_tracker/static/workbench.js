@@ -51,12 +51,13 @@
   // Stop, Retry and the replay's own buttons, in place.
   box.addEventListener("submit", async (event) => {
     const form = event.target;
-    if (!form.matches(".stop-form, .retry-form, .workbench-action")) return;
+    if (!form.matches(".stop-form, .retry-form, .choose-form, .workbench-action")) return;
     event.preventDefault();
     const button = form.querySelector("button");
+    const body = new FormData(form, event.submitter);  // ‹ and › carry the attempt they show
     if (button) button.disabled = true;
     try {
-      const response = await post(form.action, new FormData(form));
+      const response = await post(form.action, body);
       showError(response.ok ? "" : await errorText(response));
     } catch {
       showError("Could not reach the server.");
@@ -118,6 +119,8 @@
     "conversation.reset": (payload) => ours(payload) && refresh(),
     // A replay's reply was compared with the original's (by the worker, after its end): show the difference.
     "message.compared": (payload) => ours(payload) && refresh(),
+    // A replay's next turn waits for the send rate: the state line says when it starts.
+    "replay.paced": (payload) => ours(payload) && refresh(),
   };
 
   window.PromptTrackerLive.connect({

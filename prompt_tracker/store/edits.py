@@ -101,6 +101,20 @@ def delete_message(
     raise RuntimeError(f"message {message_id} kept moving; gave up after {attempts} attempts")
 
 
+def removed_with(conversations: ConversationStore, store_id: str, playground: str, message_id: str) -> list[Message]:
+    """What deleting ``message_id`` would remove now: the message, and after a user message its reply (if
+    an assistant message follows it); [] if it is not there. What the page says before a delete."""
+    found = conversations.find(store_id, playground, message_id)
+    if found is None:
+        return []
+    index, _raw, message = found
+    if message.role != "user":
+        return [message]
+    following = conversations.redis.lindex(conversations.key(store_id, playground), index + 1)
+    reply = decode_message(following) if following is not None else None
+    return [message, reply] if reply is not None and reply.role == "assistant" else [message]
+
+
 class NotAUserMessage(Refused, ValueError):
     """Only the user's own messages can be edited and resent."""
 

@@ -7,7 +7,7 @@ a worker's log line; the worker reads the rest here.
 import msgspec
 
 from ..domain.holds import Hold
-from ..domain.keys import ticket_key
+from ..domain.keys import paced_key, ticket_key
 from ..domain.settings import PlaygroundSettings
 from .services import services
 
@@ -25,6 +25,8 @@ class Ticket(msgspec.Struct, kw_only=True):
     replay_until: str | None = None
     # The replay's turns (the user turns' ids in the original), fixed when it started: nothing else is replayed.
     replay_turns: list[str] | None = None
+    # A replay's RATE_LIMIT_SENDS where it started: its later turns, sent by the worker, count against it.
+    send_rate: str | None = None
     # What the reply holds of its user's budget and open replies (``replies.gate``), settled when it ends.
     hold: Hold | None = None
     # The store id the session had before a login gave it a new one: its keys may not have moved yet.
@@ -45,6 +47,30 @@ def read_ticket(message_id: str) -> Ticket | None:
 def delete_ticket(message_id: str) -> None:
     """Forget the ticket (the reply is final)."""
     services.jobs_redis.delete(ticket_key(message_id))
+
+
+class Pace(msgspec.Struct, kw_only=True):
+    """A replay waiting for the send rate: the ticket of its last reply, and when its next turn may go (UNIX time)."""
+
+    ticket: Ticket
+    at: float
+
+
+def write_pace(message_id: str, pace: Pace, seconds: int) -> None:
+    """Record that the turn after reply ``message_id`` waits until ``pace.at`` (for ``seconds``)."""
+    services.jobs_redis.set(paced_key(message_id), msgspec.json.encode(pace), ex=max(1, seconds))
+
+
+def read_pace(message_id: str) -> Pace | None:
+    """The pace after reply ``message_id``, if its next turn is waiting."""
+    raw = services.jobs_redis.get(paced_key(message_id))
+    return None if raw is None else msgspec.json.decode(raw, type=Pace)
+
+
+def take_pace(message_id: str) -> Pace | None:
+    """Claim the pace after reply ``message_id`` (once: the one that gets it sends the turn); None if gone."""
+    raw = services.jobs_redis.getdel(paced_key(message_id))
+    return None if raw is None else msgspec.json.decode(raw, type=Pace)
 
 
 def move_open_replies(old_store_id: str, new_store_id: str) -> int:

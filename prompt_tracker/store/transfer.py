@@ -1,9 +1,12 @@
 """A conversation as a file: export to JSON (complete) or Markdown, import JSON back (validated first).
 
 The JSON holds every message record as stored (roles, content, alternatives, parameters, usage,
-costs, the recorded requests) and the playground's settings. An import is checked whole before
-anything is written: a file that is not an export, is malformed or too large is refused with a
-sentence, and nothing of it is stored.
+costs, the recorded requests) and the playground's settings. A reply with several attempts holds the
+chosen one (‹ 2/3 ›: what later turns send) in its own fields, names it in ``chosen_attempt``, and
+keeps the others in ``alternatives``; an import shows the attempt the file names as chosen.
+
+An import is checked whole before anything is written: a file that is not an export, is malformed or
+too large is refused with a sentence, and nothing of it is stored.
 
 An import obeys the caps of a send: at most ``MAX_CONVERSATION_MESSAGES`` messages, each (and each
 earlier attempt) at most ``MAX_MESSAGE_CHARS`` characters, in a file of at most ``MAX_IMPORT_BYTES``.
@@ -25,7 +28,7 @@ from typing import Literal
 
 import msgspec
 
-from ..domain.messages import ROLES, STATUSES, Message, new_message_id
+from ..domain.messages import ROLES, STATUSES, Alternative, Message, new_message_id, with_attempt
 from ..domain.recorded_request import RecordedRequest
 from ..domain.refusals import Refused
 from ..domain.rendering import RENDER_TIME_LIMIT, plain_html, render_reply
@@ -33,6 +36,12 @@ from ..domain.settings import PlaygroundSettings
 
 FORMAT = "prompt-tracker/conversation"
 VERSION = 1
+
+
+class ExportedMessage(Message, kw_only=True, omit_defaults=True):
+    """A message as the file holds it: a reply with other attempts names the chosen one (its own fields)."""
+
+    chosen_attempt: int | None = None
 
 
 class ConversationExport(msgspec.Struct, kw_only=True):
@@ -43,13 +52,20 @@ class ConversationExport(msgspec.Struct, kw_only=True):
     exported_at: str = ""
     playground: str = ""
     settings: dict | None = None
-    messages: list[Message]
+    messages: list[ExportedMessage]
 
 
-class ImportedMessage(Message, kw_only=True, omit_defaults=True):
+class ImportedAlternative(Alternative, kw_only=True, omit_defaults=True):
+    """Another attempt as a file holds it: its recorded request is checked as a message's is."""
+
+    request: RecordedRequest | None = None
+
+
+class ImportedMessage(ExportedMessage, kw_only=True, omit_defaults=True):
     """A message as a file holds it: its recorded request must have the shape the app writes."""
 
     request: RecordedRequest | None = None
+    alternatives: list[ImportedAlternative] = []
 
 
 class ConversationImport(ConversationExport, kw_only=True):
@@ -62,7 +78,7 @@ class ConversationImport(ConversationExport, kw_only=True):
 IMPORT_RENDER_SECONDS = 2.0
 
 # Where a validation error points into a message's recorded request ("- at `$.messages[3].request…`").
-IN_A_REQUEST = re.compile(r"`\$\.messages\[(\d+)\]\.request")
+IN_A_REQUEST = re.compile(r"`\$\.messages\[(\d+)\](?:\.alternatives\[\d+\])?\.request")
 
 
 class ImportRefused(Refused, ValueError):
@@ -79,9 +95,16 @@ def export_json(playground: str, settings: PlaygroundSettings, messages: list[Me
         settings=msgspec.to_builtins(settings),
         # A record's page HTML is ours to render (an import renders it again): not in the file.
         # Nor a replay's stored diff: the worker computes it, and an import never takes it from a file.
-        messages=[msgspec.structs.replace(message, fragment=None, diff=None) for message in messages],
+        messages=[_exported(message) for message in messages],
     )
     return msgspec.json.format(msgspec.json.encode(export), indent=2)
+
+
+def _exported(message: Message) -> ExportedMessage:
+    """A record as the file holds it: no page HTML, no stored diff (of any attempt), the chosen attempt named."""
+    alternatives = [msgspec.structs.replace(alternative, diff=None) for alternative in message.alternatives]
+    fields = msgspec.structs.asdict(message) | {"fragment": None, "diff": None, "alternatives": alternatives}
+    return ExportedMessage(**fields, chosen_attempt=message.attempt if alternatives else None)
 
 
 def export_markdown(playground: str, settings: PlaygroundSettings, messages: list[Message]) -> str:
@@ -100,10 +123,15 @@ def export_markdown(playground: str, settings: PlaygroundSettings, messages: lis
             heading += f" · {message.provider} / {message.model}"
         lines += [f"## {heading}", "", message.content or f"_({message.status}, no text)_", ""]
         details = _details(message)
+        if message.alternatives:
+            attempts = message.attempts()
+            chosen = f"attempt {attempts.index(message.attempt) + 1} of {len(attempts)}, chosen"
+            details = f"{details} · {chosen}" if details else chosen
         if details:
             lines += [f"*{details}*", ""]
         for alternative in message.alternatives:
-            lines += [f"### Earlier attempt {alternative.attempt}", "", alternative.content or "_(no text)_", ""]
+            when = "Earlier" if alternative.attempt < message.attempt else "Later"
+            lines += [f"### {when} attempt {alternative.attempt}", "", alternative.content or "_(no text)_", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -159,6 +187,11 @@ def parse_import(data: bytes, max_messages: int, max_message_chars: int = 0) -> 
         _check_length(index, "", message.content, max_message_chars)
         for alternative in message.alternatives:
             _check_length(index, "an earlier attempt of ", alternative.content, max_message_chars)
+        if message.chosen_attempt is not None and message.chosen_attempt not in message.attempts():
+            raise ImportRefused(
+                f"Message {index + 1} names attempt {message.chosen_attempt} as chosen, and has no such attempt. "
+                "Nothing was imported."
+            )
     deadline = time.monotonic() + IMPORT_RENDER_SECONDS
     return [_imported(message, deadline) for message in export.messages]
 
@@ -177,11 +210,21 @@ def _imported(message: ImportedMessage, deadline: float) -> Message:
     from the file: the page shows stored HTML as is), the checked request as plain data."""
     status = "stopped" if message.status in ("pending", "streaming") else message.status
     alternatives = [
-        msgspec.structs.replace(alternative, html=_html(message.role, alternative.content, deadline))
+        Alternative(
+            **msgspec.structs.asdict(alternative)
+            | {
+                "fragment": None,
+                "diff": None,
+                "html": _html(message.role, alternative.content, deadline),
+                "request": None if alternative.request is None else msgspec.to_builtins(alternative.request),
+            }
+        )
         for alternative in message.alternatives
     ]
-    return Message(
-        **msgspec.structs.asdict(message)
+    fields = msgspec.structs.asdict(message)
+    chosen = fields.pop("chosen_attempt")
+    imported = Message(
+        **fields
         | {
             "fragment": None,  # rendered when stored, never taken from the file
             "diff": None,  # computed by the worker for a replay's reply, never taken from the file
@@ -193,6 +236,7 @@ def _imported(message: ImportedMessage, deadline: float) -> Message:
             "request": None if message.request is None else msgspec.to_builtins(message.request),
         }
     )
+    return with_attempt(imported, chosen) if chosen is not None else imported  # (parse_import checked it)
 
 
 def _html(role: str, content: str, deadline: float) -> str | None:

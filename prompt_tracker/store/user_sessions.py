@@ -33,13 +33,16 @@ def user_sessions(user_id: int) -> list[str]:
     return sorted(_text(member) for member in services.jobs_redis.smembers(user_sessions_key(user_id)))
 
 
-def take_user_sessions(user_id: int) -> list[str]:
-    """The store ids of the user's sessions, emptying the set (they are about to be ended)."""
+def take_user_sessions(user_id: int, keep: str | None = None) -> list[str]:
+    """The store ids of the user's sessions but ``keep``, emptying the set of them (they are about to be ended)."""
+    key = user_sessions_key(user_id)
     with services.jobs_redis.pipeline() as pipe:  # MULTI: a sign-in meanwhile lands before or after, whole
-        pipe.smembers(user_sessions_key(user_id))
-        pipe.delete(user_sessions_key(user_id))
-        members, _ = pipe.execute()
-    return sorted(_text(member) for member in members)
+        pipe.smembers(key)
+        pipe.delete(key)
+        if keep:
+            pipe.sadd(key, keep)
+        members = pipe.execute()[0]
+    return sorted(member for member in (_text(m) for m in members) if member != keep)
 
 
 def _text(value) -> str:

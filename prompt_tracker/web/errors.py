@@ -64,6 +64,7 @@ def answer_refusal(refusal: Refused, page: RefusalPage | None = None):
 
     ``page`` defaults to the one the view declared; a view without one answers with the error page.
     """
+    g.refusal = refusal  # what was refused counts nothing against the send rate (``rate_limits``)
     if wants_json():
         return jsonify(refusal.json()), refusal.status
     page = page or g.get("refusal_page")

@@ -19,7 +19,7 @@ from flask_login import current_user, logout_user
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ..auth.accounts import find_user, proxy_user, user_disabled
+from ..auth.accounts import find_user, password_changed, proxy_user, user_disabled
 from ..auth.models import User
 from ..extensions import db, login
 from ..prompts.db_errors import is_outage
@@ -80,7 +80,9 @@ def init_app(app) -> None:
         login.init_app(app)
         login.login_view = "auth.login"
     app.before_request(identify)
+    app.add_template_global(current_user_is_admin)
     user_disabled.connect(end_sessions_of_disabled_user, app)
+    password_changed.connect(end_other_sessions_after_new_password, app)
 
 
 def init_proxies(app) -> None:
@@ -92,6 +94,11 @@ def init_proxies(app) -> None:
 def end_sessions_of_disabled_user(app, user: User, **extra) -> int:
     """Receiver of ``user_disabled``: end every session of the user; return how many."""
     return sign_out_everywhere(user.id)
+
+
+def end_other_sessions_after_new_password(app, user: User, keep: str | None = None, **extra) -> int:
+    """Receiver of ``password_changed``: end every session of the user but ``keep``; return how many."""
+    return sign_out_everywhere(user.id, keep=keep)
 
 
 def remember_signed_in(user: User, replaces: str | None = None) -> None:
@@ -118,6 +125,19 @@ def use_workspace(user: User) -> None:
 def current_user_name() -> str | None:
     """The name of whoever is asking (``local`` without sign-in), or None for an anonymous request."""
     return g.get("user_name")
+
+
+def current_actor():
+    """Who acts in this request, for the audit log: the signed-in user, else the name (``local``)."""
+    return g.get("user") or g.get("user_name")
+
+
+def current_user_is_admin() -> bool:
+    """Whether whoever asks is an admin: the signed-in user's flag; everyone is the local admin in AUTH_MODE=none."""
+    if current_app.config["AUTH_MODE"] == "none":
+        return True
+    user = g.get("user")
+    return bool(user is not None and user.is_admin and not user.disabled)
 
 
 def identify():

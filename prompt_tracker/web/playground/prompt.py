@@ -4,10 +4,12 @@ The playground blueprint is registered twice: at /playground (the standalone pla
 /prompts/<slug>/playground. Its views use ``g.playground``, set here from the URL.
 """
 
-from flask import abort, g
+from urllib.parse import quote
+
+from flask import abort, g, redirect, request
 
 from ...domain.settings import STANDALONE, PlaygroundSettings, load_settings
-from ...prompts.library import prompt_with_latest
+from ...prompts.library import prompt_with_latest, renamed_prompt
 from ...prompts.settings import playground_name, settings_from_version, settings_to_send
 from ...replies import live
 
@@ -32,9 +34,26 @@ def load_prompt() -> None:
         return  # the standalone playground: no database query at all
     found = prompt_with_latest(slug)
     if found is None:
-        abort(404, f"There is no prompt with the slug {slug!r}.")
+        moved_or_404(slug)
     g.prompt, g.latest_version = found
     g.playground = playground_name(g.prompt.id)
+
+
+def moved_or_404(slug: str):
+    """No prompt has ``slug``: redirect to the same address under the new slug if a prompt was renamed from it, else 404.
+
+    The rest of the path and the query are kept. 301 for a page (GET, HEAD); 308 for a form or a
+    script's POST, which keeps the method and body (a 301 would turn it into a GET of a form's action).
+    """
+    moved = renamed_prompt(slug)
+    if moved is None:
+        abort(404, f"There is no prompt with the slug {slug!r}.")
+    old_prefix = f"/prompts/{slug}"
+    rest = request.path[len(old_prefix) :] if request.path.startswith(old_prefix) else ""
+    target = f"{request.script_root}/prompts/{moved.slug}{quote(rest)}"
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    abort(redirect(target, 301 if request.method in ("GET", "HEAD") else 308))
 
 
 def add_slug(endpoint, values) -> None:

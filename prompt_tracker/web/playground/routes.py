@@ -23,6 +23,7 @@ from flask_wtf.csrf import generate_csrf
 
 from ...domain.messages import ROLES, Message, new_message_id
 from ...domain.recorded_request import HISTORY_CHANGED, curl_command, request_json, sent_request
+from ...domain.refusals import Refused
 from ...domain.rendering import render_reply
 from ...domain.settings import (
     MAX_MODEL_CHARS,
@@ -33,8 +34,9 @@ from ...domain.settings import (
 )
 from ...extensions import limiter, services
 from ...limits import TooManySends, limit_sentence
+from ...limits.rate import SENDS
 from ...prompts.settings import variables_panel
-from ...providers import available_providers
+from ...providers import available_providers, setup_hint
 from ...replies import (
     InvalidMessage,
     compare,
@@ -48,13 +50,13 @@ from ...replies import (
     validate_content,
 )
 from ...replies.context import MayNotFit, check_fits
-from ...replies.edit import edit_and_resend
-from ...store.edits import delete_message, replace_conversation
+from ...replies.control import CannotChoose, choose_attempt
+from ...replies.edit import edit_and_resend, edit_in_place
+from ...store.edits import delete_message, removed_with, replace_conversation
 from ...store.transfer import export_json, export_markdown, parse_import
 from ..errors import answer_refusal, refusals_shown_by, wants_json
-from ..identity import current_user_name
 from ..off_loop import off_the_event_loop
-from ..rate_limits import user_key
+from ..rate_limits import charged, limit_owner, not_queued, user_key
 from . import bp
 from .forms import MessageForm, SettingsForm, param_range, providers_with_param
 from .fragments import messages_html, settings_panel
@@ -71,6 +73,7 @@ bp.url_value_preprocessor(open_playground)
 bp.url_defaults(add_slug)
 bp.add_app_template_global(providers_with_param)
 bp.add_app_template_global(param_range)
+bp.add_app_template_global(setup_hint, "provider_setup_hint")
 
 
 def back_to_page(anchor: str | None = None):
@@ -174,19 +177,31 @@ def too_many_sends(limit):
 def replies_per_send() -> int:
     """Replies a request of the send rate queues (its cost against RATE_LIMIT_SENDS): a send queues two while Compare is on."""
     if (request.endpoint or "").endswith(".send") and compare.compare_choice(session, g.playground) is not None:
-        return 2
-    return 1
+        return charged(2)
+    return charged(1)
+
+
+def edits_in_place() -> bool:
+    """An edit of a system or assistant message calls no model: it does not count against the send rate."""
+    message_id = (request.view_args or {}).get("message_id")
+    if not (request.endpoint or "").endswith(".edit") or not message_id:
+        return False
+    if "edits_in_place" not in g:  # asked by the rate limit, then by the view
+        message = services.conversations.get(session.store_id, g.playground, message_id)
+        g.edits_in_place = message is not None and message.role != "user"
+    return g.edits_in_place
 
 
 # One rate for everything that calls a model (send, retry), per user: they share a budget too.
 # A send counts twice while Compare is on (two replies); Compare and Replay share the rate too.
 send_rate = limiter.shared_limit(
     sends_limit,
-    scope="sends",
+    scope=SENDS,
     key_func=user_key,
     methods=["POST"],
     cost=replies_per_send,
     on_breach=too_many_sends,
+    exempt_when=edits_in_place,
 )
 
 
@@ -215,27 +230,29 @@ def send():
         check_fits(services.conversations, session.store_id, g.playground, settings, form.content.data or "")
     # Compare on: the second model is checked before anything is stored
     second = compare.prepare(
-        session, g.playground, current_settings(session), g.prompt, g.latest_version, current_user_name()
+        session, g.playground, current_settings(session), g.prompt, g.latest_version, limit_owner()
     )
     sent, placeholder = send_message(
         session.store_id,
         g.playground,
         form.content.data,
         settings,
-        current_user_name(),
+        limit_owner(),
         refresh_keys=current_app.session_interface.keys_of(session),
         client_token=request.form.get("client_token"),
         announce=announce_appended,
     )
     if second is not None:
-        compare.mirror(
+        mirrored = compare.mirror(
             session.store_id,
             g.playground,
             sent,
             second,
-            current_user_name(),
+            limit_owner(),
             current_app.session_interface.keys_of(session),
         )
+        if mirrored is None or not mirrored.is_open:
+            not_queued()  # the second reply was refused (it says why): it counts nothing
     if wants_json():
         reply = services.conversations.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
@@ -332,13 +349,27 @@ def stop(message_id):
 @send_rate
 def retry(message_id):
     settings = settings_to_send_now(session)
-    message = retry_reply(session.store_id, g.playground, message_id, settings, current_user_name())
+    message = retry_reply(session.store_id, g.playground, message_id, settings, limit_owner())
     if message is None:
+        not_queued()
         flash("That reply is no longer in this conversation.", "error")
     if wants_json():
         if message is None:
             return jsonify(error="not found"), 404
         return jsonify(id=message_id, html=render_messages(message)), 202
+    return back_to_page(f"m-{message_id}")
+
+
+@bp.post("/messages/<message_id>/choose")
+@refusals_shown_by(flash_back)
+def choose(message_id):
+    """Show attempt ``attempt`` of a reply (‹ 2/3 ›): the one later turns send and an export marks as chosen."""
+    attempt = request.form.get("attempt", type=int)
+    if attempt is None:
+        raise CannotChoose("Choose an attempt of this reply.", 400)
+    message = choose_attempt(session.store_id, g.playground, message_id, attempt)
+    if wants_json():
+        return jsonify(id=message_id, attempt=message.attempt, html=render_messages(message))
     return back_to_page(f"m-{message_id}")
 
 
@@ -476,18 +507,37 @@ def add_message():
     return back_to_page(f"m-{message.id}")
 
 
+def what_goes(removed) -> str:
+    """What a delete removes, as the page says it."""
+    return "this message and the reply after it" if len(removed) > 1 else "this message"
+
+
 @bp.post("/messages/<message_id>/delete")
+@refusals_shown_by(flash_back)
 def delete(message_id):
-    """Delete a message (a user message goes with its reply)."""
-    if not delete_message(services.conversations, session.store_id, g.playground, message_id):
+    """Delete a message (a user message goes with its reply), once confirmed (``confirm=yes``)."""
+    removed = removed_with(services.conversations, session.store_id, g.playground, message_id)
+    if removed and request.form.get("confirm") != "yes":
+        # The page's script asks with a second click; a form without script with its check box.
+        raise Refused(f"Deleting removes {what_goes(removed)}: tick “confirm” beside Delete to go ahead.", 409)
+    deleted = removed and delete_message(services.conversations, session.store_id, g.playground, message_id)
+    if not deleted:
+        if wants_json():
+            return jsonify(error="That message is no longer in this conversation."), 404
         flash("That message is no longer in this conversation.", "error")
-    live.publish(session.store_id, "conversation.reset", {"playground": g.playground})
+    ids = [message.id for message in removed]
+    live.publish(session.store_id, "conversation.reset", {"playground": g.playground, "deleted": ids})
+    if wants_json():
+        return jsonify(deleted=ids, total=services.conversations.count(session.store_id, g.playground))
     return back_to_page()
 
 
 @dataclass
 class EditState:
-    """A user message shown as its edit form: the text in the box, what resending removes, a refusal."""
+    """A message shown as its edit form: the text in the box, what resending removes, a refusal.
+
+    Only a user message is resent (``removes``: the messages after it); others change in place.
+    """
 
     id: str
     content: str
@@ -499,14 +549,14 @@ class EditState:
 
 
 def edit_state(message_id: str, content: str | None = None, error: str | None = None):
-    """The edit form of a user message and the absolute index of the message; None if it is gone."""
+    """The edit form of a message and the absolute index of the message; None if it is gone or being written."""
     found = services.conversations.find(session.store_id, g.playground, message_id)
     if found is None:
         return None
     index, _, message = found
-    if message.role != "user":
+    if message.is_open:
         return None
-    removes = services.conversations.count(session.store_id, g.playground) - index - 1
+    removes = services.conversations.count(session.store_id, g.playground) - index - 1 if message.role == "user" else 0
     before = request.args.get("before", type=int)
     cancel = url_for(".index", before=before, _anchor=f"m-{message_id}")
     text = message.content if content is None else content.replace("\r\n", "\n")
@@ -519,7 +569,7 @@ def edit_form(message_id):
     state = edit_state(message_id)
     if state is None:
         abort(
-            404, "That message is not one of your messages in this conversation (it may have been edited or deleted)."
+            404, "That message is not in this conversation (it may have been edited or deleted), or is being written."
         )
     editing, _ = state
     if wants_json():
@@ -550,7 +600,19 @@ def edit_page(refusal):
 @refusals_shown_by(edit_page)
 @send_rate
 def edit(message_id):
-    """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again."""
+    """Replace a user message's text, remove the turns after it (once confirmed) and write the reply again;
+    or change a system or assistant message's text in place (no model is called)."""
+    if edits_in_place():
+        message = edit_in_place(
+            session.store_id,
+            g.playground,
+            message_id,
+            request.form.get("content"),
+            render=lambda text: off_the_event_loop(render_reply, text),
+        )
+        if wants_json():
+            return jsonify(id=message_id, in_place=True, html=render_messages(message))
+        return back_to_page(f"m-{message_id}")
     confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
     settings = settings_to_send_now(session)
     edited, placeholder, _ = edit_and_resend(
@@ -560,7 +622,7 @@ def edit(message_id):
         request.form.get("content"),
         settings,
         removals_confirmed=confirmed,
-        user=current_user_name(),
+        user=limit_owner(),
         refresh_keys=current_app.session_interface.keys_of(session),
         client_token=request.form.get("client_token"),
         announce=announce_replaced,

@@ -9,6 +9,7 @@ from ...domain.keys import companion_playground
 from ...domain.text_diff import MAX_LINES, MAX_WORD_TOKENS
 from ...extensions import limiter, services
 from ...limits import TooManySends, limit_sentence
+from ...limits.rate import SENDS
 from ...providers import available_providers
 from ...replies import (
     compare,
@@ -19,10 +20,10 @@ from ...replies import (
     retry_reply,
 )
 from ...replies.choice import InvalidChoice, as_choice, choice_from_form, settings_for
+from ...replies.control import CannotChoose, choose_attempt
 from ...replies.edit import MessageGone
 from ..errors import answer_refusal, refusals_shown_by, wants_json
-from ..identity import current_user_name
-from ..rate_limits import user_key
+from ..rate_limits import charged, limit_owner, user_key
 from . import bp
 from .prompt import current_settings
 from .routes import message_request, sends_limit, with_partial
@@ -40,31 +41,22 @@ def replay_record() -> dict:
 
 
 def cost() -> int:
-    """Replies a workbench request queues: what it counts against RATE_LIMIT_SENDS (with send and retry)."""
-    endpoint = (request.endpoint or "").rpartition(".")[2]
-    if endpoint == "start_replay":
-        return max(1, len(replay.plan(services.conversations.all(session.store_id, g.playground))))
-    if endpoint == "continue_replay":
-        record = replay_record()
-        return max(1, replay.remaining_turns(session.store_id, g.playground, record.get("until"), record.get("turns")))
-    return 1
+    """What a workbench request counts against RATE_LIMIT_SENDS (with send and retry): the one reply it queues.
+
+    A replay's later turns are counted one by one by the worker as they are sent, and wait for the
+    window to allow them (``replies.replay``: paced, never refused).
+    """
+    return charged(1)
 
 
 def too_many(limit):
-    """Past the send rate: 429 with a sentence (a replay longer than the whole limit says so), nothing queued."""
-    sentence = limit_sentence("messages", limit)
-    needed = cost()
-    if needed > limit.limit.amount:
-        sentence = (
-            f"This replay needs {needed} replies, more than your limit of {limit.limit} allows at once; "
-            "replay a shorter conversation."
-        )
-    return make_response(answer_refusal(TooManySends(sentence), workbench_page))
+    """Past the send rate: 429 with a sentence, nothing queued."""
+    return make_response(answer_refusal(TooManySends(limit_sentence("messages", limit)), workbench_page))
 
 
-# The same per-user rate as send and retry (one counter: scope "sends"); a replay counts each turn.
+# The same per-user rate as send and retry (one counter: scope "sends").
 workbench_rate = limiter.shared_limit(
-    sends_limit, scope="sends", key_func=user_key, methods=["POST"], cost=cost, on_breach=too_many
+    sends_limit, scope=SENDS, key_func=user_key, methods=["POST"], cost=cost, on_breach=too_many
 )
 
 
@@ -111,7 +103,8 @@ def replay_state():
     original = with_text_so_far(services.conversations.all(session.store_id, g.playground))
     replayed = with_text_so_far(services.conversations.all(session.store_id, replay.replay_playground(g.playground)))
     record = replay_record()
-    return replay.replay_view(original, replayed, record.get("until"), record.get("turns"))
+    paced_at = replay.paced_until(session.store_id, replayed)
+    return replay.replay_view(original, replayed, record.get("until"), record.get("turns"), paced_at)
 
 
 def replay_stale(view) -> set[str]:
@@ -162,7 +155,7 @@ def start_replay():
         session.store_id,
         g.playground,
         settings,
-        current_user_name(),
+        limit_owner(),
         refresh_keys=current_app.session_interface.keys_of(session),
         client_token=request.form.get("client_token"),  # the same form twice (a double click): started once
         started=started,
@@ -183,7 +176,7 @@ def continue_replay():
         session.store_id,
         g.playground,
         settings,
-        current_user_name(),
+        limit_owner(),
         record.get("until"),
         refresh_keys=current_app.session_interface.keys_of(session),
         turn_ids=record.get("turns"),
@@ -198,6 +191,7 @@ def stop_replay():
     for message in services.conversations.all(session.store_id, playground):
         if message.is_open:
             request_stop(session.store_id, playground, message.id)
+    replay.stop_pacing(session.store_id, g.playground)  # a turn waiting for the send rate is not sent
     return done("replay_page")
 
 
@@ -324,13 +318,24 @@ def companion_stop(kind, message_id):
 def companion_retry(kind, message_id):
     settings = companion_settings(kind)
     message = retry_reply(
-        session.store_id, companion_playground(g.playground, kind), message_id, settings, current_user_name()
+        session.store_id, companion_playground(g.playground, kind), message_id, settings, limit_owner()
     )
     if message is None:
         raise MessageGone("That reply is no longer there.")
     if wants_json():
         return jsonify(id=message_id), 202
     return back_to(f"{kind}_page")
+
+
+@bp.post("/<any(compare,replay):kind>/messages/<message_id>/choose")
+@refusals_shown_by(workbench_page)
+def companion_choose(kind, message_id):
+    """Show another attempt of a companion reply (‹ 1/2 ›)."""
+    attempt = request.form.get("attempt", type=int)
+    if attempt is None:
+        raise CannotChoose("Choose an attempt of this reply.", 400)
+    choose_attempt(session.store_id, companion_playground(g.playground, kind), message_id, attempt)
+    return done(f"{kind}_page")
 
 
 @bp.get("/<any(compare,replay):kind>/messages/<message_id>/request")

@@ -1,10 +1,12 @@
-"""Views of the prompt library: list, create, show, diff, edit, archive, and "Save as version"."""
+"""Views of the prompt library: list, create, show, diff, edit, archive, "Save as version", labels and history."""
 
 import msgspec
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
+from ...audit import EVENT_KINDS, list_events
 from ...domain.settings import STANDALONE, load_settings, store_settings
 from ...prompts.diff import diff_versions
+from ...prompts.labels import labels_by_version, move_label, prompt_labels, protected_labels, resolve_version
 from ...prompts.library import (
     MAX_QUERY_CHARS,
     PromptInvalid,
@@ -17,13 +19,21 @@ from ...prompts.library import (
     set_archived,
     version_of,
 )
-from ...prompts.settings import variables_panel
+from ...prompts.settings import (
+    playground_name,
+    playground_version,
+    restored_settings,
+    settings_from_version,
+    variables_panel,
+)
 from ..errors import refusals_shown_by
+from ..identity import current_actor, current_user_is_admin
 from ..playground.forms import SettingsForm
 from ..playground.prompt import (
     PROMPT_PLAYGROUND,
     current_settings,
     load_prompt,
+    moved_or_404,
     open_playground,
     publish_settings_saved,
 )
@@ -40,10 +50,10 @@ def author() -> str:
 
 
 def prompt_or_404(slug: str):
-    """The prompt with ``slug``, or a 404 page that says so."""
+    """The prompt with ``slug``, a redirect if it was renamed from it, or a 404 page that says so."""
     prompt = find_prompt(slug)
     if prompt is None:
-        abort(404, f"There is no prompt with the slug {slug!r}.")
+        moved_or_404(slug)  # an old slug of a renamed prompt redirects
     return prompt
 
 
@@ -105,6 +115,7 @@ def create():
                 params=settings.params(),
                 variables=settings.variables if from_playground else None,
                 author=author(),
+                actor=current_actor(),
             )
         except PromptInvalid as problem:
             error = str(problem)
@@ -117,16 +128,66 @@ def create():
     return redirect(url_for(".show", slug=prompt.slug), 303)
 
 
-@bp.get("/<slug>")
-def show(slug):
-    prompt = prompt_or_404(slug)
+def in_playground(prompt, versions) -> int | None:
+    """Which version the prompt's playground (this user's) holds: None for unsaved changes (a draft)."""
+    latest = versions[0]
+    settings = load_settings(session, playground_name(prompt.id), settings_from_version(latest))
+    return playground_version(settings, latest)
+
+
+def show_page(prompt, form=None, status=200):
+    """The prompt page: its versions with their labels, which one the playground holds, the label and edit forms."""
     versions = sorted(prompt.versions, key=lambda version: version.number, reverse=True)
     return render_template(
         "prompts/show.html",
         prompt=prompt,
         versions=versions,
-        form=PromptForm(formdata=None, obj=prompt),
+        labels=labels_by_version(prompt),
+        label_versions=prompt_labels(prompt),
+        protected_labels=protected_labels(),
+        is_admin=current_user_is_admin(),
+        in_playground=in_playground(prompt, versions),
+        form=form or PromptForm(formdata=None, obj=prompt),
+    ), status
+
+
+@bp.get("/<slug>")
+def show(slug):
+    return show_page(prompt_or_404(slug))
+
+
+def label_refused(refusal):
+    """A label move refused (protected, bad name, no such version): the prompt page with the sentence."""
+    flash(refusal.sentence, "error")
+    return show_page(prompt_or_404(request.view_args["slug"]), status=refusal.status)
+
+
+@bp.post("/<slug>/labels")
+@refusals_shown_by(label_refused)
+def labels(slug):
+    """Point a label at a version (``label``, ``version``): create it, move it, or move it back (a rollback)."""
+    prompt = prompt_or_404(slug)
+    label = request.form.get("label", "")
+    before, after = move_label(
+        prompt, label, request.form.get("version", ""), current_actor(), admin=current_user_is_admin()
     )
+    label = label.strip().lower()
+    if before == after:
+        flash(f"The label {label} already points at version {after}.", "info")
+    elif before is None:
+        flash(f"The label {label} now points at version {after}.", "info")
+    else:
+        flash(f"The label {label} moved from version {before} to version {after}.", "info")
+    return redirect(url_for(".show", slug=prompt.slug, _anchor=f"v{after}"), 303)
+
+
+@bp.get("/<slug>/history")
+def history(slug):
+    """The prompt's audit events, newest first."""
+    prompt = prompt_or_404(slug)
+    kind = request.args.get("kind") if request.args.get("kind") in EVENT_KINDS else None
+    page = list_events(page=request.args.get("page", 1, type=int), prompt_id=prompt.id, kind=kind)
+    return render_template("prompts/history.html", prompt=prompt, page=page, kind=kind)
 
 
 @bp.post("/<slug>/edit")
@@ -137,13 +198,18 @@ def edit(slug):
     error = first_error(form) if not form.validate() else None
     if error is None:
         try:
-            edit_prompt(prompt, name=form.name.data, slug=form.slug.data, description=form.description.data)
+            edit_prompt(
+                prompt,
+                name=form.name.data,
+                slug=form.slug.data,
+                description=form.description.data,
+                actor=current_actor(),
+            )
         except PromptInvalid as problem:
             error = str(problem)
     if error:
         flash(error, "error")
-        versions = sorted(prompt.versions, key=lambda version: version.number, reverse=True)
-        return render_template("prompts/show.html", prompt=prompt, versions=versions, form=form), 422
+        return show_page(prompt, form=form, status=422)
     flash("Prompt saved.", "info")
     return redirect(url_for(".show", slug=prompt.slug), 303)
 
@@ -151,7 +217,7 @@ def edit(slug):
 @bp.post("/<slug>/archive")
 def archive(slug):
     prompt = prompt_or_404(slug)
-    set_archived(prompt, True)
+    set_archived(prompt, True, actor=current_actor())
     flash(f"Prompt {prompt.name!r} archived: hidden from the list, restorable from Archived.", "info")
     return redirect(url_for(".show", slug=prompt.slug), 303)
 
@@ -159,7 +225,7 @@ def archive(slug):
 @bp.post("/<slug>/restore")
 def restore(slug):
     prompt = prompt_or_404(slug)
-    set_archived(prompt, False)
+    set_archived(prompt, False, actor=current_actor())
     flash(f"Prompt {prompt.name!r} restored.", "info")
     return redirect(url_for(".show", slug=prompt.slug), 303)
 
@@ -184,6 +250,28 @@ def diff(slug):
         view=view,
         fields=diff_versions(old, new),
     )
+
+
+@bp.post("/<slug>/versions/<int:number>/restore")
+def restore_version(slug, number):
+    """Make the prompt playground's settings version ``number``'s (no new version is saved).
+
+    "Restore" stays on the prompt page; "Open in playground" (``then=playground``) goes there.
+    """
+    open_playground(request.endpoint, {"slug": slug})  # g.prompt, g.latest_version, g.playground
+    load_prompt()
+    version = version_of(g.prompt, number)
+    if version is None:
+        abort(404, f"Prompt {g.prompt.slug!r} has no version {number}.")
+    store_settings(session, g.playground, restored_settings(version, current_settings(session)))
+    publish_settings_saved(session)  # other tabs' settings forms are now stale, and say so
+    latest = g.latest_version.number
+    if request.form.get("then") == "playground":
+        than = "" if number == latest else f"; the latest is version {latest}"
+        flash(f"Settings of version {number} loaded{than}.", "info")
+        return redirect(url_for(f"{PROMPT_PLAYGROUND}.index", slug=g.prompt.slug), 303)
+    flash(f"The playground's settings are version {number}'s now (no new version was saved).", "info")
+    return redirect(url_for(".show", slug=g.prompt.slug, _anchor=f"v{number}"), 303)
 
 
 @bp.post("/<slug>/playground/versions")
@@ -216,9 +304,29 @@ def save_playground_version(slug):
             variables=settings.variables,
             note=form.note.data or "",
             author=author(),
+            actor=current_actor(),
         )
     except PromptInvalid as problem:
         flash(f"Version not saved: {problem}", "error")
         return back
     flash(f"Saved as version {version.number}.", "info")
     return back
+
+
+@bp.post("/<slug>/playground/load")
+@refusals_shown_by(label_refused)
+def load_into_playground(slug):
+    """Load a version, by ``label`` (``production``, ``latest``…) or number, into the prompt's playground.
+
+    The playground's settings become the version's; the values typed for its variables stay.
+    """
+    open_playground(request.endpoint, {"slug": slug})  # as the playground's views do: g.prompt, g.playground
+    load_prompt()
+    label = request.form.get("label", "")
+    version = resolve_version(g.prompt, label=label or None, version=request.form.get("version") or None)
+    # The version's settings, the values typed for its variables kept; replies say "version N" (not "draft").
+    store_settings(session, g.playground, restored_settings(version, current_settings(session)))
+    publish_settings_saved(session)
+    named = f" ({label.strip().lower()})" if label else ""
+    flash(f"Loaded version {version.number}{named} into the playground.", "info")
+    return redirect(url_for(f"{PROMPT_PLAYGROUND}.index", slug=slug), 303)
