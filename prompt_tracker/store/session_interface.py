@@ -270,18 +270,20 @@ class PlaygroundSessionMixin:
         """The store id of user ``user_id``'s workspace (``domain.keys.workspace_id``)."""
         return workspace_id(self.workspace_secret, user_id)
 
-    def attach_workspace(self, session: PlaygroundSession, user_id: int) -> list[str]:
+    def attach_workspace(self, session: PlaygroundSession, user_id: int, adopt_own_work: bool = True) -> list[str]:
         """Keep this signed-in session's work in its user's workspace from now on (loaded on first use).
 
         Work the session still holds itself (a visitor's, made before signing in) joins the workspace
-        (``store.workspaces.adopt``); returns the playgrounds whose conversation was kept as an earlier copy.
+        (``store.workspaces.adopt``), unless ``adopt_own_work`` is False (a socket's handshake, which saves
+        no session: the next page view adopts it); returns the playgrounds whose conversation was kept as
+        an earlier copy.
         """
         wanted = self.workspace_id(user_id)
         if session.workspace is not None and session.workspace.store_id == wanted:
             return []
         key = session_key(self.key_prefix, wanted)
         session.workspace = Workspace(wanted, lambda: self._load_workspace(session, key))
-        return adopt(self.conversations, session) if session.own_work() else []
+        return adopt(self.conversations, session) if adopt_own_work and session.own_work() else []
 
     def _load_workspace(self, session: PlaygroundSession, key: str) -> dict | None:
         """Read the workspace's blob; in the same round trip, push the expiry of the browser's own blob

@@ -37,7 +37,7 @@ def connect(auth=None):
         refuse("not signed in")
     user_id = request.environ[USER_ID_KEY] = socket_user_id()
     if user_id is not None:
-        current_app.session_interface.attach_workspace(session, user_id)
+        current_app.session_interface.attach_workspace(session, user_id, adopt_own_work=False)
     join_room(room_for(session.store_id))
     # Counted with its browser session, which a sign-out disconnects.
     admit_socket(session.own_store_id, request.sid, user_id, current_app.config["MAX_SOCKETS_PER_USER"])
