@@ -124,7 +124,7 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, 
             screenshot(phone, "signed-in-phone")
             other.close()
 
-            # Sign out: back to the sign-in page with a notice, every key of the session deleted.
+            # Sign out: back to the sign-in page with a notice, every key of the browser's session deleted.
             page.click(".signed-in button:has-text('Sign out')")
             page.wait_for_url(lambda address: urllib.parse.urlsplit(address).path == "/login")
             assert "You are signed out." in page.content(), (page.url, page.inner_text("main")[:300])
@@ -133,6 +133,13 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, 
             assert urllib.parse.urlsplit(page.url).path == "/login"
             replayed = Browser(url, cookie=after).request("GET", "/playground")
             assert replayed.status == 303  # the signed-out id is no session any more
+
+            # Signing in again, the work is there: it is the user's, kept in their workspace.
+            sign_in(page, url, USERS[0])
+            page.wait_for_url(url + "/playground")
+            page.wait_for_selector(".message-assistant.status-done")
+            assert "You said: hello from alice" in page.inner_text(".message-assistant .body")
+            screenshot(page, "signed-in-again-laptop")
             context.close()
             assert errors == []
     finally:

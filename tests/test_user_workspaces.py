@@ -75,6 +75,7 @@ def test_two_browsers_of_one_user_share_conversation_and_settings_and_sign_out_k
     laptop.send("written on the laptop")
     page = phone.page().get_data(as_text=True)
     assert "written on the laptop" in page and "You are terse." in page
+    assert "kept 30 days after last activity" in page  # USER_WORKSPACE_LIFETIME, not the session's 24 h
     phone.send("answered on the phone")
     workspace = workspace_of(app)
     assert contents(app, workspace)[::2] == ["written on the laptop", "answered on the phone"]

@@ -133,7 +133,7 @@ def render_playground(
         client_token=secrets.token_urlsafe(16),
         waiting=any(m.is_open for m in messages),
         refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
-        lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
+        lifetime_hours=services.conversations.ttl_for(session.store_id) // 3600,  # a user's workspace: longer
         playground=g.playground,
         editing=editing,
         overflow=overflow,
