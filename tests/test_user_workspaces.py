@@ -180,6 +180,7 @@ def test_a_visitors_work_joins_the_workspace_at_sign_in_without_overwriting_the_
     page = visitor.page().get_data(as_text=True)
     assert "Alice&#39;s own prompt" in page or "Alice's own prompt" in page  # the user's settings are not overwritten
     assert "kept beside it" in page  # the sign-in's notice, and the copy's offer on the page
+    assert "You already had a conversation in the standalone playground" in page
     # The copy downloads as an export, with the visitor's settings: what Import takes back.
     exported = json.loads(visitor.client.get("/playground/earlier.json").get_data(as_text=True))
     assert exported["messages"][0]["content"] == "the visitor's standalone conversation"

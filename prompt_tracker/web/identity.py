@@ -21,8 +21,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..auth.accounts import find_user, password_changed, proxy_user, user_disabled
 from ..auth.models import User
+from ..domain.settings import STANDALONE
 from ..extensions import db, login
 from ..prompts.db_errors import is_outage
+from ..prompts.models import Prompt
 from ..replies.sign_out import sign_out_everywhere, stop_session
 from ..store.user_sessions import forget_session, remember_session
 from .errors import error_response, wants_json
@@ -119,7 +121,17 @@ def use_workspace(user: User) -> None:
     """Keep this request's work in the user's workspace (every browser of theirs shares it)."""
     kept = current_app.session_interface.attach_workspace(session, user.id)
     if kept:
-        flash(EARLIER_KEPT.format(playgrounds=", ".join(kept)), "info")
+        flash(EARLIER_KEPT.format(playgrounds=", ".join(map(playground_label, kept))), "info")
+
+
+def playground_label(playground: str) -> str:
+    """How a person knows a playground: the standalone one, or the prompt's name."""
+    prefix, _, prompt_id = playground.partition("-")
+    if prefix == "prompt" and prompt_id.isdigit():
+        prompt = db.session.get(Prompt, int(prompt_id))
+        if prompt is not None:
+            return f"the playground of {prompt.name}"
+    return "the standalone playground" if playground == STANDALONE else playground
 
 
 def current_user_name() -> str | None:
