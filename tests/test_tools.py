@@ -10,7 +10,7 @@ from jsonschema import validators
 
 from prompt_tracker.domain.messages import Message, new_message_id
 from prompt_tracker.domain.recorded_request import curl_command
-from prompt_tracker.domain.settings import STANDALONE, PlaygroundSettings, load_settings, store_settings
+from prompt_tracker.domain.settings import STANDALONE, load_settings, store_settings
 from prompt_tracker.domain.tools import (
     check_arguments,
     check_tool_choice,
