@@ -3,7 +3,7 @@
 import pytest
 
 from .conftest import screenshot
-from .test_browser import second_tab, wait_until_live
+from .test_browser import second_tab, wait_for_reply_without_script, wait_until_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -71,7 +71,7 @@ def test_edit_and_resend_without_javascript(chromium, live_server, start_worker)
     page.goto(live_server + "/playground")
     page.fill("#content", "no script here")
     page.click("button:has-text('Send')")
-    page.wait_for_selector("text=You said: no script here", timeout=20_000)
+    wait_for_reply_without_script(page, "You said: no script here")
     page.click(".message-user >> text=Edit")
     page.wait_for_selector(".edit-form")
     assert "removes the 1 message after this one" in page.inner_text(".edit-form")
@@ -83,7 +83,7 @@ def test_edit_and_resend_without_javascript(chromium, live_server, start_worker)
     page.check(".edit-form input[name=confirm_remove]")
     screenshot(page, "33-edit-no-js")
     page.click(".edit-form button[type=submit]")
-    page.wait_for_selector("text=You said: still no script", timeout=20_000)
+    wait_for_reply_without_script(page, "You said: still no script")
     assert page.locator(".message").count() == 2
     context.close()
 
@@ -186,6 +186,11 @@ def test_settings_errors_and_an_earlier_window_on_a_phone(chromium, live_server,
     assert "Number must be between" in page.inner_text("#temperature-error")
     screenshot(page, "37-settings-errors-phone")
     page.goto(live_server + "/playground")
+    # What was typed is still there, unsaved (a draft of this tab), until it is saved or discarded.
+    assert page.input_value("#temperature") == "9" and page.is_visible("#settings-unsaved")
+    page.click("#settings-discard")
+    assert page.input_value("#temperature") == "0.70" and page.input_value("#model") == "echo-1"
+    assert page.is_hidden("#settings-unsaved")
     for number in range(3):
         send_and_wait(page, f"message {number}", number + 1)
     page.goto(live_server + "/playground?before=2")

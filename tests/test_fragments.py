@@ -230,3 +230,20 @@ def test_a_records_fragment_does_not_count_against_the_page_window_bytes(app):
                 for name in ("with", "without"):
                     window = store.window(name, STANDALONE, limit=200, max_bytes=budget)
                     assert [m.id for m in window.messages] == expected, (name, budget)
+
+
+def test_fragments_of_an_older_markup_are_rendered_again_when_shown(app, playground, count_macro_calls):
+    """A stored fragment names its markup's version (``FRAGMENT_MARK``): one of an older markup, or HTML
+    rendered before table cells were aligned by class, is rendered anew, never shown as stored."""
+    playground.send("Totals:\n\n| n | total |\n|---|--:|\n| a | 12 |")
+    user, reply = stored(app, playground)
+    assert reply.fragment.startswith(fragments.FRAGMENT_MARK) and 'class="align-right"' in reply.fragment
+    current = playground.page().get_data(as_text=True)
+    assert fragments.FRAGMENT_MARK not in current and f'data-attempt="{reply.attempt}"' in current
+    old_html = reply.html.replace('class="align-right"', 'style="text-align:right"')
+    old_fragment = reply.fragment.removeprefix(fragments.FRAGMENT_MARK)
+    set_record(app, playground, 1, msgspec.structs.replace(reply, html=old_html, fragment=old_fragment))
+    count_macro_calls.clear()
+    page = playground.page().get_data(as_text=True)
+    assert count_macro_calls == [reply.id]
+    assert "style=" not in page and '<td class="align-right">12</td>' in page

@@ -172,7 +172,10 @@ def test_labels_move_roll_back_resolve_and_load_the_playground_as_the_local_admi
     assert loaded.status_code == 303 and loaded.headers["Location"] == "/prompts/support/playground"
     playground = person.client.get("/prompts/support/playground").get_data(as_text=True)
     assert "Loaded version 2 (production) into the playground." in playground
-    assert "v2 {{ who }}</textarea>" in playground and 'id="var-who" name="who" type="text" value="Ada"' in playground
+    assert (
+        "v2 {{ who }}</textarea>" in playground
+        and 'id="var-who" name="variables.who" type="text" value="Ada"' in playground
+    )
     assert person.post("/prompts/support/playground/messages", content="hello").status_code == 303
     sent = person.client.get("/prompts/support/playground").get_data(as_text=True)
     assert ">version 2</span>" in sent and ">draft</span>" not in sent  # what produced the reply: version 2
@@ -180,9 +183,9 @@ def test_labels_move_roll_back_resolve_and_load_the_playground_as_the_local_admi
     assert person.post("/prompts/support/playground/load", label="latest").status_code == 303
     assert "v2 {{ who }}</textarea>" not in person.client.get("/prompts/support/playground").get_data(as_text=True)
     assert person.post("/prompts/support/playground/load", version="2").status_code == 303
-    assert 'name="who" type="text" value="Grace"' in person.client.get("/prompts/support/playground").get_data(
-        as_text=True
-    )
+    assert 'name="variables.who" type="text" value="Grace"' in person.client.get(
+        "/prompts/support/playground"
+    ).get_data(as_text=True)
     missing = person.post("/prompts/support/playground/load", label="canary")
     assert missing.status_code == 404 and "has no label &#39;canary&#39;" in missing.get_data(as_text=True)
 

@@ -336,7 +336,7 @@ def test_variables_get_a_form_and_the_model_receives_the_rendered_prompt(library
         "greeter", system_prompt="Greet {{ customer }} from {{ company }}.", provider="openai", model="gpt-4o-mini"
     )
     body = page(library.client.get("/prompts/greeter/playground"))
-    assert 'name="customer"' in body and 'name="company"' in body
+    assert 'name="variables.customer"' in body and 'name="variables.company"' in body
     library.post("/prompts/greeter/playground/variables", customer="Ada", company="<Acme>")
     library.send("greeter", "hello")
     assert fake_openai.requests[0].body["messages"][0] == {"role": "system", "content": "Greet Ada from <Acme>."}

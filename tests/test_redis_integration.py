@@ -118,10 +118,15 @@ def test_queued_message_waits_visibly_for_a_worker_then_completes(live_app, live
     live_playground.send("no worker yet")
     html = live_playground.page().get_data(as_text=True)
     assert "Waiting for a worker" in html
-    assert 'http-equiv="refresh"' in html  # the page refreshes itself with JS off
+    # with JS off the reply's frame refreshes itself (the page never does: what is typed stays)
+    reply = live_playground.messages(live_app)[-1]
+    frame = f"/playground/messages/{reply.id}/frame"
+    assert frame in html and 'http-equiv="refresh"' not in html
+    assert 'http-equiv="refresh"' in live_playground.client.get(frame).get_data(as_text=True)
     start_worker()
     wait_for(lambda: live_playground.messages(live_app)[-1].status == "done")
-    assert 'http-equiv="refresh"' not in live_playground.page().get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in live_playground.client.get(frame).get_data(as_text=True)
+    assert frame not in live_playground.page().get_data(as_text=True)
 
 
 def test_a_reply_that_finishes_after_reset_does_not_reappear(live_app, live_playground, real_redis, start_worker):

@@ -125,6 +125,13 @@ def test_a_refused_send_from_the_script_is_json(app, playground):
     response = playground.send("typed", headers=JSON)
     assert response.status_code == 422
     assert response.get_json() == {"error": "Fill in the variable customer before sending."}
+    # The page's script asks for its refusals as a 200 with the status in a header (Chromium logs a
+    # fetch's 4xx as a console error): the same sentence; the status where static/requests.js reads it.
+    quiet = playground.send("typed", headers={**JSON, "Prompt-Tracker-Refusals": "200"})
+    assert quiet.status_code == 200 and quiet.headers["Prompt-Tracker-Status"] == "422"
+    assert quiet.get_json() == {"error": "Fill in the variable customer before sending."}
+    page = playground.send("typed", headers={"Prompt-Tracker-Refusals": "200"})  # a page stays a 422
+    assert page.status_code == 422 and "Prompt-Tracker-Status" not in page.headers
 
 
 def test_a_refused_retry_without_script_flashes_and_goes_back(app, playground):

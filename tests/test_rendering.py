@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_tracker.domain.rendering import RENDER_TIME_LIMIT, pygments_css, render_reply
+from prompt_tracker.domain.rendering import RENDER_TIME_LIMIT, pygments_css, render_reply, without_inline_styles
 
 STATIC = Path(__file__).resolve().parent.parent / "prompt_tracker" / "static"
 
@@ -16,6 +16,24 @@ def test_markdown_tables_and_strikethrough():
     assert "<strong>bold</strong> <s>gone</s>" in html
     assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in html
     assert "<table>" in html and "<th>a</th>" in html and "<td>2</td>" in html
+
+
+def test_table_columns_are_aligned_by_class_never_by_an_inline_style():
+    """The CSP refuses style attributes (a console error per cell, the alignment lost): classes instead."""
+    html = render_reply("| l | c | r | - |\n|:--|:-:|--:|---|\n| 1 | 2 | 3 | 4 |\n")
+    assert "style=" not in html
+    assert (
+        '<th class="align-left">l</th>\n<th class="align-center">c</th>\n<th class="align-right">r</th>\n<th>-</th>'
+        in html
+    )
+    assert '<td class="align-right">3</td>\n<td>4</td>' in html
+    css = (STATIC / "style.css").read_text()
+    assert all(f".markdown .align-{side} {{ text-align: {side}; }}" in css for side in ("left", "center", "right"))
+    # HTML stored before (markdown-it's inline style) reads the same as new; a reply's own text cannot
+    # match: raw HTML is escaped.
+    assert without_inline_styles(html.replace('class="align-right"', 'style="text-align:right"')) == html
+    typed = render_reply('<td style="text-align:right">x</td>')
+    assert without_inline_styles(typed) == typed
 
 
 def test_raw_html_is_escaped():

@@ -124,7 +124,10 @@ def test_a_page_load_shows_the_text_streamed_so_far(live_app, live_playground, r
     wait_for(lambda: len(partial_text(real_redis, live_playground.store(), reply_id)) > 20)
     html = live_playground.page().get_data(as_text=True)  # the no-JS refresh, a reload, a second tab
     assert '<span class="live">w0 w1 w2' in html
-    assert 'http-equiv="refresh"' in html  # and, with JS off, it refreshes again
+    # with JS off, the reply's own frame shows the text so far and refreshes itself; the page does not
+    assert f"/playground/messages/{reply_id}/frame" in html and 'http-equiv="refresh"' not in html
+    frame = live_playground.client.get(f"/playground/messages/{reply_id}/frame").get_data(as_text=True)
+    assert '<span class="live">w0 w1 w2' in frame and 'http-equiv="refresh"' in frame
 
 
 def test_a_work_horse_that_dies_fails_its_reply_at_once_with_an_event_and_keeps_the_text(

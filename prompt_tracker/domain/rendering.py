@@ -39,6 +39,13 @@ HIGHLIGHT_MAX_CHARS = 6_000
 _formatter = HtmlFormatter(nowrap=True)
 _LANGUAGE_NAME = re.compile(r"^[\w+#.-]{1,40}$")
 
+# Table cell alignment is a class (style.css: .align-left/center/right), never an inline style: the
+# CSP (no 'unsafe-inline' styles) refuses a style attribute and the browser logs each refusal.
+ALIGNMENTS = ("left", "center", "right")
+# What markdown-it writes for an aligned cell: the only style attribute a render ever held (raw HTML is
+# off, so a reply's own text reaches the HTML escaped and cannot match). For HTML stored before.
+_ALIGN_STYLE = re.compile(r'<(t[hd]) style="text-align:(left|center|right)">')
+
 
 class _OutOfTime(Exception):
     """The text took longer than its time limit to parse."""
@@ -105,7 +112,18 @@ def _build_parser() -> MarkdownIt:
         block_deadline,
         {"alt": ["paragraph", "reference", "blockquote", "list"]},
     )
+
+    def cell_open(renderer, tokens, index, options, env):
+        token = tokens[index]
+        style = token.attrs.pop("style", None)
+        alignment = str(style).removeprefix("text-align:") if style else ""
+        if alignment in ALIGNMENTS:
+            token.attrJoin("class", f"align-{alignment}")
+        return renderer.renderToken(tokens, index, options, env)
+
     parser.add_render_rule("link_open", link_open)
+    parser.add_render_rule("th_open", cell_open)
+    parser.add_render_rule("td_open", cell_open)
     parser.add_render_rule("fence", fence)
     parser.add_render_rule("code_block", code_block)
     return parser
@@ -162,6 +180,11 @@ def tool_call_views(message) -> list[dict]:
             {"id": call.id, "name": call.name, "arguments": arguments, "error": error, "checked": tools is not None}
         )
     return views
+
+
+def without_inline_styles(html: str) -> str:
+    """Reply HTML rendered before alignment was a class, with its cells' alignment as classes."""
+    return _ALIGN_STYLE.sub(r'<\1 class="align-\2">', html)
 
 
 def plain_html(text: str) -> str:

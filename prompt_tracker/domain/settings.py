@@ -1,5 +1,7 @@
 """The settings of one playground (system prompt, model, parameters), kept in the session blob."""
 
+import hashlib
+
 import msgspec
 
 from ..providers import PARAM_NAMES, UnknownProviderError, get_provider
@@ -26,6 +28,20 @@ class StaleSettings(Refused):
 
     def __init__(self, sentence: str = "Not saved: another tab saved different settings after this form was loaded."):
         super().__init__(sentence)
+
+
+class SettingsChanged(StaleSettings):
+    """A Send from a page that shows older settings than the saved ones: held, unless the user confirms them.
+
+    The page keeps the typed text and offers two choices: load the saved settings, or send with them
+    anyway (``confirm_settings=1``). JSON: ``{"error": ..., "settings_changed": true}``.
+    """
+
+    def __init__(self):
+        super().__init__(
+            "Settings changed in another tab: nothing was sent. Load them, or send with them anyway.",
+        )
+        self.details = {"settings_changed": True}
 
 
 class PlaygroundSettings(msgspec.Struct, kw_only=True):
@@ -111,3 +127,23 @@ def store_settings(session, playground: str, settings: PlaygroundSettings) -> No
     }
     all_settings[playground] = stored
     session["settings"] = all_settings
+
+
+def settings_version(settings: PlaygroundSettings) -> str:
+    """A short fingerprint of the saved settings a settings form (and its page's Send) shows.
+
+    Content-addressed, so it needs no storage of its own: the same settings have the same version
+    wherever they are kept. Variable values are left out (their panel is sent with each message).
+    """
+    stored = msgspec.structs.replace(settings, variables={}, version=None, draft=False)
+    return hashlib.sha256(msgspec.msgpack.encode(stored)).hexdigest()[:16]
+
+
+def check_settings_shown(shown: str | None, saved: PlaygroundSettings, confirmed: bool = False) -> None:
+    """Raise SettingsChanged when a Send came from a page showing settings other than ``saved``.
+
+    ``shown`` is the version the page carried (none: a client that does not say, as before);
+    ``confirmed`` is the user's "send with them anyway".
+    """
+    if shown and not confirmed and shown != settings_version(saved):
+        raise SettingsChanged()

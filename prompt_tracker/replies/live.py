@@ -8,7 +8,7 @@ Events and their payloads (what ``static/live.js`` and the pages' scripts read):
 
 - ``message.appended``  ``{"playground", "ids": [...]}``  messages were added (a send)
 - ``message.started``   ``{"id"}``                        a worker began writing the reply
-- ``message.delta``     ``{"id", "text"}``                 more text of that reply
+- ``message.delta``     ``{"id", "attempt", "text", "offset"}``  more text of that reply
 - ``message.done`` / ``message.stopped`` / ``message.failed``  ``{"id", ...}``  the reply ended
 - ``message.changed``   ``{"playground", "id"}``           a message changed in place (an attempt chosen, an edit)
 - ``message.compared``  ``{"playground", "id"}``           a replay's reply has its stored difference

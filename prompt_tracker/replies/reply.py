@@ -111,7 +111,9 @@ def write_reply(
             lambda found: found[0],
         )
         if exists and text:
-            publish(store_id, "message.delta", event(playground, message_id, text=text, offset=flushed))
+            publish(
+                store_id, "message.delta", event(playground, message_id, attempt=attempt, text=text, offset=flushed)
+            )
             flushed += len(text)
         pending = []
         last_flush = time.monotonic()

@@ -4,11 +4,16 @@
   "use strict";
   document.documentElement.classList.add("can-copy");
 
-  // data-copy="code": the block's code; "message": the message's text; "target": #data-copy-target.
+  // data-copy="code": the block's code alone; "message": the message's source (a reply's Markdown, kept
+  // in its <template class="source">; else its text as written); "target": #data-copy-target.
   function sourceText(button) {
     const kind = button.dataset.copy;
-    if (kind === "code") return button.parentElement.querySelector("code")?.textContent;
-    if (kind === "message") return button.closest(".message")?.querySelector(".body")?.innerText;
+    if (kind === "code") return button.closest(".code-block")?.querySelector("pre code")?.textContent;
+    if (kind === "message") {
+      const message = button.closest(".message");
+      const source = message?.querySelector(":scope > template.source");
+      return source ? source.content.textContent : message?.querySelector(".body")?.textContent;
+    }
     return document.getElementById(button.dataset.copyTarget || "")?.textContent;
   }
 

@@ -7,14 +7,53 @@
   "use strict";
   const item = (id) => document.getElementById("m-" + id);  // a message's element, if the page shows it
 
-  function markStreaming(element) {
+  // A reply's states in order, per attempt: pending < streaming < ended (done, stopped, failed). The
+  // page keeps the newest it has seen of each message, from events, its own HTML and every fetch alike,
+  // and never shows an older one again: a fetch answered after a newer event (a send's answer, a
+  // catch-up begun before the worker started) would otherwise put "Waiting for a worker…" back.
+  const RANKS = { pending: 0, streaming: 1 };
+  const rankOf = (status) => RANKS[status] ?? 2;
+  const compare = (a, b) => a[0] - b[0] || a[1] - b[1];
+  const stateOf = (element) => [Number(element.dataset.attempt) || 0, rankOf(element.dataset.status)];
+  // Older: an earlier attempt, or an earlier step of the same one. Two ended states are not ordered
+  // (choosing an earlier attempt, ‹ 1/3 ›, ends on it again): the later answer wins.
+  const older = (a, b) => !(a[1] === 2 && b[1] === 2) && compare(a, b) < 0;
+  const seen = new Map();  // message id → [attempt, rank], the newest seen
+  function note(id, state) {
+    const known = seen.get(id);
+    if (!known || compare(state, known) > 0) seen.set(id, state);
+  }
+
+  function markStreaming(element, attempt) {
     element.dataset.status = "streaming";
+    if (attempt) element.dataset.attempt = attempt;
     element.classList.replace("status-pending", "status-streaming");
     const typing = element.querySelector(".typing");
     if (typing) typing.textContent = "writing…";
   }
 
+  // Whether fetched HTML of a message (``element``) may take the place of what the page shows of it
+  // (``current``, or nothing): not when it is older. Shown for the first time but older than an event
+  // seen (the event came first), it is brought forward: marked streaming, or fetched again once ended.
+  function admit(element, current, refreshMessage) {
+    const id = element.dataset.id;
+    if (!id) return true;
+    if (current) note(id, stateOf(current));
+    const known = seen.get(id);
+    const state = stateOf(element);
+    if (!known || !older(state, known)) {
+      note(id, state);
+      return true;
+    }
+    if (current && !older(stateOf(current), state)) return false;
+    if (known[0] === state[0] && known[1] === 1 && state[1] === 0) markStreaming(element);
+    else if (known[1] === 2 && state[1] < 2) setTimeout(() => refreshMessage(id));
+    return true;
+  }
+
   window.PromptTrackerLive = {
+    admit,
+
     connect({ handlers, catchUp, hasOpenReply }) {
       const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
       let retryDelay = 1000;
@@ -37,16 +76,23 @@
     // ``unseenStart(payload)`` runs when a reply the page does not show starts; ``scroller`` (the
     // playground's ``{ nearEnd, scrollToEnd }``) keeps the end in view while text is added.
     replyHandlers({ refreshMessage, concerns = ({ id }) => item(id), unseenStart = () => {}, scroller = null }) {
-      const ended = (payload) => concerns(payload) && refreshMessage(payload.id);
+      const ended = (payload) => {
+        note(payload.id, [payload.attempt || seen.get(payload.id)?.[0] || 0, 2]);
+        return concerns(payload) && refreshMessage(payload.id);
+      };
       return {
         "message.started": (payload) => {
+          const attempt = payload.attempt || 0;
+          note(payload.id, [attempt, 1]);
           const element = item(payload.id);
           if (!element) return unseenStart(payload);
-          markStreaming(element);
+          // Not over a state newer than this start (a fetch may have shown the reply ended already).
+          if (compare([attempt, 1], stateOf(element)) > 0) markStreaming(element, payload.attempt);
         },
         // ``offset`` (characters of the reply before this text) makes a delta safe to see twice, or after
         // a catch-up whose HTML already holds part of it; a gap (a missed delta) fetches the message.
-        "message.delta": ({ id, text, offset }) => {
+        "message.delta": ({ id, attempt, text, offset }) => {
+          note(id, [attempt || seen.get(id)?.[0] || 0, 1]);
           const element = item(id);
           const live = element?.querySelector(".live");
           if (!live) return;

@@ -1,6 +1,6 @@
 // Prompt Tracker playground: send without reloading, stream replies live, keep every tab of the session in step.
 // The Socket.IO connection is live.js's (the official client, static/vendor/socket.io.min.js); this file only wires
-// its events to the page. Without JavaScript the page still works: forms post and the page refreshes itself.
+// its events to the page. Without JavaScript the page still works: forms post, and an open reply shows in a frame that refreshes itself.
 (() => {
   "use strict";
   const list = document.getElementById("messages");
@@ -40,13 +40,13 @@
   }
 
   // Put messages in place: replace the element of the same id, or add it at the end; returns how many were added.
-  // ``fresh``: the HTML is a just-created message (a send's answer). A reply can finish before that
-  // answer arrives, and a catch-up may already show it done: an older "pending" copy must not replace it.
-  function upsert(html, fresh = false) {
+  // HTML older than what the page has seen of a message (live.js's ``admit``: a send's answer or a
+  // catch-up that a reply's start or end overtook) never replaces a newer state.
+  function upsert(html) {
     let added = 0;
     for (const element of elementsOf(html)) {
       const current = item(element.dataset.id);
-      if (current && fresh && !OPEN.includes(current.dataset.status)) continue;
+      if (!window.PromptTrackerLive.admit(element, current, refreshMessage)) continue;
       if (current) {
         const focused = current.contains(document.activeElement) && document.activeElement;
         current.replaceWith(element);
@@ -73,7 +73,7 @@
     if (refreshing.has(id)) return void refreshing.set(id, true);  // one fetch per message at a time
     refreshing.set(id, false);
     try {
-      const response = await fetch(`${list.dataset.messagesUrl}/${encodeURIComponent(id)}`, {
+      const response = await window.PromptTrackerFetch(`${list.dataset.messagesUrl}/${encodeURIComponent(id)}`, {
         headers: { Accept: "text/html" }, credentials: "same-origin",
       });
       const atEnd = nearEnd();
@@ -117,7 +117,7 @@
       after: shown.length ? shown[shown.length - 1].dataset.id : "",
       open: shown.filter((element) => OPEN.includes(element.dataset.status)).map((element) => element.dataset.id).join(","),
     });
-    const response = await fetch(`${list.dataset.openUrl}?${query}`, {
+    const response = await window.PromptTrackerFetch(`${list.dataset.openUrl}?${query}`, {
       headers: { Accept: "application/json" }, credentials: "same-origin",
     });
     if (!response.ok) return;
@@ -153,7 +153,7 @@
   settingsForm?.addEventListener("submit", () => { savingSettings = true; });
 
   async function post(url, body) {
-    return fetch(url, {
+    return window.PromptTrackerFetch(url, {
       method: "POST", body, credentials: "same-origin",
       headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
     });
@@ -200,18 +200,33 @@
     textarea.dispatchEvent(new Event("input"));
   }
 
+  // A Send held because another tab saved settings since this page loaded (409): the sentence and its
+  // two choices (load them: the page again, the typed text kept by drafts.js; or send with them anyway).
+  const settingsChanged = document.getElementById("settings-changed");
+  function showSettingsChanged(text) {
+    if (!settingsChanged) return;
+    settingsChanged.querySelector(".settings-changed-text").textContent = text || "";
+    settingsChanged.hidden = !text;
+  }
+
   composer.addEventListener("submit", async (event) => {
+    // "Save values" of the variables panel posts the composer's fields to its own address: a page load.
+    if (event.submitter?.hasAttribute("formaction")) return;
     event.preventDefault();
-    if (sending || unsavedSettingsHold()) return;
+    const confirmingSettings = event.submitter?.name === "confirm_settings";
+    if (sending || (!confirmingSettings && unsavedSettingsHold())) return;
     sending = true;
     const button = composer.querySelector('button[type="submit"]');
     button.disabled = true;
+    const body = new FormData(composer);  // with the variables panel's fields (form="composer")
+    if (confirmingSettings) body.set("confirm_settings", "1");
     try {
-      const response = await post(composer.action, new FormData(composer));
+      const response = await post(composer.action, body);
       if (response.ok) confirmOverflow(false);
+      if (response.ok) showSettingsChanged("");
       if (response.status === 202) {
         const data = await response.json();
-        showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html, true));
+        showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
         clearComposer();
         showError("");
         renewClientToken();
@@ -223,7 +238,9 @@
         catchUp();
       } else {
         const answer = await response.json().catch(() => ({}));
-        showError(answer.error || `The server answered ${response.status}.`);
+        showError("");
+        if (answer.settings_changed) showSettingsChanged(answer.error);
+        else showError(answer.error || `The server answered ${response.status}.`);
         // It may not fit the context window: the next Send of this text goes ahead.
         if (answer.overflow) confirmOverflow(true);
       }
@@ -355,7 +372,7 @@
     }
     event.preventDefault();
     try {
-      const response = await fetch(link.href.split("#")[0], {
+      const response = await window.PromptTrackerFetch(link.href.split("#")[0], {
         headers: { Accept: "application/json" }, credentials: "same-origin",
       });
       if (!response.ok) return showError(await errorText(response));

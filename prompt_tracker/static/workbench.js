@@ -16,6 +16,18 @@
     errorBox.hidden = !text;
   }
 
+  // The rows fetched, in place of those shown; a message the page has seen in a newer state than the
+  // fetched one (an event overtook the fetch) stays as shown (live.js's ``admit``).
+  function show(html) {
+    const rows = document.createElement("template");
+    rows.innerHTML = html;
+    for (const element of rows.content.querySelectorAll(".message")) {
+      const current = item(element.dataset.id);
+      if (!window.PromptTrackerLive.admit(element, current, () => refresh())) element.replaceWith(current);
+    }
+    box.replaceChildren(rows.content);
+  }
+
   // One fetch of the rows at a time; an event during it asks for one more afterwards.
   let refreshing = null;
   let again = false;
@@ -25,8 +37,8 @@
       try {
         do {
           again = false;
-          const response = await fetch(box.dataset.rowsUrl, { headers: { Accept: "text/html" }, credentials: "same-origin" });
-          if (response.ok) box.innerHTML = await response.text();
+          const response = await window.PromptTrackerFetch(box.dataset.rowsUrl, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+          if (response.ok) show(await response.text());
         } while (again);
       } catch {
         // offline: the next reconnect or event tries again
@@ -38,7 +50,7 @@
   }
 
   async function post(url, body) {
-    return fetch(url, {
+    return window.PromptTrackerFetch(url, {
       method: "POST", body, credentials: "same-origin",
       headers: { Accept: "application/json", "X-CSRFToken": box.dataset.csrf },
     });
@@ -83,7 +95,10 @@
           const bytes = crypto.getRandomValues(new Uint8Array(16));
           composer.querySelector('input[name="client_token"]').value =
             btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-          refresh();
+          // As the playground does after a send: the newest turn (the message just sent) comes into view.
+          await refresh();
+          const turns = box.querySelectorAll(".turn");
+          turns[turns.length - 1]?.scrollIntoView({ block: "start" });
         } else {
           const answer = await response.json().catch(() => ({}));
           showError(answer.error || `The server answered ${response.status}.`);

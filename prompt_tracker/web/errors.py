@@ -30,6 +30,13 @@ EXPLANATIONS = {
 }
 
 
+# The page's script (static/requests.js) asks with this request header for a 4xx JSON answer as a
+# 200 carrying its status in REFUSED_STATUS: Chromium logs every 4xx a fetch receives as a console
+# error ("Failed to load resource"), and an expected refusal with its sentence is none.
+QUIET_REFUSALS = "Prompt-Tracker-Refusals"
+REFUSED_STATUS = "Prompt-Tracker-Status"
+
+
 def wants_json() -> bool:
     """True when the client (the page's script) asked for JSON rather than a page or a redirect."""
     return request.accept_mimetypes.best == "application/json"
@@ -74,6 +81,15 @@ def answer_refusal(refusal: Refused, page: RefusalPage | None = None):
             refusal.status
         )
     return page(refusal)
+
+
+@bp.after_app_request
+def quiet_refusal(response):
+    """A 4xx JSON answer to a script that asked (``QUIET_REFUSALS``) as a 200 with the status in a header."""
+    if 400 <= response.status_code < 500 and response.is_json and request.headers.get(QUIET_REFUSALS) == "200":
+        response.headers[REFUSED_STATUS] = str(response.status_code)
+        response.status_code = 200
+    return response
 
 
 @bp.app_errorhandler(Refused)

@@ -3,11 +3,21 @@ HSTS in production; pages are never cached (they carry conversation data)."""
 
 from flask import Flask, current_app, request
 
-# 'self' covers same-origin ws:/wss: for the Socket.IO connection.
+# 'self' covers same-origin ws:/wss: for the Socket.IO connection; frames: only our own (a reply
+# written while JS is off), and no page of ours may be framed except those that say so.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
+FRAMED_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+
+
+def framed_by_own_pages(response):
+    """Let this response be shown in a frame of our own pages only (the no-JS reply frame)."""
+    response.headers["Content-Security-Policy"] = FRAMED_CONTENT_SECURITY_POLICY
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
 
 
 def add_security_headers(response):

@@ -5,6 +5,10 @@ What differs per page view is not baked in: the session's CSRF token and the URL
 conversation's messages (``/playground/messages``, ``/prompts/<slug>/playground/messages``, a
 companion's) are markers, replaced once in the joined HTML; an open reply (pending, streaming, or
 streaming with its worker gone) is rendered when shown, as is a record stored without a fragment.
+
+A stored fragment begins with ``FRAGMENT_MARK``, which names the markup's version: when the message
+markup changes (``_message.html``, or the HTML ``domain.rendering`` writes), bump
+``FRAGMENT_VERSION``, and fragments stored before are rendered again when shown (never trusted).
 """
 
 import weakref
@@ -14,6 +18,7 @@ import msgspec
 from flask import current_app, render_template
 from markupsafe import Markup
 
+from ...domain.rendering import without_inline_styles
 from .forms import SettingsForm
 
 # Characters that no rendered text can hold as they are: every text of a message reaches the
@@ -21,6 +26,9 @@ from .forms import SettingsForm
 CSRF_MARK = "<~csrf-token~>"
 MESSAGES_URL_MARK = "<~messages-url~>"
 MESSAGE_TEMPLATE = "playground/_message.html"
+# 2: cells aligned by class, the message's source for Copy, data-attempt on each message.
+FRAGMENT_VERSION = 2
+FRAGMENT_MARK = f"<!--fragment {FRAGMENT_VERSION}-->"
 
 # The macro of each loaded template (a new one when the file is reloaded in development).
 _macros: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -38,15 +46,19 @@ def message_macro():
 
 
 def message_fragment(message) -> str:
-    """The HTML stored on a final message's record (with the markers): what the page shows for it."""
-    return str(message_macro()(message, ()))
+    """The HTML stored on a final message's record (with the markers and ``FRAGMENT_MARK``): what the page shows."""
+    return FRAGMENT_MARK + str(message_macro()(message, ()))
 
 
 def message_html(message, stale_ids: Iterable[str] = (), editing=None) -> str:
     """One message's HTML with the markers: its stored fragment, or the macro's when it has none,
-    is open, or is the message being edited."""
-    if message.fragment is not None and not message.is_open and (editing is None or editing.id != message.id):
-        return message.fragment
+    is open, is the message being edited, or was stored by an older version of the markup."""
+    fragment = message.fragment
+    if fragment is not None and not message.is_open and (editing is None or editing.id != message.id):
+        if fragment.startswith(FRAGMENT_MARK):
+            return fragment[len(FRAGMENT_MARK) :]
+    if message.html and 'style="' in message.html:  # rendered before cells were aligned by class
+        message = msgspec.structs.replace(message, html=without_inline_styles(message.html))
     return str(message_macro()(message, stale_ids, editing))
 
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from flask import abort, g, redirect, request
 
-from ...domain.settings import STANDALONE, PlaygroundSettings, load_settings
+from ...domain.settings import STANDALONE, PlaygroundSettings, load_settings, settings_version
 from ...prompts.library import prompt_with_latest, renamed_prompt
 from ...prompts.settings import playground_name, settings_from_version, settings_to_send
 from ...replies import live
@@ -78,5 +78,5 @@ def publish_settings_saved(session) -> None:
     live.publish(
         session.store_id,
         "settings.saved",
-        {"playground": g.playground, "digest": live.settings_digest(current_settings(session))},
+        {"playground": g.playground, "digest": settings_version(current_settings(session))},
     )

@@ -29,7 +29,10 @@ from ...domain.settings import (
     MAX_MODEL_CHARS,
     MAX_TOKENS_RANGE,
     TEMPERATURE_RANGE,
+    SettingsChanged,
     StaleSettings,
+    check_settings_shown,
+    settings_version,
     store_settings,
 )
 from ...extensions import limiter, services
@@ -55,11 +58,12 @@ from ...replies.edit import edit_and_resend, edit_in_place
 from ...store.edits import delete_message, removed_with, replace_conversation
 from ...store.transfer import export_json, export_markdown, parse_import
 from ..errors import answer_refusal, refusals_shown_by, wants_json
+from ..headers import framed_by_own_pages
 from ..off_loop import off_the_event_loop
 from ..rate_limits import charged, limit_owner, not_queued, user_key
 from . import bp
 from .forms import MessageForm, SettingsForm, param_range, providers_with_param
-from .fragments import messages_html, settings_panel
+from .fragments import message_macro, messages_html, settings_panel, with_page_values
 from .prompt import (
     add_slug,
     current_settings,
@@ -76,9 +80,9 @@ bp.add_app_template_global(param_range)
 bp.add_app_template_global(setup_hint, "provider_setup_hint")
 
 
-def back_to_page(anchor: str | None = None):
+def back_to_page(anchor: str | None = None, **query):
     """Post/redirect/get: 303 back to the playground."""
-    return redirect(url_for(".index", _anchor=anchor), 303)
+    return redirect(url_for(".index", _anchor=anchor, **query), 303)
 
 
 def flash_back(refusal):
@@ -89,12 +93,20 @@ def flash_back(refusal):
 
 
 def render_playground(
-    message_form=None, settings_form=None, status=200, editing=None, end=None, overflow=None, settings_conflict=False
+    message_form=None,
+    settings_form=None,
+    status=200,
+    editing=None,
+    end=None,
+    overflow=None,
+    settings_conflict=False,
+    settings_changed=None,
 ):
     """Render the page: settings, the latest window of the conversation, the composer.
 
     ``editing`` (an EditState) shows that user message as an edit form; ``end`` overrides ``?before=``;
-    ``overflow`` is the context-window warning the composer shows (its next Send confirms it).
+    ``overflow`` is the context-window warning the composer shows (its next Send confirms it);
+    ``settings_changed`` the sentence of a Send held because another tab saved settings meanwhile.
     """
     settings = current_settings(session)
     end = request.args.get("before", type=int) if end is None else end
@@ -108,7 +120,9 @@ def render_playground(
         return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
     if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
         # The message being edited is older than the latest window: show the window that ends with it.
-        return render_playground(message_form, settings_form, status, editing, editing.index + 1, overflow)
+        return render_playground(
+            message_form, settings_form, status, editing, editing.index + 1, overflow, settings_changed=settings_changed
+        )
     messages = [with_partial(message, window.partials) for message in window.messages]
     stale = stale_ids(messages)
     csrf_token = generate_csrf()
@@ -116,7 +130,7 @@ def render_playground(
         "settings": settings,
         "providers": available_providers(),
         "limits": {"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
-        "settings_digest": live.settings_digest(settings),
+        "settings_digest": settings_version(settings),  # what the stale-form notice compares
         "settings_version": settings_version(settings),
         "settings_conflict": settings_conflict,
     }
@@ -131,12 +145,11 @@ def render_playground(
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
         client_token=secrets.token_urlsafe(16),
-        waiting=any(m.is_open for m in messages),
-        refresh_url=url_for(".index", t=time.monotonic_ns(), _anchor=f"m-{messages[-1].id}" if messages else None),
         lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
         playground=g.playground,
         editing=editing,
         overflow=overflow,
+        settings_changed=settings_changed,
         **panel,
     ), status
 
@@ -205,6 +218,12 @@ send_rate = limiter.shared_limit(
 )
 
 
+SETTINGS_LOADED = (
+    "Settings changed in another tab: nothing was sent. The settings panel now shows them; "
+    "send with them, or change them first."
+)
+
+
 def composer_page(refusal):
     """A refused send: the page with the sentence, the text the user typed kept in the composer.
 
@@ -215,6 +234,8 @@ def composer_page(refusal):
         return flash_back(refusal)
     if isinstance(refusal, MayNotFit):
         return render_playground(message_form=MessageForm(), status=refusal.status, overflow=refusal.sentence)
+    if isinstance(refusal, SettingsChanged):  # the page now shows the saved settings: the choice is to send
+        return render_playground(message_form=MessageForm(), status=refusal.status, settings_changed=SETTINGS_LOADED)
     flash(refusal.sentence, "error")
     # Render rather than redirect, so the text the user typed stays in the composer.
     return render_playground(message_form=MessageForm(), status=refusal.status)
@@ -225,6 +246,11 @@ def composer_page(refusal):
 @send_rate
 def send():
     form = MessageForm()
+    keep_posted_variables()  # the values the page shows are the ones sent, and they stay
+    # The page showed older settings than the saved ones (another tab saved): held until confirmed.
+    check_settings_shown(
+        request.form.get("settings_version"), current_settings(session), bool(request.form.get("confirm_settings"))
+    )
     settings = settings_to_send_now(session)  # the gate (replies.gate) checks them before anything is stored
     if not request.form.get("confirm_overflow"):  # likely too long for the model: the same Send again goes ahead
         check_fits(services.conversations, session.store_id, g.playground, settings, form.content.data or "")
@@ -301,7 +327,7 @@ def open_messages():
         total=window.total,
         start=window.start,
         replace=replace,
-        settings_digest=live.settings_digest(current_settings(session)),
+        settings_digest=settings_version(current_settings(session)),
         messages=[{"id": message.id, "html": render_messages(message)} for message in wanted],
     )
 
@@ -315,6 +341,32 @@ def message_fragment(message_id):
     if message.status == "streaming":
         message = msgspec.structs.replace(message, content=services.conversations.partial(session.store_id, message_id))
     return render_messages(message)
+
+
+@bp.get("/messages/<message_id>/frame")
+def message_frame(message_id):
+    """A reply alone, for the page without JS: a frame that refreshes itself until the reply is final.
+
+    The page around it never reloads, so the composer and the settings form keep what is typed.
+    """
+    message = services.conversations.get(session.store_id, g.playground, message_id)
+    if message is None:
+        abort(404, "That message is no longer in this conversation.")
+    if message.status == "streaming":
+        message = msgspec.structs.replace(message, content=services.conversations.partial(session.store_id, message_id))
+    stale = stale_ids([message])
+    html = with_page_values(str(message_macro()(message, stale, None, True)), generate_csrf(), url_for(".send"))
+    response = make_response(
+        render_template(
+            "playground/reply_frame.html",
+            message_html=html,
+            # A new URL each time: a refresh to one that only differs by its #fragment would not reload.
+            refresh_url=url_for(".message_frame", message_id=message_id, t=time.monotonic_ns(), _anchor="end")
+            if message.is_open and message.id not in stale
+            else None,
+        )
+    )
+    return framed_by_own_pages(response)
 
 
 @bp.get("/messages/<message_id>/request")
@@ -373,11 +425,6 @@ def choose(message_id):
     return back_to_page(f"m-{message_id}")
 
 
-def settings_version(settings) -> str:
-    """Fingerprint of the saved settings a settings form shows (variable values aside: they have their own form)."""
-    return live.settings_digest(msgspec.structs.replace(settings, variables={}))
-
-
 def settings_page(refusal):
     """Settings another tab saved meanwhile: the form keeps what was typed and says so (no flash)."""
     form = SettingsForm()
@@ -408,14 +455,35 @@ def save_settings():
     return back_to_page()
 
 
+def posted_variables(settings, bare_names: bool = False) -> dict[str, str]:
+    """The variable values a form posted (``variables.<name>``) for the settings' variables.
+
+    ``bare_names``: a field named as the variable counts too (the variables form as it was), never on a
+    Send, whose own fields (``content``...) could be a variable's name.
+    """
+    names, _ = variables_panel(settings)
+    posted = {}
+    for name in names:
+        value = request.form.get(f"variables.{name}")
+        if value is None and bare_names:
+            value = request.form.get(name)
+        if value is not None:
+            posted[name] = value.replace("\r\n", "\n")
+    return posted
+
+
+def keep_posted_variables(bare_names: bool = False) -> None:
+    """Store the variable values a form posted, when they differ from the stored ones."""
+    settings = current_settings(session)
+    values = {**settings.variables, **posted_variables(settings, bare_names)}
+    if values != settings.variables:
+        store_settings(session, g.playground, msgspec.structs.replace(settings, variables=values))
+
+
 @bp.post("/variables")
 def variables():
-    """Keep the values of the template variables (one form field per variable, named as it)."""
-    settings = current_settings(session)
-    names, _ = variables_panel(settings)
-    values = {**settings.variables, **{name: request.form.get(name, "").replace("\r\n", "\n") for name in names}}
-    store_settings(session, g.playground, msgspec.structs.replace(settings, variables=values))
-    publish_settings_saved(session)
+    """Keep the values of the template variables without sending ("Save values": the composer's fields)."""
+    keep_posted_variables(bare_names=True)
     flash("Variables saved; the next message uses them.", "info")
     return back_to_page()
 
@@ -504,7 +572,7 @@ def add_message():
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     live.publish(session.store_id, "message.appended", {"playground": g.playground, "ids": [message.id]})
-    return back_to_page(f"m-{message.id}")
+    return back_to_page(f"m-{message.id}", added=1)  # the Add panel open again, for the next one
 
 
 def what_goes(removed) -> str:
