@@ -10,7 +10,7 @@ from jsonschema import validators
 
 from prompt_tracker.domain.messages import Message, new_message_id
 from prompt_tracker.domain.recorded_request import curl_command
-from prompt_tracker.domain.settings import STANDALONE, load_settings, store_settings
+from prompt_tracker.domain.settings import STANDALONE, PlaygroundSettings, load_settings, store_settings
 from prompt_tracker.domain.tools import (
     check_arguments,
     check_tool_choice,
@@ -394,3 +394,15 @@ def test_tool_calls_and_structured_replies_through_a_real_worker(
         ToolCall(id="toolu_fake0", name="get_weather", arguments='{"city": "Rome"}')
     ]
     wait_for(lambda: jobs_ended(real_redis))
+
+
+def test_the_context_estimate_counts_tool_definitions_and_the_schema():
+    from prompt_tracker.replies.context import estimated_tokens, fixed_text
+
+    bare = PlaygroundSettings(system_prompt="Be brief.")
+    tooled = msgspec.structs.replace(bare, tools=[WEATHER], response_format="json_schema", json_schema=SCHEMA)
+    assert fixed_text(bare) == "Be brief."
+    assert (
+        '"get_weather"' in fixed_text(tooled) and '"mock"' not in fixed_text(tooled) and '"$defs"' in fixed_text(tooled)
+    )
+    assert estimated_tokens([], fixed_text(tooled), "hi", 0) > estimated_tokens([], fixed_text(bare), "hi", 0) + 50

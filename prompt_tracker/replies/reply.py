@@ -10,6 +10,7 @@
   (placeholder gone) writes nothing.
 """
 
+import json
 import logging
 import threading
 import time
@@ -222,6 +223,8 @@ def reply_html(request: ChatRequest, content: str, tool_calls: list[ToolCall]) -
 def estimate(hold, request: ChatRequest, parts: list[str]) -> Usage:
     """What a reply with no reported usage cost, about: the request's characters and the text streamed."""
     request_chars = len(request.system_prompt) + sum(len(turn[1]) for turn in request.messages)
+    if request.tools or request.json_schema:  # billed as input too
+        request_chars += len(json.dumps([request.tools, request.json_schema]))
     return budget.estimated_usage(hold, request_chars, sum(len(part) for part in parts))
 
 
