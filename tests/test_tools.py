@@ -406,3 +406,18 @@ def test_the_context_estimate_counts_tool_definitions_and_the_schema():
         '"get_weather"' in fixed_text(tooled) and '"mock"' not in fixed_text(tooled) and '"$defs"' in fixed_text(tooled)
     )
     assert estimated_tokens([], fixed_text(tooled), "hi", 0) > estimated_tokens([], fixed_text(bare), "hi", 0) + 50
+
+
+def test_a_refusal_of_the_schema_or_tools_says_which_and_other_400s_stay_as_they_were():
+    from prompt_tracker.providers.http_errors import feature_refused
+
+    schema = ChatRequest(model="gpt-4o-mini", system_prompt="", messages=[], response_format="json_schema")
+    detail = "Invalid schema for response_format 'review': 'additionalProperties' is required to be false"
+    assert feature_refused(schema, 400, detail) == f"gpt-4o-mini refused the structured output (json_schema): {detail}"
+    assert feature_refused(REQUEST, 400, "Invalid schema for function 'get_weather'").startswith(
+        "gpt-4o-mini refused the tools: "
+    )
+    assert feature_refused(REQUEST, 400, "max_tokens is too large") is None
+    assert feature_refused(REQUEST, 500, "tools broke") is None
+    plain = ChatRequest(model="m", system_prompt="", messages=[])
+    assert feature_refused(plain, 400, "this model does not support tools") is None

@@ -65,10 +65,13 @@ def feature_refused(request, status: int, detail: str | None) -> str | None:
     if status != 400 or not detail:
         return None
     lowered = detail.lower()
+    # "Invalid schema for function 'x'…" is about what was sent, not about the model's support.
+    invalid = "invalid" in lowered
     if request.tools and any(word in lowered for word in _ABOUT_TOOLS):
-        return f"{request.model} does not support tools: {detail}"
+        return f"{request.model} {'refused the tools' if invalid else 'does not support tools'}: {detail}"
     if request.response_format != "text" and any(word in lowered for word in _ABOUT_SCHEMA):
-        return f"{request.model} does not support structured output ({request.response_format}): {detail}"
+        what = f"structured output ({request.response_format})"
+        return f"{request.model} {'refused the ' + what if invalid else 'does not support ' + what}: {detail}"
     return None
 
 
