@@ -76,6 +76,7 @@ def test_two_browsers_of_one_user_share_conversation_and_settings_and_sign_out_k
     page = phone.page().get_data(as_text=True)
     assert "written on the laptop" in page and "You are terse." in page
     assert "kept 30 days after last activity" in page  # USER_WORKSPACE_LIFETIME, not the session's 24 h
+    assert "Save settings (yours)" in page and "(this browser)" not in page  # the buttons say whose
     phone.send("answered on the phone")
     workspace = workspace_of(app)
     assert contents(app, workspace)[::2] == ["written on the laptop", "answered on the phone"]
@@ -200,7 +201,9 @@ def test_without_sign_in_each_browser_keeps_its_own_session_as_before():
     first.send("only in the first browser")
     assert contents(app, first.store())[0] == "only in the first browser"
     assert first.store() == store_id(first.sid())
-    assert "only in the first browser" not in second.page().get_data(as_text=True)
+    page = second.page().get_data(as_text=True)
+    assert "only in the first browser" not in page
+    assert "Save settings (this browser)" in page
     with app.app_context():
         blob = app.session_interface.stored_data(first.store())
         assert blob["settings"][STANDALONE]["system_prompt"] == "first browser"

@@ -83,6 +83,7 @@ def init_app(app) -> None:
         login.login_view = "auth.login"
     app.before_request(identify)
     app.add_template_global(current_user_is_admin)
+    app.add_template_global(work_scope)
     user_disabled.connect(end_sessions_of_disabled_user, app)
     password_changed.connect(end_other_sessions_after_new_password, app)
 
@@ -142,6 +143,12 @@ def current_user_name() -> str | None:
 def current_actor():
     """Who acts in this request, for the audit log: the signed-in user, else the name (``local``)."""
     return g.get("user") or g.get("user_name")
+
+
+def work_scope() -> str:
+    """Whose the playground's work is, as the save buttons say it: the signed-in user's, else this browser's."""
+    signed_in = current_app.config["AUTH_MODE"] != "none" and current_user_name() is not None
+    return "yours" if signed_in else "this browser"
 
 
 def current_user_is_admin() -> bool:
