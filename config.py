@@ -5,6 +5,7 @@ module never fails; the production config refuses to start with a sentence namin
 """
 
 import os
+import re
 from datetime import timedelta
 
 
@@ -50,6 +51,9 @@ class Config:
     # A session holding nothing of the user's (a visitor who never sent, saved or signed in) is kept
     # only this long; its first use gives it the full lifetime.
     SESSION_IDLE_LIFETIME = timedelta(hours=1)
+    # Signed in (accounts, header), a user's work lives in their workspace, shared by all their browsers,
+    # kept this long after its last use (sliding), instead of the session's PERMANENT_SESSION_LIFETIME.
+    USER_WORKSPACE_LIFETIME = timedelta(days=30)
     SESSION_KEY_PREFIX = "prompt_tracker:session:"
     SESSION_SERIALIZATION_FORMAT = "msgpack"
 
@@ -176,6 +180,10 @@ class Config:
                 raise ConfigError(
                     f"DAILY_BUDGET_USD must be a number of dollars, not {os.environ['DAILY_BUDGET_USD']!r}."
                 ) from None
+        if os.environ.get("USER_WORKSPACE_LIFETIME"):
+            app.config["USER_WORKSPACE_LIFETIME"] = lifetime(
+                "USER_WORKSPACE_LIFETIME", os.environ["USER_WORKSPACE_LIFETIME"]
+            )
         if os.environ.get("PROTECTED_LABELS") is not None:  # set but empty: no protected label
             app.config["PROTECTED_LABELS"] = [
                 item.strip().lower() for item in os.environ["PROTECTED_LABELS"].split(",") if item.strip()
@@ -280,6 +288,18 @@ class ProductionConfig(Config):
 
 AUTH_MODES = ("none", "accounts", "header")
 NO_PROXIES = "none"  # TRUSTED_PROXIES=none: clients connect directly (said explicitly, for production)
+
+
+_LIFETIME = re.compile(r"^(\d+)([dhms]?)$")
+_LIFETIME_UNITS = {"d": "days", "": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def lifetime(name: str, value: str) -> timedelta:
+    """A lifetime from the environment: a whole number of days, or with a unit (``30d``, ``12h``, ``90m``, ``600s``)."""
+    match = _LIFETIME.match(value.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"{name} must be a positive number of days, or one like 30d, 12h, 90m, not {value!r}.")
+    return timedelta(**{_LIFETIME_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def trusted_proxies(value: str) -> list[str]:

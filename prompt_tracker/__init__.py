@@ -17,6 +17,7 @@ from .audit.cli import audit_cli
 from .auth.cli import users_cli
 from .auth.tokens_cli import tokens_cli
 from .domain.pricing import context_window
+from .domain.rendering import tool_call_views
 from .extensions import csrf, db, migrate, services, socketio
 from .limits.cli import usage_command
 from .prompts.cli import prompts_cli
@@ -93,6 +94,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     security_headers.init_app(app)
     request_log.configure(app)
     app.add_template_global(context_window)
+    app.add_template_global(tool_call_views)
 
     app.register_blueprint(errors_bp)
     app.register_blueprint(health_bp)

@@ -45,6 +45,10 @@ class Script:
     thinking: str = ""  # Anthropic: an extended-thinking block streamed before the text (no text deltas meanwhile)
     models: list | None = None  # GET …/models answers {"object": "list", "data": models}; None: 404
     models_delay: float = 0.0  # seconds before that answer
+    # Tool calls the reply makes ({"name", "arguments": JSON text}), after its text (if any): OpenAI
+    # streams their arguments in small pieces, the calls interleaved; Anthropic as tool_use blocks.
+    tool_calls: list | None = None
+    reject_tools: bool = False  # answer 400 to a request with tools, as a model without tool support does
 
 
 @dataclass
@@ -158,6 +162,9 @@ class FakeLLMServer:
         """The streamed body for one request, as a list of SSE frames."""
         raise NotImplementedError
 
+    def tools_refused(self, body: dict) -> dict:
+        raise NotImplementedError
+
     # --- plumbing --------------------------------------------------------------------------------
 
     def _sleep(self, seconds: float) -> None:
@@ -208,6 +215,8 @@ class FakeLLMServer:
                     return self._json(script.status, server.error_body(script.status))
                 if not (body or {}).get("stream"):
                     return self._json(400, server.error_body(400))
+                if script.reject_tools and body.get("tools"):
+                    return self._json(400, server.tools_refused(body))
                 frames = server.events(body)
                 cut = script.drop_after if script.drop_after is not None else script.end_after
                 self._stream(frames[:cut], script.chunk_delay, complete=script.drop_after is None)
@@ -310,6 +319,10 @@ class FakeOpenAI(FakeLLMServer):
         )
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
+    def tools_refused(self, body: dict) -> dict:
+        message = f"registry.fake/{body.get('model')} does not support tools"  # Ollama's words
+        return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+
     def _last_key(self) -> str:
         # Echo the key back, as a careless server would: the provider must never show it.
         return self.requests[-1].sent_key() if self.requests else ""
@@ -342,8 +355,19 @@ class FakeOpenAI(FakeLLMServer):
         if script.malformed:
             frames += [chunk({"content": pieces[0]}), _sse('{"id": "chatcmpl-fake1", "choices": [{"delta": {"cont')]
             return frames
-        frames += [chunk({"content": piece}) for piece in pieces]
-        frames.append(chunk({}, "stop"))
+        if script.reply:
+            frames += [chunk({"content": piece}) for piece in pieces]
+        calls = script.tool_calls or []
+        for index, call in enumerate(calls):  # each call's id, type and name first, then its arguments
+            head = {"index": index, "id": f"call_fake{index}", "type": "function"}
+            frames.append(chunk({"tool_calls": [{**head, "function": {"name": call["name"], "arguments": ""}}]}))
+        pieces_of = [[call["arguments"][at : at + 4] for at in range(0, len(call["arguments"]), 4)] for call in calls]
+        for step in range(max((len(p) for p in pieces_of), default=0)):  # interleaved, as parallel calls may be
+            for index, call_pieces in enumerate(pieces_of):
+                if step < len(call_pieces):
+                    piece = {"index": index, "function": {"arguments": call_pieces[step]}}
+                    frames.append(chunk({"tool_calls": [piece]}))
+        frames.append(chunk({}, "tool_calls" if calls else "stop"))
         if include_usage and script.usage:
             frames.append(
                 _sse(
@@ -387,6 +411,10 @@ class FakeAnthropic(FakeLLMServer):
 
     def _last_key(self) -> str:
         return self.requests[-1].sent_key() if self.requests else ""
+
+    def tools_refused(self, body: dict) -> dict:
+        message = "tools: this model does not support tool use"
+        return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
 
     def events(self, body: dict) -> list[bytes]:
         script = self.script
@@ -443,12 +471,25 @@ class FakeAnthropic(FakeLLMServer):
                 b'event: content_block_delta\ndata: {"type": "content_block_delta", "ind\n\n',
             ]
         frames += [delta(piece) for piece in pieces]
+        frames.append(_sse({"type": "content_block_stop", "index": text_index}, "content_block_stop"))
+        for offset, call in enumerate(script.tool_calls or []):
+            index = text_index + 1 + offset
+            block = {"type": "tool_use", "id": f"toolu_fake{offset}", "name": call["name"], "input": {}}
+            frames.append(
+                _sse({"type": "content_block_start", "index": index, "content_block": block}, "content_block_start")
+            )
+            arguments = call["arguments"]
+            for at in range(0, len(arguments), 5):
+                piece = {"type": "input_json_delta", "partial_json": arguments[at : at + 5]}
+                frames.append(
+                    _sse({"type": "content_block_delta", "index": index, "delta": piece}, "content_block_delta")
+                )
+            frames.append(_sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
         frames += [
-            _sse({"type": "content_block_stop", "index": text_index}, "content_block_stop"),
             _sse(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": "tool_use" if script.tool_calls else "end_turn", "stop_sequence": None},
                     "usage": {"output_tokens": script.output_tokens},
                 },
                 "message_delta",

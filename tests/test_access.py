@@ -53,24 +53,23 @@ def test_disabling_a_user_signs_out_every_session_of_theirs_at_once(monkeypatch)
     sockets = [socketio.test_client(app, flask_test_client=browser.client) for browser in (laptop, phone, bob)]
     assert all(sock.is_connected() for sock in sockets)
     with app.app_context():
+        workspace = app.session_interface.workspace_id(find_user(ALICE).id)
         assert set(user_sessions(find_user(ALICE).id)) == set(stores)
-        open_ids = [message_id for store in stores for _, message_id in services.conversations.open_replies(store)]
-    assert len(open_ids) == 2
+        open_ids = [message_id for _, message_id in services.conversations.open_replies(workspace)]
+    assert len(open_ids) == 2  # one per browser, both in alice's workspace
 
     disabled = app.test_cli_runner().invoke(args=["users", "disable", ALICE])
     assert disabled.exit_code == 0, disabled.output
     assert "signed out of 2 sessions" in disabled.output
 
-    # Sockets closed, conversations and blobs gone, open replies asked to stop, all before any request.
+    # Sockets closed, blobs gone, open replies stopped, all before any request; the work stays hers.
     assert not sockets[0].is_connected() and not sockets[1].is_connected()
     with app.app_context():
         conversations = services.conversations
         for store in stores:
-            assert conversations.all(store, STANDALONE) == []
-            assert conversations.open_replies(store) == []
             assert stored_blob(app, store) is None
-        for store, message_id in zip(stores, open_ids, strict=True):
-            assert conversations.redis.exists(conversations.stop_key(store, message_id))
+        assert conversations.open_replies(workspace) == []
+        assert [m.status for m in conversations.all(workspace, STANDALONE)] == ["done", "stopped"] * 2
         assert user_sessions(find_user(ALICE).id) == []
     # Bob is untouched.
     assert sockets[2].is_connected()
@@ -86,14 +85,12 @@ def test_a_disabled_user_is_signed_out_at_their_next_request_even_if_no_index_ha
     app = accounts_app()
     browser = Browser(app.test_client())
     browser.login()
-    browser.send("deleted when the account is disabled")
+    browser.send("kept in the workspace when the account is disabled")
     store = browser.store()
     with app.app_context():
         find_user(ALICE).disabled = True  # behind the CLI's back: no sign-out ran
         db.session.commit()
     assert browser.client.get("/playground").status_code == 303
-    with app.app_context():
-        assert services.conversations.all(store, STANDALONE) == []
     assert stored_blob(app, store) is None
 
 

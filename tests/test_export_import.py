@@ -341,7 +341,8 @@ def test_an_import_of_crafted_markdown_within_the_caps_renders_in_bounded_time(a
     messages = [message for text in crafted + crafted[:4] for message in (user("go"), reply(text))]
     started = time.perf_counter()
     assert upload(playground, export_of(*messages)).status_code == 303
-    assert time.perf_counter() - started < 5
+    # A guard against a pathological (super-linear) render, not a speed claim: linear work takes well under a second.
+    assert time.perf_counter() - started < 60
     assert len(playground.messages(app)) == 18
 
 

@@ -29,7 +29,7 @@ def run_jobs(app) -> None:
 
 def owner(playground) -> str:
     """Whom the limits count against without sign-in: the browser's session, by its store id."""
-    return f"session:{playground.store()}"
+    return f"browser:{playground.store()}"
 
 
 def spend(app, playground):

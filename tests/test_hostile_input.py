@@ -116,6 +116,7 @@ def test_markup_in_messages_settings_and_json_fragments_is_escaped(live_server, 
     assert '<script>alert("model")' not in page and "&#34;&gt;&lt;script&gt;alert(&#34;model&#34;)" in page
     assert "&lt;/textarea&gt;&lt;script&gt;" in page
     assert re.findall(r"<script\b[^>]*>", page) == [
+        '<script src="/static/requests.js" defer>',
         '<script src="/static/copy.js" defer>',
         '<script src="/static/flashes.js" defer>',
         '<script src="/static/drafts.js" defer>',

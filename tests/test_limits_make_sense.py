@@ -33,7 +33,7 @@ def run_jobs(app) -> None:
 
 
 def owner(playground) -> str:
-    return f"session:{playground.store()}"
+    return f"browser:{playground.store()}"
 
 
 def sends_counted(app, playground) -> int:

@@ -83,7 +83,7 @@ def test_the_daily_token_budget_for_unpriced_models_refuses_the_next_send_and_us
     usage = app.test_cli_runner().invoke(args=["usage", "--days", "2"])
     assert usage.exit_code == 0
     # Without sign-in the limits are the browser session's (by its store id), not one bucket for all.
-    row = next(line for line in usage.output.splitlines() if f" session:{playground.store()[:24]}" in line)
+    row = next(line for line in usage.output.splitlines() if f" browser:{playground.store()[:24]}" in line)
     assert row.split()[2] == "1"  # one reply
     assert "1 user-day in the last 2 days" in usage.output
 

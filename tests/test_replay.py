@@ -264,7 +264,7 @@ def test_the_open_replies_cap_refuses_a_replay_with_nothing_queued():
     playground.send("one")
     with app.app_context():  # two replies of the session's being written elsewhere (its own cap, without sign-in)
         services.jobs_redis.hset(
-            held_key(f"session:{playground.store()}"), mapping={"a": "9e12 0 0 free", "b": "9e12 0 0 free"}
+            held_key(f"browser:{playground.store()}"), mapping={"a": "9e12 0 0 free", "b": "9e12 0 0 free"}
         )
     response = start(playground)
     assert response.status_code == 429

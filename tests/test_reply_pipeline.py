@@ -254,14 +254,16 @@ def test_healthz_counts_the_live_workers(live_server, start_worker):
     wait_for(lambda: json.loads(browser.request("GET", "/healthz").text)["workers"] == 0)
 
 
-def test_replies_open_during_a_login_go_on_into_the_session_under_its_new_id(
+def test_replies_open_during_a_sign_in_go_on_into_the_users_workspace(
     real_redis, start_worker, fake_openai, monkeypatch, tmp_path
 ):
-    """A login gives the session a new id while one reply streams and another waits for the worker:
-    both end in the session under the new id (the streaming one with all its text, written by
-    one provider call), and nothing is left under the old id."""
+    """A visitor signs in while one reply streams and another waits for the worker: the login gives the
+    session a new id and the visitor's conversation joins the user's workspace, and both replies end
+    there (the streaming one with all its text, written by one provider call); nothing is left under
+    the visitor's ids. Then a second sign-in moves nothing: the work is the user's already."""
     from prompt_tracker import create_app
     from prompt_tracker.auth.accounts import create_user
+    from prompt_tracker.domain.settings import STANDALONE
     from prompt_tracker.extensions import db
 
     from .conftest import service_env
@@ -276,9 +278,9 @@ def test_replies_open_during_a_login_go_on_into_the_session_under_its_new_id(
     )
     with app.app_context():
         db.create_all()
-        create_user("alice@example.com", PASSWORD)
+        workspace = app.session_interface.workspace_id(create_user("alice@example.com", PASSWORD).id)
     browser = SigningInBrowser(app.test_client())
-    assert browser.login().status_code == 303
+    app.config["AUTH_MODE"] = "none"  # a visitor's session, from before sign-in was turned on
     use_openai(browser, fake_openai, chunk_delay=0.02)
     start_worker()
     browser.send("a long answer please")
@@ -287,13 +289,14 @@ def test_replies_open_during_a_login_go_on_into_the_session_under_its_new_id(
     old_store = browser.store()
     wait_for(lambda: len(partial_text(real_redis, old_store, streaming)) > 20)
 
-    assert browser.login().status_code == 303  # signing in again: a new session id, as at any login
-    new_store = browser.store()
-    assert new_store != old_store
-    assert partial_text(real_redis, new_store, streaming).startswith("w0 w1 w2")  # the text so far moved
+    app.config["AUTH_MODE"] = "accounts"
+    assert browser.login().status_code == 303
+    assert browser.store() != old_store
+    assert partial_text(real_redis, workspace, streaming).startswith("w0 w1 w2")  # the text so far moved
 
     def both_done():
-        replies = browser.messages(app)[1::2]
+        with app.app_context():
+            replies = services.conversations.all(workspace, STANDALONE)[1::2]
         return replies if [m.status for m in replies] == ["done", "done"] else None
 
     first, second = wait_for(both_done, timeout=30)
@@ -301,7 +304,11 @@ def test_replies_open_during_a_login_go_on_into_the_session_under_its_new_id(
     assert first.content == LONG_REPLY and second.content == LONG_REPLY
     assert fake_openai.stream_requests() == 2  # one call each: nothing was restarted
     assert [key for key in real_redis.client(2).scan_iter() if old_store.encode() in key] == []
-    assert not real_redis.client(2).exists(partial_key(PREFIX, new_store, streaming))
+    assert not real_redis.client(2).exists(partial_key(PREFIX, workspace, streaming))
+    assert browser.login().status_code == 303  # signing in again: a new session id, the same work
+    assert LONG_REPLY in browser.page().get_data(as_text=True)
+    with app.app_context():
+        assert len(services.conversations.all(workspace, STANDALONE)) == 4
 
 
 def test_a_stopped_worker_finishes_the_reply_it_is_writing_then_exits_with_its_process(

@@ -230,9 +230,10 @@ def test_list_shows_sessions_most_recently_active_first(app, runner, new_session
 
     assert result.exit_code == 0, result.output
     header, first, second, footer = result.output.splitlines()
-    assert header.split() == ["ID", "IDLE", "EXPIRES", "IN", "MESSAGES", "BYTES", "(payload)"]
-    active_id, active_idle, active_expires, active_messages, active_bytes = first.split()
-    idle_id, idle_idle, idle_expires, idle_messages, idle_bytes = second.split()
+    assert header.split() == ["ID", "KIND", "IDLE", "EXPIRES", "IN", "MESSAGES", "BYTES", "(payload)"]
+    active_id, active_kind, active_idle, active_expires, active_messages, active_bytes = first.split()
+    idle_id, idle_kind, idle_idle, idle_expires, idle_messages, idle_bytes = second.split()
+    assert active_kind == idle_kind == "session"
     assert (active_id, active_messages) == (active.store()[:8] + "…", "2")
     assert re.fullmatch(r"\ds", active_idle)  # a few seconds at most since its last request
     assert active_expires in ("23h59m", "1d00h")

@@ -170,15 +170,15 @@ def test_list_show_and_stats(runner, new_session, db2, live_app):
     listing = invoke(runner, "list")
     assert listing.exit_code == 0, listing.output
     header, *rows, footer = listing.output.splitlines()
-    assert header == "ID         IDLE   EXPIRES IN  MESSAGES  BYTES (MEMORY USAGE)"
+    assert header == "ID         KIND     IDLE   EXPIRES IN  MESSAGES  BYTES (MEMORY USAGE)"
     assert {len(row) for row in rows} == {len(header)}  # aligned columns, bytes right-aligned
     cells = [row.split() for row in rows]
-    assert re.fullmatch(r"\ds", cells[0][1])  # a few seconds at most since its last request
-    cells[0][1] = "0s"
+    assert re.fullmatch(r"\ds", cells[0][2])  # a few seconds at most since its last request
+    cells[0][2] = "0s"
     assert cells == [
-        [busy.store()[:8] + "…", "0s", "23h59m", "6", f"{sizes[busy.store()]:,}"],
-        [quiet.store()[:8] + "…", "1h30m", "22h29m", "2", f"{sizes[quiet.store()]:,}"],
-        [orphan[:8] + "…", "5h00m", "18h59m", "4", f"{sizes[orphan]:,}"],
+        [busy.store()[:8] + "…", "session", "0s", "23h59m", "6", f"{sizes[busy.store()]:,}"],
+        [quiet.store()[:8] + "…", "session", "1h30m", "22h29m", "2", f"{sizes[quiet.store()]:,}"],
+        [orphan[:8] + "…", "session", "5h00m", "18h59m", "4", f"{sizes[orphan]:,}"],
     ]
     assert footer == "3 sessions, most recently active first."
 

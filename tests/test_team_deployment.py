@@ -13,7 +13,7 @@ import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from prompt_tracker.domain.keys import store_id
+from prompt_tracker.domain.keys import store_id, workspace_id
 from prompt_tracker.web.auth.login_token import COOKIE as LOGIN_COOKIE
 
 from .conftest import COOKIE, CSRF_RE, ROOT, screenshot, service_env
@@ -124,7 +124,7 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, 
             screenshot(phone, "signed-in-phone")
             other.close()
 
-            # Sign out: back to the sign-in page with a notice, every key of the session deleted.
+            # Sign out: back to the sign-in page with a notice, every key of the browser's session deleted.
             page.click(".signed-in button:has-text('Sign out')")
             page.wait_for_url(lambda address: urllib.parse.urlsplit(address).path == "/login")
             assert "You are signed out." in page.content(), (page.url, page.inner_text("main")[:300])
@@ -133,6 +133,13 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, 
             assert urllib.parse.urlsplit(page.url).path == "/login"
             replayed = Browser(url, cookie=after).request("GET", "/playground")
             assert replayed.status == 303  # the signed-out id is no session any more
+
+            # Signing in again, the work is there: it is the user's, kept in their workspace.
+            sign_in(page, url, USERS[0])
+            page.wait_for_url(url + "/playground")
+            page.wait_for_selector(".message-assistant.status-done")
+            assert "You said: hello from alice" in page.inner_text(".message-assistant .body")
+            screenshot(page, "signed-in-again-laptop")
             context.close()
             assert errors == []
     finally:
@@ -194,7 +201,8 @@ def test_rate_limits_hold_per_user_with_several_users_sending_at_once(team_env, 
 
 def test_flask_users_disable_signs_the_user_out_of_the_web_process_at_once(team_env, real_redis, tmp_path):
     """`flask users disable`, another process: the user's socket is closed, their session's keys deleted,
-    their open reply stopped; enabling them again does not revive the old cookie."""
+    their open reply stopped (in their workspace, which is kept); enabling them again does not revive
+    the old cookie."""
     import socketio
 
     with web_process(team_env, tmp_path / "web.log") as url:
@@ -214,9 +222,10 @@ def test_flask_users_disable_signs_the_user_out_of_the_web_process_at_once(team_
         assert f"Disabled {USERS[0]}: signed out of 1 session." in disabled.stdout
 
         wait_for(lambda: not sockets[USERS[0]].connected, timeout=10)
-        keys = [key.decode() for key in real_redis.client(2).scan_iter(match=f"*{{{store}}}*")]
-        assert [key for key in keys if ":stop:" not in key] == []  # only the open reply's stop request is left
-        assert len(keys) == 1
+        assert list(real_redis.client(2).scan_iter(match=f"*{{{store}}}*")) == []
+        workspace = workspace_id(team_env.get("SECRET_KEY", "dev-only-not-secret"), 1)
+        assert real_redis.client(2).zcard(f"prompt_tracker:session:{{{workspace}}}:open") == 0  # the reply stopped
+        assert real_redis.client(2).llen(f"prompt_tracker:session:{{{workspace}}}:conversation:standalone") == 2
         assert sockets[USERS[1]].connected and bob.page().status == 200
         assert alice.page().status == 303
 

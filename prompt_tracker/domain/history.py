@@ -5,9 +5,11 @@ bound (a 620,000-character history was retried 20 times). The oldest messages ar
 rest fits ``MAX_HISTORY_CHARS``; the reply records how many, and the page says so under it.
 """
 
-from .messages import Message
+import msgspec
 
-Turn = tuple[str, str]  # (role, text), as ``ChatRequest.messages`` holds them
+from .messages import TOOL_ROLE, Message
+
+Turn = tuple  # (role, text), or (role, text, extra) with tool fields, as ``ChatRequest.messages`` holds them
 
 
 def history_before(messages: list[Message], message_id: str) -> list[Turn]:
@@ -16,7 +18,12 @@ def history_before(messages: list[Message], message_id: str) -> list[Turn]:
     for message in messages:
         if message.id == message_id:
             break
-        if message.role == "user" or (message.status in ("done", "stopped") and message.content):
+        if message.role == TOOL_ROLE:
+            history.append((message.role, message.content, {"tool_call_id": message.tool_call_id or ""}))
+        elif message.tool_calls and message.status in ("done", "stopped"):
+            calls = msgspec.to_builtins(message.tool_calls)
+            history.append((message.role, message.content, {"tool_calls": calls}))
+        elif message.role == "user" or (message.status in ("done", "stopped") and message.content):
             history.append((message.role, message.content))
     return history
 
@@ -27,16 +34,17 @@ def cap_history(history: list[Turn], max_chars: int) -> tuple[list[Turn], int]:
     The newest message is always sent, however long (a send validated it). What is kept starts with
     a user or system message, never mid-turn with a reply, as providers expect.
     """
-    if max_chars <= 0 or sum(len(text) for _, text in history) <= max_chars:
+    if max_chars <= 0 or sum(len(turn[1]) for turn in history) <= max_chars:
         return history, 0
     kept: list[Turn] = []
     total = 0
-    for role, text in reversed(history):
-        if kept and total + len(text) > max_chars:
+    for turn in reversed(history):
+        if kept and total + len(turn[1]) > max_chars:
             break
-        kept.append((role, text))
-        total += len(text)
+        kept.append(turn)
+        total += len(turn[1])
     kept.reverse()
-    while len(kept) > 1 and kept[0][0] == "assistant":
+    # A tool's result without the call it answers is refused by providers too.
+    while len(kept) > 1 and kept[0][0] in ("assistant", TOOL_ROLE):
         kept.pop(0)
     return kept, len(history) - len(kept)

@@ -5,9 +5,14 @@ stores its sessions since CVE-2019-16782): nothing in Redis is a cookie someone 
 The ``{store id}`` braces are a Redis Cluster hash tag: every key of one session lands on one slot,
 so multi-key operations on a session stay atomic on a cluster too. Every session key contains
 ``session``.
+
+A signed-in user's work (conversations, settings, Compare, Replay) is stored under a **workspace id**
+instead: ``ws-`` and the HMAC-SHA256 of the app's secret and the user id, in the same layout. Every
+browser of the user reads and writes it; no cookie names it, and nobody can compute it without the secret.
 """
 
 import hashlib
+import hmac
 import re
 
 # Flask-Session ids are secrets.token_urlsafe(32): 43 URL-safe characters.
@@ -23,6 +28,20 @@ def is_valid_sid(sid: str) -> bool:
 def store_id(sid: str) -> str:
     """The id a session is stored under: SHA-256 hex of the cookie's session id."""
     return hashlib.sha256(sid.encode()).hexdigest()
+
+
+WORKSPACE_PREFIX = "ws-"  # how a workspace id tells itself apart from a session's store id (64 hex digits)
+
+
+def workspace_id(secret: str, user_id: int) -> str:
+    """The store id of user ``user_id``'s workspace: ``ws-`` and HMAC-SHA256(secret, user id) in hex."""
+    digest = hmac.new(secret.encode(), f"workspace:{user_id}".encode(), hashlib.sha256).hexdigest()
+    return WORKSPACE_PREFIX + digest
+
+
+def is_workspace_id(store_id: str) -> bool:
+    """Whether ``store_id`` names a user's workspace (else it is one browser session's store id)."""
+    return store_id.startswith(WORKSPACE_PREFIX)
 
 
 def session_key(prefix: str, store_id: str) -> str:

@@ -5,10 +5,12 @@ import time
 
 import msgspec
 
-from ..providers import Usage
+from ..providers import ToolCall, Usage
 from .text_diff import StoredDiff
 
 ROLES = ("system", "user", "assistant")
+# A tool's result, answering one call of an assistant message (``Message.tool_call_id``).
+TOOL_ROLE = "tool"
 # pending: queued, no worker yet; streaming: a worker is writing it; the rest are final.
 STATUSES = ("pending", "streaming", "done", "failed", "stopped")
 OPEN_STATUSES = ("pending", "streaming")
@@ -39,6 +41,8 @@ class AttemptResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     latency_ms: int | None = None
     cost_usd: float | None = None
     finished_at: float | None = None
+    # The tools a reply called (id, name, arguments as the JSON text the model sent); its text may be empty.
+    tool_calls: list[ToolCall] = []
 
 
 # Fields of Message that belong to one attempt too, not to the message: an Alternative keeps them, so
@@ -88,6 +92,8 @@ class Message(AttemptResult, kw_only=True, omit_defaults=True):
     # the worker when it ended (``replies.replay.record_diff``); the Replay page only reads it.
     diff: StoredDiff | None = None
     created_at: float
+    # On a ``tool`` message: the id of the call (in the assistant message before it) it answers.
+    tool_call_id: str | None = None
 
     @property
     def is_open(self) -> bool:

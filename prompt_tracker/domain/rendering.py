@@ -10,6 +10,7 @@ second for 20,000 characters of Python).
 User text is not rendered here: the page shows it escaped, with its line breaks (CSS).
 """
 
+import json
 import re
 import time
 from html import escape
@@ -20,6 +21,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
+
+from .tools import check_arguments, format_json, validate_instance
 
 LINK_SCHEMES = ("http", "https", "mailto")
 LINK_REL = "noopener noreferrer"
@@ -136,6 +139,47 @@ def render_reply(text: str, time_limit: float = RENDER_TIME_LIMIT) -> str:
         return _parser.render(text, {"deadline": time.monotonic() + time_limit})
     except _OutOfTime:
         return plain_html(text)
+
+
+def render_structured(text: str, schema: dict | None, time_limit: float = RENDER_TIME_LIMIT) -> str:
+    """The HTML of a structured reply: a badge (valid against ``schema``, or its first error; or not
+    JSON at all), then the JSON formatted, or the text as it came when it is not JSON."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        where = f" at line {error.lineno}, column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+        reason = escape(getattr(error, "msg", "not JSON"))
+        badge = _badge(False, f"Not valid JSON: {reason}{where}.")
+        return badge + plain_html(text)
+    if schema is None:
+        badge = _badge(True, "Valid JSON")
+    else:
+        problem = validate_instance(schema, value)
+        badge = _badge(True, "Valid against the schema") if problem is None else _badge(False, escape(problem))
+    return badge + _code_block(format_json(value), "json", time.monotonic() + time_limit)
+
+
+def _badge(valid: bool, text: str) -> str:
+    kind = "valid" if valid else "invalid"
+    return f'<p class="badge badge-{kind} schema-badge">{text}</p>\n'
+
+
+def tool_call_views(message) -> list[dict]:
+    """What the page shows of each tool call of ``message``: name, id, arguments formatted, and whether
+    they are valid against the tool's parameters as sent with the request (``error``: the first problem)."""
+    chat = (message.request or {}).get("chat") or {}
+    tools = chat.get("tools") if isinstance(chat.get("tools"), list) else None
+    views = []
+    for call in message.tool_calls:
+        try:
+            arguments = format_json(json.loads(call.arguments or "{}"))
+        except ValueError:
+            arguments = call.arguments
+        error = check_arguments(tools, call.name, call.arguments) if tools is not None else None
+        views.append(
+            {"id": call.id, "name": call.name, "arguments": arguments, "error": error, "checked": tools is not None}
+        )
+    return views
 
 
 def without_inline_styles(html: str) -> str:

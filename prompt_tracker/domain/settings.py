@@ -6,6 +6,7 @@ import msgspec
 
 from ..providers import PARAM_NAMES, UnknownProviderError, get_provider
 from .refusals import Refused
+from .tools import sent_tools
 
 STANDALONE = "standalone"  # the playground at /playground; a prompt's is "prompt-<id>"
 
@@ -64,6 +65,14 @@ class PlaygroundSettings(msgspec.Struct, kw_only=True):
     # settings form clears it); on the settings a turn is sent with, always set, or ``draft``.
     version: int | None = None
     draft: bool = False
+    # Function tools ({"name", "description", "parameters", "mock"?}: checked by ``domain.tools``),
+    # which one the model should call, and structured output (see ``ChatRequest``).
+    tools: list[dict] = []
+    tool_choice: str = "auto"
+    response_format: str = "text"
+    schema_name: str = ""
+    json_schema: dict | None = None
+    strict: bool = True
 
     def params(self) -> dict:
         """The parameters the next reply is sent with (and recorded with): set, and accepted by provider and model."""
@@ -74,9 +83,24 @@ class PlaygroundSettings(msgspec.Struct, kw_only=True):
         except UnknownProviderError:
             return chosen  # the send is refused anyway; nothing is sent
 
+    def tool_fields(self) -> dict:
+        """The ChatRequest fields for tools and structured output (tools without their mocks)."""
+        return {
+            "tools": sent_tools(self.tools),
+            "tool_choice": self.tool_choice if self.tools else "auto",
+            "response_format": self.response_format,
+            "schema_name": self.schema_name,
+            "json_schema": self.json_schema if self.response_format == "json_schema" else None,
+            "strict": self.strict,
+        }
+
     def provenance(self) -> dict:
         """What a reply records of where its settings came from: version or draft, and variable values."""
         return {"version": self.version, "draft": self.draft, "variables": self.variables or None}
+
+
+# Fields left out of the stored blob at their default (they came later; the blob reads as before).
+_DEFAULTS = {"tool_choice": "auto", "response_format": "text", "schema_name": "", "strict": True}
 
 
 def load_settings(session, playground: str, default: PlaygroundSettings | None = None) -> PlaygroundSettings:
@@ -99,7 +123,7 @@ def store_settings(session, playground: str, settings: PlaygroundSettings) -> No
     stored = {
         name: value
         for name, value in msgspec.to_builtins(settings).items()
-        if value is not None and value != [] and value != {} and name != "draft"
+        if value is not None and value != [] and value != {} and name != "draft" and _DEFAULTS.get(name) != value
     }
     all_settings[playground] = stored
     session["settings"] = all_settings

@@ -38,6 +38,9 @@ def settings_from_version(version: PromptVersion) -> PlaygroundSettings:
 
 def is_saved(settings: PlaygroundSettings, version: PromptVersion) -> bool:
     """True when the settings say what ``version`` says (variable values aside)."""
+    # Versions keep no tools or response format yet (issue 18's migration): settings with them are a draft.
+    if settings.tools or settings.response_format != "text":
+        return False
     return (settings.system_prompt, settings.provider, settings.model, settings.params()) == (
         version.system_prompt,
         version.provider,

@@ -3,9 +3,12 @@
 from .anthropic_messages import AnthropicMessagesProvider
 from .base import (
     PARAM_NAMES,
+    RESPONSE_FORMATS,
+    TOOL_FIELDS,
     ChatRequest,
     Provider,
     ProviderError,
+    ToolCall,
     UnknownProviderError,
     Usage,
     all_providers,
@@ -13,6 +16,7 @@ from .base import (
     get_provider,
     register,
     setup_hint,
+    turn_extra,
 )
 from .echo import EchoProvider
 from .openai_chat import OpenAIChatProvider
@@ -23,9 +27,12 @@ register(AnthropicMessagesProvider())
 
 __all__ = [
     "PARAM_NAMES",
+    "RESPONSE_FORMATS",
+    "TOOL_FIELDS",
     "ChatRequest",
     "Provider",
     "ProviderError",
+    "ToolCall",
     "UnknownProviderError",
     "Usage",
     "all_providers",
@@ -33,4 +40,5 @@ __all__ = [
     "get_provider",
     "register",
     "setup_hint",
+    "turn_extra",
 ]

@@ -4,14 +4,15 @@ Configured by the environment only, read on every call: ``ANTHROPIC_API_KEY``, `
 (for proxies and the tests' fake server) and ``PROVIDER_TIMEOUT`` (seconds, default 60).
 """
 
+import json
 import os
 import re
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from .base import ChatRequest, Provider, ProviderError, Usage, shared_client
-from .http_errors import display_url, provider_timeout, short_detail, status_text
+from .base import ChatRequest, Provider, ProviderError, ToolCall, Usage, shared_client, turn_extra
+from .http_errors import display_url, feature_refused, provider_timeout, short_detail, status_text
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 LABEL = "Anthropic"
@@ -24,6 +25,15 @@ TEMPERATURE_MAX = 1.0
 # Extended thinking with a token budget: Claude 3.7 Sonnet and Claude 4 up to 4.6, except Opus 4.6
 # (the SDK deprecates budgets there in favour of adaptive thinking, as for the models after it).
 _TAKES_THINKING = re.compile(r"^claude-(3-7-sonnet|(opus|sonnet|haiku)-4(-[015])?|sonnet-4-6)(-\d{8}|-latest)?$")
+
+
+# Structured output (``output_config.format``, a JSON schema): Claude 4.5 models and later.
+_TAKES_SCHEMA = re.compile(r"^claude-((opus|sonnet|haiku)-4-[5-9]|(opus|sonnet|haiku)-[5-9])")
+
+
+def takes_schema(model: str) -> bool:
+    """Whether ``model`` offers structured output with a JSON schema."""
+    return bool(_TAKES_SCHEMA.match(model))
 
 
 def takes_temperature(model: str) -> bool:
@@ -43,6 +53,40 @@ def _mid_stream_text(error_type: str | None) -> str:
     if error_type == "rate_limit_error":
         return f"{LABEL} rate limited the reply, try again shortly"
     return f"{LABEL} reported an error mid-reply ({error_type or 'no details given'}); try again"
+
+
+def _tool_input(arguments: str) -> dict:
+    """A recorded call's arguments as the ``input`` object Anthropic takes back (a broken one as empty)."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _messages(turns: list) -> list[dict]:
+    """The history as Messages API messages: tool calls as ``tool_use`` blocks, results as ``tool_result``
+    blocks of a user message (the results of one assistant message together, as the API requires)."""
+    messages: list[dict] = []
+    for turn in turns:
+        role, content, extra = turn[0], turn[1], turn_extra(turn)
+        if "tool_call_id" in extra:
+            block = {"type": "tool_result", "tool_use_id": extra["tool_call_id"], "content": content}
+            previous = messages[-1] if messages else None
+            if previous and previous["role"] == "user" and isinstance(previous["content"], list):
+                previous["content"].append(block)
+            else:
+                messages.append({"role": "user", "content": [block]})
+        elif extra.get("tool_calls"):
+            blocks = [{"type": "text", "text": content}] if content else []
+            blocks += [
+                {"type": "tool_use", "id": call["id"], "name": call["name"], "input": _tool_input(call["arguments"])}
+                for call in extra["tool_calls"]
+            ]
+            messages.append({"role": role, "content": blocks})
+        else:
+            messages.append({"role": role, "content": content})
+    return messages
 
 
 @dataclass
@@ -84,12 +128,29 @@ class AnthropicMessagesProvider(Provider):
         # The Messages API has no system role among the messages: system messages added to the
         # conversation join the system prompt, in order.
         system = [request.system_prompt] if request.system_prompt else []
-        system += [content for role, content in request.messages if role == "system"]
+        system += [turn[1] for turn in request.messages if turn[0] == "system"]
         body = {
             "model": request.model,
             "max_tokens": request.max_tokens,
-            "messages": [{"role": role, "content": content} for role, content in request.messages if role != "system"],
+            "messages": _messages([turn for turn in request.messages if turn[0] != "system"]),
         }
+        if request.tools:
+            body["tools"] = [
+                {
+                    "name": tool["name"],
+                    "description": tool.get("description", ""),
+                    "input_schema": tool.get("parameters") or {"type": "object", "properties": {}},
+                }
+                for tool in request.tools
+            ]
+            choice = request.tool_choice
+            body["tool_choice"] = (
+                {"type": {"auto": "auto", "none": "none", "required": "any"}[choice]}
+                if choice in ("auto", "none", "required")
+                else {"type": "tool", "name": choice}
+            )
+        if request.response_format == "json_schema" and request.json_schema is not None:
+            body["output_config"] = {"format": {"type": "json_schema", "schema": request.json_schema}}
         if system:
             body["system"] = "\n\n".join(system)
         body.update({name: params[name] for name in ("temperature", "top_p") if name in params})
@@ -153,6 +214,12 @@ class AnthropicMessagesProvider(Provider):
             )
         if "thinking" in body and request.thinking_budget >= request.max_tokens:
             raise ProviderError(f"{LABEL} needs the thinking budget below max tokens ({request.max_tokens})")
+        if request.response_format == "json_object":
+            raise ProviderError(f"{LABEL} has no JSON mode without a schema: choose json_schema and give one")
+        if "output_config" in body and not takes_schema(request.model):
+            raise ProviderError(
+                f"{request.model} does not support structured output with a JSON schema (Claude 4.5 models and later do)"
+            )
         # temperature and top_p go in extra_body: SDK 1.0 dropped them from the method signatures. The
         # messages too, as they are: the SDK's typed transform of them costs about 0.2 ms a message.
         options = {name: value for name, value in body.items() if name not in ("temperature", "top_p", "stream")}
@@ -165,12 +232,18 @@ class AnthropicMessagesProvider(Provider):
                 with client.messages.stream(**options) as events:
                     opened = True
                     started = stopped = False
+                    calls: dict[int, dict] = {}  # tool_use blocks by index, their input as the JSON text streamed
                     for event in events:
                         if event.type == "message_start":
                             started = True
                         if event.type == "text" and event.text:
                             yield event.text
                             continue
+                        if event.type == "content_block_start" and event.content_block.type == "tool_use":
+                            block = event.content_block
+                            calls[event.index] = {"id": block.id, "name": block.name, "arguments": []}
+                        elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                            calls[event.index]["arguments"].append(event.delta.partial_json)
                         if event.type == "message_stop":
                             stopped = True
                         # No text (extended thinking streams only thinking deltas for a while): still a
@@ -191,8 +264,9 @@ class AnthropicMessagesProvider(Provider):
             if error.status_code < 400:  # an ``error`` event inside the stream
                 raise ProviderError(_mid_stream_text(error.type)) from None
             detail = short_detail(error.api_message, key)
+            refused = feature_refused(request, error.status_code, detail)
             raise ProviderError(
-                status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "ANTHROPIC_BASE_URL")
+                refused or status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "ANTHROPIC_BASE_URL")
             ) from None
         except (ValueError, LookupError, TypeError, RuntimeError):
             # Undecodable JSON (ValueError) or events out of order / for blocks never started: the SDK's
@@ -202,6 +276,9 @@ class AnthropicMessagesProvider(Provider):
             raise ProviderError(f"{LABEL} could not be called: {short_detail(str(error), key)}") from None
         if not stopped:
             raise ProviderError(f"{LABEL}'s stream ended before the reply was complete")
+        for index in sorted(calls):
+            call = calls[index]
+            yield ToolCall(id=call["id"], name=call["name"], arguments="".join(call["arguments"]) or "{}")
         if isinstance(reported.input_tokens, int) and isinstance(reported.output_tokens, int):
             # Anthropic counts cache reads and writes apart from input_tokens; our input_tokens is all of it.
             cache_read = reported.cache_read_input_tokens if isinstance(reported.cache_read_input_tokens, int) else 0

@@ -1,4 +1,5 @@
-"""The provider contract: ``stream(request)`` yields text deltas (``""`` for an event with no text), then one ``Usage``."""
+"""The provider contract: ``stream(request)`` yields text deltas (``""`` for an event with no text), then
+the reply's tool calls (``ToolCall``, each assembled whole), then one ``Usage``."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,13 +27,35 @@ class Usage(msgspec.Struct, omit_defaults=True):
     cached_tokens: int = 0
 
 
+class ToolCall(msgspec.Struct, kw_only=True):
+    """One call of a tool a reply asked for: ``arguments`` is the JSON text the model sent, as sent."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+# A turn of ``ChatRequest.messages``: (role, content), or (role, content, extra) where ``extra`` is
+# ``{"tool_calls": [{"id", "name", "arguments"}]}`` on an assistant turn that called tools, or
+# ``{"tool_call_id": id}`` on a ``tool`` turn (a tool's result). Plain turns stay pairs, so the digest
+# of a history without tools is what it was before tools existed.
+def turn_extra(turn) -> dict:
+    """The tool fields of a turn (empty for a plain one)."""
+    return turn[2] if len(turn) > 2 else {}
+
+
+# The request fields that describe tools and structured output (ChatRequest fields, sent when set).
+TOOL_FIELDS = ("tools", "tool_choice", "response_format", "schema_name", "json_schema", "strict")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """Everything a provider is sent for one reply: the whole history, in order, and the settings."""
 
     model: str
     system_prompt: str
-    messages: list[tuple[str, str]]  # (role, content), oldest first, ending with the user's turn
+    messages: list[tuple]  # (role, content) or (role, content, extra), oldest first: see ``turn_extra``
     temperature: float | None = None
     max_tokens: int = 1024
     # None / empty: not sent. Only parameters the provider accepts get here (``Provider.select_params``).
@@ -42,6 +65,15 @@ class ChatRequest:
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     thinking_budget: int | None = None
+    # Function tools ({"name", "description", "parameters": JSON Schema}), and which one to call
+    # ("auto", "none", "required" or a tool's name); sent only when there are tools.
+    tools: list[dict] = field(default_factory=list)
+    tool_choice: str = "auto"
+    # Structured output: "text" (nothing sent), "json_object", or "json_schema" with the schema below.
+    response_format: str = "text"
+    schema_name: str = ""
+    json_schema: dict | None = None
+    strict: bool = True
 
 
 class ProviderError(Exception):
@@ -95,6 +127,7 @@ class Provider:
                 "system": request.system_prompt,
                 "messages": [list(turn) for turn in request.messages],
                 **self.sent_params(request),
+                **sent_tool_fields(request),
             },
         }
 
@@ -109,14 +142,32 @@ class Provider:
     def warm(self) -> None:
         """Build what a call needs (the SDK client for the current environment) ahead of the first call."""
 
-    def stream(self, request: ChatRequest) -> Iterator[str | Usage]:
-        """Yield the reply as text deltas, then at most one Usage; raise ProviderError on failure.
+    def stream(self, request: ChatRequest) -> Iterator[str | ToolCall | Usage]:
+        """Yield the reply as text deltas, then its tool calls, then at most one Usage; raise ProviderError on failure.
 
         No Usage means the provider reported none: unknown, not zero (and so no cost is shown). An
         empty string is no text but a sign of life (an event without text, as while a model thinks):
         the worker checks for Stop then too, so yield one for every such event of the stream.
         """
         raise NotImplementedError
+
+
+def sent_tool_fields(request: ChatRequest) -> dict:
+    """The tool and structured-output fields of ``request`` that are set, as a provider-neutral dict."""
+    fields = {}
+    if request.tools:
+        fields["tools"] = request.tools
+        fields["tool_choice"] = request.tool_choice
+    if request.response_format != "text":
+        fields["response_format"] = request.response_format
+    if request.response_format == "json_schema":
+        fields.update(schema_name=request.schema_name, json_schema=request.json_schema, strict=request.strict)
+    return fields
+
+
+def schema_name(request: ChatRequest) -> str:
+    """The name a response schema is sent under (OpenAI requires one)."""
+    return request.schema_name or "response"
 
 
 _registry: dict[str, Provider] = {}

@@ -55,6 +55,26 @@ def status_text(label: str, key_variable: str, status: int, detail: str | None, 
     return f"{prefix}: {detail}" if detail else f"{prefix}: the request was rejected"
 
 
+# Words of a 400 that say the model refused the tools, or the structured output, it was sent.
+_ABOUT_TOOLS = ("tool", "function")
+_ABOUT_SCHEMA = ("response_format", "json_schema", "output_format", "output_config", "schema", "json")
+
+
+def feature_refused(request, status: int, detail: str | None) -> str | None:
+    """The sentence for a 400 refusing the request's tools or schema ("gpt-x does not support tools: …"), else None."""
+    if status != 400 or not detail:
+        return None
+    lowered = detail.lower()
+    # "Invalid schema for function 'x'…" is about what was sent, not about the model's support.
+    invalid = "invalid" in lowered
+    if request.tools and any(word in lowered for word in _ABOUT_TOOLS):
+        return f"{request.model} {'refused the tools' if invalid else 'does not support tools'}: {detail}"
+    if request.response_format != "text" and any(word in lowered for word in _ABOUT_SCHEMA):
+        what = f"structured output ({request.response_format})"
+        return f"{request.model} {'refused the ' + what if invalid else 'does not support ' + what}: {detail}"
+    return None
+
+
 def short_detail(message: object, secret: str, limit: int = 200) -> str | None:
     """A server's error message cut to one short line, with the key blanked out; None if there is none."""
     if not isinstance(message, str) or not message.strip():

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from .base import ChatRequest, Provider, ProviderError, Usage, shared_client
+from .base import ChatRequest, Provider, ProviderError, ToolCall, Usage, schema_name, shared_client, turn_extra
 from .context_windows import fetch_model_list, reported_window
-from .http_errors import display_url, provider_timeout, short_detail, status_text
+from .http_errors import display_url, feature_refused, provider_timeout, short_detail, status_text
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # A local server (Ollama, llama.cpp...) may want no key, but the SDK refuses to start without one.
@@ -72,14 +72,28 @@ class OpenAIChatProvider(Provider):
     def request_body(self, request: ChatRequest) -> dict:
         """The JSON body of the Chat Completions request for ``request`` (the SDK sends it as is)."""
         messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
-        messages += [{"role": role, "content": content} for role, content in request.messages]
-        return {
+        messages += [_message(turn) for turn in request.messages]
+        body = {
             "model": request.model,
             "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True},
             **self.sent_params(request),
         }
+        if request.tools:
+            body["tools"] = [{"type": "function", "function": tool} for tool in request.tools]
+            choice = request.tool_choice
+            body["tool_choice"] = (
+                choice if choice in ("auto", "none", "required") else {"type": "function", "function": {"name": choice}}
+            )
+        if request.response_format == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        elif request.response_format == "json_schema" and request.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name(request), "schema": request.json_schema, "strict": request.strict},
+            }
+        return body
 
     def describe(self, request: ChatRequest) -> dict:
         """The HTTP request this provider makes for ``request``; the key shows as $OPENAI_API_KEY."""
@@ -172,12 +186,13 @@ class OpenAIChatProvider(Provider):
                     opened = True
                     usage = None
                     finished = False
+                    calls: dict[int, dict] = {}  # tool calls by index, assembled from their deltas
                     for chunk in chunks:
-                        text, finish_reason, chunk_usage = _read_chunk(chunk)
+                        text, finish_reason, chunk_usage = _read_chunk(chunk, calls)
                         if chunk_usage is not None:
                             usage = chunk_usage
                         finished = finished or finish_reason is not None
-                        if text:
+                        if text or calls:  # no text while tool calls stream: still a moment to see a Stop
                             yield text
         except openai.APITimeoutError:
             raise ProviderError(f"{LABEL} did not answer within {timeout:g} s") from None
@@ -188,8 +203,9 @@ class OpenAIChatProvider(Provider):
             raise ProviderError(f"Could not connect to {LABEL} at {where}: is the server running?") from None
         except openai.APIStatusError as error:
             detail = short_detail(_error_message(error.body), key)
+            refused = feature_refused(request, error.status_code, detail)
             raise ProviderError(
-                status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "OPENAI_BASE_URL")
+                refused or status_text(LABEL, KEY_VARIABLE, error.status_code, detail, "OPENAI_BASE_URL")
             ) from None
         except openai.APIError as error:
             # An ``{"error": ...}`` object inside a 200 stream (OpenRouter does this when a model fails).
@@ -203,6 +219,9 @@ class OpenAIChatProvider(Provider):
             raise ProviderError(f"{LABEL} could not be called: {short_detail(str(error), key)}") from None
         if not finished:
             raise ProviderError(f"{LABEL}'s stream ended before the reply was complete")
+        for index in sorted(calls):
+            call = calls[index]
+            yield ToolCall(id=call["id"] or f"call_{index}", name=call["name"], arguments="".join(call["arguments"]))
         if usage is not None:
             yield usage
 
@@ -211,8 +230,23 @@ class _MalformedChunk(Exception):
     """A streamed chunk parsed as JSON but does not have the shape of a chat completion chunk."""
 
 
-def _read_chunk(chunk) -> tuple[str, str | None, Usage | None]:
-    """Text delta, finish reason and usage carried by one streamed chunk."""
+def _message(turn) -> dict:
+    """One turn of the history as a Chat Completions message (tool calls and tool results included)."""
+    role, content, extra = turn[0], turn[1], turn_extra(turn)
+    if "tool_call_id" in extra:
+        return {"role": "tool", "tool_call_id": extra["tool_call_id"], "content": content}
+    if extra.get("tool_calls"):
+        calls = [
+            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+            for call in extra["tool_calls"]
+        ]
+        return {"role": role, "content": content or None, "tool_calls": calls}
+    return {"role": role, "content": content}
+
+
+def _read_chunk(chunk, calls: dict[int, dict]) -> tuple[str, str | None, Usage | None]:
+    """Text delta, finish reason and usage carried by one streamed chunk; its tool-call deltas are
+    added to ``calls`` (by index: parallel calls stream side by side, the id and name in the first)."""
     try:
         text = ""
         finish_reason = None
@@ -221,6 +255,13 @@ def _read_chunk(chunk) -> tuple[str, str | None, Usage | None]:
                 continue  # we ask for one choice; ignore any others
             if choice.delta is not None and isinstance(choice.delta.content, str):
                 text += choice.delta.content
+            for delta in (choice.delta.tool_calls if choice.delta is not None else None) or []:
+                call = calls.setdefault(delta.index or 0, {"id": "", "name": "", "arguments": []})
+                call["id"] = delta.id or call["id"]
+                if delta.function is not None:
+                    call["name"] = delta.function.name or call["name"]
+                    if isinstance(delta.function.arguments, str):
+                        call["arguments"].append(delta.function.arguments)
             finish_reason = choice.finish_reason or finish_reason
         usage = None
         reported = getattr(chunk, "usage", None)

@@ -6,6 +6,8 @@ more history than ``MAX_HISTORY_CHARS``, so the estimate is capped there too. A 
 the price data does not know gets no warning.
 """
 
+import json
+
 from flask import current_app
 
 from ..domain.messages import Message, decode_message
@@ -34,6 +36,14 @@ def check_fits(
     warning = overflow_warning(conversations, store_id, playground, settings, new_text)
     if warning:
         raise MayNotFit(warning)
+
+
+def fixed_text(settings: PlaygroundSettings) -> str:
+    """What every request of these settings carries besides the history: the system prompt, and the tool
+    definitions and response schema as sent (they count towards the window, and are billed, as input)."""
+    fields = settings.tool_fields()
+    sent = [fields["tools"], fields["json_schema"]] if fields["tools"] or fields["json_schema"] else []
+    return settings.system_prompt + (json.dumps(sent, ensure_ascii=False) if sent else "")
 
 
 def estimated_tokens(messages: list[Message], system_prompt: str, new_text: str, history_cap: int) -> int:
@@ -79,7 +89,7 @@ def overflow_warning(
         return None
     recent = recent_messages(conversations, store_id, playground)
     tokens = estimated_tokens(
-        recent, settings.system_prompt, new_text.replace("\r\n", "\n"), current_app.config["MAX_HISTORY_CHARS"]
+        recent, fixed_text(settings), new_text.replace("\r\n", "\n"), current_app.config["MAX_HISTORY_CHARS"]
     )
     if tokens + settings.max_tokens <= window:
         return None

@@ -29,7 +29,7 @@ from ..extensions import services
 from ..limits import budget
 from ..limits.models import check_model, max_tokens_ceiling
 from ..providers import UnknownProviderError, get_provider
-from .context import estimated_tokens, request_tokens
+from .context import estimated_tokens, fixed_text, request_tokens
 
 
 class UnknownProvider(Refused):
@@ -101,9 +101,9 @@ def admit(
             f"Messages are limited to {limit:,} characters; the one this reply answers has {len(answers):,}."
         )
     if playground is None:
-        estimate = estimated_tokens([], settings.system_prompt, new_text, current_app.config["MAX_HISTORY_CHARS"])
+        estimate = estimated_tokens([], fixed_text(settings), new_text, current_app.config["MAX_HISTORY_CHARS"])
     else:
-        estimate = request_tokens(services.conversations, store_id, playground, settings.system_prompt, new_text)
+        estimate = request_tokens(services.conversations, store_id, playground, fixed_text(settings), new_text)
     hold = budget.reserve(
         user,
         settings.provider,

@@ -10,6 +10,7 @@
   (placeholder gone) writes nothing.
 """
 
+import json
 import logging
 import threading
 import time
@@ -25,10 +26,10 @@ from ..domain.keys import alive_key
 from ..domain.messages import Message, Usage
 from ..domain.pricing import cost_usd
 from ..domain.recorded_request import record_request
-from ..domain.rendering import render_reply
+from ..domain.rendering import render_reply, render_structured
 from ..extensions import services
 from ..limits import budget
-from ..providers import ChatRequest, ProviderError, get_provider
+from ..providers import ChatRequest, ProviderError, ToolCall, get_provider
 from ..store.tickets import delete_ticket, read_ticket
 from .live import publish
 
@@ -86,9 +87,14 @@ def write_reply(
         delete_ticket(message_id)
         return "failed", store_id
     request = ChatRequest(
-        model=settings.model, system_prompt=settings.system_prompt, messages=history, **settings.params()
+        model=settings.model,
+        system_prompt=settings.system_prompt,
+        messages=history,
+        **settings.params(),
+        **settings.tool_fields(),
     )
     parts: list[str] = []
+    tool_calls: list[ToolCall] = []
     pending: list[str] = []
     flushed = 0  # characters stored in ``partial`` and published so far
     usage = None
@@ -119,6 +125,9 @@ def write_reply(
         for item in stream:
             if isinstance(item, Usage):
                 usage = item
+                continue
+            if isinstance(item, ToolCall):
+                tool_calls.append(item)
                 continue
             if item:
                 if first_token_ms is None:
@@ -162,7 +171,8 @@ def write_reply(
             message,
             status=outcome,
             content=content,
-            html=render_reply(content),
+            html=reply_html(request, content, tool_calls),
+            tool_calls=tool_calls,
             usage=usage,
             first_token_ms=first_token_ms,
             latency_ms=int((time.monotonic() - started) * 1000),
@@ -202,9 +212,19 @@ def write_reply(
     return outcome, store_id
 
 
+def reply_html(request: ChatRequest, content: str, tool_calls: list[ToolCall]) -> str:
+    """A finished reply's HTML: its JSON formatted with a schema badge when structured output was asked
+    for (and the reply is text, not tool calls), else its Markdown."""
+    if request.response_format != "text" and not (tool_calls and not content):
+        return render_structured(content, request.json_schema)
+    return render_reply(content)
+
+
 def estimate(hold, request: ChatRequest, parts: list[str]) -> Usage:
     """What a reply with no reported usage cost, about: the request's characters and the text streamed."""
-    request_chars = len(request.system_prompt) + sum(len(text) for _role, text in request.messages)
+    request_chars = len(request.system_prompt) + sum(len(turn[1]) for turn in request.messages)
+    if request.tools or request.json_schema:  # billed as input too
+        request_chars += len(json.dumps([request.tools, request.json_schema]))
     return budget.estimated_usage(hold, request_chars, sum(len(part) for part in parts))
 
 

@@ -6,6 +6,9 @@ and its conversation lists (see ``domain.keys``). Conversation lists whose blob 
 leaves nothing behind. Keys are found with SCAN (never KEYS) and measured and deleted in pipelined
 batches, so the work is one round trip per thousand keys and never blocks Redis.
 
+A signed-in user's **workspace** (store id ``ws-…``, see ``domain.keys.workspace_id``) has the same
+keys and shows here too, marked by its ``kind``; its lifetime is ``USER_WORKSPACE_LIFETIME``.
+
 Idle time is what the TTLs tell: every request pushes the expiry of all the session's keys back to
 the full lifetime, so idle = lifetime - TTL of the session's longest-lived key. A session that was
 never used (its blob alone, with no more than the idle lifetime left) is counted against the idle
@@ -23,7 +26,7 @@ import msgspec
 from flask import current_app
 from redis.exceptions import ResponseError
 
-from ..domain.keys import is_valid_sid, parse_key, session_key, store_id
+from ..domain.keys import is_valid_sid, is_workspace_id, parse_key, session_key, store_id
 from ..domain.messages import Message, decode_message
 from .services import services
 from .session_interface import SessionDataError
@@ -68,8 +71,18 @@ class SessionInfo:
 
     @property
     def short_id(self) -> str:
-        """The first 8 characters of the store id, enough to tell sessions apart on screen."""
-        return self.store_id[:8] + "…"
+        """The first 8 characters of the store id (after ``ws-``), enough to tell sessions apart on screen."""
+        return self.store_id[: 11 if self.is_workspace else 8] + "…"
+
+    @property
+    def is_workspace(self) -> bool:
+        """Whether this is a signed-in user's workspace (shared by their browsers), not a browser's session."""
+        return is_workspace_id(self.store_id)
+
+    @property
+    def kind(self) -> str:
+        """``workspace`` (a signed-in user's work) or ``session`` (one browser's)."""
+        return "workspace" if self.is_workspace else "session"
 
     @property
     def has_blob(self) -> bool:
@@ -292,7 +305,7 @@ def collect_sessions(
         for info in keyspace.inspect(pending, sizes):
             session = sessions.get(info.store_id)
             if session is None:
-                session = sessions[info.store_id] = SessionInfo(info.store_id, *lifetimes)
+                session = sessions[info.store_id] = new_info(info.store_id, lifetimes)
             session.keys[info.key] = info  # SCAN may return a key twice: keyed, it counts once
         if progress:
             progress(len(pending))
@@ -318,7 +331,7 @@ def group_sessions(keyspace: RedisKeyspace, progress: Progress = None) -> dict[s
                 continue
             found_store_id, playground = found
             session = sessions.get(found_store_id) or sessions.setdefault(
-                found_store_id, SessionInfo(found_store_id, *lifetimes)
+                found_store_id, new_info(found_store_id, lifetimes)
             )
             session.keys[key] = KeyInfo(key, found_store_id, playground, None, 0, 0)
         if progress:
@@ -330,7 +343,7 @@ def resolve_session(keyspace: RedisKeyspace, store_id_or_sid: str) -> SessionInf
     """The one session whose store id is ``store_id_or_sid``, starts with it, or is the SHA-256 of this cookie's
     session id; SessionNotFound or SessionAdminError if not one."""
     wanted = store_id_or_sid.strip().rstrip("…")
-    if is_valid_sid(wanted):
+    if is_valid_sid(wanted) and not is_workspace_id(wanted):
         wanted = store_id(wanted)  # a cookie's session id: its keys carry the SHA-256 of it
     if not STORE_ID_PREFIX_PATTERN.match(wanted):
         raise SessionAdminError(
@@ -365,6 +378,7 @@ class SessionStats:
     size: int
     without_blob: int
     largest: SessionInfo | None
+    workspaces: int = 0  # of ``sessions``, how many are signed-in users' workspaces
 
 
 def session_stats(keyspace: RedisKeyspace, progress: Progress = None) -> SessionStats:
@@ -377,6 +391,7 @@ def session_stats(keyspace: RedisKeyspace, progress: Progress = None) -> Session
         size=sum(session.size for session in sessions),
         without_blob=sum(not session.has_blob for session in sessions),
         largest=max(sessions, key=lambda session: (session.size, session.store_id), default=None),
+        workspaces=sum(session.is_workspace for session in sessions),
     )
 
 
@@ -447,9 +462,10 @@ def plan_purge(
     idle_for: float | None = None,
     store_id_or_sid: str | None = None,
     progress: Progress = None,
+    kind: str | None = None,
 ) -> PurgePlan:
     """Find the sessions to delete: all, those idle at least ``idle_for`` seconds, and/or the one
-    ``store_id_or_sid`` names (see ``resolve_session``)."""
+    ``store_id_or_sid`` names (see ``resolve_session``); with ``kind``, only sessions or only workspaces."""
     started = time.monotonic()
     if store_id_or_sid is not None:
         candidates = [resolve_session(keyspace, store_id_or_sid)]
@@ -459,6 +475,8 @@ def plan_purge(
         candidates = list(collect_sessions(keyspace, progress=progress, sizes=False).values())
     if idle_for is not None:
         candidates = [session for session in candidates if session.idle >= idle_for]
+    if kind is not None:
+        candidates = [session for session in candidates if session.kind == kind]
     return PurgePlan(candidates, idle_for, time.monotonic() - started)
 
 
@@ -613,18 +631,30 @@ def _session_batches(sessions: list[SessionInfo]) -> Iterator[list[SessionInfo]]
         yield batch
 
 
-def _regroup(infos: Iterable[KeyInfo], lifetimes: tuple[float, float]) -> list[SessionInfo]:
+def _regroup(infos: Iterable[KeyInfo], lifetimes: tuple[float, float, float]) -> list[SessionInfo]:
     sessions: dict[str, SessionInfo] = {}
     for info in infos:
-        sessions.setdefault(info.store_id, SessionInfo(info.store_id, *lifetimes)).keys[info.key] = info
+        sessions.setdefault(info.store_id, new_info(info.store_id, lifetimes)).keys[info.key] = info
     return list(sessions.values())
 
 
-def _lifetimes() -> tuple[float, float]:
-    """The full lifetime of a session and the idle one of a session never used, in seconds."""
+def _lifetimes() -> tuple[float, float, float]:
+    """The full lifetime of a session, the idle one of a session never used, and a workspace's, in seconds."""
     config = current_app.config
     full = current_app.permanent_session_lifetime.total_seconds()
-    return full, min(full, config["SESSION_IDLE_LIFETIME"].total_seconds())
+    return (
+        full,
+        min(full, config["SESSION_IDLE_LIFETIME"].total_seconds()),
+        config["USER_WORKSPACE_LIFETIME"].total_seconds(),
+    )
+
+
+def new_info(found_store_id: str, lifetimes: tuple[float, float, float]) -> SessionInfo:
+    """An empty SessionInfo for ``found_store_id``, with the lifetime of its kind (session or workspace)."""
+    full, idle, workspace = lifetimes
+    if is_workspace_id(found_store_id):
+        return SessionInfo(found_store_id, workspace, workspace)
+    return SessionInfo(found_store_id, full, idle)
 
 
 def _decode(raw: bytes) -> Message | None:

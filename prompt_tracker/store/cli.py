@@ -1,7 +1,8 @@
 """``flask sessions``: inspect and purge the sessions stored in Redis.
 
 Thin: each command parses its options, calls ``store.admin`` and echoes the result. A session is
-named by its store id (the SHA-256 of the cookie's session id), which ``list`` shows; the ``--sid``
+named by its store id (the SHA-256 of the cookie's session id), which ``list`` shows; a signed-in
+user's workspace (``ws-…``) is listed, shown and purged the same way, its KIND ``workspace``; the ``--sid``
 option and ``show``'s SID argument keep their names for the scripts that use them.
 """
 
@@ -75,13 +76,18 @@ def progress_bar(label: str, length: int):
     metavar="STORE_ID",
     help="Only this session: its store id (shown by `list`), a unique prefix of it, or the cookie's session id.",
 )
+@click.option(
+    "--kind",
+    type=click.Choice(["session", "workspace"]),
+    help="Only browser sessions, or only signed-in users' workspaces (kept USER_WORKSPACE_LIFETIME).",
+)
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted, delete nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @user_errors
-def purge(idle_for, store_id_or_sid, dry_run, yes):
+def purge(idle_for, store_id_or_sid, kind, dry_run, yes):
     """Delete sessions: all of them, the idle ones, or one."""
     keyspace = admin.open_keyspace()
-    if yes and not dry_run and idle_for is None and store_id_or_sid is None:
+    if yes and not dry_run and idle_for is None and store_id_or_sid is None and kind is None:
         # Nothing to choose or confirm: delete as the scan goes, near the speed of a raw SCAN+UNLINK.
         with progress_bar("Deleting sessions", keyspace.estimate_keys()) as advance:
             result = admin.purge_all(keyspace, progress=advance)
@@ -94,7 +100,9 @@ def purge(idle_for, store_id_or_sid, dry_run, yes):
         )
         return
     with progress_bar("Scanning sessions", keyspace.estimate_keys()) as advance:
-        plan = admin.plan_purge(keyspace, idle_for=idle_for, store_id_or_sid=store_id_or_sid, progress=advance)
+        plan = admin.plan_purge(
+            keyspace, idle_for=idle_for, store_id_or_sid=store_id_or_sid, progress=advance, kind=kind
+        )
     idle = f" idle for at least {admin.format_duration(idle_for)}" if idle_for is not None else ""
     if not plan.sessions:
         click.echo(f"Nothing to purge: no session{idle} is stored.")
@@ -133,6 +141,7 @@ def list_command(limit):
     rows = [
         [
             session.short_id,
+            session.kind,
             admin.format_duration(session.idle),
             admin.format_duration(session.expires_in),
             f"{session.messages:,}",
@@ -140,8 +149,8 @@ def list_command(limit):
         ]
         for session in sessions
     ]
-    headers = ["ID", "IDLE", "EXPIRES IN", "MESSAGES", f"BYTES ({keyspace.size_label})"]
-    for line in admin.format_table(headers, rows, right={3, 4}):
+    headers = ["ID", "KIND", "IDLE", "EXPIRES IN", "MESSAGES", f"BYTES ({keyspace.size_label})"]
+    for line in admin.format_table(headers, rows, right={4, 5}):
         click.echo(line)
     shown = f"{len(sessions):,} of {total:,} sessions" if len(sessions) < total else admin.plural(total, "session")
     click.echo(f"{shown}, most recently active first.")
@@ -168,7 +177,7 @@ def show(store_id_or_sid, last):
     keyspace = admin.open_keyspace()
     details = admin.session_details(keyspace, store_id_or_sid, last=last)
     session = details.session
-    click.echo(f"Session {session.store_id}")
+    click.echo(f"{'Workspace' if session.is_workspace else 'Session'} {session.store_id}")
     click.echo(
         f"  idle {admin.format_duration(session.idle)}, expires in {admin.format_duration(session.expires_in)}, "
         f"{admin.plural(session.messages, 'message')}, {session.size:,} bytes ({keyspace.size_label})"
@@ -211,7 +220,8 @@ def stats():
     with progress_bar("Scanning sessions", keyspace.estimate_keys()) as advance:
         totals = admin.session_stats(keyspace, progress=advance)
     orphans = f" ({totals.without_blob:,} without a blob)" if totals.without_blob else ""
-    click.echo(f"Sessions: {totals.sessions:,}{orphans}")
+    workspaces = f", of which {totals.workspaces:,} users' workspaces" if totals.workspaces else ""
+    click.echo(f"Sessions: {totals.sessions:,}{orphans}{workspaces}")
     click.echo(f"Keys: {totals.keys:,}")
     click.echo(f"Messages: {totals.messages:,}")
     click.echo(f"Bytes ({keyspace.size_label}): {totals.size:,} ({admin.format_size(totals.size)})")

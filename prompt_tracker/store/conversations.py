@@ -19,8 +19,17 @@ from dataclasses import dataclass, field
 
 import msgspec
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
-from ..domain.keys import conversation_key, open_replies_key, partial_key, session_key, stop_key, submissions_key
+from ..domain.keys import (
+    conversation_key,
+    is_workspace_id,
+    open_replies_key,
+    partial_key,
+    session_key,
+    stop_key,
+    submissions_key,
+)
 from ..domain.messages import Message, decode_message, encode_message
 from ..domain.refusals import Refused
 
@@ -44,6 +53,9 @@ return len
 # ARGV: limit, end (-1: the latest), ttl, playground, partial key prefix, max bytes (0: any).
 # Returns the list's length, the window's records, [id, text, ...] of this playground's partials, and
 # whether the first key to refresh (a session's blob) still existed (1 when there is none).
+# With ARGV[7] (a conversation key prefix), the first key to refresh is a workspace's blob not read yet:
+# it is returned too, and the conversations it names (its ``conversations`` map, msgpack or JSON) are
+# refreshed with it, so a signed-in page view reads its workspace in the window's round trip.
 # The window is the latest ``limit`` records before ``end`` whose bytes add up to at most ``max bytes``
 # (the newest one always), so a page of long messages stays light. A record weighs its bytes without
 # its fragment (``Message.fragment``, the first entry of its msgpack map when present): the same
@@ -101,7 +113,21 @@ for i = 3, #KEYS do
   local pushed = redis.call('EXPIRE', KEYS[i], ARGV[3])
   if i == 3 then first_refreshed = pushed end
 end
-return {total, records, partials, first_refreshed}
+local blob = false
+if ARGV[7] and ARGV[7] ~= '' then
+  blob = redis.call('GET', KEYS[3])
+  if blob then
+    local decode = string.sub(blob, 1, 1) == '{' and cjson.decode or cmsgpack.unpack
+    local ok, data = pcall(decode, blob)
+    if ok and type(data) == 'table' and type(data['conversations']) == 'table' then
+      for name, _ in pairs(data['conversations']) do
+        -- Same hash tag as KEYS[1]: a conversation of the same workspace, named in its blob.
+        if type(name) == 'string' then redis.call('EXPIRE', ARGV[7] .. name, ARGV[3]) end
+      end
+    end
+  end
+end
+return {total, records, partials, first_refreshed, blob}
 """
 
 # KEYS: conversation, open set, partial, stop, and the stop key of the attempt being replaced.
@@ -212,6 +238,8 @@ class Window:
     total: int
     partials: dict[str, str] = field(default_factory=dict)
     first_refreshed: bool = True
+    blob: bytes | None = None  # the workspace blob read in passing (``window(read_blob=True)``)
+    also_refreshed: bool = True  # whether every key of ``window(also_expire=...)`` still existed
 
 
 def open_member(playground: str, message_id: str) -> str:
@@ -236,11 +264,14 @@ class ConversationStore:
         max_open_replies: int = 3,
         open_seconds: int = 3600,
         render_fragment: Callable[[Message], str] | None = None,
+        workspace_ttl_seconds: int | None = None,
     ):
         self.redis = redis
         self.render_fragment = render_fragment
         self.key_prefix = key_prefix
         self.ttl_seconds = ttl_seconds
+        # A signed-in user's workspace (``domain.keys.workspace_id``) slides for longer than a session.
+        self.workspace_ttl_seconds = workspace_ttl_seconds or ttl_seconds
         self.max_messages = max_messages
         self.max_open_replies = max_open_replies
         # An open reply whose worker never finished stops counting against the cap after this.
@@ -252,6 +283,10 @@ class ConversationStore:
         self._clear = redis.register_script(_CLEAR)
         self._mark = redis.register_script(_MARK)
         self._move = redis.register_script(_MOVE)
+
+    def ttl_for(self, store_id: str) -> int:
+        """Seconds the keys of ``store_id`` live after their last use: a workspace's lifetime, or a session's."""
+        return self.workspace_ttl_seconds if is_workspace_id(store_id) else self.ttl_seconds
 
     def key(self, store_id: str, playground: str) -> str:
         """Redis key of one conversation."""
@@ -287,7 +322,7 @@ class ConversationStore:
         length = self._append(
             keys=[key, opens, *others],
             args=[
-                self.ttl_seconds,
+                self.ttl_for(store_id),
                 self.max_messages,
                 open_member(playground, placeholder.id) if placeholder else "",
                 now + self.open_seconds,
@@ -326,30 +361,61 @@ class ConversationStore:
         end: int | None = None,
         refresh_keys: Iterable[str] = (),
         max_bytes: int = 0,
+        also_expire: dict[str, int] | None = None,
+        read_blob: bool = False,
     ) -> Window:
         """Read at most ``limit`` messages ending before absolute index ``end`` (default: the latest),
         and of those only the newest that add up to ``max_bytes`` of records (0: no such cap).
 
         One round trip: the window, the partial text of the replies being written, and the expiry
-        push of ``refresh_keys``.
+        push of ``refresh_keys`` (and of ``also_expire``'s keys to their seconds: keys of another hash
+        slot, such as a signed-in browser's session blob beside its user's workspace, pipelined). With
+        ``read_blob``, the first of ``refresh_keys`` is the blob of a workspace: it comes back as
+        ``Window.blob``, and the conversations it names are refreshed too.
         """
         key = self.key(store_id, playground)
         opens = self.open_key(store_id)
-        total, raw, flat, first_refreshed = self._window(
+        call = dict(
             keys=[key, opens, *refresh_keys],
             args=[
                 limit,
                 -1 if end is None else max(0, end),
-                self.ttl_seconds,
+                self.ttl_for(store_id),
                 playground,
                 partial_key(self.key_prefix, store_id, ""),
                 max_bytes,
+                conversation_key(self.key_prefix, store_id, "") if read_blob else "",
             ],
         )
+        result, also_refreshed = None, True
+        if also_expire:
+            # EVALSHA itself, not the Script: redis-py checks a pipeline's scripts with SCRIPT EXISTS
+            # first, one more round trip; a server that lost the script answers NOSCRIPT, then the Script runs.
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self._window.sha, len(call["keys"]), *call["keys"], *call["args"])
+                for other, seconds in also_expire.items():
+                    pipe.expire(other, seconds)
+                result, *pushed = pipe.execute(raise_on_error=False)
+            also_refreshed = all(value is True or value == 1 for value in pushed)
+            if isinstance(result, Exception):
+                if not isinstance(result, NoScriptError):
+                    raise result
+                result = None
+        if result is None:
+            result = self._window(**call)
+        total, raw, flat, first_refreshed, *blob = result
         stop = total if end is None else min(max(0, end), total)
         start = max(0, stop - len(raw))
         partials = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return Window([decode_message(item) for item in raw], start, total, partials, bool(first_refreshed))
+        return Window(
+            [decode_message(item) for item in raw],
+            start,
+            total,
+            partials,
+            bool(first_refreshed),
+            blob[0] if blob and blob[0] else None,
+            also_refreshed,
+        )
 
     def all(self, store_id: str, playground: str) -> list[Message]:
         """Read the whole conversation (what a model is sent as history)."""
@@ -437,7 +503,7 @@ class ConversationStore:
                     now + self.open_seconds,
                     now,
                     self.max_open_replies,
-                    self.ttl_seconds,
+                    self.ttl_for(store_id),
                     self.open_seconds,  # longer than any job: the replaced attempt's worker is gone by then
                 ],
             )
@@ -466,7 +532,7 @@ class ConversationStore:
                 self.stop_key(store_id, message_id),
                 self.stop_key(store_id, message_id, attempt),
             ],
-            args=[text, self.ttl_seconds],
+            args=[text, self.ttl_for(store_id)],
         )
         return bool(exists), bool(stop)
 
@@ -539,6 +605,40 @@ class ConversationStore:
         else:
             self._move(keys=[key for pair in pairs for key in pair])
 
+    def adopt(self, old_store_id: str, new_store_id: str, moves: dict[str, str]) -> None:
+        """Move conversations of ``old_store_id`` into ``new_store_id`` (a visitor's work joining a user's
+        workspace at sign-in): ``moves`` maps each playground to its name there. The open replies of the
+        moved conversations go along (their place in the open set, partial text and stop keys); the moved
+        keys take the lifetime of their new home. Call ``store.tickets.move_open_replies`` first.
+        """
+        if not moves:
+            return
+        pairs = [(self.key(old_store_id, old), self.key(new_store_id, new)) for old, new in moves.items()]
+        opened = []
+        for playground, message_id in self.open_replies(old_store_id):
+            if playground not in moves:
+                continue
+            opened.append((playground, message_id))
+            pairs.append((self.partial_key(old_store_id, message_id), self.partial_key(new_store_id, message_id)))
+            pairs.append((self.stop_key(old_store_id, message_id), self.stop_key(new_store_id, message_id)))
+        if isinstance(self.redis, RedisCluster):
+            self._move_across_slots(pairs)
+        else:
+            self._move(keys=[key for pair in pairs for key in pair])
+        scores = dict(self.redis.zrange(self.open_key(old_store_id), 0, -1, withscores=True))
+        seconds = self.ttl_for(new_store_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for playground, message_id in opened:
+                member = open_member(playground, message_id)
+                score = scores.get(member.encode(), scores.get(member, time.time() + self.open_seconds))
+                pipe.zadd(self.open_key(new_store_id), {open_member(moves[playground], message_id): score})
+                pipe.zrem(self.open_key(old_store_id), member)
+            if opened:
+                pipe.expire(self.open_key(new_store_id), seconds)
+            for _old_key, new_key in pairs[: len(moves)]:  # the lists (partial and stop keys keep theirs)
+                pipe.expire(new_key, seconds)
+            pipe.execute()
+
     def _move_across_slots(self, pairs: list[tuple[str, str]]) -> None:
         """On a Cluster the two store ids hash to two slots, which no one script may touch: move key by
         key (PTTL, DUMP, RESTORE with that expiry, DELETE). Not atomic: a write to an old key in between is lost.
@@ -558,10 +658,10 @@ class ConversationStore:
             self.redis.restore(new_key, milliseconds, dumped, replace=True)
             self.redis.delete(old_key)
 
-    def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None) -> None:
-        """Push the expiry of ``keys`` to the full lifetime from now, and of ``also``'s keys to their
-        seconds, in one round trip."""
-        expiries = {**dict.fromkeys(keys, self.ttl_seconds), **(also or {})}
+    def refresh(self, keys: Iterable[str], also: dict[str, int] | None = None, seconds: int | None = None) -> None:
+        """Push the expiry of ``keys`` to ``seconds`` (default: a session's full lifetime) from now, and of
+        ``also``'s keys to their seconds, in one round trip."""
+        expiries = {**dict.fromkeys(keys, seconds or self.ttl_seconds), **(also or {})}
         if not expiries:
             return
         with self.redis.pipeline(transaction=False) as pipe:

@@ -32,7 +32,7 @@ def replace_conversation(
     others = dict.fromkeys([session_key(conversations.key_prefix, store_id), *refresh_keys])
     others.pop(key, None)
     script = conversations.redis.register_script(_REPLACE)
-    return script(keys=[key, *others], args=[conversations.ttl_seconds, *map(conversations.record, messages)])
+    return script(keys=[key, *others], args=[conversations.ttl_for(store_id), *map(conversations.record, messages)])
 
 
 # KEYS: the conversation, the session's open set. ARGV: 1 playground, 2 partial prefix, 3 stop prefix,
@@ -238,7 +238,7 @@ def resend_from(
                 now,
                 conversations.max_open_replies,
                 conversations.max_messages,
-                conversations.ttl_seconds,
+                conversations.ttl_for(store_id),
                 playground,
                 conversations.partial_key(store_id, ""),
                 conversations.stop_key(store_id, ""),

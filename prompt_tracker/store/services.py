@@ -45,6 +45,7 @@ class Services:
             max_open_replies=0,
             open_seconds=app.config["JOB_TIMEOUT"] + 120,
             render_fragment=render_fragment,
+            workspace_ttl_seconds=int(app.config["USER_WORKSPACE_LIFETIME"].total_seconds()),
         )
         # JSON, not pickle: nothing read from Redis becomes code (the worker uses the same serializer).
         queue = Queue(

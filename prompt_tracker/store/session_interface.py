@@ -20,6 +20,13 @@ What the stock 0.8 interfaces do and we change:
 - a request still in flight when another one ends the session (sign-out) wrote the blob back or sent
   the old id again: ours writes nothing and sets no cookie when the blob it loaded is gone at save.
 
+Signed in, a session holds only the browser's own keys (``BROWSER_KEYS``: the CSRF token, flashes,
+who is signed in); everything else (settings, the conversations' names, Compare, Replay) lives in the
+user's **workspace** (``Workspace``), a blob of the same layout under the user's workspace id with
+its conversation lists beside it, shared by every browser of the user and kept for
+``USER_WORKSPACE_LIFETIME``. The session routes those keys to it and names it as its ``store_id``, so
+the views, the pipeline and the worker use one code path with or without sign-in.
+
 The Redis and cachelib interfaces differ only in how they get, set, delete and touch the blob.
 """
 
@@ -35,9 +42,16 @@ from flask_session.base import MsgSpecSerializer, ServerSideSession, ServerSideS
 from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.redis import RedisSessionInterface
 
-from ..domain.keys import conversation_key, is_valid_sid, session_key, store_id
+from ..domain.keys import (
+    conversation_key,
+    is_valid_sid,
+    session_key,
+    store_id,
+    workspace_id,
+)
 from .conversations import ConversationStore, Window
 from .tickets import move_open_replies
+from .workspaces import LoadedOnUse, Workspace, adopt
 
 _MISSING = object()
 MAX_FLASHES = 5  # flashed messages kept in a session until a page shows them
@@ -56,6 +70,11 @@ BOOKKEEPING_KEYS = frozenset(
         "_remember_seconds",
     }
 )
+
+
+# What stays with the browser when its session is signed in: the bookkeeping and who is signed in
+# (Flask-Login's ``_user_id``, the proxy's ``proxy_user``). Every other key is the user's work.
+BROWSER_KEYS = BOOKKEEPING_KEYS | {"_user_id", "proxy_user"}
 
 
 def in_use(data) -> bool:
@@ -100,15 +119,18 @@ def merge_changes(original: dict, current: dict, stored: dict) -> dict:
     return merged
 
 
-class PlaygroundSession(ServerSideSession):
+class PlaygroundSession(LoadedOnUse, ServerSideSession):
     """A server-side session loaded on first use, that knows its conversations.
 
     ``loader`` returns the stored data (or None for no session); it runs at the first read or
-    write, so a request that never uses the session costs no Redis command.
+    write, so a request that never uses the session costs no Redis command. Signed in, a
+    ``workspace`` is attached: the work's keys go there, and ``store_id`` names it.
     """
 
     def __init__(self, initial=None, sid=None, permanent=None, loader=None, on_missing=None, permanent_default=True):
         self._loader = None  # set after the base class has stored the id
+        self.workspace: Workspace | None = None
+        self._refreshed = False
         self._sid = sid
         self._on_missing = on_missing
         self.permanent_default = permanent_default  # for a session that turns out not to be stored
@@ -116,7 +138,6 @@ class PlaygroundSession(ServerSideSession):
         self.stored = False  # whether a blob existed when the session was loaded
         super().__init__(initial, sid, permanent)
         self._loader = loader
-        self.expiry_refreshed = False
 
     @property
     def sid(self) -> str:
@@ -130,8 +151,32 @@ class PlaygroundSession(ServerSideSession):
 
     @property
     def store_id(self) -> str:
-        """The id the session's Redis keys carry: SHA-256 hex of the session id."""
+        """The id the work's Redis keys carry: the workspace's when signed in, else SHA-256 hex of the session id."""
+        if self.workspace is not None:
+            return self.workspace.store_id
+        return self.own_store_id
+
+    @property
+    def own_store_id(self) -> str:
+        """The id of this browser session's own keys (its blob, its sockets): SHA-256 hex of the session id."""
         return store_id(self.sid)
+
+    @property
+    def work(self) -> "PlaygroundSession | Workspace":
+        """Where the work is kept: the workspace when signed in, else the session itself."""
+        return self.workspace if self.workspace is not None else self
+
+    @property
+    def expiry_refreshed(self) -> bool:
+        """Whether a Redis call of this request already pushed the expiry of the work's keys."""
+        return self.workspace.expiry_refreshed if self.workspace is not None else self._refreshed
+
+    @expiry_refreshed.setter
+    def expiry_refreshed(self, value: bool) -> None:
+        if self.workspace is not None:
+            self.workspace.expiry_refreshed = value
+        else:
+            self._refreshed = value
 
     @property
     def loaded(self) -> bool:
@@ -153,85 +198,24 @@ class PlaygroundSession(ServerSideSession):
         self.original = copy.deepcopy(data)
         dict.update(self, data)
 
-    def playgrounds(self) -> list[str]:
-        """Names of the playgrounds that have a conversation in this session."""
-        return list(self.get("conversations", {}))
+    def elsewhere(self, key):
+        return self.workspace if self.workspace is not None and key not in BROWSER_KEYS else None
 
-    def add_playground(self, playground: str) -> None:
-        """Record that ``playground`` has a conversation (marks the session modified once)."""
-        if playground not in self.playgrounds():
-            self["conversations"] = {**self.get("conversations", {}), playground: 1}
-
-    # Every dict operation loads first. ``dict`` itself is read by the serializer only after
-    # ensure_loaded(), in save_session.
-    def __getitem__(self, key):
+    def own_playgrounds(self) -> list[str]:
+        """The playgrounds whose conversation is this session's own (not its workspace's)."""
         self.ensure_loaded()
-        return super().__getitem__(key)
+        return list(dict.get(self, "conversations", {}))
 
-    def __setitem__(self, key, value):
-        self.ensure_loaded()
-        super().__setitem__(key, value)
+    def drop_own_work(self) -> None:
+        """Forget what this session holds itself of the work (it joined the workspace)."""
+        for key in self.own_work():
+            dict.pop(self, key, None)
+        self.modified = True
 
-    def __delitem__(self, key):
+    def own_work(self) -> dict:
+        """What this session holds itself of the user's work (a visitor's, before signing in)."""
         self.ensure_loaded()
-        super().__delitem__(key)
-
-    def __contains__(self, key):
-        self.ensure_loaded()
-        self.accessed = True
-        return super().__contains__(key)
-
-    def __iter__(self):
-        self.ensure_loaded()
-        return super().__iter__()
-
-    def __len__(self):
-        self.ensure_loaded()
-        return super().__len__()
-
-    def __bool__(self):
-        self.ensure_loaded()
-        return super().__bool__()
-
-    def get(self, key, default=None):
-        self.ensure_loaded()
-        return super().get(key, default)
-
-    def setdefault(self, key, default=None):
-        self.ensure_loaded()
-        return super().setdefault(key, default)
-
-    def pop(self, key, *default):
-        self.ensure_loaded()
-        return super().pop(key, *default)
-
-    def popitem(self):
-        self.ensure_loaded()
-        return super().popitem()
-
-    def update(self, *args, **kwargs):
-        self.ensure_loaded()
-        return super().update(*args, **kwargs)
-
-    def clear(self):
-        self.ensure_loaded()
-        return super().clear()
-
-    def keys(self):
-        self.ensure_loaded()
-        return super().keys()
-
-    def items(self):
-        self.ensure_loaded()
-        return super().items()
-
-    def values(self):
-        self.ensure_loaded()
-        return super().values()
-
-    def copy(self):
-        self.ensure_loaded()
-        return dict(super().items())
+        return {key: value for key, value in dict.items(self) if key not in BROWSER_KEYS}
 
 
 class Blob(NamedTuple):
@@ -254,7 +238,8 @@ return 1
 
 
 class PlaygroundSessionMixin:
-    """The session logic of both interfaces: lazy load, merged writes, regenerate, sign-out, expiry.
+    """The session logic of both interfaces: lazy load, merged writes, regenerate, sign-out, expiry,
+    and a signed-in user's workspace (attached, adopted into at sign-in, saved with the session).
 
     A backend subclass provides only how a blob is read, written, deleted and touched (``_blob_get``,
     ``_blob_set``, ``_blob_delete``, ``_blob_touch``).
@@ -263,6 +248,7 @@ class PlaygroundSessionMixin:
     session_class = PlaygroundSession
     conversations: ConversationStore
     idle_seconds = 3600  # SESSION_IDLE_LIFETIME
+    workspace_secret = ""  # SECRET_KEY: the workspace ids are HMACs of it
     # Whether the blob lives in the Redis that the page's window read refreshes in passing.
     blob_in_store_redis = True
     # Path prefixes whose requests have no session (the read API, signed in by a token): a cookie sent along
@@ -282,33 +268,104 @@ class PlaygroundSessionMixin:
     def _new_session(self) -> PlaygroundSession:
         return self.session_class(sid=self._new_sid(), permanent=self.permanent)
 
-    def keys_of(self, session: PlaygroundSession) -> list[str]:
-        """Every Redis key of the session: the blob, then each conversation list."""
+    # --- the workspace of a signed-in user ------------------------------------------------------
+
+    def workspace_id(self, user_id: int) -> str:
+        """The store id of user ``user_id``'s workspace (``domain.keys.workspace_id``)."""
+        return workspace_id(self.workspace_secret, user_id)
+
+    def attach_workspace(self, session: PlaygroundSession, user_id: int, adopt_own_work: bool = True) -> list[str]:
+        """Keep this signed-in session's work in its user's workspace from now on (loaded on first use).
+
+        Work the session still holds itself (a visitor's, made before signing in) joins the workspace
+        (``store.workspaces.adopt``), unless ``adopt_own_work`` is False (a socket's handshake, which saves
+        no session: the next page view adopts it); returns the playgrounds whose conversation was kept as
+        an earlier copy.
+        """
+        wanted = self.workspace_id(user_id)
+        if session.workspace is not None and session.workspace.store_id == wanted:
+            return []
+        key = session_key(self.key_prefix, wanted)
+        session.workspace = Workspace(wanted, lambda: self._load_workspace(session, key))
+        return adopt(self.conversations, session) if adopt_own_work and session.own_work() else []
+
+    def _load_workspace(self, session: PlaygroundSession, key: str) -> dict | None:
+        """Read the workspace's blob; in the same round trip, push the expiry of the browser's own blob
+        (what its save would otherwise do in one more)."""
+        if not self.blob_in_store_redis or session._refreshed or not session.stored:
+            return self._blob_get(key).data
+        blob, pushed = self._blob_get_and_expire(key, self._blob_key(session.sid), self._lifetime(session))
+        session._refreshed = pushed  # not pushed: the blob is gone (signed out meanwhile); the save sees it
+        return blob.data
+
+    # --- keys and expiry ------------------------------------------------------------------------
+
+    def keys_of(self, record: "PlaygroundSession | Workspace") -> list[str]:
+        """Every Redis key of the work of ``record`` (a session: its workspace's when signed in): the
+        blob, then each conversation list. What a write to the work refreshes (one hash slot)."""
+        if isinstance(record, PlaygroundSession):
+            if record.workspace is None:
+                return self.own_keys(record)
+            record = record.workspace
+        return [session_key(self.key_prefix, record.store_id)] + [
+            conversation_key(self.key_prefix, record.store_id, playground) for playground in record.playgrounds()
+        ]
+
+    def own_keys(self, session: PlaygroundSession) -> list[str]:
+        """The session's own keys: its blob, then each of its own conversation lists."""
+        own = session.own_store_id
         return [self._blob_key(session.sid)] + [
-            conversation_key(self.key_prefix, session.store_id, playground) for playground in session.playgrounds()
+            conversation_key(self.key_prefix, own, playground) for playground in session.own_playgrounds()
         ]
 
     def slide_keys(self, session: PlaygroundSession) -> list[str]:
         """Keys a Redis call made by a view may push to the full lifetime in passing (then it sets
-        ``expiry_refreshed``): all of a session in use, none of an idle one, whose save gives it the
-        short lifetime instead."""
+        ``expiry_refreshed``): all of the work in use (a workspace's always), none of an idle session's,
+        whose save gives it the short lifetime instead."""
+        if session.workspace is not None:
+            return self.keys_of(session.workspace)
         return self.keys_of(session) if in_use(session) else []
 
     def read_window(
         self, session: PlaygroundSession, playground: str, limit: int, end: int | None = None, max_bytes: int = 0
     ) -> Window:
-        """A page's window of one of the session's conversations (``ConversationStore.window``), read in
-        the same round trip that slides the session's expiry (``slide_keys``), so its save need not."""
+        """A page's window of one of the work's conversations (``ConversationStore.window``), read in the
+        same round trip that slides the work's expiry (``slide_keys``), so its save need not.
+
+        Signed in, that round trip also slides the browser's own blob (pipelined: another hash slot) and,
+        when nothing read the workspace yet, reads its blob: a signed-in page view costs what one without
+        sign-in does, two round trips (the browser's blob, then this).
+        """
+        workspace = session.workspace
+        also, read_blob = {}, False
+        refresh_keys = None
+        if workspace is not None and self.blob_in_store_redis:
+            if not session._refreshed:
+                also = {self._blob_key(session.sid): self._lifetime(session)}
+            if not workspace.loaded:
+                read_blob = True
+                refresh_keys = [session_key(self.key_prefix, workspace.store_id)]  # its lists: named in it
         window = self.conversations.window(
             session.store_id,
             playground,
             limit=limit,
             end=end,
-            refresh_keys=self.slide_keys(session),
+            refresh_keys=self.slide_keys(session) if refresh_keys is None else refresh_keys,
             max_bytes=max_bytes,
+            also_expire=also,
+            read_blob=read_blob,
         )
+        if read_blob:
+            try:
+                data = self.serializer.decode(window.blob) if window.blob else None
+            except SessionDataError:
+                data = None
+            workspace.accessed = True
+            workspace.set_loaded(data)
         # Unless its blob was gone (ended by another request meanwhile): then the save looks again.
         session.expiry_refreshed = window.first_refreshed
+        if also:
+            session._refreshed = window.also_refreshed
         return window
 
     def get_expiration_time(self, app: Flask, session: PlaygroundSession):
@@ -317,15 +374,21 @@ class PlaygroundSessionMixin:
             return None
         return datetime.now(UTC) + timedelta(seconds=self._lifetime(session))
 
+    # --- sign-in and sign-out -------------------------------------------------------------------
+
     def regenerate(self, session: PlaygroundSession) -> None:
-        """Give the session a new id (after a login), keeping its data and conversations; the old keys go."""
+        """Give the session a new id (after a login), keeping its data and own conversations; the old keys go.
+
+        The workspace, if one is attached, is the user's: it stays as it is (attach the new user's after).
+        """
         session.ensure_loaded()
         old_sid, new_sid = session.sid, self._new_sid()
         data = dict(session.items())
+        playgrounds = session.own_playgrounds()
         self._blob_set(self._blob_key(new_sid), data, self._lifetime(data))
         # Replies being written follow the session.
         move_open_replies(store_id(old_sid), store_id(new_sid))
-        self.conversations.move_session(store_id(old_sid), store_id(new_sid), session.playgrounds())
+        self.conversations.move_session(store_id(old_sid), store_id(new_sid), playgrounds)
         self._blob_delete(self._blob_key(old_sid))
         session.sid = new_sid
         session.original = copy.deepcopy(data)
@@ -333,13 +396,15 @@ class PlaygroundSessionMixin:
         session.modified = True  # so the response sets the new cookie
 
     def end(self, session: PlaygroundSession) -> None:
-        """Sign-out: delete every key of the session and give it a new id, so that nothing the id
-        named survives and what this request still writes (a flashed notice) starts a new session.
+        """Sign-out: delete the session's own keys (its blob: CSRF token, flashes, who is signed in) and
+        give it a new id, so that nothing the id named survives and what this request still writes (a
+        flashed notice) starts a new session. The user's workspace stays, for their next sign-in.
 
-        Call after the conversations' replies were stopped (``replies.control.reset_conversation``).
+        Call after the session's own replies were stopped (``replies.control.reset_conversation``).
         """
         session.ensure_loaded()
-        self.delete_stored(session.store_id, session.playgrounds())
+        self.delete_stored(session.own_store_id, session.own_playgrounds())
+        session.workspace = None
         session.clear()
         session.sid = self._new_sid()
         session.original = {}
@@ -365,6 +430,8 @@ class PlaygroundSessionMixin:
         keys = [conversation_key(self.key_prefix, store_id, playground) for playground in playgrounds]
         conversations.redis.unlink(*keys, conversations.open_key(store_id), conversations.submissions_key(store_id))
 
+    # --- a request's session --------------------------------------------------------------------
+
     def open_session(self, app: Flask, request: Request) -> PlaygroundSession:
         """Return the session named by the cookie, to be read from the store on first use."""
         if self.sessionless_paths and request.path.startswith(self.sessionless_paths):
@@ -382,9 +449,12 @@ class PlaygroundSessionMixin:
         return self.session_class(sid=sid, loader=load, on_missing=self._new_sid, permanent_default=self.permanent)
 
     def save_session(self, app: Flask, session: PlaygroundSession, response: Response) -> None:
-        """Write what changed (merged), or else push the expiry of all the session's keys."""
+        """Write what changed (merged), or else push the expiry of all the session's keys; the same for
+        its workspace, if one is attached."""
         if not session.loaded:
             return  # never used in this request: nothing to read, write or refresh
+        if session.workspace is not None and session.workspace.loaded:
+            self._save_workspace(session.workspace)
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
@@ -402,8 +472,8 @@ class PlaygroundSessionMixin:
                 # Messages flashed by requests whose page was never shown (scripts, retries) pile up.
                 session["_flashes"] = flashes[-MAX_FLASHES:]
             still_stored = self._write_merged(session)
-        elif session.accessed and not (session.expiry_refreshed and self.blob_in_store_redis and in_use(session)):
-            blob_key, *conversation_keys = self.keys_of(session)
+        elif session.accessed and not (session._refreshed and self.blob_in_store_redis and in_use(session)):
+            blob_key, *conversation_keys = self.own_keys(session)
             touched = self._blob_touch(blob_key, self._lifetime(session), conversation_keys)
             still_stored = touched or not session.stored
         # A blob loaded by this request and gone now was ended by another (a sign-out): sending its id
@@ -426,7 +496,7 @@ class PlaygroundSessionMixin:
         Optimistic: read, merge, write unless another request wrote the blob in between, else again.
         Returns False, writing nothing, when the blob this request loaded is gone (the session was ended).
         """
-        blob_key, *conversation_keys = self.keys_of(session)
+        blob_key, *conversation_keys = self.own_keys(session)
         current = dict(session.items())
         while True:
             blob = self._blob_get(blob_key)
@@ -435,6 +505,25 @@ class PlaygroundSessionMixin:
             merged = merge_changes(session.original, current, blob.data or {})
             if self._blob_set(blob_key, merged, self._lifetime(merged), conversation_keys, expected=blob):
                 return True
+
+    def _save_workspace(self, workspace: Workspace) -> None:
+        """Write what this request changed of the workspace (merged, as a session's), or push its expiry.
+
+        A workspace is kept whole for its lifetime from its last use, and written again if it was purged
+        meanwhile: it is the user's, not one browser's.
+        """
+        seconds = self.conversations.ttl_for(workspace.store_id)
+        blob_key, *conversation_keys = self.keys_of(workspace)
+        if workspace.modified:
+            current = dict(workspace.items())
+            while True:
+                blob = self._blob_get(blob_key)
+                merged = merge_changes(workspace.original, current, blob.data or {})
+                if self._blob_set(blob_key, merged, seconds, conversation_keys, expected=blob, list_seconds=seconds):
+                    return
+        # Nothing stored (a user with no work yet): nothing to keep alive.
+        if workspace.stored and workspace.accessed and not (workspace.expiry_refreshed and self.blob_in_store_redis):
+            self._blob_touch(blob_key, seconds, conversation_keys, list_seconds=seconds)
 
     def _lifetime(self, data) -> int:
         """Seconds the blob of a session holding ``data`` is kept: full when in use, else the idle lifetime."""
@@ -453,9 +542,16 @@ class PlaygroundSessionMixin:
         raise NotImplementedError
 
     def _blob_set(
-        self, key: str, data: dict, seconds: int, conversation_keys: Sequence[str] = (), expected: Blob | None = None
+        self,
+        key: str,
+        data: dict,
+        seconds: int,
+        conversation_keys: Sequence[str] = (),
+        expected: Blob | None = None,
+        list_seconds: int | None = None,
     ) -> bool:
-        """Write the blob whole for ``seconds`` and push the expiry of the conversations to the full lifetime.
+        """Write the blob whole for ``seconds`` and push the expiry of the conversations to ``list_seconds``
+        (default: a session's full lifetime).
 
         With ``expected`` (the blob as read), write only if the blob is still that one; False if not.
         """
@@ -465,9 +561,11 @@ class PlaygroundSessionMixin:
         """Delete the blob."""
         raise NotImplementedError
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
-        """Push the expiry of the blob (to ``seconds``) and of the conversations (to the full lifetime);
-        False if there was no blob."""
+    def _blob_touch(
+        self, key: str, seconds: int, conversation_keys: list[str], list_seconds: int | None = None
+    ) -> bool:
+        """Push the expiry of the blob (to ``seconds``) and of the conversations (to ``list_seconds``,
+        default a session's full lifetime); False if there was no blob."""
         raise NotImplementedError
 
 
@@ -490,8 +588,10 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
         except SessionDataError:
             return Blob(None, raw, unreadable=True)
 
-    def _blob_set(self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None) -> bool:
-        args = [self.serializer.encoder.encode(data), seconds, self.conversations.ttl_seconds]
+    def _blob_set(
+        self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None, list_seconds=None
+    ) -> bool:
+        args = [self.serializer.encoder.encode(data), seconds, list_seconds or self.conversations.ttl_seconds]
         if expected is not None:
             args.append(expected.version or b"")
         return bool(self._set_blob(keys=[key, *conversation_keys], args=args))
@@ -499,11 +599,23 @@ class RedisPlaygroundSessionInterface(PlaygroundSessionMixin, RedisSessionInterf
     def _blob_delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+    def _blob_get_and_expire(self, key: str, other: str, seconds: int) -> tuple[Blob, bool]:
+        """Read the blob at ``key`` and push the expiry of ``other`` (a key of another hash slot), in one
+        round trip; return the blob and whether ``other`` still existed."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.expire(other, seconds)
+            raw, pushed = pipe.execute()
+        try:
+            return Blob(self.serializer.decode(raw) if raw else None, raw), bool(pushed)
+        except SessionDataError:
+            return Blob(None, raw, unreadable=True), bool(pushed)
+
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str], list_seconds=None) -> bool:
         with self.client.pipeline(transaction=False) as pipe:  # one round trip for all
             pipe.expire(key, seconds)
             for conversation in conversation_keys:
-                pipe.expire(conversation, self.conversations.ttl_seconds)
+                pipe.expire(conversation, list_seconds or self.conversations.ttl_seconds)
             return bool(pipe.execute()[0])
 
 
@@ -522,21 +634,23 @@ class CacheLibPlaygroundSessionInterface(PlaygroundSessionMixin, CacheLibSession
             return Blob(data)
         return Blob(None, unreadable=True)
 
-    def _blob_set(self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None) -> bool:
+    def _blob_set(
+        self, key: str, data: dict, seconds: int, conversation_keys=(), expected: Blob | None = None, list_seconds=None
+    ) -> bool:
         # cachelib has no compare-and-set; the unit tests' one process has no concurrent writer to lose.
         self.cache.set(key, data, timeout=seconds)
-        self.conversations.refresh(conversation_keys)
+        self.conversations.refresh(conversation_keys, seconds=list_seconds)
         return True
 
     def _blob_delete(self, key: str) -> None:
         self.cache.delete(key)
 
-    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str]) -> bool:
+    def _blob_touch(self, key: str, seconds: int, conversation_keys: list[str], list_seconds=None) -> bool:
         # cachelib has no "touch": setting the blob again is how its timeout slides.
         data = self._blob_get(key).data
         if data is not None:
             self.cache.set(key, data, timeout=seconds)
-        self.conversations.refresh(conversation_keys)
+        self.conversations.refresh(conversation_keys, seconds=list_seconds)
         return data is not None
 
 
@@ -555,4 +669,5 @@ def make_session_interface(app: Flask, session_redis, conversations: Conversatio
     else:
         interface = RedisPlaygroundSessionInterface(app, session_redis, conversations, **options)
     interface.idle_seconds = int(app.config["SESSION_IDLE_LIFETIME"].total_seconds())
+    interface.workspace_secret = app.config["SECRET_KEY"]
     return interface

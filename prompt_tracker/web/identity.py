@@ -8,19 +8,23 @@
 In every mode, werkzeug's ProxyFix applies the X-Forwarded-* headers of requests (Socket.IO handshakes
 included) whose TCP peer is in TRUSTED_PROXIES, so limits per address see the client, not the proxy.
 A signed-in session's store id is recorded under its user, so disabling the user ends it at once.
+Signed in, the session's work is the user's workspace (``store.workspaces.Workspace``),
+attached on every request, shared by all the user's browsers; signing out ends only the session.
 """
 
 import ipaddress
 
-from flask import current_app, g, jsonify, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..auth.accounts import find_user, password_changed, proxy_user, user_disabled
 from ..auth.models import User
+from ..domain.settings import STANDALONE
 from ..extensions import db, login
 from ..prompts.db_errors import is_outage
+from ..prompts.models import Prompt
 from ..replies.sign_out import sign_out_everywhere, stop_session
 from ..store.user_sessions import forget_session, remember_session
 from .errors import error_response, wants_json
@@ -81,6 +85,7 @@ def init_app(app) -> None:
         login.login_view = "auth.login"
     app.before_request(identify)
     app.add_template_global(current_user_is_admin)
+    app.add_template_global(work_scope)
     user_disabled.connect(end_sessions_of_disabled_user, app)
     password_changed.connect(end_other_sessions_after_new_password, app)
 
@@ -102,9 +107,34 @@ def end_other_sessions_after_new_password(app, user: User, keep: str | None = No
 
 
 def remember_signed_in(user: User, replaces: str | None = None) -> None:
-    """Record the session (just regenerated) as the user's, so that disabling them can end it."""
+    """Record the session (just regenerated) as the user's, so that disabling them can end it, and give
+    it the user's workspace (what it held before, a visitor's work, joins it)."""
     interface = current_app.session_interface
-    remember_session(user.id, session.store_id, interface.is_stored, replaces=replaces)
+    remember_session(user.id, session.own_store_id, interface.is_stored, replaces=replaces)
+    use_workspace(user)
+
+
+EARLIER_KEPT = (
+    "You already had a conversation in {playgrounds}, so it is kept as it was; the one from before you "
+    "signed in is kept beside it: download it from the notice above the conversation, and import it to use it."
+)
+
+
+def use_workspace(user: User) -> None:
+    """Keep this request's work in the user's workspace (every browser of theirs shares it)."""
+    kept = current_app.session_interface.attach_workspace(session, user.id)
+    if kept:
+        flash(EARLIER_KEPT.format(playgrounds=", ".join(map(playground_label, kept))), "info")
+
+
+def playground_label(playground: str) -> str:
+    """How a person knows a playground: the standalone one, or the prompt's name."""
+    prefix, _, prompt_id = playground.partition("-")
+    if prefix == "prompt" and prompt_id.isdigit():
+        prompt = db.session.get(Prompt, int(prompt_id))
+        if prompt is not None:
+            return f"the playground of {prompt.name}"
+    return "the standalone playground" if playground == STANDALONE else playground
 
 
 def current_user_name() -> str | None:
@@ -115,6 +145,12 @@ def current_user_name() -> str | None:
 def current_actor():
     """Who acts in this request, for the audit log: the signed-in user, else the name (``local``)."""
     return g.get("user") or g.get("user_name")
+
+
+def work_scope() -> str:
+    """Whose the playground's work is, as the save buttons say it: the signed-in user's, else this browser's."""
+    signed_in = current_app.config["AUTH_MODE"] != "none" and current_user_name() is not None
+    return "yours" if signed_in else "this browser"
 
 
 def current_user_is_admin() -> bool:
@@ -151,6 +187,7 @@ def identify():
         return refuse_anonymous(mode, "Your account is disabled: ask an administrator.")
     g.user = user
     g.user_name = g.log_user = user.email
+    use_workspace(user)
     return None
 
 
@@ -203,14 +240,16 @@ def signed_in_user() -> User | None:
 
 
 def sign_out(user: User | None = None) -> None:
-    """End the session: close its sockets, stop its replies, delete its conversations and data.
+    """End the session: close its sockets, delete its own data (blob, CSRF token, who is signed in).
 
-    ``user`` is whom the session was signed in as (default: as found in the session).
+    The user's workspace (conversations, settings, Compare, Replay) stays, with its replies, for their
+    next sign-in and their other browsers. ``user`` is whom the session was signed in as (default: as
+    found in the session).
     """
     user = user or signed_in_user()
-    stop_session(session.store_id, session.playgrounds())
+    stop_session(session.own_store_id, session.own_playgrounds())
     if user is not None:
-        forget_session(user.id, session.store_id)
+        forget_session(user.id, session.own_store_id)
     if current_app.config["AUTH_MODE"] == "accounts":
         logout_user()
     current_app.session_interface.end(session)

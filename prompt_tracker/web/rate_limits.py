@@ -31,7 +31,7 @@ def limit_owner() -> str | None:
     """Whom the limits (send rate, budget, open replies) count against: the signed-in user, or without
     sign-in (AUTH_MODE=none) the browser's session by its store id, so no visitor shares another's limits."""
     if current_app.config["AUTH_MODE"] == "none":
-        return f"session:{session.store_id}"
+        return f"browser:{session.own_store_id}"
     return current_user_name()
 
 

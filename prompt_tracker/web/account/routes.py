@@ -46,7 +46,7 @@ def change_password():
     if not form.validate():
         flash(f"Password not changed: {first_error(form)}", "error")
         return account_page(form, 422)
-    before = session.store_id
+    before = session.own_store_id  # this browser's session (not the user's workspace)
     try:
         ended = change_own_password(user, form.current_password.data, form.new_password.data, keep_session=before)
     except WrongPassword as problem:

@@ -113,7 +113,7 @@ def login():
         return response
     login_user(user)
     # A new id for the signed-in session: the one used before signing in stops working at once.
-    before = session.store_id
+    before = session.own_store_id
     current_app.session_interface.regenerate(session)
     remember_signed_in(user, replaces=before)
     return drop_login_cookie(redirect(safe_next(request.args.get("next")), 303))
@@ -122,7 +122,10 @@ def login():
 @bp.post("/logout")
 def logout():
     sign_out()
-    flash("You are signed out.", "info")
+    if current_app.config["AUTH_MODE"] == "none":
+        flash("You are signed out.", "info")
+    else:  # the user's workspace stays (``web.identity.sign_out``)
+        flash("You are signed out. Your conversations and settings are kept for your next sign-in.", "info")
     if current_app.config["AUTH_MODE"] == "accounts":
         return redirect(url_for("auth.login"), 303)
     return redirect(url_for("index"), 303)

@@ -1,4 +1,5 @@
-"""Socket.IO handlers of the playground: a socket joins its own session's room, or is refused and closed.
+"""Socket.IO handlers of the playground: a socket joins its work's room (its user's workspace when signed
+in, so every tab of the user on any device hears the events; else its session's), or is refused and closed.
 
 A user holds at most ``MAX_SOCKETS_PER_USER`` sockets (a session without sign-in, as many): one more
 closes the oldest, whichever web process holds it. A socket the server disconnects (that one, or a
@@ -35,8 +36,11 @@ def connect(auth=None):
     if not socket_user_allowed():
         refuse("not signed in")
     user_id = request.environ[USER_ID_KEY] = socket_user_id()
+    if user_id is not None:
+        current_app.session_interface.attach_workspace(session, user_id, adopt_own_work=False)
     join_room(room_for(session.store_id))
-    admit_socket(session.store_id, request.sid, user_id, current_app.config["MAX_SOCKETS_PER_USER"])
+    # Counted with its browser session, which a sign-out disconnects.
+    admit_socket(session.own_store_id, request.sid, user_id, current_app.config["MAX_SOCKETS_PER_USER"])
 
 
 @socketio.on("disconnect")
@@ -45,7 +49,7 @@ def disconnect(reason=None):
     if reason == SocketIO.reason.SERVER_DISCONNECT:
         close_transport_later()
     try:
-        forget_socket(session.store_id, request.sid, request.environ.get(USER_ID_KEY))
+        forget_socket(session.own_store_id, request.sid, request.environ.get(USER_ID_KEY))
     except (RedisError, RuntimeError):
         pass  # the sets expire with the session anyway
 

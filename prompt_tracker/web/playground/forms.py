@@ -2,8 +2,8 @@
 
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms import BooleanField, DecimalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from ...domain.settings import (
     MAX_MODEL_CHARS,
@@ -17,8 +17,16 @@ from ...domain.settings import (
     TOP_P_RANGE,
     PlaygroundSettings,
 )
+from ...domain.tools import (
+    SCHEMA_NAME,
+    TOOL_CHOICES,
+    check_tool_choice,
+    format_json,
+    parse_json_schema,
+    parse_tools,
+)
 from ...limits.models import ModelNotAllowed, check_model, max_tokens_ceiling, provider_allowed
-from ...providers import available_providers
+from ...providers import RESPONSE_FORMATS, available_providers
 
 
 class MessageForm(FlaskForm):
@@ -36,6 +44,29 @@ class StopSequencesField(TextAreaField):
     def process_formdata(self, valuelist):
         text = (valuelist[0] if valuelist else "").replace("\r\n", "\n")
         self.data = [line.replace("\\n", "\n") for line in text.split("\n") if line != ""]
+
+
+class JSONTextField(TextAreaField):
+    """JSON typed in a textarea: kept as typed (``text``) until validated; the value parsed is ``data``."""
+
+    def process_data(self, value):
+        self.data = value
+        self.text = format_json(value) if value not in (None, [], {}) else ""
+
+    def process_formdata(self, valuelist):
+        self.text = (valuelist[0] if valuelist else "").replace("\r\n", "\n")
+        self.data = None
+
+    def _value(self):
+        return self.text
+
+
+class StrictField(BooleanField):
+    """A checkbox that is on unless the form says off: the form posts ``off`` (hidden) and ``on`` when
+    ticked, so a form without the field (an older page) keeps the default."""
+
+    def process_formdata(self, valuelist):
+        self.data = "on" in valuelist if valuelist else True
 
 
 class SettingsForm(FlaskForm):
@@ -61,12 +92,49 @@ class SettingsForm(FlaskForm):
         "Frequency penalty", places=2, validators=[Optional(), NumberRange(*PENALTY_RANGE)]
     )
     thinking_budget = IntegerField("Thinking budget", validators=[Optional(), NumberRange(*THINKING_BUDGET_RANGE)])
+    # Tools and structured output (domain.tools checks them; the page's include _tools_fields.html).
+    tools = JSONTextField("Tools (JSON)")
+    tool_choice = SelectField("Tool choice", default="auto", validate_choice=False)
+    response_format = SelectField(
+        "Response format", choices=list(RESPONSE_FORMATS), default="text", validate_choice=False
+    )
+    schema_name = StringField(
+        "Schema name",
+        validators=[Optional(), Regexp(SCHEMA_NAME, message="1 to 64 letters, digits, underscores or hyphens.")],
+    )
+    json_schema = JSONTextField("JSON schema")
+    strict = StrictField("Strict", default=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.provider.choices = [
             (provider.name, provider.label) for provider in available_providers() if provider_allowed(provider.name)
         ]
+        # A tool's name among the choices when the tools shown have it (a new one: save, then choose it).
+        names = [tool.get("name") for tool in self.tools.data or [] if isinstance(tool, dict)]
+        choices = list(dict.fromkeys((*TOOL_CHOICES, *names)))
+        self.tool_choice.choices = choices if self.tool_choice.data in choices else [*choices, self.tool_choice.data]
+
+    def validate_tools(self, field):
+        field.data, error = parse_tools(field.text)
+        if error:
+            raise ValidationError(error)
+
+    def validate_tool_choice(self, field):
+        error = check_tool_choice(field.data or "auto", self.tools.data or [])
+        if error and not self.tools.errors:
+            raise ValidationError(error)
+
+    def validate_response_format(self, field):
+        if field.data not in RESPONSE_FORMATS:
+            raise ValidationError(f"Choose a response format: {', '.join(RESPONSE_FORMATS)}.")
+
+    def validate_json_schema(self, field):
+        field.data, error = parse_json_schema(field.text)
+        if error:
+            raise ValidationError(error)
+        if field.data is None and self.response_format.data == "json_schema":
+            raise ValidationError("Give the JSON schema replies must follow (or choose another response format).")
 
     def validate_system_prompt(self, field):
         limit = current_app.config["MAX_SYSTEM_PROMPT_CHARS"]
@@ -123,6 +191,12 @@ class SettingsForm(FlaskForm):
             presence_penalty=number(self.presence_penalty.data),
             frequency_penalty=number(self.frequency_penalty.data),
             thinking_budget=self.thinking_budget.data,
+            tools=self.tools.data or [],
+            tool_choice=self.tool_choice.data or "auto",
+            response_format=self.response_format.data or "text",
+            schema_name=(self.schema_name.data or "").strip(),
+            json_schema=self.json_schema.data,
+            strict=bool(self.strict.data),
         )
 
 

@@ -19,6 +19,7 @@ from flask import current_app, render_template
 from markupsafe import Markup
 
 from ...domain.rendering import without_inline_styles
+from ..identity import work_scope
 from .forms import SettingsForm
 
 # Characters that no rendered text can hold as they are: every text of a message reaches the
@@ -90,7 +91,7 @@ def settings_panel(context: dict, save_url: str, csrf_token: str) -> Markup:
     the CSRF token is a marker, as in a message's fragment. A form with errors or a conflict is not
     cached: the page renders it.
     """
-    key = (save_url, context["settings_version"], msgspec.json.encode(context["settings"]))
+    key = (save_url, work_scope(), context["settings_version"], msgspec.json.encode(context["settings"]))
     panels = current_app.extensions.setdefault("prompt_tracker.settings_panels", {})
     html = panels.get(key)
     if html is None:

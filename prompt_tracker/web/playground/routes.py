@@ -108,7 +108,6 @@ def render_playground(
     ``overflow`` is the context-window warning the composer shows (its next Send confirms it);
     ``settings_changed`` the sentence of a Send held because another tab saved settings meanwhile.
     """
-    settings = current_settings(session)
     end = request.args.get("before", type=int) if end is None else end
     if end is not None:
         # Past any conversation's length (however large the number): the latest page, below.
@@ -118,6 +117,7 @@ def render_playground(
     )
     if end is not None and end > window.total:
         return redirect(url_for(".index"))  # a window past the end (an old link): show the latest
+    settings = current_settings(session)  # after the window: a signed-in user's workspace is read with it
     if editing is not None and end is None and all(m.id != editing.id for m in window.messages):
         # The message being edited is older than the latest window: show the window that ends with it.
         return render_playground(
@@ -145,7 +145,7 @@ def render_playground(
         settings_form=settings_form,
         message_form=message_form or MessageForm(formdata=None),
         client_token=secrets.token_urlsafe(16),
-        lifetime_hours=int(current_app.permanent_session_lifetime.total_seconds() // 3600),
+        lifetime_hours=services.conversations.ttl_for(session.store_id) // 3600,  # a user's workspace: longer
         playground=g.playground,
         editing=editing,
         overflow=overflow,
