@@ -37,10 +37,10 @@ from prompt_tracker.domain.settings import (
     STANDALONE,
     TEMPERATURE_RANGE,
     PlaygroundSettings,
+    settings_version,
 )
 from prompt_tracker.prompts.settings import variables_panel
 from prompt_tracker.providers import available_providers
-from prompt_tracker.replies.live import settings_digest
 from prompt_tracker.store.conversations import Window
 from prompt_tracker.web.playground.forms import MessageForm, SettingsForm
 
@@ -93,7 +93,7 @@ def mirror_links(app: Flask) -> None:
 
     ours = create_ours("test")
     for rule in ours.url_map.iter_rules():
-        if rule.endpoint.split(".")[0] in ("playground", "prompts", "auth") and rule.endpoint not in app.view_functions:
+        if rule.endpoint != "static" and rule.endpoint not in app.view_functions:
             app.add_url_rule(rule.rule, rule.endpoint, not_in_the_baseline, methods=rule.methods)
     for name, value in ours.jinja_env.globals.items():
         app.jinja_env.globals.setdefault(name, value)
@@ -127,7 +127,8 @@ def index():
         limits={"temperature": TEMPERATURE_RANGE, "max_tokens": MAX_TOKENS_RANGE, "model_chars": MAX_MODEL_CHARS},
         lifetime_hours=24,
         playground=STANDALONE,
-        settings_digest=settings_digest(settings),
+        settings_digest=settings_version(settings),
+        settings_version=settings_version(settings),
     )
 
 
