@@ -170,6 +170,72 @@ def test_without_script_an_open_reply_is_a_frame_that_refreshes_itself_not_the_p
     assert playground.client.get("/playground/messages/nope/frame").status_code == 404
 
 
+def reopen(app, playground, name: str, message_id: str) -> None:
+    """Make a finished reply open again (the test config's jobs run inline: every reply ends at once)."""
+    with app.app_context():
+        services.store.update(
+            playground.store(), name, message_id, lambda m: msgspec.structs.replace(m, status="pending", content="")
+        )
+
+
+def test_without_script_compare_and_replay_show_open_replies_in_frames_not_page_reloads(app, playground):
+    token = playground.token()
+    form = {"provider": "echo", "model": "echo-2", "csrf_token": token}
+    assert playground.client.post("/playground/compare", data=form).status_code == 303
+    playground.send("to both")
+    left, right = (services_all(app, playground, name)[-1] for name in (STANDALONE, STANDALONE + "~compare"))
+    reopen(app, playground, STANDALONE, left.id)
+    reopen(app, playground, STANDALONE + "~compare", right.id)
+
+    # Compare: each open reply in its frame (the second model's under the companion's own URLs); no reload.
+    html = playground.client.get("/playground/compare").get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in html and "noscript.css" in html
+    assert f'<noscript><iframe class="reply-frame" src="/playground/messages/{left.id}/frame#end"' in html
+    frame = f"/playground/compare/messages/{right.id}/frame"
+    assert f'<noscript><iframe class="reply-frame" src="{frame}#end"' in html
+    response = playground.client.get(frame)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
+    refresh = re.search(r'<meta http-equiv="refresh" content="1; url=([^"]+)">', body)
+    assert refresh and unescape(refresh.group(1)).startswith(frame + "?t=")
+    assert f'action="/playground/compare/messages/{right.id}/stop"' in body and "<iframe" not in body
+    assert playground.client.get("/playground/compare/messages/nope/frame").status_code == 404
+
+    # Replay: while it runs, its rows in one frame that refreshes itself (later turns appear in it); no reload.
+    assert playground.client.post("/playground/compare/off", data={"csrf_token": token}).status_code == 303
+    playground.send("second turn")
+    assert playground.client.post("/playground/replay", data=form).status_code == 303
+    replayed = services_all(app, playground, STANDALONE + "~replay")[-1]
+    reopen(app, playground, STANDALONE + "~replay", replayed.id)
+    html = playground.client.get("/playground/replay").get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in html and "noscript.css" in html
+    assert '<noscript><iframe class="rows-frame" src="/playground/replay/rows/frame"' in html
+    assert 'class="reply-frame"' not in html  # the rows frame shows the replies, not a frame each
+    response = playground.client.get("/playground/replay/rows/frame")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    refresh = re.search(r'<meta http-equiv="refresh" content="1; url=([^"]+)">', body)
+    assert refresh and unescape(refresh.group(1)).startswith("/playground/replay/rows/frame?t=")
+    assert refresh.group(1).endswith("#turn-2") and 'id="turn-2"' in body and "<iframe" not in body
+    assert f'action="/playground/replay/messages/{replayed.id}/stop"' in body and '<base target="_top">' in body
+
+    with app.app_context():  # the replay's last reply ends: the frame stops refreshing
+        services.store.update(
+            playground.store(),
+            STANDALONE + "~replay",
+            replayed.id,
+            lambda m: msgspec.structs.replace(m, status="done", content="Done."),
+        )
+    body = playground.client.get("/playground/replay/rows/frame").get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in body and "Replay finished" in body
+    assert "rows-frame" not in playground.client.get("/playground/replay").get_data(as_text=True)
+
+
+def services_all(app, playground, name):
+    with app.app_context():
+        return services.store.all(playground.store(), name)
+
+
 def test_pages_other_than_the_reply_frame_may_not_be_framed(playground):
     response = playground.page()
     assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY

@@ -344,10 +344,11 @@ def message_fragment(message_id):
 
 
 @bp.get("/messages/<message_id>/frame")
-def message_frame(message_id):
+def message_frame(message_id, base=None):
     """A reply alone, for the page without JS: a frame that refreshes itself until the reply is final.
 
     The page around it never reloads, so the composer and the settings form keep what is typed.
+    ``base``: the URL its Stop and Retry post under (a Compare or Replay reply's own, workbench.py).
     """
     message = services.conversations.get(session.store_id, g.playground, message_id)
     if message is None:
@@ -355,13 +356,13 @@ def message_frame(message_id):
     if message.status == "streaming":
         message = msgspec.structs.replace(message, content=services.conversations.partial(session.store_id, message_id))
     stale = stale_ids([message])
-    html = with_page_values(str(message_macro()(message, stale, None, True)), generate_csrf(), url_for(".send"))
+    html = with_page_values(str(message_macro()(message, stale, None, True)), generate_csrf(), base or url_for(".send"))
     response = make_response(
         render_template(
             "playground/reply_frame.html",
             message_html=html,
             # A new URL each time: a refresh to one that only differs by its #fragment would not reload.
-            refresh_url=url_for(".message_frame", message_id=message_id, t=time.monotonic_ns(), _anchor="end")
+            refresh_url=f"{request.path}?t={time.monotonic_ns()}#end"
             if message.is_open and message.id not in stale
             else None,
         )

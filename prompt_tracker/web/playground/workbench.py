@@ -1,6 +1,7 @@
 """Views of Compare and Replay (the logic is in ``workbench``), on both playground registrations."""
 
 import secrets
+import time
 
 import msgspec
 from flask import current_app, flash, g, jsonify, make_response, redirect, render_template, request, session, url_for
@@ -23,10 +24,11 @@ from ...replies.choice import InvalidChoice, as_choice, choice_from_form, settin
 from ...replies.control import CannotChoose, choose_attempt
 from ...replies.edit import MessageGone
 from ..errors import answer_refusal, refusals_shown_by, wants_json
+from ..headers import framed_by_own_pages
 from ..rate_limits import charged, limit_owner, user_key
 from . import bp
 from .prompt import current_settings
-from .routes import message_request, sends_limit, with_partial
+from .routes import message_frame, message_request, sends_limit, with_partial
 
 REPLAYS = "replays"  # session key: per playground, the replay's choice and its last turn
 
@@ -122,6 +124,7 @@ def render_replay(status=200):
         stale_ids=replay_stale(view),
         diff_caps=DIFF_CAPS,
         replay_choice=choice,
+        rows_framed=view.status == "running",  # the no-JS rows frame shows them instead (no frame per reply)
         client_token=secrets.token_urlsafe(16),
         **choice_form_context(choice),
     ), status
@@ -137,6 +140,28 @@ def replay_rows():
     """The rows and the state line of the Replay page (its script swaps them in after an event)."""
     view = replay_state()
     return render_template("playground/_replay_rows.html", view=view, stale_ids=replay_stale(view), diff_caps=DIFF_CAPS)
+
+
+@bp.get("/replay/rows/frame")
+def replay_rows_frame():
+    """The Replay page's rows, for the page without JS while a replay runs: a frame that refreshes itself
+    (a turn's new reply starts after the one before it ends) until the replay stops; the page never reloads."""
+    view = replay_state()
+    running = view.status == "running"
+    # Each refresh goes to the turn being replayed (a new URL each time: one that differs only by its #fragment would not reload).
+    turn = next((row.number for row in view.rows if row.new is None or row.new.is_open), None)
+    anchor = f"#turn-{turn}" if turn else ""
+    response = make_response(
+        render_template(
+            "playground/rows_frame.html",
+            view=view,
+            stale_ids=replay_stale(view),
+            diff_caps=DIFF_CAPS,
+            rows_framed=True,
+            refresh_url=f"{request.path}?t={time.monotonic_ns()}{anchor}" if running else None,
+        )
+    )
+    return framed_by_own_pages(response)
 
 
 @bp.post("/replay")
@@ -336,6 +361,14 @@ def companion_choose(kind, message_id):
         raise CannotChoose("Choose an attempt of this reply.", 400)
     choose_attempt(session.store_id, companion_playground(g.playground, kind), message_id, attempt)
     return done(f"{kind}_page")
+
+
+@bp.get("/<any(compare,replay):kind>/messages/<message_id>/frame")
+def companion_frame(kind, message_id):
+    """A companion reply in its own no-JS frame (as the playground's, its Stop and Retry posting to the companion's)."""
+    base = url_for(f".{kind}_page") + "/messages"
+    g.playground = companion_playground(g.playground, kind)
+    return message_frame(message_id, base)
 
 
 @bp.get("/<any(compare,replay):kind>/messages/<message_id>/request")
