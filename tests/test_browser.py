@@ -84,13 +84,42 @@ def wait_for_reply_without_script(page, text: str, timeout: float = 20.0) -> Non
 def test_page_works_with_javascript_off(chromium, live_server, start_worker):
     context = chromium.new_context(java_script_enabled=False)
     page = context.new_page()
-    start_worker()
+    start_worker({"ECHO_DELAY": "0.1"})  # a tenth of a second a word: replies seen being written
     page.goto(live_server + "/playground")
     page.fill("#content", "no script here")
     page.click("button:has-text('Send')")
     # the reply's frame refreshes itself until the reply is there
     wait_for_reply_without_script(page, "You said: no script here")
     screenshot(page, "08-no-js")
+
+    # Compare: both replies are written in their frames; the page never reloads, so the typing stays.
+    page.goto(live_server + "/playground/compare")
+    page.fill("#choice-model", "echo-2")
+    page.click("text=Compare with this model")
+    page.fill("#content", " ".join(f"w{i}" for i in range(30)))
+    page.click("#composer button[type=submit]")
+    page.wait_for_url("**/playground/compare*")  # back to Compare, not the playground
+    address = page.url
+    page.fill("#content", "typed while both replies are written")
+    done = '.message[data-status="done"]:has-text("w29")'
+    for column in (".compare-left", ".compare-right"):
+        page.frame_locator(f"{column} iframe.reply-frame").locator(done).wait_for(timeout=30_000)
+    assert page.url == address and page.input_value("#content") == "typed while both replies are written"
+    screenshot(page, "08-no-js-compare")
+    page.click("text=Turn Compare off")
+
+    # Replay: the rows of a running replay are one frame that refreshes itself; the page does not reload.
+    page.goto(live_server + "/playground/replay")
+    page.fill("#choice-model", "echo-3")
+    page.click("#replay-form button[type=submit]")
+    page.wait_for_load_state()
+    address = page.url
+    page.fill("#choice-model", "typed while it replays")
+    rows = page.frame_locator("iframe.rows-frame")
+    rows.locator("text=Replay finished: 2 turns.").wait_for(timeout=30_000)
+    assert rows.locator('.replay-new .message[data-status="done"]').count() == 2
+    assert page.url == address and page.input_value("#choice-model") == "typed while it replays"
+    screenshot(page, "08-no-js-replay")
     context.close()
 
 

@@ -182,7 +182,11 @@ def test_without_script_compare_and_replay_show_open_replies_in_frames_not_page_
     token = playground.token()
     form = {"provider": "echo", "model": "echo-2", "csrf_token": token}
     assert playground.client.post("/playground/compare", data=form).status_code == 303
-    playground.send("to both")
+    # The Compare page's composer comes back to Compare (the playground's own goes to the playground).
+    html = playground.client.get("/playground/compare").get_data(as_text=True)
+    assert 'action="/playground/messages?back=compare"' in html
+    sent = playground.client.post("/playground/messages?back=compare", data={"content": "to both", "csrf_token": token})
+    assert sent.status_code == 303 and sent.headers["Location"].startswith("/playground/compare#m-")
     left, right = (services_all(app, playground, name)[-1] for name in (STANDALONE, STANDALONE + "~compare"))
     reopen(app, playground, STANDALONE, left.id)
     reopen(app, playground, STANDALONE + "~compare", right.id)

@@ -282,6 +282,8 @@ def send():
     if wants_json():
         reply = services.conversations.get(session.store_id, g.playground, placeholder.id) or placeholder
         return jsonify(id=placeholder.id, html=render_messages(sent, reply)), 202
+    if request.args.get("back") == "compare":  # the Compare page's composer, without JS: back to that page
+        return redirect(url_for(".compare_page", _anchor=f"m-{placeholder.id}"), 303)
     return back_to_page(f"m-{placeholder.id}")
 
 
