@@ -70,6 +70,50 @@ def test_a_send_from_a_page_older_than_another_tabs_save_is_held_until_confirmed
     assert send(playground, "still current", current, token).status_code == 303
 
 
+def test_retry_and_resend_from_a_page_older_than_another_tabs_save_are_held_until_confirmed(app, playground):
+    playground.send("first")
+    user, reply = playground.messages(app)
+    tab_b, token = shown(playground)
+    playground.save_settings(system_prompt="Tab A's prompt")
+
+    def retry(version, headers=JSON, **fields):
+        data = {"csrf_token": token, "settings_version": version, **fields}
+        return playground.client.post(f"/playground/messages/{reply.id}/retry", data=data, headers=headers)
+
+    # Retry (the page's script sends the composer's version): held with the sentence; nothing retried.
+    response = retry(tab_b)
+    assert response.status_code == 409 and response.get_json()["settings_changed"] is True
+    assert response.get_json()["error"].startswith(HELD)
+    assert playground.messages(app)[1].attempt == reply.attempt
+    response = retry(tab_b, headers={})  # no script: back to the page (now showing them), the sentence flashed
+    assert response.status_code == 303 and playground.messages(app)[1].attempt == reply.attempt
+    assert HELD in playground.page().get_data(as_text=True)
+    assert retry(tab_b, confirm_settings="1").status_code == 202  # "with them anyway"
+    retried = playground.messages(app)[1]
+    assert retried.attempt == reply.attempt + 1 and "Tab A's prompt" in str(retried.request)
+    current, token = shown(playground)
+    assert retry(current).status_code == 202 and retry("").status_code == 202  # current, or no version named
+
+    # Resend of an edited message: its form carries the version of the settings the page shows.
+    form = playground.client.get(f"/playground/messages/{user.id}/edit").get_data(as_text=True)
+    assert f'name="settings_version" value="{current}"' in form
+    playground.save_settings(system_prompt="Tab A's prompt, again")
+    edit = {"content": "first, edited", "csrf_token": token, "settings_version": current}
+    edit.update(confirm_remove="yes", removes="1")
+    response = playground.client.post(f"/playground/messages/{user.id}/edit", data=edit, headers=JSON)
+    assert response.status_code == 409 and response.get_json()["settings_changed"] is True
+    assert playground.messages(app)[0].content == "first"
+    # No script: the edit form again, the typed text kept, the saved settings' version in it now.
+    response = playground.client.post(f"/playground/messages/{user.id}/edit", data=edit)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409 and HELD in html and "first, edited</textarea>" in html
+    newer = re.search(r'class="edit-form".*?name="settings_version" value="([0-9a-f]+)"', html, re.S).group(1)
+    assert newer != current
+    edit["confirm_settings"] = "1"
+    response = playground.client.post(f"/playground/messages/{user.id}/edit", data=edit, headers=JSON)
+    assert response.status_code == 202 and playground.messages(app)[0].content == "first, edited"
+
+
 def test_the_variables_shown_are_the_ones_sent_and_kept(app, playground):
     playground.save_settings(system_prompt="You are a {{ role }}. Talk about {{ topic }}.")
     html = playground.page().get_data(as_text=True)

@@ -260,15 +260,34 @@
     }
   });
 
+  // Retry and Resend carry the version of the settings this page shows, as Send does (the composer's:
+  // a message's own HTML may have come from an event, rendered after another tab's save). Held once
+  // (409), the same button again goes ahead with the saved settings.
+  function withShownSettings(form, body) {
+    const shown = composer?.querySelector('input[name="settings_version"]')?.value;
+    if (shown) body.set("settings_version", shown);
+    if (form.dataset.confirmSettings) body.set("confirm_settings", "1");
+    return body;
+  }
+  function heldForSettings(form, sentence, button) {
+    form.dataset.confirmSettings = "1";
+    return `${sentence} Press ${button} again to use the saved settings, or reload the page to see them.`;
+  }
+  async function refusalText(form, response, button) {
+    const answer = await response.clone().json().catch(() => ({}));
+    return answer.settings_changed ? heldForSettings(form, answer.error, button) : errorText(response);
+  }
+
   // Stop and Retry, in place.
   list.addEventListener("submit", async (event) => {
     const form = event.target;
     if (!form.matches(".stop-form, .retry-form")) return;
     event.preventDefault();
     const id = form.closest(".message").dataset.id;
+    const body = form.matches(".retry-form") ? withShownSettings(form, new FormData(form)) : new FormData(form);
     try {
-      const response = await post(form.action, new FormData(form));
-      if (!response.ok) return showError(await errorText(response));
+      const response = await post(form.action, body);
+      if (!response.ok) return showError(await refusalText(form, response, "Retry"));
       const data = await response.json();
       if (data.html) upsert(data.html);
       else if (data.status !== "streaming") refreshMessage(id);
@@ -407,7 +426,7 @@
     if (form.dataset.posting) return;  // a double click resends once
     form.dataset.posting = "1";
     button.disabled = true;
-    const body = new FormData(form);
+    const body = withShownSettings(form, new FormData(form));
     if (form.dataset.armed) body.set("confirm_remove", "yes");
     try {
       const response = await post(form.action, body);
@@ -422,6 +441,7 @@
         return;
       }
       const answer = await response.json().catch(() => ({}));
+      if (answer.settings_changed) answer.error = heldForSettings(form, answer.error, "Resend");
       errorLine.textContent = answer.error || `The server answered ${response.status}.`;
       errorLine.hidden = false;
       if (answer.removes) {  // more messages follow it than the form said: say so, and ask again

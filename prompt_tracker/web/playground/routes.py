@@ -403,6 +403,10 @@ def stop(message_id):
 @refusals_shown_by(flash_back)
 @send_rate
 def retry(message_id):
+    # Held, as a Send is, when the page showed older settings (the page's script sends its version).
+    check_settings_shown(
+        request.form.get("settings_version"), current_settings(session), bool(request.form.get("confirm_settings"))
+    )
     settings = settings_to_send_now(session)
     message = retry_reply(session.store_id, g.playground, message_id, settings, limit_owner())
     if message is None:
@@ -617,6 +621,7 @@ class EditState:
     index: int  # where the message is in the conversation (the page shows the window that holds it)
     error: str | None = None
     client_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    settings_version: str = ""  # of the settings the page shows: a Resend with older ones is held, as a Send is
 
 
 def edit_state(message_id: str, content: str | None = None, error: str | None = None):
@@ -631,7 +636,8 @@ def edit_state(message_id: str, content: str | None = None, error: str | None = 
     before = request.args.get("before", type=int)
     cancel = url_for(".index", before=before, _anchor=f"m-{message_id}")
     text = message.content if content is None else content.replace("\r\n", "\n")
-    return EditState(message_id, text, removes, cancel, index, error), index
+    shown = settings_version(current_settings(session))
+    return EditState(message_id, text, removes, cancel, index, error, settings_version=shown), index
 
 
 @bp.get("/messages/<message_id>/edit")
@@ -685,6 +691,9 @@ def edit(message_id):
             return jsonify(id=message_id, in_place=True, html=render_messages(message))
         return back_to_page(f"m-{message_id}")
     confirmed = request.form.get("removes", type=int) or 0 if request.form.get("confirm_remove") == "yes" else 0
+    check_settings_shown(  # a Resend, as a Send: held when the page showed older settings
+        request.form.get("settings_version"), current_settings(session), bool(request.form.get("confirm_settings"))
+    )
     settings = settings_to_send_now(session)
     edited, placeholder, _ = edit_and_resend(
         session.store_id,
