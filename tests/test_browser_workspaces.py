@@ -97,6 +97,15 @@ def test_a_laptop_and_a_phone_of_one_user_share_the_conversation_live_and_keep_i
         phone.wait_for_selector("text=Settings saved")
         laptop.wait_for_selector("#settings-stale:visible", timeout=10_000)
         screenshot(laptop, "workspaces-03-laptop-told-of-the-phones-settings")
+        # A Retry on the laptop, which still shows the old settings, is held once; pressed again, it goes
+        # ahead with the saved (the phone's) settings.
+        laptop.click(".message-assistant .retry-form button")
+        laptop.wait_for_selector("#composer-error:has-text('Settings changed in another tab')")
+        assert "Press Retry again" in laptop.inner_text("#composer-error")
+        laptop.click(".message-assistant .retry-form button")
+        retried = f"{done} >> text=system prompt: 14 characters"
+        for page in (laptop, phone):
+            page.wait_for_selector(retried, timeout=30_000)
         with laptop.expect_navigation():
             laptop.click("#settings-stale >> text=Load the saved settings")
         assert laptop.input_value("#system_prompt") == "You are terse."
