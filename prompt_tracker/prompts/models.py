@@ -1,10 +1,11 @@
 """Prompts and their versions: the durable data, in the relational database (not the session)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..domain.times import utcnow
 from ..extensions import db
 
 MAX_SLUG_CHARS = 80
@@ -12,11 +13,6 @@ MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2_000
 MAX_NOTE_CHARS = 500
 MAX_LABEL_CHARS = 40
-
-
-def utcnow() -> datetime:
-    """Now in UTC, without tzinfo (SQLite keeps none, so both databases read back the same)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Prompt(db.Model):
