@@ -1,10 +1,11 @@
 """Prompts and their versions: the durable data, in the relational database (not the session)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, UniqueConstraint, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..domain.times import utcnow
 from ..extensions import db
 
 MAX_SLUG_CHARS = 80
@@ -19,11 +20,6 @@ TEXT_FORMAT = {"type": "text"}
 def text_format() -> dict:
     """A version's response format when it asks for none (plain text)."""
     return dict(TEXT_FORMAT)
-
-
-def utcnow() -> datetime:
-    """Now in UTC, without tzinfo (SQLite keeps none, so both databases read back the same)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Prompt(db.Model):
