@@ -24,7 +24,8 @@ def shown(playground) -> tuple[str, str]:
     """The settings version a freshly loaded page carries (its settings form and its composer alike), and its token."""
     html = playground.page().get_data(as_text=True)
     versions = set(VERSION_RE.findall(html))
-    assert len(versions) == 1 and len(VERSION_RE.findall(html)) == 2  # the form's and the composer's
+    # The form's, the composer's, and each finished reply's Retry.
+    assert len(versions) == 1 and len(VERSION_RE.findall(html)) == 2 + html.count('class="inline retry-form"')
     return versions.pop(), CSRF_RE.search(html).group(1)
 
 
@@ -80,7 +81,10 @@ def test_retry_and_resend_from_a_page_older_than_another_tabs_save_are_held_unti
         data = {"csrf_token": token, "settings_version": version, **fields}
         return playground.client.post(f"/playground/messages/{reply.id}/retry", data=data, headers=headers)
 
-    # Retry (the page's script sends the composer's version): held with the sentence; nothing retried.
+    # Retry (its form carries the page's version, and the page's script the composer's): held with the
+    # sentence; nothing retried.
+    page = playground.page().get_data(as_text=True)
+    assert re.search(r'class="inline retry-form">\s*<input[^>]*>\s*<input type="hidden" name="settings_version"', page)
     response = retry(tab_b)
     assert response.status_code == 409 and response.get_json()["settings_changed"] is True
     assert response.get_json()["error"].startswith(HELD)

@@ -26,9 +26,12 @@ from .forms import SettingsForm
 # HTML escaped ("<" as "&lt;"), so only these markers are replaced.
 CSRF_MARK = "<~csrf-token~>"
 MESSAGES_URL_MARK = "<~messages-url~>"
+# The version of the settings the page shows, which a Retry carries (empty where the page's script sets it).
+SETTINGS_VERSION_MARK = "<~settings-version~>"
 MESSAGE_TEMPLATE = "playground/_message.html"
 # 2: cells aligned by class, the message's source for Copy, data-attempt on each message.
-FRAGMENT_VERSION = 2
+# 3: the Retry form carries the page's settings version.
+FRAGMENT_VERSION = 3
 FRAGMENT_MARK = f"<!--fragment {FRAGMENT_VERSION}-->"
 
 # The macro of each loaded template (a new one when the file is reloaded in development).
@@ -41,7 +44,13 @@ def message_macro():
     macro = _macros.get(template)
     if macro is None:
         # Markup: inserted as they are (a string would reach the HTML escaped, and match nothing).
-        module = template.make_module({"page_csrf_token": Markup(CSRF_MARK), "messages_url": Markup(MESSAGES_URL_MARK)})
+        module = template.make_module(
+            {
+                "page_csrf_token": Markup(CSRF_MARK),
+                "messages_url": Markup(MESSAGES_URL_MARK),
+                "page_settings_version": Markup(SETTINGS_VERSION_MARK),
+            }
+        )
         macro = _macros[template] = module.message_item
     return macro
 
@@ -63,20 +72,28 @@ def message_html(message, stale_ids: Iterable[str] = (), editing=None) -> str:
     return str(message_macro()(message, stale_ids, editing))
 
 
-def with_page_values(html: str, csrf_token: str, messages_url: str) -> Markup:
-    """HTML with the markers replaced by this page's CSRF token and messages URL."""
-    return Markup(html.replace(CSRF_MARK, csrf_token).replace(MESSAGES_URL_MARK, messages_url))
+def with_page_values(html: str, csrf_token: str, messages_url: str, settings_version: str = "") -> Markup:
+    """HTML with the markers replaced by this page's CSRF token, messages URL and settings version
+    (none: a fragment for the page's script, which sends the version its page shows)."""
+    html = html.replace(CSRF_MARK, csrf_token).replace(MESSAGES_URL_MARK, messages_url)
+    return Markup(html.replace(SETTINGS_VERSION_MARK, settings_version))
 
 
 def messages_html(
-    messages, csrf_token: str, messages_url: str, stale_ids: Iterable[str] = (), editing=None, indent: str = ""
+    messages,
+    csrf_token: str,
+    messages_url: str,
+    stale_ids: Iterable[str] = (),
+    editing=None,
+    indent: str = "",
+    settings_version: str = "",
 ) -> Markup:
     """The HTML of ``messages`` joined, each on its own line after ``indent``, for one page."""
     if indent:
         joined = "".join(f"{indent}{message_html(message, stale_ids, editing)}\n" for message in messages)
     else:
         joined = "".join(message_html(message, stale_ids, editing) for message in messages)
-    return with_page_values(joined, csrf_token, messages_url)
+    return with_page_values(joined, csrf_token, messages_url, settings_version)
 
 
 SETTINGS_PANEL_TEMPLATE = "playground/_settings_panel.html"

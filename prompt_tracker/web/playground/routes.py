@@ -139,7 +139,9 @@ def render_playground(
         window=window,
         messages=messages,
         # The stored fragments joined (the macro runs only for open messages and old records).
-        messages_html=messages_html(messages, csrf_token, url_for(".send"), stale, editing, indent=" " * 8),
+        messages_html=messages_html(
+            messages, csrf_token, url_for(".send"), stale, editing, " " * 8, settings_version(settings)
+        ),
         # The saved settings as saved: rendered once per distinct settings; a form with errors, each time.
         settings_panel=None if settings_form else settings_panel(panel, url_for(".save_settings"), csrf_token),
         settings_form=settings_form,
