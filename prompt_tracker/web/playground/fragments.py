@@ -28,7 +28,8 @@ CSRF_MARK = "<~csrf-token~>"
 MESSAGES_URL_MARK = "<~messages-url~>"
 MESSAGE_TEMPLATE = "playground/_message.html"
 # 2: cells aligned by class, the message's source for Copy, data-attempt on each message.
-FRAGMENT_VERSION = 2
+# 3: a form under each unanswered tool call, "Tool" on tool results.
+FRAGMENT_VERSION = 3
 FRAGMENT_MARK = f"<!--fragment {FRAGMENT_VERSION}-->"
 
 # The macro of each loaded template (a new one when the file is reloaded in development).

@@ -55,6 +55,7 @@ from ...replies import (
 from ...replies.context import MayNotFit, check_fits
 from ...replies.control import CannotChoose, choose_attempt
 from ...replies.edit import edit_and_resend, edit_in_place
+from ...replies.tool_results import answer_tool_call
 from ...store.edits import delete_message, removed_with, replace_conversation
 from ...store.transfer import export_json, export_markdown, parse_import
 from ..errors import answer_refusal, refusals_shown_by, wants_json
@@ -423,6 +424,50 @@ def choose(message_id):
     if wants_json():
         return jsonify(id=message_id, attempt=message.attempt, html=render_messages(message))
     return back_to_page(f"m-{message_id}")
+
+
+@bp.post("/messages/<message_id>/tool-results")
+@refusals_shown_by(flash_back)
+@send_rate
+def tool_result(message_id):
+    """Answer one tool call of a reply (a ``tool`` message); the last call answered queues the next reply."""
+    reply, result, next_reply = answer_tool_call(
+        session.store_id,
+        g.playground,
+        message_id,
+        request.form.get("tool_call_id", ""),
+        request.form.get("content"),
+        settings_to_send_now(session),
+        limit_owner(),
+        refresh_keys=current_app.session_interface.keys_of(session),
+        announce=announce_answered,
+    )
+    if next_reply is None:
+        not_queued()  # only the answer that completes the calls sends anything
+    if wants_json():
+        shown = [reply, result, *([next_reply] if next_reply else [])]
+        if next_reply is not None:  # the inline queue (tests) may have written it already
+            shown[-1] = services.conversations.get(session.store_id, g.playground, next_reply.id) or next_reply
+        return jsonify(id=message_id, html=render_messages(*shown)), 202
+    return back_to_page(f"m-{(next_reply or result).id}")
+
+
+def announce_answered(reply, result, next_reply) -> None:
+    """Every tab hears that the reply's call is answered (its form goes) and of the new messages."""
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True
+    live.publish(session.store_id, "message.changed", {"playground": g.playground, "id": reply.id})
+    ids = [result.id, *([next_reply.id] if next_reply else [])]
+    live.publish(
+        session.store_id,
+        "message.appended",
+        {
+            "playground": g.playground,
+            "ids": ids,
+            "message_id": ids[-1],
+            "html": render_messages(result, *([next_reply] if next_reply else [])),
+        },
+    )
 
 
 def settings_page(refusal):

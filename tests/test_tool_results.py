@@ -1,0 +1,166 @@
+"""Answering tool calls in the conversation (issue 18): by hand, with mocks, the next reply queued once."""
+
+import json
+import re
+from html import unescape
+
+from prompt_tracker import create_app
+from prompt_tracker.extensions import db
+
+from .conftest import jobs_ended
+from .processes import wait_for
+from .test_prompts import Library
+
+WEATHER = {
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "mock": {"temperature": 21},
+}
+TIME = {"name": "get_time", "parameters": {"type": "object", "properties": {}}}  # no mock: waits for the user
+PAIR = '/call get_weather {"city": "Paris"}\n/call get_time {}'
+
+
+def answer(playground, message_id, call_id, content, **kwargs):
+    data = {"tool_call_id": call_id, "content": content, "csrf_token": playground.token()}
+    return playground.client.post(f"/playground/messages/{message_id}/tool-results", data=data, **kwargs)
+
+
+def page_text(playground) -> str:
+    return unescape(playground.page().get_data(as_text=True))
+
+
+def test_tool_calls_are_answered_by_hand_with_and_without_js_and_the_next_reply_is_queued_once(app, playground):
+    playground.save_settings(tools=json.dumps([WEATHER, TIME]))
+    playground.send(PAIR)
+    reply = playground.messages(app)[-1]
+    assert [call.id for call in reply.tool_calls] == ["call_echo_1_1", "call_echo_1_2"]
+    html = page_text(playground)
+    assert html.count('class="tool-result-form"') == 2
+    assert f'action="/playground/messages/{reply.id}/tool-results"' in html
+
+    # Without JS: 303 back to the page; the call's form goes, the other stays; no reply yet.
+    response = answer(playground, reply.id, "call_echo_1_1", "21 °C")
+    assert response.status_code == 303 and "#m-" in response.location
+    messages = playground.messages(app)
+    assert [(m.role, m.tool_call_id, m.content) for m in messages[-2:]] == [
+        ("assistant", None, ""),
+        ("tool", "call_echo_1_1", "21 °C"),
+    ]
+    assert messages[-2].answered_calls == ["call_echo_1_1"]
+    html = page_text(playground)
+    assert html.count('class="tool-result-form"') == 1 and "Answered." in html
+
+    # Answering the same call again is refused with a sentence; nothing is added.
+    refused = answer(playground, reply.id, "call_echo_1_1", "again", headers={"Accept": "application/json"})
+    assert refused.status_code == 409 and refused.get_json()["error"] == "That tool call is already answered."
+    assert len(playground.messages(app)) == len(messages)
+    assert answer(playground, reply.id, "call_echo_1_1", "again").status_code == 303  # no JS: the sentence flashed
+    assert "That tool call is already answered." in page_text(playground)
+    empty = answer(playground, reply.id, "call_echo_1_2", "  ", headers={"Accept": "application/json"})
+    assert empty.status_code == 422 and "Give the tool's result" in empty.get_json()["error"]
+
+    # With JS: the last call answered queues the next reply (inline here), returned in place with the rest.
+    response = answer(playground, reply.id, "call_echo_1_2", "12:00", headers={"Accept": "application/json"})
+    assert response.status_code == 202
+    fragment = response.get_json()["html"]
+    assert fragment.count('class="message ') == 3 and 'class="tool-result-form"' not in fragment
+    messages = playground.messages(app)
+    assert [m.role for m in messages[-4:]] == ["assistant", "tool", "tool", "assistant"]
+    assert messages[-1].status == "done" and messages[-1].content == "Tool result for call_echo_1_2: 12:00"
+    # A double click after the fact: refused, and still one reply.
+    again = answer(playground, reply.id, "call_echo_1_2", "12:00", headers={"Accept": "application/json"})
+    assert again.status_code == 409 and len(playground.messages(app)) == len(messages)
+
+    # The conversation went on: an older reply's calls can no longer be answered.
+    playground.send("/call get_time {}")
+    older = playground.messages(app)[-1]
+    playground.send("never mind")
+    late = answer(playground, older.id, older.tool_calls[0].id, "x", headers={"Accept": "application/json"})
+    assert late.status_code == 409 and "went on" in late.get_json()["error"]
+
+
+def test_the_prompt_playground_answers_calls_at_its_own_address():
+    app = create_app("test")
+    with app.app_context():
+        db.create_all()
+    library = Library(app, app.test_client())
+    library.create("Clock")
+    library.save_settings("clock", tools=json.dumps([TIME]))
+    library.send("clock", "/call get_time {}")
+    html = unescape(library.client.get("/prompts/clock/playground").get_data(as_text=True))
+    action = re.search(r'action="([^"]+/tool-results)"', html).group(1)
+    assert action.startswith("/prompts/clock/playground/messages/")
+    response = library.post(action, tool_call_id="call_echo_1_1", content="noon")
+    assert response.status_code == 303 and response.location.startswith("/prompts/clock/playground#m-")
+    shown = unescape(library.client.get("/prompts/clock/playground").get_data(as_text=True))
+    assert "Tool result for call_echo_1_1: noon" in shown
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_auto_mock_answers_mocked_calls_and_waits_on_the_rest(app, playground):
+    playground.save_settings(tools=json.dumps([WEATHER, TIME]), auto_mock="y")
+    assert 'name="auto_mock" value="y" checked' in page_text(playground)
+    playground.send('/call get_weather {"city": "Rome"}')
+    messages = playground.messages(app)
+    assert [(m.role, m.content) for m in messages[-3:]] == [
+        ("assistant", ""),
+        ("tool", '{"temperature": 21}'),
+        ("assistant", 'Tool result for call_echo_1_1: {"temperature": 21}'),
+    ]
+    # A pair with an unmocked call: the mocked one is answered, the other waits for the user.
+    playground.send(PAIR)
+    messages = playground.messages(app)
+    assert [(m.role, m.tool_call_id) for m in messages[-2:]] == [("assistant", None), ("tool", "call_echo_2_1")]
+    assert page_text(playground).count('class="tool-result-form"') == 1
+    answer(playground, messages[-2].id, "call_echo_2_2", "13:00")
+    assert playground.messages(app)[-1].content == "Tool result for call_echo_2_2: 13:00"
+
+
+def test_automatic_rounds_stop_after_three_and_say_so(app, playground, fake_openai):
+    fake_openai.script.reply = ""
+    fake_openai.script.tool_calls = [{"name": "get_weather", "arguments": '{"city": "Rome"}'}]  # every time
+    playground.save_settings(provider="openai", model="gpt-4o-mini", tools=json.dumps([WEATHER]), auto_mock="y")
+    playground.send("weather?")
+    messages = playground.messages(app)
+    assert [m.role for m in messages] == ["user", *["assistant", "tool"] * 3, "assistant"]
+    assert len(fake_openai.requests) == 4
+    last = messages[-1]
+    assert last.tool_calls and not last.answered_calls
+    assert "Answered with mocks 3 rounds in a row" in last.tool_note
+    assert "Answered with mocks 3 rounds in a row" in page_text(playground)
+    # Answered by hand, the count starts again.
+    fake_openai.script.tool_calls = None
+    fake_openai.script.reply = "Sunny."
+    answer(playground, last.id, last.tool_calls[0].id, "sunny")
+    assert playground.messages(app)[-1].content == "Sunny."
+
+
+# --- through the real path: Redis, a worker ---------------------------------------------------------
+
+
+def test_tool_calls_answered_by_hand_and_by_mock_through_a_real_worker(
+    live_app, live_playground, real_redis, start_worker
+):
+    start_worker()
+
+    def last_final(count):
+        return wait_for(
+            lambda: len(ms := live_playground.messages(live_app)) >= count and ms[-1].status == "done" and ms
+        )
+
+    live_playground.save_settings(tools=json.dumps([WEATHER, TIME]))
+    live_playground.send("/call get_time {}")
+    reply = last_final(2)[-1]
+    assert answer(live_playground, reply.id, "call_echo_1_1", "noon").status_code == 303
+    messages = last_final(4)
+    assert messages[-1].content == "Tool result for call_echo_1_1: noon"
+
+    live_playground.save_settings(tools=json.dumps([WEATHER, TIME]), auto_mock="y")
+    live_playground.send('/call get_weather {"city": "Oslo"}')
+    messages = last_final(8)
+    assert [m.role for m in messages[-4:]] == ["user", "assistant", "tool", "assistant"]
+    assert messages[-1].content == 'Tool result for call_echo_2_1: {"temperature": 21}'
+    assert live_playground.messages(live_app)[-3].answered_calls == ["call_echo_2_1"]
+    wait_for(lambda: jobs_ended(real_redis))
