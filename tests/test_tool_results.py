@@ -1,5 +1,6 @@
 """Answering tool calls in the conversation (issue 18): by hand, with mocks, the next reply queued once."""
 
+import io
 import json
 import re
 from html import unescape
@@ -164,3 +165,57 @@ def test_tool_calls_answered_by_hand_and_by_mock_through_a_real_worker(
     assert messages[-1].content == 'Tool result for call_echo_2_1: {"temperature": 21}'
     assert live_playground.messages(live_app)[-3].answered_calls == ["call_echo_2_1"]
     wait_for(lambda: jobs_ended(real_redis))
+
+
+# --- few-shot tool use: Add message, export and import -------------------------------------------
+
+
+def add(playground, **fields):
+    return playground.client.post("/playground/messages/add", data={"csrf_token": playground.token(), **fields})
+
+
+def test_tool_use_is_added_by_hand_exported_and_imported(app, playground):
+    playground.save_settings(tools=json.dumps([WEATHER]))
+    add(playground, role="user", content="Weather in Paris?")
+    calls = '[{"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}]'
+    assert add(playground, role="assistant", content="", tool_calls=calls).status_code == 303
+    assert add(playground, role="tool", content="18 °C").status_code == 303  # no call named: refused
+    assert "Name the tool call this result answers" in page_text(playground)
+    assert add(playground, role="assistant", tool_calls="[{").status_code == 303
+    assert "The tool calls are not valid JSON" in page_text(playground)
+    add(playground, role="tool", content="18 °C", tool_call_id="call_1")
+    messages = playground.messages(app)
+    assert [(m.role, m.tool_call_id) for m in messages] == [("user", None), ("assistant", None), ("tool", "call_1")]
+    assert messages[1].tool_calls[0].arguments == '{"city": "Paris"}' and messages[1].answered_calls == ["call_1"]
+    html = page_text(playground)
+    assert 'class="tool-result-form"' not in html and "Answered." in html and ">Tool<" in html
+    # The next send carries the few-shot tool use to the model.
+    playground.send("And Rome?")
+    assert playground.messages(app)[-1].content.startswith("You said: And Rome?")
+
+    markdown = playground.client.get("/playground/export.md").get_data(as_text=True)
+    assert '**Tool call** `get_weather` (`call_1`)\n\n```json\n{"city": "Paris"}\n```' in markdown
+    assert "## Tool result · `call_1`\n\n18 °C" in markdown
+    exported = playground.client.get("/playground/export.json").get_data()
+    playground.reset()
+    response = playground.client.post(
+        "/playground/import",
+        data={"csrf_token": playground.token(), "file": (io.BytesIO(exported), "c.json")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 303
+    imported = playground.messages(app)
+    assert [(m.role, m.tool_call_id, [c.name for c in m.tool_calls]) for m in imported[:3]] == [
+        ("user", None, []),
+        ("assistant", None, ["get_weather"]),
+        ("tool", "call_1", []),
+    ]
+    # A tool message that names no call is refused whole.
+    broken = json.loads(exported)
+    broken["messages"][2].pop("tool_call_id")
+    response = playground.client.post(
+        "/playground/import",
+        data={"csrf_token": playground.token(), "file": (io.BytesIO(json.dumps(broken).encode()), "c.json")},
+        content_type="multipart/form-data",
+    )
+    assert "Message 3 mixes up tool use" in page_text(playground)

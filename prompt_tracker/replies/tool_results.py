@@ -17,6 +17,7 @@ from ..domain.messages import TOOL_ROLE, Message, new_message_id
 from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
+from ..providers import ToolCall
 from .gate import admit, release
 from .live import publish
 from .send import InvalidMessage, enqueue_reply, placeholder_for
@@ -212,3 +213,51 @@ def announce_answered(store_id: str, playground: str, marked: Message, result: M
     announce_changed(store_id, playground, marked.id)
     ids = [result.id, *([reply.id] if reply else [])]
     publish(store_id, "message.appended", {"playground": playground, "ids": ids, "message_id": ids[-1]})
+
+
+def parse_tool_calls(text: str | None) -> list[ToolCall]:
+    """The tool calls of a reply added by hand (a JSON list of ``{"name", "arguments", "id"?}``), or
+    InvalidMessage saying what is wrong; an empty field is no calls."""
+    if not (text or "").strip():
+        return []
+    try:
+        items = json.loads(text)
+    except ValueError as error:
+        raise InvalidMessage(f"The tool calls are not valid JSON: {error}.") from None
+    if not isinstance(items, list):
+        raise InvalidMessage('Give the tool calls as a JSON list: [{"name": "…", "arguments": {…}}].')
+    calls = []
+    for number, item in enumerate(items, 1):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidMessage(f"Tool call {number} needs a name.")
+        arguments = item.get("arguments", {})
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        call_id = item.get("id") or f"call_{new_message_id()}"
+        if not isinstance(call_id, str):
+            raise InvalidMessage(f"Tool call {number}'s id must be a string.")
+        calls.append(ToolCall(id=call_id, name=name.strip(), arguments=arguments))
+    return calls
+
+
+def mark_answered(store_id: str, playground: str, tool_call_id: str) -> str | None:
+    """Record that call ``tool_call_id`` of the latest reply that made it is answered (a tool message added
+    by hand: no reply is queued). Returns that reply's id, or None when no reply made the call."""
+    conversation = services.conversations.all(store_id, playground)
+    maker = next(
+        (m for m in reversed(conversation) if any(call.id == tool_call_id for call in m.tool_calls)),
+        None,
+    )
+    if maker is None:
+        return None
+
+    def mark(current: Message) -> Message | None:
+        if tool_call_id in current.answered_calls:
+            return None
+        calls = [call.id for call in current.tool_calls]
+        answered = [call for call in calls if call in {*current.answered_calls, tool_call_id}]
+        return msgspec.structs.replace(current, answered_calls=answered)
+
+    services.conversations.change(store_id, playground, maker.id, mark)
+    return maker.id

@@ -21,7 +21,7 @@ from flask import (
 )
 from flask_wtf.csrf import generate_csrf
 
-from ...domain.messages import ROLES, Message, new_message_id
+from ...domain.messages import ROLES, TOOL_ROLE, Message, new_message_id
 from ...domain.recorded_request import HISTORY_CHANGED, curl_command, request_json, sent_request
 from ...domain.refusals import Refused
 from ...domain.rendering import render_reply
@@ -55,7 +55,7 @@ from ...replies import (
 from ...replies.context import MayNotFit, check_fits
 from ...replies.control import CannotChoose, choose_attempt
 from ...replies.edit import edit_and_resend, edit_in_place
-from ...replies.tool_results import answer_tool_call
+from ...replies.tool_results import answer_tool_call, mark_answered, parse_tool_calls
 from ...store.edits import delete_message, removed_with, replace_conversation
 from ...store.transfer import export_json, export_markdown, parse_import
 from ..errors import answer_refusal, refusals_shown_by, wants_json
@@ -601,19 +601,31 @@ def import_conversation():
 def add_message():
     """Add a message of any role without calling the model (few-shot examples, extra instructions)."""
     role = request.form.get("role", "")
-    if role not in ROLES:
-        raise InvalidMessage("Choose system, user or assistant.")
-    content = validate_content(request.form.get("content"))
+    if role not in (*ROLES, TOOL_ROLE):
+        raise InvalidMessage("Choose system, user, assistant or tool.")
+    # Few-shot tool use: a reply's calls (JSON), a tool message naming the call it answers.
+    calls = parse_tool_calls(request.form.get("tool_calls")) if role == "assistant" else []
+    tool_call_id = (request.form.get("tool_call_id") or "").strip() or None if role == TOOL_ROLE else None
+    if role == TOOL_ROLE and not tool_call_id:
+        raise InvalidMessage("Name the tool call this result answers (its id).")
+    posted = request.form.get("content") or ""
+    content = validate_content(posted) if posted.strip() or not calls else ""  # a reply may be only calls
     message = Message(
         id=new_message_id(),
         role=role,
         content=content,
         created_at=time.time(),
-        html=off_the_event_loop(render_reply, content) if role == "assistant" else None,
+        html=off_the_event_loop(render_reply, content) if role == "assistant" and content else None,
+        tool_calls=calls,
+        tool_call_id=tool_call_id,
     )
     services.conversations.append(
         session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
     )
+    if tool_call_id:  # the call it answers shows no form any more (nothing is sent)
+        answered = mark_answered(session.store_id, g.playground, tool_call_id)
+        if answered is not None:
+            live.publish(session.store_id, "message.changed", {"playground": g.playground, "id": answered})
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     live.publish(session.store_id, "message.appended", {"playground": g.playground, "ids": [message.id]})
