@@ -6,6 +6,7 @@ import re
 from html import unescape
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import db
 
 from .conftest import jobs_ended
@@ -219,3 +220,51 @@ def test_tool_use_is_added_by_hand_exported_and_imported(app, playground):
         content_type="multipart/form-data",
     )
     assert "Message 3 mixes up tool use" in page_text(playground)
+
+
+# --- Replay with tools -----------------------------------------------------------------------------
+
+
+def test_a_replayed_tool_call_is_answered_by_its_mock_or_halts_until_one_exists(app, playground):
+    from prompt_tracker.extensions import services
+
+    playground.save_settings(tools=json.dumps([WEATHER, TIME]))
+    playground.send('/call get_weather {"city": "Paris"}')
+    reply = playground.messages(app)[-1]
+    answer(playground, reply.id, "call_echo_1_1", "18 °C")
+    playground.send("thanks")
+
+    def replay(**fields):
+        data = {"provider": "echo", "model": "echo-1", "csrf_token": playground.token(), **fields}
+        playground.client.post("/playground/replay", data=data)
+        page = unescape(playground.client.get("/playground/replay").get_data(as_text=True))
+        with app.app_context():
+            return services.store.all(playground.store(), STANDALONE + "~replay"), page
+
+    replayed, page = replay()
+    assert [m.role for m in replayed] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+    assert replayed[2].content == '{"temperature": 21}' and replayed[1].answered_calls == ["call_echo_1_1"]
+    assert "Replay finished: 2 turns." in page
+    # The turn's diff compares the calls and the last text: same call, another result.
+    diff = replayed[3].diff
+    assert diff is not None and diff.level == "words"
+    text = "".join(piece.text for piece in diff.pieces if piece.kind != "removed")
+    assert text == '[tool call] get_weather {"city": "Paris"}\nTool result for call_echo_1_1: {"temperature": 21}'
+    assert any(piece.kind == "removed" and "18" in piece.text for piece in diff.pieces)
+
+    # A call to a tool without a mock halts the replay with a sentence; Continue, once it has one, goes on.
+    playground.send("/call get_time {}")
+    answer(playground, playground.messages(app)[-1].id, "call_echo_3_1", "noon")
+    replayed, page = replay()
+    assert "Halted at turn 3 of 3: get_time has no mock to answer it" in page and "Continue" in page
+    assert replayed[-1].tool_calls and not replayed[-1].answered_calls
+    playground.save_settings(tools=json.dumps([WEATHER, {**TIME, "mock": "12:00"}]))
+    playground.client.post(
+        "/playground/replay/continue",
+        data={"csrf_token": playground.token()},
+    )
+    with app.app_context():
+        replayed = services.store.all(playground.store(), STANDALONE + "~replay")
+    assert [m.role for m in replayed[-4:]] == ["user", "assistant", "tool", "assistant"]
+    assert replayed[-1].content == "Tool result for call_echo_3_1: 12:00"
+    assert "Replay finished: 3 turns." in unescape(playground.client.get("/playground/replay").get_data(as_text=True))

@@ -87,13 +87,15 @@ def answer_tool_call(
     refresh_keys: Iterable[str] = (),
     announce: Callable[[Message, Message, Message | None], None] | None = None,
     auto_rounds: int = 0,
+    **replay_fields,
 ) -> tuple[Message, Message, Message | None]:
     """Append the ``tool`` message answering call ``tool_call_id`` of reply ``message_id``; when it is the
     last call unanswered, append and queue the next reply too. Return (the reply as now stored, the tool
     message, the next reply or None).
 
     ``announce(reply, result, next_reply)`` runs once they are stored, before the next reply is queued.
-    ``auto_rounds``: the rounds answered with mocks before this one (0 by hand). Raises InvalidMessage,
+    ``auto_rounds``: the rounds answered with mocks before this one (0 by hand); ``replay_fields``: a
+    replay's ticket fields, so the next reply carries the replay on (``enqueue_reply``). Raises InvalidMessage,
     NoSuchReply, CannotAnswer (409: answered already, by another tab or a double click), the gate's
     refusals (nothing stored) and QueueUnavailable (stored, the next reply failed with Retry).
     """
@@ -138,7 +140,7 @@ def answer_tool_call(
     if announce is not None:
         announce(marked, result, reply)
     if reply is not None:
-        enqueue_reply(store_id, playground, reply, admission, user, auto_rounds=auto_rounds)
+        enqueue_reply(store_id, playground, reply, admission, user, auto_rounds=auto_rounds, **replay_fields)
     return marked, result, reply
 
 
@@ -163,7 +165,13 @@ def mock_result(settings: PlaygroundSettings, name: str) -> str | None:
 
 
 def answer_with_mocks(
-    store_id: str, playground: str, message_id: str, settings: PlaygroundSettings, user: str | None, rounds: int
+    store_id: str,
+    playground: str,
+    message_id: str,
+    settings: PlaygroundSettings,
+    user: str | None,
+    rounds: int,
+    **replay_fields,
 ) -> int:
     """After a reply ended with tool calls (``auto_mock`` on): answer each call whose tool has a mock; when
     they are all answered the next reply is queued. A call without a mock waits for the user. Past
@@ -196,6 +204,7 @@ def answer_with_mocks(
                 user,
                 announce=lambda marked, result, reply: announce_answered(store_id, playground, marked, result, reply),
                 auto_rounds=rounds + 1,
+                **replay_fields,
             )
         except Refused as refusal:  # answered by hand meanwhile, or the gate refused the next reply
             current_app.logger.info("tool call %s not answered with its mock: %s", call.id, refusal.sentence)
