@@ -119,6 +119,31 @@ def test_auto_mock_answers_mocked_calls_and_waits_on_the_rest(app, playground):
     answer(playground, messages[-2].id, "call_echo_2_2", "13:00")
     assert playground.messages(app)[-1].content == "Tool result for call_echo_2_2: 13:00"
 
+    # Compare on: the second model's conversation is answered with the mocks too, and its waiting call
+    # is answered on the Compare page.
+    data = {"provider": "echo", "model": "echo-2", "csrf_token": playground.token()}
+    assert playground.client.post("/playground/compare", data=data).status_code == 303
+    playground.send(PAIR)
+    with app.app_context():
+        from prompt_tracker.extensions import services
+
+        second = services.store.all(playground.store(), STANDALONE + "~compare")
+    assert [(m.role, m.tool_call_id) for m in second[-3:]] == [
+        ("user", None),
+        ("assistant", None),
+        ("tool", "call_echo_3_1"),
+    ]
+    page = unescape(playground.client.get("/playground/compare").get_data(as_text=True))
+    assert f'action="/playground/compare/messages/{second[-2].id}/tool-results"' in page
+    response = playground.client.post(
+        f"/playground/compare/messages/{second[-2].id}/tool-results",
+        data={"csrf_token": playground.token(), "tool_call_id": "call_echo_3_2", "content": "14:00"},
+    )
+    assert response.status_code == 303
+    with app.app_context():
+        second = services.store.all(playground.store(), STANDALONE + "~compare")
+    assert second[-1].content == "Tool result for call_echo_3_2: 14:00" and second[-1].model == "echo-2"
+
 
 def test_automatic_rounds_stop_after_three_and_say_so(app, playground, fake_openai):
     fake_openai.script.reply = ""
@@ -258,6 +283,18 @@ def test_a_replayed_tool_call_is_answered_by_its_mock_or_halts_until_one_exists(
     replayed, page = replay()
     assert "Halted at turn 3 of 3: get_time has no mock to answer it" in page and "Continue" in page
     assert replayed[-1].tool_calls and not replayed[-1].answered_calls
+    assert f'action="/playground/replay/messages/{replayed[-1].id}/tool-results"' in page
+    # Answered by hand on the Replay page: the turn's next reply is written and the replay ends.
+    response = playground.client.post(
+        f"/playground/replay/messages/{replayed[-1].id}/tool-results",
+        data={"csrf_token": playground.token(), "tool_call_id": "call_echo_3_1", "content": "half past"},
+    )
+    assert response.status_code == 303
+    page = unescape(playground.client.get("/playground/replay").get_data(as_text=True))
+    assert "Replay finished: 3 turns." in page and "Tool result for call_echo_3_1: half past" in page
+
+    replayed, page = replay()  # again: halted again, and Continue once the tool has a mock
+    assert "Halted at turn 3 of 3: get_time has no mock" in page
     playground.save_settings(tools=json.dumps([WEATHER, {**TIME, "mock": "12:00"}]))
     playground.client.post(
         "/playground/replay/continue",
