@@ -7,10 +7,11 @@ import sys
 
 import flask_migrate
 import pytest
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, text
 
 from prompt_tracker import create_app
 from prompt_tracker.extensions import db
+from prompt_tracker.prompts.models import PromptVersion
 
 from .conftest import CSRF_RE, ROOT
 from .redis_server import free_port
@@ -41,13 +42,29 @@ def test_flask_db_upgrade_creates_the_schema_the_models_describe(backend, postgr
     with app.app_context():
         flask_migrate.downgrade(revision="5b1e7c2d9a40")
         assert "prompt_slug_history" not in inspect(db.engine).get_table_names()
+        # A version saved before 0007 gets no tools, "auto" and plain text.
+        flask_migrate.upgrade(revision="f6a7b8c9d0e1")
+        db.session.execute(
+            text(
+                "INSERT INTO prompts (id, slug, name, description, created_at, updated_at, archived)"
+                " VALUES (900, 'old', 'Old', '', '2026-01-01', '2026-01-01', false)"
+            )
+        )
+        db.session.execute(
+            text(
+                "INSERT INTO prompt_versions (prompt_id, number, system_prompt, provider, model, params, variables,"
+                " note, created_at, created_by) VALUES (900, 1, 'x', 'echo', 'echo-1', '{}', '{}', '', '2026-01-01', '')"
+            )
+        )
+        db.session.commit()
         flask_migrate.upgrade()
+        version = db.session.scalar(db.select(PromptVersion).where(PromptVersion.prompt_id == 900))
+        assert (version.tools, version.tool_choice, version.response_format) == ([], "auto", {"type": "text"})
+        db.session.remove()
+        flask_migrate.check()  # `flask db check`: no difference between models and migrations (else it raises)
         db.engine.dispose()
     # A migration run in the app's process leaves its loggers on (alembic's fileConfig disabled them).
     assert not logging.getLogger("prompt_tracker").disabled
-    check = flask_cli("db", "check", database_url=url)  # no difference between models and migrations
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "No new upgrade operations detected" in check.stdout + check.stderr
 
     client = app.test_client()
     token = CSRF_RE.search(client.get("/prompts").get_data(as_text=True)).group(1)
@@ -56,8 +73,8 @@ def test_flask_db_upgrade_creates_the_schema_the_models_describe(backend, postgr
     # A rename keeps the old slug in prompt_slug_history: it redirects.
     client.post("/prompts/migrated/edit", data={"name": "Migrated", "slug": "moved", "csrf_token": token})
     assert client.get("/prompts/migrated/playground?x=1").headers["Location"] == "/prompts/moved/playground?x=1"
-    exported = flask_cli("prompts", "export", database_url=url)
-    assert '"slug": "moved"' in exported.stdout
+    exported = app.test_cli_runner().invoke(args=["prompts", "export"])
+    assert '"slug": "moved"' in exported.output
     with app.app_context():
         db.engine.dispose()
 

@@ -4,6 +4,7 @@ no session and no CSRF; and the migration on PostgreSQL."""
 import hashlib
 import re
 
+import flask_migrate
 import pytest
 from sqlalchemy import event, select
 
@@ -16,7 +17,6 @@ from prompt_tracker.prompts.library import create_prompt, find_prompt, save_vers
 
 from .conftest import COOKIE
 from .test_auth import PASSWORD, Browser
-from .test_prompts_database import flask_cli
 
 TOKEN_RE = re.compile(r'<code class="token-value" id="new-token">(pt_[\w-]+)</code>')
 
@@ -304,15 +304,13 @@ def test_the_pages_in_each_auth_mode(app):
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def counted(request, tmp_path):
-    """The app on SQLite or a fresh PostgreSQL database migrated with `flask db upgrade` (and down and up
-    again), and the statements it runs."""
+    """The app on SQLite or a fresh PostgreSQL database migrated by the migrations (in this process; their
+    way down and up is tests/test_prompts_database.py's), and the statements it runs."""
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_server").create_database()
-        for step in (("upgrade",), ("downgrade", "e5f6a7b8c9d0"), ("upgrade",)):
-            result = flask_cli("db", *step, database_url=url)
-            assert result.returncode == 0, result.stderr
         app = create_app("test", overrides={"AUTH_MODE": "accounts", "SQLALCHEMY_DATABASE_URI": url})
         with app.app_context():
+            flask_migrate.upgrade()
             create_user("alice@example.com", PASSWORD, admin=True)
             prompt = create_prompt("Greeting", "Hello {{ name }}.")
             save_version(

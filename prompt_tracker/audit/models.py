@@ -1,20 +1,16 @@
 """Audit events: one row per change to durable data, never updated nor deleted."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DDL, JSON, Index, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..domain.times import utcnow
 from ..extensions import db
 
 MAX_KIND_CHARS = 40
 MAX_ACTOR_CHARS = 254
 MAX_SUBJECT_CHARS = 254
-
-
-def utcnow() -> datetime:
-    """Now in UTC without tzinfo, as the other tables store times."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class AuditEvent(db.Model):

@@ -104,9 +104,9 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def proxy_user(name: str) -> User:
+def proxy_user(name: str, actor: str = "proxy") -> User:
     """The user a trusted proxy named, created on first sight (so an admin can disable them);
-    UnusableProxyUser if the name cannot be a user's."""
+    UnusableProxyUser if the name cannot be a user's. ``actor``: who the audit log says created it."""
     name = normalise_email(name)
     if len(name) > MAX_EMAIL_CHARS or any(ord(character) < 32 or ord(character) == 127 for character in name):
         raise UnusableProxyUser(
@@ -117,7 +117,7 @@ def proxy_user(name: str) -> User:
     if user is not None:
         return user
     try:
-        return create_user(name, None, actor="proxy")
+        return create_user(name, None, actor=actor)
     except AccountError:
         # Two first requests at once: the other one created the row.
         user = find_user(name)

@@ -1,19 +1,15 @@
 """Users: who may sign in (accounts mode), or who the proxy named (header mode)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..domain.times import utcnow
 from ..extensions import db
 
 MAX_EMAIL_CHARS = 254
-
-
-def utcnow() -> datetime:
-    """Now in UTC without tzinfo, as the prompt tables store times (SQLite keeps no zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class User(UserMixin, db.Model):

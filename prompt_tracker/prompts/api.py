@@ -13,9 +13,11 @@ from sqlalchemy import bindparam, func, null, select
 from sqlalchemy.orm import aliased
 
 from ..domain.refusals import Refused
+from ..domain.tools import sent_tools
 from ..extensions import db
 from ..providers import PARAM_NAMES, ChatRequest, UnknownProviderError, get_provider
-from .models import Prompt, PromptVersion
+from .models import TEXT_FORMAT, Prompt, PromptVersion
+from .settings import settings_tool_fields
 from .variables import TemplateProblem, render
 
 LATEST = "latest"
@@ -128,7 +130,8 @@ def find(slug: str, label: str | None = None, version: int | None = None) -> tup
 def version_json(prompt: Prompt, version: PromptVersion, labels: list[str]) -> dict:
     """The API's answer for one version: what an application needs to call the model with it.
 
-    ``tools``, ``tool_choice`` and ``response_format`` are added when versions have them.
+    ``tools`` (without their mocks: those answer calls in the playground, not in the application),
+    ``tool_choice`` and ``response_format`` are added when the version sets them (not their defaults).
     """
     answer = {
         "slug": prompt.slug,
@@ -141,10 +144,12 @@ def version_json(prompt: Prompt, version: PromptVersion, labels: list[str]) -> d
         "model": version.model,
         "params": dict(version.params or {}),
     }
-    for optional in ("tools", "tool_choice", "response_format"):
-        value = getattr(version, optional, None)
-        if value is not None:
-            answer[optional] = value
+    if version.tools:
+        answer["tools"] = sent_tools(version.tools)
+    if (version.tool_choice or "auto") != "auto":
+        answer["tool_choice"] = version.tool_choice
+    if version.response_format and version.response_format != TEXT_FORMAT:
+        answer["response_format"] = dict(version.response_format)
     return answer
 
 
@@ -254,7 +259,12 @@ def render_json(
         provider = get_provider(version.provider)
     except UnknownProviderError:
         raise BadRequest(f"Version {version.number} names the provider {version.provider!r}, unknown here.") from None
-    request = provider.describe(ChatRequest(model=version.model, system_prompt=system_prompt, messages=turns, **params))
+    # The provider's own request building maps the tools and the response format to its SDK's form.
+    tool_fields = settings_tool_fields(version)
+    tool_fields["tools"] = sent_tools(tool_fields["tools"])
+    request = provider.describe(
+        ChatRequest(model=version.model, system_prompt=system_prompt, messages=turns, **params, **tool_fields)
+    )
     body = {key: value for key, value in request["body"].items() if key not in TRANSPORT_KEYS}
     return {
         "slug": prompt.slug,

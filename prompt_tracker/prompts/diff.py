@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 
 from ..domain.text_diff import Piece, word_diff
-from .models import PromptVersion
+from ..domain.tools import format_json
+from .models import TEXT_FORMAT, PromptVersion
 
 
 @dataclass
@@ -43,6 +44,12 @@ def _lines(version: PromptVersion, field: str) -> list[str]:
         return version.system_prompt.split("\n")
     if field == "model":
         return [f"{version.provider} / {version.model}"]
+    if field == "tools":  # pretty JSON, a line per key, so a changed description shows its words
+        tools = format_json(version.tools).split("\n") if version.tools else []
+        choice = version.tool_choice or "auto"
+        return tools + ([f"tool_choice = {choice}"] if tools or choice != "auto" else [])
+    if field == "response_format":
+        return format_json(version.response_format or TEXT_FORMAT).split("\n")
     value = getattr(version, field) or {}
     return [f"{key} = {json.dumps(value[key], ensure_ascii=False)}" for key in value]
 
@@ -127,7 +134,14 @@ def side_by_side(left: list[str], right: list[str]) -> list[Row]:
     return rows
 
 
-FIELDS = (("system_prompt", "System prompt"), ("model", "Model"), ("params", "Parameters"), ("variables", "Variables"))
+FIELDS = (
+    ("system_prompt", "System prompt"),
+    ("model", "Model"),
+    ("params", "Parameters"),
+    ("variables", "Variables"),
+    ("tools", "Tools"),
+    ("response_format", "Response format"),
+)
 
 
 def diff_versions(old: PromptVersion, new: PromptVersion) -> list[FieldDiff]:

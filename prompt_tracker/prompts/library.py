@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..audit import record_event
 from ..domain.refusals import Refused
+from ..domain.tools import SCHEMA_NAME, check_json_schema, check_tool_choice, format_json, parse_tools
 from ..extensions import db
 from .db_errors import is_statement_timeout
 from .models import (
@@ -18,6 +19,7 @@ from .models import (
     MAX_NAME_CHARS,
     MAX_NOTE_CHARS,
     MAX_SLUG_CHARS,
+    TEXT_FORMAT,
     Prompt,
     PromptSlugHistory,
     PromptVersion,
@@ -94,6 +96,42 @@ def check_content(system_prompt: str, variables: dict | None) -> tuple[str, dict
     return system_prompt, {name: str(values.get(name) or "") for name in names}
 
 
+RESPONSE_TYPES = ("text", "json_object", "json_schema")
+
+
+def check_tools(tools, tool_choice, response_format) -> dict:
+    """A version's tools, tool choice and response format, checked as the settings form checks them
+    (``domain.tools``); PromptInvalid with the first problem."""
+    if not isinstance(tools, list):
+        raise PromptInvalid("Tools must be a JSON array of tools.")
+    tools, problem = parse_tools(format_json(tools)) if tools else ([], None)
+    if problem:
+        raise PromptInvalid(problem)
+    tool_choice = tool_choice or "auto"
+    problem = (
+        check_tool_choice(tool_choice, tools) if isinstance(tool_choice, str) else "The tool choice is not a string."
+    )
+    if problem:
+        raise PromptInvalid(problem)
+    response_format = dict(response_format or TEXT_FORMAT)
+    kind = response_format.get("type")
+    if kind not in RESPONSE_TYPES:
+        raise PromptInvalid(f"The response format's type must be one of {', '.join(RESPONSE_TYPES)}, not {kind!r}.")
+    if kind != "json_schema":
+        return {"tools": tools, "tool_choice": tool_choice, "response_format": {"type": kind}}
+    name = response_format.get("schema_name") or ""
+    if not isinstance(name, str) or (name and not SCHEMA_NAME.match(name)):
+        raise PromptInvalid("The schema's name must be 1 to 64 letters, digits, underscores or hyphens.")
+    problem = check_json_schema(response_format.get("json_schema"))
+    if problem:
+        raise PromptInvalid(problem)
+    strict = response_format.get("strict", True)
+    if not isinstance(strict, bool):
+        raise PromptInvalid("The response format's strict must be true or false.")
+    fields = {"type": kind, "schema_name": name, "json_schema": response_format["json_schema"], "strict": strict}
+    return {"tools": tools, "tool_choice": tool_choice, "response_format": fields}
+
+
 def create_prompt(
     name: str,
     system_prompt: str,
@@ -147,6 +185,9 @@ def save_version(
     model: str,
     params: dict,
     variables: dict | None,
+    tools: list | None = None,
+    tool_choice: str = "auto",
+    response_format: dict | None = None,
     note: str = "",
     author: str = "",
     actor=None,
@@ -157,6 +198,7 @@ def save_version(
     constraint: the loser rolls back and tries again with the next number.
     """
     system_prompt, variables = check_content(system_prompt, variables)
+    tool_fields = check_tools(tools or [], tool_choice, response_format)
     note = (note or "").strip()
     if len(note) > MAX_NOTE_CHARS:
         raise PromptInvalid(f"Notes are limited to {MAX_NOTE_CHARS} characters; this one has {len(note):,}.")
@@ -175,6 +217,7 @@ def save_version(
                 model=model,
                 params=dict(params),
                 variables=variables,
+                **tool_fields,
                 note=note,
                 created_by=author,
             )

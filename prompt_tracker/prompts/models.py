@@ -1,10 +1,11 @@
 """Prompts and their versions: the durable data, in the relational database (not the session)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, UniqueConstraint, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..domain.times import utcnow
 from ..extensions import db
 
 MAX_SLUG_CHARS = 80
@@ -12,11 +13,13 @@ MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2_000
 MAX_NOTE_CHARS = 500
 MAX_LABEL_CHARS = 40
+MAX_TOOL_CHOICE_CHARS = 64  # "auto", "none", "required" or a tool's name (at most 64 characters)
+TEXT_FORMAT = {"type": "text"}
 
 
-def utcnow() -> datetime:
-    """Now in UTC, without tzinfo (SQLite keeps none, so both databases read back the same)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+def text_format() -> dict:
+    """A version's response format when it asks for none (plain text)."""
+    return dict(TEXT_FORMAT)
 
 
 class Prompt(db.Model):
@@ -72,6 +75,14 @@ class PromptVersion(db.Model):
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     # Template variables of the system prompt, name -> default value, in order of appearance.
     variables: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Function tools as the playground's settings keep them (mocks included), which one to call, and the
+    # structured output: {"type": "text" | "json_object" | "json_schema", and for json_schema
+    # "schema_name", "json_schema", "strict"}. The server defaults fill the rows saved before they existed.
+    tools: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    tool_choice: Mapped[str] = mapped_column(String(MAX_TOOL_CHOICE_CHARS), default="auto", server_default="auto")
+    response_format: Mapped[dict] = mapped_column(
+        JSON, default=text_format, server_default=text("""'{"type": "text"}'""")
+    )
     note: Mapped[str] = mapped_column(String(MAX_NOTE_CHARS), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200), default="")
@@ -86,6 +97,9 @@ class PromptVersion(db.Model):
             "model": self.model,
             "params": dict(self.params or {}),
             "variables": dict(self.variables or {}),
+            "tools": list(self.tools or []),
+            "tool_choice": self.tool_choice or "auto",
+            "response_format": dict(self.response_format or TEXT_FORMAT),
         }
 
     def __repr__(self) -> str:

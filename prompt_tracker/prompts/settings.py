@@ -4,13 +4,40 @@ import msgspec
 
 from ..domain.settings import PlaygroundSettings
 from ..providers import PARAM_NAMES
-from .models import PromptVersion
+from .models import TEXT_FORMAT, PromptVersion
 from .variables import TemplateProblem, check_renders, render, variable_names
 
 
 def playground_name(prompt_id: int) -> str:
     """The playground of a prompt: keyed by id, so a renamed prompt keeps its conversation."""
     return f"prompt-{prompt_id}"
+
+
+def version_tool_fields(settings: PlaygroundSettings) -> dict:
+    """What a version keeps of the settings' tools and structured output (``save_version``'s arguments)."""
+    response_format = {"type": settings.response_format}
+    if settings.response_format == "json_schema":
+        response_format.update(
+            schema_name=settings.schema_name, json_schema=settings.json_schema, strict=settings.strict
+        )
+    return {"tools": list(settings.tools), "tool_choice": settings.tool_choice, "response_format": response_format}
+
+
+def settings_tool_fields(version: PromptVersion) -> dict:
+    """The settings' tool and structured-output fields a version's columns say (the inverse of the above)."""
+    response_format = dict(version.response_format or TEXT_FORMAT)
+    fields = {
+        "tools": list(version.tools or []),
+        "tool_choice": version.tool_choice or "auto",
+        "response_format": response_format.get("type", "text"),
+    }
+    if fields["response_format"] == "json_schema":
+        fields.update(
+            schema_name=response_format.get("schema_name") or "",
+            json_schema=response_format.get("json_schema"),
+            strict=response_format.get("strict", True),
+        )
+    return fields
 
 
 def settings_from_version(version: PromptVersion) -> PlaygroundSettings:
@@ -24,6 +51,7 @@ def settings_from_version(version: PromptVersion) -> PlaygroundSettings:
                 "model": version.model,
                 "variables": dict(version.variables or {}),
                 **params,
+                **settings_tool_fields(version),
             },
             PlaygroundSettings,
         )
@@ -38,14 +66,15 @@ def settings_from_version(version: PromptVersion) -> PlaygroundSettings:
 
 def is_saved(settings: PlaygroundSettings, version: PromptVersion) -> bool:
     """True when the settings say what ``version`` says (variable values aside)."""
-    # Versions keep no tools or response format yet (issue 18's migration): settings with them are a draft.
-    if settings.tools or settings.response_format != "text":
-        return False
-    return (settings.system_prompt, settings.provider, settings.model, settings.params()) == (
+    saved = version_tool_fields(settings)
+    return (settings.system_prompt, settings.provider, settings.model, settings.params(), *saved.values()) == (
         version.system_prompt,
         version.provider,
         version.model,
         version.params or {},
+        list(version.tools or []),
+        version.tool_choice or "auto",
+        dict(version.response_format or TEXT_FORMAT),
     )
 
 

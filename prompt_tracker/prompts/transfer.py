@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from ..audit import record_event
 from ..extensions import db
-from .library import PromptInvalid, check_content, check_prompt_fields, check_slug, take_slug
-from .models import Prompt, PromptVersion, utcnow
+from .library import PromptInvalid, check_content, check_prompt_fields, check_slug, check_tools, take_slug
+from .models import Prompt, PromptVersion, text_format, utcnow
 
 FORMAT = "prompt-tracker/prompts"
 FORMAT_VERSION = 1
@@ -23,6 +23,10 @@ class ExportedVersion(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     model: str
     params: dict[str, float | int | str | bool | None] = {}
     variables: dict[str, str] = {}
+    # Absent in files from before tools: none, "auto", plain text. Checked as the settings form checks them.
+    tools: list = []
+    tool_choice: str = "auto"
+    response_format: dict = msgspec.field(default_factory=text_format)
     note: str = ""
     created_at: datetime | None = None
     created_by: str = ""
@@ -65,6 +69,9 @@ def export_prompts(slug: str | None = None) -> bytes:
                     model=version.model,
                     params=version.params or {},
                     variables=version.variables or {},
+                    tools=list(version.tools or []),
+                    tool_choice=version.tool_choice or "auto",
+                    response_format=dict(version.response_format or text_format()),
                     note=version.note,
                     created_at=version.created_at,
                     created_by=version.created_by,
@@ -107,6 +114,10 @@ def parse_export(data: bytes) -> ExportFile:
                 raise PromptInvalid("it has no versions.")
             for version in prompt.versions:
                 check_content(version.system_prompt, version.variables)
+                try:
+                    check_tools(version.tools, version.tool_choice, version.response_format)
+                except PromptInvalid as problem:
+                    raise PromptInvalid(f"version {version.number}: {problem}") from None
         except PromptInvalid as problem:
             raise PromptInvalid(f"The file cannot be imported: {where}: {problem}") from None
     return parsed
@@ -156,6 +167,7 @@ def import_prompts(data: bytes, actor=None) -> dict:
                     "model": version.model,
                     "params": dict(version.params),
                     "variables": variables,
+                    **check_tools(version.tools, version.tool_choice, version.response_format),
                 }
                 if content in existing:
                     counts["versions_unchanged"] += 1

@@ -1,19 +1,15 @@
 """Webhook deliveries: one row per event and URL, updated at each attempt (what the admin page shows)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..domain.times import utcnow
 from ..extensions import db
 
 MAX_URL_CHARS = 2_000
 MAX_ERROR_CHARS = 500
-
-
-def utcnow() -> datetime:
-    """Now in UTC without tzinfo, as the other tables store times (SQLite keeps no zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 QUEUED, RETRYING, DELIVERED, FAILED = "queued", "retrying", "delivered", "failed"

@@ -15,7 +15,7 @@ pages_bp.add_app_template_global(recent_deliveries, "recent_webhook_deliveries")
 def page_user():
     """The user of this page: the signed-in one; with AUTH_MODE=none, the local user (a row made on first use)."""
     if current_app.config["AUTH_MODE"] == "none":
-        return proxy_user(LOCAL_USER)
+        return proxy_user(LOCAL_USER, actor=LOCAL_USER)
     return g.user
 
 

@@ -25,6 +25,7 @@ from ...prompts.settings import (
     restored_settings,
     settings_from_version,
     variables_panel,
+    version_tool_fields,
 )
 from ..errors import refusals_shown_by
 from ..identity import current_actor, current_user_is_admin
@@ -302,6 +303,7 @@ def save_playground_version(slug):
             model=settings.model,
             params=settings.params(),
             variables=settings.variables,
+            **version_tool_fields(settings),
             note=form.note.data or "",
             author=author(),
             actor=current_actor(),
