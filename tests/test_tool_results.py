@@ -61,17 +61,33 @@ def test_tool_calls_are_answered_by_hand_with_and_without_js_and_the_next_reply_
     empty = answer(playground, reply.id, "call_echo_1_2", "  ", headers={"Accept": "application/json"})
     assert empty.status_code == 422 and "Give the tool's result" in empty.get_json()["error"]
 
-    # With JS: the last call answered queues the next reply (inline here), returned in place with the rest.
+    # With JS: the last call answered queues the next reply (inline here), returned in place with the results before it.
     response = answer(playground, reply.id, "call_echo_1_2", "12:00", headers={"Accept": "application/json"})
     assert response.status_code == 202
     fragment = response.get_json()["html"]
-    assert fragment.count('class="message ') == 3 and 'class="tool-result-form"' not in fragment
+    assert fragment.count('class="message ') == 4 and 'class="tool-result-form"' not in fragment
     messages = playground.messages(app)
     assert [m.role for m in messages[-4:]] == ["assistant", "tool", "tool", "assistant"]
     assert messages[-1].status == "done" and messages[-1].content == "Tool result for call_echo_1_2: 12:00"
     # A double click after the fact: refused, and still one reply.
     again = answer(playground, reply.id, "call_echo_1_2", "12:00", headers={"Accept": "application/json"})
     assert again.status_code == 409 and len(playground.messages(app)) == len(messages)
+
+    # Answered out of order, the results still follow the calls' order (with JS: shown so in place).
+    playground.send(PAIR)
+    pair = playground.messages(app)[-1]
+    first, second = (call.id for call in pair.tool_calls)
+    answer(playground, pair.id, second, "later")
+    response = answer(playground, pair.id, first, "sooner", headers={"Accept": "application/json"})
+    messages = playground.messages(app)
+    assert [(m.role, m.tool_call_id) for m in messages[-4:]] == [
+        ("assistant", None),
+        ("tool", first),
+        ("tool", second),
+        ("assistant", None),
+    ]
+    ids = re.findall(r'<li class="message [^"]*" id="m-(\w+)"', response.get_json()["html"])
+    assert ids == [m.id for m in messages[-4:]]
 
     # The conversation went on: an older reply's calls can no longer be answered.
     playground.send("/call get_time {}")

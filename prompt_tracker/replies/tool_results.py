@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable
 import msgspec
 from flask import current_app
 
-from ..domain.messages import TOOL_ROLE, Message, new_message_id
+from ..domain.messages import TOOL_ROLE, Message, decode_message, new_message_id
 from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..extensions import services
 from ..providers import ToolCall
+from ..store.conversations import ConversationFull
 from .gate import admit, release
 from .live import publish
 from .send import InvalidMessage, enqueue_reply, placeholder_for
@@ -128,9 +129,13 @@ def answer_tool_call(
             admission = admit(user, settings, store_id, playground, answers=content, new_text=content)
         reply = placeholder_for(admission) if admission is not None else None
         try:
-            services.conversations.append(
-                store_id, playground, *([result, reply] if reply else [result]), refresh_keys=refresh_keys
-            )
+            if insert_in_call_order(store_id, playground, calls, result):
+                if reply is not None:
+                    services.conversations.append(store_id, playground, reply, refresh_keys=refresh_keys)
+            else:
+                services.conversations.append(
+                    store_id, playground, *([result, reply] if reply else [result]), refresh_keys=refresh_keys
+                )
         except BaseException:
             services.conversations.change(store_id, playground, message_id, unmark(tool_call_id))
             raise
@@ -142,6 +147,28 @@ def answer_tool_call(
     if reply is not None:
         enqueue_reply(store_id, playground, reply, admission, user, auto_rounds=auto_rounds, **replay_fields)
     return marked, result, reply
+
+
+def insert_in_call_order(store_id: str, playground: str, calls: list[str], result: Message) -> bool:
+    """Put ``result`` before the results of calls made after its own (answered first), so the results
+    follow the calls' order; False when none is there (the caller appends it)."""
+    conversations = services.conversations
+    position = calls.index(result.tool_call_id)
+    later = set(calls[position + 1 :])
+    if not later:
+        return False
+    raw = conversations.redis.lrange(conversations.key(store_id, playground), -len(calls), -1)
+    tail = [decode_message(item) for item in raw]  # the results so far: nothing else follows the reply
+    pivot = next((m for m in tail if m.role == TOOL_ROLE and m.tool_call_id in later), None)
+    if pivot is None:
+        return False
+    if conversations.count(store_id, playground) >= conversations.max_messages:
+        raise ConversationFull(
+            f"This conversation has reached its limit of {conversations.max_messages} messages. "
+            "Press Reset to start a new one."
+        )
+    found = conversations.find(store_id, playground, pivot.id)
+    return found is not None and conversations.insert_before(store_id, playground, found[1], result)
 
 
 def unmark(tool_call_id: str) -> Callable[[Message], Message | None]:

@@ -293,7 +293,15 @@
         return refreshMessage(form.closest(".message").dataset.id);
       }
       showError("");
-      const added = upsert((await response.json()).html);
+      // The results shown after the reply go, and come back with the new one in the calls' order.
+      let removed = 0;
+      for (let next = form.closest(".message").nextElementSibling; next?.classList.contains("message-tool");) {
+        const gone = next;
+        next = next.nextElementSibling;
+        gone.remove();
+        removed += 1;
+      }
+      const added = upsert((await response.json()).html) - removed;
       showCount(Number(document.getElementById("message-count").dataset.count) + added);
       scrollToEnd();
     } catch {

@@ -445,10 +445,10 @@ def tool_result(message_id):
     if next_reply is None:
         not_queued()  # only the answer that completes the calls sends anything
     if wants_json():
-        shown = [reply, result, *([next_reply] if next_reply else [])]
-        if next_reply is not None:  # the inline queue (tests) may have written it already
-            shown[-1] = services.conversations.get(session.store_id, g.playground, next_reply.id) or next_reply
-        return jsonify(id=message_id, html=render_messages(*shown)), 202
+        # The reply and what follows it: its results in call order (one answered first may come after), the next reply.
+        conversation = services.conversations.all(session.store_id, g.playground)
+        start = next((index for index, message in enumerate(conversation) if message.id == reply.id), len(conversation))
+        return jsonify(id=message_id, html=render_messages(*(conversation[start:] or [reply, result]))), 202
     return back_to_page(f"m-{(next_reply or result).id}")
 
 
