@@ -231,6 +231,12 @@ def test_tool_use_is_added_by_hand_exported_and_imported(app, playground):
     assert messages[1].tool_calls[0].arguments == '{"city": "Paris"}' and messages[1].answered_calls == ["call_1"]
     html = page_text(playground)
     assert 'class="tool-result-form"' not in html and "Answered." in html and ">Tool<" in html
+    # Deleted, the result's call shows its form again; added again, it is answered.
+    tool = playground.messages(app)[-1]
+    data = {"csrf_token": playground.token(), "confirm": "yes"}
+    assert playground.client.post(f"/playground/messages/{tool.id}/delete", data=data).status_code == 303
+    assert playground.messages(app)[-1].answered_calls == [] and 'class="tool-result-form"' in page_text(playground)
+    add(playground, role="tool", content="18 °C", tool_call_id="call_1")
     # The next send carries the few-shot tool use to the model.
     playground.send("And Rome?")
     assert playground.messages(app)[-1].content.startswith("You said: And Rome?")

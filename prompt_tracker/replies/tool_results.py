@@ -277,14 +277,25 @@ def parse_tool_calls(text: str | None) -> list[ToolCall]:
     return calls
 
 
+def call_maker(store_id: str, playground: str, tool_call_id: str) -> Message | None:
+    """The latest reply that made call ``tool_call_id``, or None."""
+    conversation = services.conversations.all(store_id, playground)
+    return next((m for m in reversed(conversation) if any(call.id == tool_call_id for call in m.tool_calls)), None)
+
+
+def forget_answer(store_id: str, playground: str, tool_call_id: str) -> str | None:
+    """A tool message was deleted: the call it answered shows its form again. Returns the reply's id, or None."""
+    maker = call_maker(store_id, playground, tool_call_id)
+    if maker is None or tool_call_id not in maker.answered_calls:
+        return None
+    services.conversations.change(store_id, playground, maker.id, unmark(tool_call_id))
+    return maker.id
+
+
 def mark_answered(store_id: str, playground: str, tool_call_id: str) -> str | None:
     """Record that call ``tool_call_id`` of the latest reply that made it is answered (a tool message added
     by hand: no reply is queued). Returns that reply's id, or None when no reply made the call."""
-    conversation = services.conversations.all(store_id, playground)
-    maker = next(
-        (m for m in reversed(conversation) if any(call.id == tool_call_id for call in m.tool_calls)),
-        None,
-    )
+    maker = call_maker(store_id, playground, tool_call_id)
     if maker is None:
         return None
 

@@ -55,7 +55,7 @@ from ...replies import (
 from ...replies.context import MayNotFit, check_fits
 from ...replies.control import CannotChoose, choose_attempt
 from ...replies.edit import edit_and_resend, edit_in_place
-from ...replies.tool_results import answer_tool_call, mark_answered, parse_tool_calls
+from ...replies.tool_results import answer_tool_call, forget_answer, mark_answered, parse_tool_calls
 from ...store.edits import delete_message, removed_with, replace_conversation
 from ...store.transfer import export_json, export_markdown, parse_import
 from ..errors import answer_refusal, refusals_shown_by, wants_json
@@ -651,6 +651,10 @@ def delete(message_id):
             return jsonify(error="That message is no longer in this conversation."), 404
         flash("That message is no longer in this conversation.", "error")
     ids = [message.id for message in removed]
+    if deleted and removed[0].tool_call_id:  # a tool result gone: its call can be answered again
+        reply_id = forget_answer(session.store_id, g.playground, removed[0].tool_call_id)
+        if reply_id is not None:
+            live.publish(session.store_id, "message.changed", {"playground": g.playground, "id": reply_id})
     live.publish(session.store_id, "conversation.reset", {"playground": g.playground, "deleted": ids})
     if wants_json():
         return jsonify(deleted=ids, total=services.conversations.count(session.store_id, g.playground))
