@@ -45,7 +45,7 @@ def test_anthropic_gets_added_system_text_in_its_system_prompt(app, playground, 
 @pytest.mark.parametrize(
     "role, content, expected",
     [
-        ("admin", "hi", "Choose system, user or assistant."),
+        ("admin", "hi", "Choose system, user, assistant or tool."),
         ("user", "   ", "Type a message before sending."),
     ],
 )

@@ -43,6 +43,10 @@ class AttemptResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     finished_at: float | None = None
     # The tools a reply called (id, name, arguments as the JSON text the model sent); its text may be empty.
     tool_calls: list[ToolCall] = []
+    # The ids of those calls already answered by a ``tool`` message (the form under each goes), and
+    # why the rest wait for the user when the automatic answers stopped (``replies.tool_results``).
+    answered_calls: list[str] = []
+    tool_note: str | None = None
 
 
 # Fields of Message that belong to one attempt too, not to the message: an Alternative keeps them, so

@@ -73,6 +73,8 @@ class PlaygroundSettings(msgspec.Struct, kw_only=True):
     schema_name: str = ""
     json_schema: dict | None = None
     strict: bool = True
+    # Answer calls to tools that have a ``mock`` with it, by the worker (``replies.tool_results``).
+    auto_mock: bool = False
 
     def params(self) -> dict:
         """The parameters the next reply is sent with (and recorded with): set, and accepted by provider and model."""
@@ -100,7 +102,7 @@ class PlaygroundSettings(msgspec.Struct, kw_only=True):
 
 
 # Fields left out of the stored blob at their default (they came later; the blob reads as before).
-_DEFAULTS = {"tool_choice": "auto", "response_format": "text", "schema_name": "", "strict": True}
+_DEFAULTS = {"tool_choice": "auto", "response_format": "text", "schema_name": "", "strict": True, "auto_mock": False}
 
 
 def load_settings(session, playground: str, default: PlaygroundSettings | None = None) -> PlaygroundSettings:

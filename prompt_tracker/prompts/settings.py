@@ -90,8 +90,12 @@ def playground_version(settings: PlaygroundSettings, latest: PromptVersion) -> i
 def restored_settings(version: PromptVersion, current: PlaygroundSettings) -> PlaygroundSettings:
     """A playground's settings made ``version``'s ("Restore", "Open in playground"), keeping the variable values typed."""
     restored = settings_from_version(version)
+    # "Answer with mocks" is how this playground is used, not part of a version: it stays.
     return msgspec.structs.replace(
-        restored, variables={**restored.variables, **current.variables}, version=version.number
+        restored,
+        variables={**restored.variables, **current.variables},
+        version=version.number,
+        auto_mock=current.auto_mock,
     )
 
 

@@ -12,6 +12,7 @@ from ..limits import budget
 from ..store.tickets import delete_ticket, read_ticket
 from .replay import FINAL_WITH_TEXT, after_reply, record_diff, send_paced_turn
 from .reply import WORKER_DIED, Heartbeat, fail_reply, write_reply
+from .tool_results import answer_with_mocks
 
 
 def run_reply(message_id: str, attempt: int) -> str:
@@ -28,6 +29,9 @@ def run_reply(message_id: str, attempt: int) -> str:
             outcome, store_id = write_reply(
                 ticket.store_id, ticket.playground, message_id, attempt, ticket.settings, ticket.user, ticket.hold
             )
+        if outcome == "done" and ticket.settings.auto_mock and ticket.replay_until is None:
+            # After the reply's final record: calls to tools with a mock are answered, the next reply queued.
+            answer_with_mocks(store_id, ticket.playground, message_id, ticket.settings, ticket.user, ticket.auto_rounds)
         if ticket.replay_until is not None:
             after_reply(msgspec.structs.replace(ticket, store_id=store_id), message_id, outcome)
         if outcome in FINAL_WITH_TEXT:  # after the next turn is queued: it need not wait for the diff

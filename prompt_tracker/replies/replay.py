@@ -24,14 +24,14 @@ are never replayed. Every turn passes the gate (``gate.admit``) when it is queue
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import msgspec
 from flask import current_app
 
 from ..domain.keys import companion_playground
-from ..domain.messages import Message, assistant_placeholder
+from ..domain.messages import TOOL_ROLE, Message, assistant_placeholder
 from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..domain.text_diff import Piece, compare, pair_digest
@@ -43,6 +43,7 @@ from ..store.tickets import Pace, Ticket, read_pace, take_pace, write_pace
 from .gate import Admission, admit, release
 from .live import publish
 from .send import QueueUnavailable, enqueue_reply, one_submission, placeholder_for
+from .tool_results import MAX_AUTO_ROUNDS, ROUNDS_REACHED, answer_with_mocks, mock_result
 
 REPLAY = "replay"
 
@@ -76,6 +77,31 @@ class Turn:
     user: Message
     old: Message | None
     copies: list[Message]  # system text and hand-written examples since the previous turn
+    # The original's replies to the turn: one, or several when its replies called tools (``old``: the last).
+    exchange: list[Message] = field(default_factory=list)
+
+
+def tool_exchange(messages: list[Message], start: int) -> tuple[list[Message], int]:
+    """The replies answering the user turn before ``start``: its reply and, while a reply's tool calls
+    were answered (``tool`` messages after it), the reply after them. Returns them and the index past them."""
+    replies: list[Message] = []
+    index = start
+    while index < len(messages) and messages[index].role == "assistant":
+        replies.append(messages[index])
+        index += 1
+        results = index
+        while index < len(messages) and messages[index].role == TOOL_ROLE:
+            index += 1
+        if not replies[-1].tool_calls or index == results:
+            break
+    return replies, index
+
+
+def turn_text(replies: list[Message]) -> str:
+    """What a turn's replies are compared by: each tool call (name and arguments) on a line, then the last text.
+    A turn without tool calls is its reply's text, as before."""
+    calls = "".join(f"[tool call] {call.name} {call.arguments}\n" for reply in replies for call in reply.tool_calls)
+    return calls + (replies[-1].content if replies else "")
 
 
 def is_hand_written(message: Message | None) -> bool:
@@ -96,10 +122,10 @@ def plan(original: list[Message], until: str | None = None) -> list[Turn]:
         message = original[index]
         after = original[index + 1] if index + 1 < len(original) else None
         if message.role == "user" and not is_hand_written(after):
-            old = after if after is not None and after.role == "assistant" else None
-            turns.append(Turn(message, old, copies))
+            exchange, end = tool_exchange(original, index + 1)
+            turns.append(Turn(message, exchange[-1] if exchange else None, copies, exchange))
             copies = []
-            index += 2 if old else 1
+            index = end
             if message.id == until:
                 break
             continue
@@ -222,6 +248,9 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
     replayed = services.conversations.all(ticket.store_id, ticket.playground)
     if not replayed or replayed[-1].id != message_id:
         return  # reset, or changed by hand meanwhile
+    if replayed[-1].tool_calls:  # answered by the tools' mocks, the turn's next reply goes on; else halted
+        answer_replayed_calls(ticket, replayed[-1])
+        return
     original = services.conversations.all(ticket.store_id, source_playground(ticket.playground))
     if ticket.replay_turns is None:
         turns = plan(original, ticket.replay_until)
@@ -255,6 +284,37 @@ def after_reply(ticket, message_id: str, outcome: str) -> None:
         )
     except (ConversationFull, QueueUnavailable) as problem:
         current_app.logger.warning("replay halted: %s", problem)  # the reply (if any) shows as failed
+
+
+def answer_replayed_calls(ticket: Ticket, reply: Message) -> None:
+    """A replayed turn ended in tool calls: answer each with its tool's mock, which queues the turn's next
+    reply (a replay's, so the replay goes on after it). A call without a mock, or too many rounds in a row,
+    halts the replay with a sentence on the reply (the page shows it, and Continue sends the turn again)."""
+    missing = [call.name for call in reply.tool_calls if mock_result(ticket.settings, call.name) is None]
+    note = None
+    if missing:
+        note = f"{', '.join(sorted(set(missing)))} has no mock to answer it; give it one in the tools, then Continue."
+    elif ticket.auto_rounds >= MAX_AUTO_ROUNDS:
+        note = ROUNDS_REACHED
+    if note is not None:
+        services.conversations.update(
+            ticket.store_id, ticket.playground, reply.id, lambda m: msgspec.structs.replace(m, tool_note=note)
+        )
+        publish(
+            ticket.store_id, "message.failed", {"playground": ticket.playground, "id": reply.id, "message_id": reply.id}
+        )
+        return
+    answer_with_mocks(
+        ticket.store_id,
+        ticket.playground,
+        reply.id,
+        ticket.settings,
+        ticket.user,
+        ticket.auto_rounds,
+        replay_until=ticket.replay_until,
+        replay_turns=ticket.replay_turns,
+        send_rate=ticket.send_rate,
+    )
 
 
 def pace(ticket: Ticket, message_id: str, at: float) -> None:
@@ -338,6 +398,10 @@ def continue_replay(
     admission = admit_turn(store_id, replay, turn, settings, user)
     try:
         if turn.user.id in answered or any(message.id == turn.user.id for message in replayed):
+            position = next(index for index, message in enumerate(replayed) if message.id == turn.user.id)
+            _, end = tool_exchange(replayed, position + 1)
+            for message in reversed(replayed[position + 2 : end]):  # its tool results and later replies first
+                delete_message(services.conversations, store_id, replay, message.id)
             delete_message(
                 services.conversations, store_id, replay, turn.user.id
             )  # the failed attempt goes (with its turn)
@@ -357,16 +421,29 @@ def replay_turns(original: list[Message], until: str | None, turn_ids: list[str]
 
 
 def is_done(message: Message | None) -> bool:
-    return message is not None and message.status == "done"
+    """A turn's last reply is done, and none of its tool calls waits for an answer."""
+    return message is not None and message.status == "done" and not unanswered(message)
+
+
+def unanswered(message: Message) -> list[str]:
+    """The names of the tools ``message`` called that no result answers yet."""
+    return [call.name for call in message.tool_calls if call.id not in message.answered_calls]
 
 
 def new_replies(replayed: list[Message]) -> dict[str, Message]:
-    """The replay's reply to each user turn, by the turn's id."""
-    replies = {}
-    for message, after in zip(replayed, replayed[1:]):
-        if message.role == "user" and after.role == "assistant":
-            replies[message.id] = after
-    return replies
+    """The replay's reply to each user turn, by the turn's id (the last of its tool exchange)."""
+    return {user_id: exchange[-1] for user_id, exchange in new_exchanges(replayed).items()}
+
+
+def new_exchanges(replayed: list[Message]) -> dict[str, list[Message]]:
+    """The replay's replies to each user turn, by the turn's id (see ``tool_exchange``)."""
+    exchanges = {}
+    for index, message in enumerate(replayed):
+        if message.role == "user":
+            exchange, _ = tool_exchange(replayed, index + 1)
+            if exchange:
+                exchanges[message.id] = exchange
+    return exchanges
 
 
 def record_diff(store_id: str, replay: str, message_id: str) -> None:
@@ -378,13 +455,14 @@ def record_diff(store_id: str, replay: str, message_id: str) -> None:
     if replay != replay_playground(source_playground(replay)):
         return
     replayed = services.conversations.all(store_id, replay)
-    turn_id = next((user_id for user_id, reply in new_replies(replayed).items() if reply.id == message_id), None)
+    exchanges = new_exchanges(replayed)
+    turn_id = next((user_id for user_id, exchange in exchanges.items() if exchange[-1].id == message_id), None)
     original = services.conversations.all(store_id, source_playground(replay))
     turn = next((turn for turn in plan(original) if turn.user.id == turn_id), None)
     new = next((message for message in replayed if message.id == message_id), None)
     if turn is None or not comparable(turn.old, new):
         return
-    diff = compare(turn.old.content, new.content)
+    diff = compare(turn_text(turn.exchange), turn_text(exchanges[turn_id]))
 
     def with_diff(message: Message) -> Message | None:
         # Only onto the text compared: a retry or an edit meanwhile has its own (or none).
@@ -444,14 +522,16 @@ def replay_view(
     diffed here: the worker stored each difference when its reply ended (``record_diff``).
     """
     turns = replay_turns(original, until, turn_ids)
-    answered = new_replies(replayed)
+    exchanges = new_exchanges(replayed)
     rows = []
     for number, turn in enumerate(turns, 1):
-        new = answered.get(turn.user.id)
+        new = exchanges[turn.user.id][-1] if turn.user.id in exchanges else None
         row = Row(number, turn.user, turn.old, new)
         if comparable(turn.old, new):
             stored = new.diff
-            if stored is not None and stored.digest == pair_digest(turn.old.content, new.content):
+            if stored is not None and stored.digest == pair_digest(
+                turn_text(turn.exchange), turn_text(exchanges[turn.user.id])
+            ):
                 row.diff, row.same, row.diff_level = stored.pieces, stored.same, stored.level
             else:
                 row.diff_level = "missing"
@@ -477,6 +557,8 @@ def replay_view(
     if stuck.new is None:
         reason = "stopped, or the original conversation changed, or a reply was retried"
         sentence = f"Halted before turn {stuck.number} of {len(rows)} ({reason}). Continue sends it."
+    elif stuck.new.status == "done":  # its tool calls wait for an answer
+        sentence = f"Halted at turn {stuck.number} of {len(rows)}: {stuck.new.tool_note or 'a tool call has no answer.'} Continue sends it again."
     elif stuck.new.status == "stopped":
         sentence = f"Stopped at turn {stuck.number} of {len(rows)}. Continue sends it again."
     else:

@@ -126,12 +126,14 @@ def enqueue_reply(
     replay_until: str | None = None,
     replay_turns: list[str] | None = None,
     send_rate: str | None = None,
+    auto_rounds: int = 0,
 ) -> None:
     """Write the reply's ticket and queue its job; if the queue is down, mark the reply failed (with Retry).
 
     Only an ``admission`` of the gate (``gate.admit``) queues a reply: its settings are what is sent,
     its hold goes in the ticket. ``user`` is whose budget the reply counts against; ``replay_until``
-    and ``replay_turns`` mark a replay's reply, ``send_rate`` the rate its later turns count against (see ``Ticket``).
+    and ``replay_turns`` mark a replay's reply, ``send_rate`` the rate its later turns count against,
+    ``auto_rounds`` the rounds of calls answered with mocks before it (see ``Ticket``).
     """
     config = current_app.config
     queue = services.queue
@@ -144,6 +146,7 @@ def enqueue_reply(
         replay_turns=replay_turns,
         send_rate=send_rate,
         hold=admission.hold,
+        auto_rounds=auto_rounds,
     )
     job = dict(
         job_id=reply_job_id(reply.id, reply.attempt),

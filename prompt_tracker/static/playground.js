@@ -296,6 +296,40 @@
     }
   });
 
+  // A tool call's result, in place: the reply loses that call's form, the result (and the next reply, once
+  // every call is answered) follow it. The button stays disabled while it is sent (a double click posts once).
+  list.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!form.matches(".tool-result-form")) return;
+    event.preventDefault();
+    const button = form.querySelector("button");
+    if (button.disabled) return;
+    button.disabled = true;
+    try {
+      const response = await post(form.action, new FormData(form));
+      if (!response.ok) {
+        showError(await errorText(response));
+        return refreshMessage(form.closest(".message").dataset.id);
+      }
+      showError("");
+      // The results shown after the reply go, and come back with the new one in the calls' order.
+      let removed = 0;
+      for (let next = form.closest(".message").nextElementSibling; next?.classList.contains("message-tool");) {
+        const gone = next;
+        next = next.nextElementSibling;
+        gone.remove();
+        removed += 1;
+      }
+      const added = upsert((await response.json()).html) - removed;
+      showCount(Number(document.getElementById("message-count").dataset.count) + added);
+      scrollToEnd();
+    } catch {
+      showError("Could not reach the server.");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   // ‹ 2/3 ›: show another attempt of a reply in place; focus stays on the arrow pressed (or the other one at an end).
   list.addEventListener("submit", async (event) => {
     const form = event.target;

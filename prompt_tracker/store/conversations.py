@@ -340,6 +340,11 @@ class ConversationStore:
             raise TooManyOpenReplies(self.too_many_open())
         return length
 
+    def insert_before(self, store_id: str, playground: str, pivot: bytes, message: Message) -> bool:
+        """Insert a final ``message`` just before the record ``pivot`` (its stored bytes: unique, each holds
+        its id); False when that record is no longer there as it was. The caller checks the caps."""
+        return self.redis.linsert(self.key(store_id, playground), "BEFORE", pivot, self.record(message)) > 0
+
     def too_many_open(self) -> str:
         """The sentence shown when a send or retry would pass the open-replies cap."""
         return self.too_many_open_for(self.max_open_replies)

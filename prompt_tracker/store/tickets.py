@@ -31,6 +31,8 @@ class Ticket(msgspec.Struct, kw_only=True):
     hold: Hold | None = None
     # The store id the session had before a login gave it a new one: its keys may not have moved yet.
     moved_from: str | None = None
+    # How many rounds of tool calls in a row were answered with mocks before this reply (``replies.tool_results``).
+    auto_rounds: int = 0
 
 
 def write_ticket(message_id: str, ticket: Ticket, seconds: int, pipeline=None) -> None:

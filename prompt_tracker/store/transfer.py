@@ -28,7 +28,7 @@ from typing import Literal
 
 import msgspec
 
-from ..domain.messages import ROLES, STATUSES, Alternative, Message, new_message_id, with_attempt
+from ..domain.messages import ROLES, STATUSES, TOOL_ROLE, Alternative, Message, new_message_id, with_attempt
 from ..domain.recorded_request import RecordedRequest
 from ..domain.refusals import Refused
 from ..domain.rendering import RENDER_TIME_LIMIT, plain_html, render_reply
@@ -121,7 +121,14 @@ def export_markdown(playground: str, settings: PlaygroundSettings, messages: lis
         heading = {"user": "You", "assistant": "Assistant", "system": "System"}.get(message.role, message.role)
         if message.role == "assistant" and message.model:
             heading += f" · {message.provider} / {message.model}"
-        lines += [f"## {heading}", "", message.content or f"_({message.status}, no text)_", ""]
+        if message.role == TOOL_ROLE:
+            heading = f"Tool result · `{message.tool_call_id}`"
+        lines += [f"## {heading}", ""]
+        if message.content or not message.tool_calls:
+            lines += [message.content or f"_({message.status}, no text)_", ""]
+        for call in message.tool_calls:
+            fence = "`" * max([3, *(len(run) + 1 for run in re.findall(r"`+", call.arguments))])
+            lines += [f"**Tool call** `{call.name}` (`{call.id}`)", "", f"{fence}json", call.arguments, fence, ""]
         details = _details(message)
         if message.alternatives:
             attempts = message.attempts()
@@ -179,10 +186,17 @@ def parse_import(data: bytes, max_messages: int, max_message_chars: int = 0) -> 
             f"{max_messages:,}. Nothing was imported."
         )
     for index, message in enumerate(export.messages):
-        if message.role not in ROLES or message.status not in STATUSES:
+        if message.role not in (*ROLES, TOOL_ROLE) or message.status not in STATUSES:
             raise ImportRefused(
                 f"Message {index + 1} has an unknown role or status "
                 f"({message.role!r}, {message.status!r}). Nothing was imported."
+            )
+        if (message.role == TOOL_ROLE) != bool(message.tool_call_id) or (
+            message.tool_calls and message.role != "assistant"
+        ):
+            raise ImportRefused(
+                f"Message {index + 1} mixes up tool use: a tool message names the call it answers "
+                "(tool_call_id), and only a reply makes tool calls. Nothing was imported."
             )
         _check_length(index, "", message.content, max_message_chars)
         for alternative in message.alternatives:

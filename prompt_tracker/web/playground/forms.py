@@ -104,6 +104,7 @@ class SettingsForm(FlaskForm):
     )
     json_schema = JSONTextField("JSON schema")
     strict = StrictField("Strict", default=True)
+    auto_mock = BooleanField("Answer with mocks")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -197,6 +198,7 @@ class SettingsForm(FlaskForm):
             schema_name=(self.schema_name.data or "").strip(),
             json_schema=self.json_schema.data,
             strict=bool(self.strict.data),
+            auto_mock=bool(self.auto_mock.data),
         )
 
 

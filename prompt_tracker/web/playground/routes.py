@@ -21,7 +21,7 @@ from flask import (
 )
 from flask_wtf.csrf import generate_csrf
 
-from ...domain.messages import ROLES, Message, new_message_id
+from ...domain.messages import ROLES, TOOL_ROLE, Message, new_message_id
 from ...domain.recorded_request import HISTORY_CHANGED, curl_command, request_json, sent_request
 from ...domain.refusals import Refused
 from ...domain.rendering import render_reply
@@ -55,6 +55,7 @@ from ...replies import (
 from ...replies.context import MayNotFit, check_fits
 from ...replies.control import CannotChoose, choose_attempt
 from ...replies.edit import edit_and_resend, edit_in_place
+from ...replies.tool_results import answer_tool_call, forget_answer, mark_answered, parse_tool_calls
 from ...store.edits import delete_message, removed_with, replace_conversation
 from ...store.transfer import export_json, export_markdown, parse_import
 from ..errors import answer_refusal, refusals_shown_by, wants_json
@@ -434,6 +435,50 @@ def choose(message_id):
     return back_to_page(f"m-{message_id}")
 
 
+@bp.post("/messages/<message_id>/tool-results")
+@refusals_shown_by(flash_back)
+@send_rate
+def tool_result(message_id):
+    """Answer one tool call of a reply (a ``tool`` message); the last call answered queues the next reply."""
+    reply, result, next_reply = answer_tool_call(
+        session.store_id,
+        g.playground,
+        message_id,
+        request.form.get("tool_call_id", ""),
+        request.form.get("content"),
+        settings_to_send_now(session),
+        limit_owner(),
+        refresh_keys=current_app.session_interface.keys_of(session),
+        announce=announce_answered,
+    )
+    if next_reply is None:
+        not_queued()  # only the answer that completes the calls sends anything
+    if wants_json():
+        # The reply and what follows it: its results in call order (one answered first may come after), the next reply.
+        conversation = services.conversations.all(session.store_id, g.playground)
+        start = next((index for index, message in enumerate(conversation) if message.id == reply.id), len(conversation))
+        return jsonify(id=message_id, html=render_messages(*(conversation[start:] or [reply, result]))), 202
+    return back_to_page(f"m-{(next_reply or result).id}")
+
+
+def announce_answered(reply, result, next_reply) -> None:
+    """Every tab hears that the reply's call is answered (its form goes) and of the new messages."""
+    session.add_playground(g.playground)
+    session.expiry_refreshed = True
+    live.publish(session.store_id, "message.changed", {"playground": g.playground, "id": reply.id})
+    ids = [result.id, *([next_reply.id] if next_reply else [])]
+    live.publish(
+        session.store_id,
+        "message.appended",
+        {
+            "playground": g.playground,
+            "ids": ids,
+            "message_id": ids[-1],
+            "html": render_messages(result, *([next_reply] if next_reply else [])),
+        },
+    )
+
+
 def settings_page(refusal):
     """Settings another tab saved meanwhile: the form keeps what was typed and says so (no flash)."""
     form = SettingsForm()
@@ -565,19 +610,31 @@ def import_conversation():
 def add_message():
     """Add a message of any role without calling the model (few-shot examples, extra instructions)."""
     role = request.form.get("role", "")
-    if role not in ROLES:
-        raise InvalidMessage("Choose system, user or assistant.")
-    content = validate_content(request.form.get("content"))
+    if role not in (*ROLES, TOOL_ROLE):
+        raise InvalidMessage("Choose system, user, assistant or tool.")
+    # Few-shot tool use: a reply's calls (JSON), a tool message naming the call it answers.
+    calls = parse_tool_calls(request.form.get("tool_calls")) if role == "assistant" else []
+    tool_call_id = (request.form.get("tool_call_id") or "").strip() or None if role == TOOL_ROLE else None
+    if role == TOOL_ROLE and not tool_call_id:
+        raise InvalidMessage("Name the tool call this result answers (its id).")
+    posted = request.form.get("content") or ""
+    content = validate_content(posted) if posted.strip() or not calls else ""  # a reply may be only calls
     message = Message(
         id=new_message_id(),
         role=role,
         content=content,
         created_at=time.time(),
-        html=off_the_event_loop(render_reply, content) if role == "assistant" else None,
+        html=off_the_event_loop(render_reply, content) if role == "assistant" and content else None,
+        tool_calls=calls,
+        tool_call_id=tool_call_id,
     )
     services.conversations.append(
         session.store_id, g.playground, message, refresh_keys=current_app.session_interface.keys_of(session)
     )
+    if tool_call_id:  # the call it answers shows no form any more (nothing is sent)
+        answered = mark_answered(session.store_id, g.playground, tool_call_id)
+        if answered is not None:
+            live.publish(session.store_id, "message.changed", {"playground": g.playground, "id": answered})
     session.add_playground(g.playground)
     session.expiry_refreshed = True
     live.publish(session.store_id, "message.appended", {"playground": g.playground, "ids": [message.id]})
@@ -603,6 +660,10 @@ def delete(message_id):
             return jsonify(error="That message is no longer in this conversation."), 404
         flash("That message is no longer in this conversation.", "error")
     ids = [message.id for message in removed]
+    if deleted and removed[0].tool_call_id:  # a tool result gone: its call can be answered again
+        reply_id = forget_answer(session.store_id, g.playground, removed[0].tool_call_id)
+        if reply_id is not None:
+            live.publish(session.store_id, "message.changed", {"playground": g.playground, "id": reply_id})
     live.publish(session.store_id, "conversation.reset", {"playground": g.playground, "deleted": ids})
     if wants_json():
         return jsonify(deleted=ids, total=services.conversations.count(session.store_id, g.playground))

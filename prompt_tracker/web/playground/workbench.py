@@ -23,6 +23,7 @@ from ...replies import (
 from ...replies.choice import InvalidChoice, as_choice, choice_from_form, settings_for
 from ...replies.control import CannotChoose, choose_attempt
 from ...replies.edit import MessageGone
+from ...replies.tool_results import answer_tool_call
 from ..errors import answer_refusal, refusals_shown_by, wants_json
 from ..headers import framed_by_own_pages
 from ..rate_limits import charged, limit_owner, user_key
@@ -350,6 +351,30 @@ def companion_retry(kind, message_id):
     if wants_json():
         return jsonify(id=message_id), 202
     return back_to(f"{kind}_page")
+
+
+@bp.post("/<any(compare,replay):kind>/messages/<message_id>/tool-results")
+@refusals_shown_by(workbench_page)
+@workbench_rate
+def companion_tool_result(kind, message_id):
+    """Answer a tool call of a companion reply; a replay's next reply carries the replay on."""
+    record = replay_record() if kind == "replay" else {}
+    replay_fields = (
+        {"replay_until": record["until"], "replay_turns": record.get("turns"), "send_rate": sends_limit()}
+        if record.get("until")
+        else {}
+    )
+    answer_tool_call(
+        session.store_id,
+        companion_playground(g.playground, kind),
+        message_id,
+        request.form.get("tool_call_id", ""),
+        request.form.get("content"),
+        companion_settings(kind),
+        limit_owner(),
+        **replay_fields,
+    )
+    return done(f"{kind}_page")
 
 
 @bp.post("/<any(compare,replay):kind>/messages/<message_id>/choose")
