@@ -26,7 +26,11 @@
   const base = form.elements.settings_version?.value || "";
   const key = "prompt-tracker:settings-draft:" + form.getAttribute("action");
   const kept = (name) => name && name !== "csrf_token" && name !== "settings_version";
-  const fields = () => [...form.elements].filter((field) => kept(field.name) && field.type !== "submit" && field.type !== "button");
+  // What a person types or ticks: not hidden inputs (a hidden "off" beside a checkbox of the same name,
+  // whose value a restore would overwrite for good: a hidden input's value is its default).
+  const typed = (field) => !["submit", "button", "hidden"].includes(field.type);
+  const fields = () => [...form.elements].filter((field) => kept(field.name) && typed(field));
+  const valueOf = (field) => (field.type === "checkbox" ? (field.checked ? "on" : "") : field.value);
   const state = () => new URLSearchParams(new FormData(form)).toString();
   const storage = {
     read() { try { return JSON.parse(sessionStorage.getItem(key) || "null"); } catch { return null; } },
@@ -41,7 +45,7 @@
     else delete form.dataset.dirty;
     if (note) note.hidden = !dirty;
     if (discard) discard.hidden = !dirty || form.dataset.returned === "1";
-    if (dirty) storage.write({ base, values: fields().map((field) => [field.name, field.value]) });
+    if (dirty) storage.write({ base, values: fields().map((field) => [field.name, valueOf(field)]) });
     else storage.clear();
   };
   const restore = (values) => {
@@ -51,7 +55,11 @@
       provider.value = byName.get("provider");
       provider.dispatchEvent(new Event("change"));
     }
-    for (const field of fields()) if (field !== provider && byName.has(field.name)) field.value = byName.get(field.name);
+    for (const field of fields()) {
+      if (field === provider || !byName.has(field.name)) continue;
+      if (field.type === "checkbox") field.checked = byName.get(field.name) === "on";
+      else field.value = byName.get(field.name);
+    }
   };
   const dropped = (text) => {
     const line = Object.assign(document.createElement("p"), { className: "flash flash-error", id: "settings-draft-dropped", textContent: text });
