@@ -11,6 +11,7 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from prompt_tracker import create_app
+from prompt_tracker.auth.accounts import find_user
 from prompt_tracker.domain.keys import reply_job_id
 from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import db, services
@@ -118,8 +119,13 @@ def test_parallel_sends_from_five_sessions_stay_within_the_daily_token_budget(
     assert len(statuses) == 20 and set(statuses) <= {303, 429}
     accepted = statuses.count(303)
 
+    # Signed in, the five sessions share the user's workspace: one conversation holds every reply.
+    with app.app_context():
+        workspace = app.session_interface.workspace_id(find_user(USER).id)
+
     def all_ended() -> bool:
-        replies = [m for p in sessions for m in conversation(app, p) if m.role == "assistant"]
+        with app.app_context():
+            replies = [m for m in services.conversations.all(workspace, STANDALONE) if m.role == "assistant"]
         return len(replies) == accepted and not any(m.is_open for m in replies) and queue_drained(real_redis, app)
 
     wait_for(all_ended, timeout=120)
