@@ -115,7 +115,14 @@ def index():
         window=window,
         messages=window.messages,
         # Stock renders each message with the page's macro (ours joins the HTML stored on its records).
-        messages_html=Markup(render_template("stock_messages.html", messages=window.messages, stale_ids=set())),
+        messages_html=Markup(
+            render_template(
+                "stock_messages.html",
+                messages=window.messages,
+                stale_ids=set(),
+                settings_version=settings_version(settings),
+            )
+        ),
         settings=settings,
         settings_form=SettingsForm(formdata=None, data=msgspec.to_builtins(settings)),
         message_form=MessageForm(formdata=None),
