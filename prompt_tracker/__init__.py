@@ -18,6 +18,7 @@ from .auth.cli import users_cli
 from .auth.tokens_cli import tokens_cli
 from .domain.pricing import context_window
 from .domain.rendering import tool_call_views
+from .evals import models as evals_models  # noqa: F401  (registers the tables with the metadata)
 from .extensions import csrf, db, migrate, services, socketio
 from .limits.cli import usage_command
 from .prompts.cli import prompts_cli
