@@ -1,7 +1,9 @@
 """Fixtures: the app on the test config, a client that knows the page's forms, and real services."""
 
+import contextlib
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -213,6 +215,7 @@ def postgres_server():
 # --- browser: the real web server process, a real worker, Debian's Chromium ------------------
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+FAILURES = ROOT / "test-artifacts" / "failures"
 
 
 @pytest.fixture(scope="session")
@@ -256,15 +259,59 @@ def chromium():
         browser.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (``item.report_call``), for fixtures that keep evidence of a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def keep_failure_evidence(request, page, trail: list[str]) -> None:
+    """A failed browser test leaves what the page showed and did: a screenshot, its HTML and the trail of its
+    console lines and refused or failed requests (test-artifacts/failures/), so a failure seen once in a
+    full run can be read afterwards."""
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
+    FAILURES.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(Exception):  # a page that crashed shows nothing, and the failure is the test's
+        page.screenshot(path=str(FAILURES / f"{name}.png"), full_page=True)
+        (FAILURES / f"{name}.html").write_text(page.content())
+    (FAILURES / f"{name}.trail.txt").write_text("\n".join(trail))
+
+
 @pytest.fixture
-def page(chromium):
+def page(chromium, request):
     """A fresh browser context (its own cookies) and page; console errors fail the test."""
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     errors = []
+    trail = []  # every console line, refused answer and failed request, in order (kept when the test fails)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("console", lambda message: trail.append(f"{time.monotonic():.3f} console.{message.type}: {message.text}"))
+    page.on(
+        "requestfailed",
+        lambda req: trail.append(f"{time.monotonic():.3f} failed {req.method} {req.url}: {req.failure}"),
+    )
+    page.on(
+        "response",
+        lambda response: trail.append(
+            f"{time.monotonic():.3f} {response.request.method} {response.url} -> {response.status}"
+            f" {response.headers.get('prompt-tracker-status', '')}"
+        ),
+    )
+
+    def watch_socket(socket):
+        trail.append(f"{time.monotonic():.3f} websocket {socket.url}")
+        socket.on("framereceived", lambda frame: trail.append(f"{time.monotonic():.3f} ws< {str(frame)[:300]}"))
+        socket.on("close", lambda _: trail.append(f"{time.monotonic():.3f} websocket closed"))
+
+    page.on("websocket", watch_socket)
     yield page
+    keep_failure_evidence(request, page, trail)
     # What the page logged while the test used it: closing the context under the page's own requests
     # in flight (a test that ends right after a navigation) resets their connections, and a server the
     # test already stopped refuses the page's socket; Chromium logs both, and the app caused neither.
