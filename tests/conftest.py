@@ -235,6 +235,9 @@ def live_server(real_redis, web_pool):
     return web_pool.url(service_env(real_redis))
 
 
+LEAVING_SCRIPT = "addEventListener('beforeunload', () => { window.promptTrackerTestLeaving = true; });"
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """Debian's Chromium, driven by Playwright (no browser download)."""
@@ -255,6 +258,16 @@ def chromium():
                 "--disable-sync",
             ],
         )
+        # Every page says when it is being left (a form posted, a link followed): ``press_send`` waits for the
+        # next page then, instead of pressing keys into the page on its way out.
+        new_context = browser.new_context
+
+        def context_that_says_when_a_page_is_left(**options):
+            context = new_context(**options)
+            context.add_init_script(LEAVING_SCRIPT)
+            return context
+
+        browser.new_context = context_that_says_when_a_page_is_left
         yield browser
         browser.close()
 
@@ -318,6 +331,17 @@ def page(chromium, request):
     logged = list(errors)
     context.close()
     assert logged == [], f"errors in the browser console: {logged}"
+
+
+def press_send(page) -> None:
+    """Ctrl+Enter in the composer of the page the test is on, once its scripts are wired.
+
+    Playwright's click on a form's button does not wait for the next page, and a wait for text that both pages
+    show (or the flash of the next, met while it is still loading) can pass before it: keys pressed into the
+    page being left are lost, and pressed before the deferred scripts ran (they run before "load") they do
+    nothing, as for a person. Either way the send never happens: the flaky sends of 2026-12-01."""
+    page.wait_for_function("document.readyState === 'complete' && !window.promptTrackerTestLeaving")
+    page.keyboard.press("Control+Enter")
 
 
 def screenshot(page, name: str) -> Path:
