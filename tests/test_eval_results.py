@@ -123,6 +123,9 @@ def test_a_deleted_case_is_grouped_by_name_and_two_cases_by_id():
         ("same name", 2, 1),
     ]
     assert rows[0].flips and not rows[1].pass_k  # one of two repetitions is no pass^k
+    # Without the run's repeat, the highest repetition of the run's results stands for it.
+    assert [row.repeat for row in case_rows(results)] == [2, 2, 2]
+    assert compare(results, results)[0].change == "same"
 
 
 # --- against a baseline --------------------------------------------------------------------------
