@@ -167,7 +167,11 @@ def test_create_get_update_list_by_tag_and_delete_with_audit_events(prompt):
         ({"variables": ["customer"]}, 'The variables must be an object of names to texts, like {"customer": "Ada"}.'),
         ({"tags": ["a,b"]}, "A tag may not hold a comma or a semicolon ('a,b'): they separate tags."),
         ({"tags": ["t" * 41]}, "Tags are limited to 40 characters;"),
-        ({"checks": {"type": "contains"}}, "Checks must be a JSON array of check objects."),
+        ({"checks": {"type": "contains"}}, "Checks must be a JSON array of check objects"),
+        (
+            {"checks": [{"type": "contains", "value": "a"}, {"type": "nope"}]},
+            'Check 2: the check type "nope" is unknown',
+        ),
         ({"colour": "red"}, "A case has no field 'colour'"),
     ],
 )

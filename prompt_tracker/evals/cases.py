@@ -22,7 +22,6 @@ from .models import MAX_CASE_NAME_CHARS, MAX_TAG_CHARS, TestCase
 
 MESSAGE_ROLES = ("system", "user", "assistant", "tool")
 MAX_TAGS = 20
-MAX_CHECKS = 50
 MAX_VARIABLE_NAME_CHARS = 100
 # A prompt holds at most this many cases (``MAX_TEST_CASES`` in the config overrides it): an import or
 # an add past it is refused, so a run's size and a list page stay bounded.
@@ -221,8 +220,6 @@ def clean_checks(checks) -> list:
     """The checks, as ``domain.checks`` reads them; CaseInvalid with its sentence."""
     if checks is None:
         return []
-    if isinstance(checks, list) and len(checks) > MAX_CHECKS:
-        raise CaseInvalid(f"A case has at most {MAX_CHECKS} checks; this one has {len(checks)}.")
     problem = checks_problem(checks)
     if problem:
         raise CaseInvalid(problem)
