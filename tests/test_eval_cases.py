@@ -5,6 +5,7 @@ import io
 import json
 import re
 
+import flask_migrate
 import pytest
 from sqlalchemy import select
 
@@ -32,7 +33,7 @@ from prompt_tracker.evals.models import TestCase
 from prompt_tracker.extensions import db, services
 from prompt_tracker.prompts.library import create_prompt, find_prompt
 
-from .conftest import CSRF_RE
+from .conftest import CSRF_RE, screenshot, service_env
 
 SYSTEM = "You help {{ customer }} with their orders."
 
@@ -513,3 +514,90 @@ def test_cli_import_and_export(app, prompt, tmp_path):
     usage = runner.invoke(args=["evals", "export-cases", "support", "--format", "xml"])
     assert usage.exit_code == 2
     assert len(list_cases(prompt)) == 3
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_import_and_save_as_test_case_on_postgresql_migrated_by_alembic(postgres_server):
+    """On a database `flask db upgrade` made (migration 0008): import both formats, Save as test case, export back."""
+    app = create_app("test", overrides={"SQLALCHEMY_DATABASE_URI": postgres_server.create_database()})
+    with app.app_context():
+        flask_migrate.upgrade()
+        create_prompt("Support", SYSTEM, variables={"customer": "Ada"})
+    client = app.test_client()
+    lines = [
+        {"name": "Zoë ☃", "variables": {"customer": "Zoë"}, "messages": MULTI_TURN, "expected": {"eta": [2, "days"]}},
+        {"name": "Plain", "input": "Hi\u2028there", "checks": [{"type": "contains", "value": "Hi"}], "tags": ["a"]},
+    ]
+    jsonl = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+    assert upload(client, jsonl, "cases.jsonl").status_code == 303
+    csv_data = "name,input,tags\nPlain,Changed,a;b\nNUL,x\0y,\n".encode()
+    refused = upload(client, csv_data, "cases.csv")
+    assert "Line 3: the case holds a NUL character" in client.get(refused.headers["Location"]).get_data(as_text=True)
+    upload(client, "name,input,tags\nPlain,Changed,a;b\n".encode(), "cases.csv")
+    post(client, "/prompts/support/playground/messages", content="Where is my parcel?")
+    with app.app_context():
+        prompt = find_prompt("support")
+        sid = store_id(client.get_cookie("_prompt_tracker_session").value)
+        reply = services.conversations.all(sid, f"prompt-{prompt.id}")[-1]
+    assert post(client, f"/prompts/support/playground/messages/{reply.id}/save-case").status_code == 303
+    with app.app_context():
+        prompt = find_prompt("support")
+        saved = {c.name: c for c in list_cases(prompt)}
+        assert list(saved) == ["Plain", "Where is my parcel?", "Zoë ☃"]
+        assert saved["Zoë ☃"].messages == MULTI_TURN and saved["Zoë ☃"].expected == {"eta": [2, "days"]}
+        assert (saved["Plain"].messages[0]["content"], saved["Plain"].tags) == ("Changed", ["a", "b"])
+        assert saved["Where is my parcel?"].expected == reply.content
+        assert all(c.content_hash == content_hash(c) for c in saved.values())
+        exported = export_jsonl(prompt)
+    assert client.get("/prompts/support/tests.jsonl").get_data(as_text=True) == exported
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+# --- Chromium ----------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_save_as_test_case_button_in_a_prompt_playground(
+    page, real_redis, web_pool, start_worker, tmp_path, monkeypatch
+):
+    """A reply written by a real worker shows Save as test case in its prompt's playground (not in /playground);
+    the click lands on the new case's form."""
+    env = {**service_env(real_redis), "DATABASE_URL": f"sqlite:///{tmp_path / 'cases.sqlite3'}"}
+    with monkeypatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        app = create_app("development", overrides={"DEBUG": False})
+    with app.app_context():
+        db.create_all()
+        create_prompt("Support", SYSTEM, variables={"customer": "Ada"})
+        db.engine.dispose()
+    base = web_pool.url(env)
+    start_worker()
+    page.goto(base + "/prompts/support/playground")
+    page.fill("#content", "Where is my parcel?")
+    page.keyboard.press("Control+Enter")
+    done = '.message-assistant[data-status="done"]'
+    page.wait_for_selector(f"{done} .save-case-form button", state="visible", timeout=30_000)
+    page.click(f"{done} .save-case-form button")
+    page.wait_for_url(re.compile(r"/prompts/support/tests/\d+$"))
+    assert "Saved as test case “Where is my parcel?”." in page.inner_text(".flashes")
+    assert page.input_value("#name") == "Where is my parcel?"
+    assert page.input_value("#input") == "Where is my parcel?"
+    assert page.input_value("#var-customer") == "Ada"
+    assert page.input_value("#expected").startswith("You said: Where is my parcel?")
+    screenshot(page, "eval-case-saved")
+    page.click("text=Back to the cases")
+    assert "Where is my parcel?" in page.inner_text(".case-table")
+    screenshot(page, "eval-cases-list")
+
+    page.goto(base + "/playground")  # the standalone playground has no prompt to save a case to
+    page.fill("#content", "hello")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(done, timeout=30_000)
+    assert page.locator(f"{done} .save-case-form").count() == 1 and not page.is_visible(f"{done} .save-case-form")
