@@ -533,10 +533,10 @@ def test_import_and_save_as_test_case_on_postgresql_migrated_by_alembic(postgres
     ]
     jsonl = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
     assert upload(client, jsonl, "cases.jsonl").status_code == 303
-    csv_data = "name,input,tags\nPlain,Changed,a;b\nNUL,x\0y,\n".encode()
+    csv_data = b"name,input,tags\nPlain,Changed,a;b\nNUL,x\0y,\n"
     refused = upload(client, csv_data, "cases.csv")
     assert "Line 3: the case holds a NUL character" in client.get(refused.headers["Location"]).get_data(as_text=True)
-    upload(client, "name,input,tags\nPlain,Changed,a;b\n".encode(), "cases.csv")
+    upload(client, b"name,input,tags\nPlain,Changed,a;b\n", "cases.csv")
     post(client, "/prompts/support/playground/messages", content="Where is my parcel?")
     with app.app_context():
         prompt = find_prompt("support")
