@@ -321,6 +321,17 @@ def test_a_bad_line_is_refused_with_its_number_and_nothing_is_imported(prompt, f
     assert [(c.name, c.messages[0]["content"]) for c in list_cases(prompt)] == [("ok", "unchanged")]
 
 
+def test_a_csv_file_with_semicolons_between_cells_is_read_as_such(prompt):
+    data = "name;input;tags;var.customer\nOne;Hello, there;a,b;Zoë\n".encode()
+    assert import_summary(import_cases(prompt, data, "csv")) == "1 added, 0 updated"
+    saved = list_cases(prompt)[0]
+    assert (saved.messages[0]["content"], saved.tags, saved.variables) == (
+        "Hello, there",
+        ["a", "b"],
+        {"customer": "Zoë"},
+    )
+
+
 def test_a_file_over_the_import_limit_is_refused():
     app = make_app(MAX_IMPORT_BYTES=1024 * 1024)
     with app.app_context():
@@ -416,6 +427,14 @@ def test_a_refused_form_is_shown_again_with_what_was_typed(app, client):
     edit = post(client, f"/prompts/support/tests/{case_id}", name="Taken", input="", messages="[]")
     assert edit.status_code == 422 and "A case needs at least one message (the input)." in edit.get_data(as_text=True)
     assert f'action="/prompts/support/tests/{case_id}"' in edit.get_data(as_text=True)
+    nan = post(client, "/prompts/support/tests", name="N", input="x", expected="NaN", expected_json="y")
+    assert nan.status_code == 422 and 'id="expected-error"' in nan.get_data(as_text=True)
+    # An edit of a case deleted meanwhile: the typed text comes back in the form of a new case.
+    in_app(app, lambda prompt: delete_case(prompt, get_case(prompt, case_id)))
+    gone = post(client, f"/prompts/support/tests/{case_id}", name="Still here", input="Typed after the delete")
+    body = gone.get_data(as_text=True)
+    assert gone.status_code == 404 and "This case was deleted meanwhile" in body
+    assert "Typed after the delete" in body and 'action="/prompts/support/tests"' in body
 
 
 def upload(client, data: bytes, filename: str):

@@ -3,7 +3,8 @@
 JSONL: one case a line, an object with ``name``, ``variables``, ``input`` (one user message) or
 ``messages``, ``expected``, ``checks`` and ``tags``.
 
-CSV: a header row, then one case a row. Columns: ``name``, ``input``, ``expected``, ``tags`` (separated
+CSV: a header row, then one case a row (cells separated by commas, or by semicolons when the header
+has semicolons and no comma, as spreadsheets in some languages write it). Columns: ``name``, ``input``, ``expected``, ``tags`` (separated
 by commas or semicolons; an export writes commas), one ``var.<name>`` column per template variable (an
 empty cell: no value), ``checks`` (a JSON list). Two more an export writes only when a case needs them:
 ``messages`` (a multi-turn case's messages as JSON, instead of ``input``) and ``expected_format``
@@ -111,7 +112,11 @@ def parse_jsonl(data: bytes) -> list[tuple[int, dict]]:
 
 def parse_csv(data: bytes) -> list[tuple[int, dict]]:
     """(line number, checked fields) of every case of a CSV file; CasesFileRefused at the first bad line."""
-    reader = csv.reader(io.StringIO(file_text(data), newline=""))
+    text = file_text(data)
+    first_line = text.split("\n", 1)[0]
+    # A spreadsheet set to a language that writes decimal commas separates cells with semicolons.
+    delimiter = ";" if ";" in first_line and "," not in first_line else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     parsed, line = [], 1
     try:
         header = next(reader, None)

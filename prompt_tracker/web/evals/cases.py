@@ -10,6 +10,7 @@ from ...evals.case_transfer import FORMATS, export_csv, export_jsonl, format_of,
 from ...evals.cases import (
     MAX_TAGS,
     CaseInvalid,
+    CaseNotFound,
     case_tags,
     create_case,
     delete_case,
@@ -134,12 +135,22 @@ def posted_variables() -> dict[str, str]:
     }
 
 
+def refuse_constant(name: str):
+    """NaN and Infinity are not JSON (Python's parser takes them; the database would not)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse_json(text: str):
+    """JSON typed in a form, strictly."""
+    return json.loads(text, parse_constant=refuse_constant)
+
+
 def json_field(form_field, field: str, what: str):
     """A JSON textarea's value; CaseInvalid under ``field`` when it is not JSON."""
     try:
-        return json.loads(form_field.data)
+        return parse_json(form_field.data)
     except (ValueError, RecursionError) as error:
-        reason = error.msg if isinstance(error, json.JSONDecodeError) else "it nests too deeply"
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error) or "it nests too deeply"
         raise CaseInvalid(f"The {what} are not valid JSON ({reason}).", field=field) from None
 
 
@@ -155,7 +166,7 @@ def posted_case(form: CaseForm) -> dict:
     expected = form.expected.data or ""
     if form.expected_json.data and expected.strip():
         try:
-            data["expected"] = json.loads(expected)
+            data["expected"] = parse_json(expected)
         except (ValueError, RecursionError):
             raise CaseInvalid(
                 "The expected output is not valid JSON; untick “Expected is JSON” to keep it as text.",
@@ -186,9 +197,16 @@ def form_of(case) -> CaseForm:
 
 
 def typed_form_page(refusal):
-    """A refused add or edit: the form again with what was typed and the sentence."""
+    """A refused add or edit: the form again with what was typed and the sentence.
+
+    An edit of a case deleted meanwhile comes back as the form of a new case, what was typed kept.
+    """
     case_id = (request.view_args or {}).get("case_id")
-    case = get_case(g.prompt, case_id) if case_id is not None else None
+    try:
+        case = get_case(g.prompt, case_id) if case_id is not None else None
+    except CaseNotFound:
+        case = None
+        refusal = CaseNotFound("This case was deleted meanwhile: Add case saves what you typed as a new one.")
     return form_page(CaseForm(), case, posted_variables(), refusal)
 
 
