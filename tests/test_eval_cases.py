@@ -31,7 +31,7 @@ from prompt_tracker.evals.cases import (
 )
 from prompt_tracker.evals.models import TestCase
 from prompt_tracker.extensions import db, services
-from prompt_tracker.prompts.library import create_prompt, find_prompt
+from prompt_tracker.prompts.library import create_prompt, edit_prompt, find_prompt
 
 from .conftest import CSRF_RE, screenshot, service_env
 
@@ -401,6 +401,9 @@ def test_add_list_filter_edit_and_delete_through_the_pages(app, client):
     missing = client.get(f"/prompts/support/tests/{case_id}")
     assert missing.status_code == 404 and f"has no test case {case_id}" in missing.get_data(as_text=True)
     assert client.get("/prompts/nope/tests").status_code == 404
+    in_app(app, lambda prompt: edit_prompt(prompt, name="Support", slug="help", description=""))
+    moved = client.get("/prompts/support/tests?tag=smoke")
+    assert (moved.status_code, moved.headers["Location"]) == (301, "/prompts/help/tests?tag=smoke")
 
 
 def test_a_refused_form_is_shown_again_with_what_was_typed(app, client):
