@@ -105,20 +105,20 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     # The same playground views once more, as each prompt's own playground (/prompts/<slug>/playground).
     app.register_blueprint(playground_bp, name="prompt_playground", url_prefix="/prompts/<slug>/playground")
     app.register_blueprint(prompts_bp)
-    app.register_blueprint(evals_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(api_pages_bp)
+    app.register_blueprint(evals_bp)
     app.cli.add_command(prompts_cli)
-    app.cli.add_command(evals_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(usage_command)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(worker_command)
+    app.cli.add_command(evals_cli)
 
     @app.get("/")
     def index():

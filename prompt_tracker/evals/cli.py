@@ -1,4 +1,7 @@
-"""``flask evals``: a prompt's test cases in and out (JSONL or CSV); runs add their commands to the same group."""
+"""``flask evals``: the command group of test cases and runs; here the cases' commands (import, export-cases).
+
+``flask evals run`` is the runs' (``replies/eval_cli.py``), added to this group in the app factory.
+"""
 
 import click
 from flask import current_app
@@ -11,7 +14,7 @@ from ..prompts.cli import database_problem
 from ..prompts.library import find_prompt
 from .case_transfer import FORMATS, export_csv, export_jsonl, format_of, import_cases, import_summary
 
-evals_cli = AppGroup("evals", help="Test cases and eval runs of a prompt.")
+evals_cli = AppGroup("evals", help="Test cases of prompts and the runs that prove a version over them.")
 
 
 def prompt_or_fail(slug: str):

@@ -1,7 +1,7 @@
-"""A prompt's test cases (and, beside them, its eval runs): pages under /prompts/<slug>/."""
+"""Test cases and runs of a prompt: /prompts/<slug>/tests (cases) and /prompts/<slug>/runs (runs)."""
 
 from flask import Blueprint
 
-bp = Blueprint("evals", __name__, url_prefix="/prompts/<slug>", template_folder="templates")
+bp = Blueprint("evals", __name__, url_prefix="/prompts", template_folder="templates")
 
-from . import cases  # noqa: E402,F401  (registers the views)
+from . import cases  # noqa: E402,F401  (registers the views; the runs branch adds run_events, runs)

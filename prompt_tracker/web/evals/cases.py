@@ -42,30 +42,16 @@ class CaseForm(FlaskForm):
     tags = StringField("Tags")
 
 
-@bp.url_value_preprocessor
-def take_slug(endpoint, values):
-    """The prompt's slug out of the URL (looked up by ``load_prompt``, after the sign-in guard)."""
-    g.prompt_slug = values.pop("slug")
+def load_prompt(slug: str):
+    """The prompt with ``slug`` and its latest version, kept in ``g`` (a refusal's page uses them).
 
-
-@bp.before_request
-def load_prompt():
-    """Every view of the blueprint is a prompt's: ``g.prompt`` and ``g.latest_version`` from the URL's slug.
-
-    A before-request hook, as the prompt playground's: an anonymous visitor is sent to sign in whether
-    the prompt exists or not.
+    An old slug of a renamed prompt redirects; no prompt has it: 404.
     """
-    found = prompt_with_latest(g.prompt_slug)
+    found = prompt_with_latest(slug)
     if found is None:
-        moved_or_404(g.prompt_slug)  # an old slug of a renamed prompt redirects
+        moved_or_404(slug)
     g.prompt, g.latest_version = found
-
-
-@bp.url_defaults
-def add_slug(endpoint, values):
-    """url_for of these views fills in the prompt being shown."""
-    if g.get("prompt") is not None and endpoint.startswith("evals."):
-        values.setdefault("slug", g.prompt.slug)
+    return g.prompt
 
 
 def template_variables() -> list[str]:
@@ -91,9 +77,10 @@ def first_message(case) -> str:
     return excerpt(text)
 
 
-@bp.get("/tests")
-def cases():
+@bp.get("/<slug>/tests")
+def cases(slug):
     """The prompt's cases (only those with ``?tag=``), with Add, Import and Export."""
+    load_prompt(slug)
     tag = request.args.get("tag") or None
     every = list_cases(g.prompt)
     shown = [case for case in every if tag in case.tags] if tag else every
@@ -210,61 +197,64 @@ def typed_form_page(refusal):
     return form_page(CaseForm(), case, posted_variables(), refusal)
 
 
-@bp.get("/tests/new")
-def new_case():
+@bp.get("/<slug>/tests/new")
+def new_case(slug):
+    load_prompt(slug)
     return form_page(CaseForm(formdata=None))
 
 
-@bp.post("/tests")
+@bp.post("/<slug>/tests")
 @refusals_shown_by(typed_form_page)
-def create():
+def add_case(slug):
     """Add a case; the form again with the sentence when it cannot be saved."""
+    load_prompt(slug)
     case = create_case(g.prompt, posted_case(CaseForm()), actor=current_actor())
     flash(f"Test case “{case.name}” added.", "info")
-    return redirect(url_for(".cases", _anchor=f"case-{case.id}"), 303)
+    return redirect(url_for(".cases", slug=g.prompt.slug, _anchor=f"case-{case.id}"), 303)
 
 
-@bp.get("/tests/<int:case_id>")
-def edit(case_id):
-    case = get_case(g.prompt, case_id)
+@bp.get("/<slug>/tests/<int:case_id>")
+def case_form(slug, case_id):
+    case = get_case(load_prompt(slug), case_id)
     return form_page(form_of(case), case, dict(case.variables or {}))
 
 
-@bp.post("/tests/<int:case_id>")
+@bp.post("/<slug>/tests/<int:case_id>")
 @refusals_shown_by(typed_form_page)
-def update(case_id):
-    case = update_case(g.prompt, get_case(g.prompt, case_id), posted_case(CaseForm()), actor=current_actor())
+def edit_case(slug, case_id):
+    case = update_case(load_prompt(slug), get_case(g.prompt, case_id), posted_case(CaseForm()), actor=current_actor())
     flash(f"Test case “{case.name}” saved.", "info")
-    return redirect(url_for(".cases", _anchor=f"case-{case.id}"), 303)
+    return redirect(url_for(".cases", slug=g.prompt.slug, _anchor=f"case-{case.id}"), 303)
 
 
-@bp.post("/tests/<int:case_id>/delete")
-def delete(case_id):
+@bp.post("/<slug>/tests/<int:case_id>/delete")
+def remove_case(slug, case_id):
     """Delete a case once confirmed (the box ticked): without it, back to its form with the sentence."""
-    case = get_case(g.prompt, case_id)
+    case = get_case(load_prompt(slug), case_id)
     if request.form.get("confirm") != "yes":
         flash("Tick “confirm” beside Delete to delete this case.", "error")
-        return redirect(url_for(".edit", case_id=case.id), 303)
+        return redirect(url_for(".case_form", slug=g.prompt.slug, case_id=case.id), 303)
     name = case.name
     delete_case(g.prompt, case, actor=current_actor())
     flash(f"Test case “{name}” deleted.", "info")
-    return redirect(url_for(".cases"), 303)
+    return redirect(url_for(".cases", slug=g.prompt.slug), 303)
 
 
 def back_to_list(refusal):
     """A refused import: its sentence above the list."""
     flash(refusal.sentence, "error")
-    return redirect(url_for(".cases"), 303)
+    return redirect(url_for(".cases", slug=g.prompt.slug), 303)
 
 
-@bp.post("/tests/import")
+@bp.post("/<slug>/tests/import")
 @refusals_shown_by(back_to_list)
-def import_file():
+def import_cases_file(slug):
     """Import a JSONL or CSV file of cases (by ``format``, else by the file's extension or first character)."""
+    load_prompt(slug)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         flash("Choose a .jsonl or .csv file of test cases to import.", "error")
-        return redirect(url_for(".cases"), 303)
+        return redirect(url_for(".cases", slug=g.prompt.slug), 303)
     try:
         data = upload.read()
     finally:
@@ -273,7 +263,7 @@ def import_file():
     file_format = chosen if chosen in FORMATS else format_of(upload.filename, data)
     counts = import_cases(g.prompt, data, file_format, actor=current_actor())
     flash(f"Imported {upload.filename}: {import_summary(counts)}.", "info")
-    return redirect(url_for(".cases"), 303)
+    return redirect(url_for(".cases", slug=g.prompt.slug), 303)
 
 
 def download(body: str, extension: str, mimetype: str) -> Response:
@@ -282,11 +272,11 @@ def download(body: str, extension: str, mimetype: str) -> Response:
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@bp.get("/tests.jsonl")
-def export_jsonl_file():
-    return download(export_jsonl(g.prompt, request.args.get("tag") or None), "jsonl", "application/jsonl")
+@bp.get("/<slug>/tests.jsonl")
+def export_cases_jsonl(slug):
+    return download(export_jsonl(load_prompt(slug), request.args.get("tag") or None), "jsonl", "application/jsonl")
 
 
-@bp.get("/tests.csv")
-def export_csv_file():
-    return download(export_csv(g.prompt, request.args.get("tag") or None), "csv", "text/csv")
+@bp.get("/<slug>/tests.csv")
+def export_cases_csv(slug):
+    return download(export_csv(load_prompt(slug), request.args.get("tag") or None), "csv", "text/csv")

@@ -81,4 +81,4 @@ def save_case(message_id):
     fields["name"] = unused_name(g.prompt, fields["name"])
     case = create_case(g.prompt, fields, actor=current_actor())
     flash(f"Saved as test case “{case.name}”.", "info")
-    return redirect(url_for("evals.edit", slug=g.prompt.slug, case_id=case.id), 303)
+    return redirect(url_for("evals.case_form", slug=g.prompt.slug, case_id=case.id), 303)
