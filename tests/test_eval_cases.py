@@ -33,7 +33,7 @@ from prompt_tracker.evals.models import TestCase
 from prompt_tracker.extensions import db, services
 from prompt_tracker.prompts.library import create_prompt, edit_prompt, find_prompt
 
-from .conftest import CSRF_RE, screenshot, service_env
+from .conftest import CSRF_RE, press_send, screenshot, service_env
 
 SYSTEM = "You help {{ customer }} with their orders."
 
@@ -603,7 +603,7 @@ def test_save_as_test_case_button_in_a_prompt_playground(
     start_worker()
     page.goto(base + "/prompts/support/playground")
     page.fill("#content", "Where is my parcel?")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     done = '.message-assistant[data-status="done"]'
     page.wait_for_selector(f"{done} .save-case-form button", state="visible", timeout=30_000)
     page.click(f"{done} .save-case-form button")
@@ -620,6 +620,6 @@ def test_save_as_test_case_button_in_a_prompt_playground(
 
     page.goto(base + "/playground")  # the standalone playground has no prompt to save a case to
     page.fill("#content", "hello")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_selector(done, timeout=30_000)
     assert page.locator(f"{done} .save-case-form").count() == 1 and not page.is_visible(f"{done} .save-case-form")
