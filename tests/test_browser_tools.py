@@ -21,9 +21,12 @@ WEATHER = {
     },
     "mock": {"temperature": 21, "sky": "clear"},
 }
-# Long enough (about 15 pieces of 4 characters) to be seen assembling, and across a reload.
-CALL = {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius", "note": "for the walk"}'}
-FORMATTED = '{\n  "city": "Paris",\n  "unit": "celsius",\n  "note": "for the walk"\n}'
+# Long enough (about 20 pieces of 4 characters, half a second apart) to be seen assembling, and across a reload.
+CALL = {
+    "name": "get_weather",
+    "arguments": '{"city": "Paris", "unit": "celsius", "note": "for the walk by the river tonight"}',
+}
+FORMATTED = '{\n  "city": "Paris",\n  "unit": "celsius",\n  "note": "for the walk by the river tonight"\n}'
 SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "temperature": {"type": "number"}, "advice": {"type": "string"}},
@@ -66,13 +69,13 @@ def test_a_tool_call_streams_is_answered_in_its_card_and_a_structured_reply_show
     # A reply that calls the tool, slowly: the call shows while it assembles, and after a reload too.
     fake_openai.script.reply = ""
     fake_openai.script.tool_calls = [CALL]
-    fake_openai.script.chunk_delay = 0.4
+    fake_openai.script.chunk_delay = 0.5
     send(page, "Is it warm enough in Paris for a walk?")
     page.wait_for_selector(f"{STREAMING_CALL} .tool-name:text('get_weather')", timeout=20_000)
     assert "Calling get_weather…" in page.inner_text(STREAMING_CALL)
     page.wait_for_selector(f"{STREAMING_CALL} .tool-arguments:has-text('Paris')", timeout=20_000)
     screenshot(page, "60-tool-call-streaming")
-    page.reload()  # mid-stream: the streaming record names the call
+    page.reload()  # mid-stream (some 7 s of it left): the streaming record names the call
     page.wait_for_selector(f"{STREAMING_CALL} .tool-name:text('get_weather')", timeout=5_000)
 
     # Its end: the card, with the arguments formatted and the badge.
