@@ -144,3 +144,19 @@ def test_a_streaming_reply_with_named_calls_says_which_tools_it_is_calling(app, 
     with app.test_request_context():
         pending = unescape(message_html(Message(id=new_message_id(), role="assistant", status="pending", created_at=0)))
     assert '<ul class="tool-calls tool-calls-live" hidden></ul>' in pending
+
+
+def test_a_reply_whose_worker_died_mid_call_shows_no_card_to_answer(app, playground):
+    from prompt_tracker.web.playground.fragments import message_html
+
+    dead = Message(
+        id=new_message_id(),
+        role="assistant",
+        status="streaming",
+        created_at=time.time(),
+        tool_calls=[ToolCall(id="c1", name="get_weather", arguments="")],
+    )
+    with app.test_request_context():
+        html = unescape(message_html(dead, stale_ids={dead.id}))
+    assert "The worker stopped before finishing this reply." in html
+    assert "Calling</span>" in html and "Tool call</span>" not in html and "tool-result-form" not in html

@@ -490,13 +490,12 @@ class ToolStep:
     result: str | None
 
 
-def tool_steps(messages: list[Message], exchange: list[Message]) -> list[ToolStep]:
+def tool_steps(messages: list[Message], positions: dict[str, int], exchange: list[Message]) -> list[ToolStep]:
     """The tool calls of a turn's replies but the last (whose own card shows its calls), each with the result
-    that answered it: the ``tool`` messages right after its reply in ``messages``."""
+    that answered it: the ``tool`` messages right after its reply in ``messages`` (``positions``: index by id)."""
     steps: list[ToolStep] = []
     if len(exchange) < 2:
         return steps
-    positions = {message.id: index for index, message in enumerate(messages)}
     for reply in exchange[:-1]:
         results = {}
         index = positions.get(reply.id, len(messages)) + 1
@@ -564,11 +563,13 @@ def replay_view(
     turns = replay_turns(original, until, turn_ids)
     exchanges = new_exchanges(replayed)
     rows = []
+    old_positions = {message.id: index for index, message in enumerate(original)}
+    new_positions = {message.id: index for index, message in enumerate(replayed)}
     for number, turn in enumerate(turns, 1):
         new = exchanges[turn.user.id][-1] if turn.user.id in exchanges else None
-        row = Row(number, turn.user, turn.old, new, old_steps=tool_steps(original, turn.exchange))
+        row = Row(number, turn.user, turn.old, new, old_steps=tool_steps(original, old_positions, turn.exchange))
         if new is not None:
-            row.new_steps = tool_steps(replayed, exchanges[turn.user.id])
+            row.new_steps = tool_steps(replayed, new_positions, exchanges[turn.user.id])
         if comparable(turn.old, new):
             stored = new.diff
             if stored is not None and stored.digest == pair_digest(
