@@ -350,12 +350,3 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-def pytest_collection_modifyitems(items):
-    """Browser tests get two reruns (pytest-rerunfailures), a stopgap named in README: since the merges of
-    2026-12-01 a send in Chromium sometimes never shows its reply in a full run (each passes alone);
-    the cause is open. A test failing three times in a row still fails the run."""
-    for item in items:
-        if item.get_closest_marker("browser") and not item.get_closest_marker("flaky"):
-            item.add_marker(pytest.mark.flaky(reruns=2))

@@ -221,9 +221,6 @@ def test_on_a_phone_the_header_is_small_targets_are_40_px_and_copy_leaves_the_co
     assert errors == []
 
 
-# Flaky in full runs since 2026-12-01 (passes alone): a send's turn sometimes never shows. Open cause,
-# see README (Tests); rerun, not hidden: a failure twice in a row still fails the run.
-@pytest.mark.flaky(reruns=2)
 def test_compare_shows_the_newest_turn_and_replay_is_not_offered_again_while_it_runs(
     chromium, live_server, start_worker
 ):

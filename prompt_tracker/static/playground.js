@@ -12,6 +12,7 @@
   const playground = list.dataset.playground;
   const OPEN = ["pending", "streaming"];
   let sending = false;
+  let sendAgain = false;  // a Send pressed while the last one was on its way
   let savingSettings = false;
 
   document.documentElement.classList.add("can-confirm");  // Delete asks with a second click, not a check box
@@ -194,8 +195,11 @@
     return true;
   }
 
-  // Sent: empty the box, and its kept draft with it (drafts.js listens to "input").
-  function clearComposer() {
+  // Sent: empty the box, and its kept draft with it (drafts.js listens to "input"), unless what it holds
+  // is no longer the text sent: the message can show (its live event) before the send's answer comes,
+  // and what was typed since is the next message, not this one's leftover.
+  function clearComposer(sent) {
+    if (textarea.value !== sent) return;
     textarea.value = "";
     textarea.dispatchEvent(new Event("input"));
   }
@@ -214,11 +218,15 @@
     if (event.submitter?.hasAttribute("formaction")) return;
     event.preventDefault();
     const confirmingSettings = event.submitter?.name === "confirm_settings";
-    if (sending || (!confirmingSettings && unsavedSettingsHold())) return;
+    // A Send while the last one is on its way goes once that one is answered (it takes the next
+    // submission token then): never lost, never the same message twice.
+    if (sending) return void (sendAgain = true);
+    if (!confirmingSettings && unsavedSettingsHold()) return;
     sending = true;
     const button = composer.querySelector('button[type="submit"]');
     button.disabled = true;
     const body = new FormData(composer);  // with the variables panel's fields (form="composer")
+    const sent = body.get("content");
     if (confirmingSettings) body.set("confirm_settings", "1");
     try {
       const response = await post(composer.action, body);
@@ -227,12 +235,12 @@
       if (response.status === 202) {
         const data = await response.json();
         showCount(Number(document.getElementById("message-count").dataset.count) + upsert(data.html));
-        clearComposer();
+        clearComposer(sent);
         showError("");
         renewClientToken();
         scrollToEnd();
       } else if (response.ok) {  // this submission was stored already (sent twice): show what is stored
-        clearComposer();
+        clearComposer(sent);
         showError("");
         renewClientToken();
         catchUp();
@@ -250,13 +258,18 @@
       sending = false;
       button.disabled = false;
       textarea.focus();
+      if (sendAgain) {
+        sendAgain = false;
+        // Only new text: a refused send keeps its text in the box, to be sent again by hand.
+        if (textarea.value.trim() && textarea.value !== sent) composer.requestSubmit();
+      }
     }
   });
 
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      if (!sending) composer.requestSubmit();
+      composer.requestSubmit();
     }
   });
 

@@ -81,16 +81,22 @@
   if (composer) {
     const textarea = composer.querySelector("textarea");
     let sending = false;
+    let sendAgain = false;
     composer.addEventListener("submit", async (event) => {
       event.preventDefault();
-      if (sending) return;
+      // As on the playground: a Send while the last is on its way goes once that one is answered.
+      if (sending) return void (sendAgain = true);
       sending = true;
+      const body = new FormData(composer);
+      const sent = body.get("content");
       try {
-        const response = await post(composer.action, new FormData(composer));
+        const response = await post(composer.action, body);
         composer.querySelector('input[name="confirm_overflow"]')?.remove();
         if (response.ok) {
-          textarea.value = "";
-          textarea.dispatchEvent(new Event("input"));  // drafts.js forgets the sent text
+          if (textarea.value === sent) {  // not what was typed since (the turn may show before this answer)
+            textarea.value = "";
+            textarea.dispatchEvent(new Event("input"));  // drafts.js forgets the sent text
+          }
           showError("");
           const bytes = crypto.getRandomValues(new Uint8Array(16));
           composer.querySelector('input[name="client_token"]').value =
@@ -112,6 +118,10 @@
       } finally {
         sending = false;
         textarea.focus();
+        if (sendAgain) {
+          sendAgain = false;
+          if (textarea.value.trim() && textarea.value !== sent) composer.requestSubmit();
+        }
       }
     });
     textarea.addEventListener("keydown", (event) => {
