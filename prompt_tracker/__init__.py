@@ -19,9 +19,11 @@ from .auth.tokens_cli import tokens_cli
 from .domain.pricing import context_window
 from .domain.rendering import tool_call_views
 from .evals import models as evals_models  # noqa: F401  (registers the tables with the metadata)
+from .evals.cli import evals_cli
 from .extensions import csrf, db, migrate, services, socketio
 from .limits.cli import usage_command
 from .prompts.cli import prompts_cli
+from .replies.eval_cli import run_command as eval_run_command
 from .replies.worker_cli import worker_command
 from .store.cli import sessions_cli
 from .store.redis_urls import socketio_manager
@@ -34,6 +36,7 @@ from .web.api import bp as api_bp
 from .web.api import pages_bp as api_pages_bp
 from .web.auth import bp as auth_bp
 from .web.errors import bp as errors_bp
+from .web.evals import bp as evals_bp
 from .web.form_guard import refuse_unreadable_forms
 from .web.health import bp as health_bp
 from .web.off_loop import event_loop_patched
@@ -108,6 +111,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(api_pages_bp)
+    app.register_blueprint(evals_bp)
     app.cli.add_command(prompts_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
@@ -115,6 +119,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.cli.add_command(usage_command)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(worker_command)
+    evals_cli.add_command(eval_run_command)
+    app.cli.add_command(evals_cli)
 
     @app.get("/")
     def index():

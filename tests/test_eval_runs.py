@@ -1,14 +1,16 @@
 """Test runs: on the test config (jobs inline, fakeredis) for the logic, then through the real path (a real
 Redis, real `flask worker` processes, a fake OpenAI-compatible server counting calls), and in Chromium."""
 
+import csv
 import hashlib
+import io
 import json
 
 import pytest
 
 from prompt_tracker import create_app
 from prompt_tracker.evals.models import EvalResult, EvalRun, TestCase
-from prompt_tracker.extensions import db, services
+from prompt_tracker.extensions import db
 from prompt_tracker.prompts.library import create_prompt, save_version
 from prompt_tracker.replies import eval_runs
 
@@ -64,3 +66,197 @@ def test_a_run_with_repetitions_runs_every_case_inline_and_finishes(unit_app):
     assert "<p>" in result.output_html
     assert result.check_results[0]["passed"] in (True, False)
     assert result.latency_ms is not None and result.usage["input_tokens"] > 0
+
+
+def csrf(client, url):
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)
+
+
+def test_the_pages_start_a_run_show_its_grid_and_keep_a_refused_form(unit_app):
+    prompt = create_prompt("Pager", "Be brief.", author="t")
+    add_case(prompt, "greets", "hello <b>there</b>", checks=[{"type": "contains", "value": "hello"}])
+    client = unit_app.test_client()
+    token = csrf(client, "/prompts/pager/runs")
+    refused = client.post(
+        "/prompts/pager/runs", data={"csrf_token": token, "repeat": "11", "tag": "smoke", "version": "1"}
+    )
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    assert "Repeat must be a whole number from 1 to 10." in html
+    assert 'value="11"' in html and 'value="smoke"' in html  # what was typed is kept
+    answer = client.post("/prompts/pager/runs", data={"csrf_token": token, "repeat": "2", "version": "1"})
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/prompts/pager/runs/1")
+    page = client.get("/prompts/pager/runs/1").get_data(as_text=True)
+    assert "finished" in page and "2/2 passed" in page and "pass^2" in page
+    assert "hello &lt;b&gt;there&lt;/b&gt;" in page  # the output's Markdown, rendered with raw HTML escaped
+    assert 'http-equiv="refresh"' not in page  # only while the run goes on
+    listing = client.get("/prompts/pager/runs").get_data(as_text=True)
+    assert "#1" in listing and "100%" in listing
+    rows = client.get("/prompts/pager/runs/1/rows?ids=1", headers={"Accept": "application/json"}).get_json()
+    assert rows["status"] == "finished" and len(rows["rows"]) == 1 and "run-summary" in rows["summary"]
+    assert client.get("/prompts/pager/runs/99").status_code == 404
+    assert client.get("/prompts/nope/runs").status_code == 404
+
+
+def test_exports_have_one_row_per_result(unit_app):
+    prompt = create_prompt("Exported", "x", author="t")
+    add_case(prompt, "one", "hello", checks=[{"type": "contains", "value": "hello"}])
+    run = eval_runs.start_run(prompt, repeat=2, owner=OWNER)
+    client = unit_app.test_client()
+    answer = client.get(f"/prompts/exported/runs/{run.id}.csv")
+    assert answer.mimetype == "text/csv" and "attachment" in answer.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert [(row["case"], row["status"]) for row in rows] == [("one", "passed"), ("one", "passed")]
+    exported = json.loads(client.get(f"/prompts/exported/runs/{run.id}.json").get_data(as_text=True))
+    assert len(exported) == 2
+
+
+def test_stop_retry_failed_and_resume_from_the_buttons(unit_app):
+    prompt = create_prompt("Controls", "x", author="t")
+    add_case(prompt, "fails", "bye", checks=[{"type": "contains", "value": "hello"}])
+    run = eval_runs.start_run(prompt, repeat=2, owner=OWNER)
+    client = unit_app.test_client()
+    url = f"/prompts/controls/runs/{run.id}"
+    token = csrf(client, url)
+    assert client.post(url + "/resume", data={"csrf_token": token}).status_code == 409  # not paused
+    retried = client.post(url + "/retry", data={"csrf_token": token})
+    assert retried.status_code == 303
+    db.session.expire_all()
+    results = db.session.get(EvalRun, run.id).results
+    assert [(r.attempt, r.status) for r in results] == [(2, "failed"), (2, "failed")]
+    assert client.post(url + "/stop", data={"csrf_token": token}).status_code == 409  # finished already
+    assert client.post(url + "/stop", data={}).status_code == 400  # CSRF
+
+
+def test_a_stopped_run_stops_its_queued_results_and_a_second_claim_changes_nothing(unit_app):
+    prompt = create_prompt("Stopper", "x", author="t")
+    add_case(prompt, "a", "hello")
+    unit_app.config["EVAL_CONCURRENCY"] = 1
+    # Queued but not handed out: the queue is "down" for this one (the backlog is kept in Redis).
+    run = EvalRun(prompt_id=prompt.id, version_id=prompt.versions[0].id, version_number=1, repeat=3, owner=OWNER)
+    case = db.session.scalars(db.select(TestCase)).one()
+    run.results = [
+        EvalResult(case_id=case.id, case_name="a", case_hash=case.content_hash, repetition=n) for n in (1, 2, 3)
+    ]
+    db.session.add(run)
+    db.session.commit()
+    first = run.results[0]
+    assert eval_runs.claim(first.id, 1) is True
+    assert eval_runs.claim(first.id, 1) is False  # the second claim is a no-op
+    assert eval_runs.claim(run.results[1].id, 2) is False  # another attempt's job claims nothing
+    eval_runs.stop_run(run, "tester")
+    db.session.expire_all()
+    assert statuses(run.id) == [("a", 1, "running"), ("a", 2, "stopped"), ("a", 3, "stopped")]
+    assert db.session.get(EvalRun, run.id).status_reason == "Stopped by tester."
+    # The job of the running one still records it; the run stays stopped.
+    assert eval_runs.run_result(run.results[1].id, 1) == "skipped"
+
+
+def test_a_run_paused_by_the_budget_keeps_its_queued_results_and_resumes(unit_app, fake_openai):
+    unit_app.config.update(DAILY_BUDGET_TOKENS=300, EVAL_CONCURRENCY=1)
+    prompt = create_prompt("Budgeted", "x", provider="openai", model="fake-model", params={"max_tokens": 100})
+    add_case(prompt, "a", "hello")
+    run = eval_runs.start_run(prompt, repeat=10, owner=OWNER)
+    db.session.expire_all()
+    run = db.session.get(EvalRun, run.id)
+    # Each call holds 100 + its input before it is made and settles at the 30 tokens it used: the 8th
+    # call's hold no longer fits the 300 tokens (7 × 30 spent + about 103 held).
+    done = [status for *_, status in statuses(run.id)]
+    assert run.status == "paused" and "budget" in run.status_reason
+    assert done.count("passed") == fake_openai.stream_requests() and done.count("queued") == 10 - done.count("passed")
+    assert 0 < done.count("passed") < 10
+    unit_app.config["DAILY_BUDGET_TOKENS"] = 0
+    eval_runs.resume_run(run)
+    db.session.expire_all()
+    assert db.session.get(EvalRun, run.id).status == "finished"
+    assert [status for *_, status in statuses(run.id)] == ["passed"] * 10
+    assert fake_openai.stream_requests() == 10  # none twice
+
+
+def test_tool_calls_are_answered_with_the_versions_mocks(unit_app, fake_openai):
+    prompt = create_prompt("Tools", "x", provider="openai", model="fake-model")
+    save_version(
+        prompt.id,
+        system_prompt="Use tools.",
+        provider="openai",
+        model="fake-model",
+        params={},
+        variables={},
+        tools=[{"name": "lookup", "parameters": {"type": "object", "properties": {}}, "mock": {"found": 1}}],
+    )
+    add_case(prompt, "calls", "look it up", checks=[{"type": "tool_called", "name": "lookup"}])
+    fake_openai.script.tool_calls = [{"name": "lookup", "arguments": "{}"}]
+    fake_openai.script.reply = ""
+    run = eval_runs.start_run(prompt, version=2, owner=OWNER)
+    db.session.expire_all()
+    (result,) = db.session.get(EvalRun, run.id).results
+    # The model keeps calling: the first call and EVAL_MAX_TOOL_ROUNDS rounds answered with the mock.
+    assert fake_openai.stream_requests() == 4
+    last = fake_openai.requests[-1].body["messages"]
+    assert last[-1] == {"role": "tool", "tool_call_id": "call_fake0", "content": '{"found": 1}'}
+    assert result.status == "passed" and len(result.tool_calls) == 4
+    assert result.usage == {"input_tokens": 84, "output_tokens": 36}
+
+
+def test_a_provider_error_is_the_results_sentence_and_the_run_goes_on(unit_app, fake_openai):
+    fake_openai.script.status = 401
+    prompt = create_prompt("Broken", "x", provider="openai", model="fake-model")
+    add_case(prompt, "a", "hello")
+    add_case(prompt, "b", "hello")
+    run = eval_runs.start_run(prompt, owner=OWNER)
+    db.session.expire_all()
+    run = db.session.get(EvalRun, run.id)
+    assert run.status == "finished"
+    assert [r.status for r in run.results] == ["error", "error"]
+    assert "key" in run.results[0].error.lower() and OPENAI_KEY_PREFIX not in run.results[0].error
+
+
+OPENAI_KEY_PREFIX = "sk-test"
+
+
+def test_start_refuses_what_cannot_run_with_a_sentence(unit_app):
+    prompt = create_prompt("Empty", "x", author="t")
+    with pytest.raises(eval_runs.RunRefused, match="no test cases"):
+        eval_runs.start_run(prompt)
+    add_case(prompt, "a", tags=["smoke"])
+    with pytest.raises(eval_runs.RunRefused, match="tagged 'slow'"):
+        eval_runs.start_run(prompt, tag="slow")
+    with pytest.raises(eval_runs.RunRefused, match="no run '7'"):
+        eval_runs.start_run(prompt, baseline_id=7)
+    with pytest.raises(Exception, match="no version '9'"):
+        eval_runs.start_run(prompt, version=9)
+    assert len(eval_runs.start_run(prompt, tag="smoke").results) == 1
+
+
+def test_the_cli_prints_a_table_and_a_json_line_and_exits_by_the_pass_rate(unit_app):
+    prompt = create_prompt("Cli", "x", author="t")
+    add_case(prompt, "passes", "hello", checks=[{"type": "contains", "value": "hello"}])
+    add_case(prompt, "fails", "bye", checks=[{"type": "contains", "value": "hello"}])
+    runner = unit_app.test_cli_runner()
+    answer = runner.invoke(args=["evals", "run", "cli", "--version", "1", "--repeat", "2", "--json"])
+    assert answer.exit_code == 0, answer.output
+    summary = json.loads(answer.output.strip().splitlines()[-1])
+    assert summary | {"url": None} == {
+        "run": 1,
+        "version": 1,
+        "status": "finished",
+        "cases": 2,
+        "results": 4,
+        "passed": 2,
+        "failed": 2,
+        "errored": 0,
+        "pass_rate": 0.5,
+        "regressions": [],
+        "fixes": [],
+        "cost_usd": summary["cost_usd"],
+        "url": None,
+    }
+    assert summary["url"].endswith("/prompts/cli/runs/1")
+    assert "passes" in answer.output and " 2/2" in answer.output
+    low = runner.invoke(args=["evals", "run", "cli", "--min-pass", "0.9", "--json"])
+    assert low.exit_code == 1 and json.loads(low.output.strip().splitlines()[-1])["run"] == 2
+    assert runner.invoke(args=["evals", "run", "cli", "--version", "1", "--label", "x"]).exit_code == 2
+    assert runner.invoke(args=["evals", "run", "nope"]).exit_code == 2
+    assert runner.invoke(args=["evals", "run", "cli", "--repeat", "11"]).exit_code == 2

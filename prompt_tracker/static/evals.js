@@ -1,0 +1,63 @@
+// A run's page, live: its socket joins the run's room; each ``eval.result`` (a result ended) and
+// ``eval.run`` (the run's status changed) is a hint, and the page fetches the summary and the rows of
+// the cases that changed, at most every 300 ms. On every (re)connect it fetches the summary again,
+// since it never trusts that it saw every event. Without JavaScript the page reloads itself instead.
+(() => {
+  "use strict";
+  const page = document.getElementById("run-page");
+  if (!page || typeof io === "undefined") return;
+  const runId = Number(page.dataset.run);
+  const rowsUrl = page.dataset.rowsUrl;
+  const changed = new Set();
+  let timer = null;
+  let busy = false;
+
+  function schedule() {
+    if (!timer) timer = setTimeout(refresh, 300);
+  }
+
+  async function refresh() {
+    timer = null;
+    if (busy) return schedule();
+    busy = true;
+    const ids = Array.from(changed);
+    changed.clear();
+    try {
+      const response = await fetch(rowsUrl + "?ids=" + ids.join(","), {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      const data = await response.json();
+      const summary = document.getElementById("run-summary");
+      if (summary) summary.outerHTML = data.summary;
+      for (const [key, html] of Object.entries(data.rows)) {
+        const row = document.getElementById(key);
+        if (row) row.outerHTML = html;
+      }
+      page.dataset.status = data.status;
+      // Stop, Resume and Retry depend on the run's state: once it has ended, a reload shows the right ones.
+      const ended = !["queued", "running"].includes(data.status);
+      const refreshLink = page.querySelector(".refresh-link");
+      if (refreshLink && ended) refreshLink.textContent = "Reload for the final page";
+    } catch (error) {
+      ids.forEach((id) => changed.add(id));  // tried again at the next event or reconnect
+    } finally {
+      busy = false;
+    }
+  }
+
+  const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
+  socket.on("connect", () => {
+    socket.emit("eval.join", { run: runId });
+    schedule();
+  });
+  socket.on("eval.result", (event) => {
+    if (event.run !== runId) return;
+    changed.add(event.result);
+    schedule();
+  });
+  socket.on("eval.run", (event) => {
+    if (event.run === runId) schedule();
+  });
+})();
