@@ -260,3 +260,30 @@ def test_the_cli_prints_a_table_and_a_json_line_and_exits_by_the_pass_rate(unit_
     assert runner.invoke(args=["evals", "run", "cli", "--version", "1", "--label", "x"]).exit_code == 2
     assert runner.invoke(args=["evals", "run", "nope"]).exit_code == 2
     assert runner.invoke(args=["evals", "run", "cli", "--repeat", "11"]).exit_code == 2
+
+
+def test_against_a_baseline_a_regression_and_a_fix_are_flagged_on_the_page_the_cli_and_compare(unit_app):
+    prompt = create_prompt("Diffed", "x", author="t")
+    save_version(
+        prompt.id, system_prompt="A longer system prompt.", provider="echo", model="echo-1", params={}, variables={}
+    )
+    # Version 1's replies say "(system prompt: 1 characters…", version 2's "(system prompt: 23 characters…".
+    add_case(prompt, "breaks", "hello", checks=[{"type": "contains", "value": "1 characters"}])
+    add_case(prompt, "mends", "hello", checks=[{"type": "contains", "value": "23 characters"}])
+    add_case(prompt, "steady", "hello", checks=[{"type": "contains", "value": "hello"}])
+    baseline = eval_runs.start_run(prompt, version=1, owner=OWNER)
+    runner = unit_app.test_cli_runner()
+    answer = runner.invoke(args=["evals", "run", "diffed", "--version", "2", "--baseline", str(baseline.id), "--json"])
+    assert answer.exit_code == 1, answer.output  # a case regressed
+    summary = json.loads(answer.output.strip().splitlines()[-1])
+    assert (summary["regressions"], summary["fixes"]) == (["breaks"], ["mends"])
+    assert "1 regressed, 1 fixed" in answer.output
+    client = unit_app.test_client()
+    page = client.get(f"/prompts/diffed/runs/{summary['run']}").get_data(as_text=True)
+    assert 'class="count-regressions">1<' in page and 'class="count-fixes">1<' in page
+    assert "change-regression" in page and "<del>1 </del><ins>23 </ins>" in page
+    changes_only = client.get(f"/prompts/diffed/runs/{summary['run']}?changes=1").get_data(as_text=True)
+    assert "breaks" in changes_only and "mends" in changes_only and "steady" not in changes_only
+    compared = client.get(f"/prompts/diffed/runs/compare?a={baseline.id}&b={summary['run']}").get_data(as_text=True)
+    assert compared.count('class="compare-row') == 3 and 'class="count-regressions">1<' in compared
+    assert client.get("/prompts/diffed/runs/compare?a=1").status_code == 400

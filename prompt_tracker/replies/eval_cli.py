@@ -89,11 +89,11 @@ def run_summary(run: EvalRun, url: str) -> dict:
     if run.baseline_id is not None:
         baseline = db.session.get(EvalRun, run.baseline_id)
         if baseline is not None:
-            for row in compare(list(baseline.results), results):
-                if row.change == "regression":
-                    regressions.append(row.case_name)
-                elif row.change == "fix":
-                    fixes.append(row.case_name)
+            for change in compare(list(baseline.results), results, baseline.repeat, run.repeat, diffs=False):
+                if change.change == "regression":
+                    regressions.append(change.name)
+                elif change.change == "fix":
+                    fixes.append(change.name)
     return {
         "run": run.id,
         "version": run.version_number,
@@ -103,7 +103,7 @@ def run_summary(run: EvalRun, url: str) -> dict:
         "passed": summary.passed,
         "failed": summary.failed,
         "errored": summary.errored,
-        "pass_rate": summary.pass_rate,
+        "pass_rate": summary.pass_rate if summary.pass_rate is not None else 0.0,
         "regressions": regressions,
         "fixes": fixes,
         "cost_usd": summary.cost_usd,

@@ -36,7 +36,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import exists, select, update
 
-from ..domain.checks import JUDGE_SCHEMA, Observed, judge_messages, judge_outcome, passed, run_checks
+from ..domain.checks import JUDGE_SCHEMA, CheckOutcome, Observed, judge_messages, judge_outcome, passed, run_checks
 from ..domain.keys import eval_backlog_key, eval_inflight_key, eval_job_id
 from ..domain.messages import Usage
 from ..domain.pricing import cost_usd
@@ -552,28 +552,24 @@ def execute(owner: str, version: PromptVersion, case: TestCase) -> dict:
         "cost_usd": cost,
         "latency_ms": latency_ms,
     }
-    if error:
-        return {**fields, "status": "error", "error": error, "passed": None}
     observed = Observed(
         output=last.text,
-        tool_calls=tool_calls,
+        tool_calls=tuple(tool_calls),
         latency_ms=latency_ms,
         cost_usd=cost,
-        expected=case.expected,
-        json_schema=settings.json_schema,
-        input=last_user_text(case.messages),
+        error=error,
+        schema=settings.json_schema,
     )
     judge_costs: list[float] = []
-    outcomes = run_checks(case.checks or [], observed, judge_with(owner, settings, judge_costs))
+    judge = judge_with(owner, settings, case, last.text, judge_costs)
+    outcomes = run_checks(case.checks or [], observed, judge)
     if judge_costs:
         fields["cost_usd"] = (cost or 0.0) + sum(judge_costs)
     ok = passed(outcomes, observed)
-    return {
-        **fields,
-        "check_results": [msgspec.to_builtins(outcome) for outcome in outcomes],
-        "passed": ok,
-        "status": "passed" if ok else "failed",
-    }
+    fields["check_results"] = [outcome.to_dict() for outcome in outcomes]
+    if error:
+        return {**fields, "status": "error", "error": error, "passed": False}
+    return {**fields, "passed": ok, "status": "passed" if ok else "failed"}
 
 
 def last_user_text(messages: list) -> str:
@@ -584,32 +580,30 @@ def last_user_text(messages: list) -> str:
     return ""
 
 
-def judge_with(owner: str, settings: PlaygroundSettings, costs: list[float]) -> Callable:
-    """The judge a check of type ``llm_judge`` calls: one call through the gate with structured output.
+def judge_with(owner: str, settings: PlaygroundSettings, case: TestCase, output: str, costs: list[float]) -> Callable:
+    """The judge of the case's ``llm_judge`` checks: one call through the gate with structured output
+    (JUDGE_SCHEMA), on the check's ``model`` (and ``provider``; else the version's); its cost goes to ``costs``."""
 
-    ``judge(spec, observed)`` answers the judge's outcome; its cost is added to ``costs``.
-    """
-
-    def judge(spec: dict, observed: Observed):
-        # The rubric's model, on the version's provider unless it names one; else the version's own model.
-        model = str(spec.get("model") or "") or settings.model
-        provider = str(spec.get("provider") or "") or settings.provider
-        judged = msgspec.structs.replace(
-            PlaygroundSettings(provider=provider, model=model, temperature=0.0, max_tokens=512),
-            system_prompt="",
+    def judge(check: dict) -> CheckOutcome:
+        system, message = judge_messages(
+            check, input_text=last_user_text(case.messages), output=output, expected=case.expected
+        )
+        judged = PlaygroundSettings(
+            system_prompt=system,
+            provider=str(check.get("provider") or "") or settings.provider,
+            model=str(check.get("model") or "") or settings.model,
+            temperature=0.0,
+            max_tokens=512,
             response_format="json_schema",
             schema_name="judgement",
             json_schema=JUDGE_SCHEMA,
             strict=True,
         )
-        messages = judge_messages(spec, observed)
-        system = next((text for role, text in messages if role == "system"), "")
-        turns = [(role, text) for role, text in messages if role != "system"]
         count_call(owner)
         try:
-            call = call_model(owner, msgspec.structs.replace(judged, system_prompt=system), turns)
-        except Paused as paused:
-            raise CallFailed(paused.sentence) from None
+            call = call_model(owner, judged, [("user", message)])
+        except (Paused, CallFailed) as failed:
+            return CheckOutcome("llm_judge", False, f"The judge could not answer: {failed.sentence}")
         if call.cost:
             costs.append(call.cost)
         return judge_outcome(call.text)

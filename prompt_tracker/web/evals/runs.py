@@ -113,15 +113,15 @@ def run_view(run: EvalRun, changes_only: bool = False) -> dict:
     """What the run page shows: the summary, the case rows, and against a baseline each case's change."""
     lost_results(run)  # results whose worker vanished say so, rather than running for ever
     results = results_of(run)
-    rows = case_rows(results)
+    rows = case_rows(results, run.repeat)
     baseline = db.session.get(EvalRun, run.baseline_id) if run.baseline_id else None
     changes, counts = {}, None
     if baseline is not None:
-        found = compare(results_of(baseline), results)
-        changes = {change.case_name: change for change in found}
+        found = compare(results_of(baseline), results, baseline.repeat, run.repeat)
+        changes = {change.name: change for change in found if change.after is not None}
         counts = change_counts(found)
         if changes_only:
-            rows = [row for row in rows if row.case_name in changes and changes[row.case_name].change != "same"]
+            rows = [row for row in rows if row.name in changes and changes[row.name].change != "same"]
     return {
         "run": run,
         "summary": summarize(results),
@@ -152,11 +152,10 @@ def run_rows(slug, run_id):
     run = run_or_404(prompt, run_id)
     wanted = {int(part) for part in request.args.get("ids", "").split(",") if part.strip().isdigit()}
     view = run_view(run)
-    names = {result.case_name for row in view["rows"] for result in row.results if result.id in wanted}
     rows = {
-        row_key(row.case_name): render_template("evals/run_case.html", prompt=prompt, row=row, **view)
+        row_key(row.name): render_template("evals/run_case.html", prompt=prompt, row=row, **view)
         for row in view["rows"]
-        if row.case_name in names
+        if any(result.id in wanted for result in row.results)
     }
     summary = render_template("evals/run_summary.html", prompt=prompt, **view)
     return jsonify(status=run.status, summary=summary, rows=rows)
@@ -203,7 +202,7 @@ def compare_runs(slug):
         abort(400, "Give two runs to compare: ?a=<run id>&b=<run id>.")
     first, second = (run_or_404(prompt, int(value)) for value in ids)
     first_results, second_results = results_of(first), results_of(second)
-    changes = compare(first_results, second_results)
+    changes = compare(first_results, second_results, first.repeat, second.repeat)
     return render_template(
         "evals/run_compare.html",
         prompt=prompt,
@@ -211,10 +210,7 @@ def compare_runs(slug):
         b=second,
         summary_a=summarize(first_results),
         summary_b=summarize(second_results),
-        rows_a={row.case_name: row for row in case_rows(first_results)},
-        rows_b={row.case_name: row for row in case_rows(second_results)},
-        names=sorted({result.case_name for result in first_results + second_results}),
-        changes={change.case_name: change for change in changes},
+        changes=changes,
         change_counts=change_counts(changes),
     )
 
@@ -232,7 +228,19 @@ def export_csv(slug, run_id):
 def export_json(slug, run_id):
     prompt = prompt_or_404(slug)
     run = run_or_404(prompt, run_id)
-    body = to_json(export_rows(results_of(run)))
+    meta = {
+        "id": run.id,
+        "prompt": prompt.slug,
+        "version": run.version_number,
+        "label": run.label,
+        "tag": run.tag,
+        "repeat": run.repeat,
+        "baseline": run.baseline_id,
+        "status": run.status,
+        "created_at": run.created_at.isoformat() + "Z",
+        "created_by": run.created_by,
+    }
+    body = to_json(meta, export_rows(results_of(run)))
     filename = f"{prompt.slug}-run-{run.id}.json"
     return Response(
         body, mimetype="application/json", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
