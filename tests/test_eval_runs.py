@@ -5,14 +5,22 @@ import csv
 import hashlib
 import io
 import json
+import subprocess
+import sys
+import threading
 
 import pytest
 
 from prompt_tracker import create_app
+from prompt_tracker.domain.keys import usage_key
 from prompt_tracker.evals.models import EvalResult, EvalRun, TestCase
 from prompt_tracker.extensions import db
+from prompt_tracker.limits import budget
 from prompt_tracker.prompts.library import create_prompt, save_version
 from prompt_tracker.replies import eval_runs
+
+from .conftest import ROOT, service_env, wait_for
+from .fake_llm_servers import OPENAI_KEY, FakeOpenAI
 
 OWNER = "browser:tester"
 
@@ -287,3 +295,188 @@ def test_against_a_baseline_a_regression_and_a_fix_are_flagged_on_the_page_the_c
     compared = client.get(f"/prompts/diffed/runs/compare?a={baseline.id}&b={summary['run']}").get_data(as_text=True)
     assert compared.count('class="compare-row') == 3 and 'class="count-regressions">1<' in compared
     assert client.get("/prompts/diffed/runs/compare?a=1").status_code == 400
+
+
+def test_on_postgresql_the_claim_the_finish_and_a_retry_hold(postgres_server):
+    app = create_app("test", overrides={"SQLALCHEMY_DATABASE_URI": postgres_server.create_database()})
+    with app.app_context():
+        db.create_all()
+        prompt = create_prompt("Pg", "x", author="t")
+        add_case(prompt, "a", "hello", checks=[{"type": "contains", "value": "bye"}])
+        run = eval_runs.start_run(prompt, repeat=2, owner=OWNER)
+        db.session.expire_all()
+        assert db.session.get(EvalRun, run.id).status == "finished"
+        assert [status for *_, status in statuses(run.id)] == ["failed", "failed"]
+        assert eval_runs.retry_failed(db.session.get(EvalRun, run.id)) == 2
+        db.session.expire_all()
+        assert [(r.attempt, r.status) for r in db.session.get(EvalRun, run.id).results] == [(2, "failed")] * 2
+        assert eval_runs.claim(run.results[0].id, 2) is False
+        db.session.remove()
+        db.engine.dispose()
+
+
+# --- the real path: a real Redis, real `flask worker` processes, the fake OpenAI server ------------------
+
+
+class CountingOpenAI(FakeOpenAI):
+    """The fake OpenAI server, counting the requests it is answering at once (the most at any time)."""
+
+    def __init__(self, listener):
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+        super().__init__(listener)
+
+    def _handler_class(self):
+        server = self
+
+        class Counting(super()._handler_class()):
+            def do_POST(self):
+                with server.lock:
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                try:
+                    super().do_POST()
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+        return Counting
+
+
+REAL_ENV = {"EVAL_CONCURRENCY": "2", "DAILY_BUDGET_TOKENS": "100000"}
+
+
+@pytest.fixture
+def counting_openai(monkeypatch, openai_listener):
+    with CountingOpenAI(openai_listener) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        yield server
+
+
+@pytest.fixture
+def real_app(real_redis, counting_openai, monkeypatch):
+    """The development app on the private Redis and the run's SQLite file, as the workers see them."""
+    for key, value in {**service_env(real_redis), **REAL_ENV}.items():
+        monkeypatch.setenv(key, value)
+    app = create_app("development", overrides={"DEBUG": False})
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+
+
+def ended(run_id):
+    db.session.expire_all()
+    run = db.session.get(EvalRun, run_id)
+    db.session.commit()
+    return run if run.status not in ("queued", "running") else None
+
+
+def openai_prompt(slug, cases=1, checks=None):
+    prompt = create_prompt(
+        slug, "Be brief.", slug=slug, provider="openai", model="fake-model", params={"max_tokens": 50}
+    )
+    for number in range(cases):
+        add_case(prompt, f"case {number}", f"question {number}", checks=checks)
+    return prompt
+
+
+@pytest.mark.integration
+def test_real_workers_claim_each_result_once_and_keep_the_runs_concurrency(real_app, start_worker, counting_openai):
+    for _ in range(3):
+        start_worker(REAL_ENV)
+    counting_openai.script.chunk_delay = 0.02  # each call streams for a moment: three workers could overlap
+    prompt = openai_prompt("concurrent", cases=4, checks=[{"type": "contains", "value": "fake model"}])
+    run = eval_runs.start_run(prompt, repeat=3, owner=OWNER)
+    run = wait_for(lambda: ended(run.id), timeout=90)
+    assert run.status == "finished"
+    assert [status for *_, status in statuses(run.id)] == ["passed"] * 12
+    assert counting_openai.stream_requests() == 12  # one provider call per result
+    assert counting_openai.most_in_flight <= 2  # EVAL_CONCURRENCY, with three workers free
+
+    # Every job of a run queued twice, the three workers racing for them: still one call per result.
+    before = counting_openai.stream_requests()
+    twice = EvalRun(prompt_id=prompt.id, version_id=prompt.versions[0].id, version_number=1, repeat=3, owner=OWNER)
+    case = db.session.scalars(db.select(TestCase).where(TestCase.prompt_id == prompt.id)).first()
+    twice.results = [
+        EvalResult(case_id=case.id, case_name=case.name, case_hash=case.content_hash, repetition=n) for n in (1, 2, 3)
+    ]
+    db.session.add(twice)
+    db.session.commit()
+    queue = eval_runs.eval_queue()
+    for result in twice.results:
+        for copy in ("a", "b"):
+            queue.enqueue(eval_runs.RUN_JOB, result.id, 1, job_id=f"twice-{result.id}-{copy}")
+    twice = wait_for(lambda: ended(twice.id), timeout=60)
+    assert [status for *_, status in statuses(twice.id)] == ["passed"] * 3
+    assert counting_openai.stream_requests() - before == 3
+
+
+@pytest.mark.integration
+def test_stop_on_a_real_worker_and_a_budget_pause_then_resume(real_app, real_redis, start_worker, counting_openai):
+    start_worker(REAL_ENV)
+    counting_openai.script.chunk_delay = 0.05
+    prompt = openai_prompt("stoppable", cases=6)
+    run = eval_runs.start_run(prompt, owner=OWNER)
+    wait_for(lambda: any(status == "passed" for *_, status in statuses(run.id)), timeout=60)
+    eval_runs.stop_run(db.session.get(EvalRun, run.id), "tester")
+    wait_for(lambda: all(status != "running" for *_, status in statuses(run.id)), timeout=60)
+    done = [status for *_, status in statuses(run.id)]
+    assert "stopped" in done and set(done) <= {"passed", "stopped"}
+    assert counting_openai.stream_requests() == done.count("passed")
+    assert db.session.get(EvalRun, run.id).status == "stopped"
+
+    # Today's token budget (100,000) nearly spent: the run pauses with the sentence, its cases stay queued.
+    counting_openai.script.chunk_delay = 0.0
+    calls = counting_openai.stream_requests()
+    key = usage_key(budget.today())
+    real_redis.client(0).hset(key, f"{OWNER}|unpriced_tokens", 100000 - 100)
+    paused = eval_runs.start_run(openai_prompt("budgeted", cases=5), owner=OWNER)
+    paused = wait_for(lambda: ended(paused.id), timeout=60)
+    assert paused.status == "paused" and "budget" in paused.status_reason
+    waiting = [status for *_, status in statuses(paused.id)]
+    assert "queued" in waiting and counting_openai.stream_requests() - calls == waiting.count("passed")
+    page = real_app.test_client().get(f"/prompts/budgeted/runs/{paused.id}").get_data(as_text=True)
+    assert "budget" in page and ">Resume<" in page
+    real_redis.client(0).delete(key)  # a new day
+    eval_runs.resume_run(paused)
+    paused = wait_for(lambda: ended(paused.id), timeout=60)
+    assert paused.status == "finished"
+    assert [status for *_, status in statuses(paused.id)] == ["passed"] * 5
+    assert counting_openai.stream_requests() - calls == 5
+
+
+@pytest.mark.integration
+def test_the_cli_waits_for_real_workers_and_ends_with_its_json_line(
+    real_app, real_redis, start_worker, counting_openai
+):
+    start_worker(REAL_ENV)
+    openai_prompt("ci", cases=3, checks=[{"type": "contains", "value": "fake model"}])
+    env = {**service_env(real_redis), **REAL_ENV}
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "evals", "run", "ci", "--label", "latest"]
+    passing = subprocess.run(
+        command + ["--repeat", "2", "--json", "--min-pass", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert passing.returncode == 0, passing.stderr
+    summary = json.loads(passing.stdout.strip().splitlines()[-1])
+    assert (summary["cases"], summary["results"], summary["passed"], summary["pass_rate"]) == (3, 6, 6, 1.0)
+    counting_openai.script.reply = "Something else entirely."
+    failing = subprocess.run(
+        command + ["--json", "--baseline", str(summary["run"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert failing.returncode == 1
+    regressed = json.loads(failing.stdout.strip().splitlines()[-1])
+    assert regressed["regressions"] == ["case 0", "case 1", "case 2"] and regressed["passed"] == 0
+    usage = subprocess.run(command + ["--version", "1"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert usage.returncode == 2 and "not both" in usage.stderr
