@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import json
+import secrets
 import subprocess
 import sys
 import threading
@@ -17,9 +18,10 @@ from prompt_tracker.evals.models import EvalResult, EvalRun, TestCase
 from prompt_tracker.extensions import db
 from prompt_tracker.limits import budget
 from prompt_tracker.prompts.library import create_prompt, save_version
+from prompt_tracker.prompts.models import Prompt
 from prompt_tracker.replies import eval_runs
 
-from .conftest import ROOT, service_env, wait_for
+from .conftest import ROOT, Playground, service_env, wait_for
 from .fake_llm_servers import OPENAI_KEY, FakeOpenAI
 
 OWNER = "browser:tester"
@@ -315,6 +317,26 @@ def test_on_postgresql_the_claim_the_finish_and_a_retry_hold(postgres_server):
         db.engine.dispose()
 
 
+def test_a_run_pages_socket_joins_the_runs_room_and_hears_each_result(unit_app):
+    from prompt_tracker.extensions import socketio
+
+    prompt = create_prompt("Heard", "x", author="t")
+    add_case(prompt, "a", "hello")
+    run = eval_runs.start_run(prompt, owner=OWNER)
+    client = unit_app.test_client()
+    client.get("/playground")  # a stored session, which the socket's handshake needs
+    socket = socketio.test_client(unit_app, flask_test_client=client)
+    assert socket.emit("eval.join", {"run": run.id}, callback=True) is True
+    assert socket.emit("eval.join", {"run": 999}, callback=True) is False
+    assert socket.emit("eval.join", "junk", callback=True) is False
+    socket.get_received()
+    eval_runs.announce(run.id, run.results[0].id, "passed")
+    eval_runs.announce(run.id + 1, 1, "passed")  # another run's room
+    received = [(event["name"], event["args"][0]) for event in socket.get_received()]
+    assert received == [("eval.result", {"run": run.id, "result": run.results[0].id, "status": "passed"})]
+    socket.disconnect()
+
+
 # --- the real path: a real Redis, real `flask worker` processes, the fake OpenAI server ------------------
 
 
@@ -373,7 +395,13 @@ def ended(run_id):
     return run if run.status not in ("queued", "running") else None
 
 
+def unique(slug):
+    """A slug of its own: the real path's database lives as long as the test run's Redis (reruns included)."""
+    return f"{slug}-{secrets.token_hex(3)}"
+
+
 def openai_prompt(slug, cases=1, checks=None):
+    slug = unique(slug)
     prompt = create_prompt(
         slug, "Be brief.", slug=slug, provider="openai", model="fake-model", params={"max_tokens": 50}
     )
@@ -437,7 +465,9 @@ def test_stop_on_a_real_worker_and_a_budget_pause_then_resume(real_app, real_red
     assert paused.status == "paused" and "budget" in paused.status_reason
     waiting = [status for *_, status in statuses(paused.id)]
     assert "queued" in waiting and counting_openai.stream_requests() - calls == waiting.count("passed")
-    page = real_app.test_client().get(f"/prompts/budgeted/runs/{paused.id}").get_data(as_text=True)
+    slug = db.session.get(EvalRun, paused.id).results[0].run.prompt_id
+    slug = db.session.get(Prompt, slug).slug
+    page = real_app.test_client().get(f"/prompts/{slug}/runs/{paused.id}").get_data(as_text=True)
     assert "budget" in page and ">Resume<" in page
     real_redis.client(0).delete(key)  # a new day
     eval_runs.resume_run(paused)
@@ -448,13 +478,30 @@ def test_stop_on_a_real_worker_and_a_budget_pause_then_resume(real_app, real_red
 
 
 @pytest.mark.integration
+def test_a_playground_reply_is_not_queued_behind_a_run(real_app, start_worker, counting_openai):
+    """One worker, a run of 8 slow results: the reply sent meanwhile is the next job the worker takes."""
+    counting_openai.script.chunk_delay = 0.1
+    run = eval_runs.start_run(openai_prompt("behind", cases=8), owner=OWNER)
+    start_worker(REAL_ENV)
+    wait_for(lambda: any(status == "running" for *_, status in statuses(run.id)), timeout=60)
+    playground = Playground(real_app.test_client())
+    playground.page()
+    finished_before = sum(status == "passed" for *_, status in statuses(run.id))
+    assert playground.send("hello").status_code == 303  # echo: no provider call
+    wait_for(lambda: [m.status for m in playground.messages(real_app)] == ["done", "done"], timeout=60)
+    # Taken right after the result in hand (about a second each): not after the run's other queued job.
+    assert sum(status == "passed" for *_, status in statuses(run.id)) - finished_before <= 1
+    eval_runs.stop_run(db.session.get(EvalRun, run.id))
+
+
+@pytest.mark.integration
 def test_the_cli_waits_for_real_workers_and_ends_with_its_json_line(
     real_app, real_redis, start_worker, counting_openai
 ):
     start_worker(REAL_ENV)
-    openai_prompt("ci", cases=3, checks=[{"type": "contains", "value": "fake model"}])
+    slug = openai_prompt("ci", cases=3, checks=[{"type": "contains", "value": "fake model"}]).slug
     env = {**service_env(real_redis), **REAL_ENV}
-    command = [sys.executable, "-m", "flask", "--app", "wsgi", "evals", "run", "ci", "--label", "latest"]
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "evals", "run", slug, "--label", "latest"]
     passing = subprocess.run(
         command + ["--repeat", "2", "--json", "--min-pass", "1"],
         env=env,
@@ -480,3 +527,22 @@ def test_the_cli_waits_for_real_workers_and_ends_with_its_json_line(
     assert regressed["regressions"] == ["case 0", "case 1", "case 2"] and regressed["passed"] == 0
     usage = subprocess.run(command + ["--version", "1"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert usage.returncode == 2 and "not both" in usage.stderr
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_the_run_page_updates_live_as_the_worker_writes_results(real_app, live_server, start_worker, page):
+    prompt = create_prompt("Live run", "x", slug=unique("live-run"), author="t")
+    for number in range(4):
+        add_case(prompt, f"case {number}", f"hello {number}", checks=[{"type": "contains", "value": "hello"}])
+    run = eval_runs.start_run(prompt, repeat=2, owner=OWNER)  # queued: no worker yet
+    page.goto(f"{live_server}/prompts/{prompt.slug}/runs/{run.id}")
+    assert page.text_content(".count-passed") == "0"
+    page.evaluate("window.sameDocument = true")
+    start_worker(REAL_ENV)
+    from playwright.sync_api import expect
+
+    expect(page.locator(".count-passed")).to_have_text("8", timeout=60_000)
+    expect(page.locator("tr.result-passed")).to_have_count(8)
+    expect(page.locator(".run-status-word")).to_have_text("finished")
+    assert page.evaluate("window.sameDocument") is True  # updated in place, never reloaded

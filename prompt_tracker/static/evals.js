@@ -9,6 +9,8 @@
   const runId = Number(page.dataset.run);
   const rowsUrl = page.dataset.rowsUrl;
   const changed = new Set();
+  const changesOnly = new URLSearchParams(location.search).get("changes") === "1";
+  let everything = false;  // after a (re)connect: every row, since events may have been missed
   let timer = null;
   let busy = false;
 
@@ -21,9 +23,14 @@
     if (busy) return schedule();
     busy = true;
     const ids = Array.from(changed);
+    const all = everything;
     changed.clear();
+    everything = false;
+    const query = new URLSearchParams({ ids: ids.join(",") });
+    if (all) query.set("all", "1");
+    if (changesOnly) query.set("changes", "1");
     try {
-      const response = await fetch(rowsUrl + "?ids=" + ids.join(","), {
+      const response = await fetch(rowsUrl + "?" + query.toString(), {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
       });
@@ -42,6 +49,7 @@
       if (refreshLink && ended) refreshLink.textContent = "Reload for the final page";
     } catch (error) {
       ids.forEach((id) => changed.add(id));  // tried again at the next event or reconnect
+      everything = everything || all;
     } finally {
       busy = false;
     }
@@ -50,6 +58,7 @@
   const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
   socket.on("connect", () => {
     socket.emit("eval.join", { run: runId });
+    everything = true;
     schedule();
   });
   socket.on("eval.result", (event) => {

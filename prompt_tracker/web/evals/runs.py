@@ -147,15 +147,17 @@ def run_page(slug, run_id):
 
 @bp.get("/<slug>/runs/<int:run_id>/rows")
 def run_rows(slug, run_id):
-    """For the page's script: the summary and the rows of the cases of the results ``ids`` (comma-separated)."""
+    """For the page's script: the summary and the rows of the cases of the results ``ids`` (comma-separated),
+    or of every case with ``all=1`` (after a (re)connect: events may have been missed)."""
     prompt = prompt_or_404(slug)
     run = run_or_404(prompt, run_id)
+    everything = request.args.get("all") == "1"
     wanted = {int(part) for part in request.args.get("ids", "").split(",") if part.strip().isdigit()}
-    view = run_view(run)
+    view = run_view(run, request.args.get("changes") == "1")
     rows = {
         row_key(row.name): render_template("evals/run_case.html", prompt=prompt, row=row, **view)
         for row in view["rows"]
-        if any(result.id in wanted for result in row.results)
+        if everything or any(result.id in wanted for result in row.results)
     }
     summary = render_template("evals/run_summary.html", prompt=prompt, **view)
     return jsonify(status=run.status, summary=summary, rows=rows)
