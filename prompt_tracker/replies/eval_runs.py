@@ -318,14 +318,16 @@ def run_claimed(run_id: int, result_id: int, attempt: int) -> str:
         queue_back(run_id, result_id, attempt)
         pause_run(run_id, wait)
         return "paused"
+    first = run.status == "queued"
     if not claim(result_id, attempt):
         return "skipped"
-    db.session.execute(
-        update(EvalRun)
-        .where(EvalRun.id == run_id, EvalRun.status == "queued")
-        .values(status="running", started_at=utcnow())
-    )
-    db.session.commit()
+    if first:  # the run's first claim (a write per result would queue every worker on SQLite's lock)
+        db.session.execute(
+            update(EvalRun)
+            .where(EvalRun.id == run_id, EvalRun.status == "queued")
+            .values(status="running", started_at=utcnow())
+        )
+        db.session.commit()
     result = db.session.get(EvalResult, result_id)
     case = db.session.get(TestCase, result.case_id) if result.case_id is not None else None
     version = db.session.get(PromptVersion, run.version_id)
@@ -649,6 +651,9 @@ def record(run_id: int, result_id: int, attempt: int, fields: dict) -> str:
 def finish_if_done(run_id: int) -> bool:
     """Mark the run finished when none of its results is queued or running any more (once)."""
     still_open = exists().where(EvalResult.run_id == run_id, EvalResult.status.in_(OPEN_RESULTS))
+    if db.session.scalar(select(still_open)):  # a read first: the write (and its lock) only for the last one
+        db.session.commit()
+        return False
     changed = db.session.execute(
         update(EvalRun)
         .where(EvalRun.id == run_id, EvalRun.status.in_(("queued", "running")), ~still_open)
