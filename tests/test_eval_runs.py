@@ -152,6 +152,8 @@ def test_a_stopped_run_stops_its_queued_results_and_a_second_claim_changes_nothi
     ]
     db.session.add(run)
     db.session.commit()
+    page = unit_app.test_client().get(f"/prompts/stopper/runs/{run.id}").get_data(as_text=True)
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page and ">Refresh<" in page
     first = run.results[0]
     assert eval_runs.claim(first.id, 1) is True
     assert eval_runs.claim(first.id, 1) is False  # the second claim is a no-op
@@ -315,6 +317,69 @@ def test_on_postgresql_the_claim_the_finish_and_a_retry_hold(postgres_server):
         assert eval_runs.claim(run.results[0].id, 2) is False
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_call_rate_pauses_a_run_with_its_sentence_and_resume_goes_on(unit_app):
+    from prompt_tracker.extensions import limiter
+
+    unit_app.config.update(RATE_LIMIT_EVAL_CALLS="3 per minute", EVAL_CONCURRENCY=1)
+    prompt = create_prompt("Rated", "x", author="t")
+    add_case(prompt, "a", "hello")
+    run = eval_runs.start_run(prompt, repeat=5, owner=OWNER)
+    db.session.expire_all()
+    run = db.session.get(EvalRun, run.id)
+    assert run.status == "paused"
+    assert run.status_reason.startswith("Paused: test runs may make 3 per minute model calls per user")
+    assert [status for *_, status in statuses(run.id)] == ["passed"] * 3 + ["queued"] * 2
+    page = unit_app.test_client().get(f"/prompts/rated/runs/{run.id}").get_data(as_text=True)
+    assert run.status_reason in page and ">Resume<" in page and 'http-equiv="refresh"' not in page
+    limiter.reset()  # the next minute
+    eval_runs.resume_run(run)
+    db.session.expire_all()
+    assert [status for *_, status in statuses(run.id)] == ["passed"] * 5
+    assert db.session.get(EvalRun, run.id).status == "finished"
+
+
+def test_an_llm_judge_is_one_more_call_with_structured_output(unit_app, fake_openai):
+    fake_openai.script.reply = '{"pass": true, "reason": "It answers politely."}'
+    prompt = create_prompt("Judged", "x", provider="openai", model="fake-model")
+    add_case(prompt, "polite", "hello", checks=[{"type": "llm_judge", "rubric": "Is {{ output }} polite?"}])
+    run = eval_runs.start_run(prompt, owner=OWNER)
+    db.session.expire_all()
+    (result,) = db.session.get(EvalRun, run.id).results
+    assert result.status == "passed"
+    assert result.check_results == [{"type": "llm_judge", "passed": True, "reason": "It answers politely."}]
+    assert fake_openai.stream_requests() == 2
+    judged = fake_openai.requests[-1].body
+    assert judged["response_format"]["type"] == "json_schema"
+    assert judged["response_format"]["json_schema"]["schema"]["required"] == ["pass", "reason"]
+    assert "polite?" in judged["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "sentence"),
+    [
+        ({"repeat": "abc"}, "Repeat must be a whole number from 1 to 10."),
+        ({"repeat": "0"}, "Repeat must be a whole number from 1 to 10."),
+        ({"version": "99999999999999999999"}, "has no version"),
+        ({"version": "1", "label": "latest"}, "Give a label or a version number, not both."),
+        ({"label": "nope"}, "has no label &#39;nope&#39;"),
+        ({"baseline": "99999999999999999999"}, "has no run"),
+        ({"tag": "t" * 41}, "Tags are at most 40 characters"),
+        ({"tag": "missing"}, "no test cases tagged"),
+    ],
+)
+def test_a_refused_start_says_why_and_keeps_the_form(unit_app, fields, sentence):
+    prompt = create_prompt("Hostile", "x", author="t")
+    add_case(prompt, "a", "hello")
+    client = unit_app.test_client()
+    token = csrf(client, "/prompts/hostile/runs")
+    answer = client.post("/prompts/hostile/runs", data={"csrf_token": token, "repeat": "1", **fields})
+    assert 400 <= answer.status_code < 500
+    html = answer.get_data(as_text=True)
+    assert sentence in html and 'id="run-error"' in html
+    assert db.session.scalar(db.select(db.func.count(EvalRun.id))) == 0
+    assert client.get("/prompts/hostile/runs/99999999999999999999").status_code == 404
 
 
 def test_a_run_pages_socket_joins_the_runs_room_and_hears_each_result(unit_app):

@@ -43,7 +43,7 @@ from ..domain.pricing import cost_usd
 from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..domain.times import utcnow
-from ..evals.models import EvalResult, EvalRun, TestCase
+from ..evals.models import MAX_TAG_CHARS, EvalResult, EvalRun, TestCase
 from ..extensions import LIMIT_PREFIX, db, limiter, services
 from ..limits import in_words, rate_in_words
 from ..limits.budget import CHARS_PER_TOKEN, BudgetExceeded, settle
@@ -128,6 +128,12 @@ def check_repeat(repeat) -> int:
     return value
 
 
+def is_row_id(value) -> bool:
+    """Whether ``value`` (a form's text, a number) can be a row's id: digits that fit a database integer."""
+    text = str(value).strip()
+    return text.isdigit() and int(text) < 2**31
+
+
 def cases_of(prompt: Prompt, tag: str | None) -> list[TestCase]:
     """The prompt's cases (those tagged ``tag`` when given), by name."""
     cases = db.session.scalars(select(TestCase).where(TestCase.prompt_id == prompt.id).order_by(TestCase.name)).all()
@@ -152,11 +158,15 @@ def start_run(
     """
     repeat = check_repeat(repeat)
     tag = (tag or "").strip() or None
+    if tag and len(tag) > MAX_TAG_CHARS:
+        raise RunRefused(f"Tags are at most {MAX_TAG_CHARS} characters; this one has {len(tag):,}.")
+    if version not in (None, "") and not is_row_id(version):
+        raise RunRefused(f"Prompt {prompt.slug!r} has no version {str(version)[:20]!r}.")
     chosen = resolve_version(prompt, (label or "").strip() or None, version)
     effective_settings(settings_from_version(chosen))  # a model the gate refuses is said now, not 600 times
     baseline = None
     if baseline_id not in (None, ""):
-        baseline = db.session.get(EvalRun, int(baseline_id)) if str(baseline_id).strip().isdigit() else None
+        baseline = db.session.get(EvalRun, int(baseline_id)) if is_row_id(baseline_id) else None
         if baseline is None or baseline.prompt_id != prompt.id:
             raise RunRefused(f"Prompt {prompt.slug!r} has no run {str(baseline_id)[:20]!r} to compare with.")
     cases = cases_of(prompt, tag)

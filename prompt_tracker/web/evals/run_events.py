@@ -8,19 +8,15 @@ from flask_socketio import join_room
 
 from ...evals.models import EvalRun
 from ...extensions import db, socketio
-from ...replies.eval_runs import run_room_id
+from ...replies.eval_runs import is_row_id, run_room_id
 from ...replies.live import room_for
 
 
 @socketio.on("eval.join")
 def join_run(data=None):
     """Join the room of run ``data["run"]``; answer whether it exists (an unknown run joins nothing)."""
-    raw = (data or {}).get("run") if isinstance(data, dict) else None
-    try:
-        run_id = int(raw)
-    except (TypeError, ValueError):
+    raw = data.get("run") if isinstance(data, dict) else None
+    if isinstance(raw, bool) or not is_row_id(raw) or db.session.get(EvalRun, int(str(raw))) is None:
         return False
-    if db.session.get(EvalRun, run_id) is None:
-        return False
-    join_room(room_for(run_room_id(run_id)))
+    join_room(room_for(run_room_id(int(str(raw)))))
     return True

@@ -11,7 +11,15 @@ from ...evals.results import case_rows, change_counts, compare, export_rows, sum
 from ...extensions import db
 from ...prompts.labels import prompt_labels
 from ...prompts.library import find_prompt
-from ...replies.eval_runs import MAX_REPEAT, lost_results, resume_run, retry_failed, start_run, stop_run
+from ...replies.eval_runs import (
+    MAX_REPEAT,
+    is_row_id,
+    lost_results,
+    resume_run,
+    retry_failed,
+    start_run,
+    stop_run,
+)
 from ..errors import refusals_shown_by
 from ..playground.prompt import moved_or_404
 from ..rate_limits import limit_owner
@@ -31,7 +39,7 @@ def prompt_or_404(slug: str):
 
 def run_or_404(prompt, run_id: int) -> EvalRun:
     """Run ``run_id`` of ``prompt``, or a 404 that says so."""
-    run = db.session.get(EvalRun, run_id)
+    run = db.session.get(EvalRun, run_id) if is_row_id(run_id) else None
     if run is None or run.prompt_id != prompt.id:
         abort(404, f"Prompt {prompt.slug!r} has no run {run_id}.")
     return run
