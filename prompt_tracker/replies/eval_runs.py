@@ -47,6 +47,7 @@ from ..evals.models import MAX_TAG_CHARS, EvalResult, EvalRun, TestCase
 from ..extensions import LIMIT_PREFIX, db, limiter, services
 from ..limits import in_words, rate_in_words
 from ..limits.budget import CHARS_PER_TOKEN, BudgetExceeded, settle
+from ..limits.rate import uncount
 from ..prompts.labels import resolve_version
 from ..prompts.models import Prompt, PromptVersion
 from ..prompts.settings import settings_from_version
@@ -398,6 +399,7 @@ def take_call(owner: str) -> str | None:
     try:
         if limiter.limiter.hit(rate, *identifiers):
             return None
+        uncount(rate, identifiers, 1)  # a fixed window counts a refused hit too: this call was not made
         reset, _remaining = limiter.limiter.get_window_stats(rate, *identifiers)
     except RedisError as error:  # the counters are down: counted nowhere, as the views do
         current_app.logger.warning("eval call rate not counted: %s", error.__class__.__name__)

@@ -2,9 +2,10 @@
 comparison of two runs, and the exports. Thin views over ``replies.eval_runs`` and ``evals.results``."""
 
 import hashlib
+from dataclasses import dataclass
 
 from flask import Response, abort, g, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ...evals.models import EvalResult, EvalRun
 from ...evals.results import case_rows, change_counts, compare, export_rows, summarize, to_csv, to_json
@@ -70,6 +71,41 @@ def results_of(run: EvalRun) -> list[EvalResult]:
 # --- the list and the start form ---------------------------------------------------------------------
 
 
+@dataclass
+class RunTotals:
+    """What the list shows of a run: its results' counts and cost, in one grouped query for all the runs."""
+
+    results: int = 0
+    passed: int = 0
+    finished: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.finished if self.finished else None
+
+
+def run_totals(run_ids: list[int]) -> dict[int, RunTotals]:
+    """Each run's totals (``RunTotals``), counted by the database rather than by loading every result."""
+    totals = {run_id: RunTotals() for run_id in run_ids}
+    if not run_ids:
+        return totals
+    rows = db.session.execute(
+        select(EvalResult.run_id, EvalResult.status, func.count(), func.coalesce(func.sum(EvalResult.cost_usd), 0.0))
+        .where(EvalResult.run_id.in_(run_ids))
+        .group_by(EvalResult.run_id, EvalResult.status)
+    )
+    for run_id, status, count, cost in rows:
+        found = totals[run_id]
+        found.results += count
+        found.cost_usd += float(cost or 0.0)
+        if status in ("passed", "failed", "error"):
+            found.finished += count
+        if status == "passed":
+            found.passed += count
+    return totals
+
+
 def runs_page(prompt, error: str | None = None, typed=None, status: int = 200):
     """The prompt's runs (newest first, with their summaries) and the form to start one, with what was typed."""
     runs = list(
@@ -77,7 +113,7 @@ def runs_page(prompt, error: str | None = None, typed=None, status: int = 200):
             select(EvalRun).where(EvalRun.prompt_id == prompt.id).order_by(EvalRun.id.desc()).limit(RUNS_SHOWN)
         )
     )
-    summaries = {run.id: summarize(results_of(run)) for run in runs}
+    summaries = run_totals([run.id for run in runs])
     return render_template(
         "evals/runs.html",
         prompt=prompt,
