@@ -678,8 +678,10 @@ def _shown(value, limit: int = SHOWN_CHARS) -> str:
     """A value as a reason quotes it: JSON, cut to ``limit`` characters."""
     try:
         text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError):
-        text = repr(value)
+    except RecursionError:
+        text = "(a value nested too deeply to show)"
+    except (TypeError, ValueError):
+        text = _cut(repr(value), limit)
     return _cut(text, limit)
 
 
@@ -723,11 +725,14 @@ def _bounded_search(compiled: re.Pattern, text: str) -> re.Match | None:
     if previous is None:  # a handler set outside Python: leave it alone
         return compiled.search(text)
     signal.signal(signal.SIGPROF, _out_of_time)
+    running = (0.0, 0.0)
     try:
-        signal.setitimer(signal.ITIMER_PROF, REGEX_TIME_LIMIT)
+        running = signal.setitimer(signal.ITIMER_PROF, REGEX_TIME_LIMIT)
         try:
             return compiled.search(text)
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
     finally:
         signal.signal(signal.SIGPROF, previous)
+        if running[0] > 0:  # someone else's timer (a profiler): give it back
+            signal.setitimer(signal.ITIMER_PROF, *running)

@@ -127,8 +127,14 @@ class CaseRow:
     finished: bool = True
 
 
-def case_rows(results: Iterable[EvalResult], repeat: int) -> list[CaseRow]:
-    """The run's results grouped by case (its id, or its name once the case was deleted), ordered by case name."""
+def case_rows(results: Iterable[EvalResult], repeat: int | None = None) -> list[CaseRow]:
+    """The run's results grouped by case (its id, or its name once the case was deleted), ordered by case name.
+
+    ``repeat`` is the run's; without it, the highest repetition among the results.
+    """
+    results = list(results)
+    if repeat is None:
+        repeat = max((result.repetition or 1 for result in results), default=1)
     groups: dict[tuple, list[EvalResult]] = {}
     for result in results:
         groups.setdefault(_case_key(result), []).append(result)
@@ -172,15 +178,16 @@ class CaseChange:
 def compare(
     baseline_results: Iterable[EvalResult],
     results: Iterable[EvalResult],
-    baseline_repeat: int,
-    repeat: int,
+    baseline_repeat: int | None = None,
+    repeat: int | None = None,
     *,
     diffs: bool = True,
 ) -> list[CaseChange]:
     """Each case of two runs marked regression (pass^k before, not now), fix (the reverse), same, new or removed.
 
     Cases are matched by id when both sides have one, else by name (a deleted case's results keep
-    only its name). ``diffs=False`` skips the word diffs (a count or a CLI line needs none).
+    only its name). Without the runs' ``repeat``, each is the highest repetition among its results
+    (as ``case_rows`` does). ``diffs=False`` skips the word diffs (a count or a CLI line needs none).
     """
     before_rows = case_rows(baseline_results, baseline_repeat)
     after_rows = case_rows(results, repeat)
