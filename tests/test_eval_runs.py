@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+import psutil
 import pytest
 
 from prompt_tracker import create_app
@@ -557,6 +558,22 @@ def test_a_playground_reply_is_not_queued_behind_a_run(real_app, start_worker, c
     # Taken right after the result in hand (about a second each): not after the run's other queued job.
     assert sum(status == "passed" for *_, status in statuses(run.id)) - finished_before <= 1
     eval_runs.stop_run(db.session.get(EvalRun, run.id))
+
+
+@pytest.mark.integration
+def test_a_worker_killed_mid_case_errors_that_result_and_the_run_goes_on(real_app, start_worker, counting_openai):
+    counting_openai.script.chunk_delay = 0.2  # each call streams for about two seconds
+    worker = start_worker(REAL_ENV)
+    run = eval_runs.start_run(openai_prompt("killed", cases=3), owner=OWNER)
+    wait_for(lambda: any(status == "running" for *_, status in statuses(run.id)), timeout=60)
+    (child,) = psutil.Process(worker.pid).children()
+    child.kill()  # the supervisor fails its result at once and starts another child
+    counting_openai.script.chunk_delay = 0.0
+    run = wait_for(lambda: ended(run.id), timeout=60)
+    assert run.status == "finished"
+    results = db.session.get(EvalRun, run.id).results
+    assert sorted(result.status for result in results) == ["error", "passed", "passed"]
+    assert next(result.error for result in results if result.status == "error") == eval_runs.WORKER_LOST
 
 
 @pytest.mark.integration
