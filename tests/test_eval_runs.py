@@ -22,7 +22,7 @@ from prompt_tracker.prompts.library import create_prompt, save_version
 from prompt_tracker.prompts.models import Prompt
 from prompt_tracker.replies import eval_runs
 
-from .conftest import ROOT, Playground, service_env, wait_for
+from .conftest import ROOT, Playground, screenshot, service_env, wait_for
 from .fake_llm_servers import OPENAI_KEY, FakeOpenAI
 
 OWNER = "browser:tester"
@@ -627,4 +627,6 @@ def test_the_run_page_updates_live_as_the_worker_writes_results(real_app, live_s
     expect(page.locator(".count-passed")).to_have_text("8", timeout=60_000)
     expect(page.locator("tr.result-passed")).to_have_count(8)
     expect(page.locator(".run-status-word")).to_have_text("finished")
+    expect(page.locator("#run-controls button")).to_have_count(0)  # Stop went with the run's end
     assert page.evaluate("window.sameDocument") is True  # updated in place, never reloaded
+    screenshot(page, "eval-run")

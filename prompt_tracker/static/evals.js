@@ -42,11 +42,10 @@
         const row = document.getElementById(key);
         if (row) row.outerHTML = html;
       }
+      // Stop, Resume and Retry failed follow the run's state (a focused button keeps its place).
+      const controls = document.getElementById("run-controls");
+      if (controls && !controls.contains(document.activeElement)) controls.outerHTML = data.controls;
       page.dataset.status = data.status;
-      // Stop, Resume and Retry depend on the run's state: once it has ended, a reload shows the right ones.
-      const ended = !["queued", "running"].includes(data.status);
-      const refreshLink = page.querySelector(".refresh-link");
-      if (refreshLink && ended) refreshLink.textContent = "Reload for the final page";
     } catch (error) {
       ids.forEach((id) => changed.add(id));  // tried again at the next event or reconnect
       everything = everything || all;

@@ -204,7 +204,8 @@ def run_rows(slug, run_id):
         if everything or any(result.id in wanted for result in row.results)
     }
     summary = render_template("evals/run_summary.html", prompt=prompt, **view)
-    return jsonify(status=run.status, summary=summary, rows=rows)
+    controls = render_template("evals/run_controls.html", prompt=prompt, **view)
+    return jsonify(status=run.status, summary=summary, controls=controls, rows=rows)
 
 
 def control_refused(refusal):
