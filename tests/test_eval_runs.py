@@ -383,6 +383,20 @@ def test_a_refused_start_says_why_and_keeps_the_form(unit_app, fields, sentence)
     assert client.get("/prompts/hostile/runs/99999999999999999999").status_code == 404
 
 
+def test_a_runs_calls_hold_the_budget_but_are_not_the_users_open_replies(unit_app):
+    from prompt_tracker.store.conversations import TooManyOpenReplies
+
+    unit_app.config.update(MAX_OPEN_REPLIES=1, DAILY_BUDGET_TOKENS=350)
+    for _ in range(2):  # two of a run's calls in flight: 110 tokens held each
+        budget.reserve(OWNER, "openai", "fake-model", 10, 100, seconds=60, open_reply=False)
+    assert budget.open_replies(OWNER) == 0
+    budget.reserve(OWNER, "openai", "fake-model", 10, 100, seconds=60)  # the playground's reply still goes
+    with pytest.raises(TooManyOpenReplies):
+        budget.reserve(OWNER, "openai", "fake-model", 10, 100, seconds=60)
+    with pytest.raises(budget.BudgetExceeded):  # but what the run holds counts against the budget
+        budget.reserve(OWNER, "openai", "fake-model", 10, 100, seconds=60, open_reply=False)
+
+
 def test_a_run_pages_socket_joins_the_runs_room_and_hears_each_result(unit_app):
     from prompt_tracker.extensions import socketio
 
