@@ -30,7 +30,14 @@ WAITING = ("queued", "running")
 @click.option("--min-pass", type=click.FloatRange(0, 1), default=None, help="Exit 1 under this pass rate (0–1).")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line: the run's summary.")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the workers.")
-@click.option("--url", "base_url", envvar="PROMPT_TRACKER_URL", default="http://localhost:5000", show_default=True)
+@click.option(
+    "--url",
+    "base_url",
+    envvar="PROMPT_TRACKER_URL",
+    default="http://localhost:5000",
+    show_default=True,
+    help="The app's address, for the run page's link (PROMPT_TRACKER_URL).",
+)
 @click.option("--as", "owner", default="cli", show_default=True, help="Whose budget and rate the calls count against.")
 @with_appcontext
 def run_command(slug, version_number, label, tag, repeat, baseline, min_pass, as_json, timeout, base_url, owner):
