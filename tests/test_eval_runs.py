@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 from prompt_tracker import create_app
-from prompt_tracker.domain.keys import usage_key
+from prompt_tracker.domain.keys import eval_backlog_key, usage_key
 from prompt_tracker.evals.models import EvalResult, EvalRun, TestCase
-from prompt_tracker.extensions import db
+from prompt_tracker.extensions import db, services
 from prompt_tracker.limits import budget
 from prompt_tracker.prompts.library import create_prompt, save_version
 from prompt_tracker.prompts.models import Prompt
@@ -153,6 +153,7 @@ def test_a_stopped_run_stops_its_queued_results_and_a_second_claim_changes_nothi
     ]
     db.session.add(run)
     db.session.commit()
+    services.jobs_redis.rpush(eval_backlog_key(run.id), "0:1")  # waiting for a worker
     page = unit_app.test_client().get(f"/prompts/stopper/runs/{run.id}").get_data(as_text=True)
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page and ">Refresh<" in page
     first = run.results[0]
@@ -395,6 +396,22 @@ def test_a_runs_calls_hold_the_budget_but_are_not_the_users_open_replies(unit_ap
         budget.reserve(OWNER, "openai", "fake-model", 10, 100, seconds=60)
     with pytest.raises(budget.BudgetExceeded):  # but what the run holds counts against the budget
         budget.reserve(OWNER, "openai", "fake-model", 10, 100, seconds=60, open_reply=False)
+
+
+def test_a_run_whose_redis_keys_were_lost_is_dispatched_again_when_looked_at(unit_app):
+    prompt = create_prompt("Lost keys", "x", slug="lost-keys", author="t")
+    add_case(prompt, "a", "hello")
+    run = EvalRun(prompt_id=prompt.id, version_id=prompt.versions[0].id, version_number=1, repeat=2, owner=OWNER)
+    case = db.session.scalars(db.select(TestCase)).one()
+    run.results = [
+        EvalResult(case_id=case.id, case_name="a", case_hash=case.content_hash, repetition=n) for n in (1, 2)
+    ]
+    db.session.add(run)
+    db.session.commit()  # queued, with no backlog and nothing in flight (a Redis flushed meanwhile)
+    unit_app.test_client().get(f"/prompts/lost-keys/runs/{run.id}")
+    db.session.expire_all()
+    assert db.session.get(EvalRun, run.id).status == "finished"
+    assert [status for *_, status in statuses(run.id)] == ["passed", "passed"]
 
 
 def test_a_run_pages_socket_joins_the_runs_room_and_hears_each_result(unit_app):

@@ -15,7 +15,7 @@ from ..evals.models import EvalRun
 from ..evals.results import compare, summarize
 from ..extensions import db
 from ..prompts.library import find_prompt
-from .eval_runs import lost_results, start_run
+from .eval_runs import look_after, start_run
 
 WAITING = ("queued", "running")
 
@@ -80,7 +80,7 @@ def wait_for_run(run_id: int, timeout: float) -> EvalRun:
         db.session.expire_all()
         run = db.session.get(EvalRun, run_id)
         if run.status in WAITING:
-            lost_results(run)
+            look_after(run)
         if run.status not in WAITING or time.monotonic() >= deadline:
             return run
         db.session.commit()

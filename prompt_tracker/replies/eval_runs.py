@@ -801,6 +801,27 @@ def lost_results(run: EvalRun) -> int:
     return len(lost)
 
 
+def look_after(run: EvalRun) -> None:
+    """What a run's page and the CLI's wait do on each look: results whose worker vanished are errored,
+    and a run going on with queued results that nothing will hand out (its Redis keys lost) is dispatched again."""
+    lost_results(run)
+    if run.status not in ("queued", "running"):
+        return
+    try:
+        with services.jobs_redis.pipeline(transaction=False) as pipe:
+            pipe.llen(eval_backlog_key(run.id))
+            pipe.zcount(eval_inflight_key(run.id), time.time(), "+inf")
+            waiting, in_flight = pipe.execute()
+    except RedisError:
+        return
+    if waiting or in_flight:
+        return
+    queued = db.session.scalar(select(exists().where(EvalResult.run_id == run.id, EvalResult.status == "queued")))
+    if queued:
+        current_app.logger.warning("run %s had queued results and nothing to hand them out: dispatched again", run.id)
+        rebuild_backlog(run)
+
+
 def result_lost(result_id: int, attempt: int) -> None:
     """The worker running this result died (its supervisor says so): the result is errored, the run goes on."""
     changed = db.session.execute(

@@ -15,7 +15,7 @@ from ...prompts.library import find_prompt
 from ...replies.eval_runs import (
     MAX_REPEAT,
     is_row_id,
-    lost_results,
+    look_after,
     resume_run,
     retry_failed,
     start_run,
@@ -155,7 +155,7 @@ def start(slug):
 
 def run_view(run: EvalRun, changes_only: bool = False) -> dict:
     """What the run page shows: the summary, the case rows, and against a baseline each case's change."""
-    lost_results(run)  # results whose worker vanished say so, rather than running for ever
+    look_after(run)  # results whose worker vanished say so, rather than running for ever
     results = results_of(run)
     rows = case_rows(results, run.repeat)
     baseline = db.session.get(EvalRun, run.baseline_id) if run.baseline_id else None
