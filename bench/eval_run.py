@@ -11,7 +11,7 @@ processes (as ``make run`` starts them), and the render time of a run page of 1,
    about 60 words rendered to HTML, two checks each), ``GET /prompts/<slug>/runs/<id>`` timed
    (median of ``--requests`` after one warm-up). Target: ≤ 300 ms.
 
-    .venv/bin/python bench/eval_run.py [--cases 200] [--repeat 3] [--workers 3] [--page-results 1000]
+    .venv/bin/python bench/eval_run.py [--cases 200] [--repeat 3] [--workers 3] [--page-results 1000] [--postgres]
 """
 
 import argparse
@@ -52,17 +52,22 @@ def add_cases(prompt, count: int) -> None:
     db.session.commit()
 
 
-def throughput(cases: int, repeat: int, workers: int) -> dict:
-    """Run ``cases`` × ``repeat`` on ``workers`` real workers; return the measurements."""
+def throughput(cases: int, repeat: int, workers: int, postgres: bool = False) -> dict:
+    """Run ``cases`` × ``repeat`` on ``workers`` real workers (SQLite, or a private PostgreSQL); return the measurements."""
     server = RedisServer().start()
     directory = tempfile.mkdtemp(prefix="eval-bench-")
+    database = None
+    if postgres:
+        from tests.postgres_server import PostgresServer
+
+        database = PostgresServer().start()
     env = dict(os.environ)
     env.update(
         PROMPT_TRACKER_ENV="development",
         SESSION_REDIS_URL=server.url(2),
         RQ_REDIS_URL=server.url(0),
         SOCKETIO_MESSAGE_QUEUE=server.url(1),
-        DATABASE_URL=f"sqlite:///{directory}/bench.sqlite3",
+        DATABASE_URL=database.create_database() if database else f"sqlite:///{directory}/bench.sqlite3",
         PYTHONPATH=str(ROOT),
         FLASK_DEBUG="0",
     )
@@ -118,6 +123,8 @@ def throughput(cases: int, repeat: int, workers: int) -> dict:
         for process in processes:
             kill(process)
         server.stop()
+        if database:
+            database.stop()
 
 
 def run_page(results: int, requests: int) -> dict:
@@ -182,6 +189,7 @@ def main() -> None:
     parser.add_argument("--page-results", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=5)
     parser.add_argument("--skip-run", action="store_true", help="Only the run page.")
+    parser.add_argument("--postgres", action="store_true", help="The run on a private PostgreSQL, not SQLite.")
     args = parser.parse_args()
     page = run_page(args.page_results, args.requests)
     print(
@@ -190,9 +198,10 @@ def main() -> None:
     )
     if args.skip_run:
         return
-    measured = throughput(args.cases, args.repeat, args.workers)
+    measured = throughput(args.cases, args.repeat, args.workers, args.postgres)
     print(
-        f"run of {args.cases} cases × {args.repeat} on echo, {args.workers} workers: {measured['results']} results "
+        f"run of {args.cases} cases × {args.repeat} on echo, {args.workers} workers, "
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}: {measured['results']} results "
         f"({', '.join(measured['statuses'])}) in {measured['seconds']:.1f} s = {measured['per_second']:.1f} results/s"
     )
     print(
