@@ -1,7 +1,9 @@
 """Fixtures: the app on the test config, a client that knows the page's forms, and real services."""
 
+import contextlib
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -213,6 +215,7 @@ def postgres_server():
 # --- browser: the real web server process, a real worker, Debian's Chromium ------------------
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+FAILURES = ROOT / "test-artifacts" / "failures"
 
 
 @pytest.fixture(scope="session")
@@ -230,6 +233,9 @@ def live_server(real_redis, web_pool):
     Shared by the tests with the same environment: Redis, where it keeps everything, is emptied before each.
     """
     return web_pool.url(service_env(real_redis))
+
+
+LEAVING_SCRIPT = "addEventListener('beforeunload', () => { window.promptTrackerTestLeaving = true; });"
 
 
 @pytest.fixture(scope="session")
@@ -252,25 +258,90 @@ def chromium():
                 "--disable-sync",
             ],
         )
+        # Every page says when it is being left (a form posted, a link followed): ``press_send`` waits for the
+        # next page then, instead of pressing keys into the page on its way out.
+        new_context = browser.new_context
+
+        def context_that_says_when_a_page_is_left(**options):
+            context = new_context(**options)
+            context.add_init_script(LEAVING_SCRIPT)
+            return context
+
+        browser.new_context = context_that_says_when_a_page_is_left
         yield browser
         browser.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (``item.report_call``), for fixtures that keep evidence of a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def keep_failure_evidence(request, page, trail: list[str]) -> None:
+    """A failed browser test leaves what the page showed and did: a screenshot, its HTML and the trail of its
+    console lines and refused or failed requests (test-artifacts/failures/), so a failure seen once in a
+    full run can be read afterwards."""
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
+    FAILURES.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(Exception):  # a page that crashed shows nothing, and the failure is the test's
+        page.screenshot(path=str(FAILURES / f"{name}.png"), full_page=True)
+        (FAILURES / f"{name}.html").write_text(page.content())
+    (FAILURES / f"{name}.trail.txt").write_text("\n".join(trail))
+
+
 @pytest.fixture
-def page(chromium):
+def page(chromium, request):
     """A fresh browser context (its own cookies) and page; console errors fail the test."""
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     errors = []
+    trail = []  # every console line, refused answer and failed request, in order (kept when the test fails)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("console", lambda message: trail.append(f"{time.monotonic():.3f} console.{message.type}: {message.text}"))
+    page.on(
+        "requestfailed",
+        lambda req: trail.append(f"{time.monotonic():.3f} failed {req.method} {req.url}: {req.failure}"),
+    )
+    page.on(
+        "response",
+        lambda response: trail.append(
+            f"{time.monotonic():.3f} {response.request.method} {response.url} -> {response.status}"
+            f" {response.headers.get('prompt-tracker-status', '')}"
+        ),
+    )
+
+    def watch_socket(socket):
+        trail.append(f"{time.monotonic():.3f} websocket {socket.url}")
+        socket.on("framereceived", lambda frame: trail.append(f"{time.monotonic():.3f} ws< {str(frame)[:300]}"))
+        socket.on("close", lambda _: trail.append(f"{time.monotonic():.3f} websocket closed"))
+
+    page.on("websocket", watch_socket)
     yield page
+    keep_failure_evidence(request, page, trail)
     # What the page logged while the test used it: closing the context under the page's own requests
     # in flight (a test that ends right after a navigation) resets their connections, and a server the
     # test already stopped refuses the page's socket; Chromium logs both, and the app caused neither.
     logged = list(errors)
     context.close()
     assert logged == [], f"errors in the browser console: {logged}"
+
+
+def press_send(page) -> None:
+    """Ctrl+Enter in the composer of the page the test is on, once its scripts are wired.
+
+    Playwright's click on a form's button does not wait for the next page, and a wait for text that both pages
+    show (or the flash of the next, met while it is still loading) can pass before it: keys pressed into the
+    page being left are lost, and pressed before the deferred scripts ran (they run before "load") they do
+    nothing, as for a person. Either way the send never happens: the flaky sends of 2026-12-01."""
+    page.wait_for_function("document.readyState === 'complete' && !window.promptTrackerTestLeaving")
+    page.keyboard.press("Control+Enter")
 
 
 def screenshot(page, name: str) -> Path:

@@ -10,7 +10,7 @@ import pytest
 from prompt_tracker import create_app
 from prompt_tracker.domain.messages import Alternative, Message, NoSuchAttempt, with_attempt
 
-from .conftest import CSRF_RE, Playground, screenshot
+from .conftest import CSRF_RE, Playground, press_send, screenshot
 from .test_conversation_edits import add, edit
 from .test_export_import import flashes, upload
 
@@ -303,7 +303,7 @@ def test_switch_attempts_with_and_without_javascript_and_delete_in_two_clicks(
         fake_openai.script.reply = text
         if number == 0:
             page.fill("#content", "Name a colour")
-            page.keyboard.press("Control+Enter")
+            press_send(page)
         else:
             page.click(".message-assistant button:has-text('Retry')")
         page.wait_for_selector(f'.message-assistant[data-status="done"] >> text={text}', timeout=20_000)
@@ -353,7 +353,7 @@ def test_switch_attempts_with_and_without_javascript_and_delete_in_two_clicks(
     fake_openai.script.reply = "kept"
     for text in ("first question", "second question"):
         page.fill("#content", text)
-        page.keyboard.press("Control+Enter")
+        press_send(page)
         page.wait_for_selector(f".message-user >> text={text}")
     page.wait_for_function(
         "() => document.querySelectorAll('.message-assistant[data-status=\"done\"]').length === 2", timeout=20_000

@@ -7,7 +7,7 @@ import pytest
 from prompt_tracker.domain.keys import conversation_key, store_id
 from prompt_tracker.domain.settings import STANDALONE
 
-from .conftest import screenshot, wait_for
+from .conftest import press_send, screenshot, wait_for
 from .fake_llm_servers import OPENAI_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -23,7 +23,7 @@ def test_send_stream_reload_and_reset(page, live_server, start_worker, real_redi
     page.goto(live_server + "/playground")
     screenshot(page, "01-empty")
     page.fill("#content", "Hello from Chromium, tell me something long enough to stream")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     # the user message appears at once, without a reload
     page.wait_for_selector(".message-user >> text=Hello from Chromium")
     assert page.input_value("#content") == ""
@@ -135,7 +135,7 @@ def test_chat_with_an_openai_compatible_server(fake_openai, page, live_server, s
     page.click("text=Save settings")
     page.wait_for_selector("text=Settings saved")
     page.fill("#content", "What is a prompt?")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_selector(".message-assistant .live:not(:empty)", timeout=20_000)
     page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
     reply = page.inner_text(".message-assistant")
@@ -158,7 +158,7 @@ def test_provider_errors_show_a_clear_failed_message_with_retry(fake_openai, pag
     # The save reloads the page: typed into the page before it (its settings not saved), the send would wait.
     page.wait_for_selector("text=Settings saved")
     page.fill("#content", "hello?")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_selector('.message-assistant[data-status="failed"]', timeout=20_000)
     assert "OpenAI answered 401: check OPENAI_API_KEY" in page.inner_text(".message-assistant")
     assert page.inner_text(".message-user").strip().endswith("hello?")
@@ -194,7 +194,7 @@ def test_a_second_tab_shows_the_first_tabs_message_and_reset(page, live_server, 
     tab_b.goto(live_server + "/playground")
     wait_until_live(tab_b)
     page.fill("#content", "sent from tab A")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     tab_b.wait_for_selector(".message-user >> text=sent from tab A", timeout=10_000)
     tab_b.wait_for_selector('.message-assistant[data-status="done"] >> text=You said: sent from tab A', timeout=20_000)
     assert "2 messages" in tab_b.inner_text("#message-count")
@@ -246,8 +246,8 @@ def test_ctrl_enter_twice_sends_once(page, live_server):
 
     page.route(sends, hold)
     page.fill("#content", "only once")
-    page.keyboard.press("Control+Enter")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
+    press_send(page)
     page.click("button:has-text('Send')", force=True)  # a click on the (disabled) button changes nothing either
     # The page sends at once (fetch in the key's handler): a request of the page made after the keys and the
     # click reaches the route after any send they made.
@@ -265,7 +265,7 @@ def test_ctrl_enter_twice_sends_once(page, live_server):
     assert len(page.query_selector_all(".message-user")) == 1
     # the next message from the same page (no reload in between) is a new submission
     page.fill("#content", "and a second one")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_selector(".message-user >> text=and a second one")
     page.reload()
     assert [text.strip() for text in page.locator(".message-user .body").all_inner_texts()] == [
@@ -325,7 +325,7 @@ def test_after_a_lost_connection_the_page_catches_up(chromium, real_redis, start
         page.goto(url + "/playground")
         wait_until_live(page)
         page.fill("#content", "answered while the server was away")
-        page.keyboard.press("Control+Enter")
+        press_send(page)
         page.wait_for_selector('.message-assistant[data-status="pending"]')
     # the web process is gone; a worker answers now, and its events reach nobody
     start_worker()
@@ -346,7 +346,7 @@ def test_reload_mid_stream_shows_the_text_so_far(page, chromium, live_server, st
     start_worker({"ECHO_DELAY": "0.1"})
     page.goto(live_server + "/playground")
     page.fill("#content", " ".join(f"w{i}" for i in range(60)))
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_function(
         "() => (document.querySelector('.message-assistant .live') || {}).textContent?.includes('w10')", timeout=20_000
     )
@@ -384,7 +384,7 @@ def test_typed_text_survives_a_reload_and_a_settings_save_until_it_is_sent(page,
     page.wait_for_function("document.querySelector('#system_prompt').value === 'Be brief.'")
     assert page.input_value("#content") == "half a thought,\nstill typing"
     page.focus("#content")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_selector(".message-user >> text=still typing")
     assert page.input_value("#content") == ""
     page.reload()

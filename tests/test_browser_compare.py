@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import screenshot
+from .conftest import press_send, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -11,7 +11,7 @@ SECOND_OPINION = " ".join(["Second", "opinion:", "a", "longer", "reply,", "strea
 
 def send(page, text):
     page.fill("#content", text)
-    page.keyboard.press("Control+Enter")
+    press_send(page)
 
 
 def choose(page, provider, model):

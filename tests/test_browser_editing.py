@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import screenshot
+from .conftest import press_send, screenshot
 from .test_browser import second_tab, wait_for_reply_without_script, wait_until_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 def send_and_wait(page, text, replies):
     page.fill("#content", text)
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_function(
         f"() => document.querySelectorAll('.message-assistant[data-status=\"done\"]').length === {replies}",
         timeout=20_000,

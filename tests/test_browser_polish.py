@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import SCREENSHOTS, screenshot, service_env
+from .conftest import SCREENSHOTS, press_send, screenshot, service_env
 from .test_prompts_browser import flask_cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -118,7 +118,7 @@ def test_on_a_laptop_copy_alignment_refusals_notices_and_a_reply_state_never_goi
 
     page.route(sends, hold_the_answer)
     page.fill("#content", "one two three four five six seven eight nine ten eleven twelve")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     streaming = '.message-assistant[data-status="streaming"] .live:not(:empty)'
     page.wait_for_selector(streaming, timeout=20_000)  # shown by the catch-up its events asked for
     route, answer = held[0]
@@ -239,7 +239,7 @@ def test_compare_shows_the_newest_turn_and_replay_is_not_offered_again_while_it_
     tall = "\n".join(f"w{number}" for number in range(24))  # a word a line: a tall turn, a short reply
     for turn in (1, 2):
         page.fill("#content", f"Turn{turn}\n{tall}")
-        page.keyboard.press("Control+Enter")
+        press_send(page)
         page.wait_for_selector(f".turn >> nth={turn - 1}")
         page.wait_for_function("() => document.querySelector('#content').value === ''")
     # Turn 2 starts below the first screen: the page scrolled it into view after the send.

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .conftest import screenshot
+from .conftest import press_send, screenshot
 from .fake_llm_servers import OPENAI_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -25,7 +25,7 @@ def ask_openai(page, live_server, text):
     page.click("text=Save settings")
     page.wait_for_selector("text=Settings saved")
     page.fill("#content", text)
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
 
 
@@ -93,7 +93,7 @@ def test_parameters_follow_the_provider_and_show_under_the_reply(
     page.click("text=Save settings")
     page.wait_for_selector("text=Settings saved")
     page.fill("#content", "with parameters")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
     assert 'top_p=0.9 stop=["###"] seed=7' in page.inner_text(".message-assistant .params-used")
     body = fake_openai.requests[-1].body
@@ -188,7 +188,7 @@ def test_add_few_shot_messages_and_delete_one(fake_openai, page, live_server, st
         page.wait_for_selector(f".message-{role} >> text={text.strip('*')}")
     assert page.inner_text(".message-assistant .body strong") == "positive"  # hand-written replies are Markdown too
     page.fill("#content", "It was awful")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     page.wait_for_selector('.message-assistant[data-status="done"] >> text=Hello there', timeout=20_000)
     assert [m["content"] for m in fake_openai.requests[-1].body["messages"]] == [
         "I loved it",

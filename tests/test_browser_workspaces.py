@@ -8,7 +8,7 @@ import pytest
 
 from prompt_tracker.auth.accounts import create_user
 
-from .conftest import screenshot, service_env, wait_for
+from .conftest import press_send, screenshot, service_env, wait_for
 from .processes import web_process
 from .test_browser import wait_until_live
 
@@ -79,7 +79,7 @@ def test_a_laptop_and_a_phone_of_one_user_share_the_conversation_live_and_keep_i
 
         # Sent on the laptop: the phone shows the message, and the reply streams in both.
         laptop.fill("#content", SENT)
-        laptop.keyboard.press("Control+Enter")
+        press_send(laptop)
         phone.wait_for_selector(f".message-user >> text={SENT}", timeout=20_000)
         streaming = '.message-assistant[data-status="streaming"] .live:not(:empty)'
         for page in (phone, laptop):
@@ -113,7 +113,7 @@ def test_a_laptop_and_a_phone_of_one_user_share_the_conversation_live_and_keep_i
 
         # A message sent on the phone reaches the laptop live, too.
         phone.fill("#content", "and one from the phone")
-        phone.keyboard.press("Control+Enter")
+        press_send(phone)
         for page in (laptop, phone):
             page.wait_for_selector(f"{done} >> text=You said: and one from the phone", timeout=30_000)
         screenshot(phone, "workspaces-04-phone-after-its-send")

@@ -322,6 +322,11 @@ def test_every_event_kind_is_recorded_by_the_pages_and_commands_and_flask_audit_
     assert person.post("/prompts/welcome/labels", label="production", version="2").status_code == 303
     assert person.post("/prompts/welcome/archive").status_code == 303
     assert person.post("/prompts/welcome/restore").status_code == 303
+    assert person.post("/prompts/welcome/tests", name="Hello", input="Hi").status_code == 303
+    assert person.post("/prompts/welcome/tests/1", name="Hello there", input="Hi").status_code == 303
+    assert person.post("/prompts/welcome/tests/1/delete", confirm="yes").status_code == 303
+    (tmp_path / "cases.jsonl").write_text('{"name": "From a file", "input": "Hi"}\n')
+    assert runner.invoke(args=["evals", "import", "welcome", str(tmp_path / "cases.jsonl")]).exit_code == 0
     exported = runner.invoke(args=["prompts", "export"]).output.replace('"welcome"', '"imported"')
     (tmp_path / "prompts.json").write_text(exported)
     assert runner.invoke(args=["prompts", "import", str(tmp_path / "prompts.json")]).exit_code == 0
@@ -365,6 +370,10 @@ def test_every_event_kind_is_recorded_by_the_pages_and_commands_and_flask_audit_
         "label.moved",
         "prompt.archived",
         "prompt.restored",
+        "case.created",
+        "case.edited",
+        "case.deleted",
+        "cases.imported",
     }
     assert runner.invoke(args=["audit", "list", "--since", "2999-01-01"]).output == "0 events.\n"
     assert runner.invoke(args=["audit", "list", "--since", "2000-01-01T00:00+02:00", "--json"]).output == listed.output

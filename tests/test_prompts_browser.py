@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, screenshot, service_env
+from .conftest import ROOT, press_send, screenshot, service_env
 from .processes import web_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -73,7 +73,7 @@ def test_prompt_versions_variables_diff_tabs_and_export(
 
     # Chat: the reply records that unsaved settings (a draft) produced it.
     page.fill("#content", "Where is my parcel?")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     reply_done(page, 1)
     assert "draft" in page.inner_text(".message-assistant .meta-line")
     screenshot(page, "prompts-02-playground-draft")
@@ -84,7 +84,7 @@ def test_prompt_versions_variables_diff_tabs_and_export(
     page.wait_for_selector("text=Saved as version 2.")
     assert page.is_visible("text=Save as version 3")
     page.fill("#content", "And now?")
-    page.keyboard.press("Control+Enter")
+    press_send(page)
     reply_done(page, 2)
     assert "version 2" in page.locator(".message-assistant .meta-line").nth(1).inner_text()
     screenshot(page, "prompts-03-version-2")
@@ -109,7 +109,7 @@ def test_prompt_versions_variables_diff_tabs_and_export(
     other.click("text=Create prompt")
     other.click("text=Open in playground")
     other.fill("#content", "Good morning")
-    other.keyboard.press("Control+Enter")
+    press_send(other)
     reply_done(other, 1)
     assert "Where is my parcel?" not in other.inner_text("#messages")
 

@@ -13,7 +13,7 @@ from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
 from prompt_tracker.web.headers import CONTENT_SECURITY_POLICY
 
-from .conftest import CSRF_RE
+from .conftest import CSRF_RE, press_send
 
 VERSION_RE = re.compile(r'name="settings_version" value="([0-9a-f]+)"')
 HELD = "Settings changed in another tab"
@@ -325,7 +325,7 @@ def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_los
     page.click("text=Save settings")
     page.wait_for_selector("text=Settings saved")
     tab_b.fill("#content", "typed in tab B")
-    tab_b.keyboard.press("Control+Enter")
+    press_send(tab_b)
     tab_b.wait_for_selector("#settings-changed:has-text('Settings changed in another tab')", state="visible")
     assert tab_b.input_value("#content") == "typed in tab B"
     assert tab_b.query_selector_all(".message") == []
@@ -338,7 +338,7 @@ def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_los
     tab_b.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
     # Held again (the tab still shows the old settings); "Load them" shows tab A's, the text still kept.
     tab_b.fill("#content", "second thought")
-    tab_b.keyboard.press("Control+Enter")
+    press_send(tab_b)
     tab_b.wait_for_selector("#settings-changed", state="visible")
     tab_b.click("#load-settings")
     tab_b.wait_for_selector("#settings-changed", state="hidden")
@@ -371,7 +371,7 @@ def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_los
     # The variable value shown (typed, not saved) is the one sent, and it stays.
     tab_b.fill("#var-role", "pirate")
     tab_b.fill("#content", "ahoy")
-    tab_b.keyboard.press("Control+Enter")
+    press_send(tab_b)
     tab_b.wait_for_selector('.message-assistant[data-status="done"] >> text=You said: ahoy', timeout=20_000)
     assert "system prompt: 16 characters" in tab_b.inner_text(".message-assistant >> nth=-1")  # "Mine, as pirate."
     assert tab_b.is_hidden("#composer-error")

@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 from prompt_tracker.domain.keys import store_id, workspace_id
 from prompt_tracker.web.auth.login_token import COOKIE as LOGIN_COOKIE
 
-from .conftest import COOKIE, CSRF_RE, ROOT, screenshot, service_env
+from .conftest import COOKIE, CSRF_RE, ROOT, press_send, screenshot, service_env
 from .processes import kill, spawn_worker, wait_for, web_process
 from .test_concurrency import Browser
 
@@ -107,7 +107,7 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it_in_chromium(chromium, 
             assert page.inner_text(".user-name") == USERS[0]
 
             page.fill("#content", "hello from alice")
-            page.keyboard.press("Control+Enter")
+            press_send(page)
             page.wait_for_selector(".message-assistant.status-done")
             assert "You said: hello from alice" in page.inner_text(".message-assistant .body")
             assert session_keys(real_redis, after)  # blob and conversation

@@ -35,6 +35,10 @@ EVENT_KINDS = (
     "user.password_changed",
     "token.created",
     "token.revoked",
+    "case.created",
+    "case.edited",
+    "case.deleted",
+    "cases.imported",
 )
 
 # The kinds webhooks deliver (issue 20: ``version.created`` and ``label.moved``).

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from .base import ChatRequest, Provider, ProviderError, ToolCall, Usage, shared_client, turn_extra
+from .base import ChatRequest, Provider, ProviderError, ToolCall, ToolCallDelta, Usage, shared_client, turn_extra
 from .http_errors import display_url, feature_refused, provider_timeout, short_detail, status_text
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -242,8 +242,10 @@ class AnthropicMessagesProvider(Provider):
                         if event.type == "content_block_start" and event.content_block.type == "tool_use":
                             block = event.content_block
                             calls[event.index] = {"id": block.id, "name": block.name, "arguments": []}
+                            yield ToolCallDelta(index=event.index, id=block.id, name=block.name)
                         elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
                             calls[event.index]["arguments"].append(event.delta.partial_json)
+                            yield ToolCallDelta(index=event.index, arguments=event.delta.partial_json)
                         if event.type == "message_stop":
                             stopped = True
                         # No text (extended thinking streams only thinking deltas for a while): still a

@@ -1,5 +1,6 @@
-"""The provider contract: ``stream(request)`` yields text deltas (``""`` for an event with no text), then
-the reply's tool calls (``ToolCall``, each assembled whole), then one ``Usage``."""
+"""The provider contract: ``stream(request)`` yields text deltas (``""`` for an event with no text) and,
+while tool calls stream, their pieces (``ToolCallDelta``, so the page can show them assemble), then the
+reply's tool calls (``ToolCall``, each assembled whole), then one ``Usage``."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,17 @@ class ToolCall(msgspec.Struct, kw_only=True):
     id: str
     name: str
     arguments: str = "{}"
+
+
+class ToolCallDelta(msgspec.Struct, kw_only=True):
+    """A piece of a tool call as it streams: which call (``index``, the provider's own order), its id and
+    name when first known, and more of its arguments' JSON text. What is kept is the whole ``ToolCall``
+    yielded at the end; these only show the call assembling."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
 
 
 # A turn of ``ChatRequest.messages``: (role, content), or (role, content, extra) where ``extra`` is
@@ -142,8 +154,9 @@ class Provider:
     def warm(self) -> None:
         """Build what a call needs (the SDK client for the current environment) ahead of the first call."""
 
-    def stream(self, request: ChatRequest) -> Iterator[str | ToolCall | Usage]:
-        """Yield the reply as text deltas, then its tool calls, then at most one Usage; raise ProviderError on failure.
+    def stream(self, request: ChatRequest) -> Iterator[str | ToolCallDelta | ToolCall | Usage]:
+        """Yield the reply as text deltas (and tool-call pieces as they stream), then its tool calls, then at
+        most one Usage; raise ProviderError on failure.
 
         No Usage means the provider reported none: unknown, not zero (and so no cost is shown). An
         empty string is no text but a sign of life (an event without text, as while a model thinks):

@@ -10,7 +10,17 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from .base import ChatRequest, Provider, ProviderError, ToolCall, Usage, schema_name, shared_client, turn_extra
+from .base import (
+    ChatRequest,
+    Provider,
+    ProviderError,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    schema_name,
+    shared_client,
+    turn_extra,
+)
 from .context_windows import fetch_model_list, reported_window
 from .http_errors import display_url, feature_refused, provider_timeout, short_detail, status_text
 
@@ -188,12 +198,14 @@ class OpenAIChatProvider(Provider):
                     finished = False
                     calls: dict[int, dict] = {}  # tool calls by index, assembled from their deltas
                     for chunk in chunks:
-                        text, finish_reason, chunk_usage = _read_chunk(chunk, calls)
+                        pieces: list[ToolCallDelta] = []
+                        text, finish_reason, chunk_usage = _read_chunk(chunk, calls, pieces)
                         if chunk_usage is not None:
                             usage = chunk_usage
                         finished = finished or finish_reason is not None
                         if text or calls:  # no text while tool calls stream: still a moment to see a Stop
                             yield text
+                        yield from pieces
         except openai.APITimeoutError:
             raise ProviderError(f"{LABEL} did not answer within {timeout:g} s") from None
         except openai.APIConnectionError:
@@ -244,9 +256,12 @@ def _message(turn) -> dict:
     return {"role": role, "content": content}
 
 
-def _read_chunk(chunk, calls: dict[int, dict]) -> tuple[str, str | None, Usage | None]:
+def _read_chunk(
+    chunk, calls: dict[int, dict], pieces: list[ToolCallDelta] | None = None
+) -> tuple[str, str | None, Usage | None]:
     """Text delta, finish reason and usage carried by one streamed chunk; its tool-call deltas are
-    added to ``calls`` (by index: parallel calls stream side by side, the id and name in the first)."""
+    added to ``calls`` (by index: parallel calls stream side by side, the id and name in the first)
+    and to ``pieces`` as they came."""
     try:
         text = ""
         finish_reason = None
@@ -262,6 +277,18 @@ def _read_chunk(chunk, calls: dict[int, dict]) -> tuple[str, str | None, Usage |
                     call["name"] = delta.function.name or call["name"]
                     if isinstance(delta.function.arguments, str):
                         call["arguments"].append(delta.function.arguments)
+                if pieces is not None:
+                    function = delta.function
+                    name = function.name if function is not None and isinstance(function.name, str) else ""
+                    arguments = function.arguments if function is not None else None
+                    pieces.append(
+                        ToolCallDelta(
+                            index=delta.index or 0,
+                            id=delta.id if isinstance(delta.id, str) else "",
+                            name=name,
+                            arguments=arguments if isinstance(arguments, str) else "",
+                        )
+                    )
             finish_reason = choice.finish_reason or finish_reason
         usage = None
         reported = getattr(chunk, "usage", None)

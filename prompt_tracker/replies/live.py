@@ -9,6 +9,9 @@ Events and their payloads (what ``static/live.js`` and the pages' scripts read):
 - ``message.appended``  ``{"playground", "ids": [...]}``  messages were added (a send)
 - ``message.started``   ``{"id"}``                        a worker began writing the reply
 - ``message.delta``     ``{"id", "attempt", "text", "offset"}``  more text of that reply
+- ``message.tool_calls`` ``{"id", "attempt", "calls": [{"name", "arguments", "more"}]}``  the tool calls
+  that reply is making, as they assemble: every call so far, its arguments' JSON text so far (capped:
+  ``more`` says it goes on); the whole calls come with the reply's end
 - ``message.done`` / ``message.stopped`` / ``message.failed``  ``{"id", ...}``  the reply ended
 - ``message.changed``   ``{"playground", "id"}``           a message changed in place (an attempt chosen, an edit)
 - ``message.compared``  ``{"playground", "id"}``           a replay's reply has its stored difference

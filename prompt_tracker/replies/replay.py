@@ -22,6 +22,7 @@ session's replay record, for Continue), so messages added to or imported into th
 are never replayed. Every turn passes the gate (``gate.admit``) when it is queued.
 """
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from ..domain.messages import TOOL_ROLE, Message, assistant_placeholder
 from ..domain.refusals import Refused
 from ..domain.settings import PlaygroundSettings
 from ..domain.text_diff import Piece, compare, pair_digest
+from ..domain.tools import format_json
 from ..extensions import services
 from ..limits import rate
 from ..store.conversations import ConversationFull
@@ -479,6 +481,40 @@ def comparable(old: Message | None, new: Message | None) -> bool:
 
 
 @dataclass
+class ToolStep:
+    """A tool call a turn made before its last reply, as its Replay row shows it: the tool's name, the
+    arguments formatted, and the result it was given (None: none yet)."""
+
+    name: str
+    arguments: str
+    result: str | None
+
+
+def tool_steps(messages: list[Message], positions: dict[str, int], exchange: list[Message]) -> list[ToolStep]:
+    """The tool calls of a turn's replies but the last (whose own card shows its calls), each with the result
+    that answered it: the ``tool`` messages right after its reply in ``messages`` (``positions``: index by id)."""
+    steps: list[ToolStep] = []
+    if len(exchange) < 2:
+        return steps
+    for reply in exchange[:-1]:
+        results = {}
+        index = positions.get(reply.id, len(messages)) + 1
+        while index < len(messages) and messages[index].role == TOOL_ROLE:
+            results[messages[index].tool_call_id] = messages[index].content
+            index += 1
+        steps += [ToolStep(call.name, formatted(call.arguments), results.get(call.id)) for call in reply.tool_calls]
+    return steps
+
+
+def formatted(arguments: str) -> str:
+    """A call's arguments as indented JSON, or as the model sent them when they are not JSON."""
+    try:
+        return format_json(json.loads(arguments or "{}"))
+    except ValueError:
+        return arguments
+
+
+@dataclass
 class Row:
     """One turn on the Replay page: what the user said, the old reply, the new one and their difference.
 
@@ -493,6 +529,9 @@ class Row:
     diff: list[Piece] | None = None
     same: float | None = None
     diff_level: str | None = None
+    # The tool calls each side's turn made before its last reply (``tool_steps``), shown above that reply.
+    old_steps: list[ToolStep] = field(default_factory=list)
+    new_steps: list[ToolStep] = field(default_factory=list)
 
 
 @dataclass
@@ -524,9 +563,13 @@ def replay_view(
     turns = replay_turns(original, until, turn_ids)
     exchanges = new_exchanges(replayed)
     rows = []
+    old_positions = {message.id: index for index, message in enumerate(original)}
+    new_positions = {message.id: index for index, message in enumerate(replayed)}
     for number, turn in enumerate(turns, 1):
         new = exchanges[turn.user.id][-1] if turn.user.id in exchanges else None
-        row = Row(number, turn.user, turn.old, new)
+        row = Row(number, turn.user, turn.old, new, old_steps=tool_steps(original, old_positions, turn.exchange))
+        if new is not None:
+            row.new_steps = tool_steps(replayed, new_positions, exchanges[turn.user.id])
         if comparable(turn.old, new):
             stored = new.diff
             if stored is not None and stored.digest == pair_digest(

@@ -6,6 +6,9 @@
   text to the reply's ``partial`` key and answers whether the conversation still exists and whether
   Stop was asked (for this attempt). Either ends the provider stream (closing its HTTP response) at
   once. Events without text (``""``: a model thinking) flush too, so Stop is seen while it thinks.
+- **Tool calls** stream too: the calls' names are written on the streaming record as each one starts
+  (a reload, a second tab and the no-JS frame show "Calling <name>…"), and each flush publishes
+  ``message.tool_calls`` with every call's name and its arguments so far (``AssemblingCalls``).
 - **Finish**: one compare-and-set writes the final record and deletes ``partial``; a Reset
   (placeholder gone) writes nothing.
 """
@@ -29,7 +32,7 @@ from ..domain.recorded_request import record_request
 from ..domain.rendering import render_reply, render_structured
 from ..extensions import services
 from ..limits import budget
-from ..providers import ChatRequest, ProviderError, ToolCall, get_provider
+from ..providers import ChatRequest, ProviderError, ToolCall, ToolCallDelta, get_provider
 from ..store.tickets import delete_ticket, read_ticket
 from .live import publish
 
@@ -39,6 +42,10 @@ INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
 WORKER_DIED = "The worker stopped before finishing this reply."
 WORKER_SHUT_DOWN = "The worker was shut down before finishing this reply; press Retry to write it again."
 
+# Of a tool call's arguments, what a streaming reply's events carry at most (the page shows them as they
+# come); the whole call shows when the reply ends.
+LIVE_ARGUMENTS_CHARS = 2000
+
 # The app's logger: the web process formats it (``web.request_log``), the worker too.
 logger = logging.getLogger("prompt_tracker")
 
@@ -46,6 +53,47 @@ logger = logging.getLogger("prompt_tracker")
 def event(playground: str, message_id: str, **fields) -> dict:
     """Payload of a reply's live event (``id`` kept for the page's current script)."""
     return {"playground": playground, "message_id": message_id, "id": message_id, **fields}
+
+
+class AssemblingCalls:
+    """The tool calls of a reply as their pieces stream (``ToolCallDelta``), for the page to see them assemble."""
+
+    def __init__(self):
+        self.calls: dict[int, dict] = {}  # by the provider's index: id, name, arguments so far (capped)
+        self.changed = False  # since the page was last told
+        self.stored = 0  # how many named calls the streaming record holds
+
+    def add(self, piece: ToolCallDelta) -> None:
+        """Take one piece of a call."""
+        call = self.calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
+        call["id"] = piece.id or call["id"]
+        call["name"] = piece.name or call["name"]
+        if piece.arguments and len(call["arguments"]) <= LIVE_ARGUMENTS_CHARS:
+            call["arguments"] += piece.arguments
+        self.changed = True
+
+    def named(self) -> list[dict]:
+        """The calls whose names are known, in order."""
+        return [call for _, call in sorted(self.calls.items()) if call["name"]]
+
+    def shown(self) -> list[dict]:
+        """What a ``message.tool_calls`` event carries: each call's name and its arguments so far (capped)."""
+        return [
+            {
+                "name": call["name"],
+                "arguments": call["arguments"][:LIVE_ARGUMENTS_CHARS],
+                "more": len(call["arguments"]) > LIVE_ARGUMENTS_CHARS,
+            }
+            for call in self.named()
+        ]
+
+    def unstored(self) -> list[ToolCall] | None:
+        """The named calls for the streaming record (arguments come with the final one), if it lacks some."""
+        named = self.named()
+        if len(named) <= self.stored:
+            return None
+        self.stored = len(named)
+        return [ToolCall(id=call["id"], name=call["name"], arguments="") for call in named]
 
 
 def write_reply(
@@ -95,6 +143,7 @@ def write_reply(
     )
     parts: list[str] = []
     tool_calls: list[ToolCall] = []
+    assembling = AssemblingCalls()
     pending: list[str] = []
     flushed = 0  # characters stored in ``partial`` and published so far
     usage = None
@@ -116,6 +165,14 @@ def write_reply(
                 store_id, "message.delta", event(playground, message_id, attempt=attempt, text=text, offset=flushed)
             )
             flushed += len(text)
+        if exists and assembling.changed:
+            assembling.changed = False
+            store_calls(store_id, playground, message_id, attempt, assembling.unstored())
+            publish(
+                store_id,
+                "message.tool_calls",
+                event(playground, message_id, attempt=attempt, calls=assembling.shown()),
+            )
         pending = []
         last_flush = time.monotonic()
         return exists, stop
@@ -129,7 +186,9 @@ def write_reply(
             if isinstance(item, ToolCall):
                 tool_calls.append(item)
                 continue
-            if item:
+            if isinstance(item, ToolCallDelta):
+                assembling.add(item)
+            elif item:
                 if first_token_ms is None:
                     first_token_ms = int((time.monotonic() - started) * 1000)
                 parts.append(item)
@@ -212,6 +271,20 @@ def write_reply(
     return outcome, store_id
 
 
+def store_calls(store_id: str, playground: str, message_id: str, attempt: int, calls: list[ToolCall] | None) -> None:
+    """Write the names of the tool calls a reply is making on its streaming record (when it lacks some), so
+    what a page renders of it (a reload, the no-JS frame) says which tools it is calling."""
+    if not calls:
+        return
+
+    def with_calls(message: Message) -> Message | None:
+        if message.status != "streaming" or message.attempt != attempt:
+            return None
+        return msgspec.structs.replace(message, tool_calls=calls)
+
+    services.conversations.change(store_id, playground, message_id, with_calls)
+
+
 def reply_html(request: ChatRequest, content: str, tool_calls: list[ToolCall]) -> str:
     """A finished reply's HTML: its JSON formatted with a schema badge when structured output was asked
     for (and the reply is text, not tool calls), else its Markdown."""
@@ -252,8 +325,15 @@ def fail_reply(
         def to_failed(message: Message) -> Message | None:
             if not message.is_open or message.attempt != attempt:
                 return None
+            # tool_calls: only the names of calls still streaming (``store_calls``); a failed reply has none.
             return msgspec.structs.replace(
-                message, status="failed", error=error, content=text, html=render_reply(text), finished_at=time.time()
+                message,
+                status="failed",
+                error=error,
+                content=text,
+                html=render_reply(text),
+                finished_at=time.time(),
+                tool_calls=[],
             )
 
         return conversations.change(at, playground, message_id, to_failed)

@@ -32,6 +32,30 @@
     if (typing) typing.textContent = "writing…";
   }
 
+  // A streaming reply's tool calls as they assemble (``message.tool_calls``: every call so far, each time):
+  // "Calling <name>…" and the arguments so far, in the list its HTML has (_message.html's ``live_calls``).
+  function showCalls(body, calls) {
+    let shown = body.querySelector(".tool-calls-live");
+    if (!shown) {
+      shown = Object.assign(document.createElement("ul"), { className: "tool-calls tool-calls-live" });
+      body.append(shown);
+    }
+    shown.hidden = !calls.length;
+    calls.forEach((call, index) => {
+      let entry = shown.children[index];
+      if (!entry) {
+        entry = Object.assign(document.createElement("li"), { className: "tool-call tool-call-live" });
+        entry.innerHTML = '<div class="tool-call-head"><span class="tool-label">Calling</span> <code class="tool-name"></code>…</div>' +
+          '<pre class="tool-arguments" hidden><code></code></pre>';
+        shown.append(entry);
+      }
+      entry.querySelector(".tool-name").textContent = call.name;
+      const args = entry.querySelector(".tool-arguments");
+      args.hidden = !call.arguments;
+      args.firstElementChild.textContent = call.arguments + (call.more ? "…" : "");
+    });
+  }
+
   // Whether fetched HTML of a message (``element``) may take the place of what the page shows of it
   // (``current``, or nothing): not when it is older. Shown for the first time but older than an event
   // seen (the event came first), it is brought forward: marked streaming, or fetched again once ended.
@@ -104,6 +128,17 @@
           if (offset === undefined) live.textContent += text;
           else if (offset > shown) return refreshMessage(id);
           else live.textContent += [...text].slice(shown - offset).join("");
+          if (atEnd) scroller.scrollToEnd();
+        },
+        // The tool calls a reply is making, as they assemble; its end (a fetch) shows them whole, as cards.
+        "message.tool_calls": ({ id, attempt, calls }) => {
+          note(id, [attempt || seen.get(id)?.[0] || 0, 1]);
+          const element = item(id);
+          const body = element?.querySelector(".live")?.parentElement;
+          if (!body || (attempt && Number(element.dataset.attempt) > attempt)) return;
+          if (element.dataset.status === "pending") markStreaming(element);
+          const atEnd = scroller?.nearEnd();
+          showCalls(body, calls || []);
           if (atEnd) scroller.scrollToEnd();
         },
         "message.done": ended,

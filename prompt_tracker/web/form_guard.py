@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 from flask import abort, current_app, request
 
 # Endpoints that take a file, up to MAX_IMPORT_BYTES (the playground blueprint is registered twice).
-LARGE_UPLOADS = {"playground.import_conversation", "prompt_playground.import_conversation"}
+LARGE_UPLOADS = {"playground.import_conversation", "prompt_playground.import_conversation", "evals.import_cases_file"}
 # Blueprints that take JSON bodies and read them themselves (the read API).
 JSON_BLUEPRINTS = {"api"}
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -32,7 +32,8 @@ MESSAGE_TEMPLATE = "playground/_message.html"
 # 2: cells aligned by class, the message's source for Copy, data-attempt on each message.
 # 3: a form under each unanswered tool call, "Tool" on tool results.
 # 4: the Retry form carries the page's settings version.
-FRAGMENT_VERSION = 4
+# 5: Save as test case on a finished reply.
+FRAGMENT_VERSION = 5
 FRAGMENT_MARK = f"<!--fragment {FRAGMENT_VERSION}-->"
 
 # The macro of each loaded template (a new one when the file is reloaded in development).
