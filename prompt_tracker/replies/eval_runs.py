@@ -460,7 +460,7 @@ def call_model(owner: str, settings: PlaygroundSettings, turns: list[tuple]) -> 
                 call.usage = item
             elif isinstance(item, ToolCall):
                 call.tool_calls.append(item)
-            elif item:
+            elif isinstance(item, str) and item:  # not a ToolCallDelta: the whole call comes at the end
                 parts.append(item)
     except ProviderError as error:
         settle(admission.hold, call.usage or estimate(admission.hold, request, parts))
