@@ -414,6 +414,24 @@ def test_a_run_whose_redis_keys_were_lost_is_dispatched_again_when_looked_at(uni
     assert [status for *_, status in statuses(run.id)] == ["passed", "passed"]
 
 
+def test_a_case_edited_after_the_start_records_the_hash_it_ran_with(unit_app):
+    from prompt_tracker.evals.cases import create_case, update_case
+
+    prompt = create_prompt("Edited", "Hello {{ name }}.", variables={"name": "Ada"}, author="t")
+    case = create_case(prompt, {"name": "greets", "input": "hi", "variables": {"name": "Bo"}, "checks": []})
+    before = case.content_hash
+    run = EvalRun(prompt_id=prompt.id, version_id=prompt.versions[0].id, version_number=1, repeat=1, owner=OWNER)
+    run.results = [EvalResult(case_id=case.id, case_name=case.name, case_hash=before, repetition=1)]
+    db.session.add(run)
+    db.session.commit()
+    update_case(prompt, case, {"name": "greets", "input": "hello again", "variables": {"name": "Cy"}, "checks": []})
+    eval_runs.rebuild_backlog(run)  # its jobs run now (inline)
+    db.session.expire_all()
+    (result,) = db.session.get(EvalRun, run.id).results
+    assert result.case_hash == case.content_hash != before
+    assert result.output.startswith("You said: hello again")
+
+
 def test_a_run_pages_socket_joins_the_runs_room_and_hears_each_result(unit_app):
     from prompt_tracker.extensions import socketio
 

@@ -346,6 +346,8 @@ def run_claimed(run_id: int, result_id: int, attempt: int) -> str:
     db.session.commit()
     try:
         fields = CASE_GONE_FIELDS if case is None else execute(owner, version, case)
+        if case is not None:
+            fields["case_hash"] = case.content_hash  # the case as it ran (edited since the run started, say)
     except Paused as paused:
         unclaim(result_id, attempt)
         queue_back(run_id, result_id, attempt)
@@ -357,7 +359,7 @@ def run_claimed(run_id: int, result_id: int, attempt: int) -> str:
     return record(run_id, result_id, attempt, fields)
 
 
-CASE_GONE_FIELDS = {"status": "error", "error": CASE_GONE}
+CASE_GONE_FIELDS = {"status": "error", "error": CASE_GONE}  # copied by ``record``, never changed
 
 
 def claim(result_id: int, attempt: int) -> bool:
