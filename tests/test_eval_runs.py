@@ -154,18 +154,24 @@ def test_a_stopped_run_stops_its_queued_results_and_a_second_claim_changes_nothi
     db.session.add(run)
     db.session.commit()
     services.jobs_redis.rpush(eval_backlog_key(run.id), "0:1")  # waiting for a worker
-    page = unit_app.test_client().get(f"/prompts/stopper/runs/{run.id}").get_data(as_text=True)
+    client = unit_app.test_client()
+    url = f"/prompts/stopper/runs/{run.id}"
+    page = client.get(url).get_data(as_text=True)
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page and ">Refresh<" in page
-    first = run.results[0]
-    assert eval_runs.claim(first.id, 1) is True
-    assert eval_runs.claim(first.id, 1) is False  # the second claim is a no-op
-    assert eval_runs.claim(run.results[1].id, 2) is False  # another attempt's job claims nothing
-    eval_runs.stop_run(run, "tester")
+    first, second = run.results[0].id, run.results[1].id
+    assert eval_runs.claim(first, 1) is True
+    assert eval_runs.claim(first, 1) is False  # the second claim is a no-op
+    assert eval_runs.claim(second, 2) is False  # another attempt's job claims nothing
+    assert client.post(url + "/stop", data={"csrf_token": csrf(client, url)}).status_code == 303
     db.session.expire_all()
     assert statuses(run.id) == [("a", 1, "running"), ("a", 2, "stopped"), ("a", 3, "stopped")]
-    assert db.session.get(EvalRun, run.id).status_reason == "Stopped by tester."
-    # The job of the running one still records it; the run stays stopped.
-    assert eval_runs.run_result(run.results[1].id, 1) == "skipped"
+    assert db.session.get(EvalRun, run.id).status_reason == "Stopped by local."
+    assert eval_runs.run_result(second, 1) == "skipped"  # a stopped result's job claims nothing
+    # The one running when Stop came is still written; the run stays stopped.
+    assert eval_runs.record(run.id, first, 1, {"status": "passed", "passed": True}) == "passed"
+    db.session.expire_all()
+    assert db.session.get(EvalRun, run.id).status == "stopped"
+    assert 'http-equiv="refresh"' not in client.get(url).get_data(as_text=True)
 
 
 def test_a_run_paused_by_the_budget_keeps_its_queued_results_and_resumes(unit_app, fake_openai):
