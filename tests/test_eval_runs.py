@@ -277,6 +277,9 @@ def test_the_cli_prints_a_table_and_a_json_line_and_exits_by_the_pass_rate(unit_
     assert "passes" in answer.output and " 2/2" in answer.output
     low = runner.invoke(args=["evals", "run", "cli", "--min-pass", "0.9", "--json"])
     assert low.exit_code == 1 and json.loads(low.output.strip().splitlines()[-1])["run"] == 2
+    unit_app.config["RATE_LIMIT_EVAL_CALLS"] = "1 per minute"
+    paused = runner.invoke(args=["evals", "run", "cli", "--as", "ci-bot"])
+    assert paused.exit_code == 1 and "is paused: Paused: test runs may make 1 per minute" in paused.output
     assert runner.invoke(args=["evals", "run", "cli", "--version", "1", "--label", "x"]).exit_code == 2
     assert runner.invoke(args=["evals", "run", "nope"]).exit_code == 2
     assert runner.invoke(args=["evals", "run", "cli", "--repeat", "11"]).exit_code == 2
