@@ -32,6 +32,8 @@ INT_SETTINGS = (
     "MAX_SOCKETS_PER_USER",
     "MAX_TOKENS_CEILING",
     "DAILY_BUDGET_TOKENS",
+    "EVAL_CONCURRENCY",
+    "EVAL_MAX_TOOL_ROUNDS",
 )
 
 
@@ -120,6 +122,14 @@ class Config:
     DAILY_BUDGET_USD = 0.0  # 0 = no budget
     DAILY_BUDGET_TOKENS = 0
 
+    # Test runs: results of one run in flight at once (the playground's replies never wait behind a run:
+    # run jobs go to their own RQ queue, which workers take after the replies' one), rounds of tool calls
+    # answered with the version's mocks per case, and model calls of test runs per user (Flask-Limiter syntax).
+    EVAL_CONCURRENCY = 4
+    EVAL_MAX_TOOL_ROUNDS = 3
+    RATE_LIMIT_EVAL_CALLS = "600 per minute"
+    RQ_EVAL_QUEUE = "prompt_tracker_evals"
+
     # The read API (/api/v1): requests per token (Flask-Limiter syntax).
     RATE_LIMIT_API = "600/minute"
     # Signed webhooks: POSTed to each URL, signed with HMAC-SHA256 under the secret; retried by the workers
@@ -158,6 +168,7 @@ class Config:
             "RATE_LIMIT_LOGINS_PER_IP",
             "RATE_LIMIT_LOGINS_PER_ACCOUNT",
             "RATE_LIMIT_API",
+            "RATE_LIMIT_EVAL_CALLS",
             "WEBHOOK_SECRET",
         ):
             if os.environ.get(name):

@@ -23,6 +23,7 @@ from .evals.cli import evals_cli
 from .extensions import csrf, db, migrate, services, socketio
 from .limits.cli import usage_command
 from .prompts.cli import prompts_cli
+from .replies.eval_cli import run_command as eval_run_command
 from .replies.worker_cli import worker_command
 from .store.cli import sessions_cli
 from .store.redis_urls import socketio_manager
@@ -118,6 +119,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.cli.add_command(usage_command)
     app.cli.add_command(sessions_cli)
     app.cli.add_command(worker_command)
+    evals_cli.add_command(eval_run_command)
     app.cli.add_command(evals_cli)
 
     @app.get("/")

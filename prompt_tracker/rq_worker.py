@@ -1,4 +1,5 @@
-"""RQ's own command for this app: ``rq worker --worker-class prompt_tracker.rq_worker.ReplyWorker``.
+"""RQ's own command for this app: ``rq worker --worker-class prompt_tracker.rq_worker.ReplyWorker prompt_tracker
+prompt_tracker_evals`` (the replies' queue first, then the test runs': RQ takes from the first that has a job).
 
 This is an entry point, as ``wsgi.py`` is gunicorn's: it builds the app (once per process) and keeps
 its context pushed, so every work-horse RQ forks runs its job in that app. ``flask worker``

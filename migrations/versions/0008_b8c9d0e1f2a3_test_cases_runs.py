@@ -71,6 +71,7 @@ def upgrade():
         sa.Column("case_name", sa.String(length=200), nullable=False),
         sa.Column("case_hash", sa.String(length=64), nullable=False),
         sa.Column("repetition", sa.Integer(), nullable=False),
+        sa.Column("attempt", sa.Integer(), server_default="1", nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("output", sa.Text(), nullable=False),
         sa.Column("output_html", sa.Text(), nullable=False),

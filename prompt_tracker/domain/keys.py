@@ -159,3 +159,18 @@ def parse_key(prefix: str, key: str) -> tuple[str, str | None] | None:
         return None
     found_store_id, playground, other = match.groups()
     return found_store_id, playground if playground is not None else ("" if other else None)
+
+
+def eval_backlog_key(run_id: int) -> str:
+    """LIST of a test run's result ids waiting for a job (queued results not yet handed to the workers)."""
+    return f"prompt_tracker:eval:{run_id}:backlog"
+
+
+def eval_inflight_key(run_id: int) -> str:
+    """ZSET of a test run's result ids handed to the workers, scored by when their slot lapses (a lost job's)."""
+    return f"prompt_tracker:eval:{run_id}:inflight"
+
+
+def eval_job_id(result_id: int, attempt: int) -> str:
+    """RQ job id of one attempt of a test run's result."""
+    return f"eval-{result_id}-{attempt}"

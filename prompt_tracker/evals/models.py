@@ -97,6 +97,8 @@ class EvalResult(db.Model):
     case_name: Mapped[str] = mapped_column(String(MAX_CASE_NAME_CHARS))
     case_hash: Mapped[str] = mapped_column(String(64))
     repetition: Mapped[int] = mapped_column(default=1)
+    # 1, then one more at each "Retry failed": only the job of the current attempt may claim the result.
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(20), default="queued")
     output: Mapped[str] = mapped_column(Text, default="")
     output_html: Mapped[str] = mapped_column(Text, default="")  # the output's Markdown, rendered once at finish

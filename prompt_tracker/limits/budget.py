@@ -34,6 +34,7 @@ from ..providers import UnknownProviderError, get_provider
 from ..store.conversations import ConversationStore, TooManyOpenReplies
 from . import in_words
 
+RUN_HOLD = " run"  # ends the hold of a test run's call: not one of the user's open replies
 KEEP_DAYS = 40  # how long `flask usage` can look back
 CHARS_PER_TOKEN = 4  # an estimate's rate, where no tokenizer is at hand
 
@@ -46,12 +47,14 @@ class BudgetExceeded(Refused):
 
 # KEYS: the user's holds, today's usage. ARGV: 1 hold id, 2 now, 3 deadline, 4 open cap (0: none),
 # 5 usd, 6 tokens, 7 kind (usd|tokens|free), 8 budget usd (0: none), 9 budget tokens (0: none),
-# 10 user, 11 holds' ttl, 12 usage ttl, 13 open replies this one replaces (an edit stops them). A hold is "<deadline> <usd> <tokens> <kind>".
+# 10 user, 11 holds' ttl, 12 usage ttl, 13 open replies this one replaces (an edit stops them), 14 " run" for a
+# test run's call (not one of the open replies: a run has its own bound, EVAL_CONCURRENCY) or "".
+# A hold is "<deadline> <usd> <tokens> <kind>", then " run" for a test run's.
 _RESERVE = """
 local held = redis.call('HGETALL', KEYS[1])
 local now, count, usd, tokens = tonumber(ARGV[2]), 0, 0, 0
 for i = 1, #held, 2 do
-  local deadline, u, t, kind = string.match(held[i + 1], '^(%S+) (%S+) (%S+) (%S+)$')
+  local deadline, u, t, kind, run = string.match(held[i + 1], '^(%S+) (%S+) (%S+) (%S+)(.*)$')
   if tonumber(deadline) < now then
     -- never settled (its worker vanished): what it held counts as spent
     redis.call('HDEL', KEYS[1], held[i])
@@ -59,7 +62,7 @@ for i = 1, #held, 2 do
     elseif kind == 'tokens' then redis.call('HINCRBY', KEYS[2], ARGV[10] .. '|unpriced_tokens', t) end
     redis.call('EXPIRE', KEYS[2], ARGV[12])
   else
-    count = count + 1
+    if run == '' then count = count + 1 end
     if kind == 'usd' then usd = usd + tonumber(u) elseif kind == 'tokens' then tokens = tokens + tonumber(t) end
   end
 end
@@ -74,7 +77,7 @@ if ARGV[7] == 'tokens' and budget_tokens > 0 then
   local spent = tonumber(redis.call('HGET', KEYS[2], ARGV[10] .. '|unpriced_tokens') or '0')
   if spent + tokens + tonumber(ARGV[6]) > budget_tokens then return {'tokens', tostring(spent), tostring(tokens)} end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6] .. ' ' .. ARGV[7])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6] .. ' ' .. ARGV[7] .. ARGV[14])
 redis.call('EXPIRE', KEYS[1], ARGV[11])
 return {'ok', tostring(count + 1), '0'}
 """
@@ -167,14 +170,22 @@ def is_free(provider: str) -> bool:
 
 
 def reserve(
-    user: str | None, provider: str, model: str, input_tokens: int, max_tokens: int, seconds: int, replacing: int = 0
+    user: str | None,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    max_tokens: int,
+    seconds: int,
+    replacing: int = 0,
+    open_reply: bool = True,
 ) -> Hold:
     """Hold a place among ``user``'s open replies and what the reply may cost; raise if either is past its limit.
 
     The estimate is ``input_tokens`` + ``max_tokens``, in USD at the model's price, else in tokens;
     nothing for a free model. Raises TooManyOpenReplies (MAX_OPEN_REPLIES per user) or BudgetExceeded;
     the hold expires after ``seconds`` (counted as spent if it was never settled). ``replacing``: open
-    replies the action stops (an edit's), which leave room for this one.
+    replies the action stops (an edit's), which leave room for this one. ``open_reply`` False (a test run's
+    call): held against the budget only, neither counted among the open replies nor capped by them.
     """
     config = current_app.config
     free = is_free(provider)
@@ -205,7 +216,7 @@ def reserve(
                 hold.id,
                 now,
                 now + seconds,
-                config["MAX_OPEN_REPLIES"],
+                config["MAX_OPEN_REPLIES"] if open_reply else 0,
                 f"{usd:.10f}",
                 tokens,
                 kind,
@@ -215,6 +226,7 @@ def reserve(
                 seconds + 86400,
                 KEEP_DAYS * 86400,
                 replacing,
+                "" if open_reply else RUN_HOLD,
             ],
         )
     except RedisError as error:  # jobs Redis down: the reply will fail to queue and say so
@@ -308,7 +320,7 @@ def open_replies(user: str | None) -> int:
     """How many replies ``user`` has queued or being written (holds not past their deadline)."""
     now = time.time()
     values = services.jobs_redis.hvals(held_key(user or ""))
-    return sum(1 for value in values if float(value.split(b" ", 1)[0]) >= now)
+    return sum(1 for value in values if float(value.split(b" ", 1)[0]) >= now and not value.endswith(RUN_HOLD.encode()))
 
 
 def until_midnight() -> str:

@@ -125,3 +125,23 @@ def release(admission: Admission | None) -> None:
 def room_for(user: str | None, replies: int) -> bool:
     """Whether ``user`` may open ``replies`` more replies now (a send with Compare on opens two)."""
     return budget.open_replies(user) + replies <= current_app.config["MAX_OPEN_REPLIES"]
+
+
+def admit_run_call(user: str | None, settings: PlaygroundSettings, input_tokens: int) -> Admission:
+    """Let one model call of a test run (a case, a round of its tool calls, a judge) through the gate.
+
+    The same checks as a reply (provider, allow-list, ``max_tokens`` ceiling, system prompt size) and its
+    cost reserved against ``user``'s daily budget; not counted among the user's open replies, so a run
+    never blocks the playground (a run has its own bound, EVAL_CONCURRENCY). Raises what ``admit`` raises.
+    """
+    settings = effective_settings(settings)
+    hold = budget.reserve(
+        user,
+        settings.provider,
+        settings.model,
+        input_tokens,
+        settings.max_tokens,
+        seconds=current_app.config["JOB_TIMEOUT"] + 3600,
+        open_reply=False,
+    )
+    return Admission(settings, hold)

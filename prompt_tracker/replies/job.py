@@ -10,6 +10,7 @@ from flask import current_app
 
 from ..limits import budget
 from ..store.tickets import delete_ticket, read_ticket
+from .eval_runs import RUN_JOB, result_lost
 from .replay import FINAL_WITH_TEXT, after_reply, record_diff, send_paced_turn
 from .reply import WORKER_DIED, Heartbeat, fail_reply, write_reply
 from .tool_results import answer_with_mocks
@@ -53,6 +54,10 @@ def work_horse_killed(job, retpid, ret_val, rusage) -> None:
     ``work_horse_killed_handler``, by a forking ``ReplyWorker``; the text streamed so far is kept, and
     the reply's hold is settled with an estimate of what it cost.
     """
+    if job.func_name == RUN_JOB:
+        with current_app._get_current_object().app_context():
+            result_lost(*job.args)
+        return
     if job.func_name != "prompt_tracker.replies.job.run_reply":
         return
     message_id, attempt = job.args

@@ -163,8 +163,11 @@ def patient_sessions() -> None:
     services.session_redis.set_retry(patient_retry())
 
 
-def supervise(queue: Queue, worker_ttl: int, burst: bool = False) -> None:
+def supervise(queue: Queue, worker_ttl: int, burst: bool = False, later_queues: tuple[Queue, ...] = ()) -> None:
     """Run a ``ResidentWorker`` on ``queue`` in a child process; fail the reply of a child that dies, start another.
+
+    ``later_queues`` (the test runs' queue) are taken only when ``queue`` is empty: RQ takes a job from
+    the first queue that has one, so a reply never waits behind a run's jobs.
 
     SIGINT/SIGTERM are passed on to the child: the first lets it finish its reply and exit, a
     second stops it at once (RQ's warm and cold shutdown). Returns when the child has stopped on
@@ -188,7 +191,7 @@ def supervise(queue: Queue, worker_ttl: int, burst: bool = False) -> None:
         started = time.monotonic()
         child = os.fork()
         if child == 0:
-            _run_child(parent, queue, name, worker_ttl, burst)
+            _run_child(parent, queue, name, worker_ttl, burst, later_queues)
         if signals:  # it came between the fork and ``child`` being set
             pass_on(signals[-1], None)
         _, status = os.waitpid(child, 0)  # retried by Python when a signal arrives meanwhile
@@ -203,7 +206,9 @@ def supervise(queue: Queue, worker_ttl: int, burst: bool = False) -> None:
             time.sleep(1)  # a child that cannot start is not restarted in a tight loop
 
 
-def _run_child(parent: int, queue: Queue, name: str, worker_ttl: int, burst: bool) -> None:
+def _run_child(
+    parent: int, queue: Queue, name: str, worker_ttl: int, burst: bool, later_queues: tuple[Queue, ...] = ()
+) -> None:
     """The child: a ResidentWorker until it stops; never returns."""
     code = 1
     try:
@@ -211,7 +216,7 @@ def _run_child(parent: int, queue: Queue, name: str, worker_ttl: int, burst: boo
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _die_with(parent)
-        worker = ResidentWorker([queue], connection=queue.connection, name=name, worker_ttl=worker_ttl)
+        worker = ResidentWorker([queue, *later_queues], connection=queue.connection, name=name, worker_ttl=worker_ttl)
         keep_scheduling(worker.queues[0], name)
         worker.work(burst=burst, with_scheduler=False)
         code = 0

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("evals", __name__, url_prefix="/prompts", template_folder="templates")
 
-from . import cases  # noqa: E402,F401  (registers the views; the runs branch adds run_events, runs)
+from . import cases, run_events, runs  # noqa: E402,F401  (registers the views and the socket handlers)
