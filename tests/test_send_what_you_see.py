@@ -402,3 +402,36 @@ def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_los
     screenshot(plain, "wysiwys-04-no-js-done")
     assert plain_errors == []
     no_script.close()
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_text_typed_while_a_send_is_answered_is_the_next_message_not_wiped(page, live_server, start_worker):
+    """The message shows by its live event before the send's answer comes (a loaded server): what is typed
+    then stays in the box when that answer lands, and a Send pressed while the first is on its way goes after it."""
+    start_worker()
+    page.goto(live_server + "/playground")
+    held = []
+
+    def hold_the_answer(route):
+        if held:  # the first send's answer only
+            return route.continue_()
+        held.append((route, route.fetch()))  # the server stores and queues the message; the page waits
+
+    page.route(lambda url: url.endswith("/playground/messages"), hold_the_answer)
+    page.fill("#content", "first question")
+    press_send(page)
+    page.wait_for_selector(".message-user >> text=first question")  # from the live event: the answer is held
+    assert len(held) == 1
+    page.fill("#content", "second question")
+    press_send(page)  # while the first is on its way: it goes once that is answered
+    route, response = held[0]
+    route.fulfill(response=response)
+    page.wait_for_selector(".message-user >> text=second question")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.message-assistant[data-status=\"done\"]').length === 2", timeout=20_000
+    )
+    users = page.locator(".message-user")
+    assert users.count() == 2 and "first question" in users.nth(0).inner_text()
+    assert "second question" in users.nth(1).inner_text()
+    assert page.input_value("#content") == ""
