@@ -339,8 +339,8 @@ def press_send(page) -> None:
     Playwright's click on a form's button does not wait for the next page, and a wait for text that both pages
     show (or the flash of the next, met while it is still loading) can pass before it: keys pressed into the
     page being left are lost, and pressed before the deferred scripts ran (they run before "load") they do
-    nothing, as for a person. Either way the send never happens: the flaky sends of 2026-12-01."""
-    page.wait_for_function("document.readyState === 'complete' && !window.promptTrackerTestLeaving")
+    nothing, as for a person."""
+    page.wait_for_function("() => document.readyState === 'complete' && !window.promptTrackerTestLeaving")
     page.keyboard.press("Control+Enter")
 
 
