@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import threading
 
 import psutil
 import pytest
+from sqlalchemy import func, select
 
 from prompt_tracker import create_app
 from prompt_tracker.domain.keys import eval_backlog_key, usage_key
@@ -22,7 +24,7 @@ from prompt_tracker.prompts.library import create_prompt, save_version
 from prompt_tracker.prompts.models import Prompt
 from prompt_tracker.replies import eval_runs
 
-from .conftest import ROOT, Playground, screenshot, service_env, wait_for
+from .conftest import CSRF_RE, ROOT, Playground, screenshot, service_env, wait_for
 from .fake_llm_servers import OPENAI_KEY, FakeOpenAI
 
 OWNER = "browser:tester"
@@ -109,6 +111,27 @@ def test_the_pages_start_a_run_show_its_grid_and_keep_a_refused_form(unit_app):
     assert rows["status"] == "finished" and len(rows["rows"]) == 1 and "run-summary" in rows["summary"]
     assert client.get("/prompts/pager/runs/99").status_code == 404
     assert client.get("/prompts/nope/runs").status_code == 404
+
+
+def test_a_start_form_sent_twice_starts_one_run(unit_app):
+    """A double click on Start run (or the form sent again) starts one run: each costs its calls."""
+    prompt = create_prompt("Twice", "Be brief.", author="t")
+    add_case(prompt, "greets", "hello")
+    client = unit_app.test_client()
+    page = client.get("/prompts/twice/runs").get_data(as_text=True)
+    token = CSRF_RE.search(page).group(1)
+    form_token = re.search(r'name="client_token" value="([^"]+)"', page).group(1)
+    fields = {"csrf_token": token, "client_token": form_token, "version": "1"}
+    refused = client.post("/prompts/twice/runs", data={**fields, "repeat": "0"})
+    assert refused.status_code == 422  # refused: its token is free again for the corrected form
+    first = client.post("/prompts/twice/runs", data={**fields, "repeat": "1"})
+    second = client.post("/prompts/twice/runs", data={**fields, "repeat": "1"})
+    assert first.status_code == second.status_code == 303
+    assert first.headers["Location"] == second.headers["Location"]
+    with unit_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(EvalRun)) == 1
+    other = client.post("/prompts/twice/runs", data={**fields, "client_token": "another page", "repeat": "1"})
+    assert other.headers["Location"] != first.headers["Location"]
 
 
 def test_exports_have_one_row_per_result(unit_app):

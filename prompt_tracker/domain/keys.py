@@ -171,6 +171,12 @@ def eval_inflight_key(run_id: int) -> str:
     return f"prompt_tracker:eval:{run_id}:inflight"
 
 
+def eval_start_key(owner: str, token: str) -> str:
+    """STRING: the run a Start form's submission (its token, per user) created, "" while it is being created."""
+    digest = hashlib.sha256(f"{owner}\0{token}".encode()).hexdigest()[:32]
+    return f"prompt_tracker:eval:start:{digest}"
+
+
 def eval_job_id(result_id: int, attempt: int) -> str:
     """RQ job id of one attempt of a test run's result."""
     return f"eval-{result_id}-{attempt}"

@@ -37,7 +37,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import exists, select, update
 
 from ..domain.checks import JUDGE_SCHEMA, CheckOutcome, Observed, judge_messages, judge_outcome, passed, run_checks
-from ..domain.keys import eval_backlog_key, eval_inflight_key, eval_job_id
+from ..domain.keys import eval_backlog_key, eval_inflight_key, eval_job_id, eval_start_key
 from ..domain.messages import Usage
 from ..domain.pricing import cost_usd
 from ..domain.refusals import Refused
@@ -150,13 +150,28 @@ def start_run(
     baseline_id=None,
     owner: str = "",
     created_by: str = "",
+    client_token: str | None = None,
 ) -> EvalRun:
     """Create a run of one version (by number or label; neither: the latest) over the prompt's cases and queue it.
 
     One queued result per case and repetition; at most EVAL_CONCURRENCY of them are handed to the
     workers at once. Raises RunRefused (no cases, a bad repeat or baseline), VersionNotFound,
     AmbiguousVersion, and the gate's refusals of the version's model (unknown provider, not allowed).
+
+    ``client_token`` (the Start form's, one per page) makes a submission start one run: a second (a double
+    click, a resent form) returns the run the first started, since every run costs its calls.
     """
+    if client_token:
+        key = eval_start_key(owner, client_token[:64])
+        if not services.jobs_redis.set(key, "", nx=True, ex=START_TOKEN_SECONDS):
+            return first_run_of(prompt, key)
+        try:
+            run = start_run(prompt, version, label, repeat, tag, baseline_id, owner, created_by)
+        except BaseException:
+            services.jobs_redis.delete(key)  # refused: the corrected form may be sent again
+            raise
+        services.jobs_redis.set(key, run.id, ex=START_TOKEN_SECONDS)
+        return run
     repeat = check_repeat(repeat)
     tag = (tag or "").strip() or None
     if tag and len(tag) > MAX_TAG_CHARS:
@@ -196,6 +211,26 @@ def start_run(
     db.session.commit()
     queue_results(run, [(result.id, result.attempt) for result in run.results])
     return run
+
+
+START_TOKEN_SECONDS = 3600
+
+
+def first_run_of(prompt: Prompt, key: str) -> EvalRun:
+    """The run an earlier submission of the same Start form created (waiting a moment while it is created)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = services.jobs_redis.get(key)
+        if found is None:
+            raise RunRefused("This run could not be started; send the form again.")
+        if found not in (b"", ""):
+            run = db.session.get(EvalRun, int(found))
+            if run is not None and run.prompt_id == prompt.id:
+                return run
+            raise RunRefused("This form started a run of another prompt; open the runs page again.")
+        if time.monotonic() > deadline:
+            raise RunRefused("This run is still being started; open the runs page in a moment.")
+        time.sleep(0.05)
 
 
 # --- handing results to the workers ---------------------------------------------------------------

@@ -2,6 +2,7 @@
 comparison of two runs, and the exports. Thin views over ``replies.eval_runs`` and ``evals.results``."""
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 
 from flask import Response, abort, g, jsonify, redirect, render_template, request, url_for
@@ -124,6 +125,7 @@ def runs_page(prompt, error: str | None = None, typed=None, status: int = 200):
         typed=typed or {},
         error=error,
         max_repeat=MAX_REPEAT,
+        client_token=secrets.token_urlsafe(16),  # one run per submission of this form
     ), status
 
 
@@ -146,6 +148,7 @@ def start(slug):
         baseline_id=form.get("baseline") or None,
         owner=limit_owner() or "",
         created_by=author(),
+        client_token=form.get("client_token"),
     )
     return redirect(url_for(".run_page", slug=prompt.slug, run_id=run.id), 303)
 
