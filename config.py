@@ -34,6 +34,7 @@ INT_SETTINGS = (
     "DAILY_BUDGET_TOKENS",
     "EVAL_CONCURRENCY",
     "EVAL_MAX_TOOL_ROUNDS",
+    "EVAL_MAX_RESULTS",
 )
 
 
@@ -127,6 +128,7 @@ class Config:
     # answered with the version's mocks per case, and model calls of test runs per user (Flask-Limiter syntax).
     EVAL_CONCURRENCY = 4
     EVAL_MAX_TOOL_ROUNDS = 3
+    EVAL_MAX_RESULTS = 5_000  # cases × repeat in one run: its rows are written at its start
     RATE_LIMIT_EVAL_CALLS = "600 per minute"
     RQ_EVAL_QUEUE = "prompt_tracker_evals"
 

@@ -271,6 +271,10 @@ def test_start_refuses_what_cannot_run_with_a_sentence(unit_app):
     with pytest.raises(Exception, match="no version '9'"):
         eval_runs.start_run(prompt, version=9)
     assert len(eval_runs.start_run(prompt, tag="smoke").results) == 1
+    add_case(prompt, "b")
+    unit_app.config["EVAL_MAX_RESULTS"] = 5
+    with pytest.raises(eval_runs.RunRefused, match=r"at most 5 results; this one would hold 6 \(2 cases × 3\)"):
+        eval_runs.start_run(prompt, repeat=3)
 
 
 def test_the_cli_prints_a_table_and_a_json_line_and_exits_by_the_pass_rate(unit_app):

@@ -189,6 +189,12 @@ def start_run(
     if not cases:
         which = f" tagged {tag!r}" if tag else ""
         raise RunRefused(f"Prompt {prompt.slug!r} has no test cases{which}; add some on its Tests page first.")
+    most = current_app.config["EVAL_MAX_RESULTS"]
+    if len(cases) * repeat > most:
+        raise RunRefused(
+            f"A run holds at most {most:,} results; this one would hold {len(cases) * repeat:,} "
+            f"({len(cases):,} cases × {repeat}). Run the cases of one tag, or fewer repetitions."
+        )
     run = EvalRun(
         prompt_id=prompt.id,
         version_id=chosen.id,
