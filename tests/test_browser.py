@@ -26,7 +26,8 @@ def test_send_stream_reload_and_reset(page, live_server, start_worker, real_redi
     press_send(page)
     # the user message appears at once, without a reload
     page.wait_for_selector(".message-user >> text=Hello from Chromium")
-    assert page.input_value("#content") == ""
+    # emptied once the server answers the send (the message may show first, by its live event)
+    page.wait_for_function("() => document.querySelector('#content').value === ''")
     # the reply streams in: partial text before it is done
     page.wait_for_selector(".message-assistant .live:not(:empty)")
     screenshot(page, "02-streaming")
@@ -381,12 +382,12 @@ def test_typed_text_survives_a_reload_and_a_settings_save_until_it_is_sent(page,
     page.fill("#system_prompt", "Be brief.")
     page.click("button:has-text('Save settings')")
     page.wait_for_load_state()
-    page.wait_for_function("document.querySelector('#system_prompt').value === 'Be brief.'")
+    page.wait_for_function("() => document.querySelector('#system_prompt').value === 'Be brief.'")
     assert page.input_value("#content") == "half a thought,\nstill typing"
     page.focus("#content")
     press_send(page)
     page.wait_for_selector(".message-user >> text=still typing")
-    assert page.input_value("#content") == ""
+    page.wait_for_function("() => document.querySelector('#content').value === ''")
     page.reload()
     assert page.input_value("#content") == ""  # sent: not brought back
     # The Compare page's box keeps its own draft the same way.

@@ -119,7 +119,8 @@ def test_a_send_that_may_not_fit_the_context_window_asks_for_a_second_send(
     screenshot(page, "34-context-warning")
     page.click("#composer button:has-text('Send')")  # the second Send goes ahead
     page.wait_for_function("() => document.querySelectorAll('.message').length === 3")
-    assert page.input_value("#content") == "" and page.is_hidden("#composer-error")
+    page.wait_for_function("() => document.querySelector('#content').value === ''")
+    assert page.is_hidden("#composer-error")
     context.close()
 
 

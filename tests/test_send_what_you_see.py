@@ -334,7 +334,7 @@ def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_los
     tab_b.click("#settings-changed button:has-text('Send with them anyway')")
     tab_b.wait_for_selector(".message-user >> text=typed in tab B")
     tab_b.wait_for_selector("#settings-changed", state="hidden")
-    assert tab_b.input_value("#content") == ""
+    tab_b.wait_for_function("() => document.querySelector('#content').value === ''")
     tab_b.wait_for_selector('.message-assistant[data-status="done"]', timeout=20_000)
     # Held again (the tab still shows the old settings); "Load them" shows tab A's, the text still kept.
     tab_b.fill("#content", "second thought")
@@ -434,4 +434,4 @@ def test_text_typed_while_a_send_is_answered_is_the_next_message_not_wiped(page,
     users = page.locator(".message-user")
     assert users.count() == 2 and "first question" in users.nth(0).inner_text()
     assert "second question" in users.nth(1).inner_text()
-    assert page.input_value("#content") == ""
+    page.wait_for_function("() => document.querySelector('#content').value === ''")
