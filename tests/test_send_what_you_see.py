@@ -340,8 +340,9 @@ def test_in_chromium_what_is_sent_is_what_the_tab_shows_and_nothing_typed_is_los
     tab_b.fill("#content", "second thought")
     press_send(tab_b)
     tab_b.wait_for_selector("#settings-changed", state="visible")
-    tab_b.click("#load-settings")
+    tab_b.click("#load-settings")  # the page again
     tab_b.wait_for_selector("#settings-changed", state="hidden")
+    tab_b.wait_for_load_state()
     assert tab_b.input_value("#system_prompt") == "Saved in tab A."
     assert tab_b.input_value("#content") == "second thought"
     # Only the expected 409s were logged.
@@ -435,3 +436,20 @@ def test_text_typed_while_a_send_is_answered_is_the_next_message_not_wiped(page,
     assert users.count() == 2 and "first question" in users.nth(0).inner_text()
     assert "second question" in users.nth(1).inner_text()
     page.wait_for_function("() => document.querySelector('#content').value === ''")
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_settings_typed_before_the_page_script_ran_are_unsaved_changes(page, live_server):
+    """A quick hand on a slow page: a system prompt typed before settings.js ran is an unsaved change (kept
+    over a reload, said to be unsaved), not taken for the saved settings."""
+    held = []
+    page.route("**/static/settings.js", lambda route: held.append(route))  # the script waits for the typing
+    page.goto(live_server + "/playground", wait_until="commit")  # deferred scripts hold DOMContentLoaded
+    page.fill("#system_prompt", "typed before the script")
+    held.pop().continue_()
+    page.wait_for_selector("#settings-unsaved", state="visible")
+    page.unroute("**/static/settings.js")
+    page.reload()
+    assert page.input_value("#system_prompt") == "typed before the script"
+    assert page.is_visible("#settings-unsaved")

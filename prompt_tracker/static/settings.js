@@ -37,6 +37,10 @@
     write(draft) { try { sessionStorage.setItem(key, JSON.stringify(draft)); } catch { /* storage off */ } },
     clear() { try { sessionStorage.removeItem(key); } catch { /* storage off */ } },
   };
+  // The saved settings are what the server wrote in the form: what was typed before this script ran (a
+  // quick hand on a slow page) is a change like any other, kept and said to be unsaved.
+  const typedEarly = fields().map((field) => [field.name, valueOf(field)]);
+  form.reset();
   const saved = state();
   const update = () => {
     const dirty = state() !== saved || form.dataset.returned === "1";
@@ -67,6 +71,7 @@
     form.querySelector(".save-bar")?.after(line);
   };
 
+  restore(typedEarly);
   const draft = storage.read();
   // A form shown again with what was typed (refused, or another tab saved first) is unsaved from the start;
   // what the server put back wins over a draft.
