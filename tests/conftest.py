@@ -238,10 +238,34 @@ def live_server(real_redis, web_pool):
 LEAVING_SCRIPT = "addEventListener('beforeunload', () => { window.promptTrackerTestLeaving = true; });"
 
 
+def clicks_that_wait_for_the_next_page() -> None:
+    """A click that posts a form or follows a link returns once the next page has loaded, not when it starts
+    to: Playwright's own click returns at the new page's first bytes, and a test typing next would type into
+    a page whose deferred scripts have not run yet (their listeners missing, the typing unseen by them)."""
+    from playwright.sync_api import Locator, Page
+
+    def waiting(click):
+        def clicked(self, *args, **kwargs):
+            click(self, *args, **kwargs)
+            page = self if isinstance(self, Page) else self.page
+            if not kwargs.get("no_wait_after") and not page.is_closed():
+                page.wait_for_load_state()
+
+        return clicked
+
+    for kind in (Page, Locator):
+        for name in ("click", "dblclick"):
+            if not getattr(getattr(kind, name), "waits_for_the_next_page", False):
+                setattr(kind, name, waiting(getattr(kind, name)))
+                getattr(kind, name).waits_for_the_next_page = True
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """Debian's Chromium, driven by Playwright (no browser download)."""
     from playwright.sync_api import sync_playwright
+
+    clicks_that_wait_for_the_next_page()
 
     executable = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     with sync_playwright() as playwright:
