@@ -35,6 +35,7 @@ INT_SETTINGS = (
     "EVAL_CONCURRENCY",
     "EVAL_MAX_TOOL_ROUNDS",
     "EVAL_MAX_RESULTS",
+    "PRELOAD_PROVIDER_SDKS",
 )
 
 
@@ -126,6 +127,11 @@ class Config:
     # Test runs: results of one run in flight at once (the playground's replies never wait behind a run:
     # run jobs go to their own RQ queue, which workers take after the replies' one), rounds of tool calls
     # answered with the version's mocks per case, and model calls of test runs per user (Flask-Limiter syntax).
+    # A worker imports the provider SDKs and builds their clients before its first job (1.3 s of CPU), so
+    # that a first reply starts at once; 0 leaves that to the first job needing them (the tests, which
+    # start dozens of workers mostly for echo).
+    PRELOAD_PROVIDER_SDKS = 1
+
     EVAL_CONCURRENCY = 4
     EVAL_MAX_TOOL_ROUNDS = 3
     EVAL_MAX_RESULTS = 5_000  # cases × repeat in one run: its rows are written at its start

@@ -122,6 +122,9 @@ def service_env(server: RedisServer) -> dict:
         # the open-replies cap and the send rate have tests of their own.
         MAX_OPEN_REPLIES="1000",
         RATE_LIMIT_SENDS="100000/minute",
+        # Workers import the SDKs when a job needs them, not at start: 1.3 s of CPU each, dozens of workers
+        # a run (tests/test_operations.py shows the preload itself).
+        PRELOAD_PROVIDER_SDKS="0",
     )
     return env
 

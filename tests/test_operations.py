@@ -90,3 +90,22 @@ def test_the_wsgi_entry_point_reads_a_local_env_file(tmp_path):
         timeout=60,
     )
     assert shown.stdout.strip() == "from-the-dotenv-file-0123456789abcdef", shown.stderr
+
+
+@pytest.mark.parametrize("preload", [1, 0])
+def test_a_worker_preloads_the_provider_sdks_unless_told_not_to(monkeypatch, preload):
+    """Before its first job a worker builds every provider's client (a first reply starts at once);
+    PRELOAD_PROVIDER_SDKS=0 leaves that to the first job needing one (the tests' many workers)."""
+    from prompt_tracker.providers import available_providers
+    from prompt_tracker.replies import worker
+
+    warmed = []
+    monkeypatch.setattr(worker, "_preloaded", False)
+    app = create_app("test", overrides={"PRELOAD_PROVIDER_SDKS": preload})
+    with app.app_context():
+        providers = available_providers()
+        for provider in providers:
+            monkeypatch.setattr(provider, "warm", lambda name=provider.name: warmed.append(name))
+        worker.preload()
+        worker.preload()  # once per process
+    assert sorted(warmed) == (sorted(provider.name for provider in providers) if preload else [])

@@ -28,6 +28,7 @@ import time
 import traceback
 import uuid
 
+from flask import current_app
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry
@@ -49,7 +50,7 @@ _preloaded = False
 def preload() -> None:
     """Import the provider SDKs and the reply code and build the SDK clients, once per process (in the app's context)."""
     global _preloaded
-    if _preloaded:
+    if _preloaded or not current_app.config["PRELOAD_PROVIDER_SDKS"]:
         return
     for module in PRELOADED:
         importlib.import_module(module)
