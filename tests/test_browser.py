@@ -189,7 +189,7 @@ def wait_until_live(tab):
 
 
 def test_a_second_tab_shows_the_first_tabs_message_and_reset(page, live_server, start_worker):
-    start_worker({"ECHO_DELAY": "0.02"})
+    start_worker({"ECHO_DELAY": "0.05"})
     page.goto(live_server + "/playground")
     tab_b = second_tab(page)
     tab_b.goto(live_server + "/playground")

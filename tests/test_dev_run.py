@@ -68,7 +68,8 @@ class DevRun:
     def start(self) -> "DevRun":
         """Start dev_run with the three Redis URLs (on ``redis_port`` unless given) and PORT on a free port."""
         env = dict(os.environ)
-        env.update(PROMPT_TRACKER_ENV="development", PORT=str(self.web_port), **self.urls)
+        # Its workers import the SDKs when a job needs them, as the other tests' do (tests/conftest.py).
+        env.update(PROMPT_TRACKER_ENV="development", PORT=str(self.web_port), PRELOAD_PROVIDER_SDKS="0", **self.urls)
         if self.workers is not None:
             env["WORKERS"] = str(self.workers)
         with open(self.log_path, "wb") as log:  # a file, not a pipe: a full pipe would block the children
