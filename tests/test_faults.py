@@ -211,8 +211,9 @@ def test_a_paused_redis_gives_a_503_page_in_about_a_second_and_healthz_answers_i
     assert health.status_code == 503
     assert health.get_json()["redis"]["sessions"].startswith("down: ")
     assert health.get_json()["redis"]["jobs"] == "ok"
-    # Bounds far above the ~1 s measured (README), far below the 5 s and 15 s this replaced.
-    assert page_seconds < 3 and health_seconds < 2
+    # Hang guards, not timings: far above the ~1 s measured quiet (README; 2.5 s seen with four test
+    # processes on two cores), below the 5 s and 15 s this replaced.
+    assert page_seconds < 4 and health_seconds < 4
     assert playground.page().status_code == 200  # and the same app serves again
 
 
