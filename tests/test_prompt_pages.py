@@ -204,7 +204,7 @@ def test_a_local_models_window_comes_from_the_setting_or_the_servers_model_list(
     context_window("anthropic", "claude-haiku-4-5")  # the price data loaded (about a second, once per process)
     started = time.monotonic()
     assert context_window("openai", "served-by-vllm") is None
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.9  # the server answers after 1 s: not waited for
     assert wait_for(lambda: context_window("openai", "served-by-vllm")) == 2048
     assert context_window("openai", "model.gguf") == 4096
     assert context_window("openai", "llama3.1:8b") is None
