@@ -93,6 +93,28 @@ def test_a_second_app_of_the_process_compiles_no_page_template_again(monkeypatch
     assert compiled == []
 
 
+def test_an_app_no_longer_used_is_freed():
+    """Nothing of the process keeps an app it built (a cache keyed by template held every app's Jinja
+    environment; fakeredis's registry held every test app's server): a suite of a thousand apps stayed
+    small, a development reloader's old apps go."""
+    import gc
+    import weakref
+
+    def used_app():
+        app = create_app("test")
+        client = app.test_client()
+        page = client.get("/playground").get_data(as_text=True)
+        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        client.post("/playground/messages", data={"content": "hello", "csrf_token": token})
+        assert "You said: hello" in client.get("/playground").get_data(as_text=True)
+        return weakref.ref(app)
+
+    first = used_app()
+    used_app()  # the extensions' module-level objects point at the newest app, never an older one
+    gc.collect()
+    assert first() is None
+
+
 def test_passwords_are_hashed_with_scrypt_unless_the_config_names_another_method():
     from config import Config, DevelopmentConfig, ProductionConfig
     from prompt_tracker import create_app

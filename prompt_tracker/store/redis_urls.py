@@ -41,7 +41,9 @@ def connect(url: str, use: str = "sessions"):
     if scheme == "fakeredis":
         import fakeredis
 
-        return fakeredis.FakeRedis()
+        # A server of its own, not one of fakeredis's registry (FakeRedis() keeps every server it makes
+        # for the life of the process, and with it each test's app).
+        return fakeredis.FakeRedis(server=fakeredis.FakeServer())
     if scheme.endswith("+sentinel"):
         return sentinel_master(url)
     if scheme == "redis+cluster":

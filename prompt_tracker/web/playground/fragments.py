@@ -11,7 +11,6 @@ markup changes (``_message.html``, or the HTML ``domain.rendering`` writes), bum
 ``FRAGMENT_VERSION``, and fragments stored before are rendered again when shown (never trusted).
 """
 
-import weakref
 from collections.abc import Iterable
 
 import msgspec
@@ -36,14 +35,13 @@ MESSAGE_TEMPLATE = "playground/_message.html"
 FRAGMENT_VERSION = 5
 FRAGMENT_MARK = f"<!--fragment {FRAGMENT_VERSION}-->"
 
-# The macro of each loaded template (a new one when the file is reloaded in development).
-_macros: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 def message_macro():
     """The ``message_item`` macro, seeing the markers as the page's token and messages URL."""
     template = current_app.jinja_env.get_template(MESSAGE_TEMPLATE)
-    macro = _macros.get(template)
+    # Kept on the template itself: a reloaded file (development) is a new template with its own, and an
+    # app's macro goes with the app (a module-level cache keyed by template held every app's environment).
+    macro = getattr(template, "prompt_tracker_message_macro", None)
     if macro is None:
         # Markup: inserted as they are (a string would reach the HTML escaped, and match nothing).
         module = template.make_module(
@@ -53,7 +51,7 @@ def message_macro():
                 "page_settings_version": Markup(SETTINGS_VERSION_MARK),
             }
         )
-        macro = _macros[template] = module.message_item
+        macro = template.prompt_tracker_message_macro = module.message_item
     return macro
 
 
