@@ -265,12 +265,13 @@ def clicks_that_wait_for_the_next_page() -> None:
 
 @pytest.fixture(scope="session")
 def chromium():
-    """Debian's Chromium, driven by Playwright (no browser download)."""
+    """Debian's Chromium (its headless shell, as Playwright runs headless tests), driven by Playwright (no
+    browser download)."""
     from playwright.sync_api import sync_playwright
 
     clicks_that_wait_for_the_next_page()
 
-    executable = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    executable = os.environ.get("CHROMIUM", "/usr/bin/chromium-headless-shell")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
