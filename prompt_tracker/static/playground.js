@@ -521,7 +521,11 @@
     },
     "conversation.reset": (payload) => {
       if (!ours(payload)) return;
-      (payload.deleted || []).forEach((id) => item(id)?.remove());  // a delete: its messages go here too
+      // A delete: its messages go here too, and the count with them (this may come before the deleting
+      // tab's own answer, which then sets the server's total).
+      const gone = (payload.deleted || []).map(item).filter(Boolean);
+      gone.forEach((element) => element.remove());
+      if (gone.length) showCount(Number(document.getElementById("message-count").dataset.count) - gone.length);
       catchUp();
     },
     // An attempt chosen or a message edited in place in another tab (not one this tab shows already, nor
