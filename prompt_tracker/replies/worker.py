@@ -101,6 +101,13 @@ class ResidentWorker(SimpleWorker):
             done.set()
             beating.join(5)
 
+    def request_stop(self, signum, frame):
+        """Warm shutdown, noted before RQ acts on it: RQ raises ``StopRequested`` from the handler when the
+        worker is not busy, and raised inside code that catches exceptions it would be lost; the noted stop
+        still ends the loop before its next dequeue (a worker told to stop while starting once waited there)."""
+        self._stop_requested = True
+        super().request_stop(signum, frame)
+
     def request_force_stop(self, signum, frame):
         """Cold shutdown at the second signal, however soon it follows the first.
 
@@ -203,8 +210,8 @@ def supervise(queue: Queue, worker_ttl: int, burst: bool = False, later_queues: 
         else:
             log.warning("the reply worker (pid %s) died (%s)", pid, _describe(status))
             _report_dead_child(queue, name, pid, status)
-        if time.monotonic() - started < 1:
-            time.sleep(1)  # a child that cannot start is not restarted in a tight loop
+        if time.monotonic() - started < 1 and not signals:
+            time.sleep(1)  # a child that cannot start is not restarted in a tight loop (nor a stop delayed)
 
 
 def _run_child(
