@@ -28,9 +28,7 @@ def flask_cli(env, *args):
 @pytest.fixture
 def database_env(real_redis, postgres_server):
     """The app's environment on the private Redis and a fresh, migrated PostgreSQL database."""
-    env = {**service_env(real_redis), "DATABASE_URL": postgres_server.create_database()}
-    flask_cli(env, "db", "upgrade")
-    return env
+    return {**service_env(real_redis), "DATABASE_URL": postgres_server.create_database(migrated=True)}
 
 
 @pytest.fixture
@@ -129,8 +127,7 @@ def test_prompt_versions_variables_diff_tabs_and_export(
     path.write_text(exported)
     data = json.loads(exported)
     assert [(p["slug"], len(p["versions"])) for p in data["prompts"]] == [("support-bot", 2), ("translator", 1)]
-    empty = {**database_env, "DATABASE_URL": postgres_server.create_database()}
-    flask_cli(empty, "db", "upgrade")
+    empty = {**database_env, "DATABASE_URL": postgres_server.create_database(migrated=True)}
     assert "2 new prompts, 0 updated, 3 new versions" in flask_cli(empty, "prompts", "import", str(path))
     assert flask_cli(empty, "prompts", "export") == exported
 

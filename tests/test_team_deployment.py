@@ -44,9 +44,11 @@ def team_env(real_redis, postgres_server, monkeypatch):
     from prompt_tracker import create_app
     from prompt_tracker.extensions import db
 
-    env = {**service_env(real_redis), "AUTH_MODE": "accounts", "DATABASE_URL": postgres_server.create_database()}
-    migrated = flask(env, "db", "upgrade")
-    assert migrated.returncode == 0, migrated.stderr
+    env = {
+        **service_env(real_redis),
+        "AUTH_MODE": "accounts",
+        "DATABASE_URL": postgres_server.create_database(migrated=True),
+    }
     # The same command, run in this process: a `flask` process for each user took seconds.
     with monkeypatch.context() as patch:
         for name, value in env.items():
