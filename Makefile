@@ -72,7 +72,7 @@ lock: $(BIN)/pip
 		--no-emit-find-links -o requirements.lock requirements-dev.txt
 
 test: $(STAMP) browser-deps redis-deps postgres-deps
-	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 4 --dist loadfile
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache test-artifacts

@@ -407,20 +407,3 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
-
-
-def pytest_collection_modifyitems(items):
-    """Files whose tests start real processes run first (browser, then integration, then unit; each file's own
-    order kept): `make test` hands whole files to its four processes in this order (pytest-xdist, loadfile), and
-    a long file taken last would leave the other processes idle while it runs. (`--no-loadscope-reorder`: by
-    default xdist hands out the files with the most tests first, which took the five minutes of `make run`'s
-    five tests last.)"""
-
-    def weight(item) -> int:
-        return 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("integration") else 2
-
-    heaviest = {}
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        heaviest[path] = min(heaviest.get(path, 2), weight(item))
-    items.sort(key=lambda item: heaviest[item.nodeid.split("::")[0]])
