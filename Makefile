@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 VENDOR := prompt_tracker/static/vendor
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint lock install vendor browser-deps redis-deps postgres-deps clean
+.PHONY: run test lint lock install vendor bench-deps browser-deps redis-deps postgres-deps clean
 
 # requirements*.txt name what we use; requirements.lock pins all of it, hashes included (make lock).
 # The venv, with pip pinned. One whose creation failed (Debian without python3-venv: no ensurepip)
@@ -64,6 +64,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# bench/sockets.py's asyncio client (python-socketio's AsyncClient and raw WebSockets need aiohttp). Not in the
+# lock: in the test venv every process that imports python-socketio would import it too (0.2 s of CPU each).
+AIOHTTP_VERSION := 3.14.5
+bench-deps: $(STAMP)
+	$(BIN)/pip install --quiet aiohttp==$(AIOHTTP_VERSION)
 
 # Regenerate the lock file (every dependency pinned, with hashes) after editing requirements*.txt.
 lock: $(BIN)/pip

@@ -13,6 +13,7 @@ the measuring process is not slowed by them. See bench/README.md.
 import argparse
 import asyncio
 import http.client
+import importlib.util
 import json
 import platform
 import resource
@@ -369,6 +370,10 @@ def main() -> None:
     parser.add_argument("--holders", type=int, default=0, help="processes holding the idle sockets (0: one per 2,500)")
     parser.add_argument("--output", default=str(BENCH / "sockets.json"))
     options = parser.parse_args()
+    if importlib.util.find_spec("aiohttp") is None:
+        # Only this bench needs it (asyncio sockets by the thousand); kept out of the test venv, where every
+        # process python-socketio starts would import it (0.2 s of CPU each).
+        sys.exit("bench/sockets.py needs aiohttp: run `make bench-deps` first.")
     if options.command == "hold":
         hold_main(options)
         return
