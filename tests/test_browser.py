@@ -326,7 +326,10 @@ def test_after_a_lost_connection_the_page_catches_up(chromium, real_redis, start
         page.goto(url + "/playground")
         wait_until_live(page)
         page.fill("#content", "answered while the server was away")
-        press_send(page)
+        # The send's answer, not only the pending reply: the page hears of the messages (message.appended)
+        # before the reply is queued, and a server stopped in between would take the job with it.
+        with page.expect_response(lambda response: response.request.method == "POST" and "/messages" in response.url):
+            press_send(page)
         page.wait_for_selector('.message-assistant[data-status="pending"]')
     # the web process is gone; a worker answers now, and its events reach nobody
     start_worker()
