@@ -12,14 +12,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import psutil
 import psycopg
 
+from .processes import ROOT
 from .redis_server import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def postgres_bin_dir() -> str:
@@ -128,10 +126,13 @@ class PostgresServer:
         command costs a process and seconds, a copy milliseconds (tests of the migrations run it themselves).
         """
         if migrated and not self.migrated_template:
-            self.migrated_template = self.url(self._create("migrated_template"))
-            env = {**os.environ, "PROMPT_TRACKER_ENV": "development", "DATABASE_URL": self.migrated_template}
+            url = self.url(self._create("migrated_template"))
+            env = {**os.environ, "PROMPT_TRACKER_ENV": "development", "DATABASE_URL": url}
             command = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
-            subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+            upgrade = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+            if upgrade.returncode != 0:
+                raise RuntimeError(f"`flask db upgrade` of the template failed:\n{upgrade.stderr}")
+            self.migrated_template = url  # only once migrated: a failed template is never copied
         self.databases += 1
         return self.url(self._create(f"test_{self.databases}", "migrated_template" if migrated else None))
 
