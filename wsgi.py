@@ -1,9 +1,11 @@
 """WSGI entry point: ``flask --app wsgi ...`` and ``gunicorn wsgi:app``."""
 
 import resource
+import sys
 
 from flask.cli import load_dotenv
 
+from config import ConfigError
 from prompt_tracker import create_app
 
 
@@ -22,4 +24,11 @@ def raise_open_file_limit() -> int:
 # gunicorn does not read .env the way the flask command does: local keys live there.
 load_dotenv()
 raise_open_file_limit()
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as refused:
+    # A configuration refused (production without REDIS_URL, say) is its sentence, for `flask ...` as for
+    # gunicorn, not a traceback above it. Exit code 3 is gunicorn's for a worker that cannot boot: its
+    # master stops, rather than starting the worker again and again.
+    print(refused, file=sys.stderr)
+    sys.exit(3)

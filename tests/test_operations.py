@@ -92,6 +92,25 @@ def test_the_wsgi_entry_point_reads_a_local_env_file(tmp_path):
     assert shown.stdout.strip() == "from-the-dotenv-file-0123456789abcdef", shown.stderr
 
 
+def test_a_refused_configuration_is_its_sentence_on_the_command_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    from .processes import ROOT
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PROMPT_TRACKER_ENV": "production"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 3  # gunicorn's code for a worker that cannot boot: its master stops
+    assert "Prompt Tracker refuses to start in production: set REDIS_URL" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 @pytest.mark.parametrize("preload", [1, 0])
 def test_a_worker_preloads_the_provider_sdks_unless_told_not_to(monkeypatch, preload):
     """Before its first job a worker builds every provider's client (a first reply starts at once);
