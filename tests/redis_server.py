@@ -1,6 +1,7 @@
 """A throwaway redis-server on a free port, for integration tests (never the developer's 6379)."""
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -10,11 +11,32 @@ import time
 import redis
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (32768 unless set otherwise)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """Ask the kernel for a free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free TCP port on loopback, below the kernel's range for outgoing connections.
+
+    A port the kernel hands out for a bind to port 0 comes from that range, and until the server the test
+    starts binds it, any process's outgoing connection may take it (a full run once lost `make run`'s web
+    port to one). Below the range only another test's pick can collide: a random one of ~20,000, checked.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(min(10_000, low - 1_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port on 127.0.0.1 below the ephemeral range")
 
 
 def redis_server_binary() -> str:

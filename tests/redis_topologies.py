@@ -2,26 +2,22 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 import redis
 
-from .redis_server import redis_server_binary
+from .redis_server import free_port, redis_server_binary
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports (held open together while chosen, so none repeats)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """``count`` distinct free ports (``free_port``'s, below the range of outgoing connections)."""
+    ports = []
+    while len(ports) < count:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports
 
 
 def wait_until(check, timeout: float, what: str):
