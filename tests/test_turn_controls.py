@@ -9,6 +9,7 @@ import redis
 from prompt_tracker.domain.keys import alive_key
 from prompt_tracker.domain.settings import STANDALONE
 from prompt_tracker.extensions import services
+from prompt_tracker.replies.reply import QUEUE_GRACE_SECONDS
 
 from .conftest import wait_for
 
@@ -29,6 +30,30 @@ def test_reply_without_worker_heartbeat_shows_failed_with_retry_and_retry_comple
     retried = playground.messages(app)[-1]
     assert retried.id == reply.id and retried.status == "done"
     assert retried.content.startswith("You said: question")
+
+
+def test_a_reply_stored_but_never_queued_shows_failed_with_retry_once_its_grace_is_over(app, playground, monkeypatch):
+    # The web process stops between storing the two messages and queueing the reply's job.
+    monkeypatch.setattr("prompt_tracker.replies.send.enqueue_reply", lambda *args, **kwargs: None)
+    playground.send("lost on the way")
+    monkeypatch.undo()
+    reply = playground.messages(app)[-1]
+    assert reply.status == "pending"
+    assert "Waiting for a worker" in playground.page().get_data(as_text=True)  # it may still be being queued
+    with app.app_context():
+        services.store.update(
+            playground.store(),
+            STANDALONE,
+            reply.id,
+            lambda m: msgspec.structs.replace(m, created_at=m.created_at - QUEUE_GRACE_SECONDS - 1),
+        )
+    html = playground.page().get_data(as_text=True)
+    assert "The reply was never queued" in html and "Waiting for a worker" not in html
+    assert f"/playground/messages/{reply.id}/retry" in html
+    assert playground.retry(reply.id).status_code == 303
+    retried = playground.messages(app)[-1]
+    assert retried.status == "done" and retried.content.startswith("You said: lost on the way")
+    assert retried.alternatives == []  # nothing was written by the attempt that was never queued
 
 
 def test_queue_down_keeps_the_message_and_offers_retry(app, playground, monkeypatch):

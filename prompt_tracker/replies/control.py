@@ -49,6 +49,8 @@ def retry_reply(
         previous = Alternative.of(
             message, content=message.content or partial, status="failed" if message.id in dead else message.status
         )
+        # A dead pending reply was never queued: nothing was written, so there is no attempt to keep.
+        kept = message.alternatives if message.status == "pending" else [*message.alternatives, previous]
         # The new attempt starts with no result: every result field back to its default. Its number is
         # past every kept attempt's (the one held may be an earlier one, chosen with ‹ ›).
         fresh = AttemptResult(status="pending", provider=sent.provider, model=sent.model, params=sent.params())
@@ -56,7 +58,7 @@ def retry_reply(
             message,
             **msgspec.structs.asdict(fresh),
             attempt=message.next_attempt(),
-            alternatives=sorted([*message.alternatives, previous], key=lambda alternative: alternative.attempt),
+            alternatives=sorted(kept, key=lambda alternative: alternative.attempt),
             created_at=time.time(),
             request=None,
             history_dropped=0,

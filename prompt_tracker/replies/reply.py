@@ -25,7 +25,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from ..domain.history import cap_history, history_before
-from ..domain.keys import alive_key
+from ..domain.keys import alive_key, ticket_key
 from ..domain.messages import Message, Usage
 from ..domain.pricing import cost_usd
 from ..domain.recorded_request import record_request
@@ -38,6 +38,8 @@ from .live import publish
 
 T = TypeVar("T")
 FLUSH_SECONDS = 0.05
+# A pending reply is stored before its job is queued; past this, one with no ticket will never be written.
+QUEUE_GRACE_SECONDS = 30
 INTERNAL_ERROR = "The reply failed with an internal error; see the worker log."
 WORKER_DIED = "The worker stopped before finishing this reply."
 WORKER_SHUT_DOWN = "The worker was shut down before finishing this reply; press Retry to write it again."
@@ -405,15 +407,24 @@ class Heartbeat:
 
 
 def dead_replies(messages: list[Message]) -> set[str]:
-    """Ids of replies marked streaming whose worker is gone (killed mid-turn): one round trip."""
+    """Ids of open replies nobody will finish (shown failed, with Retry), found in one round trip.
+
+    A streaming reply whose worker is gone (killed mid-turn: its heartbeat ran out), and a pending one
+    with no ticket ``QUEUE_GRACE_SECONDS`` after it was stored: the web process stopped between storing
+    it and queueing its job (the two are in different Redis databases), or its job waited past the ticket.
+    """
     streaming = [message.id for message in messages if message.status == "streaming"]
-    if not streaming:
+    queued_before = time.time() - QUEUE_GRACE_SECONDS
+    pending = [message.id for message in messages if message.status == "pending" and message.created_at < queued_before]
+    if not streaming and not pending:
         return set()
     with services.jobs_redis.pipeline(transaction=False) as pipe:
         for message_id in streaming:
             pipe.exists(alive_key(message_id))
-        alive = pipe.execute()
-    return {message_id for message_id, is_alive in zip(streaming, alive) if not is_alive}
+        for message_id in pending:
+            pipe.exists(ticket_key(message_id))
+        found = pipe.execute()
+    return {message_id for message_id, exists in zip(streaming + pending, found) if not exists}
 
 
 def log_reply(message, playground: str) -> None:

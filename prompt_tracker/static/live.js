@@ -89,7 +89,13 @@
       socket.on("connect_error", () => { if (!socket.active) retryLater(); });
       socket.on("disconnect", () => { if (!socket.active) retryLater(); });
       Object.entries(handlers).forEach(([name, handler]) => socket.on(name, handler));
-      setInterval(() => { if (!socket.connected && hasOpenReply()) catchUp(); }, 3000);
+      // Events are hints: while a reply is open the page asks for the record every 3 s when offline and
+      // every 30 s when connected (a reply whose worker or web process died sends no event).
+      let ticks = 0;
+      setInterval(() => {
+        ticks += 1;
+        if (hasOpenReply() && (!socket.connected || ticks % 10 === 0)) catchUp();
+      }, 3000);
       return socket;
     },
 
