@@ -1,11 +1,15 @@
 """The real processes integration tests run: web servers and workers, started and always stopped."""
 
 import contextlib
+import json
 import os
+import queue
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -58,10 +62,99 @@ def kill(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
-def spawn(command: list[str], env: dict, log_path) -> subprocess.Popen:
-    """Start ``command`` in the checkout with ``env``, its output going to ``log_path``."""
+def spawn(command: list[str], env: dict, log_path) -> "subprocess.Popen | Forked":
+    """Start ``command`` in the checkout with ``env``, its output going to ``log_path``.
+
+    A `python -m flask ...` is forked from this test process's zygote (``tests/zygote.py``: the app's
+    libraries imported once), anything else is executed.
+    """
+    flask = [sys.executable, "-m", "flask"]
+    if command[:3] == flask:
+        return Zygote.of_this_process().fork(command[3:], env, log_path)
     with open(log_path, "wb") as log:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+class Zygote:
+    """This test process's ``tests/zygote.py``: it forks the `flask` processes the tests start."""
+
+    _current: "Zygote | None" = None
+
+    @classmethod
+    def of_this_process(cls) -> "Zygote":
+        if cls._current is None or cls._current.process.poll() is not None:
+            cls._current = cls()
+        return cls._current
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.zygote"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        self.lock = threading.Lock()
+        self.exited: dict[int, int] = {}
+        self.changed = threading.Condition()
+        self.started: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, name="zygote", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            message = json.loads(line)
+            if "exit" in message:
+                with self.changed:
+                    self.exited[message["exit"]] = message["code"]
+                    self.changed.notify_all()
+            else:  # a new child: an exit recorded under its pid was an earlier process's
+                with self.changed:
+                    self.exited.pop(message["pid"], None)
+                self.started.put(message["pid"])
+        self.started.put(None)  # the zygote is gone
+
+    def fork(self, args: list[str], env: dict, log_path) -> "Forked":
+        request = {"args": args, "env": dict(env), "cwd": str(ROOT), "log": str(log_path)}
+        with self.lock:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+            pid = self.started.get(timeout=30)
+        if pid is None:
+            raise RuntimeError("the zygote process exited")
+        return Forked(self, pid, [sys.executable, "-m", "flask", *args])
+
+    def wait(self, pid: int, timeout: float | None) -> int | None:
+        """The exit code of child ``pid`` once it exits; None if it is still running after ``timeout`` s."""
+        with self.changed:
+            self.changed.wait_for(lambda: pid in self.exited, timeout)
+            return self.exited.get(pid)
+
+
+class Forked:
+    """A process forked by the zygote, used as a ``subprocess.Popen`` is (the zygote reaps it)."""
+
+    def __init__(self, zygote: Zygote, pid: int, args: list[str]):
+        self.zygote, self.pid, self.args = zygote, pid, args
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.zygote.wait(self.pid, 0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self.zygote.wait(self.pid, timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # never a pid the zygote has reaped (it may be another process's now)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def spawn_worker(env: dict, log_path) -> subprocess.Popen:
