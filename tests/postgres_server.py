@@ -9,14 +9,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
 import psutil
 import psycopg
 
-from .processes import ROOT
+from .processes import run_flask
 from .redis_server import free_port
 
 
@@ -128,8 +127,7 @@ class PostgresServer:
         if migrated and not self.migrated_template:
             url = self.url(self._create("migrated_template"))
             env = {**os.environ, "PROMPT_TRACKER_ENV": "development", "DATABASE_URL": url}
-            command = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
-            upgrade = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+            upgrade = run_flask(["--app", "wsgi", "db", "upgrade"], env)
             if upgrade.returncode != 0:
                 raise RuntimeError(f"`flask db upgrade` of the template failed:\n{upgrade.stderr}")
             self.migrated_template = url  # only once migrated: a failed template is never copied

@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -109,8 +110,10 @@ class Zygote:
                 self.started.put(message["pid"])
         self.started.put(None)  # the zygote is gone
 
-    def fork(self, args: list[str], env: dict, log_path) -> "Forked":
+    def fork(self, args: list[str], env: dict, log_path, err_path=None, stdin_path=None) -> "Forked":
+        """``python -m flask *args`` in ``env``, output to ``log_path`` (stderr to ``err_path`` if given)."""
         request = {"args": args, "env": dict(env), "cwd": str(ROOT), "log": str(log_path)}
+        request.update(err=str(err_path or ""), stdin=str(stdin_path or ""))
         with self.lock:
             self.process.stdin.write(json.dumps(request).encode() + b"\n")
             self.process.stdin.flush()
@@ -124,6 +127,25 @@ class Zygote:
         with self.changed:
             self.changed.wait_for(lambda: pid in self.exited, timeout)
             return self.exited.get(pid)
+
+
+def run_flask(
+    args: list[str], env: dict, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m flask *args`` to its end, as ``subprocess.run(..., capture_output=True, text=True)``
+    would run it, forked from the zygote."""
+    with tempfile.TemporaryDirectory() as directory:
+        files = {name: Path(directory) / name for name in ("out", "err", "in")}
+        files["in"].write_text(input or "")
+        process = Zygote.of_this_process().fork(args, env, files["out"], files["err"], files["in"])
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+            raise
+        out, err = (files[name].read_text(errors="replace") for name in ("out", "err"))
+    return subprocess.CompletedProcess(process.args, code, out, err)
 
 
 class Forked:

@@ -130,6 +130,11 @@ def test_on_a_laptop_copy_alignment_refusals_notices_and_a_reply_state_never_goi
     reply = page.locator(".message-assistant").last
     assert reply.get_attribute("data-status") in ("streaming", "done")
     assert "Waiting for a worker" not in reply.inner_text()
+    # One screen: after a send the newest reply and the message box are both in view (a settings panel
+    # taller than the window scrolls in itself; it made the page taller, which scrolled the reply away).
+    assert page.evaluate("document.scrollingElement.scrollHeight <= innerHeight")
+    assert in_view(page, "#m-" + reply.get_attribute("data-id")) and in_view(page, "#composer")
+    assert page.evaluate("(e => e.scrollHeight > e.clientHeight)(document.querySelector('.settings'))")
     screenshot(page, "polish-laptop-streaming")
 
     # Add a message: the panel is open again after the add (a form post and its redirect).

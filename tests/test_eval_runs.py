@@ -7,8 +7,6 @@ import io
 import json
 import re
 import secrets
-import subprocess
-import sys
 import threading
 
 import psutil
@@ -24,8 +22,9 @@ from prompt_tracker.prompts.library import create_prompt, save_version
 from prompt_tracker.prompts.models import Prompt
 from prompt_tracker.replies import eval_runs
 
-from .conftest import CSRF_RE, ROOT, Playground, screenshot, service_env, wait_for
+from .conftest import CSRF_RE, Playground, screenshot, service_env, wait_for
 from .fake_llm_servers import OPENAI_KEY, FakeOpenAI
+from .processes import run_flask
 
 OWNER = "browser:tester"
 
@@ -668,31 +667,17 @@ def test_the_cli_waits_for_real_workers_and_ends_with_its_json_line(
     start_worker(REAL_ENV)
     slug = openai_prompt("ci", cases=3, checks=[{"type": "contains", "value": "fake model"}]).slug
     env = {**service_env(real_redis), **REAL_ENV}
-    command = [sys.executable, "-m", "flask", "--app", "wsgi", "evals", "run", slug, "--label", "latest"]
-    passing = subprocess.run(
-        command + ["--repeat", "2", "--json", "--min-pass", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    command = ["--app", "wsgi", "evals", "run", slug, "--label", "latest"]
+    passing = run_flask(command + ["--repeat", "2", "--json", "--min-pass", "1"], env)
     assert passing.returncode == 0, passing.stderr
     summary = json.loads(passing.stdout.strip().splitlines()[-1])
     assert (summary["cases"], summary["results"], summary["passed"], summary["pass_rate"]) == (3, 6, 6, 1.0)
     counting_openai.script.reply = "Something else entirely."
-    failing = subprocess.run(
-        command + ["--json", "--baseline", str(summary["run"])],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    failing = run_flask(command + ["--json", "--baseline", str(summary["run"])], env)
     assert failing.returncode == 1
     regressed = json.loads(failing.stdout.strip().splitlines()[-1])
     assert regressed["regressions"] == ["case 0", "case 1", "case 2"] and regressed["passed"] == 0
-    usage = subprocess.run(command + ["--version", "1"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    usage = run_flask(command + ["--version", "1"], env, timeout=60)
     assert usage.returncode == 2 and "not both" in usage.stderr
 
 

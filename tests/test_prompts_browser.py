@@ -1,26 +1,17 @@
 """The prompt library in a real Chromium, on the real web process, a real worker, Redis and PostgreSQL."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from .conftest import ROOT, press_send, screenshot, service_env
-from .processes import web_process
+from .conftest import press_send, screenshot, service_env
+from .processes import run_flask, web_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def flask_cli(env, *args):
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_flask(["--app", "wsgi", *args], env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -2,8 +2,6 @@
 
 import logging
 import os
-import subprocess
-import sys
 
 import flask_migrate
 import pytest
@@ -14,19 +12,13 @@ from prompt_tracker.extensions import db
 from prompt_tracker.prompts.models import PromptVersion
 
 from .conftest import CSRF_RE, ROOT
+from .processes import run_flask
 from .redis_server import free_port
 
 
 def flask_cli(*args, database_url):
     env = {**os.environ, "PROMPT_TRACKER_ENV": "development", "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_flask(["--app", "wsgi", *args], env)
 
 
 @pytest.mark.integration

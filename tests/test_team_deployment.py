@@ -4,7 +4,6 @@ the old one stops working, sign-out deletes the session's keys), and the per-use
 HTTP with several users sending at once."""
 
 import subprocess
-import sys
 import threading
 import urllib.parse
 from http.cookies import SimpleCookie
@@ -16,8 +15,8 @@ from rq.serializers import JSONSerializer
 from prompt_tracker.domain.keys import store_id, workspace_id
 from prompt_tracker.web.auth.login_token import COOKIE as LOGIN_COOKIE
 
-from .conftest import COOKIE, CSRF_RE, ROOT, press_send, screenshot, service_env
-from .processes import kill, spawn_worker, wait_for, web_process
+from .conftest import COOKIE, CSRF_RE, press_send, screenshot, service_env
+from .processes import kill, run_flask, spawn_worker, wait_for, web_process
 from .test_concurrency import Browser
 
 pytestmark = pytest.mark.integration
@@ -27,15 +26,7 @@ USERS = ("alice@example.com", "bob@example.com", "carol@example.com")
 
 
 def flask(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_flask(["--app", "wsgi", *args], env, input=stdin)
 
 
 @pytest.fixture

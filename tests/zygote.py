@@ -6,7 +6,8 @@ with them imported, as gunicorn's ``preload_app`` or RQ's work horse do, then ru
 the `flask` CLI with its arguments, in its own environment, from the checkout, its output to a file.
 Nothing here imports ``wsgi`` or creates an app: that happens in the child, from its environment.
 
-Protocol (one JSON object a line): a request ``{"args", "env", "cwd", "log"}`` on stdin is answered
+Protocol (one JSON object a line): a request ``{"args", "env", "cwd", "log"}`` (and optionally ``"err"``:
+stderr's own file, ``"stdin"``: a file to read) on stdin is answered
 ``{"pid": N}`` on stdout; when a child exits, ``{"exit": N, "code": C}`` (C as subprocess's returncode:
 negative for a signal). End of stdin (the test process is gone): every child still running is killed.
 Driven by ``tests.processes.Zygote``.
@@ -38,13 +39,13 @@ def run_child(request: dict, inherited: list[int]) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in inherited:
             os.close(fd)
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        os.close(null)
+        written = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        log = os.open(request["log"], written, 0o644)
+        err = os.open(request["err"], written, 0o644) if request.get("err") else os.dup(log)
+        given = os.open(request.get("stdin") or os.devnull, os.O_RDONLY)
+        for fd, target in ((given, 0), (log, 1), (err, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
         sys.stdin = open(0, closefd=False)  # noqa: SIM115
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
