@@ -206,6 +206,10 @@ def test_on_a_phone_the_header_is_small_targets_are_40_px_and_copy_leaves_the_co
     assert {target["selector"] for target in targets} == set(selectors)
     small = [target for target in targets if target["width"] < 40 or target["height"] < 40]
     assert small == [], f"tap targets under 40 px: {small}"
+    # A 40 px target's display never shows what is hidden (Discard shows only once a setting changed).
+    page.tap(".settings-fold > summary")
+    assert page.is_visible("#settings-form button[type=submit]") and page.is_hidden("#settings-discard")
+    page.tap(".settings-fold > summary")
 
     # The code block's Copy button covers none of the code's text.
     page.locator(f"{last_reply} .code-block").scroll_into_view_if_needed()
