@@ -81,7 +81,7 @@ lock: $(BIN)/pip
 # tests start about 150 Python processes, each compiling the app's modules again without it (0.3 s of CPU),
 # and each test process rewrote every test module's asserts again.
 test: $(STAMP) browser-deps redis-deps postgres-deps
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 4 --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache test-artifacts

@@ -1,5 +1,6 @@
 """Fixtures: the app on the test config, a client that knows the page's forms, and real services."""
 
+import collections
 import contextlib
 import os
 import re
@@ -327,6 +328,35 @@ def chromium():
         browser.new_context = context_that_says_when_a_page_is_left
         yield browser
         browser.close()
+
+
+# The files that take longest under `make test` (seconds each, measured 2026-12-02), handed out first.
+# xdist gives out whole files in collection order (`--no-loadscope-reorder` in the Makefile); by its own
+# order (most tests first) these few-test files started last, and the run ended with one of them alone
+# on a process (`make run`'s, 74 s). Browser and other files alternate, so four Chromiums never start at once.
+LONGEST_FIRST = (
+    "test_dev_run.py",  # 74
+    "test_browser.py",  # 61
+    "test_reply_pipeline.py",  # 52
+    "test_browser_tools.py",  # 37
+    "test_eval_runs.py",  # 45
+    "test_browser_workbench.py",  # 31
+    "test_dev_run_topologies.py",  # 36
+    "test_browser_compare.py",  # 29
+    "test_team_deployment.py",  # 35
+    "test_prompts_browser.py",  # 22
+    "test_redis_topologies.py",  # 25
+    "test_browser_editing.py",  # 22
+    "test_send_what_you_see.py",  # 23
+    "test_browser_workspaces.py",  # 21
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest files first (``LONGEST_FIRST``), then the rest by number of tests, most first."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    tests_in = collections.Counter(item.path.name for item in items)
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -tests_in[item.path.name], item.path.name))
 
 
 @pytest.hookimpl(wrapper=True)
